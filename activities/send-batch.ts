@@ -1,0 +1,140 @@
+/**
+ * Sends one batch (a seq range of a campaign) through one provider.
+ *
+ * Ledger protocol (design.md invariant 1): rows are claimed (pending -> sending) before
+ * the provider call and settled one by one as the provider answers. A retry of the same
+ * range skips settled rows; rows found still `sending` were left in flight by a crash and
+ * are reconciled: looked up at the provider when it can, else resent or held per policy.
+ */
+import { randomUUID } from 'crypto';
+import { Context } from '@temporalio/activity';
+import { ProviderUnavailableError, TransientProviderError } from '../src/errors';
+import type { OutgoingMessage, Provider, SendResult } from '../src/providers/provider';
+import type { RecipientRow } from '../src/store/types';
+import { TemplateError } from '../src/template';
+import type { CampaignCache, LoadedCampaign } from './campaign-cache';
+import { toApplicationFailure } from './failures';
+import type { ActivityDeps, BatchTally, SendBatchInput } from './index';
+
+export function messageIdFor(campaignId: string, seq: number, domain: string): string {
+  return `<mo.${campaignId}.${seq}@${domain}>`;
+}
+
+function render(campaign: LoadedCampaign, row: RecipientRow): OutgoingMessage | { seq: number; error: string } {
+  try {
+    const body = campaign.template.render(row.fields);
+    return {
+      seq: row.seq,
+      to: row.email,
+      from: campaign.record.from,
+      ...body,
+      messageId: messageIdFor(campaign.record.id, row.seq, campaign.domain),
+      headers: { 'X-Mailover-Campaign': campaign.record.id, 'X-Mailover-Recipient': String(row.seq) },
+    };
+  } catch (err) {
+    if (err instanceof TemplateError) return { seq: row.seq, error: err.message };
+    throw err;
+  }
+}
+
+function cancelled(): AbortSignal | undefined {
+  try {
+    return Context.current().cancellationSignal;
+  } catch {
+    return undefined;
+  }
+}
+
+function heartbeat(details: unknown): void {
+  try {
+    Context.current().heartbeat(details);
+  } catch {
+    // not running inside an activity (direct call from a tool): nothing to heartbeat
+  }
+}
+
+/** Rows left `sending` by a crash: settle what the provider can confirm, return the ones to send again. */
+async function reconcileInFlight(deps: ActivityDeps, campaign: LoadedCampaign, rows: RecipientRow[]): Promise<RecipientRow[]> {
+  const resend: RecipientRow[] = [];
+  const byProvider = new Map<string, RecipientRow[]>();
+  for (const row of rows) {
+    const key = row.provider ?? '';
+    byProvider.set(key, [...(byProvider.get(key) ?? []), row]);
+  }
+  for (const [providerName, group] of byProvider) {
+    const previous: Provider | undefined = providerName && deps.providers.has(providerName) ? deps.providers.get(providerName) : undefined;
+    if (previous?.lookup) {
+      const messages = group.map((r) => render(campaign, r)).filter((m): m is OutgoingMessage => 'to' in m);
+      const found = await previous.lookup(messages);
+      for (const row of group) {
+        const r = found.get(row.seq);
+        if (r?.status === 'accepted') await deps.store.settleAccepted(campaign.record.id, row.seq, providerName, r.providerMessageId);
+        else resend.push(row);
+      }
+    } else if (deps.inFlightPolicy === 'resend') {
+      resend.push(...group);
+    }
+    // policy `hold`: rows stay `sending` for an operator to review; counted as heldForReview.
+  }
+  return resend;
+}
+
+export async function sendBatch(deps: ActivityDeps, cache: CampaignCache, input: SendBatchInput): Promise<BatchTally> {
+  const { campaignId, fromSeq, toSeq } = input;
+  try {
+    const campaign = await cache.get(campaignId);
+    if (!deps.providers.has(input.provider)) {
+      throw new ProviderUnavailableError(`provider '${input.provider}' is not configured on this worker`);
+    }
+    const provider = deps.providers.get(input.provider);
+    const claimToken = randomUUID();
+    const claim = await deps.store.claimRange(campaignId, fromSeq, toSeq, input.provider, claimToken);
+    const rows = [...claim.claimed, ...(await reconcileInFlight(deps, campaign, claim.inFlight))];
+
+    const messages: OutgoingMessage[] = [];
+    for (const row of rows) {
+      const m = render(campaign, row);
+      if ('error' in m) await deps.store.settleRejected(campaignId, m.seq, input.provider, `invalid message: ${m.error}`, false);
+      else messages.push(m);
+    }
+
+    const reported = new Set<number>();
+    let settled = 0;
+    const report = async (m: OutgoingMessage, result: SendResult) => {
+      if (result.status === 'accepted') await deps.store.settleAccepted(campaignId, m.seq, input.provider, result.providerMessageId);
+      else await deps.store.settleRejected(campaignId, m.seq, input.provider, result.reason, result.hardBounce);
+      reported.add(m.seq);
+      settled++;
+      heartbeat({ fromSeq, settled });
+    };
+    heartbeat({ fromSeq, settled });
+    try {
+      const dispatching = async (ms: OutgoingMessage[]) => {
+        // A batch Temporal has given up on (heartbeat timeout, cancellation) stops handing out messages.
+        cancelled()?.throwIfAborted();
+        const mine = new Set(await deps.store.markDispatched(campaignId, ms.map((m) => m.seq), input.provider, claimToken));
+        return ms.filter((m) => mine.has(m.seq));
+      };
+      if (messages.length) await provider.sendBatch(messages, report, dispatching);
+    } catch (err) {
+      if (err instanceof TransientProviderError || err instanceof ProviderUnavailableError) {
+        // Provider contract: unreported messages were not accepted, so they go back to pending.
+        const unsent = messages.filter((m) => !reported.has(m.seq)).map((m) => m.seq);
+        if (unsent.length) await deps.store.release(campaignId, unsent, err.message, claimToken);
+      }
+      // Anything else (a ledger write failed) leaves rows as they are: the retry reconciles them.
+      throw err;
+    }
+
+    const tally = await deps.store.tallyRange(campaignId, fromSeq, toSeq);
+    return {
+      acceptedByProvider: tally.accepted,
+      rejected: tally.rejected,
+      suppressed: tally.suppressed,
+      inFlightRecovered: tally.inFlightRecovered,
+      heldForReview: tally.sending,
+    };
+  } catch (err) {
+    throw toApplicationFailure(err);
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * A campaign definition (YAML or JSON file, or an object from code), validated with
+ * errors that name the exact field and what was expected. Nothing is stored or sent
+ * until it is valid.
+ */
+import { readFileSync } from 'fs';
+import { parse } from 'yaml';
+import { normaliseAddress } from './address';
+import { InvalidCampaignError } from './errors';
+import type { CampaignRecord } from './store/types';
+import { templateProblems } from './template';
+
+export type CampaignDefinition = Omit<CampaignRecord, 'createdAt'>;
+
+export const DEFAULT_BATCH_SIZE = 100;
+export const MAX_BATCH_SIZE = 1000;
+const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const show = (v: unknown) => (v === undefined ? 'nothing' : JSON.stringify(v));
+
+/**
+ * @param knownProviders provider names the configuration defines; when given, unknown names are errors.
+ */
+export function parseCampaignDefinition(raw: unknown, knownProviders?: string[], origin = 'campaign'): CampaignDefinition {
+  const problems: string[] = [];
+  if (!isObject(raw)) throw new InvalidCampaignError(`${origin}: expected a mapping with id, from, template, providers`);
+
+  const id = raw.id;
+  if (typeof id !== 'string' || !ID.test(id)) problems.push(`id: expected 1-128 letters, digits, '.', '_' or '-' (starting with a letter or digit), got ${show(id)}`);
+
+  const name = raw.name;
+  if (name !== undefined && typeof name !== 'string') problems.push(`name: expected text, got ${show(name)}`);
+
+  let from = '';
+  if (typeof raw.from !== 'string') problems.push(`from: expected the sender address, got ${show(raw.from)}`);
+  else {
+    // Allow "Name <addr>"; validate the address part.
+    const m = /^\s*(.*?)\s*<([^>]+)>\s*$/.exec(raw.from);
+    const addr = normaliseAddress(m ? m[2] : raw.from);
+    if (!addr.ok) problems.push(`from: invalid sender address ${show(raw.from)} (${addr.reason})`);
+    else from = m && m[1] ? `${m[1]} <${addr.email}>` : addr.email;
+  }
+
+  const t = raw.template;
+  if (!isObject(t)) problems.push(`template: expected a mapping with subject, text and optional html, got ${show(t)}`);
+  else {
+    if (typeof t.subject !== 'string' || t.subject.trim() === '') problems.push(`template.subject: expected non-empty text, got ${show(t.subject)}`);
+    if (typeof t.text !== 'string' || t.text.trim() === '') problems.push(`template.text: expected non-empty text, got ${show(t.text)}`);
+    if (t.html !== undefined && typeof t.html !== 'string') problems.push(`template.html: expected text, got ${show(t.html)}`);
+    for (const key of Object.keys(t)) if (!['subject', 'text', 'html'].includes(key)) problems.push(`template.${key}: unknown field (expected subject, text, html)`);
+    if (typeof t.subject === 'string' && typeof t.text === 'string') {
+      problems.push(...templateProblems({ subject: t.subject, text: t.text, html: typeof t.html === 'string' ? t.html : undefined }));
+    }
+  }
+
+  const providers = raw.providers;
+  if (!Array.isArray(providers) || providers.length === 0) problems.push(`providers: expected a non-empty list of provider names in priority order, got ${show(providers)}`);
+  else {
+    const seen = new Set<string>();
+    providers.forEach((p, i) => {
+      if (typeof p !== 'string' || p === '') problems.push(`providers[${i}]: expected a provider name, got ${show(p)}`);
+      else if (knownProviders && !knownProviders.includes(p)) problems.push(`providers[${i}]: unknown provider '${p}' (configured: ${knownProviders.join(', ') || 'none'})`);
+      else if (seen.has(p)) problems.push(`providers[${i}]: '${p}' is listed twice`);
+      if (typeof p === 'string') seen.add(p);
+    });
+  }
+
+  const batchSize = raw.batchSize ?? DEFAULT_BATCH_SIZE;
+  if (typeof batchSize !== 'number' || !Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH_SIZE) {
+    problems.push(`batchSize: expected a whole number from 1 to ${MAX_BATCH_SIZE}, got ${show(raw.batchSize)}`);
+  }
+
+  for (const key of Object.keys(raw)) {
+    if (!['id', 'name', 'from', 'template', 'providers', 'batchSize'].includes(key)) problems.push(`${key}: unknown field (expected id, name, from, template, providers, batchSize)`);
+  }
+
+  if (problems.length) throw new InvalidCampaignError(`${origin} is invalid:\n  - ${problems.join('\n  - ')}`, problems);
+  const tpl = t as Record<string, string>;
+  return {
+    id: id as string,
+    ...(typeof name === 'string' ? { name } : {}),
+    from,
+    template: { subject: tpl.subject, text: tpl.text, ...(tpl.html !== undefined ? { html: tpl.html } : {}) },
+    providers: providers as string[],
+    batchSize: batchSize as number,
+  };
+}
+
+export function loadCampaignDefinition(path: string, knownProviders?: string[]): CampaignDefinition {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new InvalidCampaignError(`cannot read campaign file ${path}: ${(err as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parse(text);
+  } catch (err) {
+    throw new InvalidCampaignError(`${path}: invalid YAML/JSON: ${(err as Error).message}`);
+  }
+  return parseCampaignDefinition(doc, knownProviders, path);
+}

@@ -1,0 +1,74 @@
+/**
+ * Client functions: start a campaign (workflow id = campaign id), signal, query, update.
+ * Everything that crosses into Temporal is ids, counts and provider names.
+ */
+import { Client, WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { WorkflowIdReusePolicy } from '@temporalio/common';
+import {
+  cancelSignal,
+  campaignWorkflow,
+  pauseSignal,
+  progressQuery,
+  resumeSignal,
+  setProvidersUpdate,
+  type CampaignInput,
+  type CampaignOptions,
+  type CampaignProgress,
+} from '../workflows/campaign';
+import { CampaignIdKey, CampaignStatusKey, ActiveProviderKey, AcceptedCountKey } from '../workflows/search-attributes';
+import { DEFAULT_TASK_QUEUE } from './worker';
+
+export class CampaignAlreadyStartedError extends Error {
+  override readonly name = 'CampaignAlreadyStartedError';
+}
+
+export interface StartCampaignOptions {
+  campaignId: string;
+  providers: string[];
+  batchSize: number;
+  /** Audience size, for the summary shown in the Web UI. */
+  total?: number;
+  taskQueue?: string;
+  options?: CampaignOptions;
+}
+
+export async function startCampaign(client: Client, opts: StartCampaignOptions): Promise<WorkflowHandleWithFirstExecutionRunId<typeof campaignWorkflow>> {
+  const input: CampaignInput = { campaignId: opts.campaignId, providers: opts.providers, batchSize: opts.batchSize, options: opts.options };
+  try {
+    return await client.workflow.start(campaignWorkflow, {
+      workflowId: opts.campaignId,
+      taskQueue: opts.taskQueue ?? DEFAULT_TASK_QUEUE,
+      args: [input],
+      workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+      typedSearchAttributes: [
+        { key: CampaignIdKey, value: opts.campaignId },
+        { key: CampaignStatusKey, value: 'running' },
+        { key: ActiveProviderKey, value: opts.providers[0] },
+        { key: AcceptedCountKey, value: 0 },
+      ],
+      staticSummary: `Campaign ${opts.campaignId}${opts.total !== undefined ? `: ${opts.total} recipients` : ''} via ${opts.providers.join(' → ')}, batches of ${opts.batchSize}`,
+      staticDetails: `Providers in priority order: ${opts.providers.join(', ')}. Pause/resume/cancel with signals; query "progress" for counts.`,
+    });
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) {
+      throw new CampaignAlreadyStartedError(`campaign '${opts.campaignId}' was already started (workflow id ${opts.campaignId}); a campaign runs once. Check it with: mailover campaign status ${opts.campaignId}`);
+    }
+    throw err;
+  }
+}
+
+const handle = (client: Client, campaignId: string) => client.workflow.getHandle<typeof campaignWorkflow>(campaignId);
+
+export const pauseCampaign = (client: Client, campaignId: string, reason?: string) => handle(client, campaignId).signal(pauseSignal, reason);
+export const resumeCampaign = (client: Client, campaignId: string) => handle(client, campaignId).signal(resumeSignal);
+export const cancelCampaign = (client: Client, campaignId: string) => handle(client, campaignId).signal(cancelSignal);
+export const campaignProgress = (client: Client, campaignId: string): Promise<CampaignProgress> => handle(client, campaignId).query(progressQuery);
+/** Change the provider order of a running campaign; a rejected order throws with the validator's reason. */
+export async function setCampaignProviders(client: Client, campaignId: string, providers: string[]): Promise<string[]> {
+  try {
+    return await handle(client, campaignId).executeUpdate(setProvidersUpdate, { args: [providers] });
+  } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError && err.cause instanceof Error) throw new Error(`campaign '${campaignId}': provider order rejected: ${err.cause.message}`);
+    throw err;
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * Worker configuration: the providers it can send through and how it treats rows
+ * found in flight after a crash. Read from YAML (MAILOVER_CONFIG, default ./mailover.yaml).
+ * Secrets are only ever references to environment variables: `${MAILGUN_API_KEY}`.
+ */
+import { readFileSync } from 'fs';
+import { parse } from 'yaml';
+import type { SmtpProviderConfig } from './providers/smtp';
+
+export type InFlightPolicy = 'resend' | 'hold';
+
+export interface SmtpProviderDefinition extends SmtpProviderConfig {
+  kind: 'smtp';
+}
+
+export type ProviderDefinition = SmtpProviderDefinition;
+
+export interface MailoverConfig {
+  providers: ProviderDefinition[];
+  /** What to do with rows found in state `sending` after a crash when the provider cannot look messages up. */
+  inFlight: InFlightPolicy;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+
+/** Replace `${VAR}` references in every string; a missing variable is an error naming the field. */
+function resolveEnv(value: unknown, path: string, env: NodeJS.ProcessEnv, missing: string[]): unknown {
+  if (typeof value === 'string') {
+    return value.replace(ENV_REF, (_m, name: string) => {
+      const v = env[name];
+      if (v === undefined) {
+        missing.push(`${path}: environment variable ${name} is not set`);
+        return '';
+      }
+      return v;
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => resolveEnv(v, `${path}[${i}]`, env, missing));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, resolveEnv(v, path ? `${path}.${k}` : k, env, missing)]));
+  }
+  return value;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function validateProvider(raw: unknown, path: string, problems: string[]): ProviderDefinition | undefined {
+  if (!isObject(raw)) {
+    problems.push(`${path}: expected a mapping with name and kind`);
+    return undefined;
+  }
+  const name = raw.name;
+  if (typeof name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(name)) {
+    problems.push(`${path}.name: expected a provider name (letters, digits, _ . -), got ${JSON.stringify(name)}`);
+  }
+  if (raw.kind !== 'smtp') {
+    problems.push(`${path}.kind: expected one of smtp, got ${JSON.stringify(raw.kind)}`);
+    return undefined;
+  }
+  if (typeof raw.host !== 'string' || raw.host === '') problems.push(`${path}.host: expected a host name`);
+  const port = Number(raw.port);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) problems.push(`${path}.port: expected a port 1-65535, got ${JSON.stringify(raw.port)}`);
+  if (raw.auth !== undefined) {
+    if (!isObject(raw.auth) || typeof raw.auth.user !== 'string' || typeof raw.auth.pass !== 'string') {
+      problems.push(`${path}.auth: expected { user, pass }`);
+    }
+  }
+  return { ...(raw as unknown as SmtpProviderDefinition), port };
+}
+
+export function parseConfig(source: unknown, env: NodeJS.ProcessEnv = process.env, origin = 'config'): MailoverConfig {
+  const missing: string[] = [];
+  const resolved = resolveEnv(source ?? {}, '', env, missing);
+  const problems: string[] = [...missing];
+  if (!isObject(resolved)) throw new ConfigError(`${origin}: expected a mapping at the top level`);
+  const providers: ProviderDefinition[] = [];
+  if (!Array.isArray(resolved.providers) || resolved.providers.length === 0) {
+    problems.push('providers: expected a non-empty list of providers');
+  } else {
+    resolved.providers.forEach((p, i) => {
+      const def = validateProvider(p, `providers[${i}]`, problems);
+      if (def) providers.push(def);
+    });
+    const seen = new Set<string>();
+    for (const p of providers) {
+      if (seen.has(p.name)) problems.push(`providers: duplicate provider name '${p.name}'`);
+      seen.add(p.name);
+    }
+  }
+  const inFlight = resolved.inFlight ?? 'resend';
+  if (inFlight !== 'resend' && inFlight !== 'hold') problems.push(`inFlight: expected resend or hold, got ${JSON.stringify(inFlight)}`);
+  if (problems.length) throw new ConfigError(`${origin}: ${problems.join('; ')}`);
+  return { providers, inFlight: inFlight as InFlightPolicy };
+}
+
+export function loadConfig(path = process.env.MAILOVER_CONFIG ?? './mailover.yaml', env: NodeJS.ProcessEnv = process.env): MailoverConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parse(text);
+  } catch (err) {
+    throw new ConfigError(`${path}: invalid YAML: ${(err as Error).message}`);
+  }
+  return parseConfig(doc, env, path);
+}

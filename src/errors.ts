@@ -1,0 +1,61 @@
+/**
+ * The failure taxonomy of design.md, one named error type per class.
+ *
+ * Activities convert these into Temporal ApplicationFailures whose `type` is the
+ * class name below, so workflow code can decide on them without importing Node code.
+ */
+
+export type FailureClass = 'transient' | 'recipient-permanent' | 'provider-unavailable' | 'invalid-campaign';
+
+/** SMTP 421/451/452, connection reset, timeout, HTTP 429/5xx: retry on the same provider. */
+export class TransientProviderError extends Error {
+  override readonly name = 'TransientProviderError';
+  readonly failureClass = 'transient' as const;
+  constructor(
+    message: string,
+    /** Provider-requested delay before the next attempt (Retry-After), if any. */
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** SMTP 550/551/553 for one address, or the provider says the address is invalid. */
+export class RecipientPermanentError extends Error {
+  override readonly name = 'RecipientPermanentError';
+  readonly failureClass = 'recipient-permanent' as const;
+  constructor(
+    message: string,
+    /** True when the failure is a hard bounce that must go to the suppression list. */
+    readonly hardBounce: boolean,
+  ) {
+    super(message);
+  }
+}
+
+/** Auth failure, connection refused, retry budget exhausted, provider marked down: switch provider. */
+export class ProviderUnavailableError extends Error {
+  override readonly name = 'ProviderUnavailableError';
+  readonly failureClass = 'provider-unavailable' as const;
+}
+
+/** Template error, missing merge field, bad config, bad audience: fail before any send. */
+export class InvalidCampaignError extends Error {
+  override readonly name = 'InvalidCampaignError';
+  readonly failureClass = 'invalid-campaign' as const;
+  constructor(
+    message: string,
+    readonly problems: string[] = [message],
+  ) {
+    super(message);
+  }
+}
+
+export type ClassifiedError = TransientProviderError | RecipientPermanentError | ProviderUnavailableError;
+
+/** ApplicationFailure types the workflow reacts to (kept as strings: workflow code cannot import this module's classes). */
+export const FailureTypes = {
+  transient: 'TransientProviderError',
+  providerUnavailable: 'ProviderUnavailableError',
+  invalidCampaign: 'InvalidCampaignError',
+} as const;

@@ -1,0 +1,78 @@
+/**
+ * Launching a campaign: validate everything, then store it, import its audience and start
+ * its workflow. Any problem with the definition, the audience file or the merge fields is
+ * reported (field, line, value) before anything is stored or sent.
+ */
+import { readFile } from 'fs/promises';
+import { basename } from 'path';
+import type { Client } from '@temporalio/client';
+import { detectAudienceFormat, insertAudience, parseAudience, type AudienceImportReport } from './audience';
+import type { CampaignDefinition } from './campaign-definition';
+import { CampaignAlreadyStartedError, startCampaign } from './client';
+import { InvalidCampaignError } from './errors';
+import type { Store } from './store/types';
+import { compileTemplate } from './template';
+import type { CampaignOptions } from '../workflows/campaign';
+
+export interface LaunchOptions {
+  client: Client;
+  store: Store;
+  definition: CampaignDefinition;
+  audienceFile: string;
+  taskQueue?: string;
+  options?: CampaignOptions;
+  onImportProgress?: (done: number, total: number) => void;
+}
+
+export interface LaunchResult extends AudienceImportReport {
+  workflowId: string;
+  runId: string;
+}
+
+const MAX_LISTED = 10;
+
+export async function launchCampaign(opts: LaunchOptions): Promise<LaunchResult> {
+  const { store, definition: def } = opts;
+  if (await store.getCampaign(def.id)) {
+    throw new CampaignAlreadyStartedError(`campaign '${def.id}' already exists in the store; a campaign runs once (pick a new id)`);
+  }
+  const source = basename(opts.audienceFile);
+  const format = detectAudienceFormat(opts.audienceFile);
+  let content: string;
+  try {
+    content = await readFile(opts.audienceFile, 'utf8');
+  } catch (err) {
+    throw new InvalidCampaignError(`cannot read audience file ${opts.audienceFile}: ${(err as Error).message}`);
+  }
+  const parsed = parseAudience(content, format, source);
+  if (parsed.rows.length === 0) {
+    throw new InvalidCampaignError(`${source}: no valid recipients (${parsed.rejected.length} rejected${parsed.rejected[0] ? `, first: line ${parsed.rejected[0].line}: ${parsed.rejected[0].reason}` : ''})`);
+  }
+
+  const template = compileTemplate(def.template);
+  const missing: string[] = [];
+  let missingCount = 0;
+  parsed.rows.forEach((row, i) => {
+    const absent = template.fields.filter((f) => (row.fields[f] ?? '').trim() === '');
+    if (absent.length) {
+      missingCount++;
+      if (missing.length < MAX_LISTED) missing.push(`${source} line ${parsed.lines[i]}: ${row.email} has no value for merge field ${absent.map((f) => `'${f}'`).join(', ')}`);
+    }
+  });
+  if (missingCount) {
+    const more = missingCount > missing.length ? `\n  - ... and ${missingCount - missing.length} more` : '';
+    throw new InvalidCampaignError(`${missingCount} recipient(s) lack merge fields the template uses (nothing was stored or sent):\n  - ${missing.join('\n  - ')}${more}`, missing);
+  }
+
+  await store.createCampaign(def);
+  const report = await insertAudience(store, def.id, parsed, { onProgress: opts.onImportProgress });
+  const handle = await startCampaign(opts.client, {
+    campaignId: def.id,
+    providers: def.providers,
+    batchSize: def.batchSize,
+    total: report.inserted,
+    taskQueue: opts.taskQueue,
+    options: opts.options,
+  });
+  return { ...report, workflowId: handle.workflowId, runId: handle.firstExecutionRunId };
+}

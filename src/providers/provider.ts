@@ -1,0 +1,59 @@
+/**
+ * The one small interface every ESP adapter implements (like a nodemailer transport).
+ * Adding an ESP means one file implementing this, plus its entry in ./registry.ts.
+ */
+import type { ClassifiedError } from '../errors';
+
+/** A fully rendered message for one recipient. Never leaves the activity (never enters workflow history). */
+export interface OutgoingMessage {
+  /** Ledger key of the recipient within its campaign. */
+  seq: number;
+  to: string;
+  from: string;
+  subject: string;
+  text: string;
+  html?: string;
+  /** Deterministic identity built from campaign and recipient: `<campaignId.seq@mailover>` style. */
+  messageId: string;
+  headers?: Record<string, string>;
+}
+
+export type SendResult =
+  | { status: 'accepted'; providerMessageId: string }
+  | { status: 'rejected'; reason: string; hardBounce: boolean };
+
+/** What the provider says about a message found in flight after a crash. */
+export type LookupResult = { status: 'accepted'; providerMessageId: string } | { status: 'unknown' };
+
+export interface Provider {
+  readonly name: string;
+  readonly kind: string;
+  /**
+   * Send a batch. `report` is called once per message as soon as its outcome is known
+   * (accepted or rejected for that recipient), so the ledger can be settled right away.
+   *
+   * Provider-level trouble (transient or unavailable) makes sendBatch stop starting new
+   * messages, wait for those in flight, and throw a TransientProviderError or
+   * ProviderUnavailableError. Contract: when it throws, every message that was not
+   * reported was NOT accepted by the provider.
+   *
+   * `dispatching`, when given, is awaited right before messages are handed to the provider
+   * (one message for SMTP, one API call's recipients for an HTTP ESP) and returns the ones that
+   * may go: the ledger marks them then (after a crash only dispatched-but-unsettled rows are in
+   * doubt), and leaves out rows another send attempt has taken over. Messages it leaves out are
+   * neither sent nor reported.
+   */
+  sendBatch(
+    messages: OutgoingMessage[],
+    report: (message: OutgoingMessage, result: SendResult) => Promise<void>,
+    dispatching?: (messages: OutgoingMessage[]) => Promise<OutgoingMessage[]>,
+  ): Promise<void>;
+  /** Map any error from this provider into the failure taxonomy. */
+  classify(err: unknown): ClassifiedError;
+  /**
+   * Optional: look a message up by its identity (for rows left in flight by a crash).
+   * Providers without a look-up (SMTP) leave it undefined and the in-flight policy applies.
+   */
+  lookup?(messages: OutgoingMessage[]): Promise<Map<number, LookupResult>>;
+  close(): Promise<void>;
+}

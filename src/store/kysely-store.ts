@@ -1,0 +1,580 @@
+/**
+ * The Store over Kysely: one implementation for SQLite (better-sqlite3) and PostgreSQL (pg).
+ *
+ * Multi-statement operations (claimRange, importAudience, settleRejected with a hard
+ * bounce) are written once as generators that yield compiled Kysely queries; a small
+ * runner executes them inside a transaction:
+ * - PostgreSQL: an ordinary Kysely transaction (READ COMMITTED; the claim is an
+ *   `UPDATE ... WHERE state = 'pending' RETURNING`, so concurrent claimers of one range
+ *   block on the row locks and re-check the state: a row is never claimed twice).
+ * - SQLite: `BEGIN IMMEDIATE` via better-sqlite3, executed synchronously. The write lock is
+ *   taken up front (no read-to-write upgrade failures) and never held across an await, so
+ *   other connections in the same process or in other processes only ever wait on
+ *   busy_timeout for a few milliseconds.
+ */
+import type { Database as SqliteDatabase, Statement } from 'better-sqlite3';
+import { CompiledQuery, Kysely, QueryResult, sql } from 'kysely';
+import type { Database, RecipientsTable } from './schema';
+import { migrate } from './schema';
+import type {
+  AudienceRow,
+  CampaignRecord,
+  ClaimResult,
+  RangeTally,
+  RecipientRow,
+  RecipientState,
+  Store,
+  SuppressionRow,
+} from './types';
+
+type TxBody<T> = Generator<CompiledQuery, T, QueryResult<unknown>>;
+interface Compilable<R> {
+  compile(): CompiledQuery<R>;
+}
+
+/** Execute a query inside a transaction body and return its rows. */
+function* rows<R>(query: Compilable<R>): Generator<CompiledQuery, R[], QueryResult<unknown>> {
+  const result = yield query.compile();
+  return result.rows as R[];
+}
+
+/** Execute a statement inside a transaction body and return the number of affected rows. */
+function* exec(query: Compilable<unknown>): Generator<CompiledQuery, number, QueryResult<unknown>> {
+  const result = yield query.compile();
+  return Number(result.numAffectedRows ?? 0n);
+}
+
+/** Rows per multi-row INSERT (12 parameters each: well under SQLite's and PostgreSQL's limits). */
+const INSERT_CHUNK = 500;
+/** Parameters per `IN (...)` list. */
+const IN_CHUNK = 900;
+const STATEMENT_CACHE = 64;
+const PG_TX_ATTEMPTS = 5;
+
+export interface KyselyStoreOptions {
+  db: Kysely<Database>;
+  dialect: 'sqlite' | 'postgres';
+  /** The better-sqlite3 handle behind `db` (required for sqlite: transactions run on it synchronously). */
+  sqlite?: SqliteDatabase;
+  /** Human-readable location without secrets, e.g. `sqlite:./data/mailover.db`. */
+  location?: string;
+}
+
+export class KyselyStore implements Store {
+  readonly dialect: 'sqlite' | 'postgres';
+  readonly location: string;
+  readonly db: Kysely<Database>;
+  readonly #sqlite: SqliteDatabase | undefined;
+  readonly #statements = new Map<string, Statement>();
+
+  constructor(opts: KyselyStoreOptions) {
+    this.db = opts.db;
+    this.dialect = opts.dialect;
+    this.#sqlite = opts.sqlite;
+    this.location = opts.location ?? opts.dialect;
+    if (this.dialect === 'sqlite' && !this.#sqlite) {
+      throw new Error('KyselyStore: the sqlite dialect needs the better-sqlite3 handle (opts.sqlite)');
+    }
+  }
+
+  migrate(): Promise<void> {
+    return migrate(this.db, this.dialect);
+  }
+
+  async close(): Promise<void> {
+    this.#statements.clear();
+    await this.db.destroy();
+  }
+
+  // ---------------------------------------------------------------- campaigns
+
+  async createCampaign(c: Omit<CampaignRecord, 'createdAt'>): Promise<void> {
+    const res = await this.db
+      .insertInto('campaigns')
+      .values({
+        id: c.id,
+        name: c.name ?? null,
+        from_address: c.from,
+        template_json: JSON.stringify(c.template),
+        providers_json: JSON.stringify(c.providers),
+        batch_size: c.batchSize,
+        created_at: now(),
+      })
+      .onConflict((oc) => oc.column('id').doNothing())
+      .executeTakeFirst();
+    if (Number(res.numInsertedOrUpdatedRows ?? 0n) === 0) {
+      throw new Error(`campaign '${c.id}' already exists`);
+    }
+  }
+
+  async getCampaign(id: string): Promise<CampaignRecord | undefined> {
+    const r = await this.db.selectFrom('campaigns').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!r) return undefined;
+    const rec: CampaignRecord = {
+      id: r.id,
+      from: r.from_address,
+      template: JSON.parse(r.template_json),
+      providers: JSON.parse(r.providers_json),
+      batchSize: Number(r.batch_size),
+      createdAt: new Date(r.created_at),
+    };
+    if (r.name !== null) rec.name = r.name;
+    return rec;
+  }
+
+  // ---------------------------------------------------------------- audience
+
+  importAudience(campaignId: string, input: AudienceRow[]): Promise<{ inserted: number; duplicates: number }> {
+    // Dedupe within the batch first (case-insensitive), keeping file order.
+    const seen = new Set<string>();
+    const batch: AudienceRow[] = [];
+    for (const row of input) {
+      const email = row.email.trim().toLowerCase();
+      if (seen.has(email)) continue;
+      seen.add(email);
+      batch.push({ email, fields: row.fields });
+    }
+    const inBatchDuplicates = input.length - batch.length;
+    if (batch.length === 0) return Promise.resolve({ inserted: 0, duplicates: inBatchDuplicates });
+
+    const db = this.db;
+    const dialect = this.dialect;
+    return this.tx(function* () {
+      if (dialect === 'postgres') {
+        // Serialise concurrent imports into one campaign (seq allocation).
+        yield* rows({ compile: () => sql`select pg_advisory_xact_lock(hashtext(${campaignId}))`.compile(db) });
+      }
+      const existing = new Set<string>();
+      for (let i = 0; i < batch.length; i += IN_CHUNK) {
+        const emails = batch.slice(i, i + IN_CHUNK).map((r) => r.email);
+        const found = yield* rows(
+          db.selectFrom('recipients').select('email').where('campaign_id', '=', campaignId).where('email', 'in', emails),
+        );
+        for (const f of found) existing.add(f.email);
+      }
+      const fresh = batch.filter((r) => !existing.has(r.email));
+      const [max] = yield* rows(
+        db
+          .selectFrom('recipients')
+          .select((eb) => eb.fn.max('seq').as('max'))
+          .where('campaign_id', '=', campaignId),
+      );
+      let seq = Number(max?.max ?? 0);
+      const ts = now();
+      for (let i = 0; i < fresh.length; i += INSERT_CHUNK) {
+        const values: RecipientsTable[] = fresh.slice(i, i + INSERT_CHUNK).map((r) => ({
+          campaign_id: campaignId,
+          seq: ++seq,
+          email: r.email,
+          fields_json: JSON.stringify(r.fields ?? {}),
+          state: 'pending',
+          provider: null,
+          provider_message_id: null,
+          attempts: 0,
+          last_error: null,
+          in_flight_recoveries: 0,
+          dispatched_at: null,
+          claim_token: null,
+          created_at: ts,
+          updated_at: ts,
+        }));
+        yield* exec(db.insertInto('recipients').values(values));
+      }
+      return { inserted: fresh.length, duplicates: inBatchDuplicates + existing.size };
+    });
+  }
+
+  async countAudience(campaignId: string): Promise<number> {
+    const r = await this.db
+      .selectFrom('recipients')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .where('campaign_id', '=', campaignId)
+      .executeTakeFirst();
+    return Number(r?.n ?? 0);
+  }
+
+  async maxSeq(campaignId: string): Promise<number> {
+    const r = await this.db
+      .selectFrom('recipients')
+      .select((eb) => eb.fn.max('seq').as('max'))
+      .where('campaign_id', '=', campaignId)
+      .executeTakeFirst();
+    return Number(r?.max ?? 0);
+  }
+
+  async audienceFieldNames(campaignId: string): Promise<string[]> {
+    const q =
+      this.dialect === 'postgres'
+        ? sql<{ key: string }>`select distinct jsonb_object_keys(fields_json::jsonb) as key from recipients where campaign_id = ${campaignId}`
+        : sql<{ key: string }>`select distinct j.key as key from recipients r, json_each(r.fields_json) j where r.campaign_id = ${campaignId}`;
+    const res = await q.execute(this.db);
+    return res.rows.map((r) => r.key).sort();
+  }
+
+  async rowsMissingFields(
+    campaignId: string,
+    fields: string[],
+    limit: number,
+  ): Promise<Array<{ seq: number; missing: string[] }>> {
+    if (fields.length === 0 || limit <= 0) return [];
+    const value = (field: string) =>
+      this.dialect === 'postgres'
+        ? sql<string | null>`(fields_json::jsonb ->> ${field})`
+        : sql<string | null>`(select j.value from json_each(recipients.fields_json) j where j.key = ${field})`;
+    const found = await this.db
+      .selectFrom('recipients')
+      .select(['seq', 'fields_json'])
+      .where('campaign_id', '=', campaignId)
+      .where((eb) => eb.or(fields.map((f) => eb(sql`coalesce(trim(${value(f)}), '')`, '=', ''))))
+      .orderBy('seq')
+      .limit(limit)
+      .execute();
+    return found.map((r) => {
+      const f = parseFields(r.fields_json);
+      return { seq: Number(r.seq), missing: fields.filter((k) => isBlank(f[k])) };
+    });
+  }
+
+  // ---------------------------------------------------------------- ledger
+
+  claimRange(campaignId: string, fromSeq: number, toSeq: number, provider: string, claimToken: string): Promise<ClaimResult> {
+    const db = this.db;
+    return this.tx(function* () {
+      const ts = now();
+      // 1. pending rows whose address is suppressed -> suppressed (never sent, on any provider).
+      const suppressed = yield* exec(
+        db
+          .updateTable('recipients')
+          .set({
+            state: 'suppressed',
+            updated_at: ts,
+            last_error: (eb) =>
+              eb
+                .selectFrom('suppressions')
+                .select(sql<string>`'suppressed: ' || suppressions.reason`.as('r'))
+                .where('suppressions.email', '=', sql<string>`lower(recipients.email)`)
+                .limit(1),
+          })
+          .where('campaign_id', '=', campaignId)
+          .where('seq', '>=', fromSeq)
+          .where('seq', '<=', toSeq)
+          .where('state', '=', 'pending')
+          .where((eb) =>
+            eb.exists(
+              eb
+                .selectFrom('suppressions')
+                .select(sql<number>`1`.as('one'))
+                .where('suppressions.email', '=', sql<string>`lower(recipients.email)`),
+            ),
+          ),
+      );
+      // 2. rows left in `sending` by a crash after they were handed to a provider: in flight,
+      //    to be reconciled by the caller. They keep the provider they were handed to.
+      const inFlight = yield* rows(
+        db
+          .updateTable('recipients')
+          .set((eb) => ({
+            in_flight_recoveries: eb('in_flight_recoveries', '+', 1),
+            claim_token: claimToken,
+            updated_at: ts,
+          }))
+          .where('campaign_id', '=', campaignId)
+          .where('seq', '>=', fromSeq)
+          .where('seq', '<=', toSeq)
+          .where('state', '=', 'sending')
+          .where('dispatched_at', 'is not', null)
+          .returningAll(),
+      );
+      // 3. the rest of the pending rows, and rows claimed by a crashed attempt but never
+      //    handed to a provider (certainly not sent) -> sending.
+      const claimed = yield* rows(
+        db
+          .updateTable('recipients')
+          .set((eb) => ({
+            state: 'sending',
+            attempts: eb('attempts', '+', 1),
+            provider,
+            dispatched_at: null,
+            claim_token: claimToken,
+            updated_at: ts,
+          }))
+          .where('campaign_id', '=', campaignId)
+          .where('seq', '>=', fromSeq)
+          .where('seq', '<=', toSeq)
+          .where((eb) => eb.or([eb('state', '=', 'pending'), eb.and([eb('state', '=', 'sending'), eb('dispatched_at', 'is', null)])]))
+          .returningAll(),
+      );
+      return {
+        claimed: claimed.map(toRecipient).sort(bySeq),
+        inFlight: inFlight.map(toRecipient).sort(bySeq),
+        suppressed,
+      };
+    });
+  }
+
+  async settleAccepted(campaignId: string, seq: number, provider: string, providerMessageId: string): Promise<void> {
+    // From pending too: the provider accepted it, so the ledger must say so (never resend).
+    await this.db
+      .updateTable('recipients')
+      .set({
+        state: 'accepted',
+        provider,
+        provider_message_id: providerMessageId,
+        last_error: null,
+        updated_at: now(),
+      })
+      .where('campaign_id', '=', campaignId)
+      .where('seq', '=', seq)
+      .where('state', 'in', ['pending', 'sending'])
+      .execute();
+  }
+
+  async settleRejected(
+    campaignId: string,
+    seq: number,
+    provider: string,
+    reason: string,
+    hardBounce: boolean,
+  ): Promise<void> {
+    const db = this.db;
+    const ts = now();
+    const update = db
+      .updateTable('recipients')
+      .set({ state: 'rejected', provider, last_error: reason, updated_at: ts })
+      .where('campaign_id', '=', campaignId)
+      .where('seq', '=', seq)
+      .where('state', 'in', ['pending', 'sending']);
+    if (!hardBounce) {
+      await update.execute();
+      return;
+    }
+    const addSuppression = db
+      .insertInto('suppressions')
+      .columns(['email', 'reason', 'source', 'created_at'])
+      .expression(
+        db
+          .selectFrom('recipients')
+          .select([
+            sql<string>`lower(email)`.as('email'),
+            sql<string>`${'hard bounce: ' + reason}`.as('reason'),
+            sql<string>`${provider}`.as('source'),
+            sql<string>`${ts}`.as('created_at'),
+          ])
+          .where('campaign_id', '=', campaignId)
+          .where('seq', '=', seq),
+      )
+      .onConflict((oc) => oc.column('email').doNothing());
+    await this.tx(function* () {
+      yield* exec(update);
+      yield* exec(addSuppression);
+    });
+  }
+
+  async markDispatched(campaignId: string, seqs: number[], provider: string, claimToken: string): Promise<number[]> {
+    const ts = now();
+    const marked: number[] = [];
+    for (let i = 0; i < seqs.length; i += IN_CHUNK) {
+      const rs = await this.db
+        .updateTable('recipients')
+        .set({ dispatched_at: ts, provider, updated_at: ts })
+        .where('campaign_id', '=', campaignId)
+        .where('seq', 'in', seqs.slice(i, i + IN_CHUNK))
+        .where('state', '=', 'sending')
+        .where('claim_token', '=', claimToken)
+        .returning('seq')
+        .execute();
+      for (const r of rs) marked.push(Number(r.seq));
+    }
+    return marked.sort((a, b) => a - b);
+  }
+
+  async release(campaignId: string, seqs: number[], lastError: string, claimToken: string): Promise<void> {
+    const ts = now();
+    for (let i = 0; i < seqs.length; i += IN_CHUNK) {
+      await this.db
+        .updateTable('recipients')
+        .set({ state: 'pending', dispatched_at: null, claim_token: null, last_error: lastError, updated_at: ts })
+        .where('campaign_id', '=', campaignId)
+        .where('seq', 'in', seqs.slice(i, i + IN_CHUNK))
+        .where('state', '=', 'sending')
+        .where('claim_token', '=', claimToken)
+        .execute();
+    }
+  }
+
+  async tallyRange(campaignId: string, fromSeq: number, toSeq: number): Promise<RangeTally> {
+    const groups = await this.db
+      .selectFrom('recipients')
+      .select((eb) => [
+        'state',
+        'provider',
+        eb.fn.countAll().as('n'),
+        eb.fn.sum<number | string>(sql`case when in_flight_recoveries > 0 then 1 else 0 end`).as('recovered'),
+      ])
+      .where('campaign_id', '=', campaignId)
+      .where('seq', '>=', fromSeq)
+      .where('seq', '<=', toSeq)
+      .groupBy(['state', 'provider'])
+      .execute();
+    const tally: RangeTally = { accepted: {}, rejected: 0, suppressed: 0, pending: 0, sending: 0, inFlightRecovered: 0 };
+    for (const g of groups) {
+      const n = Number(g.n);
+      tally.inFlightRecovered += Number(g.recovered ?? 0);
+      switch (g.state) {
+        case 'accepted': {
+          const p = g.provider ?? 'unknown';
+          tally.accepted[p] = (tally.accepted[p] ?? 0) + n;
+          break;
+        }
+        case 'rejected':
+        case 'suppressed':
+        case 'pending':
+        case 'sending':
+          tally[g.state] += n;
+          break;
+      }
+    }
+    return tally;
+  }
+
+  async listRecipients(campaignId: string): Promise<RecipientRow[]> {
+    const rs = await this.db
+      .selectFrom('recipients')
+      .selectAll()
+      .where('campaign_id', '=', campaignId)
+      .orderBy('seq')
+      .execute();
+    return rs.map(toRecipient);
+  }
+
+  // ---------------------------------------------------------------- suppressions
+
+  async addSuppression(email: string, reason: string, source: string): Promise<void> {
+    await this.db
+      .insertInto('suppressions')
+      .values({ email: normEmail(email), reason, source, created_at: now() })
+      .onConflict((oc) => oc.column('email').doNothing())
+      .execute();
+  }
+
+  async removeSuppression(email: string): Promise<boolean> {
+    const r = await this.db.deleteFrom('suppressions').where('email', '=', normEmail(email)).executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
+  }
+
+  async isSuppressed(email: string): Promise<boolean> {
+    const r = await this.db
+      .selectFrom('suppressions')
+      .select('email')
+      .where('email', '=', normEmail(email))
+      .executeTakeFirst();
+    return r !== undefined;
+  }
+
+  async listSuppressions(): Promise<SuppressionRow[]> {
+    const rs = await this.db.selectFrom('suppressions').selectAll().orderBy('created_at').orderBy('email').execute();
+    return rs.map((r) => ({ email: r.email, reason: r.reason, source: r.source, createdAt: new Date(r.created_at) }));
+  }
+
+  // ---------------------------------------------------------------- transactions
+
+  /** Run a generator body in one transaction (see the file comment). */
+  private tx<T>(body: () => TxBody<T>): Promise<T> {
+    const raw = this.#sqlite;
+    if (raw) {
+      // Hold Kysely's connection mutex so no other query of this store interleaves,
+      // then run the whole transaction synchronously under BEGIN IMMEDIATE.
+      return this.db.connection().execute(async () =>
+        raw
+          .transaction(() => {
+            const gen = body();
+            let step = gen.next();
+            while (!step.done) step = gen.next(this.runSqlite(step.value));
+            return step.value;
+          })
+          .immediate(),
+      );
+    }
+    return this.pgTx(body);
+  }
+
+  private async pgTx<T>(body: () => TxBody<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.db.transaction().execute(async (trx) => {
+          const gen = body();
+          let step = gen.next();
+          while (!step.done) step = gen.next(await trx.executeQuery(step.value));
+          return step.value;
+        });
+      } catch (err) {
+        // Deadlock / serialization failure: the transaction was rolled back; run it again.
+        const code = (err as { code?: unknown }).code;
+        if ((code === '40P01' || code === '40001') && attempt < PG_TX_ATTEMPTS) {
+          await new Promise((r) => setTimeout(r, 5 * attempt + Math.random() * 10));
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  private runSqlite(q: CompiledQuery): QueryResult<unknown> {
+    let stmt = this.#statements.get(q.sql);
+    if (!stmt) {
+      stmt = this.#sqlite!.prepare(q.sql);
+      if (this.#statements.size >= STATEMENT_CACHE) {
+        this.#statements.delete(this.#statements.keys().next().value!);
+      }
+      this.#statements.set(q.sql, stmt);
+    }
+    const params = q.parameters as unknown[];
+    if (stmt.reader) return { rows: stmt.all(params) };
+    const info = stmt.run(params);
+    return { rows: [], numAffectedRows: BigInt(info.changes) };
+  }
+}
+
+// ---------------------------------------------------------------- helpers
+
+function now(): string {
+  return new Date().toISOString();
+}
+
+function normEmail(email: string): string {
+  return email.trim().toLowerCase();
+}
+
+function isBlank(v: unknown): boolean {
+  return v === undefined || v === null || String(v).trim() === '';
+}
+
+function parseFields(json: string): Record<string, string> {
+  try {
+    const v = JSON.parse(json);
+    return v && typeof v === 'object' ? v : {};
+  } catch {
+    return {};
+  }
+}
+
+function bySeq(a: RecipientRow, b: RecipientRow): number {
+  return a.seq - b.seq;
+}
+
+function toRecipient(r: RecipientsTable): RecipientRow {
+  return {
+    campaignId: r.campaign_id,
+    seq: Number(r.seq),
+    email: r.email,
+    fields: parseFields(r.fields_json),
+    state: r.state as RecipientState,
+    provider: r.provider,
+    providerMessageId: r.provider_message_id,
+    attempts: Number(r.attempts),
+    lastError: r.last_error,
+    inFlightRecoveries: Number(r.in_flight_recoveries),
+    createdAt: new Date(r.created_at),
+    updatedAt: new Date(r.updated_at),
+  };
+}

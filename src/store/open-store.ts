@@ -1,0 +1,75 @@
+/**
+ * Open the data-plane store: PostgreSQL when DATABASE_URL (or opts.databaseUrl) is a
+ * postgres:// URL, else the embedded SQLite file (MAILOVER_DB, default ./data/mailover.db).
+ */
+import BetterSqlite3 from 'better-sqlite3';
+import * as fs from 'fs';
+import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import * as path from 'path';
+import { Pool } from 'pg';
+import { KyselyStore } from './kysely-store';
+import type { Database } from './schema';
+import type { Store } from './types';
+
+export const DEFAULT_SQLITE_PATH = './data/mailover.db';
+
+export interface OpenStoreOptions {
+  /** postgres:// or postgresql:// URL; defaults to env DATABASE_URL. */
+  databaseUrl?: string;
+  /** SQLite file; defaults to env MAILOVER_DB, then ./data/mailover.db. */
+  sqlitePath?: string;
+}
+
+export function isPostgresUrl(url: string | undefined): url is string {
+  return !!url && /^postgres(?:ql)?:\/\//i.test(url);
+}
+
+export async function openStore(opts: OpenStoreOptions = {}): Promise<Store> {
+  const url = opts.databaseUrl ?? process.env.DATABASE_URL;
+  let store: KyselyStore;
+  if (isPostgresUrl(url)) {
+    const pool = new Pool({ connectionString: url, max: 10 });
+    // An idle client's error (e.g. server restart) must not crash the process.
+    pool.on('error', () => undefined);
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    store = new KyselyStore({ db, dialect: 'postgres', location: redactUrl(url) });
+  } else {
+    const file = opts.sqlitePath ?? process.env.MAILOVER_DB ?? DEFAULT_SQLITE_PATH;
+    if (file !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    const sqlite = new BetterSqlite3(file);
+    try {
+      sqlite.pragma('busy_timeout = 5000');
+      sqlite.pragma('journal_mode = WAL');
+      sqlite.pragma('synchronous = NORMAL');
+    } catch (err) {
+      sqlite.close();
+      throw err;
+    }
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    store = new KyselyStore({ db, dialect: 'sqlite', sqlite, location: `sqlite:${file}` });
+  }
+  try {
+    await store.migrate();
+  } catch (err) {
+    await store.close().catch(() => undefined);
+    throw err;
+  }
+  return store;
+}
+
+/** Where a store lives, safe to print: "sqlite:./data/mailover.db" or "postgres://host:port/db" (no credentials). */
+export function describeStore(store: Store): string {
+  if (store instanceof KyselyStore) return store.location;
+  return store.dialect;
+}
+
+/** postgres://user:secret@host:5432/db?x=y -> postgres://host:5432/db */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    const port = u.port || '5432';
+    return `postgres://${u.hostname}:${port}${u.pathname}`;
+  } catch {
+    return 'postgres://(unparseable url)';
+  }
+}

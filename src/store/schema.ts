@@ -1,0 +1,120 @@
+/**
+ * Database schema of the data plane, shared by SQLite and PostgreSQL.
+ *
+ * Timestamps are stored as ISO-8601 UTC text (`2024-05-01T12:00:00.000Z`) in both
+ * dialects: they sort correctly as text and round-trip to Date without driver quirks.
+ * JSON columns are text (parsed in the store).
+ */
+import { Kysely, sql } from 'kysely';
+import type { RecipientState } from './types';
+
+export type Dialect = 'sqlite' | 'postgres';
+
+export interface CampaignsTable {
+  id: string;
+  name: string | null;
+  from_address: string;
+  template_json: string;
+  providers_json: string;
+  batch_size: number;
+  created_at: string;
+}
+
+export interface RecipientsTable {
+  campaign_id: string;
+  seq: number;
+  email: string;
+  fields_json: string;
+  state: RecipientState;
+  provider: string | null;
+  provider_message_id: string | null;
+  attempts: number;
+  last_error: string | null;
+  in_flight_recoveries: number;
+  /** Set when the message was handed to the provider; null while only claimed. */
+  dispatched_at: string | null;
+  /** Which send attempt holds the row while it is `sending` (the latest claimer owns it). */
+  claim_token: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface SuppressionsTable {
+  email: string;
+  reason: string;
+  source: string;
+  created_at: string;
+}
+
+export interface Database {
+  campaigns: CampaignsTable;
+  recipients: RecipientsTable;
+  suppressions: SuppressionsTable;
+}
+
+/** Arbitrary constant for the PostgreSQL advisory lock serialising concurrent migrations. */
+const MIGRATION_LOCK_KEY = 726_311_001;
+
+/** Create tables and indexes if missing. Idempotent; safe when several processes start at once. */
+export async function migrate(db: Kysely<Database>, dialect: Dialect): Promise<void> {
+  if (dialect === 'postgres') {
+    await db.transaction().execute(async (trx) => {
+      await sql`select pg_advisory_xact_lock(${sql.lit(MIGRATION_LOCK_KEY)})`.execute(trx);
+      await createAll(trx);
+    });
+  } else {
+    // SQLite: each DDL statement takes the write lock itself (busy_timeout covers contention).
+    await createAll(db);
+  }
+}
+
+async function createAll(db: Kysely<Database>): Promise<void> {
+  await db.schema
+    .createTable('campaigns')
+    .ifNotExists()
+    .addColumn('id', 'text', (c) => c.primaryKey())
+    .addColumn('name', 'text')
+    .addColumn('from_address', 'text', (c) => c.notNull())
+    .addColumn('template_json', 'text', (c) => c.notNull())
+    .addColumn('providers_json', 'text', (c) => c.notNull())
+    .addColumn('batch_size', 'integer', (c) => c.notNull())
+    .addColumn('created_at', 'text', (c) => c.notNull())
+    .execute();
+
+  await db.schema
+    .createTable('recipients')
+    .ifNotExists()
+    .addColumn('campaign_id', 'text', (c) => c.notNull())
+    .addColumn('seq', 'integer', (c) => c.notNull())
+    .addColumn('email', 'text', (c) => c.notNull())
+    .addColumn('fields_json', 'text', (c) => c.notNull())
+    .addColumn('state', 'text', (c) => c.notNull())
+    .addColumn('provider', 'text')
+    .addColumn('provider_message_id', 'text')
+    .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('last_error', 'text')
+    .addColumn('in_flight_recoveries', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('dispatched_at', 'text')
+    .addColumn('claim_token', 'text')
+    .addColumn('created_at', 'text', (c) => c.notNull())
+    .addColumn('updated_at', 'text', (c) => c.notNull())
+    .addPrimaryKeyConstraint('recipients_pk', ['campaign_id', 'seq'])
+    .addUniqueConstraint('recipients_campaign_email_uq', ['campaign_id', 'email'])
+    .execute();
+
+  await db.schema
+    .createIndex('recipients_campaign_state_idx')
+    .ifNotExists()
+    .on('recipients')
+    .columns(['campaign_id', 'state'])
+    .execute();
+
+  await db.schema
+    .createTable('suppressions')
+    .ifNotExists()
+    .addColumn('email', 'text', (c) => c.primaryKey())
+    .addColumn('reason', 'text', (c) => c.notNull())
+    .addColumn('source', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'text', (c) => c.notNull())
+    .execute();
+}

@@ -1,0 +1,130 @@
+/**
+ * The data plane: campaign definitions, audience + send ledger (one row per
+ * campaign recipient), suppression list. Same code on SQLite (embedded default)
+ * and PostgreSQL (DATABASE_URL).
+ */
+
+export type RecipientState = 'pending' | 'sending' | 'accepted' | 'rejected' | 'suppressed';
+
+export interface CampaignTemplate {
+  subject: string;
+  text: string;
+  html?: string;
+}
+
+/** A campaign as stored. Lives in the store, never in workflow history. */
+export interface CampaignRecord {
+  id: string;
+  name?: string;
+  from: string;
+  template: CampaignTemplate;
+  /** Provider names in priority order. */
+  providers: string[];
+  batchSize: number;
+  createdAt: Date;
+}
+
+export interface AudienceRow {
+  email: string;
+  fields: Record<string, string>;
+}
+
+export interface RecipientRow {
+  campaignId: string;
+  /** 1..N, assigned at import in file order; the workflow's cursor walks it. */
+  seq: number;
+  email: string;
+  fields: Record<string, string>;
+  state: RecipientState;
+  provider: string | null;
+  providerMessageId: string | null;
+  attempts: number;
+  lastError: string | null;
+  /** How many times this row was found in state `sending` after a crash. */
+  inFlightRecoveries: number;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface SuppressionRow {
+  email: string;
+  reason: string;
+  source: string;
+  createdAt: Date;
+}
+
+export interface ClaimResult {
+  /**
+   * Rows moved to sending by this claim (attempts incremented, provider set): pending rows, and
+   * rows a crashed attempt claimed but never handed to a provider (certainly not sent).
+   */
+  claimed: RecipientRow[];
+  /**
+   * Rows that were already handed to a provider (markDispatched) and never settled: left in flight
+   * by a crash, outcome unknown. Their inFlightRecoveries is incremented; they keep the provider
+   * they were handed to, so it can be asked about them.
+   */
+  inFlight: RecipientRow[];
+  /** Rows moved pending -> suppressed because their address is on the suppression list. */
+  suppressed: number;
+}
+
+/** Final-state tally of a range of rows (idempotent: can be recomputed any time). */
+export interface RangeTally {
+  accepted: Record<string, number>; // by provider name
+  rejected: number;
+  suppressed: number;
+  pending: number;
+  sending: number;
+  inFlightRecovered: number;
+}
+
+export interface Store {
+  readonly dialect: 'sqlite' | 'postgres';
+  /** Create tables if missing. Idempotent. */
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+
+  createCampaign(campaign: Omit<CampaignRecord, 'createdAt'>): Promise<void>;
+  getCampaign(id: string): Promise<CampaignRecord | undefined>;
+
+  /**
+   * Append audience rows to a campaign (seq continues after the current max).
+   * Rows whose email already exists in the campaign are skipped.
+   */
+  importAudience(campaignId: string, rows: AudienceRow[]): Promise<{ inserted: number; duplicates: number }>;
+  countAudience(campaignId: string): Promise<number>;
+  maxSeq(campaignId: string): Promise<number>;
+  /** Union of merge-field names present across the audience (for template validation). */
+  audienceFieldNames(campaignId: string): Promise<string[]>;
+  /** Rows in a seq range (inclusive) missing any of the given fields (empty or absent); returns at most `limit`. */
+  rowsMissingFields(campaignId: string, fields: string[], limit: number): Promise<Array<{ seq: number; missing: string[] }>>;
+
+  /**
+   * In one transaction, for rows with fromSeq <= seq <= toSeq (claimed and in-flight rows get
+   * `claimToken`: the latest claimer holds them):
+   * - pending rows whose email is suppressed -> suppressed;
+   * - other pending rows -> sending (provider = provider, attempts + 1);
+   * - rows in `sending` that were dispatched are returned as inFlight (inFlightRecoveries + 1, provider kept);
+   * - rows in `sending` never dispatched are claimed again like pending rows.
+   */
+  claimRange(campaignId: string, fromSeq: number, toSeq: number, provider: string, claimToken: string): Promise<ClaimResult>;
+  settleAccepted(campaignId: string, seq: number, provider: string, providerMessageId: string): Promise<void>;
+  /** Settle as rejected; when hardBounce, also add the address to the suppression list (same transaction). */
+  settleRejected(campaignId: string, seq: number, provider: string, reason: string, hardBounce: boolean): Promise<void>;
+  /**
+   * Record that these claimed rows are being handed to `provider` now (from here on their outcome
+   * is uncertain until settled). Only rows still held by `claimToken` are marked; returns their seqs:
+   * a row another attempt has claimed since must not be sent by this one.
+   */
+  markDispatched(campaignId: string, seqs: number[], provider: string, claimToken: string): Promise<number[]>;
+  /** sending -> pending for rows this claim holds that the provider definitely did not accept; records lastError. */
+  release(campaignId: string, seqs: number[], lastError: string, claimToken: string): Promise<void>;
+  tallyRange(campaignId: string, fromSeq: number, toSeq: number): Promise<RangeTally>;
+  listRecipients(campaignId: string): Promise<RecipientRow[]>;
+
+  addSuppression(email: string, reason: string, source: string): Promise<void>;
+  removeSuppression(email: string): Promise<boolean>;
+  isSuppressed(email: string): Promise<boolean>;
+  listSuppressions(): Promise<SuppressionRow[]>;
+}

@@ -1,0 +1,80 @@
+/**
+ * `{{field}}` merge templates. Values are inserted verbatim in subject and text, and
+ * HTML-escaped in html. A template names its fields up front so a campaign can be
+ * checked against its audience before anything is sent.
+ */
+import type { CampaignTemplate } from './store/types';
+
+const FIELD = /\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}/g;
+
+export interface CompiledTemplate {
+  /** Merge fields used anywhere in the template, sorted. */
+  fields: string[];
+  render(values: Record<string, string>): { subject: string; text: string; html?: string };
+}
+
+export class TemplateError extends Error {
+  override readonly name = 'TemplateError';
+}
+
+/** Problems with a template's syntax, each naming the part and position (empty when fine). */
+export function templateProblems(template: CampaignTemplate): string[] {
+  const problems: string[] = [];
+  for (const part of ['subject', 'text', 'html'] as const) {
+    const source = template[part];
+    if (source === undefined) continue;
+    // Anything that opens a merge field but is not a well-formed `{{name}}`.
+    const stripped = source.replace(FIELD, (m) => ' '.repeat(m.length));
+    const open = stripped.indexOf('{{');
+    const close = stripped.indexOf('}}');
+    if (open >= 0) {
+      const snippet = source.slice(open, open + 30).split('\n')[0];
+      problems.push(`template.${part}: malformed merge field at position ${open + 1}: "${snippet}" (expected {{name}} with letters, digits, _ . -)`);
+    } else if (close >= 0) {
+      problems.push(`template.${part}: "}}" without "{{" at position ${close + 1}`);
+    }
+  }
+  return problems;
+}
+
+export function escapeHtml(value: string): string {
+  return value
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&#39;');
+}
+
+function fieldsOf(source: string | undefined, into: Set<string>): void {
+  if (!source) return;
+  for (const m of source.matchAll(FIELD)) into.add(m[1]);
+}
+
+export function compileTemplate(template: CampaignTemplate): CompiledTemplate {
+  const problems = templateProblems(template);
+  if (problems.length) throw new TemplateError(problems.join('; '));
+  const names = new Set<string>();
+  fieldsOf(template.subject, names);
+  fieldsOf(template.text, names);
+  fieldsOf(template.html, names);
+  const fields = [...names].sort();
+
+  const fill = (source: string, values: Record<string, string>, escape: boolean): string =>
+    source.replace(FIELD, (_m, name: string) => {
+      const value = values[name];
+      if (value === undefined || value === '') throw new TemplateError(`missing merge field '${name}'`);
+      return escape ? escapeHtml(value) : value;
+    });
+
+  return {
+    fields,
+    render(values) {
+      return {
+        subject: fill(template.subject, values, false),
+        text: fill(template.text, values, false),
+        html: template.html === undefined ? undefined : fill(template.html, values, true),
+      };
+    },
+  };
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+/**
+ * A production worker: `npm run worker` (later `mailover worker`).
+ * Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, MAILOVER_TASK_QUEUE, TEMPORAL_TLS_CERT +
+ * TEMPORAL_TLS_KEY (mTLS) or TEMPORAL_API_KEY, MAILOVER_CONFIG (providers YAML),
+ * DATABASE_URL (PostgreSQL) or MAILOVER_DB (SQLite file). Stops gracefully on SIGTERM/SIGINT.
+ */
+import { NativeConnection, Runtime } from '@temporalio/worker';
+import { loadConfig } from './config';
+import { ProviderRegistry } from './providers/registry';
+import { describeStore, openStore } from './store/open-store';
+import { temporalSettingsFromEnv } from './temporal-connection';
+import { createCampaignWorker } from './worker';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const settings = temporalSettingsFromEnv();
+  Runtime.install({ logger: undefined, shutdownSignals: ['SIGINT', 'SIGTERM'] });
+  const store = await openStore();
+  const providers = new ProviderRegistry(config.providers);
+  const connection = await NativeConnection.connect({ address: settings.address, tls: settings.tls, apiKey: settings.apiKey });
+  const bundlePath = process.env.MAILOVER_WORKFLOW_BUNDLE;
+  const worker = await createCampaignWorker({
+    connection,
+    namespace: settings.namespace,
+    taskQueue: settings.taskQueue,
+    store,
+    providers,
+    inFlightPolicy: config.inFlight,
+    workflowBundle: bundlePath ? { codePath: bundlePath } : undefined,
+  });
+  console.log(
+    `mailover worker ready: pid ${process.pid}, temporal ${settings.address}/${settings.namespace}, task queue ${settings.taskQueue}, store ${describeStore(store)}, providers ${providers.names().join(', ')}`,
+  );
+  try {
+    await worker.run();
+  } finally {
+    await providers.closeAll();
+    await store.close();
+    await connection.close();
+  }
+}
+
+main().catch((err) => {
+  console.error(`mailover worker: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

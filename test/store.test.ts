@@ -1,0 +1,486 @@
+import { strict as assert } from 'assert';
+import { spawn } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { Client } from 'pg';
+import { describeStore, openStore } from '../src/store/open-store';
+import type { AudienceRow, Store } from '../src/store/types';
+
+const PG_URL = /^postgres(ql)?:\/\//.test(process.env.DATABASE_URL ?? '')
+  ? process.env.DATABASE_URL!
+  : 'postgres://postgres@127.0.0.1:5432/test';
+
+interface Backend {
+  /** Open a new, independent store (own connection / pool) on the same database. */
+  open(): Promise<Store>;
+  cleanup(): Promise<void>;
+}
+
+let uniq = 0;
+/** Unique id per call, so tests sharing one database never see each other's rows. */
+function id(prefix: string): string {
+  return `${prefix}-${process.pid}-${Date.now().toString(36)}-${++uniq}`;
+}
+
+function audience(tag: string, n: number, start = 1): AudienceRow[] {
+  return Array.from({ length: n }, (_, i) => ({
+    email: `user${start + i}.${tag}@example.com`,
+    fields: { first: `U${start + i}`, city: 'Paris' },
+  }));
+}
+
+async function sqliteBackend(): Promise<Backend & { file: string }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mailover-store-'));
+  const file = path.join(dir, 'sub', 'mailover.db');
+  return {
+    file,
+    open: () => openStore({ databaseUrl: '', sqlitePath: file }),
+    cleanup: async () => fs.rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+async function postgresBackend(): Promise<Backend> {
+  const admin = new URL(PG_URL);
+  admin.pathname = '/postgres';
+  const dbName = `mailover_test_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+  const client = new Client({ connectionString: admin.toString() });
+  await client.connect();
+  try {
+    await client.query(`create database ${dbName}`);
+  } finally {
+    await client.end();
+  }
+  const url = new URL(PG_URL);
+  url.pathname = `/${dbName}`;
+  return {
+    open: () => openStore({ databaseUrl: url.toString() }),
+    cleanup: async () => {
+      const c = new Client({ connectionString: admin.toString() });
+      await c.connect();
+      try {
+        await c.query(`drop database if exists ${dbName} with (force)`);
+      } finally {
+        await c.end();
+      }
+    },
+  };
+}
+
+function storeSuite(name: 'sqlite' | 'postgres', makeBackend: () => Promise<Backend>): void {
+  describe(`store (${name})`, function () {
+    this.timeout(20_000);
+    let backend: Backend;
+    let store: Store;
+    const extra: Store[] = [];
+
+    before(async function () {
+      try {
+        backend = await makeBackend();
+      } catch (err) {
+        if (name === 'postgres' && (err as { code?: string }).code === 'ECONNREFUSED') {
+          throw new Error(`PostgreSQL is not reachable at ${PG_URL}: the store must pass on both dialects (set DATABASE_URL)`);
+        }
+        throw err;
+      }
+      store = await backend.open();
+    });
+
+    after(async () => {
+      for (const s of extra) await s.close();
+      await store?.close();
+      await backend?.cleanup();
+    });
+
+    async function another(): Promise<Store> {
+      const s = await backend.open();
+      extra.push(s);
+      return s;
+    }
+
+    async function campaignWith(rows: AudienceRow[]): Promise<string> {
+      const cid = id('c');
+      await store.createCampaign({
+        id: cid,
+        from: 'news@example.com',
+        template: { subject: 'Hi', text: 'Hello {{first}}' },
+        providers: ['a', 'b'],
+        batchSize: 10,
+      });
+      if (rows.length) await store.importAudience(cid, rows);
+      return cid;
+    }
+
+    it('reports its dialect and a location without credentials', () => {
+      assert.equal(store.dialect, name);
+      const where = describeStore(store);
+      assert.ok(where.startsWith(name === 'sqlite' ? 'sqlite:' : 'postgres://'), where);
+      assert.ok(!where.includes('@'), where);
+    });
+
+    it('migrate is idempotent and keeps data', async () => {
+      const cid = await campaignWith(audience('mig', 2));
+      await store.migrate();
+      await store.migrate();
+      const again = await another(); // opening runs migrate() once more
+      assert.equal(await again.countAudience(cid), 2);
+      assert.equal(await store.countAudience(cid), 2);
+    });
+
+    it('round-trips a campaign definition', async () => {
+      const cid = id('c');
+      await store.createCampaign({
+        id: cid,
+        name: 'Spring sale',
+        from: 'Shop <shop@example.com>',
+        template: { subject: 'Sale {{first}}', text: 'Hi {{first}}', html: '<p>Hi {{first}}</p>' },
+        providers: ['mailgun', 'smtp'],
+        batchSize: 250,
+      });
+      const c = await store.getCampaign(cid);
+      assert.ok(c);
+      assert.equal(c.id, cid);
+      assert.equal(c.name, 'Spring sale');
+      assert.equal(c.from, 'Shop <shop@example.com>');
+      assert.deepEqual(c.template, { subject: 'Sale {{first}}', text: 'Hi {{first}}', html: '<p>Hi {{first}}</p>' });
+      assert.deepEqual(c.providers, ['mailgun', 'smtp']);
+      assert.equal(c.batchSize, 250);
+      assert.ok(c.createdAt instanceof Date && Math.abs(c.createdAt.getTime() - Date.now()) < 60_000);
+
+      const noName = await campaignWith([]);
+      assert.equal((await store.getCampaign(noName))!.name, undefined);
+      assert.equal(await store.getCampaign(id('missing')), undefined);
+      await assert.rejects(
+        store.createCampaign({ id: cid, from: 'x@example.com', template: { subject: 's', text: 't' }, providers: [], batchSize: 1 }),
+        /already exists/,
+      );
+    });
+
+    it('importAudience assigns seq in order, continues after the max, and skips duplicates', async () => {
+      const cid = await campaignWith([]);
+      const first = await store.importAudience(cid, [
+        { email: 'b@example.com', fields: { first: 'B' } },
+        { email: 'a@example.com', fields: { first: 'A', city: 'Oslo' } },
+        { email: 'B@Example.com', fields: { first: 'dup' } }, // same address, other case
+      ]);
+      assert.deepEqual(first, { inserted: 2, duplicates: 1 });
+      const second = await store.importAudience(cid, [
+        { email: 'a@example.com', fields: {} }, // already in the campaign
+        { email: 'c@example.com', fields: { first: 'C' } },
+      ]);
+      assert.deepEqual(second, { inserted: 1, duplicates: 1 });
+      assert.deepEqual(await store.importAudience(cid, []), { inserted: 0, duplicates: 0 });
+
+      const rows = await store.listRecipients(cid);
+      assert.deepEqual(
+        rows.map((r) => [r.seq, r.email, r.state, r.attempts, r.inFlightRecoveries, r.provider]),
+        [
+          [1, 'b@example.com', 'pending', 0, 0, null],
+          [2, 'a@example.com', 'pending', 0, 0, null],
+          [3, 'c@example.com', 'pending', 0, 0, null],
+        ],
+      );
+      assert.deepEqual(rows[1]!.fields, { first: 'A', city: 'Oslo' });
+      assert.ok(rows[0]!.createdAt instanceof Date && rows[0]!.updatedAt instanceof Date);
+      assert.equal(await store.countAudience(cid), 3);
+      assert.equal(await store.maxSeq(cid), 3);
+      assert.equal(await store.maxSeq(id('empty')), 0);
+      assert.equal(await store.countAudience(id('empty')), 0);
+
+      // the same address in another campaign is not a duplicate
+      const other = await campaignWith([{ email: 'a@example.com', fields: {} }]);
+      assert.equal(await store.countAudience(other), 1);
+    });
+
+    it('imports a large audience in one call', async () => {
+      const cid = await campaignWith([]);
+      const r = await store.importAudience(cid, audience('big', 2500));
+      assert.deepEqual(r, { inserted: 2500, duplicates: 0 });
+      assert.equal(await store.maxSeq(cid), 2500);
+    });
+
+    it('lists merge-field names and rows missing fields', async () => {
+      const cid = await campaignWith([
+        { email: 'f1@example.com', fields: { first: 'A', city: 'X' } },
+        { email: 'f2@example.com', fields: { first: '', city: 'Y' } },
+        { email: 'f3@example.com', fields: { city: 'Z', 'plan tier': 'gold' } },
+        { email: 'f4@example.com', fields: { first: '  ', city: '' } },
+        { email: 'f5@example.com', fields: { first: 'E', city: 'W' } },
+      ]);
+      assert.deepEqual(await store.audienceFieldNames(cid), ['city', 'first', 'plan tier']);
+      assert.deepEqual(await store.rowsMissingFields(cid, ['first', 'city'], 10), [
+        { seq: 2, missing: ['first'] },
+        { seq: 3, missing: ['first'] },
+        { seq: 4, missing: ['first', 'city'] },
+      ]);
+      assert.deepEqual(await store.rowsMissingFields(cid, ['first'], 1), [{ seq: 2, missing: ['first'] }]);
+      assert.deepEqual(await store.rowsMissingFields(cid, ['city'], 10), [{ seq: 4, missing: ['city'] }]);
+      assert.deepEqual(await store.rowsMissingFields(cid, [], 10), []);
+    });
+
+    it('claimRange moves pending to sending and suppresses suppressed addresses', async () => {
+      const tag = id('claim');
+      const cid = await campaignWith(audience(tag, 6));
+      await store.addSuppression(`USER2.${tag}@Example.com`, 'unsubscribed', 'test');
+
+      const r = await store.claimRange(cid, 1, 4, 'a', 'tok-a');
+      assert.deepEqual(r.claimed.map((x) => x.seq), [1, 3, 4]);
+      assert.equal(r.suppressed, 1);
+      assert.deepEqual(r.inFlight, []);
+      for (const row of r.claimed) {
+        assert.equal(row.state, 'sending');
+        assert.equal(row.provider, 'a');
+        assert.equal(row.attempts, 1);
+        assert.equal(row.inFlightRecoveries, 0);
+        assert.deepEqual(row.fields, { first: `U${row.seq}`, city: 'Paris' });
+      }
+      const rows = await store.listRecipients(cid);
+      assert.deepEqual(rows.map((x) => x.state), ['sending', 'suppressed', 'sending', 'sending', 'pending', 'pending']);
+      assert.match(rows[1]!.lastError ?? '', /suppressed/);
+      assert.equal(rows[1]!.attempts, 0);
+    });
+
+    it('claimRange reports rows handed to a provider but never settled as in flight, keeping their provider', async () => {
+      const tag = id('inflight');
+      const cid = await campaignWith(audience(tag, 6));
+      await store.claimRange(cid, 1, 4, 'a', 'tok-a');
+      await store.markDispatched(cid, [1, 2, 3], 'a', 'tok-a'); // seq 4 claimed but never handed over
+      await store.settleAccepted(cid, 2, 'a', 'msg-2'); // then "crash": 1 and 3 never settled
+
+      const r = await store.claimRange(cid, 1, 6, 'b', 'tok-b');
+      assert.deepEqual(r.inFlight.map((x) => x.seq), [1, 3]);
+      assert.deepEqual(r.claimed.map((x) => x.seq), [4, 5, 6], 'a row claimed but never dispatched is certainly unsent: claimed again');
+      assert.equal(r.suppressed, 0);
+      for (const row of r.inFlight) {
+        assert.equal(row.state, 'sending');
+        assert.equal(row.inFlightRecoveries, 1);
+        assert.equal(row.attempts, 1);
+        assert.equal(row.provider, 'a', 'in-flight rows keep the provider they were handed to');
+      }
+      assert.equal(r.claimed[0]!.inFlightRecoveries, 0);
+      assert.equal(r.claimed[0]!.provider, 'b');
+      await store.markDispatched(cid, [4, 5, 6], 'b', 'tok-b');
+      const again = await store.claimRange(cid, 1, 6, 'b', 'tok-b');
+      assert.deepEqual(again.claimed, []);
+      assert.deepEqual(again.inFlight.map((x) => [x.seq, x.inFlightRecoveries]), [[1, 2], [3, 2], [4, 1], [5, 1], [6, 1]]);
+      const accepted = (await store.listRecipients(cid))[1]!;
+      assert.equal(accepted.state, 'accepted');
+      assert.equal(accepted.inFlightRecoveries, 0);
+    });
+
+    it('settleAccepted records provider and message id; settling twice changes nothing', async () => {
+      const cid = await campaignWith(audience(id('acc'), 2));
+      await store.claimRange(cid, 1, 2, 'a', 'tok-a');
+      await store.settleAccepted(cid, 1, 'a', 'msg-1');
+      await store.settleAccepted(cid, 1, 'b', 'msg-other');
+      const [row] = await store.listRecipients(cid);
+      assert.equal(row!.state, 'accepted');
+      assert.equal(row!.provider, 'a');
+      assert.equal(row!.providerMessageId, 'msg-1');
+      assert.equal(row!.lastError, null);
+    });
+
+    it('settleRejected records the reason; a hard bounce adds the address to the suppression list', async () => {
+      const tag = id('rej');
+      const cid = await campaignWith(audience(tag, 3));
+      await store.claimRange(cid, 1, 3, 'mailgun', 'tok-mailgun');
+      await store.settleRejected(cid, 1, 'mailgun', '552 mailbox full', false);
+      await store.settleRejected(cid, 2, 'mailgun', '550 no such user', true);
+      await store.settleRejected(cid, 2, 'mailgun', '550 again', true); // idempotent
+
+      const rows = await store.listRecipients(cid);
+      assert.deepEqual(rows.map((r) => [r.state, r.lastError]), [
+        ['rejected', '552 mailbox full'],
+        ['rejected', '550 no such user'],
+        ['sending', null],
+      ]);
+      assert.equal(await store.isSuppressed(`user1.${tag}@example.com`), false);
+      assert.equal(await store.isSuppressed(`USER2.${tag}@example.com`), true);
+      const sup = (await store.listSuppressions()).find((s) => s.email === `user2.${tag}@example.com`);
+      assert.ok(sup);
+      assert.equal(sup.source, 'mailgun');
+      assert.match(sup.reason, /550 no such user/);
+      assert.ok(sup.createdAt instanceof Date);
+
+      // the suppression applies to every campaign and provider
+      const next = await campaignWith([{ email: `user2.${tag}@example.com`, fields: {} }]);
+      const claim = await store.claimRange(next, 1, 1, 'smtp', 'tok-smtp');
+      assert.equal(claim.suppressed, 1);
+      assert.deepEqual(claim.claimed, []);
+    });
+
+    it('release puts sending rows back to pending with the error; settled rows are untouched', async () => {
+      const cid = await campaignWith(audience(id('rel'), 3));
+      await store.claimRange(cid, 1, 3, 'a', 'tok-a');
+      await store.settleAccepted(cid, 3, 'a', 'm3');
+      await store.release(cid, [1, 2, 3], 'connection refused', 'tok-a');
+      await store.release(cid, [], 'nothing', 'tok-a');
+      let rows = await store.listRecipients(cid);
+      assert.deepEqual(rows.map((r) => [r.state, r.lastError]), [
+        ['pending', 'connection refused'],
+        ['pending', 'connection refused'],
+        ['accepted', null],
+      ]);
+      const r = await store.claimRange(cid, 1, 3, 'b', 'tok-b');
+      assert.deepEqual(r.claimed.map((x) => [x.seq, x.attempts, x.provider]), [[1, 2, 'b'], [2, 2, 'b']]);
+      rows = await store.listRecipients(cid);
+      assert.equal(rows[2]!.provider, 'a');
+    });
+
+    it('tallyRange counts final states, accepted by provider, and recovered rows', async () => {
+      const tag = id('tally');
+      const cid = await campaignWith(audience(tag, 8));
+      await store.addSuppression(`user8.${tag}@example.com`, 'complaint', 'test');
+      await store.claimRange(cid, 1, 3, 'a', 'tok-a');
+      await store.markDispatched(cid, [1, 2, 3], 'a', 'tok-a');
+      await store.settleAccepted(cid, 1, 'a', 'm1');
+      await store.settleAccepted(cid, 2, 'a', 'm2');
+      await store.claimRange(cid, 3, 6, 'b', 'tok-b'); // seq 3 found in flight
+      await store.settleAccepted(cid, 3, 'b', 'm3');
+      await store.settleAccepted(cid, 4, 'b', 'm4');
+      await store.settleRejected(cid, 5, 'b', 'bad', false);
+      await store.claimRange(cid, 8, 8, 'b', 'tok-b');
+
+      assert.deepEqual(await store.tallyRange(cid, 1, 8), {
+        accepted: { a: 2, b: 2 },
+        rejected: 1,
+        suppressed: 1,
+        pending: 1,
+        sending: 1,
+        inFlightRecovered: 1,
+      });
+      assert.deepEqual(await store.tallyRange(cid, 1, 2), {
+        accepted: { a: 2 },
+        rejected: 0,
+        suppressed: 0,
+        pending: 0,
+        sending: 0,
+        inFlightRecovered: 0,
+      });
+    });
+
+    it('manages the suppression list case-insensitively', async () => {
+      const email = `${id('sup')}@Example.COM`;
+      await store.addSuppression(email, 'unsubscribed', 'link');
+      await store.addSuppression(email.toUpperCase(), 'complaint', 'fbl'); // first one wins
+      assert.equal(await store.isSuppressed(email.toLowerCase()), true);
+      const row = (await store.listSuppressions()).find((s) => s.email === email.toLowerCase());
+      assert.deepEqual(row && [row.reason, row.source], ['unsubscribed', 'link']);
+      assert.equal(await store.removeSuppression(email), true);
+      assert.equal(await store.removeSuppression(email), false);
+      assert.equal(await store.isSuppressed(email), false);
+    });
+
+    it('concurrent claim-then-dispatch of the same ranges from two connections hands every row to exactly one claimer', async () => {
+      const n = 400;
+      const cid = await campaignWith(audience(id('conc'), n));
+      const s2 = await another();
+      const dispatchedBy = new Map<number, string>();
+      const claimAndDispatch = async (s: Store, who: string, from: number, to: number) => {
+        const r = await s.claimRange(cid, from, to, who, `tok-${who}`);
+        const sent = await s.markDispatched(cid, r.claimed.map((x) => x.seq), who, `tok-${who}`);
+        for (const seq of sent) {
+          assert.equal(dispatchedBy.get(seq), undefined, `seq ${seq} dispatched by ${dispatchedBy.get(seq)} and ${who}`);
+          dispatchedBy.set(seq, who);
+        }
+      };
+      const step = 10;
+      const jobs: Promise<void>[] = [];
+      for (let from = 1; from <= n; from += step) {
+        // overlapping ranges, both connections at once
+        jobs.push(claimAndDispatch(store, 'a', from, from + step - 1));
+        jobs.push(claimAndDispatch(s2, 'b', from + 5, from + step + 4));
+      }
+      await Promise.all(jobs);
+      assert.equal(dispatchedBy.size, n, 'every row dispatched once');
+      const byA = [...dispatchedBy.values()].filter((w) => w === 'a').length;
+      assert.ok(byA > 0 && byA < n, `both connections dispatched rows (a: ${byA}, b: ${n - byA})`);
+      const rows = await store.listRecipients(cid);
+      assert.ok(rows.every((r) => r.state === 'sending' && r.provider === dispatchedBy.get(r.seq)));
+    });
+
+    it('markDispatched only marks rows the claim still holds; a later claimer takes over undispatched rows', async () => {
+      const cid = await campaignWith(audience(id('lease'), 3));
+      await store.claimRange(cid, 1, 3, 'a', 'tok-a');
+      assert.deepEqual(await store.markDispatched(cid, [1], 'a', 'tok-a'), [1]);
+      const b = await store.claimRange(cid, 1, 3, 'b', 'tok-b'); // a crashed or stalled: b takes over
+      assert.deepEqual(b.claimed.map((x) => x.seq), [2, 3]);
+      assert.deepEqual(b.inFlight.map((x) => x.seq), [1]);
+      assert.deepEqual(await store.markDispatched(cid, [2, 3], 'a', 'tok-a'), [], 'the old attempt may not send rows taken over');
+      await store.release(cid, [2, 3], 'old attempt gave up', 'tok-a');
+      assert.ok((await store.listRecipients(cid)).slice(1).every((r) => r.state === 'sending'), 'release by the old attempt leaves the new claim alone');
+      assert.deepEqual(await store.markDispatched(cid, [2, 3], 'b', 'tok-b'), [2, 3]);
+    });
+  });
+}
+
+storeSuite('sqlite', sqliteBackend);
+storeSuite('postgres', postgresBackend);
+
+describe('store (sqlite, two processes)', function () {
+  this.timeout(30_000);
+  let backend: Awaited<ReturnType<typeof sqliteBackend>>;
+  let store: Store;
+
+  before(async () => {
+    backend = await sqliteBackend();
+    store = await backend.open();
+  });
+  after(async () => {
+    await store?.close();
+    await backend?.cleanup();
+  });
+
+  it('a child process and this process claim and dispatch the same ranges of one SQLite file; every row is dispatched exactly once', async () => {
+    const n = 2000;
+    const step = 5;
+    const cid = id('xproc');
+    await store.createCampaign({ id: cid, from: 'x@example.com', template: { subject: 's', text: 't' }, providers: ['a'], batchSize: step });
+    await store.importAudience(cid, audience(cid, n));
+
+    const storeModule = path.resolve(__dirname, '../src/store/open-store.js');
+    const script = `
+      const { openStore } = require(${JSON.stringify(storeModule)});
+      (async () => {
+        const s = await openStore({ databaseUrl: '', sqlitePath: ${JSON.stringify(backend.file)} });
+        process.stdout.write('ready\\n');
+        await new Promise((resolve) => process.stdin.once('data', resolve)); // wait for "go"
+        const mine = [];
+        for (let from = 1; from <= ${n}; from += ${step}) {
+          const r = await s.claimRange(${JSON.stringify(cid)}, from, from + ${step - 1}, 'child', 'tok-child');
+          mine.push(...(await s.markDispatched(${JSON.stringify(cid)}, r.claimed.map((x) => x.seq), 'child', 'tok-child')));
+        }
+        await s.close();
+        process.stdin.destroy();
+        process.stdout.write(JSON.stringify(mine) + '\\n');
+      })().catch((e) => { console.error(e); process.exit(1); });`;
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    const ready = new Promise<void>((resolve) => {
+      child.stdout.on('data', (d) => {
+        out += d;
+        if (out.includes('ready')) resolve();
+      });
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    await Promise.race([ready, exited]);
+    child.stdin.write('go\n');
+
+    const mine: number[] = [];
+    for (let from = 1; from <= n; from += step) {
+      const r = await store.claimRange(cid, from, from + step - 1, 'parent', 'tok-parent');
+      mine.push(...(await store.markDispatched(cid, r.claimed.map((x) => x.seq), 'parent', 'tok-parent')));
+    }
+    const code = await exited;
+    assert.equal(code, 0, err);
+    const theirs: number[] = JSON.parse(out.split('\n').filter(Boolean).pop()!);
+    const all = [...mine, ...theirs];
+    assert.equal(new Set(all).size, all.length, 'a row was dispatched twice');
+    assert.equal(all.length, n);
+    if (process.env.MAILOVER_TEST_VERBOSE) console.log(`parent claimed ${mine.length}, child ${theirs.length}`);
+    const rows = await store.listRecipients(cid);
+    assert.equal(rows.filter((r) => r.provider === 'child').length + rows.filter((r) => r.provider === 'parent').length, n);
+  });
+});

@@ -1,0 +1,122 @@
+/**
+ * One campaign scenario's real parts: a Temporal dev server, two SMTP sinks acting as two
+ * independent providers, a store (SQLite in a temp dir, or PostgreSQL), and an in-process
+ * worker on its own task queue. Everything is stopped in close().
+ */
+import { mkdtempSync, rmSync } from 'fs';
+import { tmpdir } from 'os';
+import { join } from 'path';
+import type { Client } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import { startCampaign } from '../../src/client';
+import type { ProviderDefinition } from '../../src/config';
+import { SmtpSink } from '../../src/dev/smtp-sink';
+import { ProviderRegistry } from '../../src/providers/registry';
+import { openStore } from '../../src/store/open-store';
+import type { AudienceRow, Store } from '../../src/store/types';
+import { createCampaignWorker } from '../../src/worker';
+import type { CampaignOptions } from '../../workflows/campaign';
+import { workflowBundle } from './temporal';
+
+let counter = 0;
+export const uniqueId = (prefix: string) => `${prefix}-${process.pid}-${Date.now().toString(36)}-${++counter}`;
+
+export function audience(n: number, domain = 'example.com'): AudienceRow[] {
+  return Array.from({ length: n }, (_, i) => ({ email: `user${i + 1}@${domain}`, fields: { first_name: `User${i + 1}` } }));
+}
+
+export const TEMPLATE = { subject: 'Hello {{first_name}}', text: 'Hi {{first_name}}, our news.', html: '<p>Hi {{first_name}}</p>' };
+
+/** Fast timings for tests: a killed worker's batch is retried after 2 s, transient retries start at 100 ms. */
+export const FAST: CampaignOptions = { heartbeatTimeoutMs: 2_000, sendInitialIntervalMs: 100, sendMaxIntervalMs: 500, sendMaxAttempts: 4 };
+
+export interface HarnessOptions {
+  env: TestWorkflowEnvironment;
+  /** 'sqlite' (default) or a PostgreSQL URL */
+  database?: 'sqlite' | string;
+  sinkAuth?: { user: string; pass: string };
+  inFlightPolicy?: 'resend' | 'hold';
+}
+
+export class Harness {
+  readonly taskQueue = uniqueId('tq');
+  private worker?: Worker;
+  private running?: Promise<void>;
+
+  private constructor(
+    public env: TestWorkflowEnvironment,
+    readonly store: Store,
+    readonly primary: SmtpSink,
+    readonly secondary: SmtpSink,
+    readonly providerDefs: ProviderDefinition[],
+    readonly registry: ProviderRegistry,
+    readonly dir: string,
+    private readonly opts: HarnessOptions,
+  ) {}
+
+  static async create(opts: HarnessOptions): Promise<Harness> {
+    const dir = mkdtempSync(join(tmpdir(), 'mailover-test-'));
+    const store = await openStore(opts.database && opts.database !== 'sqlite' ? { databaseUrl: opts.database } : { sqlitePath: join(dir, 'mailover.db') });
+    const primary = await SmtpSink.start({ name: 'smtp-primary', auth: opts.sinkAuth });
+    const secondary = await SmtpSink.start({ name: 'smtp-secondary', auth: opts.sinkAuth });
+    const defs: ProviderDefinition[] = [primary, secondary].map((s) => ({
+      kind: 'smtp' as const,
+      name: s.name,
+      host: '127.0.0.1',
+      port: s.port,
+      ...(opts.sinkAuth ? { auth: opts.sinkAuth } : {}),
+      pool: { maxConnections: 4 },
+      timeouts: { connectionMs: 2_000, greetingMs: 2_000, socketMs: 5_000 },
+    }));
+    return new Harness(opts.env, store, primary, secondary, defs, new ProviderRegistry(defs), dir, opts);
+  }
+
+  get client(): Client {
+    return this.env.client;
+  }
+
+  async startWorker(): Promise<void> {
+    this.worker = await createCampaignWorker({
+      connection: this.env.nativeConnection,
+      taskQueue: this.taskQueue,
+      store: this.store,
+      providers: this.registry,
+      inFlightPolicy: this.opts.inFlightPolicy,
+      workflowBundle: await workflowBundle(),
+    });
+    this.running = this.worker.run();
+  }
+
+  async stopWorker(): Promise<void> {
+    if (!this.worker) return;
+    if (this.worker.getState() === 'RUNNING') this.worker.shutdown();
+    await this.running;
+    this.worker = undefined;
+  }
+
+  /** Store the campaign and its audience, then start its workflow. */
+  async launch(campaignId: string, rows: AudienceRow[], opts: { providers?: string[]; batchSize?: number; options?: CampaignOptions } = {}) {
+    const providers = opts.providers ?? [this.primary.name, this.secondary.name];
+    const batchSize = opts.batchSize ?? 50;
+    await this.store.createCampaign({ id: campaignId, from: 'News <news@mailover.test>', template: TEMPLATE, providers, batchSize });
+    await this.store.importAudience(campaignId, rows);
+    return startCampaign(this.client, { campaignId, providers, batchSize, total: rows.length, taskQueue: this.taskQueue, options: { ...FAST, ...opts.options } });
+  }
+
+  /** Per address, how many messages both sinks accepted. */
+  deliveries(): Map<string, number> {
+    const all = new Map<string, number>();
+    for (const sink of [this.primary, this.secondary]) for (const [addr, n] of sink.countByRecipient()) all.set(addr, (all.get(addr) ?? 0) + n);
+    return all;
+  }
+
+  async close(): Promise<void> {
+    await this.stopWorker();
+    await this.registry.closeAll();
+    await this.primary.stop();
+    await this.secondary.stop();
+    await this.store.close();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,41 @@
+/** A real Temporal dev server for tests (the pinned CLI, through @temporalio/testing), with mailover's search attributes. */
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, DefaultLogger, Runtime, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { ensureTemporalCli } from '../../src/temporal-cli';
+import { workflowsPath } from '../../src/worker';
+import { campaignSearchAttributes } from '../../workflows/search-attributes';
+
+export interface DevServerOptions {
+  /** Persist to this SQLite file (needed to restart the server mid-test). */
+  dbFilename?: string;
+  port?: number;
+}
+
+let runtimeInstalled = false;
+/** Tests log worker warnings and errors only. */
+function quietRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+}
+
+export async function startDevServer(opts: DevServerOptions = {}): Promise<TestWorkflowEnvironment> {
+  quietRuntime();
+  return TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: ensureTemporalCli().executable,
+      ip: '127.0.0.1',
+      searchAttributes: campaignSearchAttributes,
+      ...(opts.dbFilename ? { dbFilename: opts.dbFilename } : {}),
+      ...(opts.port ? { port: opts.port } : {}),
+      log: { format: 'pretty', level: 'error' },
+    },
+  });
+}
+
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+/** The workflow bundle, built once per test process and shared by every worker. */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundle ??= bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: new DefaultLogger('WARN') });
+  return bundle;
+}

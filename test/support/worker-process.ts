@@ -1,0 +1,69 @@
+/** A mailover worker in its own process (build/src/worker-main.js), so tests can kill -9 it and start another. */
+import { spawn, type ChildProcess } from 'child_process';
+import { writeFileSync } from 'fs';
+import { join } from 'path';
+import { stringify } from 'yaml';
+import type { ProviderDefinition } from '../../src/config';
+
+export interface WorkerProcessOptions {
+  address: string;
+  taskQueue: string;
+  dir: string;
+  providers: ProviderDefinition[];
+  sqlitePath?: string;
+  databaseUrl?: string;
+  bundlePath: string;
+  inFlight?: 'resend' | 'hold';
+}
+
+export class WorkerProcess {
+  private exited: Promise<number | null>;
+  output = '';
+
+  private constructor(readonly child: ChildProcess) {
+    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  }
+
+  static async start(opts: WorkerProcessOptions): Promise<WorkerProcess> {
+    const configPath = join(opts.dir, 'worker-config.yaml');
+    writeFileSync(configPath, stringify({ providers: opts.providers, inFlight: opts.inFlight ?? 'resend' }));
+    const child = spawn(process.execPath, [join(__dirname, '..', '..', 'src', 'worker-main.js')], {
+      env: {
+        ...process.env,
+        TEMPORAL_ADDRESS: opts.address,
+        MAILOVER_TASK_QUEUE: opts.taskQueue,
+        MAILOVER_CONFIG: configPath,
+        MAILOVER_WORKFLOW_BUNDLE: opts.bundlePath,
+        ...(opts.databaseUrl ? { DATABASE_URL: opts.databaseUrl } : { DATABASE_URL: '', MAILOVER_DB: opts.sqlitePath }),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const wp = new WorkerProcess(child);
+    await new Promise<void>((resolve, reject) => {
+      const onData = (chunk: Buffer) => {
+        wp.output += chunk.toString();
+        if (wp.output.includes('mailover worker ready')) resolve();
+      };
+      child.stdout!.on('data', onData);
+      child.stderr!.on('data', (c: Buffer) => (wp.output += c.toString()));
+      child.once('exit', (code) => reject(new Error(`worker exited with ${code} before it was ready:\n${wp.output}`)));
+    });
+    return wp;
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** kill -9: no cleanup, no graceful shutdown. */
+  async kill(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    await this.exited;
+  }
+
+  /** Graceful stop (SIGTERM), as an orchestrator would. */
+  async stop(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
+    await this.exited;
+  }
+}

@@ -1,0 +1,309 @@
+/**
+ * A campaign is one workflow (workflow id = campaign id). Its history holds ids,
+ * cursors, counts and provider names only: never addresses, merge data, bodies or secrets.
+ *
+ * Loop: hold while paused; send the next batch (a seq range) on the active provider;
+ * on a provider-level failure switch to the next provider and retry the same range;
+ * with no provider left, hold with the reason until resumed or given a new order.
+ */
+import * as wf from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, TimeoutFailure } from '@temporalio/workflow';
+import type { BatchTally, CampaignActivities } from '../activities';
+import { activeProvider, initialPlan, onProviderFailure, providerOrderProblems, retryAll, withOrder, type ProviderPlan } from './failover';
+import { AcceptedCountKey, ActiveProviderKey, CampaignIdKey, CampaignStatusKey } from './search-attributes';
+
+export type CampaignStatus = 'running' | 'paused' | 'holding' | 'completed' | 'cancelled';
+
+export interface ProviderSwitch {
+  from: string;
+  /** undefined when no provider was left and the campaign started holding */
+  to?: string;
+  reason: string;
+  /** workflow time, ISO 8601 */
+  at: string;
+  /** first seq of the batch that was moved */
+  atSeq: number;
+}
+
+export interface CampaignOptions {
+  /** Heartbeat timeout of a batch send: how fast a crashed worker's batch is retried. Default 20 s. */
+  heartbeatTimeoutMs?: number;
+  /** Attempts per batch on one provider before it counts as unavailable. Default 6. */
+  sendMaxAttempts?: number;
+  /** First retry delay for transient provider errors. Default 1 s. */
+  sendInitialIntervalMs?: number;
+  /** Longest retry delay. Default 30 s. */
+  sendMaxIntervalMs?: number;
+  /** Continue-as-new after this many batches (besides Temporal's own suggestion). Default 500. */
+  batchesPerRun?: number;
+}
+
+export interface CampaignInput {
+  campaignId: string;
+  /** Provider names in priority order. */
+  providers: string[];
+  batchSize: number;
+  options?: CampaignOptions;
+  /** State carried over continue-as-new; absent on the first run. */
+  carried?: CarriedState;
+}
+
+export interface CampaignCounts {
+  acceptedByProvider: Record<string, number>;
+  rejected: number;
+  suppressed: number;
+  /** rows found in flight after a crash (resent, settled from a look-up, or held) */
+  inFlightRecovered: number;
+  /** rows held for review (in-flight policy `hold`) */
+  heldForReview: number;
+}
+
+export interface CarriedState {
+  total: number;
+  maxSeq: number;
+  knownProviders: string[];
+  cursor: number;
+  counts: CampaignCounts;
+  plan: ProviderPlan;
+  switches: ProviderSwitch[];
+  paused: boolean;
+  pauseReason?: string;
+  runs: number;
+}
+
+export interface CampaignProgress {
+  campaignId: string;
+  status: CampaignStatus;
+  total: number;
+  accepted: number;
+  acceptedByProvider: Record<string, number>;
+  rejected: number;
+  suppressed: number;
+  remaining: number;
+  inFlightRecovered: number;
+  heldForReview: number;
+  paused: boolean;
+  pauseReason?: string;
+  activeProvider?: string;
+  providers: string[];
+  providersDown: Record<string, string>;
+  switches: ProviderSwitch[];
+  /** last seq whose batch is settled */
+  cursor: number;
+  batchInFlight: boolean;
+  /** continue-as-new runs so far */
+  runs: number;
+}
+
+export type CampaignResult = Omit<CampaignProgress, 'batchInFlight' | 'paused' | 'pauseReason'>;
+
+export const pauseSignal = wf.defineSignal<[reason?: string]>('pause');
+export const resumeSignal = wf.defineSignal('resume');
+export const cancelSignal = wf.defineSignal('cancel');
+export const progressQuery = wf.defineQuery<CampaignProgress>('progress');
+export const setProvidersUpdate = wf.defineUpdate<string[], [string[]]>('setProviders');
+
+const DEFAULTS: Required<CampaignOptions> = {
+  heartbeatTimeoutMs: 20_000,
+  sendMaxAttempts: 6,
+  sendInitialIntervalMs: 1_000,
+  sendMaxIntervalMs: 30_000,
+  batchesPerRun: 500,
+};
+
+/** Whether an activity failure means the provider is unavailable, and why; undefined for other failures. */
+export function providerFailureReason(err: unknown): string | undefined {
+  if (!(err instanceof ActivityFailure)) return undefined;
+  const cause = err.cause;
+  if (cause instanceof ApplicationFailure) {
+    if (cause.type === 'ProviderUnavailableError') return cause.message;
+    if (cause.type === 'TransientProviderError') return `retry budget exhausted: ${cause.message}`;
+  }
+  return undefined;
+}
+
+/** A batch that ended on a timeout (a worker that died or hung), not on the provider's answer. */
+function isWorkerTimeout(err: unknown): boolean {
+  return err instanceof ActivityFailure && err.cause instanceof TimeoutFailure;
+}
+
+const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
+
+function addTally(counts: CampaignCounts, t: BatchTally): CampaignCounts {
+  const acceptedByProvider = { ...counts.acceptedByProvider };
+  for (const [p, n] of Object.entries(t.acceptedByProvider)) acceptedByProvider[p] = (acceptedByProvider[p] ?? 0) + n;
+  return {
+    acceptedByProvider,
+    rejected: counts.rejected + t.rejected,
+    suppressed: counts.suppressed + t.suppressed,
+    inFlightRecovered: counts.inFlightRecovered + t.inFlightRecovered,
+    heldForReview: counts.heldForReview + t.heldForReview,
+  };
+}
+
+export async function campaignWorkflow(input: CampaignInput): Promise<CampaignResult> {
+  const opts = { ...DEFAULTS, ...input.options };
+  const { prepareCampaign } = wf.proxyActivities<CampaignActivities>({
+    startToCloseTimeout: '1 minute',
+    retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['InvalidCampaignError'] },
+  });
+  const { sendBatch } = wf.proxyActivities<CampaignActivities>({
+    startToCloseTimeout: '15 minutes',
+    heartbeatTimeout: opts.heartbeatTimeoutMs,
+    retry: {
+      initialInterval: opts.sendInitialIntervalMs,
+      backoffCoefficient: 2,
+      maximumInterval: opts.sendMaxIntervalMs,
+      maximumAttempts: opts.sendMaxAttempts,
+      nonRetryableErrorTypes: ['ProviderUnavailableError', 'InvalidCampaignError'],
+    },
+  });
+
+  let state: CarriedState;
+  if (input.carried) {
+    state = { ...input.carried, runs: input.carried.runs + 1 };
+  } else {
+    const prep = await prepareCampaign({ campaignId: input.campaignId, providers: input.providers });
+    state = {
+      total: prep.total,
+      maxSeq: prep.maxSeq,
+      knownProviders: prep.knownProviders,
+      cursor: 0,
+      counts: { acceptedByProvider: {}, rejected: 0, suppressed: 0, inFlightRecovered: 0, heldForReview: 0 },
+      plan: initialPlan(input.providers),
+      switches: [],
+      paused: false,
+      runs: 1,
+    };
+  }
+  let cancelled = false;
+  let batchInFlight = false;
+
+  const status = (): CampaignStatus => {
+    if (cancelled) return 'cancelled';
+    if (state.cursor >= state.maxSeq) return 'completed';
+    if (state.paused) return activeProvider(state.plan) === undefined ? 'holding' : 'paused';
+    return 'running';
+  };
+  const progress = (): CampaignProgress => {
+    const accepted = sum(state.counts.acceptedByProvider);
+    return {
+      campaignId: input.campaignId,
+      status: status(),
+      total: state.total,
+      accepted,
+      acceptedByProvider: state.counts.acceptedByProvider,
+      rejected: state.counts.rejected,
+      suppressed: state.counts.suppressed,
+      remaining: Math.max(0, state.total - accepted - state.counts.rejected - state.counts.suppressed - state.counts.heldForReview),
+      inFlightRecovered: state.counts.inFlightRecovered,
+      heldForReview: state.counts.heldForReview,
+      paused: state.paused,
+      pauseReason: state.pauseReason,
+      activeProvider: activeProvider(state.plan),
+      providers: state.plan.order,
+      providersDown: state.plan.down,
+      switches: state.switches,
+      cursor: state.cursor,
+      batchInFlight,
+      runs: state.runs,
+    };
+  };
+  let lastUpsert = '';
+  const upsertSearchAttributes = () => {
+    const p = progress();
+    const key = `${p.status}|${p.activeProvider ?? ''}|${p.accepted}`;
+    if (key === lastUpsert) return;
+    lastUpsert = key;
+    wf.upsertSearchAttributes([
+      { key: CampaignIdKey, value: input.campaignId },
+      { key: CampaignStatusKey, value: p.status },
+      { key: ActiveProviderKey, value: p.activeProvider ?? 'none' },
+      { key: AcceptedCountKey, value: p.accepted },
+    ]);
+  };
+
+  wf.setHandler(progressQuery, progress);
+  wf.setHandler(pauseSignal, (reason?: string) => {
+    state.paused = true;
+    state.pauseReason = reason ?? 'paused by operator';
+  });
+  wf.setHandler(resumeSignal, () => {
+    if (activeProvider(state.plan) === undefined) state.plan = retryAll(state.plan);
+    state.paused = false;
+    state.pauseReason = undefined;
+  });
+  wf.setHandler(cancelSignal, () => {
+    cancelled = true;
+  });
+  wf.setHandler(
+    setProvidersUpdate,
+    (providers: string[]) => {
+      state.plan = withOrder(providers);
+      if (state.paused && state.pauseReason?.startsWith('no provider left')) {
+        state.paused = false;
+        state.pauseReason = undefined;
+      }
+      return state.plan.order;
+    },
+    {
+      validator: (providers: string[]) => {
+        const problems = providerOrderProblems(providers, state.knownProviders);
+        if (problems.length) throw new Error(problems.join('; '));
+      },
+    },
+  );
+
+  upsertSearchAttributes();
+  let batchesThisRun = 0;
+  while (state.cursor < state.maxSeq && !cancelled) {
+    await wf.condition(() => !state.paused || cancelled);
+    upsertSearchAttributes();
+    if (cancelled) break;
+    const provider = activeProvider(state.plan);
+    if (provider === undefined) {
+      // Only reachable if an order lost every provider while running; hold.
+      state.paused = true;
+      state.pauseReason = 'no provider left';
+      continue;
+    }
+    const fromSeq = state.cursor + 1;
+    const toSeq = Math.min(state.cursor + input.batchSize, state.maxSeq);
+    batchInFlight = true;
+    try {
+      const tally = await sendBatch({ campaignId: input.campaignId, provider, fromSeq, toSeq });
+      state.counts = addTally(state.counts, tally);
+      state.cursor = toSeq;
+      batchesThisRun++;
+    } catch (err) {
+      const reason = providerFailureReason(err);
+      if (reason !== undefined) {
+        const decision = onProviderFailure(state.plan, provider, reason);
+        state.plan = decision.plan;
+        state.switches = [...state.switches, { from: provider, to: decision.next, reason, at: new Date().toISOString(), atSeq: fromSeq }];
+        wf.log.warn('provider switch', { campaignId: input.campaignId, from: provider, to: decision.next ?? 'none', reason });
+        if (decision.next === undefined) {
+          state.paused = true;
+          state.pauseReason = `no provider left: ${Object.entries(state.plan.down)
+            .map(([p, r]) => `${p}: ${r}`)
+            .join('; ')}`;
+        }
+      } else if (!isWorkerTimeout(err)) {
+        throw err;
+      }
+      // A worker timeout (crash or hang) retries the same range on the same provider.
+    } finally {
+      batchInFlight = false;
+    }
+    upsertSearchAttributes();
+
+    if (state.cursor < state.maxSeq && !cancelled && (batchesThisRun >= opts.batchesPerRun || wf.workflowInfo().continueAsNewSuggested)) {
+      await wf.condition(wf.allHandlersFinished);
+      return await wf.continueAsNew<typeof campaignWorkflow>({ ...input, providers: state.plan.order, carried: state });
+    }
+  }
+  upsertSearchAttributes();
+  await wf.condition(wf.allHandlersFinished);
+  const { batchInFlight: _b, paused: _p, pauseReason: _r, ...result } = progress();
+  return result;
+}

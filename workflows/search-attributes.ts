@@ -1,0 +1,14 @@
+/**
+ * Custom search attributes a campaign upserts as it moves, so campaigns can be found
+ * and filtered in the Temporal Web UI (and `temporal workflow list --query`).
+ * The dev server registers them at start; a production namespace needs
+ * `temporal operator search-attribute create` once (see README).
+ */
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
+export const CampaignIdKey = defineSearchAttributeKey('CampaignId', SearchAttributeType.KEYWORD);
+export const CampaignStatusKey = defineSearchAttributeKey('CampaignStatus', SearchAttributeType.KEYWORD);
+export const ActiveProviderKey = defineSearchAttributeKey('ActiveProvider', SearchAttributeType.KEYWORD);
+export const AcceptedCountKey = defineSearchAttributeKey('AcceptedCount', SearchAttributeType.INT);
+
+export const campaignSearchAttributes = [CampaignIdKey, CampaignStatusKey, ActiveProviderKey, AcceptedCountKey];
