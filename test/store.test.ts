@@ -3,13 +3,9 @@ import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Client } from 'pg';
 import { describeStore, openStore } from '../src/store/open-store';
 import type { AudienceRow, Store } from '../src/store/types';
-
-const PG_URL = /^postgres(ql)?:\/\//.test(process.env.DATABASE_URL ?? '')
-  ? process.env.DATABASE_URL!
-  : 'postgres://postgres@127.0.0.1:5432/test';
+import { createScratchDatabase } from './support/postgres';
 
 interface Backend {
   /** Open a new, independent store (own connection / pool) on the same database. */
@@ -41,30 +37,8 @@ async function sqliteBackend(): Promise<Backend & { file: string }> {
 }
 
 async function postgresBackend(): Promise<Backend> {
-  const admin = new URL(PG_URL);
-  admin.pathname = '/postgres';
-  const dbName = `mailover_test_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
-  const client = new Client({ connectionString: admin.toString() });
-  await client.connect();
-  try {
-    await client.query(`create database ${dbName}`);
-  } finally {
-    await client.end();
-  }
-  const url = new URL(PG_URL);
-  url.pathname = `/${dbName}`;
-  return {
-    open: () => openStore({ databaseUrl: url.toString() }),
-    cleanup: async () => {
-      const c = new Client({ connectionString: admin.toString() });
-      await c.connect();
-      try {
-        await c.query(`drop database if exists ${dbName} with (force)`);
-      } finally {
-        await c.end();
-      }
-    },
-  };
+  const db = await createScratchDatabase();
+  return { open: () => openStore({ databaseUrl: db.url }), cleanup: () => db.drop() };
 }
 
 function storeSuite(name: 'sqlite' | 'postgres', makeBackend: () => Promise<Backend>): void {
@@ -75,14 +49,7 @@ function storeSuite(name: 'sqlite' | 'postgres', makeBackend: () => Promise<Back
     const extra: Store[] = [];
 
     before(async function () {
-      try {
-        backend = await makeBackend();
-      } catch (err) {
-        if (name === 'postgres' && (err as { code?: string }).code === 'ECONNREFUSED') {
-          throw new Error(`PostgreSQL is not reachable at ${PG_URL}: the store must pass on both dialects (set DATABASE_URL)`);
-        }
-        throw err;
-      }
+      backend = await makeBackend();
       store = await backend.open();
     });
 

@@ -57,7 +57,7 @@ export class Harness {
 
   static async create(opts: HarnessOptions): Promise<Harness> {
     const dir = mkdtempSync(join(tmpdir(), 'mailover-test-'));
-    const store = await openStore(opts.database && opts.database !== 'sqlite' ? { databaseUrl: opts.database } : { sqlitePath: join(dir, 'mailover.db') });
+    const store = await openStore(opts.database && opts.database !== 'sqlite' ? { databaseUrl: opts.database } : { databaseUrl: '', sqlitePath: join(dir, 'mailover.db') });
     const primary = await SmtpSink.start({ name: 'smtp-primary', auth: opts.sinkAuth });
     const secondary = await SmtpSink.start({ name: 'smtp-secondary', auth: opts.sinkAuth });
     const defs: ProviderDefinition[] = [primary, secondary].map((s) => ({
