@@ -3,7 +3,8 @@
  * A production worker: `npm run worker` (later `mailover worker`).
  * Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, MAILOVER_TASK_QUEUE, TEMPORAL_TLS_CERT +
  * TEMPORAL_TLS_KEY (mTLS) or TEMPORAL_API_KEY, MAILOVER_CONFIG (providers YAML),
- * DATABASE_URL (PostgreSQL) or MAILOVER_DB (SQLite file). Stops gracefully on SIGTERM/SIGINT.
+ * DATABASE_URL (PostgreSQL) or MAILOVER_DB (SQLite file), MAILOVER_STICKY_QUEUE_TIMEOUT_MS.
+ * Stops gracefully on SIGTERM/SIGINT.
  */
 import { NativeConnection, Runtime } from '@temporalio/worker';
 import { loadConfig } from './config';
@@ -28,6 +29,9 @@ async function main(): Promise<void> {
     providers,
     inFlightPolicy: config.inFlight,
     workflowBundle: bundlePath ? { codePath: bundlePath } : undefined,
+    // After a worker dies, its campaigns' next workflow task waits this long on the dead worker's
+    // sticky queue before any other worker may take it.
+    workerOptions: { stickyQueueScheduleToStartTimeout: Number(process.env.MAILOVER_STICKY_QUEUE_TIMEOUT_MS ?? 5_000) },
   });
   console.log(
     `mailover worker ready: pid ${process.pid}, temporal ${settings.address}/${settings.namespace}, task queue ${settings.taskQueue}, store ${describeStore(store)}, providers ${providers.names().join(', ')}`,

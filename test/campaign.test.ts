@@ -4,7 +4,7 @@
  */
 import { strict as assert } from 'assert';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { campaignProgress, pauseCampaign, resumeCampaign, setCampaignProviders, startCampaign, CampaignAlreadyStartedError } from '../src/client';
+import { cancelCampaign, campaignProgress, pauseCampaign, resumeCampaign, setCampaignProviders, startCampaign, CampaignAlreadyStartedError } from '../src/client';
 import { ActiveProviderKey, AcceptedCountKey, CampaignStatusKey } from '../workflows/search-attributes';
 import { audience, Harness, uniqueId } from './support/harness';
 import { maybeRecordHistory } from './support/histories';
@@ -151,6 +151,22 @@ describe('campaign engine (Temporal dev server, SMTP sinks, SQLite ledger)', fun
     assertExactlyOnce(h, 300, ['user3@example.com', 'user250@example.com']);
     const rows = await h.store.listRecipients(id);
     assert.deepEqual(rows.filter((r) => r.state === 'suppressed').map((r) => r.email).sort(), ['user250@example.com', 'user3@example.com']);
+  });
+
+  it('cancel: a cancelled campaign stops after the batch in flight; nothing is sent afterwards and unsent rows stay pending', async () => {
+    const id = uniqueId('cancel');
+    h.primary.setAcceptDelay(3);
+    const handle = await h.launch(id, audience(400), { batchSize: 20 });
+    await h.primary.waitForCount(40, 30_000);
+    await cancelCampaign(h.client, id);
+    const result = await handle.result();
+    assert.equal(result.status, 'cancelled');
+    assert.ok(result.accepted < 400);
+    assert.equal(h.primary.acceptedCount, result.accepted, 'the sink has exactly what the campaign counted');
+    const rows = await h.store.listRecipients(id);
+    assert.equal(rows.filter((r) => r.state === 'accepted').length, result.accepted);
+    assert.equal(rows.filter((r) => r.state === 'pending').length, 400 - result.accepted);
+    assert.equal((await handle.describe()).typedSearchAttributes.get(CampaignStatusKey), 'cancelled');
   });
 
   it('starting the same campaign twice is refused with a clear message', async () => {

@@ -93,6 +93,77 @@ describe('durability: worker crashes and Temporal server restarts', function () 
     });
   });
 
+  describe('SMTP sends in flight when the worker dies (in-flight policy)', () => {
+    let env: TestWorkflowEnvironment;
+    let h: Harness | undefined;
+    let workers: WorkerProcess[] = [];
+
+    before(async () => {
+      env = await startDevServer();
+    });
+    afterEach(async () => {
+      await Promise.all(workers.map((w) => w.kill()));
+      workers = [];
+      await h?.close();
+      h = undefined;
+    });
+    after(async () => {
+      await env?.teardown();
+    });
+
+    /** Kill the worker while 4 messages are handed to the relay and waiting for its 250; restart it. */
+    async function killWhileInFlight(policy: 'resend' | 'hold') {
+      h = await Harness.create({ env });
+      const harness = h;
+      const bundlePath = await writeBundle(harness.dir);
+      const start = async () => {
+        const w = await WorkerProcess.start({ address: env.address, taskQueue: harness.taskQueue, dir: harness.dir, providers: harness.providerDefs, sqlitePath: join(harness.dir, 'mailover.db'), bundlePath, inFlight: policy });
+        workers.push(w);
+        return w;
+      };
+      const id = uniqueId(`inflight-${policy}`);
+      harness.primary.setAcceptDelay(5_000); // the relay sits on the DATA reply
+      const first = await start();
+      const handle = await harness.launch(id, audience(40), { batchSize: 20 });
+      const inDoubt = await waitUntil(async () => {
+        const rows = (await harness.store.listRecipients(id)).filter((r) => r.state === 'sending' && r.dispatchedAt);
+        return rows.length >= 4 ? rows.map((r) => r.email) : undefined;
+      }, '4 messages handed to the relay');
+      await first.kill();
+      harness.primary.setAcceptDelay(0);
+      await start();
+      const result = await handle.result();
+      return { harness, id, result, inDoubt };
+    }
+
+    it('in-flight policy resend: messages handed to the relay when the worker died are sent again; nobody is lost, and they are counted', async () => {
+      const { harness, id, result, inDoubt } = await killWhileInFlight('resend');
+      assert.equal(inDoubt.length, 4, 'the pool has 4 connections');
+      assert.equal(result.accepted, 40);
+      assert.equal(result.inFlightRecovered, 4);
+      assert.equal(result.heldForReview, 0);
+      for (const [addr, n] of harness.deliveries()) assert.equal(n, 1, `${addr} once (the relay never answered the killed worker, so it kept nothing)`);
+      assert.equal(harness.deliveries().size, 40);
+      const rows = await harness.store.listRecipients(id);
+      assert.deepEqual(rows.filter((r) => r.inFlightRecoveries > 0).map((r) => r.email).sort(), [...inDoubt].sort());
+    });
+
+    it('in-flight policy hold: messages handed to the relay when the worker died are held for review, never sent twice; the rest completes', async () => {
+      const { harness, id, result, inDoubt } = await killWhileInFlight('hold');
+      assert.equal(result.status, 'completed');
+      assert.equal(result.heldForReview, 4);
+      assert.equal(result.accepted, 36);
+      assert.equal(result.remaining, 0);
+      const got = harness.deliveries();
+      for (const addr of inDoubt) assert.equal(got.get(addr) ?? 0, 0, `${addr} is held, not resent`);
+      assert.equal(got.size, 36);
+      assert.ok([...got.values()].every((n) => n === 1));
+      const held = (await harness.store.listRecipients(id)).filter((r) => r.state === 'sending');
+      assert.deepEqual(held.map((r) => r.email).sort(), [...inDoubt].sort());
+      assert.ok(held.every((r) => r.inFlightRecoveries === 1 && r.provider === 'smtp-primary'));
+    });
+  });
+
   describe('Temporal dev server stopped and restarted', () => {
     let env: TestWorkflowEnvironment | undefined;
     let h: Harness;

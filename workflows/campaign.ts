@@ -122,6 +122,15 @@ export function providerFailureReason(err: unknown): string | undefined {
   return undefined;
 }
 
+function isInvalidCampaign(err: unknown): boolean {
+  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'InvalidCampaignError';
+}
+
+function errorMessage(err: unknown): string {
+  if (err instanceof ActivityFailure && err.cause) return err.cause.message;
+  return err instanceof Error ? err.message : String(err);
+}
+
 /** A batch that ended on a timeout (a worker that died or hung), not on the provider's answer. */
 function isWorkerTimeout(err: unknown): boolean {
   return err instanceof ActivityFailure && err.cause instanceof TimeoutFailure;
@@ -288,8 +297,14 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
             .map(([p, r]) => `${p}: ${r}`)
             .join('; ')}`;
         }
-      } else if (!isWorkerTimeout(err)) {
+      } else if (isInvalidCampaign(err)) {
         throw err;
+      } else if (!isWorkerTimeout(err)) {
+        // Something other than the provider failed (the store, a bug): hold with the reason
+        // rather than fail, so an operator can fix it and resume from the same batch.
+        state.paused = true;
+        state.pauseReason = `batch from recipient #${fromSeq} failed: ${errorMessage(err)}`;
+        wf.log.error('batch failed; campaign holds', { campaignId: input.campaignId, fromSeq, error: errorMessage(err) });
       }
       // A worker timeout (crash or hang) retries the same range on the same provider.
     } finally {

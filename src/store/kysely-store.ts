@@ -574,6 +574,7 @@ function toRecipient(r: RecipientsTable): RecipientRow {
     attempts: Number(r.attempts),
     lastError: r.last_error,
     inFlightRecoveries: Number(r.in_flight_recoveries),
+    dispatchedAt: r.dispatched_at ? new Date(r.dispatched_at) : null,
     createdAt: new Date(r.created_at),
     updatedAt: new Date(r.updated_at),
   };

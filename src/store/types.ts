@@ -42,6 +42,8 @@ export interface RecipientRow {
   lastError: string | null;
   /** How many times this row was found in state `sending` after a crash. */
   inFlightRecoveries: number;
+  /** When the message was last handed to a provider (null while only claimed, or pending). */
+  dispatchedAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
 }

@@ -34,6 +34,7 @@ export class WorkerProcess {
         MAILOVER_TASK_QUEUE: opts.taskQueue,
         MAILOVER_CONFIG: configPath,
         MAILOVER_WORKFLOW_BUNDLE: opts.bundlePath,
+        MAILOVER_STICKY_QUEUE_TIMEOUT_MS: '1000',
         ...(opts.databaseUrl ? { DATABASE_URL: opts.databaseUrl } : { DATABASE_URL: '', MAILOVER_DB: opts.sqlitePath }),
       },
       stdio: ['ignore', 'pipe', 'pipe'],
