@@ -121,6 +121,41 @@ describe('failure taxonomy (each class on a real campaign)', function () {
     assert.deepEqual(result.acceptedByProvider, { 'smtp-secondary': 40 });
   });
 
+  it('store failure: when the ledger cannot be written the campaign holds with the reason instead of failing, and resumes', async () => {
+    await h.stopWorker();
+    let ledgerDown = false;
+    await h.startWorker(
+      (store) =>
+        new Proxy(store, {
+          get(target, prop, receiver) {
+            const v = Reflect.get(target, prop, receiver);
+            if (prop === 'claimRange' && typeof v === 'function') {
+              return (...args: unknown[]) => (ledgerDown ? Promise.reject(new Error('ledger unavailable: connection terminated')) : v.apply(target, args));
+            }
+            return typeof v === 'function' ? v.bind(target) : v;
+          },
+        }),
+    );
+    const id = uniqueId('store-down');
+    h.primary.setAcceptDelay(2);
+    const handle = await h.launch(id, audience(200), { batchSize: 20 });
+    await h.primary.waitForCount(40, 30_000);
+    ledgerDown = true;
+    const held = await waitUntil(async () => {
+      const p = await campaignProgress(h.client, id);
+      return p.paused && !p.batchInFlight ? p : undefined;
+    }, 'the campaign to hold on the ledger failure');
+    assert.match(held.pauseReason ?? '', /^batch from recipient #\d+ failed: ledger unavailable: connection terminated$/);
+    assert.equal(held.switches.length, 0, 'a store failure is not the provider\'s fault');
+    assert.equal((await handle.describe()).status.name, 'RUNNING');
+    ledgerDown = false;
+    await resumeCampaign(h.client, id);
+    const result = await handle.result();
+    assert.equal(result.accepted, 200);
+    assert.equal(h.deliveries().size, 200);
+    assert.ok([...h.deliveries().values()].every((n) => n === 1));
+  });
+
   it('invalid campaign: a missing merge field fails the campaign before any send, naming the field and recipient', async () => {
     const id = uniqueId('invalid');
     const rows = audience(30);

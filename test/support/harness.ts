@@ -76,11 +76,12 @@ export class Harness {
     return this.env.client;
   }
 
-  async startWorker(): Promise<void> {
+  /** Start an in-process worker; `wrapStore` lets a test put faults between the worker and the store. */
+  async startWorker(wrapStore: (s: Store) => Store = (s) => s): Promise<void> {
     this.worker = await createCampaignWorker({
       connection: this.env.nativeConnection,
       taskQueue: this.taskQueue,
-      store: this.store,
+      store: wrapStore(this.store),
       providers: this.registry,
       inFlightPolicy: this.opts.inFlightPolicy,
       workflowBundle: await workflowBundle(),
