@@ -3,12 +3,11 @@
  * errors that name the exact field and what was expected. Nothing is stored or sent
  * until it is valid.
  */
-import { readFileSync } from 'fs';
-import { parse } from 'yaml';
 import { normaliseAddress } from './address';
 import { InvalidCampaignError } from './errors';
 import type { CampaignRecord } from './store/types';
 import { templateProblems } from './template';
+import { readYamlFile } from './yaml-file';
 
 export type CampaignDefinition = Omit<CampaignRecord, 'createdAt'>;
 
@@ -88,17 +87,6 @@ export function parseCampaignDefinition(raw: unknown, knownProviders?: string[],
 }
 
 export function loadCampaignDefinition(path: string, knownProviders?: string[]): CampaignDefinition {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new InvalidCampaignError(`cannot read campaign file ${path}: ${(err as Error).message}`);
-  }
-  let doc: unknown;
-  try {
-    doc = parse(text);
-  } catch (err) {
-    throw new InvalidCampaignError(`${path}: invalid YAML/JSON: ${(err as Error).message}`);
-  }
+  const doc = readYamlFile(path, 'campaign file', (m) => new InvalidCampaignError(m));
   return parseCampaignDefinition(doc, knownProviders, path);
 }

@@ -3,8 +3,7 @@
  * found in flight after a crash. Read from YAML (MAILOVER_CONFIG, default ./mailover.yaml).
  * Secrets are only ever references to environment variables: `${MAILGUN_API_KEY}`.
  */
-import { readFileSync } from 'fs';
-import { parse } from 'yaml';
+import { readYamlFile } from './yaml-file';
 import type { SmtpProviderConfig } from './providers/smtp';
 
 export type InFlightPolicy = 'resend' | 'hold';
@@ -98,17 +97,6 @@ export function parseConfig(source: unknown, env: NodeJS.ProcessEnv = process.en
 }
 
 export function loadConfig(path = process.env.MAILOVER_CONFIG ?? './mailover.yaml', env: NodeJS.ProcessEnv = process.env): MailoverConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
-  }
-  let doc: unknown;
-  try {
-    doc = parse(text);
-  } catch (err) {
-    throw new ConfigError(`${path}: invalid YAML: ${(err as Error).message}`);
-  }
+  const doc = readYamlFile(path, 'config file', (m) => new ConfigError(m));
   return parseConfig(doc, env, path);
 }

@@ -4,21 +4,14 @@
  * Nothing is lost; nothing is sent twice outside the counted in-flight window.
  */
 import { strict as assert } from 'assert';
-import { writeFileSync } from 'fs';
 import { join } from 'path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { campaignProgress } from '../src/client';
 import { audience, Harness, uniqueId } from './support/harness';
 import { freePort } from './support/ports';
-import { startDevServer, workflowBundle } from './support/temporal';
+import { startDevServer, writeWorkflowBundle } from './support/temporal';
 import { waitUntil } from './support/wait';
 import { WorkerProcess } from './support/worker-process';
-
-async function writeBundle(dir: string): Promise<string> {
-  const path = join(dir, 'workflow-bundle.js');
-  writeFileSync(path, (await workflowBundle()).code);
-  return path;
-}
 
 /** Every recipient at the sinks at least once, the ledger settled and agreeing with the sinks. Returns the duplicates. */
 async function checkNothingLost(h: Harness, id: string, n: number): Promise<{ duplicates: string[]; recovered: Set<string> }> {
@@ -60,7 +53,7 @@ describe('durability: worker crashes and Temporal server restarts', function () 
       const id = uniqueId('crash');
       const n = 2000;
       h.primary.setAcceptDelay(1);
-      const bundlePath = await writeBundle(h.dir);
+      const bundlePath = await writeWorkflowBundle(h.dir);
       const startWorker = async () => {
         const w = await WorkerProcess.start({ address: env.address, taskQueue: h.taskQueue, dir: h.dir, providers: h.providerDefs, sqlitePath: join(h.dir, 'mailover.db'), bundlePath });
         workers.push(w);
@@ -115,7 +108,7 @@ describe('durability: worker crashes and Temporal server restarts', function () 
     async function killWhileInFlight(policy: 'resend' | 'hold') {
       h = await Harness.create({ env });
       const harness = h;
-      const bundlePath = await writeBundle(harness.dir);
+      const bundlePath = await writeWorkflowBundle(harness.dir);
       const start = async () => {
         const w = await WorkerProcess.start({ address: env.address, taskQueue: harness.taskQueue, dir: harness.dir, providers: harness.providerDefs, sqlitePath: join(harness.dir, 'mailover.db'), bundlePath, inFlight: policy });
         workers.push(w);
@@ -182,7 +175,7 @@ describe('durability: worker crashes and Temporal server restarts', function () 
       const first = await startDevServer({ port, dbFilename });
       env = first;
       h.env = first;
-      const bundlePath = await writeBundle(h.dir);
+      const bundlePath = await writeWorkflowBundle(h.dir);
       worker = await WorkerProcess.start({ address: first.address, taskQueue: h.taskQueue, dir: h.dir, providers: h.providerDefs, sqlitePath: join(h.dir, 'mailover.db'), bundlePath });
       const id = uniqueId('restart');
       const n = 1000;

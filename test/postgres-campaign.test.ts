@@ -3,12 +3,10 @@
  * killed with SIGKILL, end to end.
  */
 import { strict as assert } from 'assert';
-import { writeFileSync } from 'fs';
-import { join } from 'path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { audience, Harness, uniqueId } from './support/harness';
 import { createScratchDatabase, type ScratchDatabase } from './support/postgres';
-import { startDevServer, workflowBundle } from './support/temporal';
+import { startDevServer, writeWorkflowBundle } from './support/temporal';
 import { WorkerProcess } from './support/worker-process';
 
 describe('campaign engine with the ledger in PostgreSQL', function () {
@@ -49,8 +47,7 @@ describe('campaign engine with the ledger in PostgreSQL', function () {
   });
 
   it('postgres: a worker killed with SIGKILL mid-campaign is replaced; nobody is lost and only counted in-flight rows may repeat', async () => {
-    const bundlePath = join(h.dir, 'workflow-bundle.js');
-    writeFileSync(bundlePath, (await workflowBundle()).code);
+    const bundlePath = await writeWorkflowBundle(h.dir);
     const start = async () => {
       const w = await WorkerProcess.start({ address: env.address, taskQueue: h.taskQueue, dir: h.dir, providers: h.providerDefs, databaseUrl: db.url, bundlePath });
       workers.push(w);

@@ -1,4 +1,6 @@
 /** A real Temporal dev server for tests (the pinned CLI, through @temporalio/testing), with mailover's search attributes. */
+import { writeFileSync } from 'fs';
+import { join } from 'path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Runtime, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { ensureTemporalCli } from '../../src/temporal-cli';
@@ -38,4 +40,11 @@ let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
   bundle ??= bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: new DefaultLogger('WARN') });
   return bundle;
+}
+
+/** The shared bundle written to `dir`, for worker child processes (MAILOVER_WORKFLOW_BUNDLE). */
+export async function writeWorkflowBundle(dir: string): Promise<string> {
+  const path = join(dir, 'workflow-bundle.js');
+  writeFileSync(path, (await workflowBundle()).code);
+  return path;
 }
