@@ -9,7 +9,7 @@
 import { randomUUID } from 'crypto';
 import { Context } from '@temporalio/activity';
 import { ProviderUnavailableError, TransientProviderError } from '../src/errors';
-import type { OutgoingMessage, Provider, SendResult } from '../src/providers/provider';
+import type { InFlightMessage, OutgoingMessage, Provider, SendResult } from '../src/providers/provider';
 import type { RecipientRow } from '../src/store/types';
 import { TemplateError } from '../src/template';
 import type { CampaignCache, LoadedCampaign } from './campaign-cache';
@@ -24,6 +24,7 @@ function render(campaign: LoadedCampaign, row: RecipientRow): OutgoingMessage | 
   try {
     const body = campaign.template.render(row.fields);
     return {
+      campaignId: campaign.record.id,
       seq: row.seq,
       to: row.email,
       from: campaign.record.from,
@@ -53,7 +54,11 @@ function heartbeat(details: unknown): void {
   }
 }
 
-/** Rows left `sending` by a crash: settle what the provider can confirm, return the ones to send again. */
+/**
+ * Rows left `sending` by a crash (or by a call whose answer was lost): settle what the provider
+ * they were handed to can confirm, and return the ones to send again. Rows the provider cannot
+ * tell about yet (its event log lags) make the attempt retry later, with nothing resent.
+ */
 async function reconcileInFlight(deps: ActivityDeps, campaign: LoadedCampaign, rows: RecipientRow[]): Promise<RecipientRow[]> {
   const resend: RecipientRow[] = [];
   const byProvider = new Map<string, RecipientRow[]>();
@@ -61,20 +66,30 @@ async function reconcileInFlight(deps: ActivityDeps, campaign: LoadedCampaign, r
     const key = row.provider ?? '';
     byProvider.set(key, [...(byProvider.get(key) ?? []), row]);
   }
+  let waitMs = 0;
   for (const [providerName, group] of byProvider) {
     const previous: Provider | undefined = providerName && deps.providers.has(providerName) ? deps.providers.get(providerName) : undefined;
     if (previous?.lookup) {
-      const messages = group.map((r) => render(campaign, r)).filter((m): m is OutgoingMessage => 'to' in m);
-      const found = await previous.lookup(messages);
+      const inFlight: InFlightMessage[] = [];
+      for (const row of group) {
+        const m = render(campaign, row);
+        if ('to' in m) inFlight.push({ message: m, dispatchedAt: row.dispatchedAt });
+        else resend.push(row); // cannot render: the send path rejects it with the reason
+      }
+      const found = await previous.lookup(inFlight);
       for (const row of group) {
         const r = found.get(row.seq);
         if (r?.status === 'accepted') await deps.store.settleAccepted(campaign.record.id, row.seq, providerName, r.providerMessageId);
-        else resend.push(row);
+        else if (r?.status === 'unknown') waitMs = Math.max(waitMs, r.retryAfterMs);
+        else if (!resend.includes(row)) resend.push(row);
       }
     } else if (deps.inFlightPolicy === 'resend') {
       resend.push(...group);
     }
     // policy `hold`: rows stay `sending` for an operator to review; counted as heldForReview.
+  }
+  if (waitMs > 0) {
+    throw new TransientProviderError(`waiting for the provider's event log to show messages in flight since the last attempt (${Math.ceil(waitMs / 1000)} s)`, waitMs);
   }
   return resend;
 }
@@ -118,8 +133,10 @@ export async function sendBatch(deps: ActivityDeps, cache: CampaignCache, input:
       if (messages.length) await provider.sendBatch(messages, report, dispatching);
     } catch (err) {
       if (err instanceof TransientProviderError || err instanceof ProviderUnavailableError) {
-        // Provider contract: unreported messages were not accepted, so they go back to pending.
-        const unsent = messages.filter((m) => !reported.has(m.seq)).map((m) => m.seq);
+        // Provider contract: unreported messages were not accepted, so they go back to pending;
+        // those in doubt stay in flight and are looked up on the next attempt.
+        const inDoubt = new Set(err instanceof TransientProviderError ? err.inDoubt : []);
+        const unsent = messages.filter((m) => !reported.has(m.seq) && !inDoubt.has(m.seq)).map((m) => m.seq);
         if (unsent.length) await deps.store.release(campaignId, unsent, err.message, claimToken);
       }
       // Anything else (a ledger write failed) leaves rows as they are: the retry reconciles them.

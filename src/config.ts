@@ -4,6 +4,7 @@
  * Secrets are only ever references to environment variables: `${MAILGUN_API_KEY}`.
  */
 import { readYamlFile } from './yaml-file';
+import { MAILGUN_MAX_RECIPIENTS_PER_CALL, MAILGUN_REGIONS, type MailgunProviderConfig } from './providers/mailgun';
 import type { SmtpProviderConfig } from './providers/smtp';
 
 export type InFlightPolicy = 'resend' | 'hold';
@@ -12,7 +13,12 @@ export interface SmtpProviderDefinition extends SmtpProviderConfig {
   kind: 'smtp';
 }
 
-export type ProviderDefinition = SmtpProviderDefinition;
+export interface MailgunProviderDefinition extends MailgunProviderConfig {
+  kind: 'mailgun';
+}
+
+export type ProviderDefinition = SmtpProviderDefinition | MailgunProviderDefinition;
+export const PROVIDER_KINDS = ['smtp', 'mailgun'] as const;
 
 export interface MailoverConfig {
   providers: ProviderDefinition[];
@@ -56,10 +62,13 @@ function validateProvider(raw: unknown, path: string, problems: string[]): Provi
   if (typeof name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(name)) {
     problems.push(`${path}.name: expected a provider name (letters, digits, _ . -), got ${JSON.stringify(name)}`);
   }
-  if (raw.kind !== 'smtp') {
-    problems.push(`${path}.kind: expected one of smtp, got ${JSON.stringify(raw.kind)}`);
-    return undefined;
-  }
+  if (raw.kind === 'smtp') return validateSmtp(raw, path, problems);
+  if (raw.kind === 'mailgun') return validateMailgun(raw, path, problems);
+  problems.push(`${path}.kind: expected one of ${PROVIDER_KINDS.join(', ')}, got ${JSON.stringify(raw.kind)}`);
+  return undefined;
+}
+
+function validateSmtp(raw: Record<string, unknown>, path: string, problems: string[]): SmtpProviderDefinition {
   if (typeof raw.host !== 'string' || raw.host === '') problems.push(`${path}.host: expected a host name`);
   const port = Number(raw.port);
   if (!Number.isInteger(port) || port < 1 || port > 65535) problems.push(`${path}.port: expected a port 1-65535, got ${JSON.stringify(raw.port)}`);
@@ -69,6 +78,23 @@ function validateProvider(raw: unknown, path: string, problems: string[]): Provi
     }
   }
   return { ...(raw as unknown as SmtpProviderDefinition), port };
+}
+
+function validateMailgun(raw: Record<string, unknown>, path: string, problems: string[]): MailgunProviderDefinition {
+  if (typeof raw.domain !== 'string' || !/^[A-Za-z0-9.-]+\.[A-Za-z]{2,}$/.test(raw.domain)) problems.push(`${path}.domain: expected the sending domain (e.g. mg.example.org), got ${JSON.stringify(raw.domain)}`);
+  if (typeof raw.apiKey !== 'string' || raw.apiKey === '') problems.push(`${path}.apiKey: expected the API key, as a reference to an environment variable: apiKey: "\${MAILGUN_API_KEY}"`);
+  if (raw.region !== undefined && !(typeof raw.region === 'string' && raw.region in MAILGUN_REGIONS)) problems.push(`${path}.region: expected us or eu, got ${JSON.stringify(raw.region)}`);
+  if (raw.url !== undefined && (typeof raw.url !== 'string' || !/^https?:\/\//.test(raw.url))) problems.push(`${path}.url: expected an http(s) URL, got ${JSON.stringify(raw.url)}`);
+  const intField = (key: string, min: number, max: number) => {
+    if (raw[key] === undefined) return;
+    const v = raw[key];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) problems.push(`${path}.${key}: expected a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  };
+  intField('callSize', 1, MAILGUN_MAX_RECIPIENTS_PER_CALL);
+  intField('concurrency', 1, 32);
+  intField('timeoutMs', 100, 600_000);
+  intField('lookupSettleMs', 0, 3_600_000);
+  return raw as unknown as MailgunProviderDefinition;
 }
 
 export function parseConfig(source: unknown, env: NodeJS.ProcessEnv = process.env, origin = 'config'): MailoverConfig {

@@ -5,7 +5,7 @@
  * class name below, so workflow code can decide on them without importing Node code.
  */
 
-export type FailureClass = 'transient' | 'recipient-permanent' | 'provider-unavailable' | 'invalid-campaign';
+export type FailureClass = 'transient' | 'recipient-permanent' | 'provider-unavailable' | 'invalid-campaign' | 'invalid-message';
 
 /** SMTP 421/451/452, connection reset, timeout, HTTP 429/5xx: retry on the same provider. */
 export class TransientProviderError extends Error {
@@ -15,6 +15,8 @@ export class TransientProviderError extends Error {
     message: string,
     /** Provider-requested delay before the next attempt (Retry-After), if any. */
     readonly retryAfterMs?: number,
+    /** Seqs whose outcome is unknown (the provider may have accepted them): looked up, not resent blindly. */
+    readonly inDoubt: number[] = [],
   ) {
     super(message);
   }
@@ -51,11 +53,18 @@ export class InvalidCampaignError extends Error {
   }
 }
 
-export type ClassifiedError = TransientProviderError | RecipientPermanentError | ProviderUnavailableError;
+/** The provider refused the message itself (HTTP 400): not the provider's fault, not transient. The campaign holds with this error. */
+export class InvalidMessageError extends Error {
+  override readonly name = 'InvalidMessageError';
+  readonly failureClass = 'invalid-message' as const;
+}
+
+export type ClassifiedError = TransientProviderError | RecipientPermanentError | ProviderUnavailableError | InvalidMessageError;
 
 /** ApplicationFailure types the workflow reacts to (kept as strings: workflow code cannot import this module's classes). */
 export const FailureTypes = {
   transient: 'TransientProviderError',
   providerUnavailable: 'ProviderUnavailableError',
   invalidCampaign: 'InvalidCampaignError',
+  invalidMessage: 'InvalidMessageError',
 } as const;

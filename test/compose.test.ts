@@ -47,7 +47,7 @@ describe('docker-compose.yml (parsed)', () => {
     assert.match(env.DATABASE_URL, /^postgres:\/\/mailover:\$\{MAILOVER_DB_PASSWORD:-mailover\}@mailover-db:5432\/mailover$/);
     assert.equal(env.MAILOVER_CONFIG, '/app/deploy/mailover.compose.yaml');
     const cfg = loadConfig(join(ROOT, 'deploy', 'mailover.compose.yaml'), {});
-    assert.deepEqual(cfg.providers.map((p) => `${p.name}@${p.host}:${p.port}`), ['smtp-primary@mailpit:1025', 'smtp-backup@mailpit-backup:1025']);
+    assert.deepEqual(cfg.providers.map((p) => (p.kind === "smtp" ? `${p.name}@${p.host}:${p.port}` : p.name)), ['smtp-primary@mailpit:1025', 'smtp-backup@mailpit-backup:1025']);
   });
 
   it('compose: registers exactly the search attributes the workflow upserts', () => {

@@ -30,6 +30,7 @@ function messages(n: number, campaign = 'camp-1'): OutgoingMessage[] {
     const seq = i + 1;
     const name = `Zoë ${seq}`;
     return {
+      campaignId: campaign,
       seq,
       to: `user${seq}@example.com`,
       from: 'Shop <news@shop.example>',

@@ -6,6 +6,7 @@ import type { ClassifiedError } from '../errors';
 
 /** A fully rendered message for one recipient. Never leaves the activity (never enters workflow history). */
 export interface OutgoingMessage {
+  campaignId: string;
   /** Ledger key of the recipient within its campaign. */
   seq: number;
   to: string;
@@ -22,8 +23,20 @@ export type SendResult =
   | { status: 'accepted'; providerMessageId: string }
   | { status: 'rejected'; reason: string; hardBounce: boolean };
 
-/** What the provider says about a message found in flight after a crash. */
-export type LookupResult = { status: 'accepted'; providerMessageId: string } | { status: 'unknown' };
+/**
+ * What the provider says about a message found in flight after a crash: accepted; never seen
+ * (safe to send again); or too early to tell (its event log may lag behind its API).
+ */
+export type LookupResult =
+  | { status: 'accepted'; providerMessageId: string }
+  | { status: 'not-found' }
+  | { status: 'unknown'; retryAfterMs: number };
+
+export interface InFlightMessage {
+  message: OutgoingMessage;
+  /** When it was handed to the provider. */
+  dispatchedAt: Date | null;
+}
 
 export interface Provider {
   readonly name: string;
@@ -35,7 +48,9 @@ export interface Provider {
    * Provider-level trouble (transient or unavailable) makes sendBatch stop starting new
    * messages, wait for those in flight, and throw a TransientProviderError or
    * ProviderUnavailableError. Contract: when it throws, every message that was not
-   * reported was NOT accepted by the provider.
+   * reported was NOT accepted by the provider, except the seqs listed in the error's
+   * `inDoubt` (a call whose answer was lost: reset or timed out after it was sent); those
+   * stay in flight and are looked up on the next attempt.
    *
    * `dispatching`, when given, is awaited right before messages are handed to the provider
    * (one message for SMTP, one API call's recipients for an HTTP ESP) and returns the ones that
@@ -51,9 +66,10 @@ export interface Provider {
   /** Map any error from this provider into the failure taxonomy. */
   classify(err: unknown): ClassifiedError;
   /**
-   * Optional: look a message up by its identity (for rows left in flight by a crash).
-   * Providers without a look-up (SMTP) leave it undefined and the in-flight policy applies.
+   * Optional: look messages up by their identity (rows left in flight by a crash or by a call
+   * whose answer was lost), keyed by seq. Providers without a look-up (SMTP) leave it undefined
+   * and the in-flight policy applies.
    */
-  lookup?(messages: OutgoingMessage[]): Promise<Map<number, LookupResult>>;
+  lookup?(messages: InFlightMessage[]): Promise<Map<number, LookupResult>>;
   close(): Promise<void>;
 }

@@ -4,12 +4,15 @@
  */
 import type { ProviderDefinition } from '../config';
 import type { Provider } from './provider';
+import { MailgunProvider } from './mailgun';
 import { SmtpProvider } from './smtp';
 
 export function createProvider(def: ProviderDefinition): Provider {
   switch (def.kind) {
     case 'smtp':
       return new SmtpProvider(def);
+    case 'mailgun':
+      return new MailgunProvider(def);
   }
 }
 

@@ -11,6 +11,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { startCampaign } from '../../src/client';
 import type { ProviderDefinition } from '../../src/config';
+import { MailgunServer } from '../../src/dev/mailgun-server';
 import { SmtpSink } from '../../src/dev/smtp-sink';
 import { ProviderRegistry } from '../../src/providers/registry';
 import { openStore } from '../../src/store/open-store';
@@ -37,7 +38,12 @@ export interface HarnessOptions {
   database?: 'sqlite' | string;
   sinkAuth?: { user: string; pass: string };
   inFlightPolicy?: 'resend' | 'hold';
+  /** Also run a Mailgun-compatible API and configure a provider `mailgun` on it. */
+  mailgun?: boolean;
 }
+
+export const MAILGUN_KEY = 'key-test-0123456789abcdef';
+export const MAILGUN_DOMAIN = 'mg.mailover.test';
 
 export class Harness {
   readonly taskQueue = uniqueId('tq');
@@ -53,6 +59,7 @@ export class Harness {
     readonly registry: ProviderRegistry,
     readonly dir: string,
     private readonly opts: HarnessOptions,
+    readonly mailgun?: MailgunServer,
   ) {}
 
   static async create(opts: HarnessOptions): Promise<Harness> {
@@ -69,7 +76,12 @@ export class Harness {
       pool: { maxConnections: 4 },
       timeouts: { connectionMs: 2_000, greetingMs: 2_000, socketMs: 5_000 },
     }));
-    return new Harness(opts.env, store, primary, secondary, defs, new ProviderRegistry(defs), dir, opts);
+    let mailgun: MailgunServer | undefined;
+    if (opts.mailgun) {
+      mailgun = await MailgunServer.start({ apiKey: MAILGUN_KEY, name: 'mailgun' });
+      defs.push({ kind: 'mailgun', name: 'mailgun', domain: MAILGUN_DOMAIN, apiKey: MAILGUN_KEY, url: mailgun.url, timeoutMs: 2_000, lookupSettleMs: 0 });
+    }
+    return new Harness(opts.env, store, primary, secondary, defs, new ProviderRegistry(defs), dir, opts, mailgun);
   }
 
   get client(): Client {
@@ -105,10 +117,11 @@ export class Harness {
     return startCampaign(this.client, { campaignId, providers, batchSize, total: rows.length, taskQueue: this.taskQueue, options: { ...FAST, ...opts.options } });
   }
 
-  /** Per address, how many messages both sinks accepted. */
+  /** Per address, how many messages every provider (both SMTP sinks and the Mailgun API, if any) accepted. */
   deliveries(): Map<string, number> {
     const all = new Map<string, number>();
-    for (const sink of [this.primary, this.secondary]) for (const [addr, n] of sink.countByRecipient()) all.set(addr, (all.get(addr) ?? 0) + n);
+    const counts = [this.primary.countByRecipient(), this.secondary.countByRecipient(), ...(this.mailgun ? [this.mailgun.countByRecipient()] : [])];
+    for (const c of counts) for (const [addr, n] of c) all.set(addr, (all.get(addr) ?? 0) + n);
     return all;
   }
 
@@ -117,6 +130,7 @@ export class Harness {
     await this.registry.closeAll();
     await this.primary.stop();
     await this.secondary.stop();
+    await this.mailgun?.stop();
     await this.store.close();
     rmSync(this.dir, { recursive: true, force: true });
   }

@@ -1,0 +1,258 @@
+/**
+ * Mailgun provider: batch sending (up to 1,000 recipients per API call with
+ * recipient-variables), a deterministic identity per message, and look-ups through the
+ * events API (mailgun.js, Mailgun's official client) for sends left in flight.
+ *
+ * - Every recipient's rendered subject, text and html travel as its recipient variables;
+ *   the call's template is `%recipient.subject%` etc., so any rendering (escaping included)
+ *   stays mailover's. Identity: `v:mailover-campaign` + the recipient address (unique in a
+ *   campaign), plus `v:mailover-seq` and X-Mailover-* headers.
+ * - The send call is posted with fetch rather than mailgun.js: mailgun.js hides the response
+ *   headers (Retry-After) and the network error codes that tell "never sent" (refused) from
+ *   "maybe sent" (reset or timed out after the request went out). The request is the same
+ *   multipart form mailgun.js would post.
+ * - HTTP classes: 429 → transient honouring Retry-After; 5xx, timeouts, resets → transient
+ *   (the call's recipients in doubt: looked up before any resend); 401/403/404 → provider
+ *   unavailable; 400 → invalid message (the campaign holds with the reason); 413 → the call is
+ *   split in halves and retried.
+ */
+import Mailgun from 'mailgun.js';
+import { InvalidMessageError, ProviderUnavailableError, RecipientPermanentError, TransientProviderError, type ClassifiedError } from '../errors';
+import type { InFlightMessage, LookupResult, OutgoingMessage, Provider, SendResult } from './provider';
+
+export const MAILGUN_REGIONS = { us: 'https://api.mailgun.net', eu: 'https://api.eu.mailgun.net' } as const;
+export const MAILGUN_MAX_RECIPIENTS_PER_CALL = 1000;
+
+export interface MailgunProviderConfig {
+  name: string;
+  /** Sending domain, e.g. mg.example.org */
+  domain: string;
+  apiKey: string;
+  /** API base URL; default from region (us). */
+  url?: string;
+  region?: keyof typeof MAILGUN_REGIONS;
+  /** Recipients per API call (1-1000, default 1000). */
+  callSize?: number;
+  /** API calls in parallel (default 2). */
+  concurrency?: number;
+  /** Per-call timeout (default 30 s). */
+  timeoutMs?: number;
+  /**
+   * How long after a call its accepted events may still be missing from the events API.
+   * A message in flight for less than this, and not found, is "unknown": looked up again later
+   * rather than resent. Default 10 s (0 for a server whose events are immediate).
+   */
+  lookupSettleMs?: number;
+}
+
+interface CallError {
+  kind: 'http';
+  status: number;
+  message: string;
+  retryAfterMs?: number;
+}
+
+/** Retry-After: seconds or an HTTP date. */
+export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  if (/^\d+(\.\d+)?$/.test(value.trim())) return Math.round(Number(value) * 1000);
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+function networkCode(err: unknown): string | undefined {
+  let e: unknown = err;
+  for (let i = 0; i < 4 && e && typeof e === 'object'; i++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+    if ((e as { name?: unknown }).name === 'TimeoutError') return 'ETIMEDOUT';
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+export class MailgunProvider implements Provider {
+  readonly kind = 'mailgun';
+  readonly name: string;
+  private readonly baseUrl: string;
+  private readonly callSize: number;
+  private readonly concurrency: number;
+  private readonly timeoutMs: number;
+  private readonly lookupSettleMs: number;
+  private readonly auth: string;
+  private client?: ReturnType<Mailgun['client']>;
+
+  constructor(private readonly config: MailgunProviderConfig) {
+    this.name = config.name;
+    this.baseUrl = (config.url ?? MAILGUN_REGIONS[config.region ?? 'us']).replace(/\/+$/, '');
+    this.callSize = Math.min(MAILGUN_MAX_RECIPIENTS_PER_CALL, Math.max(1, config.callSize ?? MAILGUN_MAX_RECIPIENTS_PER_CALL));
+    this.concurrency = Math.max(1, config.concurrency ?? 2);
+    this.timeoutMs = config.timeoutMs ?? 30_000;
+    this.lookupSettleMs = config.lookupSettleMs ?? 10_000;
+    this.auth = 'Basic ' + Buffer.from(`api:${config.apiKey}`).toString('base64');
+  }
+
+  private mg(): ReturnType<Mailgun['client']> {
+    if (!this.client) {
+      this.client = new Mailgun(FormData).client({ username: 'api', key: this.config.apiKey, url: this.baseUrl, timeout: this.timeoutMs });
+      // mailgun.js 14 logs a deprecation notice (events.get → logs.list) on every look-up through
+      // console; the events API is what in-flight look-ups need (filter by recipient), so keep it quiet.
+      (this.client.events as unknown as { logger: Pick<Console, 'warn' | 'info' | 'error'> }).logger = { warn() {}, info() {}, error: console.error };
+    }
+    return this.client;
+  }
+
+  async sendBatch(
+    messages: OutgoingMessage[],
+    report: (message: OutgoingMessage, result: SendResult) => Promise<void>,
+    dispatching?: (messages: OutgoingMessage[]) => Promise<OutgoingMessage[]>,
+  ): Promise<void> {
+    const calls: OutgoingMessage[][] = [];
+    for (let i = 0; i < messages.length; i += this.callSize) calls.push(messages.slice(i, i + this.callSize));
+    let next = 0;
+    let failure: { error: unknown } | null = null;
+    const worker = async (): Promise<void> => {
+      while (failure === null && next < calls.length) {
+        const call = calls[next++];
+        try {
+          const mine = dispatching ? await dispatching(call) : call;
+          if (mine.length) await this.sendCall(mine, report);
+        } catch (err) {
+          failure ??= { error: err };
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.concurrency, calls.length) }, worker));
+    if (failure) throw (failure as { error: unknown }).error;
+  }
+
+  /** One API call; 413 splits it in halves. Reports every recipient of a call that was accepted. */
+  private async sendCall(call: OutgoingMessage[], report: (message: OutgoingMessage, result: SendResult) => Promise<void>): Promise<void> {
+    let response: Response;
+    try {
+      response = await fetch(`${this.baseUrl}/v3/${encodeURIComponent(this.config.domain)}/messages`, {
+        method: 'POST',
+        headers: { authorization: this.auth },
+        body: this.form(call),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (err) {
+      throw this.networkError(err, call);
+    }
+    const text = await response.text().catch(() => '');
+    if (response.ok) {
+      let id = '';
+      try {
+        id = String((JSON.parse(text) as { id?: unknown }).id ?? '');
+      } catch {
+        // a 2xx without JSON still means queued
+      }
+      for (const m of call) await report(m, { status: 'accepted', providerMessageId: id || m.messageId });
+      return;
+    }
+    if (response.status === 413 && call.length > 1) {
+      const half = Math.ceil(call.length / 2);
+      await this.sendCall(call.slice(0, half), report);
+      await this.sendCall(call.slice(half), report);
+      return;
+    }
+    if (response.status === 413) {
+      await report(call[0], { status: 'rejected', reason: `${this.name}: message too large for Mailgun (413)`, hardBounce: false });
+      return;
+    }
+    let message = text.trim();
+    try {
+      message = String((JSON.parse(text) as { message?: unknown }).message ?? message);
+    } catch {
+      // plain-text body (Mailgun answers 401 with "Forbidden")
+    }
+    throw this.classify({ kind: 'http', status: response.status, message: message || response.statusText, retryAfterMs: parseRetryAfter(response.headers.get('retry-after')) } satisfies CallError);
+  }
+
+  private form(call: OutgoingMessage[]): FormData {
+    const first = call[0];
+    const form = new FormData();
+    form.append('from', first.from);
+    const vars: Record<string, Record<string, string>> = {};
+    for (const m of call) {
+      form.append('to', m.to);
+      vars[m.to] = { subject: m.subject, text: m.text, html: m.html ?? '', seq: String(m.seq), mid: m.messageId };
+    }
+    form.append('subject', '%recipient.subject%');
+    form.append('text', '%recipient.text%');
+    if (call.some((m) => m.html !== undefined)) form.append('html', '%recipient.html%');
+    form.append('recipient-variables', JSON.stringify(vars));
+    form.append('v:mailover-campaign', first.campaignId);
+    form.append('v:mailover-seq', '%recipient.seq%');
+    form.append('h:X-Mailover-Campaign', first.campaignId);
+    form.append('h:X-Mailover-Recipient', '%recipient.seq%');
+    form.append('h:X-Mailover-Message-Id', '%recipient.mid%');
+    return form;
+  }
+
+  private networkError(err: unknown, call: OutgoingMessage[]): ClassifiedError {
+    const code = networkCode(err);
+    const where = this.baseUrl;
+    if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH') {
+      return new ProviderUnavailableError(`${this.name}: cannot reach ${where} (${code})`);
+    }
+    // The request may have reached Mailgun: its recipients are in doubt until looked up.
+    const what = code === 'ETIMEDOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' ? `no answer within ${this.timeoutMs} ms` : `connection lost (${code ?? (err as Error)?.message ?? 'unknown'})`;
+    return new TransientProviderError(`${this.name}: ${what} from ${where}; ${call.length} recipient(s) in doubt`, undefined, call.map((m) => m.seq));
+  }
+
+  classify(err: unknown): ClassifiedError {
+    if (err instanceof TransientProviderError || err instanceof ProviderUnavailableError || err instanceof RecipientPermanentError || err instanceof InvalidMessageError) return err;
+    const e = err as Partial<CallError> & { status?: number; message?: string; details?: string };
+    const status = typeof e.status === 'number' ? e.status : undefined;
+    const msg = (e.message || e.details || 'no message').replace(this.config.apiKey, '***');
+    if (status === undefined) return new TransientProviderError(`${this.name}: ${msg}`);
+    if (status === 401 || status === 403) return new ProviderUnavailableError(`${this.name}: authentication failed (${status} ${msg}): check the API key for ${this.config.domain}`);
+    if (status === 404) return new ProviderUnavailableError(`${this.name}: domain ${this.config.domain} not found at ${this.baseUrl} (404 ${msg})`);
+    if (status === 429) {
+      const wait = e.retryAfterMs !== undefined ? `; retry after ${Math.ceil(e.retryAfterMs / 1000)} s` : '';
+      return new TransientProviderError(`${this.name}: rate limited (429 ${msg})${wait}`, e.retryAfterMs);
+    }
+    if (status >= 500) return new TransientProviderError(`${this.name}: server error (${status} ${msg})`, e.retryAfterMs);
+    if (status === 400) return new InvalidMessageError(`${this.name}: Mailgun rejected the message (400 ${msg})`);
+    return new TransientProviderError(`${this.name}: unexpected answer (${status} ${msg})`);
+  }
+
+  /** Accepted events by recipient, matched on the campaign identity (`v:mailover-campaign`). */
+  async lookup(messages: InFlightMessage[]): Promise<Map<number, LookupResult>> {
+    const results = new Map<number, LookupResult>();
+    let next = 0;
+    const worker = async () => {
+      while (next < messages.length) {
+        const { message, dispatchedAt } = messages[next++];
+        results.set(message.seq, await this.lookupOne(message, dispatchedAt));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(8, messages.length) }, worker));
+    return results;
+  }
+
+  private async lookupOne(message: OutgoingMessage, dispatchedAt: Date | null): Promise<LookupResult> {
+    let page;
+    try {
+      // From a minute before the message was handed over: a recipient's older campaigns stay out of the page.
+      const since = Math.floor(((dispatchedAt?.getTime() ?? Date.now() - 3 * 86_400_000) - 60_000) / 1000);
+      page = await this.mg().events.get(this.config.domain, { event: 'accepted', recipient: message.to, begin: String(since), ascending: 'yes', limit: 300 });
+    } catch (err) {
+      throw this.classify(err);
+    }
+    for (const item of page.items as Array<{ 'user-variables'?: Record<string, unknown>; message?: { headers?: Record<string, string> } }>) {
+      if (item['user-variables']?.['mailover-campaign'] === message.campaignId) {
+        const id = item.message?.headers?.['message-id'];
+        return { status: 'accepted', providerMessageId: id ? `<${id.replace(/^<|>$/g, '')}>` : message.messageId };
+      }
+    }
+    const age = dispatchedAt ? Date.now() - dispatchedAt.getTime() : Infinity;
+    if (age < this.lookupSettleMs) return { status: 'unknown', retryAfterMs: this.lookupSettleMs - age };
+    return { status: 'not-found' };
+  }
+
+  async close(): Promise<void> {
+    this.client = undefined;
+  }
+}
