@@ -7,9 +7,9 @@
  * are reconciled: looked up at the provider when it can, else resent or held per policy.
  */
 import { randomUUID } from 'crypto';
-import { Context } from '@temporalio/activity';
+import { Context, log } from '@temporalio/activity';
 import { ProviderUnavailableError, TransientProviderError } from '../src/errors';
-import type { InFlightMessage, OutgoingMessage, Provider, SendResult } from '../src/providers/provider';
+import type { InFlightMessage, LookupResult, OutgoingMessage, Provider, SendResult } from '../src/providers/provider';
 import type { RecipientRow } from '../src/store/types';
 import { TemplateError } from '../src/template';
 import type { CampaignCache, LoadedCampaign } from './campaign-cache';
@@ -76,7 +76,15 @@ async function reconcileInFlight(deps: ActivityDeps, campaign: LoadedCampaign, r
         if ('to' in m) inFlight.push({ message: m, dispatchedAt: row.dispatchedAt });
         else resend.push(row); // cannot render: the send path rejects it with the reason
       }
-      const found = await previous.lookup(inFlight);
+      let found: Map<number, LookupResult>;
+      try {
+        found = await previous.lookup(inFlight);
+      } catch (err) {
+        // The provider that may have them cannot be asked now: sending again could mail them twice,
+        // so they stay in flight, held for review (counted), and the rest of the batch goes on.
+        log.warn('in-flight look-up failed; rows held for review', { provider: providerName, rows: group.length, error: (err as Error).message });
+        continue;
+      }
       for (const row of group) {
         const r = found.get(row.seq);
         if (r?.status === 'accepted') await deps.store.settleAccepted(campaign.record.id, row.seq, providerName, r.providerMessageId);

@@ -6,6 +6,7 @@
 import { strict as assert } from 'assert';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { campaignProgress, resumeCampaign } from '../src/client';
+import { MailgunProvider, parseRetryAfter } from '../src/providers/mailgun';
 import { audience, Harness, uniqueId } from './support/harness';
 import { maybeRecordHistory } from './support/histories';
 import { startDevServer, writeWorkflowBundle } from './support/temporal';
@@ -176,6 +177,43 @@ describe('mailgun provider (Mailgun-compatible API on loopback, real Temporal de
     assertEachOnce(h, 200);
   });
 
+  it('mailgun: while its event log may still lag (lookupSettleMs), a call that got no answer is looked up again later instead of resent', async () => {
+    await h.close();
+    h = await Harness.create({ env, mailgun: { lookupSettleMs: 2_500, timeoutMs: 500 } });
+    await h.startWorker();
+    const id = uniqueId('mg-lag');
+    const mg = h.mailgun!;
+    mg.hangNext(1);
+    const result = await (await h.launch(id, audience(100), { providers: ['mailgun', 'smtp-primary'], batchSize: 100 })).result();
+    assert.deepEqual(result.acceptedByProvider, { mailgun: 100 });
+    assert.equal(result.switches.length, 0);
+    const [hung, resent] = mg.calls;
+    assert.equal(hung.status, 0, 'the first call never got an answer');
+    assert.equal(resent.status, 200);
+    const gap = resent.at.getTime() - hung.at.getTime();
+    assert.ok(gap >= 2_400, `resent only once the settle window had passed (${gap} ms after the hung call)`);
+    assertEachOnce(h, 100);
+  });
+
+  it('mailgun: a call whose answer was lost while the API then refuses the key: its recipients are held for review, never sent twice; the rest fails over', async () => {
+    await h.startWorker();
+    const id = uniqueId('mg-held');
+    const mg = h.mailgun!;
+    mg.acceptThenDropNext(1);
+    mg.on('message', () => {
+      if (mg.acceptedCount === 100) mg.setAuthFailure(true);
+    });
+    const result = await (await h.launch(id, audience(300), { providers: ['mailgun', 'smtp-primary'], batchSize: 100 })).result();
+    assert.equal(result.status, 'completed');
+    assert.equal(result.heldForReview, 100, 'the in-doubt call could not be looked up');
+    assert.deepEqual(result.acceptedByProvider, { 'smtp-primary': 200 });
+    assert.equal(result.switches.length, 1);
+    assertEachOnce(h, 300); // Mailgun did take the first 100: holding them kept them from a second send
+    const held = (await h.store.listRecipients(id)).filter((r) => r.state === 'sending');
+    assert.equal(held.length, 100);
+    assert.ok(held.every((r) => r.provider === 'mailgun' && r.seq <= 100));
+  });
+
   it('mailgun reconciliation: worker killed right after the API accepted a call; after restart nobody in that call is sent twice and nobody is lost', async () => {
     const bundlePath = await writeWorkflowBundle(h.dir);
     const workers: WorkerProcess[] = [];
@@ -205,5 +243,21 @@ describe('mailgun provider (Mailgun-compatible API on loopback, real Temporal de
     } finally {
       await Promise.all(workers.map((w) => w.kill()));
     }
+  });
+});
+
+describe('mailgun provider units', () => {
+  it('mailgun: Retry-After is read as seconds or as an HTTP date', () => {
+    assert.equal(parseRetryAfter('7'), 7000);
+    assert.equal(parseRetryAfter('1.5'), 1500);
+    assert.equal(parseRetryAfter('Fri, 27 Nov 2026 22:00:10 GMT', Date.parse('Fri, 27 Nov 2026 22:00:00 GMT')), 10_000);
+    assert.equal(parseRetryAfter(null), undefined);
+    assert.equal(parseRetryAfter('soon'), undefined);
+  });
+
+  it('mailgun: error messages never contain the API key', () => {
+    const p = new MailgunProvider({ name: 'mg', domain: 'mg.example.org', apiKey: 'key-secret-42' });
+    const err = p.classify({ kind: 'http', status: 401, message: 'bad key key-secret-42' });
+    assert.ok(!err.message.includes('key-secret-42'), err.message);
   });
 });

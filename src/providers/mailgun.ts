@@ -205,7 +205,7 @@ export class MailgunProvider implements Provider {
     if (err instanceof TransientProviderError || err instanceof ProviderUnavailableError || err instanceof RecipientPermanentError || err instanceof InvalidMessageError) return err;
     const e = err as Partial<CallError> & { status?: number; message?: string; details?: string };
     const status = typeof e.status === 'number' ? e.status : undefined;
-    const msg = (e.message || e.details || 'no message').replace(this.config.apiKey, '***');
+    const msg = (e.message || e.details || 'no message').split(this.config.apiKey).join('***');
     if (status === undefined) return new TransientProviderError(`${this.name}: ${msg}`);
     if (status === 401 || status === 403) return new ProviderUnavailableError(`${this.name}: authentication failed (${status} ${msg}): check the API key for ${this.config.domain}`);
     if (status === 404) return new ProviderUnavailableError(`${this.name}: domain ${this.config.domain} not found at ${this.baseUrl} (404 ${msg})`);

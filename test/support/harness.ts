@@ -13,6 +13,7 @@ import { startCampaign } from '../../src/client';
 import type { ProviderDefinition } from '../../src/config';
 import { MailgunServer } from '../../src/dev/mailgun-server';
 import { SmtpSink } from '../../src/dev/smtp-sink';
+import type { MailgunProviderConfig } from '../../src/providers/mailgun';
 import { ProviderRegistry } from '../../src/providers/registry';
 import { openStore } from '../../src/store/open-store';
 import type { AudienceRow, Store } from '../../src/store/types';
@@ -38,8 +39,8 @@ export interface HarnessOptions {
   database?: 'sqlite' | string;
   sinkAuth?: { user: string; pass: string };
   inFlightPolicy?: 'resend' | 'hold';
-  /** Also run a Mailgun-compatible API and configure a provider `mailgun` on it. */
-  mailgun?: boolean;
+  /** Also run a Mailgun-compatible API and configure a provider `mailgun` on it (with these settings). */
+  mailgun?: boolean | Partial<MailgunProviderConfig>;
 }
 
 export const MAILGUN_KEY = 'key-test-0123456789abcdef';
@@ -79,7 +80,8 @@ export class Harness {
     let mailgun: MailgunServer | undefined;
     if (opts.mailgun) {
       mailgun = await MailgunServer.start({ apiKey: MAILGUN_KEY, name: 'mailgun' });
-      defs.push({ kind: 'mailgun', name: 'mailgun', domain: MAILGUN_DOMAIN, apiKey: MAILGUN_KEY, url: mailgun.url, timeoutMs: 2_000, lookupSettleMs: 0 });
+      const extra = typeof opts.mailgun === 'object' ? opts.mailgun : {};
+      defs.push({ kind: 'mailgun', name: 'mailgun', domain: MAILGUN_DOMAIN, apiKey: MAILGUN_KEY, url: mailgun.url, timeoutMs: 2_000, lookupSettleMs: 0, ...extra });
     }
     return new Harness(opts.env, store, primary, secondary, defs, new ProviderRegistry(defs), dir, opts, mailgun);
   }
