@@ -23,9 +23,9 @@ export function temporalSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): T
   };
   const tls = certPath && keyPath ? { clientCertPair: { crt: read('TEMPORAL_TLS_CERT', certPath), key: read('TEMPORAL_TLS_KEY', keyPath) } } : env.TEMPORAL_API_KEY ? true : undefined;
   return {
-    address: env.TEMPORAL_ADDRESS ?? 'localhost:7233',
-    namespace: env.TEMPORAL_NAMESPACE ?? 'default',
-    taskQueue: env.MAILOVER_TASK_QUEUE ?? 'mailover',
+    address: env.TEMPORAL_ADDRESS || 'localhost:7233',
+    namespace: env.TEMPORAL_NAMESPACE || 'default',
+    taskQueue: env.MAILOVER_TASK_QUEUE || 'mailover',
     tls,
     apiKey: env.TEMPORAL_API_KEY || undefined,
   };

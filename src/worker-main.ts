@@ -13,8 +13,9 @@ import { describeStore, openStore } from './store/open-store';
 import { temporalSettingsFromEnv } from './temporal-connection';
 import { createCampaignWorker } from './worker';
 
-async function main(): Promise<void> {
-  const config = loadConfig();
+/** Runs a worker until SIGTERM/SIGINT. */
+export async function runWorker(configPath?: string): Promise<void> {
+  const config = loadConfig(configPath);
   const settings = temporalSettingsFromEnv();
   Runtime.install({ logger: undefined, shutdownSignals: ['SIGINT', 'SIGTERM'] });
   const store = await openStore();
@@ -45,7 +46,9 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err) => {
-  console.error(`mailover worker: ${err instanceof Error ? err.message : String(err)}`);
-  process.exit(1);
-});
+if (require.main === module) {
+  runWorker().catch((err) => {
+    console.error(`mailover worker: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  });
+}

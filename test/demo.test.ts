@@ -21,9 +21,9 @@ describe('demo (npm start)', function () {
     const code = await new Promise<number | null>((res) => child.on('exit', res));
     assert.equal(code, 0, out);
     assert.match(out, /imported 300 recipients from samples\/audience\.csv \(1 duplicate, 2 rejected: line 121 missing @, line 201 domain has no dot\)/);
-    assert.match(out, /⚠ switched smtp-primary → smtp-backup at recipient #\d+: smtp-primary: connection refused/);
+    assert.match(out, /⚠ switched smtp-primary → mailgun at recipient #\d+: smtp-primary: connection refused/);
     assert.match(out, /│ accepted via smtp-primary\s+│\s+120 │/);
-    assert.match(out, /│ accepted via smtp-backup\s+│\s+177 │/);
+    assert.match(out, /│ accepted via mailgun\s+│\s+177 │/);
     assert.match(out, /│ rejected\s+│\s+1 │/);
     assert.match(out, /│ suppressed\s+│\s+2 │/);
     assert.match(out, /100% 300\/300/);

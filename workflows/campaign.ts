@@ -12,7 +12,7 @@ import type { BatchTally, CampaignActivities } from '../activities';
 import { activeProvider, initialPlan, onProviderFailure, providerOrderProblems, retryAll, withOrder, type ProviderPlan } from './failover';
 import { AcceptedCountKey, ActiveProviderKey, CampaignIdKey, CampaignStatusKey } from './search-attributes';
 
-export type CampaignStatus = 'running' | 'paused' | 'holding' | 'completed' | 'cancelled';
+export type CampaignStatus = 'starting' | 'running' | 'paused' | 'holding' | 'completed' | 'cancelled';
 
 export interface ProviderSwitch {
   from: string;
@@ -168,28 +168,28 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     },
   });
 
-  let state: CarriedState;
-  if (input.carried) {
-    state = { ...input.carried, runs: input.carried.runs + 1 };
-  } else {
-    const prep = await prepareCampaign({ campaignId: input.campaignId, providers: input.providers });
-    state = {
-      total: prep.total,
-      maxSeq: prep.maxSeq,
-      knownProviders: prep.knownProviders,
-      cursor: 0,
-      counts: { acceptedByProvider: {}, rejected: 0, suppressed: 0, inFlightRecovered: 0, heldForReview: 0 },
-      plan: initialPlan(input.providers),
-      switches: [],
-      paused: false,
-      runs: 1,
-    };
-  }
+  // Handlers answer from the first workflow task on; until prepareCampaign returns, the
+  // campaign is `starting` with no counts yet.
+  let state: CarriedState = input.carried
+    ? { ...input.carried, runs: input.carried.runs + 1 }
+    : {
+        total: 0,
+        maxSeq: 0,
+        knownProviders: [],
+        cursor: 0,
+        counts: { acceptedByProvider: {}, rejected: 0, suppressed: 0, inFlightRecovered: 0, heldForReview: 0 },
+        plan: initialPlan(input.providers),
+        switches: [],
+        paused: false,
+        runs: 1,
+      };
+  let prepared = input.carried !== undefined;
   let cancelled = false;
   let batchInFlight = false;
 
   const status = (): CampaignStatus => {
     if (cancelled) return 'cancelled';
+    if (!prepared) return 'starting';
     if (state.cursor >= state.maxSeq) return 'completed';
     if (state.paused) return activeProvider(state.plan) === undefined ? 'holding' : 'paused';
     return 'running';
@@ -257,12 +257,18 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     },
     {
       validator: (providers: string[]) => {
+        if (!prepared) throw new Error('the campaign is still starting (checking its audience and providers); try again in a moment');
         const problems = providerOrderProblems(providers, state.knownProviders);
         if (problems.length) throw new Error(problems.join('; '));
       },
     },
   );
 
+  if (!prepared) {
+    const prep = await prepareCampaign({ campaignId: input.campaignId, providers: input.providers });
+    state = { ...state, total: prep.total, maxSeq: prep.maxSeq, knownProviders: prep.knownProviders };
+    prepared = true;
+  }
   upsertSearchAttributes();
   let batchesThisRun = 0;
   while (state.cursor < state.maxSeq && !cancelled) {

@@ -1,0 +1,127 @@
+#!/usr/bin/env node
+/**
+ * `mailover`: start and steer campaigns, run workers, run the embedded dev stack.
+ * Exit codes: 0 ok, 1 failure, 2 usage error. Errors are one line on stderr.
+ */
+import { startDevStack } from '../dev/stack';
+import { runWorker } from '../worker-main';
+import { campaignCommands } from './campaign-commands';
+import { helpText, parseCommand, type Command } from './command';
+import { CliContext, configPath } from './context';
+import { suppressCommands } from './suppress-commands';
+import { EXIT, oneLine, UsageError } from './usage';
+
+const dev: Command = {
+  name: 'dev',
+  summary: 'The embedded dev stack: Temporal dev server with its Web UI (state under ./data), a worker, and local ESPs (two SMTP inboxes, a Mailgun-compatible API). Ctrl-C stops everything.',
+  usage: '[--data DIR] [--port 7233] [--ui-port 8233]',
+  details: 'Writes DIR/mailover.dev.yaml, the provider file other mailover commands pick up by default.',
+  options: { data: { type: 'string' }, port: { type: 'string' }, 'ui-port': { type: 'string' } },
+  async run(_ctx, values) {
+    const port = (name: string, dflt: number) => {
+      const v = values[name];
+      if (v === undefined) return dflt;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--${name}: expected a port number, got '${String(v)}'`, helpText(dev));
+      return n;
+    };
+    const dataDir = typeof values.data === 'string' ? values.data : process.env.MAILOVER_DATA_DIR ?? 'data';
+    const stack = await startDevStack({ dataDir, port: port('port', 7233), uiPort: port('ui-port', 8233), log: (l) => console.log(l) });
+    console.log(`mailover dev is up:`);
+    console.log(`  Temporal      ${stack.address} (namespace default, task queue ${stack.taskQueue})`);
+    console.log(`  Web UI        ${stack.uiUrl}`);
+    console.log(`  smtp-primary  127.0.0.1:${stack.primary.port}`);
+    console.log(`  smtp-backup   127.0.0.1:${stack.backup.port}`);
+    console.log(`  mailgun       ${stack.mailgun.url}`);
+    console.log(`  providers     ${stack.configPath}`);
+    console.log(`In another terminal: TEMPORAL_ADDRESS=${stack.address} MAILOVER_UI_URL=${stack.uiUrl} npx mailover campaign start --file samples/campaign.yaml --audience samples/audience.csv --wait`);
+    console.log('Ctrl-C to stop.');
+    await new Promise<void>((res) => {
+      process.once('SIGINT', () => res());
+      process.once('SIGTERM', () => res());
+    });
+    console.log('stopping...');
+    await stack.stop();
+    console.log('stopped');
+  },
+};
+
+const worker: Command = {
+  name: 'worker',
+  summary: 'A production worker: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, MAILOVER_TASK_QUEUE, TEMPORAL_TLS_CERT + TEMPORAL_TLS_KEY or TEMPORAL_API_KEY, DATABASE_URL or MAILOVER_DB. Stops gracefully on SIGTERM.',
+  usage: '[--config providers.yaml]',
+  async run(_ctx, values) {
+    await runWorker(configPath({ config: typeof values.config === 'string' ? values.config : undefined }));
+  },
+};
+
+const COMMANDS: Command[] = [dev, worker, ...campaignCommands, ...suppressCommands];
+
+function overview(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return [
+    'Usage: mailover <command> [options]      (mailover <command> --help for more)',
+    '',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary.split('. ')[0].replace(/\.$/, '')}`),
+    '',
+    'Global: --config providers.yaml (default: $MAILOVER_CONFIG, ./mailover.yaml, or data/mailover.dev.yaml from `mailover dev`)',
+  ].join('\n');
+}
+
+/** Longest command name that prefixes argv (e.g. "campaign start"). */
+function findCommand(argv: string[]): { cmd?: Command; rest: string[] } {
+  for (const words of [2, 1]) {
+    const name = argv.slice(0, words).join(' ');
+    const cmd = COMMANDS.find((c) => c.name === name);
+    if (cmd) return { cmd, rest: argv.slice(words) };
+  }
+  return { rest: argv };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+    console.log(overview());
+    return argv.length === 0 ? EXIT.usage : EXIT.ok;
+  }
+  const { cmd, rest } = findCommand(argv);
+  if (!cmd) {
+    const group = COMMANDS.filter((c) => c.name.startsWith(`${argv[0]} `));
+    if (group.length && (argv.length === 1 || argv[1] === '--help' || argv[1] === '-h')) {
+      console.log([`Usage: mailover ${argv[0]} <${group.map((c) => c.name.split(' ')[1]).join('|')}> ...`, '', ...group.map((c) => `  ${c.name}  ${c.usage}`)].join('\n'));
+      return argv.length === 1 ? EXIT.usage : EXIT.ok;
+    }
+    console.error(`mailover: unknown command '${argv.slice(0, group.length ? 2 : 1).join(' ')}' (see mailover --help)`);
+    return EXIT.usage;
+  }
+  try {
+    const { values, args, help } = parseCommand(cmd, rest);
+    if (help) {
+      console.log(helpText(cmd));
+      return EXIT.ok;
+    }
+    const scoped = new CliContext({ config: typeof values.config === 'string' ? values.config : undefined });
+    try {
+      return (await cmd.run(scoped, values, args)) ?? EXIT.ok;
+    } finally {
+      await scoped.close();
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`mailover ${cmd.name}: ${err.message}`);
+      if (err.help) console.error(`\n${err.help}`);
+      return EXIT.usage;
+    }
+    console.error(`mailover ${cmd.name}: ${oneLine(err)}`);
+    return EXIT.failure;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err) => {
+      console.error(`mailover: ${oneLine(err)}`);
+      process.exit(EXIT.failure);
+    },
+  );
+}

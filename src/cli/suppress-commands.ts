@@ -1,0 +1,69 @@
+/** `mailover suppress ...`: the one suppression list every provider sends by. */
+import { readFile } from 'fs/promises';
+import { normaliseAddress } from '../address';
+import { detectAudienceFormat, parseAudience } from '../audience';
+import { table } from '../progress';
+import type { Command } from './command';
+
+function address(raw: string): string {
+  const a = normaliseAddress(raw);
+  if (!a.ok) throw new Error(`invalid address ${JSON.stringify(raw)}: ${a.reason}`);
+  return a.email;
+}
+
+const add: Command = {
+  name: 'suppress add',
+  summary: 'Add an address to the suppression list: it is never sent again, on any provider.',
+  usage: '<email> [--reason TEXT]',
+  args: ['email'],
+  options: { reason: { type: 'string' } },
+  async run(ctx, values, [raw]) {
+    const email = address(raw);
+    await (await ctx.openStore()).addSuppression(email, typeof values.reason === 'string' ? values.reason : 'added by operator', 'cli');
+    console.log(`suppressed ${email}`);
+  },
+};
+
+const remove: Command = {
+  name: 'suppress remove',
+  summary: 'Remove an address from the suppression list.',
+  usage: '<email>',
+  args: ['email'],
+  async run(ctx, _values, [raw]) {
+    const email = address(raw);
+    const removed = await (await ctx.openStore()).removeSuppression(email);
+    if (!removed) throw new Error(`${email} is not on the suppression list`);
+    console.log(`removed ${email} from the suppression list`);
+  },
+};
+
+const importCmd: Command = {
+  name: 'suppress import',
+  summary: 'Add every address of a .csv (email column) or .jsonl file to the suppression list.',
+  usage: '<file> [--reason TEXT]',
+  args: ['file'],
+  options: { reason: { type: 'string' } },
+  async run(ctx, values, [file]) {
+    const parsed = parseAudience(await readFile(file, 'utf8'), detectAudienceFormat(file), file);
+    const store = await ctx.openStore();
+    const reason = typeof values.reason === 'string' ? values.reason : `imported from ${file}`;
+    for (const row of parsed.rows) await store.addSuppression(row.email, reason, 'cli import');
+    console.log(`suppressed ${parsed.rows.length} addresses from ${file} (${parsed.duplicates.length} duplicates, ${parsed.rejected.length} rejected)`);
+    for (const r of parsed.rejected.slice(0, 20)) console.log(`  line ${r.line}: ${r.reason}: ${JSON.stringify(r.value)}`);
+  },
+};
+
+const list: Command = {
+  name: 'suppress list',
+  summary: 'The suppression list (a table; --json for scripts).',
+  usage: '[--json]',
+  options: { json: { type: 'boolean' } },
+  async run(ctx, values) {
+    const rows = await (await ctx.openStore()).listSuppressions();
+    if (values.json) console.log(JSON.stringify(rows, null, 2));
+    else if (!rows.length) console.log('the suppression list is empty');
+    else console.log(table([['address', 'reason', 'source', 'since (UTC)'], ...rows.map((r) => [r.email, r.reason, r.source, r.createdAt.toISOString().replace('T', ' ').slice(0, 19)])]));
+  },
+};
+
+export const suppressCommands: Command[] = [add, remove, importCmd, list];

@@ -1,0 +1,153 @@
+/**
+ * The embedded dev stack behind `mailover dev` and `npm start`: the Temporal dev server (with
+ * its Web UI, persisted under the data directory), a worker, and local ESPs: two SMTP inboxes
+ * and a Mailgun-compatible API. It writes the provider file other `mailover` commands use
+ * (data/mailover.dev.yaml) and stops everything in stop().
+ */
+import { mkdirSync, writeFileSync } from 'fs';
+import { createServer } from 'net';
+import { join, resolve } from 'path';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
+import { stringify } from 'yaml';
+import type { ProviderDefinition } from '../config';
+import { ProviderRegistry } from '../providers/registry';
+import { openStore } from '../store/open-store';
+import type { Store } from '../store/types';
+import { ensureTemporalCli } from '../temporal-cli';
+import { createCampaignWorker } from '../worker';
+import { campaignSearchAttributes } from '../../workflows/search-attributes';
+import { MailgunServer } from './mailgun-server';
+import { SmtpSink } from './smtp-sink';
+
+export const DEV_MAILGUN_KEY = 'key-mailover-dev';
+export const DEV_MAILGUN_DOMAIN = 'mg.mailover.dev';
+export const DEV_CONFIG_FILE = 'mailover.dev.yaml';
+
+export interface DevStackOptions {
+  dataDir: string;
+  /** Temporal frontend port; 0 = any free port. Default 7233, or a free one if taken. */
+  port?: number;
+  uiPort?: number;
+  /** Ports of the two SMTP inboxes and the Mailgun API (0 = any free port, the default). */
+  smtpPorts?: [number, number];
+  mailgunPort?: number;
+  taskQueue?: string;
+  log?: (line: string) => void;
+}
+
+export interface DevStack {
+  env: TestWorkflowEnvironment;
+  address: string;
+  uiUrl: string;
+  taskQueue: string;
+  store: Store;
+  providers: ProviderRegistry;
+  primary: SmtpSink;
+  backup: SmtpSink;
+  mailgun: MailgunServer;
+  configPath: string;
+  worker: Worker;
+  stop(): Promise<void>;
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const srv = createServer();
+    srv.once('error', () => res(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => res(true)));
+  });
+}
+
+/** The given port if it is free, else any free port (0 asks for any). */
+export async function preferredPort(port: number): Promise<number> {
+  if (port && (await portFree(port))) return port;
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.once('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const p = (srv.address() as { port: number }).port;
+      srv.close(() => res(p));
+    });
+  });
+}
+
+let runtimeInstalled = false;
+
+export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
+  const log = opts.log ?? (() => undefined);
+  const dataDir = resolve(opts.dataDir);
+  mkdirSync(dataDir, { recursive: true });
+  if (!runtimeInstalled) {
+    Runtime.install({ logger: new DefaultLogger('ERROR') });
+    runtimeInstalled = true;
+  }
+  const cli = ensureTemporalCli(log);
+  const port = await preferredPort(opts.port ?? 7233);
+  const uiPort = await preferredPort(opts.uiPort ?? 8233);
+  log(`starting the Temporal dev server (${cli.path ?? 'SDK download'}) on 127.0.0.1:${port}, Web UI on ${uiPort}`);
+  const env = await TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: cli.executable,
+      ip: '127.0.0.1',
+      port,
+      ui: true,
+      uiPort,
+      dbFilename: join(dataDir, 'temporal-dev.db'),
+      searchAttributes: campaignSearchAttributes,
+      log: { format: 'pretty', level: 'error' },
+    },
+  });
+  const stops: Array<() => Promise<unknown>> = [() => env.teardown()];
+  const stop = async () => {
+    for (const s of stops.splice(0).reverse()) await s().catch(() => undefined);
+  };
+  try {
+    const [p1, p2] = opts.smtpPorts ?? [0, 0];
+    const primary = await SmtpSink.start({ name: 'smtp-primary', port: p1 });
+    stops.push(() => primary.stop());
+    const backup = await SmtpSink.start({ name: 'smtp-backup', port: p2 });
+    stops.push(() => backup.stop());
+    const mailgun = await MailgunServer.start({ apiKey: DEV_MAILGUN_KEY, name: 'mailgun', port: opts.mailgunPort ?? 0 });
+    stops.push(() => mailgun.stop());
+
+    const defs: ProviderDefinition[] = [
+      { kind: 'smtp', name: primary.name, host: primary.host, port: primary.port, pool: { maxConnections: 4 } },
+      { kind: 'smtp', name: backup.name, host: backup.host, port: backup.port, pool: { maxConnections: 4 } },
+      { kind: 'mailgun', name: 'mailgun', domain: DEV_MAILGUN_DOMAIN, apiKey: DEV_MAILGUN_KEY, url: mailgun.url, lookupSettleMs: 0 },
+    ];
+    const configPath = join(dataDir, DEV_CONFIG_FILE);
+    writeFileSync(
+      configPath,
+      `# Written by \`mailover dev\`: the local ESPs of the dev stack (a fake Mailgun key, nothing secret).\n` + stringify({ inFlight: 'resend', providers: defs }),
+    );
+    const store = await openStore({ databaseUrl: '', sqlitePath: join(dataDir, 'mailover.db') });
+    stops.push(() => store.close());
+    const providers = new ProviderRegistry(defs);
+    stops.push(() => providers.closeAll());
+    const taskQueue = opts.taskQueue ?? 'mailover';
+    const worker = await createCampaignWorker({ connection: env.nativeConnection, taskQueue, store, providers });
+    const running = worker.run();
+    stops.push(async () => {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await running;
+    });
+    return {
+      env,
+      address: `127.0.0.1:${port}`,
+      uiUrl: `http://127.0.0.1:${uiPort}`,
+      taskQueue,
+      store,
+      providers,
+      primary,
+      backup,
+      mailgun,
+      configPath,
+      worker,
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

@@ -1,0 +1,306 @@
+/**
+ * The `mailover` CLI, every command run as a process against a real Temporal dev server,
+ * real SMTP sinks and a Mailgun-compatible API, with a worker on the test's task queue.
+ */
+import { strict as assert } from 'assert';
+import { spawn } from 'child_process';
+import { writeFileSync } from 'fs';
+import { connect } from 'net';
+import { join } from 'path';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { stringify } from 'yaml';
+import { Harness, TEMPLATE, uniqueId } from './support/harness';
+import { startDevServer } from './support/temporal';
+import { waitUntil } from './support/wait';
+
+const CLI = join(__dirname, '..', 'src', 'cli', 'main.js');
+const ROOT = join(__dirname, '..', '..');
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function run(args: string[], env: NodeJS.ProcessEnv = {}, cwd?: string): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const COMMANDS = [
+  'dev',
+  'worker',
+  'campaign start',
+  'campaign status',
+  'campaign watch',
+  'campaign pause',
+  'campaign resume',
+  'campaign cancel',
+  'campaign list',
+  'campaign providers',
+  'suppress add',
+  'suppress remove',
+  'suppress import',
+  'suppress list',
+];
+
+describe('mailover CLI (each command as a process)', function () {
+  this.timeout(180_000);
+
+  describe('help and usage', () => {
+    it('cli: mailover --help lists every command; no command is a usage error (exit 2)', async () => {
+      const help = await run(['--help']);
+      assert.equal(help.code, 0);
+      for (const c of COMMANDS) assert.match(help.stdout, new RegExp(`^  ${c} `, 'm'), c);
+      const none = await run([]);
+      assert.equal(none.code, 2);
+    });
+
+    it('cli: every command has --help (exit 0) with its usage line', async () => {
+      for (const c of COMMANDS) {
+        const r = await run([...c.split(' '), '--help']);
+        assert.equal(r.code, 0, `${c}: ${r.stderr}`);
+        assert.match(r.stdout, new RegExp(`^Usage: mailover ${c}`), c);
+      }
+    });
+
+    it('cli: an unknown command, an unknown option and a missing argument are one-line usage errors (exit 2)', async () => {
+      const unknown = await run(['campaign', 'launch']);
+      assert.equal(unknown.code, 2);
+      assert.equal(unknown.stderr.trim(), "mailover: unknown command 'campaign launch' (see mailover --help)");
+      const option = await run(['suppress', 'list', '--colour']);
+      assert.equal(option.code, 2);
+      assert.match(option.stderr.split('\n')[0], /^mailover suppress list: Unknown option '--colour'$/);
+      const missing = await run(['campaign', 'start', '--file', 'x.yaml']);
+      assert.equal(missing.code, 2);
+      assert.equal(missing.stderr.split('\n')[0], 'mailover campaign start: --audience is required');
+    });
+  });
+
+  describe('against a dev server and a worker', () => {
+    let env: TestWorkflowEnvironment;
+    let h: Harness;
+    let cliEnv: NodeJS.ProcessEnv;
+
+    before(async () => {
+      env = await startDevServer();
+      h = await Harness.create({ env, mailgun: true });
+      await h.startWorker();
+      const configPath = join(h.dir, 'providers.yaml');
+      writeFileSync(configPath, stringify({ providers: h.providerDefs }));
+      cliEnv = {
+        TEMPORAL_ADDRESS: env.address,
+        MAILOVER_TASK_QUEUE: h.taskQueue,
+        MAILOVER_CONFIG: configPath,
+        MAILOVER_DB: join(h.dir, 'mailover.db'),
+        DATABASE_URL: '',
+        MAILOVER_UI_URL: 'http://ui.example:8233',
+      };
+    });
+    after(async () => {
+      await h?.close();
+      await env?.teardown();
+    });
+
+    function campaignFile(id: string, extra: Record<string, unknown> = {}): string {
+      const path = join(h.dir, `${id}.yaml`);
+      writeFileSync(path, stringify({ id, from: 'News <news@example.org>', template: TEMPLATE, providers: ['smtp-primary', 'mailgun'], batchSize: 50, ...extra }));
+      return path;
+    }
+
+    function audienceFile(name: string, n: number, extraLines: string[] = []): string {
+      const path = join(h.dir, name);
+      writeFileSync(path, ['email,first_name', ...Array.from({ length: n }, (_, i) => `${name.replace(/\W/g, '')}${i + 1}@example.com,N${i + 1}`), ...extraLines].join('\n') + '\n');
+      return path;
+    }
+
+    it('cli: campaign start imports, starts, prints the workflow id and Web UI link; campaign watch shows it to the end', async () => {
+      const id = uniqueId('cli-start');
+      const start = await run(['campaign', 'start', '--file', campaignFile(id), '--audience', audienceFile('start.csv', 120, ['broken-address,X'])], cliEnv);
+      assert.equal(start.code, 0, start.stderr);
+      assert.match(start.stdout, /^imported 120 recipients \(0 duplicates dropped, 1 rejected\)$/m);
+      assert.match(start.stdout, /^  line 122: missing @: "broken-address"$/m);
+      assert.match(start.stdout, new RegExp(`^started campaign ${id} \\(workflow id ${id}, run [0-9a-f-]+\\)$`, 'm'));
+      assert.match(start.stdout, new RegExp(`^Web UI: http://ui\\.example:8233/namespaces/default/workflows/${id}$`, 'm'));
+      const watch = await run(['campaign', 'watch', id], cliEnv);
+      assert.equal(watch.code, 0, watch.stderr);
+      assert.match(watch.stdout, /100% 120\/120 .* completed/);
+      assert.match(watch.stdout, /│ accepted via smtp-primary\s+│\s+120 │/);
+    });
+
+    it('cli: campaign start --wait with a primary that fails shows the switch and the summary', async () => {
+      const id = uniqueId('cli-wait');
+      h.primary.failAfter(60, 'refuse');
+      try {
+        const r = await run(['campaign', 'start', '--file', campaignFile(id), '--audience', audienceFile('wait.csv', 150), '--wait'], cliEnv);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /⚠ switched smtp-primary → mailgun at recipient #51: smtp-primary: connection refused/);
+        assert.match(r.stdout, /│ accepted via mailgun\s+│\s+90 │/);
+      } finally {
+        await h.primary.heal();
+      }
+    });
+
+    it('cli: a campaign file with errors names each field path; exit 1, nothing stored or started', async () => {
+      const id = uniqueId('cli-bad');
+      const r = await run(['campaign', 'start', '--file', campaignFile(id, { providers: ['smtp-primary', 'ses'], batchSize: 5000 }), '--audience', audienceFile('bad.csv', 3)], cliEnv);
+      assert.equal(r.code, 1);
+      assert.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+      assert.match(r.stderr, /providers\[1\]: unknown provider 'ses' \(configured: smtp-primary, smtp-secondary, mailgun\)/);
+      assert.match(r.stderr, /batchSize: expected a whole number from 1 to 1000, got 5000/);
+      assert.equal(await h.store.getCampaign(id), undefined);
+      const status = await run(['campaign', 'status', id], cliEnv);
+      assert.equal(status.code, 1);
+      assert.equal(status.stderr.trim(), `mailover campaign status: campaign '${id}' not found (no workflow with that id)`);
+    });
+
+    it('cli: starting the same campaign twice is refused (exit 1)', async () => {
+      const id = uniqueId('cli-twice');
+      const file = campaignFile(id);
+      const audience = audienceFile('twice.csv', 5);
+      assert.equal((await run(['campaign', 'start', '--file', file, '--audience', audience], cliEnv)).code, 0);
+      const again = await run(['campaign', 'start', '--file', file, '--audience', audience], cliEnv);
+      assert.equal(again.code, 1);
+      assert.match(again.stderr, new RegExp(`campaign '${id}' already exists in the store; a campaign runs once`));
+    });
+
+    it('cli: campaign pause, status, providers, resume and cancel steer a running campaign', async () => {
+      const id = uniqueId('cli-steer');
+      h.primary.setAcceptDelay(20);
+      try {
+        assert.equal((await run(['campaign', 'start', '--file', campaignFile(id, { batchSize: 10 }), '--audience', audienceFile('steer.csv', 400)], cliEnv)).code, 0);
+        await h.primary.waitForCount(20, 30_000);
+        const pause = await run(['campaign', 'pause', id, '--reason', 'checking the copy'], cliEnv);
+        assert.equal(pause.code, 0, pause.stderr);
+        assert.equal(pause.stdout.trim(), `pause sent to campaign ${id}`);
+        const paused = await waitUntil(async () => {
+          const s = await run(['campaign', 'status', id, '--json'], cliEnv);
+          const p = JSON.parse(s.stdout);
+          return p.status === 'paused' && !p.batchInFlight ? p : undefined;
+        }, 'status to show paused');
+        assert.equal(paused.pauseReason, 'checking the copy');
+        const table = await run(['campaign', 'status', id], cliEnv);
+        assert.match(table.stdout, /│ status\s+│ paused \(checking the copy\)\s+│/);
+        const bad = await run(['campaign', 'providers', id, 'smtp-secondary,nowhere'], cliEnv);
+        assert.equal(bad.code, 1);
+        assert.match(bad.stderr, /provider order rejected: providers\[1\]: unknown provider 'nowhere'/);
+        const order = await run(['campaign', 'providers', id, 'smtp-secondary,smtp-primary'], cliEnv);
+        assert.equal(order.code, 0, order.stderr);
+        assert.equal(order.stdout.trim(), `campaign ${id} now sends via smtp-secondary → smtp-primary`);
+        assert.equal((await run(['campaign', 'resume', id], cliEnv)).code, 0);
+        await h.secondary.waitFor((s) => s.messages.some((m) => m.to.some((t) => t.startsWith('steer'))), 30_000);
+        assert.equal((await run(['campaign', 'cancel', id], cliEnv)).code, 0);
+        const done = await waitUntil(async () => {
+          const s = await run(['campaign', 'status', id, '--json'], cliEnv);
+          return s.code === 0 && JSON.parse(s.stdout).status === 'cancelled' ? JSON.parse(s.stdout) : undefined;
+        }, 'status to show cancelled');
+        assert.ok(done.accepted < 400);
+        assert.ok((done.acceptedByProvider['smtp-secondary'] ?? 0) > 0);
+      } finally {
+        h.primary.setAcceptDelay(0);
+      }
+    });
+
+    it('cli: campaign list shows campaigns from visibility and filters by status', async () => {
+      const id = uniqueId('cli-list');
+      assert.equal((await run(['campaign', 'start', '--file', campaignFile(id), '--audience', audienceFile('list.csv', 10), '--wait'], cliEnv)).code, 0);
+      const listed = await waitUntil(async () => {
+        const r = await run(['campaign', 'list', '--status', 'completed', '--json'], cliEnv);
+        const rows = JSON.parse(r.stdout) as Array<{ id: string; status: string; accepted: number }>;
+        return rows.find((row) => row.id === id);
+      }, 'visibility to list the completed campaign', 30_000, 300);
+      assert.equal(listed.status, 'completed');
+      assert.equal(listed.accepted, 10);
+      const table = await run(['campaign', 'list'], cliEnv);
+      assert.match(table.stdout, new RegExp(`│ ${id}\\s+│ completed\\s+│ smtp-primary\\s+│\\s+10 │`));
+      const bad = await run(['campaign', 'list', '--status', 'done'], cliEnv);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /--status: expected one of running, paused, holding, completed, cancelled, got 'done'/);
+    });
+
+    it('cli: suppress add, import, list and remove manage the one suppression list; a suppressed address is skipped', async () => {
+      const add = await run(['suppress', 'add', 'Someone@Example.com', '--reason', 'complaint'], cliEnv);
+      assert.equal(add.code, 0, add.stderr);
+      assert.equal(add.stdout.trim(), 'suppressed someone@example.com');
+      const bad = await run(['suppress', 'add', 'nobody'], cliEnv);
+      assert.equal(bad.code, 1);
+      assert.equal(bad.stderr.trim(), 'mailover suppress add: invalid address "nobody": missing @');
+      const file = join(h.dir, 'unsubscribes.csv');
+      writeFileSync(file, 'email\nsup1@example.com\nsup2@example.com\nnot-an-address\n');
+      const imported = await run(['suppress', 'import', file, '--reason', 'unsubscribed'], cliEnv);
+      assert.equal(imported.code, 0, imported.stderr);
+      assert.match(imported.stdout, /^suppressed 2 addresses from .*unsubscribes\.csv \(0 duplicates, 1 rejected\)$/m);
+      const list = JSON.parse((await run(['suppress', 'list', '--json'], cliEnv)).stdout) as Array<{ email: string; reason: string }>;
+      assert.deepEqual(list.filter((r) => /^(someone|sup\d)@/.test(r.email)).map((r) => `${r.email}:${r.reason}`).sort(), ['someone@example.com:complaint', 'sup1@example.com:unsubscribed', 'sup2@example.com:unsubscribed']);
+      const table = await run(['suppress', 'list'], cliEnv);
+      assert.match(table.stdout, /│ sup1@example\.com\s+│ unsubscribed\s+│ cli import\s+│/);
+      // A campaign skips them.
+      const id = uniqueId('cli-sup');
+      const audience = join(h.dir, 'sup-audience.csv');
+      writeFileSync(audience, 'email,first_name\nsup1@example.com,A\nfresh1@example.com,B\n');
+      assert.equal((await run(['campaign', 'start', '--file', campaignFile(id), '--audience', audience, '--wait'], cliEnv)).code, 0);
+      assert.equal(h.primary.countByRecipient().get('sup1@example.com') ?? 0, 0);
+      assert.equal(h.primary.countByRecipient().get('fresh1@example.com'), 1);
+      assert.equal((await run(['suppress', 'remove', 'sup2@example.com'], cliEnv)).code, 0);
+      const again = await run(['suppress', 'remove', 'sup2@example.com'], cliEnv);
+      assert.equal(again.code, 1);
+      assert.equal(again.stderr.trim(), 'mailover suppress remove: sup2@example.com is not on the suppression list');
+    });
+
+    it('cli: mailover worker starts, says it is ready, and stops gracefully on SIGTERM (exit 0)', async () => {
+      const child = spawn(process.execPath, [CLI, 'worker'], { env: { ...process.env, ...cliEnv, MAILOVER_TASK_QUEUE: uniqueId('cli-worker') }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (out += d));
+      const exited = new Promise<number | null>((res) => child.on('close', res));
+      await waitUntil(() => out.includes('mailover worker ready'), 'the worker to be ready', 30_000);
+      assert.match(out, /providers smtp-primary, smtp-secondary, mailgun/);
+      assert.ok(!out.includes('key-test'), 'no secret printed');
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0, out);
+    });
+  });
+
+  describe('mailover dev', () => {
+    it('cli: mailover dev runs the whole stack; a campaign goes through it; Ctrl-C stops everything and frees its ports', async () => {
+      const dir = join(require('os').tmpdir(), uniqueId('mailover-dev'));
+      const child = spawn(process.execPath, [CLI, 'dev', '--data', dir, '--port', '0', '--ui-port', '0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (out += d));
+      const exited = new Promise<number | null>((res) => child.on('close', res));
+      try {
+        await waitUntil(() => out.includes('Ctrl-C to stop.'), 'mailover dev to be up', 60_000);
+        const address = /^  Temporal\s+(\S+)/m.exec(out)![1];
+        const ui = /^  Web UI\s+(\S+)/m.exec(out)![1];
+        const smtpPort = Number(/smtp-primary\s+127\.0\.0\.1:(\d+)/.exec(out)![1]);
+        const r = await run(
+          ['campaign', 'start', '--file', 'samples/campaign.yaml', '--audience', 'samples/audience.csv', '--wait'],
+          { TEMPORAL_ADDRESS: address, MAILOVER_UI_URL: ui, MAILOVER_DATA_DIR: dir, MAILOVER_CONFIG: '', MAILOVER_DB: join(dir, 'mailover.db'), DATABASE_URL: '', MAILOVER_TASK_QUEUE: '' },
+          ROOT,
+        );
+        assert.equal(r.code, 0, r.stderr + r.stdout);
+        assert.match(r.stdout, /100% 300\/300 .* completed/);
+        child.kill('SIGINT');
+        assert.equal(await exited, 0, out);
+        assert.match(out, /stopped/);
+        for (const port of [Number(address.split(':')[1]), smtpPort]) {
+          const refused = await new Promise<boolean>((res) => {
+            const s = connect(port, '127.0.0.1');
+            s.once('connect', () => (s.destroy(), res(false)));
+            s.once('error', () => res(true));
+          });
+          assert.ok(refused, `port ${port} is free after Ctrl-C`);
+        }
+      } finally {
+        if (child.exitCode === null) child.kill('SIGKILL');
+      }
+    });
+  });
+});
