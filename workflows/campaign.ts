@@ -156,7 +156,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     startToCloseTimeout: '1 minute',
     retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['InvalidCampaignError'] },
   });
-  const { sendBatch } = wf.proxyActivities<CampaignActivities>({
+  const sendOptions: wf.ActivityOptions = {
     startToCloseTimeout: '15 minutes',
     heartbeatTimeout: opts.heartbeatTimeoutMs,
     retry: {
@@ -166,7 +166,9 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       maximumAttempts: opts.sendMaxAttempts,
       nonRetryableErrorTypes: ['ProviderUnavailableError', 'InvalidCampaignError'],
     },
-  });
+  };
+  /** sendBatch with a one-line summary the Web UI shows on the activity ("batch 3: recipients #101–150 via mailgun"). */
+  const sendBatchAs = (summary: string) => wf.proxyActivities<CampaignActivities>({ ...sendOptions, summary }).sendBatch;
 
   // Handlers answer from the first workflow task on; until prepareCampaign returns, the
   // campaign is `starting` with no counts yet.
@@ -218,9 +220,24 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       runs: state.runs,
     };
   };
+  let lastBatch = '';
+  /** What the Web UI shows as the campaign's current details (markdown). */
+  const details = (p: CampaignProgress): string =>
+    [
+      `**${p.status}**${p.pauseReason ? ` (${p.pauseReason})` : ''} · ${p.total - p.remaining} of ${p.total} done · active provider **${p.activeProvider ?? 'none'}**`,
+      '',
+      '| accepted | rejected | suppressed | remaining | switches |',
+      '| ---: | ---: | ---: | ---: | ---: |',
+      `| ${p.accepted} | ${p.rejected} | ${p.suppressed} | ${p.remaining} | ${p.switches.length} |`,
+      ...Object.entries(p.acceptedByProvider).map(([name, n]) => `- accepted via ${name}: ${n}`),
+      ...(lastBatch ? ['', `Last: ${lastBatch}`] : []),
+      ...(p.switches.length ? ['', 'Provider switches:', ''] : []),
+      ...p.switches.map((sw) => `- switched ${sw.from} → ${sw.to ?? 'none (holding)'} at recipient #${sw.atSeq}: ${sw.reason}`),
+    ].join('\n');
   let lastUpsert = '';
   const upsertSearchAttributes = () => {
     const p = progress();
+    wf.setCurrentDetails(details(p));
     const key = `${p.status}|${p.activeProvider ?? ''}|${p.accepted}`;
     if (key === lastUpsert) return;
     lastUpsert = key;
@@ -284,12 +301,14 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     }
     const fromSeq = state.cursor + 1;
     const toSeq = Math.min(state.cursor + input.batchSize, state.maxSeq);
+    const batchNo = Math.floor(state.cursor / input.batchSize) + 1;
     batchInFlight = true;
     try {
-      const tally = await sendBatch({ campaignId: input.campaignId, provider, fromSeq, toSeq });
+      const tally = await sendBatchAs(`batch ${batchNo}: recipients #${fromSeq}–${toSeq} via ${provider}`)({ campaignId: input.campaignId, provider, fromSeq, toSeq });
       state.counts = addTally(state.counts, tally);
       state.cursor = toSeq;
       batchesThisRun++;
+      lastBatch = `batch ${batchNo}: ${toSeq - fromSeq + 1} recipients via ${provider}, ${sum(tally.acceptedByProvider)} accepted, ${tally.rejected} rejected, ${tally.suppressed} suppressed`;
     } catch (err) {
       const reason = providerFailureReason(err);
       if (reason !== undefined) {

@@ -11,6 +11,8 @@ export interface DevServerOptions {
   /** Persist to this SQLite file (needed to restart the server mid-test). */
   dbFilename?: string;
   port?: number;
+  /** Serve the Temporal Web UI on this port (0 = none). */
+  uiPort?: number;
 }
 
 let runtimeInstalled = false;
@@ -30,6 +32,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<TestW
       searchAttributes: campaignSearchAttributes,
       ...(opts.dbFilename ? { dbFilename: opts.dbFilename } : {}),
       ...(opts.port ? { port: opts.port } : {}),
+      ...(opts.uiPort ? { ui: true, uiPort: opts.uiPort } : {}),
       log: { format: 'pretty', level: 'error' },
     },
   });
