@@ -19,4 +19,4 @@ COPY --from=build /app/build ./build
 COPY package.json ./
 COPY deploy ./deploy
 USER node
-CMD ["node", "build/src/worker-main.js"]
+CMD ["node", "build/src/cli/main.js", "worker"]

@@ -13,6 +13,7 @@ import type { InFlightMessage, LookupResult, OutgoingMessage, Provider, SendResu
 import type { RecipientRow } from '../src/store/types';
 import { TemplateError } from '../src/template';
 import type { CampaignCache, LoadedCampaign } from './campaign-cache';
+import { AcceptedSettler } from './accepted-settler';
 import { toApplicationFailure } from './failures';
 import type { ActivityDeps, BatchTally, SendBatchInput } from './index';
 
@@ -123,8 +124,9 @@ export async function sendBatch(deps: ActivityDeps, cache: CampaignCache, input:
 
     const reported = new Set<number>();
     let settled = 0;
+    const accepted = new AcceptedSettler((settled) => deps.store.settleAcceptedMany(campaignId, input.provider, settled));
     const report = async (m: OutgoingMessage, result: SendResult) => {
-      if (result.status === 'accepted') await deps.store.settleAccepted(campaignId, m.seq, input.provider, result.providerMessageId);
+      if (result.status === 'accepted') await accepted.settle(m.seq, result.providerMessageId);
       else await deps.store.settleRejected(campaignId, m.seq, input.provider, result.reason, result.hardBounce);
       reported.add(m.seq);
       settled++;

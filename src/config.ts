@@ -97,10 +97,32 @@ function validateMailgun(raw: Record<string, unknown>, path: string, problems: s
   return raw as unknown as MailgunProviderDefinition;
 }
 
+/** Fields that hold secrets: in the file they must be environment references, never the secret itself. */
+const SECRET_FIELDS: Array<[string, (p: Record<string, unknown>) => unknown]> = [
+  ['apiKey', (p) => p.apiKey],
+  ['auth.pass', (p) => (isObject(p.auth) ? p.auth.pass : undefined)],
+];
+
+function literalSecrets(source: unknown): string[] {
+  if (!isObject(source) || !Array.isArray(source.providers)) return [];
+  const problems: string[] = [];
+  source.providers.forEach((p, i) => {
+    if (!isObject(p)) return;
+    for (const [field, get] of SECRET_FIELDS) {
+      const v = get(p);
+      if (typeof v === 'string' && v !== '' && !ENV_REF.test(v)) {
+        problems.push(`providers[${i}].${field}: write secrets as environment references (${field}: "\${${String(p.name ?? 'PROVIDER').toUpperCase().replace(/[^A-Z0-9]+/g, '_')}_${field === 'apiKey' ? 'API_KEY' : 'PASSWORD'}}"), not in the file`);
+      }
+      ENV_REF.lastIndex = 0;
+    }
+  });
+  return problems;
+}
+
 export function parseConfig(source: unknown, env: NodeJS.ProcessEnv = process.env, origin = 'config'): MailoverConfig {
   const missing: string[] = [];
   const resolved = resolveEnv(source ?? {}, '', env, missing);
-  const problems: string[] = [...missing];
+  const problems: string[] = [...literalSecrets(source), ...missing];
   if (!isObject(resolved)) throw new ConfigError(`${origin}: expected a mapping at the top level`);
   const providers: ProviderDefinition[] = [];
   if (!Array.isArray(resolved.providers) || resolved.providers.length === 0) {
@@ -125,4 +147,13 @@ export function parseConfig(source: unknown, env: NodeJS.ProcessEnv = process.en
 export function loadConfig(path = process.env.MAILOVER_CONFIG ?? './mailover.yaml', env: NodeJS.ProcessEnv = process.env): MailoverConfig {
   const doc = readYamlFile(path, 'config file', (m) => new ConfigError(m));
   return parseConfig(doc, env, path);
+}
+
+/** Just the provider names of a config file (for commands that only start or steer campaigns and never need the secrets). */
+export function loadProviderNames(path: string): string[] {
+  const doc = readYamlFile(path, 'config file', (m) => new ConfigError(m));
+  const providers = isObject(doc) && Array.isArray(doc.providers) ? doc.providers : [];
+  const names = providers.map((p) => (isObject(p) && typeof p.name === 'string' ? p.name : '')).filter(Boolean);
+  if (!names.length) throw new ConfigError(`${path}: providers: expected a non-empty list of providers with names`);
+  return names;
 }

@@ -6,7 +6,16 @@
  * DATABASE_URL (PostgreSQL) or MAILOVER_DB (SQLite file), MAILOVER_STICKY_QUEUE_TIMEOUT_MS.
  * Stops gracefully on SIGTERM/SIGINT.
  */
-import { NativeConnection, Runtime } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, type LogLevel } from '@temporalio/worker';
+
+const LOG_LEVELS: LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'];
+
+/** MAILOVER_LOG_LEVEL: TRACE, DEBUG, INFO (default), WARN or ERROR. */
+function logLevel(): LogLevel {
+  const v = (process.env.MAILOVER_LOG_LEVEL || 'INFO').toUpperCase() as LogLevel;
+  if (!LOG_LEVELS.includes(v)) throw new Error(`MAILOVER_LOG_LEVEL: expected one of ${LOG_LEVELS.join(', ')}, got '${process.env.MAILOVER_LOG_LEVEL}'`);
+  return v;
+}
 import { loadConfig } from './config';
 import { ProviderRegistry } from './providers/registry';
 import { describeStore, openStore } from './store/open-store';
@@ -17,7 +26,7 @@ import { createCampaignWorker } from './worker';
 export async function runWorker(configPath?: string): Promise<void> {
   const config = loadConfig(configPath);
   const settings = temporalSettingsFromEnv();
-  Runtime.install({ logger: undefined, shutdownSignals: ['SIGINT', 'SIGTERM'] });
+  Runtime.install({ logger: new DefaultLogger(logLevel()), shutdownSignals: ['SIGINT', 'SIGTERM'] });
   const store = await openStore();
   const providers = new ProviderRegistry(config.providers);
   const connection = await NativeConnection.connect({ address: settings.address, tls: settings.tls, apiKey: settings.apiKey });

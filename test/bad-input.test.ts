@@ -65,6 +65,12 @@ describe('bad input', function () {
       assert.match(problems[0], /providers\[1\]\.port: expected a port 1-65535, got 99999/);
     });
 
+    it('bad input: a secret written into the provider file is refused, naming the field and the reference to use', () => {
+      const problems = problemsOf(() => parseConfig({ providers: [{ name: 'mailgun-eu', kind: 'mailgun', domain: 'mg.example.org', apiKey: 'key-live-123' }] }, {}));
+      assert.match(problems[0], /providers\[0\]\.apiKey: write secrets as environment references \(apiKey: "\$\{MAILGUN_EU_API_KEY\}"\), not in the file/);
+      assert.ok(!problems[0].includes('key-live-123'), 'the secret is not echoed');
+    });
+
     it('config: secrets are resolved from the environment', () => {
       const cfg = parseConfig({ providers: [{ name: 'relay', kind: 'smtp', host: 'h', port: 25, auth: { user: 'u', pass: '${RELAY_PASSWORD}' } }] }, { RELAY_PASSWORD: 'pw' });
       const relay = cfg.providers[0];

@@ -10,6 +10,7 @@ import { join } from 'path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { stringify } from 'yaml';
 import { Harness, TEMPLATE, uniqueId } from './support/harness';
+import { writeProviderFile } from './support/provider-file';
 import { startDevServer } from './support/temporal';
 import { waitUntil } from './support/wait';
 
@@ -93,8 +94,9 @@ describe('mailover CLI (each command as a process)', function () {
       h = await Harness.create({ env, mailgun: true });
       await h.startWorker();
       const configPath = join(h.dir, 'providers.yaml');
-      writeFileSync(configPath, stringify({ providers: h.providerDefs }));
+      const secrets = writeProviderFile(configPath, h.providerDefs);
       cliEnv = {
+        ...secrets,
         TEMPORAL_ADDRESS: env.address,
         MAILOVER_TASK_QUEUE: h.taskQueue,
         MAILOVER_CONFIG: configPath,
@@ -299,7 +301,12 @@ describe('mailover CLI (each command as a process)', function () {
           assert.ok(refused, `port ${port} is free after Ctrl-C`);
         }
       } finally {
-        if (child.exitCode === null) child.kill('SIGKILL');
+        // On a failed assertion: stop it the way a user would (SIGKILL would orphan its Temporal server).
+        if (child.exitCode === null && child.signalCode === null) {
+          child.kill('SIGINT');
+          await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+          if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+        }
       }
     });
   });

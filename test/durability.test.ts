@@ -4,6 +4,8 @@
  * Nothing is lost; nothing is sent twice outside the counted in-flight window.
  */
 import { strict as assert } from 'assert';
+import { mkdtempSync, rmSync } from 'fs';
+import { tmpdir } from 'os';
 import { join } from 'path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { campaignProgress } from '../src/client';
@@ -161,20 +163,22 @@ describe('durability: worker crashes and Temporal server restarts', function () 
     let env: TestWorkflowEnvironment | undefined;
     let h: Harness;
     let worker: WorkerProcess | undefined;
+    let temporalDir: string | undefined;
 
     after(async () => {
       await worker?.kill();
       await h?.close();
       await env?.teardown();
+      if (temporalDir) rmSync(temporalDir, { recursive: true, force: true });
     });
 
     it('server restart: stop the dev server mid-campaign and start it again from its database; the campaign completes with nothing lost', async () => {
       const port = await freePort();
-      h = await Harness.create({ env: undefined as never });
-      const dbFilename = join(h.dir, 'temporal.db');
+      temporalDir = mkdtempSync(join(tmpdir(), 'mailover-temporal-'));
+      const dbFilename = join(temporalDir, 'temporal.db');
       const first = await startDevServer({ port, dbFilename });
       env = first;
-      h.env = first;
+      h = await Harness.create({ env: first });
       const bundlePath = await writeWorkflowBundle(h.dir);
       worker = await WorkerProcess.start({ address: first.address, taskQueue: h.taskQueue, dir: h.dir, providers: h.providerDefs, sqlitePath: join(h.dir, 'mailover.db'), bundlePath });
       const id = uniqueId('restart');

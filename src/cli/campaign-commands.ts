@@ -71,8 +71,7 @@ const start: Command = {
   async run(ctx, values) {
     const file = requireOption(values, 'file', start);
     const audienceFile = requireOption(values, 'audience', start);
-    const config = ctx.loadConfig();
-    const definition = loadCampaignDefinition(file, config.providers.map((p) => p.name));
+    const definition = loadCampaignDefinition(file, ctx.providerNames());
     const store = await ctx.openStore();
     const client = await ctx.temporal();
     const bar = new LiveLine(process.stderr);

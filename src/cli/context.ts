@@ -6,7 +6,7 @@
 import { existsSync } from 'fs';
 import { join } from 'path';
 import { Client, Connection } from '@temporalio/client';
-import { loadConfig, type MailoverConfig } from '../config';
+import { loadProviderNames } from '../config';
 import { DEV_CONFIG_FILE } from '../dev/stack';
 import { openStore } from '../store/open-store';
 import type { Store } from '../store/types';
@@ -27,7 +27,6 @@ export function configPath(opts: GlobalOptions): string {
 }
 
 export class CliContext {
-  private config?: MailoverConfig;
   private store?: Store;
   private connection?: Connection;
   private client?: Client;
@@ -35,9 +34,9 @@ export class CliContext {
 
   constructor(private readonly opts: GlobalOptions) {}
 
-  loadConfig(): MailoverConfig {
-    this.config ??= loadConfig(configPath(this.opts));
-    return this.config;
+  /** Provider names from the provider file (secrets are the workers' business, not resolved here). */
+  providerNames(): string[] {
+    return loadProviderNames(configPath(this.opts));
   }
 
   async openStore(): Promise<Store> {

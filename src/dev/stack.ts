@@ -20,7 +20,9 @@ import { campaignSearchAttributes } from '../../workflows/search-attributes';
 import { MailgunServer } from './mailgun-server';
 import { SmtpSink } from './smtp-sink';
 
+/** The dev Mailgun-compatible API's key: a fake, but written to the provider file as an environment reference like any secret. */
 export const DEV_MAILGUN_KEY = 'key-mailover-dev';
+export const DEV_MAILGUN_KEY_ENV = 'MAILOVER_DEV_MAILGUN_KEY';
 export const DEV_MAILGUN_DOMAIN = 'mg.mailover.dev';
 export const DEV_CONFIG_FILE = 'mailover.dev.yaml';
 
@@ -117,9 +119,11 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
       { kind: 'mailgun', name: 'mailgun', domain: DEV_MAILGUN_DOMAIN, apiKey: DEV_MAILGUN_KEY, url: mailgun.url, lookupSettleMs: 0 },
     ];
     const configPath = join(dataDir, DEV_CONFIG_FILE);
+    const fileDefs = defs.map((d) => (d.kind === 'mailgun' ? { ...d, apiKey: `\${${DEV_MAILGUN_KEY_ENV}}` } : d));
     writeFileSync(
       configPath,
-      `# Written by \`mailover dev\`: the local ESPs of the dev stack (a fake Mailgun key, nothing secret).\n` + stringify({ inFlight: 'resend', providers: defs }),
+      `# Written by \`mailover dev\`: the local ESPs of the dev stack. A worker using it needs ${DEV_MAILGUN_KEY_ENV}=${DEV_MAILGUN_KEY} (a fake key).\n` +
+        stringify({ inFlight: 'resend', providers: fileDefs }),
     );
     const store = await openStore({ databaseUrl: '', sqlitePath: join(dataDir, 'mailover.db') });
     stops.push(() => store.close());

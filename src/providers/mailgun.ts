@@ -147,7 +147,8 @@ export class MailgunProvider implements Provider {
       } catch {
         // a 2xx without JSON still means queued
       }
-      for (const m of call) await report(m, { status: 'accepted', providerMessageId: id || m.messageId });
+      // All at once: the ledger settles a whole call in one transaction.
+      await Promise.all(call.map((m) => report(m, { status: 'accepted', providerMessageId: id || m.messageId })));
       return;
     }
     if (response.status === 413 && call.length > 1) {

@@ -312,21 +312,38 @@ export class KyselyStore implements Store {
     });
   }
 
-  async settleAccepted(campaignId: string, seq: number, provider: string, providerMessageId: string): Promise<void> {
+  settleAccepted(campaignId: string, seq: number, provider: string, providerMessageId: string): Promise<void> {
+    return this.settleAcceptedMany(campaignId, provider, [{ seq, providerMessageId }]);
+  }
+
+  async settleAcceptedMany(campaignId: string, provider: string, settled: Array<{ seq: number; providerMessageId: string }>): Promise<void> {
+    if (settled.length === 0) return;
+    const db = this.db;
+    const ts = now();
     // From pending too: the provider accepted it, so the ledger must say so (never resend).
-    await this.db
-      .updateTable('recipients')
-      .set({
-        state: 'accepted',
-        provider,
-        provider_message_id: providerMessageId,
-        last_error: null,
-        updated_at: now(),
-      })
-      .where('campaign_id', '=', campaignId)
-      .where('seq', '=', seq)
-      .where('state', 'in', ['pending', 'sending'])
-      .execute();
+    const update = (seq: number, providerMessageId: string) =>
+      db
+        .updateTable('recipients')
+        .set({ state: 'accepted', provider, provider_message_id: providerMessageId, last_error: null, updated_at: ts })
+        .where('campaign_id', '=', campaignId)
+        .where('seq', '=', seq)
+        .where('state', 'in', ['pending', 'sending']);
+    if (settled.length === 1) {
+      await this.one(update(settled[0].seq, settled[0].providerMessageId));
+      return;
+    }
+    await this.tx(function* () {
+      for (const s of settled) yield* exec(update(s.seq, s.providerMessageId));
+    });
+  }
+
+  /**
+   * One statement on the hot path. On SQLite it runs synchronously on a cached prepared
+   * statement (a transaction body runs synchronously too, so the two never interleave).
+   */
+  private async one(query: Compilable<unknown>): Promise<QueryResult<unknown>> {
+    if (this.#sqlite) return this.runSqlite(query.compile());
+    return this.db.executeQuery(query.compile());
   }
 
   async settleRejected(
@@ -374,16 +391,17 @@ export class KyselyStore implements Store {
     const ts = now();
     const marked: number[] = [];
     for (let i = 0; i < seqs.length; i += IN_CHUNK) {
-      const rs = await this.db
-        .updateTable('recipients')
-        .set({ dispatched_at: ts, provider, updated_at: ts })
-        .where('campaign_id', '=', campaignId)
-        .where('seq', 'in', seqs.slice(i, i + IN_CHUNK))
-        .where('state', '=', 'sending')
-        .where('claim_token', '=', claimToken)
-        .returning('seq')
-        .execute();
-      for (const r of rs) marked.push(Number(r.seq));
+      const rs = await this.one(
+        this.db
+          .updateTable('recipients')
+          .set({ dispatched_at: ts, provider, updated_at: ts })
+          .where('campaign_id', '=', campaignId)
+          .where('seq', 'in', seqs.slice(i, i + IN_CHUNK))
+          .where('state', '=', 'sending')
+          .where('claim_token', '=', claimToken)
+          .returning('seq'),
+      );
+      for (const r of rs.rows as Array<{ seq: number }>) marked.push(Number(r.seq));
     }
     return marked.sort((a, b) => a - b);
   }

@@ -112,6 +112,8 @@ export interface Store {
    */
   claimRange(campaignId: string, fromSeq: number, toSeq: number, provider: string, claimToken: string): Promise<ClaimResult>;
   settleAccepted(campaignId: string, seq: number, provider: string, providerMessageId: string): Promise<void>;
+  /** settleAccepted for many rows in one transaction. */
+  settleAcceptedMany(campaignId: string, provider: string, settled: Array<{ seq: number; providerMessageId: string }>): Promise<void>;
   /** Settle as rejected; when hardBounce, also add the address to the suppression list (same transaction). */
   settleRejected(campaignId: string, seq: number, provider: string, reason: string, hardBounce: boolean): Promise<void>;
   /**

@@ -52,7 +52,7 @@ export class Harness {
   private running?: Promise<void>;
 
   private constructor(
-    public env: TestWorkflowEnvironment,
+    readonly env: TestWorkflowEnvironment,
     readonly store: Store,
     readonly primary: SmtpSink,
     readonly secondary: SmtpSink,

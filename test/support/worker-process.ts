@@ -1,9 +1,8 @@
 /** A mailover worker in its own process (build/src/worker-main.js), so tests can kill -9 it and start another. */
 import { spawn, type ChildProcess } from 'child_process';
-import { writeFileSync } from 'fs';
 import { join } from 'path';
-import { stringify } from 'yaml';
 import type { ProviderDefinition } from '../../src/config';
+import { writeProviderFile } from './provider-file';
 
 export interface WorkerProcessOptions {
   address: string;
@@ -26,10 +25,11 @@ export class WorkerProcess {
 
   static async start(opts: WorkerProcessOptions): Promise<WorkerProcess> {
     const configPath = join(opts.dir, 'worker-config.yaml');
-    writeFileSync(configPath, stringify({ providers: opts.providers, inFlight: opts.inFlight ?? 'resend' }));
+    const secrets = writeProviderFile(configPath, opts.providers, opts.inFlight);
     const child = spawn(process.execPath, [join(__dirname, '..', '..', 'src', 'worker-main.js')], {
       env: {
         ...process.env,
+        ...secrets,
         TEMPORAL_ADDRESS: opts.address,
         MAILOVER_TASK_QUEUE: opts.taskQueue,
         MAILOVER_CONFIG: configPath,

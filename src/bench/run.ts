@@ -1,0 +1,262 @@
+/**
+ * `npm run bench [-- --large | --n N]`: mailover against a raw send, side by side.
+ *
+ * The SMTP sinks and the Mailgun-compatible API run in processes of their own, the worker in
+ * its own, the Temporal dev server as the tests use it. Figures: raw and engine SMTP messages
+ * per second and their ratio, the Mailgun batch path, the worker's peak RSS, Temporal history
+ * events per 10,000 recipients, and the failover switch time. Audience import is timed apart.
+ * Last line: one JSON object with the figures.
+ */
+import { fork, spawn, type ChildProcess } from 'child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
+import { tmpdir } from 'os';
+import { join } from 'path';
+import { bundleWorkflowCode, DefaultLogger, Runtime } from '@temporalio/worker';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import nodemailer from 'nodemailer';
+import { stringify } from 'yaml';
+import { startCampaign } from '../client';
+import type { ProviderDefinition } from '../config';
+import { table } from '../progress';
+import { openStore } from '../store/open-store';
+import type { AudienceRow, Store } from '../store/types';
+import { compileTemplate } from '../template';
+import { ensureTemporalCli } from '../temporal-cli';
+import { workflowsPath } from '../worker';
+import { campaignSearchAttributes } from '../../workflows/search-attributes';
+import type { CampaignResult } from '../../workflows/campaign';
+
+const TEMPLATE = { subject: 'Hello {{first_name}}, your {{city}} news', text: 'Hi {{first_name}},\n\nHere is what changed in {{city}}.\n', html: '<p>Hi {{first_name}},</p><p>Here is what changed in <b>{{city}}</b>.</p>' };
+const FROM = 'Bench <bench@example.org>';
+const POOL = 5;
+const BATCH = 1000;
+const MAILGUN_KEY = 'key-bench';
+
+interface Esp {
+  child: ChildProcess;
+  port: number;
+  url: string;
+  stats(): Promise<{ accepted: number; firstAcceptAt?: number; failingSince?: number }>;
+  send(msg: object): void;
+  stop(): Promise<void>;
+}
+
+async function startEsp(kind: 'smtp' | 'mailgun', name: string): Promise<Esp> {
+  const child = fork(join(__dirname, 'esp-process.js'), [kind, name, MAILGUN_KEY], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const ready = await new Promise<{ port: number; url: string }>((res, rej) => {
+    child.once('message', (m: { ready?: { port: number; url: string } }) => (m.ready ? res(m.ready) : rej(new Error('unexpected message'))));
+    child.once('exit', (code) => rej(new Error(`${name} exited with ${code}`)));
+  });
+  return {
+    child,
+    ...ready,
+    send: (msg) => child.send(msg),
+    stats: () =>
+      new Promise((res) => {
+        child.once('message', (m: { stats: { accepted: number; firstAcceptAt?: number; failingSince?: number } }) => res(m.stats));
+        child.send({ cmd: 'stats' });
+      }),
+    stop: () =>
+      new Promise((res) => {
+        if (child.exitCode !== null) return res();
+        child.once('exit', () => res());
+        child.send({ cmd: 'stop' });
+      }),
+  };
+}
+
+function audience(n: number, tag: string): AudienceRow[] {
+  const cities = ['Lisbon', 'Oslo', 'Austin', 'Kyoto', 'Lagos'];
+  return Array.from({ length: n }, (_, i) => ({ email: `r${i + 1}.${tag}@example.com`, fields: { first_name: `Reader${i + 1}`, city: cities[i % cities.length] } }));
+}
+
+/** Peak RSS of a process, sampled from /proc every 100 ms. */
+function rssSampler(pid: number): { stop(): number } {
+  let peak = 0;
+  const sample = () => {
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      if (m) peak = Math.max(peak, Number(m[1]) / 1024);
+    } catch {
+      // process gone
+    }
+  };
+  const timer = setInterval(sample, 100);
+  sample();
+  return {
+    stop() {
+      clearInterval(timer);
+      sample();
+      return peak;
+    },
+  };
+}
+
+async function rawBaseline(esp: Esp, rows: AudienceRow[]): Promise<number> {
+  const t = compileTemplate(TEMPLATE);
+  const transport = nodemailer.createTransport({ host: '127.0.0.1', port: esp.port, secure: false, pool: true, maxConnections: POOL, maxMessages: 1000 });
+  const started = performance.now();
+  let next = 0;
+  const worker = async () => {
+    while (next < rows.length) {
+      const row = rows[next++];
+      const body = t.render(row.fields);
+      await transport.sendMail({ from: FROM, to: row.email, ...body, messageId: `<raw.${next}@example.org>` });
+    }
+  };
+  await Promise.all(Array.from({ length: POOL }, worker));
+  const seconds = (performance.now() - started) / 1000;
+  transport.close();
+  return rows.length / seconds;
+}
+
+class WorkerProc {
+  private constructor(readonly child: ChildProcess) {}
+  static async start(env: NodeJS.ProcessEnv): Promise<WorkerProc> {
+    const profile = process.env.MAILOVER_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.MAILOVER_BENCH_PROFILE}`] : [];
+    const child = spawn(process.execPath, [...profile, join(__dirname, '..', 'worker-main.js')], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((res, rej) => {
+      let out = '';
+      child.stdout!.on('data', (d) => {
+        out += d;
+        if (out.includes('mailover worker ready')) res();
+      });
+      child.once('exit', (code) => rej(new Error(`worker exited with ${code}: ${out}`)));
+    });
+    return new WorkerProc(child);
+  }
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    const exited = new Promise((r) => this.child.once('exit', r));
+    this.child.kill('SIGTERM');
+    await exited;
+  }
+}
+
+async function historyEvents(env: TestWorkflowEnvironment, workflowId: string, firstRunId: string): Promise<number> {
+  let total = 0;
+  let runId: string | undefined = firstRunId;
+  while (runId) {
+    const history: Awaited<ReturnType<ReturnType<typeof env.client.workflow.getHandle>['fetchHistory']>> = await env.client.workflow.getHandle(workflowId, runId).fetchHistory();
+    const events: NonNullable<typeof history.events> = history.events ?? [];
+    total += events.length;
+    runId = events[events.length - 1]?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
+  }
+  return total;
+}
+
+interface CampaignRun {
+  msgsPerS: number;
+  seconds: number;
+  importSeconds: number;
+  peakRssMb: number;
+  historyEvents: number;
+  result: CampaignResult;
+}
+
+async function runCampaign(env: TestWorkflowEnvironment, store: Store, workerEnv: NodeJS.ProcessEnv, taskQueue: string, id: string, providers: string[], rows: AudienceRow[]): Promise<CampaignRun> {
+  const importStarted = performance.now();
+  await store.createCampaign({ id, from: FROM, template: TEMPLATE, providers, batchSize: BATCH });
+  for (let i = 0; i < rows.length; i += 10_000) await store.importAudience(id, rows.slice(i, i + 10_000));
+  const importSeconds = (performance.now() - importStarted) / 1000;
+  const worker = await WorkerProc.start(workerEnv);
+  const rss = rssSampler(worker.child.pid!);
+  try {
+    const started = performance.now();
+    const handle = await startCampaign(env.client, { campaignId: id, providers, batchSize: BATCH, total: rows.length, taskQueue });
+    const result = await handle.result();
+    const seconds = (performance.now() - started) / 1000;
+    return { msgsPerS: rows.length / seconds, seconds, importSeconds, peakRssMb: rss.stop(), historyEvents: await historyEvents(env, id, handle.firstExecutionRunId), result };
+  } finally {
+    rss.stop();
+    await worker.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const nArg = args.indexOf('--n');
+  const n = nArg >= 0 ? Number(args[nArg + 1]) : args.includes('--large') ? 100_000 : 10_000;
+  if (!Number.isInteger(n) || n < 1000) throw new Error(`--n: expected a whole number of at least 1000, got ${args[nArg + 1]}`);
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+  const dir = mkdtempSync(join(tmpdir(), 'mailover-bench-'));
+  const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
+  const cli = ensureTemporalCli(log);
+  log(`N = ${n}; starting the Temporal dev server and the ESP processes`);
+  const env = await TestWorkflowEnvironment.createLocal({ server: { executable: cli.executable, ip: '127.0.0.1', searchAttributes: campaignSearchAttributes, log: { format: 'pretty', level: 'error' } } });
+  const smtpA = await startEsp('smtp', 'smtp-a');
+  const smtpB = await startEsp('smtp', 'smtp-b');
+  const mailgun = await startEsp('mailgun', 'mailgun');
+  const store = await openStore({ databaseUrl: '', sqlitePath: join(dir, 'bench.db') });
+  try {
+    const bundlePath = join(dir, 'bundle.js');
+    writeFileSync(bundlePath, (await bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: new DefaultLogger('ERROR') })).code);
+    const defs: ProviderDefinition[] = [
+      { kind: 'smtp', name: 'smtp-a', host: '127.0.0.1', port: smtpA.port, pool: { maxConnections: POOL } },
+      { kind: 'smtp', name: 'smtp-b', host: '127.0.0.1', port: smtpB.port, pool: { maxConnections: POOL } },
+      { kind: 'mailgun', name: 'mailgun', domain: 'mg.bench.test', apiKey: '${BENCH_MAILGUN_KEY}', url: mailgun.url, lookupSettleMs: 0 },
+    ];
+    const configPath = join(dir, 'providers.yaml');
+    writeFileSync(configPath, stringify({ providers: defs }));
+    const taskQueue = 'mailover-bench';
+    const workerEnv = { TEMPORAL_ADDRESS: env.address, MAILOVER_TASK_QUEUE: taskQueue, MAILOVER_CONFIG: configPath, DATABASE_URL: '', MAILOVER_DB: join(dir, 'bench.db'), MAILOVER_WORKFLOW_BUNDLE: bundlePath, BENCH_MAILGUN_KEY: MAILGUN_KEY, MAILOVER_LOG_LEVEL: 'WARN' };
+
+    log('raw baseline: nodemailer pool → smtp-a');
+    const raw = await rawBaseline(smtpA, audience(n, 'raw'));
+    log(`raw: ${raw.toFixed(0)} msg/s`);
+    log('engine: campaign via smtp-a');
+    const smtp = await runCampaign(env, store, workerEnv, taskQueue, 'bench-smtp', ['smtp-a'], audience(n, 'smtp'));
+    log(`engine smtp: ${smtp.msgsPerS.toFixed(0)} msg/s`);
+    log('engine: campaign via mailgun');
+    const mg = await runCampaign(env, store, workerEnv, taskQueue, 'bench-mailgun', ['mailgun'], audience(n, 'mg'));
+    log(`engine mailgun: ${mg.msgsPerS.toFixed(0)} msg/s`);
+    log('failover: smtp-a fails half-way, smtp-b takes over');
+    const failN = Math.min(n, 10_000);
+    const before = (await smtpA.stats()).accepted;
+    smtpA.send({ cmd: 'failAfter', n: before + Math.floor(failN / 2) });
+    const fo = await runCampaign(env, store, workerEnv, taskQueue, 'bench-failover', ['smtp-a', 'smtp-b'], audience(failN, 'fo'));
+    const a = await smtpA.stats();
+    const b = await smtpB.stats();
+    const switchMs = a.failingSince !== undefined && b.firstAcceptAt !== undefined ? b.firstAcceptAt - a.failingSince : NaN;
+
+    const figures = {
+      raw_smtp_msgs_per_s: Math.round(raw),
+      engine_smtp_msgs_per_s: Math.round(smtp.msgsPerS),
+      ratio_smtp: Number((smtp.msgsPerS / raw).toFixed(3)),
+      engine_mailgun_msgs_per_s: Math.round(mg.msgsPerS),
+      worker_peak_rss_mb: Math.round(Math.max(smtp.peakRssMb, mg.peakRssMb)),
+      history_events_per_10k: Math.round((smtp.historyEvents * 10_000) / n),
+      failover_switch_ms: Math.round(switchMs),
+      n,
+    };
+    const goal = (ok: boolean) => (ok ? 'met' : 'NOT MET');
+    console.log(
+      table([
+        ['figure', 'value', 'goal', ''],
+        ['raw SMTP (nodemailer pool, no Temporal, no ledger)', `${figures.raw_smtp_msgs_per_s} msg/s`, '', ''],
+        ['engine SMTP (campaign end to end)', `${figures.engine_smtp_msgs_per_s} msg/s`, '', ''],
+        ['ratio engine / raw', String(figures.ratio_smtp), '≥ 0.75', goal(figures.ratio_smtp >= 0.75)],
+        ['engine Mailgun (batch calls)', `${figures.engine_mailgun_msgs_per_s} msg/s`, `≥ 5 × SMTP`, goal(figures.engine_mailgun_msgs_per_s >= 5 * figures.engine_smtp_msgs_per_s)],
+        ['worker peak RSS', `${figures.worker_peak_rss_mb} MB`, '< 300 MB', goal(figures.worker_peak_rss_mb < 300)],
+        ['history events per 10,000 recipients', String(figures.history_events_per_10k), '≤ 1,000', goal(figures.history_events_per_10k <= 1000)],
+        [`failover switch (N=${failN}, primary fails half-way)`, `${figures.failover_switch_ms} ms`, '< 2,000 ms', goal(figures.failover_switch_ms < 2000)],
+        ['audience import (SQLite)', `${(n / smtp.importSeconds).toFixed(0)} rows/s`, '', ''],
+      ]),
+    );
+    console.log(`engine runs: smtp ${smtp.seconds.toFixed(1)} s (${smtp.result.runs} run(s), ${smtp.historyEvents} history events), mailgun ${mg.seconds.toFixed(1)} s; failover campaign accepted ${JSON.stringify(fo.result.acceptedByProvider)}`);
+    console.log(JSON.stringify(figures));
+  } finally {
+    await store.close();
+    await Promise.all([smtpA.stop(), smtpB.stop(), mailgun.stop()]);
+    await env.teardown();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(`bench: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  },
+);
