@@ -60,20 +60,23 @@ export function compileTemplate(template: CampaignTemplate): CompiledTemplate {
   fieldsOf(template.html, names);
   const fields = [...names].sort();
 
-  const fill = (source: string, values: Record<string, string>, escape: boolean): string =>
+  type Mode = 'header' | 'text' | 'html';
+  const fill = (source: string, values: Record<string, string>, mode: Mode): string =>
     source.replace(FIELD, (_m, name: string) => {
       const value = values[name];
       if (value === undefined || value === '') throw new TemplateError(`missing merge field '${name}'`);
-      return escape ? escapeHtml(value) : value;
+      if (mode === 'html') return escapeHtml(value);
+      // A header (the subject) is one line: a CR/LF in a merge value must never start a new header.
+      return mode === 'header' ? value.replace(/[\r\n]+/g, ' ') : value;
     });
 
   return {
     fields,
     render(values) {
       return {
-        subject: fill(template.subject, values, false),
-        text: fill(template.text, values, false),
-        html: template.html === undefined ? undefined : fill(template.html, values, true),
+        subject: fill(template.subject, values, 'header'),
+        text: fill(template.text, values, 'text'),
+        html: template.html === undefined ? undefined : fill(template.html, values, 'html'),
       };
     },
   };
