@@ -86,8 +86,8 @@ async function main(): Promise<void> {
     say();
     say('Where to look in the Temporal Web UI:');
     say(`  ${url}`);
-    say('  - the summary at the top names the campaign, its audience size and provider order');
-    say('  - History: the failed sendBatch on smtp-primary, then batches on mailgun');
+    say('  - History: every batch is named by its summary ("batch 5: recipients #101–125 via smtp-primary"); the failed one is red, then the same batch on mailgun');
+    say('  - User Metadata: the campaign summary, and its current details (counts per provider, every switch in words)');
     say('  - Queries → "progress": live counts, active provider, the switch log');
     say(`  - Workflows list, filter: CampaignStatus = "completed" AND ActiveProvider = "mailgun"`);
     if (process.stdin.isTTY && !process.env.CI) {
