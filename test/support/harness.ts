@@ -19,6 +19,7 @@ import { openStore } from '../../src/store/open-store';
 import type { AudienceRow, Store } from '../../src/store/types';
 import { createCampaignWorker } from '../../src/worker';
 import type { CampaignOptions } from '../../workflows/campaign';
+import { TcpProxy } from './tcp-proxy';
 import { workflowBundle } from './temporal';
 
 let counter = 0;
@@ -39,6 +40,8 @@ export interface HarnessOptions {
   database?: 'sqlite' | string;
   sinkAuth?: { user: string; pass: string };
   inFlightPolicy?: 'resend' | 'hold';
+  /** Put a TCP proxy with programmable network faults between the worker and the primary sink. */
+  proxyPrimary?: boolean;
   /** Also run a Mailgun-compatible API and configure a provider `mailgun` on it (with these settings). */
   mailgun?: boolean | Partial<MailgunProviderConfig>;
 }
@@ -61,6 +64,7 @@ export class Harness {
     readonly dir: string,
     private readonly opts: HarnessOptions,
     readonly mailgun?: MailgunServer,
+    readonly proxy?: TcpProxy,
   ) {}
 
   static async create(opts: HarnessOptions): Promise<Harness> {
@@ -68,11 +72,12 @@ export class Harness {
     const store = await openStore(opts.database && opts.database !== 'sqlite' ? { databaseUrl: opts.database } : { databaseUrl: '', sqlitePath: join(dir, 'mailover.db') });
     const primary = await SmtpSink.start({ name: 'smtp-primary', auth: opts.sinkAuth });
     const secondary = await SmtpSink.start({ name: 'smtp-secondary', auth: opts.sinkAuth });
+    const proxy = opts.proxyPrimary ? await TcpProxy.start({ host: primary.host, port: primary.port }) : undefined;
     const defs: ProviderDefinition[] = [primary, secondary].map((s) => ({
       kind: 'smtp' as const,
       name: s.name,
       host: '127.0.0.1',
-      port: s.port,
+      port: s === primary && proxy ? proxy.port : s.port,
       ...(opts.sinkAuth ? { auth: opts.sinkAuth } : {}),
       pool: { maxConnections: 4 },
       timeouts: { connectionMs: 2_000, greetingMs: 2_000, socketMs: 5_000 },
@@ -83,7 +88,7 @@ export class Harness {
       const extra = typeof opts.mailgun === 'object' ? opts.mailgun : {};
       defs.push({ kind: 'mailgun', name: 'mailgun', domain: MAILGUN_DOMAIN, apiKey: MAILGUN_KEY, url: mailgun.url, timeoutMs: 2_000, lookupSettleMs: 0, ...extra });
     }
-    return new Harness(opts.env, store, primary, secondary, defs, new ProviderRegistry(defs), dir, opts, mailgun);
+    return new Harness(opts.env, store, primary, secondary, defs, new ProviderRegistry(defs), dir, opts, mailgun, proxy);
   }
 
   get client(): Client {
@@ -133,6 +138,7 @@ export class Harness {
     await this.primary.stop();
     await this.secondary.stop();
     await this.mailgun?.stop();
+    await this.proxy?.stop();
     await this.store.close();
     rmSync(this.dir, { recursive: true, force: true });
   }
