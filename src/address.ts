@@ -2,8 +2,11 @@
  * Email address validation and normalisation for audience import.
  *
  * Deliberately conservative: plain ASCII `local@domain` addresses (the form ESPs
- * accept everywhere). Internationalised domains must be given in punycode.
+ * accept everywhere). An internationalised domain (IDN, e.g. `bücher.example`) is
+ * converted to its punycode form (`xn--bcher-kva.example`); a non-ASCII local part
+ * (SMTPUTF8) is refused, as are quoted local parts.
  */
+import { domainToASCII } from 'url';
 
 export type NormalisedAddress = { ok: true; email: string } | { ok: false; reason: string };
 
@@ -26,8 +29,14 @@ export function normaliseAddress(raw: string): NormalisedAddress {
   else if (s.includes('<') || s.includes('>')) return bad('invalid characters');
   if (s === '') return bad('empty address');
   if (/\s/.test(s)) return bad('contains spaces');
+  s = idnToAscii(s);
   // eslint-disable-next-line no-control-regex
-  if (/[^\x21-\x7e]/.test(s)) return bad('non-ASCII characters (use punycode for the domain)');
+  if (/[^\x21-\x7e]/.test(s)) {
+    const at = s.lastIndexOf('@');
+    // eslint-disable-next-line no-control-regex
+    if (at >= 0 && !/[^\x21-\x7e]/.test(s.slice(0, at))) return bad('non-ASCII characters in domain (not a valid internationalised domain name)');
+    return bad('non-ASCII characters (only ASCII local parts are supported; domains may be internationalised)');
+  }
   s = s.toLowerCase();
   const at = s.split('@');
   if (at.length < 2) return bad('missing @');
@@ -48,6 +57,18 @@ export function normaliseAddress(raw: string): NormalisedAddress {
   }
   if (/^[0-9]+$/.test(domain.slice(domain.lastIndexOf('.') + 1))) return bad('domain has a numeric top-level label');
   return { ok: true, email: s };
+}
+
+/** `local@bücher.example` -> `local@xn--bcher-kva.example` when only the domain is non-ASCII. */
+function idnToAscii(s: string): string {
+  const at = s.lastIndexOf('@');
+  if (at < 0) return s;
+  const local = s.slice(0, at);
+  const domain = s.slice(at + 1);
+  // eslint-disable-next-line no-control-regex
+  if (!/[^\x00-\x7f]/.test(domain) || /[^\x00-\x7f]/.test(local)) return s;
+  const ascii = domainToASCII(domain);
+  return ascii ? `${local}@${ascii}` : s; // '' = not a valid IDN: left as is, refused below as non-ASCII
 }
 
 function bad(reason: string): NormalisedAddress {

@@ -4,6 +4,13 @@
  * Bad rows are reported (line number, offending value, short reason) and left out;
  * a file that cannot be parsed at all throws InvalidCampaignError naming the line,
  * and then nothing is inserted.
+ *
+ * Encodings: UTF-8 (with or without a byte-order mark). A UTF-16 file with a byte-order
+ * mark (LE or BE, as Excel's "Unicode text" writes) is decoded by importAudienceFile /
+ * readAudienceFile; UTF-16 text that reached parseAudience already mis-decoded as UTF-8,
+ * UTF-16 without a byte-order mark, and invalid UTF-8 bytes (a Latin-1 / Windows-1252
+ * file) are refused with an error naming the line: "save it as UTF-8".
+ * A merge value longer than MAX_FIELD_CHARS rejects its row (line, field, length).
  */
 import { parse as parseCsv } from 'csv-parse/sync';
 import * as fs from 'fs';
@@ -31,6 +38,8 @@ export interface AudienceImportReport {
 
 /** Longest offending value kept in a rejection (whole raw lines can be long). */
 const MAX_VALUE = 200;
+/** Longest merge value accepted (characters); a longer one rejects its row. */
+export const MAX_FIELD_CHARS = 65_536;
 export const IMPORT_CHUNK = 1000;
 
 export function detectAudienceFormat(file: string): AudienceFormat {
@@ -47,6 +56,7 @@ export function detectAudienceFormat(file: string): AudienceFormat {
  * @param sourceName used in error messages ("audience.csv line 7: unclosed quote"); default "audience".
  */
 export function parseAudience(content: string, format: AudienceFormat, sourceName = 'audience'): AudienceParseResult {
+  checkEncoding(content, sourceName);
   const builder = new ResultBuilder();
   if (format === 'csv') parseCsvAudience(content, sourceName, builder);
   else if (format === 'jsonl') parseJsonlAudience(content, sourceName, builder);
@@ -65,9 +75,62 @@ export async function importAudienceFile(
   opts: { onProgress?: (done: number, total: number) => void } = {},
 ): Promise<AudienceImportReport> {
   const format = detectAudienceFormat(file);
-  const content = await fs.promises.readFile(file, 'utf8');
+  const content = await readAudienceFile(file);
   const parsed = parseAudience(content, format, path.basename(file));
   return insertAudience(store, campaignId, parsed, opts);
+}
+
+/** Read an audience file as text: UTF-8, or UTF-16 LE/BE with a byte-order mark (decoded). */
+export async function readAudienceFile(file: string): Promise<string> {
+  let buf: Buffer;
+  try {
+    buf = await fs.promises.readFile(file);
+  } catch (err) {
+    throw new InvalidCampaignError(`cannot read audience file ${file}: ${(err as Error).message}`);
+  }
+  return decodeAudienceBytes(buf, path.basename(file));
+}
+
+/** Bytes -> text: UTF-16 with a byte-order mark is decoded, anything else is read as UTF-8 (checked by parseAudience). */
+export function decodeAudienceBytes(buf: Buffer, sourceName = 'audience'): string {
+  if (buf.length >= 2 && buf[0] === 0xff && buf[1] === 0xfe) return utf16(buf.subarray(2), 'le', sourceName);
+  if (buf.length >= 2 && buf[0] === 0xfe && buf[1] === 0xff) return utf16(buf.subarray(2), 'be', sourceName);
+  return buf.toString('utf8');
+}
+
+function utf16(body: Buffer, order: 'le' | 'be', source: string): string {
+  if (body.length % 2 !== 0) throw new InvalidCampaignError(`${source}: UTF-16 file with an odd number of bytes (truncated?); save it as UTF-8`);
+  if (order === 'le') return body.toString('utf16le');
+  const swapped = Buffer.from(body); // copy: swap16 works in place
+  return swapped.swap16().toString('utf16le');
+}
+
+/**
+ * Refuse text that is not clean UTF-8: UTF-16 read as UTF-8 (NUL bytes), and invalid UTF-8
+ * bytes (which decode to U+FFFD), naming the first line affected.
+ */
+function checkEncoding(content: string, source: string): void {
+  const nul = content.indexOf('\u0000');
+  if (nul >= 0) {
+    const utf16Bom = content.startsWith('\ufffd\ufffd');
+    throw new InvalidCampaignError(
+      utf16Bom
+        ? `${source}: file is UTF-16; save it as UTF-8 (or import it with importAudienceFile, which decodes UTF-16)`
+        : `${source} line ${lineAt(content, nul)}: NUL byte (the file is UTF-16 without a byte-order mark, or binary); save it as UTF-8`,
+    );
+  }
+  const bad = content.indexOf('\ufffd');
+  if (bad >= 0) {
+    throw new InvalidCampaignError(
+      `${source} line ${lineAt(content, bad)}: invalid UTF-8 bytes (the file is probably Latin-1 / Windows-1252); save it as UTF-8`,
+    );
+  }
+}
+
+function lineAt(content: string, index: number): number {
+  let line = 1;
+  for (let i = content.indexOf('\n'); i !== -1 && i < index; i = content.indexOf('\n', i + 1)) line++;
+  return line;
 }
 
 /** Insert parsed rows in chunks of IMPORT_CHUNK, reporting progress. */
@@ -106,6 +169,12 @@ class ResultBuilder {
     if (!addr.ok) {
       this.reject(line, rawEmail, addr.reason);
       return;
+    }
+    for (const [name, value] of Object.entries(fields)) {
+      if (value.length > MAX_FIELD_CHARS) {
+        this.reject(line, rawEmail, `field '${name}' is ${value.length} characters long (limit ${MAX_FIELD_CHARS})`);
+        return;
+      }
     }
     const first = this.#firstLine.get(addr.email);
     if (first !== undefined) {
@@ -174,7 +243,9 @@ function parseCsvAudience(content: string, source: string, out: ResultBuilder): 
   const emailCols = header.flatMap((h, i) => (h.toLowerCase() === 'email' ? [i] : []));
   const named = header.filter((h) => h !== '');
   if (emailCols.length === 0) {
-    throw new InvalidCampaignError(`${source}: no 'email' column in header (columns: ${named.join(', ') || 'none'})`);
+    const other = [';', '\t', '|'].find((d) => header!.some((h) => h.split(d).some((part) => part.trim().toLowerCase() === 'email')));
+    const hint = other ? ` — the file looks ${other === '\t' ? 'tab' : `'${other}'`}-separated; save it as comma-separated CSV` : '';
+    throw new InvalidCampaignError(`${source}: no 'email' column in header (columns: ${named.join(', ') || 'none'})${hint}`);
   }
   if (emailCols.length > 1) {
     throw new InvalidCampaignError(

@@ -13,6 +13,10 @@ export type CampaignDefinition = Omit<CampaignRecord, 'createdAt'>;
 
 export const DEFAULT_BATCH_SIZE = 100;
 export const MAX_BATCH_SIZE = 1000;
+/** Longest subject template (characters): one RFC 5322 header line. */
+export const MAX_SUBJECT = 998;
+/** Longest text or html template (characters). */
+export const MAX_BODY = 1_000_000;
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -33,6 +37,9 @@ export function parseCampaignDefinition(raw: unknown, knownProviders?: string[],
 
   let from = '';
   if (typeof raw.from !== 'string') problems.push(`from: expected the sender address, got ${show(raw.from)}`);
+  // eslint-disable-next-line no-control-regex
+  else if (/[\u0000-\u001f\u007f\u0085\u2028\u2029]/.test(raw.from)) problems.push(`from: must be one line without control characters (a line break could inject headers), got ${show(raw.from)}`);
+  else if (raw.from.length > 320) problems.push(`from: longer than 320 characters (got ${raw.from.length})`);
   else {
     // Allow "Name <addr>"; validate the address part.
     const m = /^\s*(.*?)\s*<([^>]+)>\s*$/.exec(raw.from);
@@ -47,6 +54,11 @@ export function parseCampaignDefinition(raw: unknown, knownProviders?: string[],
     if (typeof t.subject !== 'string' || t.subject.trim() === '') problems.push(`template.subject: expected non-empty text, got ${show(t.subject)}`);
     if (typeof t.text !== 'string' || t.text.trim() === '') problems.push(`template.text: expected non-empty text, got ${show(t.text)}`);
     if (t.html !== undefined && typeof t.html !== 'string') problems.push(`template.html: expected text, got ${show(t.html)}`);
+    if (typeof t.subject === 'string' && t.subject.length > MAX_SUBJECT) problems.push(`template.subject: longer than ${MAX_SUBJECT} characters (got ${t.subject.length}); a subject is one header line`);
+    for (const part of ['text', 'html'] as const) {
+      const v = t[part];
+      if (typeof v === 'string' && v.length > MAX_BODY) problems.push(`template.${part}: longer than ${MAX_BODY} characters (got ${v.length})`);
+    }
     for (const key of Object.keys(t)) if (!['subject', 'text', 'html'].includes(key)) problems.push(`template.${key}: unknown field (expected subject, text, html)`);
     if (typeof t.subject === 'string' && typeof t.text === 'string') {
       problems.push(...templateProblems({ subject: t.subject, text: t.text, html: typeof t.html === 'string' ? t.html : undefined }));

@@ -3,15 +3,14 @@
  * its workflow. Any problem with the definition, the audience file or the merge fields is
  * reported (field, line, value) before anything is stored or sent.
  */
-import { readFile } from 'fs/promises';
 import { basename } from 'path';
 import type { Client } from '@temporalio/client';
-import { detectAudienceFormat, insertAudience, parseAudience, type AudienceImportReport } from './audience';
+import { detectAudienceFormat, insertAudience, parseAudience, readAudienceFile, type AudienceImportReport } from './audience';
 import type { CampaignDefinition } from './campaign-definition';
 import { CampaignAlreadyStartedError, startCampaign } from './client';
 import { InvalidCampaignError } from './errors';
 import type { Store } from './store/types';
-import { compileTemplate } from './template';
+import { compileTemplate, TemplateError } from './template';
 import type { CampaignOptions } from '../workflows/campaign';
 
 export interface LaunchOptions {
@@ -38,18 +37,18 @@ export async function launchCampaign(opts: LaunchOptions): Promise<LaunchResult>
   }
   const source = basename(opts.audienceFile);
   const format = detectAudienceFormat(opts.audienceFile);
-  let content: string;
-  try {
-    content = await readFile(opts.audienceFile, 'utf8');
-  } catch (err) {
-    throw new InvalidCampaignError(`cannot read audience file ${opts.audienceFile}: ${(err as Error).message}`);
-  }
-  const parsed = parseAudience(content, format, source);
+  const parsed = parseAudience(await readAudienceFile(opts.audienceFile), format, source);
   if (parsed.rows.length === 0) {
     throw new InvalidCampaignError(`${source}: no valid recipients (${parsed.rejected.length} rejected${parsed.rejected[0] ? `, first: line ${parsed.rejected[0].line}: ${parsed.rejected[0].reason}` : ''})`);
   }
 
-  const template = compileTemplate(def.template);
+  let template;
+  try {
+    template = compileTemplate(def.template);
+  } catch (err) {
+    if (err instanceof TemplateError) throw new InvalidCampaignError(`campaign '${def.id}': ${err.message}`);
+    throw err;
+  }
   const missing: string[] = [];
   let missingCount = 0;
   parsed.rows.forEach((row, i) => {

@@ -13,6 +13,15 @@ export interface CompiledTemplate {
   render(values: Record<string, string>): { subject: string; text: string; html?: string };
 }
 
+/** Line breaks a header must never contain (CR, LF, NEL, LINE/PARAGRAPH SEPARATOR). */
+const HEADER_BREAKS = /[\r\n\u0085\u2028\u2029]+/g;
+
+/**
+ * Names every plain object inherits (constructor, toString, __proto__, ...): a merge field
+ * with such a name would read the inherited value instead of the recipient's, so it is refused.
+ */
+const RESERVED = new Set(Object.getOwnPropertyNames(Object.prototype));
+
 export class TemplateError extends Error {
   override readonly name = 'TemplateError';
 }
@@ -27,6 +36,9 @@ export function templateProblems(template: CampaignTemplate): string[] {
     const stripped = source.replace(FIELD, (m) => ' '.repeat(m.length));
     const open = stripped.indexOf('{{');
     const close = stripped.indexOf('}}');
+    for (const m of source.matchAll(FIELD)) {
+      if (RESERVED.has(m[1])) problems.push(`template.${part}: merge field name '${m[1]}' at position ${(m.index ?? 0) + 1} is reserved (pick another column name)`);
+    }
     if (open >= 0) {
       const snippet = source.slice(open, open + 30).split('\n')[0];
       problems.push(`template.${part}: malformed merge field at position ${open + 1}: "${snippet}" (expected {{name}} with letters, digits, _ . -)`);
@@ -63,18 +75,19 @@ export function compileTemplate(template: CampaignTemplate): CompiledTemplate {
   type Mode = 'header' | 'text' | 'html';
   const fill = (source: string, values: Record<string, string>, mode: Mode): string =>
     source.replace(FIELD, (_m, name: string) => {
-      const value = values[name];
-      if (value === undefined || value === '') throw new TemplateError(`missing merge field '${name}'`);
+      const value = Object.prototype.hasOwnProperty.call(values, name) ? values[name] : undefined;
+      if (typeof value !== 'string' || value === '') throw new TemplateError(`missing merge field '${name}'`);
       if (mode === 'html') return escapeHtml(value);
       // A header (the subject) is one line: a CR/LF in a merge value must never start a new header.
-      return mode === 'header' ? value.replace(/[\r\n]+/g, ' ') : value;
+      return mode === 'header' ? value.replace(HEADER_BREAKS, ' ') : value;
     });
 
   return {
     fields,
     render(values) {
       return {
-        subject: fill(template.subject, values, 'header'),
+        // The subject template itself may carry a line break too (a YAML block scalar): fold it as well.
+        subject: fill(template.subject, values, 'header').replace(HEADER_BREAKS, ' ').trim(),
         text: fill(template.text, values, 'text'),
         html: template.html === undefined ? undefined : fill(template.html, values, 'html'),
       };

@@ -1,7 +1,6 @@
 /** `mailover suppress ...`: the one suppression list every provider sends by. */
-import { readFile } from 'fs/promises';
 import { normaliseAddress } from '../address';
-import { detectAudienceFormat, parseAudience } from '../audience';
+import { detectAudienceFormat, parseAudience, readAudienceFile } from '../audience';
 import { table } from '../progress';
 import type { Command } from './command';
 
@@ -44,7 +43,7 @@ const importCmd: Command = {
   args: ['file'],
   options: { reason: { type: 'string' } },
   async run(ctx, values, [file]) {
-    const parsed = parseAudience(await readFile(file, 'utf8'), detectAudienceFormat(file), file);
+    const parsed = parseAudience(await readAudienceFile(file), detectAudienceFormat(file), file);
     const store = await ctx.openStore();
     const reason = typeof values.reason === 'string' ? values.reason : `imported from ${file}`;
     for (const row of parsed.rows) await store.addSuppression(row.email, reason, 'cli import');
