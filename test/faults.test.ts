@@ -71,6 +71,7 @@ async function outcome(h: Harness, id: string, scenario: string, started: number
 describe(`fault suite (${FULL ? 'full' : 'representative subset; npm run test:faults for all'})`, function () {
   this.timeout(FULL ? 1_800_000 : 300_000);
   let env: TestWorkflowEnvironment;
+  const env_ = () => env;
 
   before(async () => {
     env = await startDevServer();
@@ -202,6 +203,35 @@ describe(`fault suite (${FULL ? 'full' : 'representative subset; npm run test:fa
       await db.drop();
     }
   });
+
+  for (const dialect of ['sqlite', 'postgres'] as const) {
+    it(quick(`faults: a worker killed inside a ledger transaction (${dialect}): the transaction rolls back; nothing lost, nothing twice`), async () => {
+      const db = dialect === 'postgres' ? await createScratchDatabase() : undefined;
+      try {
+        await withHarness({ database: db?.url ?? 'sqlite' }, async (h) => {
+          const bundlePath = await writeWorkflowBundle(h.dir);
+          const where = db ? { databaseUrl: db.url } : { sqlitePath: join(h.dir, 'mailover.db') };
+          const start = (env?: NodeJS.ProcessEnv) => WorkerProcess.start({ address: env_().address, taskQueue: h.taskQueue, dir: h.dir, providers: h.providerDefs, bundlePath, env, ...where });
+          // It dies inside its 4th ledger transaction (a batch claim, or a grouped settle of acceptances).
+          const doomed = await start({ MAILOVER_FAULT_KILL_IN_TRANSACTION: '4' });
+          const started = Date.now();
+          const id = uniqueId(`fault-tx-${dialect}`);
+          const handle = await h.launch(id, audience(400), { batchSize: 50 });
+          const code = await doomed.exited();
+          assert.equal(code, null, 'killed by its own SIGKILL inside the transaction');
+          const healthy = await start();
+          try {
+            await handle.result();
+            await outcome(h, id, `worker killed inside a ledger transaction (${dialect})`, started);
+          } finally {
+            await healthy.kill();
+          }
+        });
+      } finally {
+        await db?.drop();
+      }
+    });
+  }
 
   fullOnly('faults: worker killed with SIGKILL at 10 random moments during a 10,000-recipient campaign', async () => {
     await withHarness({}, async (h) => {

@@ -507,7 +507,12 @@ export class KyselyStore implements Store {
           .transaction(() => {
             const gen = body();
             let step = gen.next();
-            while (!step.done) step = gen.next(this.runSqlite(step.value));
+            const crash = crashPointForThisTransaction();
+            while (!step.done) {
+              const result = this.runSqlite(step.value);
+              if (crash) crashNow();
+              step = gen.next(result);
+            }
             return step.value;
           })
           .immediate(),
@@ -522,7 +527,12 @@ export class KyselyStore implements Store {
         return await this.db.transaction().execute(async (trx) => {
           const gen = body();
           let step = gen.next();
-          while (!step.done) step = gen.next(await trx.executeQuery(step.value));
+          const crash = crashPointForThisTransaction();
+          while (!step.done) {
+            const result = await trx.executeQuery(step.value);
+            if (crash) crashNow();
+            step = gen.next(result);
+          }
           return step.value;
         });
       } catch (err) {
@@ -554,6 +564,21 @@ export class KyselyStore implements Store {
 }
 
 // ---------------------------------------------------------------- helpers
+
+/**
+ * Fault injection for the fault suite: with MAILOVER_FAULT_KILL_IN_TRANSACTION=N the process
+ * kills itself (SIGKILL) inside its Nth ledger transaction, after the first statement and
+ * before the commit. Unset in production: a single comparison per transaction.
+ */
+const KILL_IN_TRANSACTION = Number(process.env.MAILOVER_FAULT_KILL_IN_TRANSACTION ?? 0);
+let transactions = 0;
+function crashPointForThisTransaction(): boolean {
+  return KILL_IN_TRANSACTION > 0 && ++transactions === KILL_IN_TRANSACTION;
+}
+function crashNow(): never {
+  process.kill(process.pid, 'SIGKILL');
+  throw new Error('unreachable: killed');
+}
 
 function now(): string {
   return new Date().toISOString();

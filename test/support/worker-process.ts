@@ -13,14 +13,16 @@ export interface WorkerProcessOptions {
   databaseUrl?: string;
   bundlePath: string;
   inFlight?: 'resend' | 'hold';
+  /** Extra environment (fault injection). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export class WorkerProcess {
-  private exited: Promise<number | null>;
+  private readonly exit: Promise<number | null>;
   output = '';
 
   private constructor(readonly child: ChildProcess) {
-    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    this.exit = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
   }
 
   static async start(opts: WorkerProcessOptions): Promise<WorkerProcess> {
@@ -36,6 +38,7 @@ export class WorkerProcess {
         MAILOVER_WORKFLOW_BUNDLE: opts.bundlePath,
         MAILOVER_STICKY_QUEUE_TIMEOUT_MS: '1000',
         ...(opts.databaseUrl ? { DATABASE_URL: opts.databaseUrl } : { DATABASE_URL: '', MAILOVER_DB: opts.sqlitePath }),
+        ...opts.env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -56,15 +59,20 @@ export class WorkerProcess {
     return this.child.pid!;
   }
 
+  /** Resolves when the process has exited by itself (or was killed). */
+  exited(): Promise<number | null> {
+    return this.exit;
+  }
+
   /** kill -9: no cleanup, no graceful shutdown. */
   async kill(): Promise<void> {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
-    await this.exited;
+    await this.exit;
   }
 
   /** Graceful stop (SIGTERM), as an orchestrator would. */
   async stop(): Promise<void> {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
-    await this.exited;
+    await this.exit;
   }
 }
