@@ -13,7 +13,7 @@ import type { InFlightMessage, LookupResult, OutgoingMessage, Provider, SendResu
 import type { RecipientRow } from '../src/store/types';
 import { TemplateError } from '../src/template';
 import type { CampaignCache, LoadedCampaign } from './campaign-cache';
-import { AcceptedSettler } from './accepted-settler';
+import { LedgerWriter } from './ledger-writer';
 import { toApplicationFailure } from './failures';
 import type { ActivityDeps, BatchTally, SendBatchInput } from './index';
 
@@ -124,9 +124,9 @@ export async function sendBatch(deps: ActivityDeps, cache: CampaignCache, input:
 
     const reported = new Set<number>();
     let settled = 0;
-    const accepted = new AcceptedSettler((settled) => deps.store.settleAcceptedMany(campaignId, input.provider, settled));
+    const ledger = new LedgerWriter((w) => deps.store.recordSends(campaignId, input.provider, claimToken, w));
     const report = async (m: OutgoingMessage, result: SendResult) => {
-      if (result.status === 'accepted') await accepted.settle(m.seq, result.providerMessageId);
+      if (result.status === 'accepted') await ledger.settleAccepted(m.seq, result.providerMessageId);
       else await deps.store.settleRejected(campaignId, m.seq, input.provider, result.reason, result.hardBounce);
       reported.add(m.seq);
       settled++;
@@ -137,7 +137,7 @@ export async function sendBatch(deps: ActivityDeps, cache: CampaignCache, input:
       const dispatching = async (ms: OutgoingMessage[]) => {
         // A batch Temporal has given up on (heartbeat timeout, cancellation) stops handing out messages.
         cancelled()?.throwIfAborted();
-        const mine = new Set(await deps.store.markDispatched(campaignId, ms.map((m) => m.seq), input.provider, claimToken));
+        const mine = await ledger.markDispatched(ms.map((m) => m.seq));
         return ms.filter((m) => mine.has(m.seq));
       };
       if (messages.length) await provider.sendBatch(messages, report, dispatching);

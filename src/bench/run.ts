@@ -202,14 +202,19 @@ async function main(): Promise<void> {
     const workerEnv = { TEMPORAL_ADDRESS: env.address, MAILOVER_TASK_QUEUE: taskQueue, MAILOVER_CONFIG: configPath, DATABASE_URL: '', MAILOVER_DB: join(dir, 'bench.db'), MAILOVER_WORKFLOW_BUNDLE: bundlePath, BENCH_MAILGUN_KEY: MAILGUN_KEY, MAILOVER_LOG_LEVEL: 'WARN' };
 
     log('raw baseline: nodemailer pool → smtp-a');
-    const raw = await rawBaseline(smtpA, audience(n, 'raw'));
-    log(`raw: ${raw.toFixed(0)} msg/s`);
+    const rawFirst = await rawBaseline(smtpA, audience(n, 'raw'));
+    log(`raw: ${rawFirst.toFixed(0)} msg/s`);
     log('engine: campaign via smtp-a');
     const smtp = await runCampaign(env, store, workerEnv, taskQueue, 'bench-smtp', ['smtp-a'], audience(n, 'smtp'));
     log(`engine smtp: ${smtp.msgsPerS.toFixed(0)} msg/s`);
     log('engine: campaign via mailgun');
     const mg = await runCampaign(env, store, workerEnv, taskQueue, 'bench-mailgun', ['mailgun'], audience(n, 'mg'));
     log(`engine mailgun: ${mg.msgsPerS.toFixed(0)} msg/s`);
+    // The raw baseline again, after the engine runs: the better of the two is the one compared
+    // against (this machine's throughput drifts between runs; the ratio stays conservative).
+    const rawAgain = await rawBaseline(smtpA, audience(n, 'raw2'));
+    log(`raw again: ${rawAgain.toFixed(0)} msg/s`);
+    const raw = Math.max(rawFirst, rawAgain);
     log('failover: smtp-a fails half-way, smtp-b takes over');
     const failN = Math.min(n, 10_000);
     const before = (await smtpA.stats()).accepted;
@@ -233,7 +238,7 @@ async function main(): Promise<void> {
     console.log(
       table([
         ['figure', 'value', 'goal', ''],
-        ['raw SMTP (nodemailer pool, no Temporal, no ledger)', `${figures.raw_smtp_msgs_per_s} msg/s`, '', ''],
+        ['raw SMTP (nodemailer pool, no Temporal, no ledger; best of 2)', `${figures.raw_smtp_msgs_per_s} msg/s`, '', ''],
         ['engine SMTP (campaign end to end)', `${figures.engine_smtp_msgs_per_s} msg/s`, '', ''],
         ['ratio engine / raw', String(figures.ratio_smtp), '≥ 0.75', goal(figures.ratio_smtp >= 0.75)],
         ['engine Mailgun (batch calls)', `${figures.engine_mailgun_msgs_per_s} msg/s`, `≥ 5 × SMTP`, goal(figures.engine_mailgun_msgs_per_s >= 5 * figures.engine_smtp_msgs_per_s)],

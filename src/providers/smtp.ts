@@ -146,40 +146,49 @@ export class SmtpProvider implements Provider {
     let failure: { error: unknown } | null = null;
 
     const worker = async (): Promise<void> => {
-      while (failure === null && next < messages.length) {
-        const message = messages[next++]!;
-        let result: SendResult;
-        try {
-          if (dispatching && (await dispatching([message])).length === 0) continue; // another attempt holds it
-        } catch (err) {
-          failure ??= { error: err };
-          return;
-        }
-        try {
-          const info: { messageId?: string } = await transport.sendMail({
-            from: message.from,
-            to: message.to,
-            subject: message.subject,
-            text: message.text,
-            html: message.html,
-            messageId: message.messageId,
-            headers: message.headers,
-          });
-          result = { status: 'accepted', providerMessageId: info.messageId || message.messageId };
-        } catch (err) {
-          const classified = this.classify(err);
-          if (!(classified instanceof RecipientPermanentError)) {
-            this.broken = true;
-            failure ??= { error: classified };
+      // The previous message's report is awaited together with the next message's dispatch
+      // mark, so the ledger can write both in one transaction; both are done before the next send.
+      let reporting: Promise<void> = Promise.resolve();
+      try {
+        while (failure === null && next < messages.length) {
+          const message = messages[next++]!;
+          let mine: OutgoingMessage[];
+          try {
+            [, mine] = await Promise.all([reporting, dispatching ? dispatching([message]) : Promise.resolve([message])]);
+            reporting = Promise.resolve();
+          } catch (err) {
+            failure ??= { error: err };
             return;
           }
-          result = { status: 'rejected', reason: classified.message, hardBounce: classified.hardBounce };
+          if (mine.length === 0) continue; // another attempt holds it
+          let result: SendResult;
+          try {
+            const info: { messageId?: string } = await transport.sendMail({
+              from: message.from,
+              to: message.to,
+              subject: message.subject,
+              text: message.text,
+              html: message.html,
+              messageId: message.messageId,
+              headers: message.headers,
+            });
+            result = { status: 'accepted', providerMessageId: info.messageId || message.messageId };
+          } catch (err) {
+            const classified = this.classify(err);
+            if (!(classified instanceof RecipientPermanentError)) {
+              this.broken = true;
+              failure ??= { error: classified };
+              return;
+            }
+            result = { status: 'rejected', reason: classified.message, hardBounce: classified.hardBounce };
+          }
+          reporting = report(message, result);
         }
+      } finally {
         try {
-          await report(message, result);
+          await reporting;
         } catch (err) {
           failure ??= { error: err };
-          return;
         }
       }
     };

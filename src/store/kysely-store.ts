@@ -317,23 +317,52 @@ export class KyselyStore implements Store {
   }
 
   async settleAcceptedMany(campaignId: string, provider: string, settled: Array<{ seq: number; providerMessageId: string }>): Promise<void> {
-    if (settled.length === 0) return;
+    await this.recordSends(campaignId, provider, '', { accepted: settled, dispatch: [] });
+  }
+
+  async recordSends(
+    campaignId: string,
+    provider: string,
+    claimToken: string,
+    writes: { accepted: Array<{ seq: number; providerMessageId: string }>; dispatch: number[] },
+  ): Promise<number[]> {
     const db = this.db;
     const ts = now();
     // From pending too: the provider accepted it, so the ledger must say so (never resend).
-    const update = (seq: number, providerMessageId: string) =>
+    const accept = (seq: number, providerMessageId: string) =>
       db
         .updateTable('recipients')
         .set({ state: 'accepted', provider, provider_message_id: providerMessageId, last_error: null, updated_at: ts })
         .where('campaign_id', '=', campaignId)
         .where('seq', '=', seq)
         .where('state', 'in', ['pending', 'sending']);
-    if (settled.length === 1) {
-      await this.one(update(settled[0].seq, settled[0].providerMessageId));
-      return;
+    const dispatch = (seqs: number[]) =>
+      db
+        .updateTable('recipients')
+        .set({ dispatched_at: ts, provider, updated_at: ts })
+        .where('campaign_id', '=', campaignId)
+        .where('seq', 'in', seqs)
+        .where('state', '=', 'sending')
+        .where('claim_token', '=', claimToken)
+        .returning('seq');
+    const { accepted, dispatch: toDispatch } = writes;
+    if (accepted.length + toDispatch.length === 0) return [];
+    if (accepted.length + Math.ceil(toDispatch.length / IN_CHUNK) === 1) {
+      // One statement: no transaction needed.
+      if (accepted.length) {
+        await this.one(accept(accepted[0].seq, accepted[0].providerMessageId));
+        return [];
+      }
+      const rs = await this.one(dispatch(toDispatch));
+      return (rs.rows as Array<{ seq: number }>).map((r) => Number(r.seq)).sort((a, b) => a - b);
     }
-    await this.tx(function* () {
-      for (const s of settled) yield* exec(update(s.seq, s.providerMessageId));
+    return this.tx(function* () {
+      for (const a of accepted) yield* exec(accept(a.seq, a.providerMessageId));
+      const marked: number[] = [];
+      for (let i = 0; i < toDispatch.length; i += IN_CHUNK) {
+        for (const r of yield* rows(dispatch(toDispatch.slice(i, i + IN_CHUNK)))) marked.push(Number(r.seq));
+      }
+      return marked.sort((a, b) => a - b);
     });
   }
 
@@ -387,23 +416,8 @@ export class KyselyStore implements Store {
     });
   }
 
-  async markDispatched(campaignId: string, seqs: number[], provider: string, claimToken: string): Promise<number[]> {
-    const ts = now();
-    const marked: number[] = [];
-    for (let i = 0; i < seqs.length; i += IN_CHUNK) {
-      const rs = await this.one(
-        this.db
-          .updateTable('recipients')
-          .set({ dispatched_at: ts, provider, updated_at: ts })
-          .where('campaign_id', '=', campaignId)
-          .where('seq', 'in', seqs.slice(i, i + IN_CHUNK))
-          .where('state', '=', 'sending')
-          .where('claim_token', '=', claimToken)
-          .returning('seq'),
-      );
-      for (const r of rs.rows as Array<{ seq: number }>) marked.push(Number(r.seq));
-    }
-    return marked.sort((a, b) => a - b);
+  markDispatched(campaignId: string, seqs: number[], provider: string, claimToken: string): Promise<number[]> {
+    return this.recordSends(campaignId, provider, claimToken, { accepted: [], dispatch: seqs });
   }
 
   async release(campaignId: string, seqs: number[], lastError: string, claimToken: string): Promise<void> {

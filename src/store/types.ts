@@ -114,6 +114,16 @@ export interface Store {
   settleAccepted(campaignId: string, seq: number, provider: string, providerMessageId: string): Promise<void>;
   /** settleAccepted for many rows in one transaction. */
   settleAcceptedMany(campaignId: string, provider: string, settled: Array<{ seq: number; providerMessageId: string }>): Promise<void>;
+  /**
+   * The hot path of a send attempt in one transaction: settle acceptances, then mark rows
+   * dispatched (as markDispatched: only rows `claimToken` still holds). Returns the marked seqs.
+   */
+  recordSends(
+    campaignId: string,
+    provider: string,
+    claimToken: string,
+    writes: { accepted: Array<{ seq: number; providerMessageId: string }>; dispatch: number[] },
+  ): Promise<number[]>;
   /** Settle as rejected; when hardBounce, also add the address to the suppression list (same transaction). */
   settleRejected(campaignId: string, seq: number, provider: string, reason: string, hardBounce: boolean): Promise<void>;
   /**
