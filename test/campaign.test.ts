@@ -6,28 +6,10 @@ import { strict as assert } from 'assert';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { cancelCampaign, campaignProgress, pauseCampaign, resumeCampaign, setCampaignProviders, startCampaign, CampaignAlreadyStartedError } from '../src/client';
 import { ActiveProviderKey, AcceptedCountKey, CampaignStatusKey } from '../workflows/search-attributes';
-import { audience, Harness, uniqueId } from './support/harness';
+import { assertExactlyOnce, audience, Harness, uniqueId } from './support/harness';
 import { maybeRecordHistory } from './support/histories';
 import { startDevServer } from './support/temporal';
 import { waitUntil } from './support/wait';
-
-function assertExactlyOnce(h: Harness, n: number, except: string[] = []): void {
-  const got = h.deliveries();
-  const missing: string[] = [];
-  const dupes: string[] = [];
-  for (let i = 1; i <= n; i++) {
-    const addr = `user${i}@example.com`;
-    const count = got.get(addr) ?? 0;
-    if (except.includes(addr)) {
-      assert.equal(count, 0, `${addr} must not be sent`);
-      continue;
-    }
-    if (count === 0) missing.push(addr);
-    if (count > 1) dupes.push(`${addr} x${count}`);
-  }
-  assert.deepEqual({ missing: missing.slice(0, 10), dupes: dupes.slice(0, 10) }, { missing: [], dupes: [] });
-  assert.equal([...got.keys()].filter((a) => !a.endsWith('@example.com')).length, 0);
-}
 
 describe('campaign engine (Temporal dev server, SMTP sinks, SQLite ledger)', function () {
   this.timeout(180_000);

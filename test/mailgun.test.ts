@@ -7,22 +7,11 @@ import { strict as assert } from 'assert';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { campaignProgress, resumeCampaign } from '../src/client';
 import { MailgunProvider, parseRetryAfter } from '../src/providers/mailgun';
-import { audience, Harness, uniqueId } from './support/harness';
+import { assertExactlyOnce, audience, Harness, uniqueId } from './support/harness';
 import { maybeRecordHistory } from './support/histories';
 import { startDevServer, writeWorkflowBundle } from './support/temporal';
 import { waitUntil } from './support/wait';
 import { WorkerProcess } from './support/worker-process';
-
-function assertEachOnce(h: Harness, n: number): void {
-  const got = h.deliveries();
-  const wrong: string[] = [];
-  for (let i = 1; i <= n; i++) {
-    const c = got.get(`user${i}@example.com`) ?? 0;
-    if (c !== 1) wrong.push(`user${i}@example.com x${c}`);
-  }
-  assert.deepEqual(wrong.slice(0, 10), [], `${wrong.length} recipients not accepted exactly once`);
-  assert.equal(got.size, n);
-}
 
 describe('mailgun provider (Mailgun-compatible API on loopback, real Temporal dev server)', function () {
   this.timeout(240_000);
@@ -52,7 +41,7 @@ describe('mailgun provider (Mailgun-compatible API on loopback, real Temporal de
     const mg = h.mailgun!;
     assert.ok(mg.callCount <= 10, `${mg.callCount} API calls`);
     assert.equal(mg.calls.filter((c) => c.status === 200).length, mg.callCount);
-    assertEachOnce(h, 10_000);
+    assertExactlyOnce(h, 10_000);
     const byTo = new Map(mg.messages.map((m) => [m.to, m]));
     const m7 = byTo.get('user7@example.com')!;
     assert.equal(m7.subject, 'Hello User7');
@@ -76,7 +65,7 @@ describe('mailgun provider (Mailgun-compatible API on loopback, real Temporal de
     assert.deepEqual(result.acceptedByProvider, { 'smtp-primary': 230, mailgun: 370 });
     assert.equal(result.switches.length, 1);
     assert.equal(result.switches[0].to, 'mailgun');
-    assertEachOnce(h, 600);
+    assertExactlyOnce(h, 600);
   });
 
   it('mailgun: failover Mailgun → SMTP when the API starts refusing the key (401) accepts each recipient exactly once', async () => {
@@ -93,7 +82,7 @@ describe('mailgun provider (Mailgun-compatible API on loopback, real Temporal de
     assert.equal(result.switches[0].to, 'smtp-secondary');
     assert.equal((result.acceptedByProvider.mailgun ?? 0) + (result.acceptedByProvider['smtp-secondary'] ?? 0), 800);
     assert.ok((result.acceptedByProvider.mailgun ?? 0) >= 300);
-    assertEachOnce(h, 800);
+    assertExactlyOnce(h, 800);
     await maybeRecordHistory('mailgun-failover', handle, env.address);
   });
 
@@ -110,7 +99,7 @@ describe('mailgun provider (Mailgun-compatible API on loopback, real Temporal de
     const retry = mg.calls[limited + 1];
     const waited = retry.at.getTime() - mg.calls[limited].at.getTime();
     assert.ok(waited >= 1900, `the retry came ${waited} ms after the 429 (Retry-After: 2 s; the retry policy alone would wait 100 ms)`);
-    assertEachOnce(h, 300);
+    assertExactlyOnce(h, 300);
   });
 
   it('mailgun: 401 from the start switches provider at once, naming the failure', async () => {
@@ -140,7 +129,7 @@ describe('mailgun provider (Mailgun-compatible API on loopback, real Temporal de
     await resumeCampaign(h.client, id);
     const result = await handle.result();
     assert.deepEqual(result.acceptedByProvider, { mailgun: 200 });
-    assertEachOnce(h, 200);
+    assertExactlyOnce(h, 200);
   });
 
   it('mailgun: 413 splits the call in halves until it fits; every recipient once, no switch', async () => {
@@ -153,7 +142,7 @@ describe('mailgun provider (Mailgun-compatible API on loopback, real Temporal de
     assert.deepEqual(result.acceptedByProvider, { mailgun: 1000 });
     // 1000 → 413; 500 → 413; 250 ok; 250 ok; 500 → 413; 250 ok; 250 ok
     assert.deepEqual(mg.calls.map((c) => `${c.recipients}:${c.status}`), ['1000:413', '500:413', '250:200', '250:200', '500:413', '250:200', '250:200']);
-    assertEachOnce(h, 1000);
+    assertExactlyOnce(h, 1000);
   });
 
   it('mailgun: a call accepted but answered with a dropped connection is looked up in the events API, not sent again', async () => {
@@ -164,7 +153,7 @@ describe('mailgun provider (Mailgun-compatible API on loopback, real Temporal de
     const result = await (await h.launch(id, audience(300), { providers: ['mailgun', 'smtp-primary'], batchSize: 100 })).result();
     assert.deepEqual(result.acceptedByProvider, { mailgun: 300 });
     assert.equal(result.inFlightRecovered, 100, 'the dropped call’s 100 recipients were in doubt and looked up');
-    assertEachOnce(h, 300);
+    assertExactlyOnce(h, 300);
   });
 
   it('mailgun: a call that hangs past the timeout is looked up; Mailgun never saw it, so it is sent again, once', async () => {
@@ -174,7 +163,7 @@ describe('mailgun provider (Mailgun-compatible API on loopback, real Temporal de
     const result = await (await h.launch(id, audience(200), { providers: ['mailgun', 'smtp-primary'], batchSize: 100 })).result();
     assert.deepEqual(result.acceptedByProvider, { mailgun: 200 });
     assert.equal(result.inFlightRecovered, 100);
-    assertEachOnce(h, 200);
+    assertExactlyOnce(h, 200);
   });
 
   it('mailgun: while its event log may still lag (lookupSettleMs), a call that got no answer is looked up again later instead of resent', async () => {
@@ -192,7 +181,7 @@ describe('mailgun provider (Mailgun-compatible API on loopback, real Temporal de
     assert.equal(resent.status, 200);
     const gap = resent.at.getTime() - hung.at.getTime();
     assert.ok(gap >= 2_400, `resent only once the settle window had passed (${gap} ms after the hung call)`);
-    assertEachOnce(h, 100);
+    assertExactlyOnce(h, 100);
   });
 
   it('mailgun: a call whose answer was lost while the API then refuses the key: its recipients are held for review, never sent twice; the rest fails over', async () => {
@@ -208,7 +197,7 @@ describe('mailgun provider (Mailgun-compatible API on loopback, real Temporal de
     assert.equal(result.heldForReview, 100, 'the in-doubt call could not be looked up');
     assert.deepEqual(result.acceptedByProvider, { 'smtp-primary': 200 });
     assert.equal(result.switches.length, 1);
-    assertEachOnce(h, 300); // Mailgun did take the first 100: holding them kept them from a second send
+    assertExactlyOnce(h, 300); // Mailgun did take the first 100: holding them kept them from a second send
     const held = (await h.store.listRecipients(id)).filter((r) => r.state === 'sending');
     assert.equal(held.length, 100);
     assert.ok(held.every((r) => r.provider === 'mailgun' && r.seq <= 100));
@@ -236,7 +225,7 @@ describe('mailgun provider (Mailgun-compatible API on loopback, real Temporal de
       await start();
       const result = await handle.result();
       assert.deepEqual(result.acceptedByProvider, { mailgun: 1000 });
-      assertEachOnce(h, 1000);
+      assertExactlyOnce(h, 1000);
       const rows = await h.store.listRecipients(id);
       assert.ok(rows.every((r) => r.state === 'accepted'));
       assert.ok(result.inFlightRecovered >= 1 && result.inFlightRecovered <= 100, `the killed call's unsettled recipients were looked up (${result.inFlightRecovered})`);

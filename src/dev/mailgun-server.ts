@@ -48,6 +48,7 @@
  * outcome is decided.
  */
 import { EventEmitter } from 'node:events';
+import { waitForEvents } from './wait-for-event';
 import http from 'node:http';
 import type net from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -278,38 +279,7 @@ export class MailgunServer extends EventEmitter {
    * after every decided call. Rejects after `timeoutMs` (default 5000) saying what arrived.
    */
   waitFor(predicate: (server: MailgunServer) => boolean, timeoutMs = 5000): Promise<void> {
-    try {
-      if (predicate(this)) return Promise.resolve();
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return new Promise<void>((resolve, reject) => {
-      const check = () => {
-        let done: boolean;
-        try {
-          done = predicate(this);
-        } catch (err) {
-          cleanup();
-          reject(err);
-          return;
-        }
-        if (done) {
-          cleanup();
-          resolve();
-        }
-      };
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(new Error(`${this.name}: condition not met within ${timeoutMs} ms (${this.recorded.length} messages accepted, ${this.callLog.length} calls)`));
-      }, timeoutMs);
-      const cleanup = () => {
-        clearTimeout(timer);
-        this.off('message', check);
-        this.off('call', check);
-      };
-      this.on('message', check);
-      this.on('call', check);
-    });
+    return waitForEvents(this, ['message', 'call'], () => predicate(this), timeoutMs, () => `${this.name}: condition not met within ${timeoutMs} ms (${this.recorded.length} messages accepted, ${this.callLog.length} calls)`);
   }
 
   /** Resolves once at least `n` messages (recipients) have been accepted in total. */

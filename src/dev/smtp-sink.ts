@@ -31,6 +31,7 @@
  * socket, so `messages` is exactly what a client could have been told was accepted.
  */
 import { EventEmitter } from 'node:events';
+import { waitForEvents } from './wait-for-event';
 import type net from 'node:net';
 import { SMTPServer } from 'smtp-server';
 import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
@@ -213,32 +214,7 @@ export class SmtpSink extends EventEmitter {
    * Rejects after `timeoutMs` (default 5000) with an error saying how many messages arrived.
    */
   waitFor(predicate: (sink: SmtpSink) => boolean, timeoutMs = 5000): Promise<void> {
-    if (predicate(this)) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      const onMessage = () => {
-        let done: boolean;
-        try {
-          done = predicate(this);
-        } catch (err) {
-          cleanup();
-          reject(err);
-          return;
-        }
-        if (done) {
-          cleanup();
-          resolve();
-        }
-      };
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(new Error(`${this.name}: condition not met within ${timeoutMs} ms (${this.recorded.length} messages accepted)`));
-      }, timeoutMs);
-      const cleanup = () => {
-        clearTimeout(timer);
-        this.off('message', onMessage);
-      };
-      this.on('message', onMessage);
-    });
+    return waitForEvents(this, ['message'], () => predicate(this), timeoutMs, () => `${this.name}: condition not met within ${timeoutMs} ms (${this.recorded.length} messages accepted)`);
   }
 
   /** Resolves once at least `n` messages have been accepted in total. */

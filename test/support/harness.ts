@@ -3,6 +3,7 @@
  * independent providers, a store (SQLite in a temp dir, or PostgreSQL), and an in-process
  * worker on its own task queue. Everything is stopped in close().
  */
+import { strict as assert } from 'assert';
 import { mkdtempSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
@@ -142,4 +143,23 @@ export class Harness {
     await this.store.close();
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** user1..userN@example.com each accepted exactly once across every provider (the `except` ones never); nobody else mailed. */
+export function assertExactlyOnce(h: Harness, n: number, except: string[] = []): void {
+  const got = h.deliveries();
+  const missing: string[] = [];
+  const dupes: string[] = [];
+  for (let i = 1; i <= n; i++) {
+    const addr = `user${i}@example.com`;
+    const count = got.get(addr) ?? 0;
+    if (except.includes(addr)) {
+      assert.equal(count, 0, `${addr} must not be sent`);
+      continue;
+    }
+    if (count === 0) missing.push(addr);
+    if (count > 1) dupes.push(`${addr} x${count}`);
+  }
+  assert.deepEqual({ missing: missing.slice(0, 10), dupes: dupes.slice(0, 10) }, { missing: [], dupes: [] });
+  assert.equal(got.size, n - except.length, 'nobody outside the audience was mailed');
 }
