@@ -189,7 +189,7 @@ describe(`fault suite (${FULL ? 'full' : 'representative subset; npm run test:fa
         await h.startWorker();
         h.primary.setAcceptDelay(2);
         await campaign(h, 'PostgreSQL connections dropped mid-campaign', 600, { batchSize: 50 }, async () => {
-          for (const at of [150, 400]) {
+          for (const at of [100, 220, 340, 460]) {
             await h.primary.waitForCount(at, 60_000);
             const admin = new Client({ connectionString: db.url });
             await admin.connect();

@@ -6,6 +6,9 @@ import * as path from 'path';
 import { describeStore, openStore } from '../src/store/open-store';
 import type { AudienceRow, Store } from '../src/store/types';
 import { createScratchDatabase } from './support/postgres';
+import { Client as PgClient } from 'pg';
+import { sql } from 'kysely';
+import type { KyselyStore } from '../src/store/kysely-store';
 
 interface Backend {
   /** Open a new, independent store (own connection / pool) on the same database. */
@@ -449,5 +452,39 @@ describe('store (sqlite, two processes)', function () {
     if (process.env.MAILOVER_TEST_VERBOSE) console.log(`parent claimed ${mine.length}, child ${theirs.length}`);
     const rows = await store.listRecipients(cid);
     assert.equal(rows.filter((r) => r.provider === 'child').length + rows.filter((r) => r.provider === 'parent').length, n);
+  });
+});
+
+describe('store (postgres, connections that die)', function () {
+  this.timeout(30_000);
+
+  it('a connection terminated between the statements of a transaction fails that transaction instead of crashing the process', async () => {
+    const db = await createScratchDatabase();
+    const store = (await openStore({ databaseUrl: db.url })) as KyselyStore;
+    try {
+      const admin = new PgClient({ connectionString: db.url });
+      await admin.connect();
+      try {
+        const outcome = await store.db
+          .transaction()
+          .execute(async (trx) => {
+            const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx);
+            await admin.query('select pg_terminate_backend($1)', [rows[0].pid]);
+            // The checked-out client now emits 'error' with no query running: it must be handled.
+            await new Promise((r) => setTimeout(r, 200));
+            await sql`select 1`.execute(trx);
+            return 'committed';
+          })
+          .catch((err: Error) => `failed: ${err.message}`);
+        assert.match(outcome, /^failed: /);
+        // The pool recovers: the next statement gets a fresh connection.
+        assert.equal(await store.countAudience('nothing-here'), 0);
+      } finally {
+        await admin.end();
+      }
+    } finally {
+      await store.close();
+      await db.drop();
+    }
   });
 });

@@ -29,8 +29,11 @@ export async function openStore(opts: OpenStoreOptions = {}): Promise<Store> {
   let store: KyselyStore;
   if (isPostgresUrl(url)) {
     const pool = new Pool({ connectionString: url, max: 10 });
-    // An idle client's error (e.g. server restart) must not crash the process.
+    // A connection that dies (server restart, pg_terminate_backend, network) must not crash the
+    // process: an idle client reports on the pool; a checked-out client (between the statements of
+    // a transaction) reports on itself, and its next query fails, so the activity retries.
     pool.on('error', () => undefined);
+    pool.on('connect', (client) => client.on('error', () => undefined));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     store = new KyselyStore({ db, dialect: 'postgres', location: redactUrl(url) });
   } else {
