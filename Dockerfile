@@ -19,4 +19,5 @@ COPY --from=build /app/build ./build
 COPY package.json ./
 COPY deploy ./deploy
 USER node
-CMD ["node", "build/src/cli/main.js", "worker"]
+# A heap cap keeps the worker's memory flat however large the campaign (BENCHMARKS.md).
+CMD ["node", "--max-old-space-size=256", "build/src/cli/main.js", "worker"]

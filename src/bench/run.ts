@@ -114,7 +114,9 @@ class WorkerProc {
   private constructor(readonly child: ChildProcess) {}
   static async start(env: NodeJS.ProcessEnv): Promise<WorkerProc> {
     const profile = process.env.MAILOVER_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.MAILOVER_BENCH_PROFILE}`] : [];
-    const child = spawn(process.execPath, [...profile, join(__dirname, '..', 'worker-main.js')], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+    // e.g. MAILOVER_BENCH_WORKER_FLAGS=--max-old-space-size=128: is the worker's RSS a leak or a lazy heap?
+    const flags = (process.env.MAILOVER_BENCH_WORKER_FLAGS ?? '').split(/\s+/).filter(Boolean);
+    const child = spawn(process.execPath, [...profile, ...flags, join(__dirname, '..', 'worker-main.js')], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((res, rej) => {
       let out = '';
       child.stdout!.on('data', (d) => {
