@@ -7,7 +7,6 @@ import { progressBar, summaryTable, switchesTable, table } from '../progress';
 import type { CampaignProgress, CampaignResult } from '../../workflows/campaign';
 import { ActiveProviderKey, AcceptedCountKey, CampaignStatusKey } from '../../workflows/search-attributes';
 import { helpText, requireOption, type Command } from './command';
-import type { CliContext } from './context';
 import { LiveLine } from './live-line';
 import { UsageError } from './usage';
 

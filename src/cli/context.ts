@@ -30,9 +30,15 @@ export class CliContext {
   private store?: Store;
   private connection?: Connection;
   private client?: Client;
-  readonly settings: TemporalSettings = temporalSettingsFromEnv();
+  private temporalSettings?: TemporalSettings;
 
   constructor(private readonly opts: GlobalOptions) {}
+
+  /** Temporal settings, read (TLS files included) only by commands that talk to Temporal. */
+  get settings(): TemporalSettings {
+    this.temporalSettings ??= temporalSettingsFromEnv();
+    return this.temporalSettings;
+  }
 
   /** Provider names from the provider file (secrets are the workers' business, not resolved here). */
   providerNames(): string[] {

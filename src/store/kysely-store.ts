@@ -312,12 +312,8 @@ export class KyselyStore implements Store {
     });
   }
 
-  settleAccepted(campaignId: string, seq: number, provider: string, providerMessageId: string): Promise<void> {
-    return this.settleAcceptedMany(campaignId, provider, [{ seq, providerMessageId }]);
-  }
-
-  async settleAcceptedMany(campaignId: string, provider: string, settled: Array<{ seq: number; providerMessageId: string }>): Promise<void> {
-    await this.recordSends(campaignId, provider, '', { accepted: settled, dispatch: [] });
+  async settleAccepted(campaignId: string, seq: number, provider: string, providerMessageId: string): Promise<void> {
+    await this.recordSends(campaignId, provider, '', { accepted: [{ seq, providerMessageId }], dispatch: [] });
   }
 
   async recordSends(

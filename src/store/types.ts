@@ -112,8 +112,6 @@ export interface Store {
    */
   claimRange(campaignId: string, fromSeq: number, toSeq: number, provider: string, claimToken: string): Promise<ClaimResult>;
   settleAccepted(campaignId: string, seq: number, provider: string, providerMessageId: string): Promise<void>;
-  /** settleAccepted for many rows in one transaction. */
-  settleAcceptedMany(campaignId: string, provider: string, settled: Array<{ seq: number; providerMessageId: string }>): Promise<void>;
   /**
    * The hot path of a send attempt in one transaction: settle acceptances, then mark rows
    * dispatched (as markDispatched: only rows `claimToken` still holds). Returns the marked seqs.
