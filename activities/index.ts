@@ -5,7 +5,9 @@
 import type { InFlightPolicy } from '../src/config';
 import type { ProviderRegistry } from '../src/providers/registry';
 import type { Store } from '../src/store/types';
+import type { OpsEvent } from '../src/ops-events';
 import { CampaignCache } from './campaign-cache';
+import { notify } from './notify';
 import { prepareCampaign } from './prepare-campaign';
 import { sendBatch } from './send-batch';
 
@@ -48,6 +50,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     prepareCampaign: (input: PrepareInput): Promise<PrepareResult> => prepareCampaign(deps, cache, input),
     sendBatch: (input: SendBatchInput): Promise<BatchTally> => sendBatch(deps, cache, input),
+    notify: (event: OpsEvent): Promise<void> => notify(event),
   };
 }
 

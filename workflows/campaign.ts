@@ -44,6 +44,11 @@ export interface CampaignInput {
   providers: string[];
   batchSize: number;
   options?: CampaignOptions;
+  /**
+   * Failover drills only: treat `provider` as down (provider-level failure with `reason`) from
+   * recipient `fromSeq` on, so the drill sees a real switch. Real campaigns never set it.
+   */
+  forcedDown?: { provider: string; fromSeq: number; reason: string };
   /** State carried over continue-as-new; absent on the first run. */
   carried?: CarriedState;
 }

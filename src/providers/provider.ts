@@ -17,6 +17,11 @@ export interface OutgoingMessage {
   /** Deterministic identity built from campaign and recipient: `<campaignId.seq@mailover>` style. */
   messageId: string;
   headers?: Record<string, string>;
+  /**
+   * Envelope sender (SMTP MAIL FROM, which becomes the Return-Path) when it differs from `from`:
+   * a per-recipient bounce address (VERP). Providers with their own bounce handling may ignore it.
+   */
+  envelopeFrom?: string;
 }
 
 export type SendResult =

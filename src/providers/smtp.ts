@@ -171,6 +171,7 @@ export class SmtpProvider implements Provider {
               html: message.html,
               messageId: message.messageId,
               headers: message.headers,
+              ...(message.envelopeFrom ? { envelope: { from: message.envelopeFrom, to: [message.to] } } : {}),
             });
             result = { status: 'accepted', providerMessageId: info.messageId || message.messageId };
           } catch (err) {
