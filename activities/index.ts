@@ -2,12 +2,14 @@
  * Campaign activities: all I/O of a campaign happens here (store, providers).
  * Inputs and results carry ids, seq ranges, counts and provider names only.
  */
-import type { InFlightPolicy } from '../src/config';
+import type { HealthConfig, InFlightPolicy } from '../src/config';
 import type { ProviderRegistry } from '../src/providers/registry';
 import type { Store } from '../src/store/types';
 import type { OpsEvent } from '../src/ops-events';
 import { CampaignCache } from './campaign-cache';
 import { notify } from './notify';
+import { probeHealth, watchProviders, type WatchProvidersInput, type WatchProvidersResult } from './health';
+import type { ProbeResult } from '../workflows/provider-health-api';
 import { prepareCampaign } from './prepare-campaign';
 import { sendBatch } from './send-batch';
 
@@ -15,6 +17,8 @@ export interface ActivityDeps {
   store: Store;
   providers: ProviderRegistry;
   inFlightPolicy: InFlightPolicy;
+  /** Shared provider health settings (circuit thresholds, failback, probe). */
+  health: HealthConfig;
 }
 
 export interface PrepareInput {
@@ -51,6 +55,8 @@ export function createActivities(deps: ActivityDeps) {
     prepareCampaign: (input: PrepareInput): Promise<PrepareResult> => prepareCampaign(deps, cache, input),
     sendBatch: (input: SendBatchInput): Promise<BatchTally> => sendBatch(deps, cache, input),
     notify: (event: OpsEvent): Promise<void> => notify(event),
+    watchProviders: (input: WatchProvidersInput): Promise<WatchProvidersResult> => watchProviders(deps, input),
+    probeHealth: (input: { provider: string }): Promise<ProbeResult> => probeHealth(deps, input),
   };
 }
 

@@ -14,6 +14,7 @@ import type { RecipientRow } from '../src/store/types';
 import { TemplateError } from '../src/template';
 import type { CampaignCache, LoadedCampaign } from './campaign-cache';
 import { LedgerWriter } from './ledger-writer';
+import { acquireSends } from './rate-limit';
 import { toApplicationFailure } from './failures';
 import type { ActivityDeps, BatchTally, SendBatchInput } from './index';
 
@@ -134,9 +135,12 @@ export async function sendBatch(deps: ActivityDeps, cache: CampaignCache, input:
     };
     heartbeat({ fromSeq, settled });
     try {
+      const limits = deps.providers.rateLimit(input.provider);
       const dispatching = async (ms: OutgoingMessage[]) => {
         // A batch Temporal has given up on (heartbeat timeout, cancellation) stops handing out messages.
         cancelled()?.throwIfAborted();
+        // The provider's plan limits hold across every campaign and worker (grants live in the store).
+        if (limits) await acquireSends(deps.store, input.provider, limits, ms.length, { signal: cancelled(), onWait: () => heartbeat({ fromSeq, settled, waiting: 'rate limit' }) });
         const mine = await ledger.markDispatched(ms.map((m) => m.seq));
         return ms.filter((m) => mine.has(m.seq));
       };

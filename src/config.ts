@@ -6,14 +6,27 @@
 import { readYamlFile } from './yaml-file';
 import { MAILGUN_MAX_RECIPIENTS_PER_CALL, MAILGUN_REGIONS, type MailgunProviderConfig } from './providers/mailgun';
 import type { SmtpProviderConfig } from './providers/smtp';
+import { DEFAULT_HEALTH_SETTINGS, type HealthSettings } from '../workflows/provider-health-api';
 
 export type InFlightPolicy = 'resend' | 'hold';
 
-export interface SmtpProviderDefinition extends SmtpProviderConfig {
+/** An ESP plan's sending limits; held across all campaigns and all workers (through the store). */
+export interface RateLimit {
+  /** Messages per second at most. */
+  perSecond?: number;
+  /** At most `max` messages in any sliding window of `windowMs` (e.g. 10,000 per hour). */
+  perWindow?: { max: number; windowMs: number };
+}
+
+interface ProviderCommon {
+  rateLimit?: RateLimit;
+}
+
+export interface SmtpProviderDefinition extends SmtpProviderConfig, ProviderCommon {
   kind: 'smtp';
 }
 
-export interface MailgunProviderDefinition extends MailgunProviderConfig {
+export interface MailgunProviderDefinition extends MailgunProviderConfig, ProviderCommon {
   kind: 'mailgun';
 }
 
@@ -24,6 +37,13 @@ export interface MailoverConfig {
   providers: ProviderDefinition[];
   /** What to do with rows found in state `sending` after a crash when the provider cannot look messages up. */
   inFlight: InFlightPolicy;
+  /** Shared provider health: circuit breaker thresholds, failback, the half-open probe. */
+  health: HealthConfig;
+}
+
+export interface HealthConfig extends HealthSettings {
+  /** The half-open probe sends one small message from `from` to `to`; without it the probe only checks the connection. */
+  probe?: { to: string; from: string };
 }
 
 export class ConfigError extends Error {
@@ -62,10 +82,71 @@ function validateProvider(raw: unknown, path: string, problems: string[]): Provi
   if (typeof name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(name)) {
     problems.push(`${path}.name: expected a provider name (letters, digits, _ . -), got ${JSON.stringify(name)}`);
   }
+  if (raw.rateLimit !== undefined) validateRateLimit(raw.rateLimit, `${path}.rateLimit`, problems);
   if (raw.kind === 'smtp') return validateSmtp(raw, path, problems);
   if (raw.kind === 'mailgun') return validateMailgun(raw, path, problems);
   problems.push(`${path}.kind: expected one of ${PROVIDER_KINDS.join(', ')}, got ${JSON.stringify(raw.kind)}`);
   return undefined;
+}
+
+const isPositiveInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v > 0;
+
+function validateRateLimit(raw: unknown, path: string, problems: string[]): void {
+  if (!isObject(raw)) {
+    problems.push(`${path}: expected a mapping with perSecond and/or perWindow: { max, windowMs }`);
+    return;
+  }
+  for (const key of Object.keys(raw)) if (key !== 'perSecond' && key !== 'perWindow') problems.push(`${path}.${key}: unknown setting (expected perSecond, perWindow)`);
+  if (raw.perSecond !== undefined && !isPositiveInt(raw.perSecond)) problems.push(`${path}.perSecond: expected a whole number of messages above 0, got ${JSON.stringify(raw.perSecond)}`);
+  if (raw.perWindow !== undefined) {
+    const w = raw.perWindow;
+    if (!isObject(w) || !isPositiveInt(w.max) || !isPositiveInt(w.windowMs)) {
+      problems.push(`${path}.perWindow: expected { max: messages, windowMs: milliseconds } with whole numbers above 0, got ${JSON.stringify(w)}`);
+    }
+  }
+  if (raw.perSecond === undefined && raw.perWindow === undefined) problems.push(`${path}: set perSecond, perWindow or both`);
+}
+
+function validateHealth(raw: unknown, problems: string[]): HealthConfig {
+  if (raw === undefined) return { ...DEFAULT_HEALTH_SETTINGS };
+  if (!isObject(raw)) {
+    problems.push('health: expected a mapping (consecutiveFailures, failureRate, cooldownMs, maxCooldownMs, failback, probe)');
+    return { ...DEFAULT_HEALTH_SETTINGS };
+  }
+  const known = ['consecutiveFailures', 'failureRate', 'cooldownMs', 'maxCooldownMs', 'failback', 'probe'];
+  for (const key of Object.keys(raw)) if (!known.includes(key)) problems.push(`health.${key}: unknown setting (expected ${known.join(', ')})`);
+  const out: HealthConfig = { ...DEFAULT_HEALTH_SETTINGS };
+  const int = (key: 'consecutiveFailures' | 'cooldownMs' | 'maxCooldownMs', min: number) => {
+    const v = raw[key];
+    if (v === undefined) return;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) problems.push(`health.${key}: expected a whole number of at least ${min}, got ${JSON.stringify(v)}`);
+    else out[key] = v;
+  };
+  int('consecutiveFailures', 1);
+  int('cooldownMs', 100);
+  int('maxCooldownMs', 100);
+  if (raw.failureRate !== undefined) {
+    const r = raw.failureRate;
+    if (!isObject(r) || typeof r.threshold !== 'number' || !(r.threshold > 0 && r.threshold <= 1) || !isPositiveInt(r.window) || (r.minReports !== undefined && !isPositiveInt(r.minReports))) {
+      problems.push(`health.failureRate: expected { threshold: 0 < t <= 1, window: outcomes, minReports: outcomes }, got ${JSON.stringify(r)}`);
+    } else {
+      out.failureRate = { threshold: r.threshold, window: r.window, minReports: (r.minReports as number | undefined) ?? r.window };
+    }
+  }
+  if (raw.failback !== undefined) {
+    if (raw.failback !== 'auto' && raw.failback !== 'manual') problems.push(`health.failback: expected auto or manual, got ${JSON.stringify(raw.failback)}`);
+    else out.failback = raw.failback;
+  }
+  if (raw.probe !== undefined) {
+    const p = raw.probe;
+    const email = /^[^\s@<>]+@[^\s@<>]+$/;
+    if (!isObject(p) || typeof p.to !== 'string' || !email.test(p.to) || typeof p.from !== 'string' || !/@/.test(p.from)) {
+      problems.push(`health.probe: expected { to: an address you own, from: a sender address }, got ${JSON.stringify(p)}`);
+    } else {
+      out.probe = { to: p.to, from: p.from };
+    }
+  }
+  return out;
 }
 
 function validateSmtp(raw: Record<string, unknown>, path: string, problems: string[]): SmtpProviderDefinition {
@@ -140,8 +221,9 @@ export function parseConfig(source: unknown, env: NodeJS.ProcessEnv = process.en
   }
   const inFlight = resolved.inFlight ?? 'resend';
   if (inFlight !== 'resend' && inFlight !== 'hold') problems.push(`inFlight: expected resend or hold, got ${JSON.stringify(inFlight)}`);
+  const health = validateHealth(resolved.health, problems);
   if (problems.length) throw new ConfigError(`${origin}: ${problems.join('; ')}`);
-  return { providers, inFlight: inFlight as InFlightPolicy };
+  return { providers, inFlight: inFlight as InFlightPolicy, health };
 }
 
 export function loadConfig(path = process.env.MAILOVER_CONFIG ?? './mailover.yaml', env: NodeJS.ProcessEnv = process.env): MailoverConfig {
@@ -156,4 +238,13 @@ export function loadProviderNames(path: string): string[] {
   const names = providers.map((p) => (isObject(p) && typeof p.name === 'string' ? p.name : '')).filter(Boolean);
   if (!names.length) throw new ConfigError(`${path}: providers: expected a non-empty list of providers with names`);
   return names;
+}
+
+/** The health settings of a config file (for the CLI, which starts health workflows without the secrets). */
+export function loadHealthConfig(path: string): HealthConfig {
+  const doc = readYamlFile(path, 'config file', (m) => new ConfigError(m));
+  const problems: string[] = [];
+  const health = validateHealth(isObject(doc) ? doc.health : undefined, problems);
+  if (problems.length) throw new ConfigError(`${path}: ${problems.join('; ')}`);
+  return health;
 }

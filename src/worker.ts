@@ -1,7 +1,8 @@
 /** Builds a mailover worker: campaign workflows plus their activities, on one task queue. */
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
-import type { InFlightPolicy } from './config';
+import { DEFAULT_HEALTH_SETTINGS } from '../workflows/provider-health-api';
+import type { HealthConfig, InFlightPolicy } from './config';
 import type { ProviderRegistry } from './providers/registry';
 import type { Store } from './store/types';
 
@@ -14,6 +15,8 @@ export interface CampaignWorkerOptions {
   store: Store;
   providers: ProviderRegistry;
   inFlightPolicy?: InFlightPolicy;
+  /** Shared provider health settings; defaults when absent. */
+  health?: HealthConfig;
   /** A prebuilt workflow bundle (tests share one); by default workflows/ is bundled at start. */
   workflowBundle?: { code: string } | { codePath: string };
   /** Extra Worker options (concurrency, shutdown grace, identity...). */
@@ -25,7 +28,7 @@ export function workflowsPath(): string {
 }
 
 export async function createCampaignWorker(opts: CampaignWorkerOptions): Promise<Worker> {
-  const activities = createActivities({ store: opts.store, providers: opts.providers, inFlightPolicy: opts.inFlightPolicy ?? 'resend' });
+  const activities = createActivities({ store: opts.store, providers: opts.providers, inFlightPolicy: opts.inFlightPolicy ?? 'resend', health: opts.health ?? { ...DEFAULT_HEALTH_SETTINGS } });
   return Worker.create({
     connection: opts.connection,
     namespace: opts.namespace ?? 'default',

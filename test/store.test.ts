@@ -381,6 +381,37 @@ function storeSuite(name: 'sqlite' | 'postgres', makeBackend: () => Promise<Back
       assert.ok((await store.listRecipients(cid)).slice(1).every((r) => r.state === 'sending'), 'release by the old attempt leaves the new claim alone');
       assert.deepEqual(await store.markDispatched(cid, [2, 3], 'b', 'tok-b'), [2, 3]);
     });
+
+    it('reserveSends grants up to the per-second limit and says when capacity frees up', async () => {
+      const provider = id('rate-s');
+      const t0 = 1_700_000_000_000;
+      assert.deepEqual(await store.reserveSends(provider, 15, { perSecond: 10 }, t0), { granted: 10, retryAfterMs: 1_000 });
+      assert.deepEqual(await store.reserveSends(provider, 5, { perSecond: 10 }, t0 + 400), { granted: 0, retryAfterMs: 600 });
+      assert.deepEqual(await store.reserveSends(provider, 5, { perSecond: 10 }, t0 + 1_000), { granted: 5, retryAfterMs: 0 });
+      assert.deepEqual(await store.reserveSends(id('rate-other'), 10, { perSecond: 10 }, t0 + 1_000), { granted: 10, retryAfterMs: 0 }, 'limits are per provider');
+    });
+
+    it('reserveSends holds a sliding window (e.g. per hour) together with the per-second limit', async () => {
+      const provider = id('rate-w');
+      const limits = { perSecond: 100, perWindow: { max: 150, windowMs: 60_000 } };
+      const t0 = 1_700_000_000_000;
+      assert.equal((await store.reserveSends(provider, 100, limits, t0)).granted, 100);
+      assert.equal((await store.reserveSends(provider, 100, limits, t0 + 1_000)).granted, 50);
+      const full = await store.reserveSends(provider, 10, limits, t0 + 2_000);
+      assert.deepEqual(full, { granted: 0, retryAfterMs: 58_000 }, 'the first grant leaves the window after a minute');
+      assert.equal((await store.reserveSends(provider, 100, limits, t0 + 60_000)).granted, 100);
+    });
+
+    it('reserveSends from two connections at once never grants more than the limit', async () => {
+      const provider = id('rate-c');
+      const s2 = await another();
+      const t = 1_700_000_000_000;
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? store : s2).reserveSends(provider, 3, { perSecond: 25 }, t)));
+      assert.equal(
+        results.reduce((n, r) => n + r.granted, 0),
+        25,
+      );
+    });
   });
 }
 

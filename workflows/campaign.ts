@@ -9,7 +9,9 @@
 import * as wf from '@temporalio/workflow';
 import { ActivityFailure, ApplicationFailure, TimeoutFailure } from '@temporalio/workflow';
 import type { BatchTally, CampaignActivities } from '../activities';
+import type { OpsEvent } from '../src/ops-events';
 import { activeProvider, initialPlan, onProviderFailure, providerOrderProblems, retryAll, withOrder, type ProviderPlan } from './failover';
+import { providerHealthSignal, providerHealthWorkflowId, reportOutcomeSignal, unsubscribeSignal, type HealthNotice, type OutcomeReport } from './provider-health-api';
 import { AcceptedCountKey, ActiveProviderKey, CampaignIdKey, CampaignStatusKey } from './search-attributes';
 
 export type CampaignStatus = 'starting' | 'running' | 'paused' | 'holding' | 'completed' | 'cancelled';
@@ -74,6 +76,12 @@ export interface CarriedState {
   paused: boolean;
   pauseReason?: string;
   runs: number;
+  /** Shared provider health: provider -> why its circuit is open (campaigns started before it have none). */
+  sharedDown?: Record<string, string>;
+  /** Whether to go back to a recovered higher-priority provider by itself (from the worker's health config). */
+  failback?: 'auto' | 'manual';
+  /** The provider the last batch was sent through. */
+  lastProvider?: string;
 }
 
 export interface CampaignProgress {
@@ -92,6 +100,8 @@ export interface CampaignProgress {
   activeProvider?: string;
   providers: string[];
   providersDown: Record<string, string>;
+  /** Providers whose shared circuit is open (every campaign avoids them), with why. */
+  sharedDown: Record<string, string>;
   switches: ProviderSwitch[];
   /** last seq whose batch is settled */
   cursor: number;
@@ -136,6 +146,9 @@ function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** Patch id of shared provider health, failback and operational events (histories recorded before it replay without). */
+export const SHARED_HEALTH_PATCH = 'shared-provider-health';
+
 /** A batch that ended on a timeout (a worker that died or hung), not on the provider's answer. */
 function isWorkerTimeout(err: unknown): boolean {
   return err instanceof ActivityFailure && err.cause instanceof TimeoutFailure;
@@ -172,6 +185,15 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       nonRetryableErrorTypes: ['ProviderUnavailableError', 'InvalidCampaignError'],
     },
   };
+  const { watchProviders } = wf.proxyActivities<CampaignActivities>({
+    startToCloseTimeout: '1 minute',
+    retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10 },
+  });
+  // Alerts have their own retries and never hold a campaign up: not awaited, failures logged.
+  const { notify } = wf.proxyActivities<CampaignActivities>({
+    startToCloseTimeout: '30 seconds',
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 5 },
+  });
   /** sendBatch with a one-line summary the Web UI shows on the activity ("batch 3: recipients #101–150 via mailgun"). */
   const sendBatchAs = (summary: string) => wf.proxyActivities<CampaignActivities>({ ...sendOptions, summary }).sendBatch;
 
@@ -193,12 +215,38 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   let prepared = input.carried !== undefined;
   let cancelled = false;
   let batchInFlight = false;
+  const sharedHealth = wf.patched(SHARED_HEALTH_PATCH);
+  /** Set when the provider order changed: subscribe to the new providers' health before the next batch. */
+  let watchNeeded = sharedHealth;
+  const pendingEvents = new Set<Promise<void>>();
+  const raise = (event: OpsEvent) => {
+    if (!sharedHealth) return;
+    const p: Promise<void> = notify(event)
+      .catch((err) => wf.log.warn('operational event not delivered', { event: event.kind, error: errorMessage(err) }))
+      .then(() => {
+        pendingEvents.delete(p);
+      });
+    pendingEvents.add(p);
+  };
+  const healthId = (provider: string) => providerHealthWorkflowId(wf.workflowInfo().taskQueue, provider);
+  /** Tell the provider's health workflow how a batch went (not awaited: the campaign never waits on health). */
+  const reportOutcome = (provider: string, report: OutcomeReport) => {
+    if (!sharedHealth) return;
+    wf.getExternalWorkflowHandle(healthId(provider))
+      .signal(reportOutcomeSignal, report)
+      .catch((err) => wf.log.warn('provider health not told', { provider, error: errorMessage(err) }));
+  };
+  const sharedDown = () => state.sharedDown ?? {};
+  const downReasons = () =>
+    Object.entries({ ...sharedDown(), ...state.plan.down })
+      .map(([p, r]) => `${p}: ${r}`)
+      .join('; ');
 
   const status = (): CampaignStatus => {
     if (cancelled) return 'cancelled';
     if (!prepared) return 'starting';
     if (state.cursor >= state.maxSeq) return 'completed';
-    if (state.paused) return activeProvider(state.plan) === undefined ? 'holding' : 'paused';
+    if (state.paused) return activeProvider(state.plan, sharedDown()) === undefined ? 'holding' : 'paused';
     return 'running';
   };
   const progress = (): CampaignProgress => {
@@ -216,9 +264,10 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       heldForReview: state.counts.heldForReview,
       paused: state.paused,
       pauseReason: state.pauseReason,
-      activeProvider: activeProvider(state.plan),
+      activeProvider: activeProvider(state.plan, sharedDown()),
       providers: state.plan.order,
       providersDown: state.plan.down,
+      sharedDown: sharedDown(),
       switches: state.switches,
       cursor: state.cursor,
       batchInFlight,
@@ -236,6 +285,8 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       `| ${p.accepted} | ${p.rejected} | ${p.suppressed} | ${p.remaining} | ${p.switches.length} |`,
       ...Object.entries(p.acceptedByProvider).map(([name, n]) => `- accepted via ${name}: ${n}`),
       ...(lastBatch ? ['', `Last: ${lastBatch}`] : []),
+      ...(Object.keys(p.sharedDown).length ? ['', 'Shared provider health (every campaign avoids these):', ''] : []),
+      ...Object.entries(p.sharedDown).map(([name, why]) => `- ${name} is down: ${why}`),
       ...(p.switches.length ? ['', 'Provider switches:', ''] : []),
       ...p.switches.map((sw) => `- switched ${sw.from} → ${sw.to ?? 'none (holding)'} at recipient #${sw.atSeq}: ${sw.reason}`),
     ].join('\n');
@@ -260,7 +311,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     state.pauseReason = reason ?? 'paused by operator';
   });
   wf.setHandler(resumeSignal, () => {
-    if (activeProvider(state.plan) === undefined) state.plan = retryAll(state.plan);
+    if (activeProvider(state.plan, sharedDown()) === undefined) state.plan = retryAll(state.plan);
     state.paused = false;
     state.pauseReason = undefined;
   });
@@ -271,6 +322,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     setProvidersUpdate,
     (providers: string[]) => {
       state.plan = withOrder(providers);
+      watchNeeded = sharedHealth;
       if (state.paused && state.pauseReason?.startsWith('no provider left')) {
         state.paused = false;
         state.pauseReason = undefined;
@@ -286,6 +338,54 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     },
   );
 
+  wf.setHandler(providerHealthSignal, (n: HealthNotice) => {
+    const shared = { ...sharedDown() };
+    if (n.circuit === 'closed') {
+      const current = activeProvider(state.plan, sharedDown());
+      const order = state.plan.order;
+      delete shared[n.provider];
+      const higher = current !== undefined && order.includes(n.provider) && order.indexOf(n.provider) < order.indexOf(current);
+      if (state.failback === 'manual' && higher) {
+        // Stay on the current provider until told (campaign providers / resume): keep the recovered one out.
+        state.plan = { ...state.plan, down: { ...state.plan.down, [n.provider]: `recovered (${n.reason}); failback is manual: set the provider order to go back` } };
+      } else if (state.plan.down[n.provider] !== undefined) {
+        const { [n.provider]: _gone, ...down } = state.plan.down;
+        state.plan = { ...state.plan, down };
+      }
+    } else {
+      shared[n.provider] = n.reason;
+    }
+    state.sharedDown = shared;
+    // A campaign holding for want of a provider goes on by itself when one comes back.
+    if (state.paused && state.pauseReason?.startsWith('no provider left') && activeProvider(state.plan, shared) !== undefined) {
+      state.paused = false;
+      state.pauseReason = undefined;
+    }
+  });
+
+  /** Subscribe to the providers' shared health; returns when their circuits are known. */
+  const watch = async () => {
+    const w = await watchProviders({ providers: state.plan.order });
+    state.failback = w.failback;
+    state.sharedDown = Object.fromEntries(Object.entries(w.circuits).filter(([, c]) => c.circuit !== 'closed').map(([p, c]) => [p, c.reason ?? `circuit ${c.circuit}`]));
+  };
+  const holdNoProvider = () => {
+    state.paused = true;
+    state.pauseReason = `no provider left: ${downReasons()}`;
+    raise({ kind: 'campaign-holding', campaignId: input.campaignId, reason: state.pauseReason });
+  };
+  /** A provider-level failure of `provider` at `fromSeq`: mark it down here and move on (or hold). */
+  const failOver = (provider: string, reason: string, fromSeq: number, forced: boolean) => {
+    const decision = onProviderFailure(state.plan, provider, reason);
+    state.plan = decision.plan;
+    const next = activeProvider(state.plan, sharedDown());
+    state.switches = [...state.switches, { from: provider, to: next, reason, at: new Date().toISOString(), atSeq: fromSeq }];
+    state.lastProvider = next;
+    wf.log.warn('provider switch', { campaignId: input.campaignId, from: provider, to: next ?? 'none', reason });
+    if (next === undefined) holdNoProvider();
+    else if (!forced) raise({ kind: 'provider-switched', campaignId: input.campaignId, from: provider, to: next, reason, atSeq: fromSeq, failback: false });
+  };
+
   if (!prepared) {
     const prep = await prepareCampaign({ campaignId: input.campaignId, providers: input.providers });
     state = { ...state, total: prep.total, maxSeq: prep.maxSeq, knownProviders: prep.knownProviders };
@@ -297,14 +397,35 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     await wf.condition(() => !state.paused || cancelled);
     upsertSearchAttributes();
     if (cancelled) break;
-    const provider = activeProvider(state.plan);
+    if (watchNeeded) {
+      watchNeeded = false;
+      await watch();
+    }
+    const provider = activeProvider(state.plan, sharedDown());
     if (provider === undefined) {
-      // Only reachable if an order lost every provider while running; hold.
-      state.paused = true;
-      state.pauseReason = 'no provider left';
+      // Every provider is down (here or by shared health): hold until one comes back or an operator acts.
+      holdNoProvider();
       continue;
     }
     const fromSeq = state.cursor + 1;
+    if (sharedHealth && state.lastProvider !== undefined && provider !== state.lastProvider) {
+      // Moved without a failure of its own: another campaign's failure (shared health), or failback.
+      const order = state.plan.order;
+      const failback = order.indexOf(provider) < order.indexOf(state.lastProvider) || !order.includes(state.lastProvider);
+      const why = sharedDown()[state.lastProvider];
+      const reason = why !== undefined ? `shared health: ${why}` : failback ? `failback: ${provider} is healthy again` : 'provider order changed';
+      state.switches = [...state.switches, { from: state.lastProvider, to: provider, reason, at: new Date().toISOString(), atSeq: fromSeq }];
+      wf.log.warn('provider switch', { campaignId: input.campaignId, from: state.lastProvider, to: provider, reason });
+      raise({ kind: 'provider-switched', campaignId: input.campaignId, from: state.lastProvider, to: provider, reason, atSeq: fromSeq, failback: why === undefined && failback });
+    }
+    state.lastProvider = provider;
+    const forced = input.forcedDown;
+    if (forced && forced.provider === provider && fromSeq >= forced.fromSeq) {
+      // A failover drill: the provider is treated as failed here only (shared health is not told).
+      failOver(provider, forced.reason, fromSeq, true);
+      upsertSearchAttributes();
+      continue;
+    }
     const toSeq = Math.min(state.cursor + input.batchSize, state.maxSeq);
     const batchNo = Math.floor(state.cursor / input.batchSize) + 1;
     batchInFlight = true;
@@ -314,20 +435,29 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       state.cursor = toSeq;
       batchesThisRun++;
       lastBatch = `batch ${batchNo}: ${toSeq - fromSeq + 1} recipients via ${provider}, ${sum(tally.acceptedByProvider)} accepted, ${tally.rejected} rejected, ${tally.suppressed} suppressed`;
+      reportOutcome(provider, { ok: true, campaignId: input.campaignId });
     } catch (err) {
       const reason = providerFailureReason(err);
       if (reason !== undefined) {
-        const decision = onProviderFailure(state.plan, provider, reason);
-        state.plan = decision.plan;
-        state.switches = [...state.switches, { from: provider, to: decision.next, reason, at: new Date().toISOString(), atSeq: fromSeq }];
-        wf.log.warn('provider switch', { campaignId: input.campaignId, from: provider, to: decision.next ?? 'none', reason });
-        if (decision.next === undefined) {
-          state.paused = true;
-          state.pauseReason = `no provider left: ${Object.entries(state.plan.down)
-            .map(([p, r]) => `${p}: ${r}`)
-            .join('; ')}`;
+        if (sharedHealth) {
+          reportOutcome(provider, { ok: false, campaignId: input.campaignId, reason });
+          failOver(provider, reason, fromSeq, false);
+        } else {
+          // Histories from before shared health: the original decision, unchanged.
+          const decision = onProviderFailure(state.plan, provider, reason);
+          state.plan = decision.plan;
+          state.switches = [...state.switches, { from: provider, to: decision.next, reason, at: new Date().toISOString(), atSeq: fromSeq }];
+          wf.log.warn('provider switch', { campaignId: input.campaignId, from: provider, to: decision.next ?? 'none', reason });
+          if (decision.next === undefined) {
+            state.paused = true;
+            state.pauseReason = `no provider left: ${Object.entries(state.plan.down)
+              .map(([p, r]) => `${p}: ${r}`)
+              .join('; ')}`;
+          }
         }
       } else if (isInvalidCampaign(err)) {
+        raise({ kind: 'campaign-failed', campaignId: input.campaignId, reason: errorMessage(err) });
+        await Promise.all(pendingEvents);
         throw err;
       } else if (!isWorkerTimeout(err)) {
         // Something other than the provider failed (the store, a bug): hold with the reason
@@ -335,6 +465,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
         state.paused = true;
         state.pauseReason = `batch from recipient #${fromSeq} failed: ${errorMessage(err)}`;
         wf.log.error('batch failed; campaign holds', { campaignId: input.campaignId, fromSeq, error: errorMessage(err) });
+        raise({ kind: 'campaign-holding', campaignId: input.campaignId, reason: state.pauseReason });
       }
       // A worker timeout (crash or hang) retries the same range on the same provider.
     } finally {
@@ -344,10 +475,19 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
 
     if (state.cursor < state.maxSeq && !cancelled && (batchesThisRun >= opts.batchesPerRun || wf.workflowInfo().continueAsNewSuggested)) {
       await wf.condition(wf.allHandlersFinished);
+      await Promise.all(pendingEvents);
       return await wf.continueAsNew<typeof campaignWorkflow>({ ...input, providers: state.plan.order, carried: state });
     }
   }
   upsertSearchAttributes();
+  if (sharedHealth) {
+    for (const provider of state.plan.order) {
+      wf.getExternalWorkflowHandle(healthId(provider))
+        .signal(unsubscribeSignal, wf.workflowInfo().workflowId)
+        .catch(() => undefined);
+    }
+  }
+  await Promise.all(pendingEvents);
   await wf.condition(wf.allHandlersFinished);
   const { batchInFlight: _b, paused: _p, pauseReason: _r, ...result } = progress();
   return result;

@@ -5,7 +5,8 @@
  * down, with why. The active provider is the first in order that is not down. When the
  * active provider fails at the provider level it is marked down and the campaign moves
  * to the next; with none left the campaign holds (pauses with a reason) instead of failing.
- * A later issue shares provider health across campaigns: it plugs in here.
+ * Shared provider health (one circuit per provider across campaigns, workflows/provider-health.ts)
+ * plugs in as `sharedDown`: a provider whose circuit is open is skipped like one found down here.
  */
 
 export interface ProviderPlan {
@@ -18,8 +19,12 @@ export function initialPlan(order: string[]): ProviderPlan {
   return { order: [...order], down: {} };
 }
 
-export function activeProvider(plan: ProviderPlan): string | undefined {
-  return plan.order.find((name) => plan.down[name] === undefined);
+/**
+ * The first provider in order that this campaign has not found down and, when shared health is
+ * given (provider -> why its circuit is open), whose shared circuit is not open.
+ */
+export function activeProvider(plan: ProviderPlan, sharedDown: Record<string, string> = {}): string | undefined {
+  return plan.order.find((name) => plan.down[name] === undefined && sharedDown[name] === undefined);
 }
 
 export interface FailoverDecision {

@@ -21,8 +21,6 @@ export interface HealthSettings {
   maxCooldownMs: number;
   /** auto: campaigns go back to a recovered higher-priority provider at the next batch; manual: they stay until told. */
   failback: 'auto' | 'manual';
-  /** The half-open probe sends one small message to this address; without it the probe only checks the connection. */
-  probeTo?: string;
 }
 
 export const DEFAULT_HEALTH_SETTINGS: HealthSettings = {
@@ -77,7 +75,14 @@ export interface ProviderHealthInput {
   provider: string;
   settings: HealthSettings;
   /** State carried over continue-as-new. */
-  carried?: ProviderHealthState;
+  carried?: { state: ProviderHealthState; window: boolean[]; cooldownMs: number };
+}
+
+/** What the half-open probe found (the probe's address, if any, stays in the worker's config). */
+export interface ProbeResult {
+  ok: boolean;
+  /** "sent a probe message to the probe address", or the provider's error */
+  detail: string;
 }
 
 export const reportOutcomeSignal = wf.defineSignal<[OutcomeReport]>('reportOutcome');

@@ -17,6 +17,8 @@ export interface Command {
   options?: Options;
   /** Names of the positional arguments it requires, in order. */
   args?: string[];
+  /** Names of optional positional arguments after the required ones. */
+  optionalArgs?: string[];
   run(ctx: CliContext, values: Values, args: string[]): Promise<number | void>;
 }
 
@@ -42,8 +44,9 @@ export function parseCommand(cmd: Command, argv: string[]): { values: Values; ar
   if (parsed.positionals.length < expected.length) {
     throw new UsageError(`missing ${expected.slice(parsed.positionals.length).map((a) => `<${a}>`).join(' ')}`, helpText(cmd));
   }
-  if (parsed.positionals.length > expected.length) {
-    throw new UsageError(`unexpected argument '${parsed.positionals[expected.length]}'`, helpText(cmd));
+  const most = expected.length + (cmd.optionalArgs?.length ?? 0);
+  if (parsed.positionals.length > most) {
+    throw new UsageError(`unexpected argument '${parsed.positionals[most]}'`, helpText(cmd));
   }
   return { values, args: parsed.positionals, help: false };
 }

@@ -34,6 +34,10 @@ export class CliContext {
 
   constructor(private readonly opts: GlobalOptions) {}
 
+  get options(): GlobalOptions {
+    return this.opts;
+  }
+
   /** Temporal settings, read (TLS files included) only by commands that talk to Temporal. */
   get settings(): TemporalSettings {
     this.temporalSettings ??= temporalSettingsFromEnv();

@@ -253,6 +253,28 @@ export class MailgunProvider implements Provider {
     return { status: 'not-found' };
   }
 
+  /** An authenticated read of the domain's event log (one item): reachable, key accepted, domain known. */
+  async verify(): Promise<void> {
+    let response: Response;
+    try {
+      response = await fetch(`${this.baseUrl}/v3/${encodeURIComponent(this.config.domain)}/events?limit=1`, {
+        headers: { authorization: this.auth },
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (err) {
+      throw this.networkError(err, []);
+    }
+    const text = await response.text().catch(() => '');
+    if (response.ok) return;
+    let message = text.trim();
+    try {
+      message = String((JSON.parse(text) as { message?: unknown }).message ?? message);
+    } catch {
+      // plain-text body
+    }
+    throw this.classify({ kind: 'http', status: response.status, message: message || response.statusText, retryAfterMs: parseRetryAfter(response.headers.get('retry-after')) } satisfies CallError);
+  }
+
   async close(): Promise<void> {
     this.client = undefined;
   }

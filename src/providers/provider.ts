@@ -76,5 +76,10 @@ export interface Provider {
    * and the in-flight policy applies.
    */
   lookup?(messages: InFlightMessage[]): Promise<Map<number, LookupResult>>;
+  /**
+   * A cheap check that the provider is reachable and takes our credentials, without sending
+   * (SMTP: connect, EHLO, AUTH; HTTP ESPs: an authenticated read). Throws a classified error.
+   */
+  verify(): Promise<void>;
   close(): Promise<void>;
 }

@@ -2,7 +2,7 @@
  * The providers a worker can send through, built from configuration and shared by
  * every activity on the worker (one pooled transport per provider).
  */
-import type { ProviderDefinition } from '../config';
+import type { ProviderDefinition, RateLimit } from '../config';
 import type { Provider } from './provider';
 import { MailgunProvider } from './mailgun';
 import { SmtpProvider } from './smtp';
@@ -26,6 +26,11 @@ export class ProviderRegistry {
 
   names(): string[] {
     return [...this.defs.keys()];
+  }
+
+  /** The provider's configured sending limits, if any. */
+  rateLimit(name: string): RateLimit | undefined {
+    return this.defs.get(name)?.rateLimit;
   }
 
   has(name: string): boolean {

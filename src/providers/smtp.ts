@@ -277,6 +277,29 @@ export class SmtpProvider implements Provider {
     return new TransientProviderError(`${name}: ${code ? `${code}: ` : ''}${server}`);
   }
 
+  async verify(): Promise<void> {
+    const { host, port, secure, requireTLS, auth, timeouts } = this.config;
+    const probe = nodemailer.createTransport({
+      host,
+      port,
+      secure: secure ?? false,
+      requireTLS: requireTLS ?? false,
+      auth: auth ? { user: auth.user, pass: auth.pass } : undefined,
+      connectionTimeout: timeouts?.connectionMs ?? DEFAULT_CONNECTION_MS,
+      greetingTimeout: timeouts?.greetingMs ?? DEFAULT_GREETING_MS,
+      socketTimeout: timeouts?.socketMs ?? DEFAULT_SOCKET_MS,
+      logger: false,
+      debug: false,
+    });
+    try {
+      await probe.verify();
+    } catch (err) {
+      throw this.classify(err);
+    } finally {
+      probe.close();
+    }
+  }
+
   async close(): Promise<void> {
     const transport = this.transport;
     this.transport = null;

@@ -46,10 +46,19 @@ export interface SuppressionsTable {
   created_at: string;
 }
 
+/** Sends granted under a provider's rate limit (shared by every worker on the store); pruned past the longest window. */
+export interface RateGrantsTable {
+  provider: string;
+  /** epoch milliseconds of the grant */
+  at_ms: number;
+  count: number;
+}
+
 export interface Database {
   campaigns: CampaignsTable;
   recipients: RecipientsTable;
   suppressions: SuppressionsTable;
+  rate_grants: RateGrantsTable;
 }
 
 /** Arbitrary constant for the PostgreSQL advisory lock serialising concurrent migrations. */
@@ -116,5 +125,20 @@ async function createAll(db: Kysely<Database>): Promise<void> {
     .addColumn('reason', 'text', (c) => c.notNull())
     .addColumn('source', 'text', (c) => c.notNull())
     .addColumn('created_at', 'text', (c) => c.notNull())
+    .execute();
+
+  await db.schema
+    .createTable('rate_grants')
+    .ifNotExists()
+    .addColumn('provider', 'text', (c) => c.notNull())
+    .addColumn('at_ms', 'bigint', (c) => c.notNull())
+    .addColumn('count', 'integer', (c) => c.notNull())
+    .execute();
+
+  await db.schema
+    .createIndex('rate_grants_provider_at_idx')
+    .ifNotExists()
+    .on('rate_grants')
+    .columns(['provider', 'at_ms'])
     .execute();
 }

@@ -81,6 +81,19 @@ export interface RangeTally {
   inFlightRecovered: number;
 }
 
+/** A provider's sending limits as the store enforces them (see RateLimit in src/config.ts). */
+export interface SendRateLimits {
+  perSecond?: number;
+  perWindow?: { max: number; windowMs: number };
+}
+
+export interface RateReservation {
+  /** Sends that may go now (0..want). */
+  granted: number;
+  /** When granted < want: how long until more capacity frees up. */
+  retryAfterMs: number;
+}
+
 export interface Store {
   readonly dialect: 'sqlite' | 'postgres';
   /** Create tables if missing. Idempotent. */
@@ -139,4 +152,10 @@ export interface Store {
   removeSuppression(email: string): Promise<boolean>;
   isSuppressed(email: string): Promise<boolean>;
   listSuppressions(): Promise<SuppressionRow[]>;
+
+  /**
+   * Reserve up to `want` sends through `provider` at `nowMs` under `limits`, atomically across
+   * every worker and campaign on this store (grants are recorded; pruned past the longest window).
+   */
+  reserveSends(provider: string, want: number, limits: SendRateLimits, nowMs: number): Promise<RateReservation>;
 }

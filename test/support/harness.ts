@@ -11,7 +11,7 @@ import type { Client } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { startCampaign } from '../../src/client';
-import type { ProviderDefinition } from '../../src/config';
+import type { HealthConfig, ProviderDefinition } from '../../src/config';
 import { MailgunServer } from '../../src/dev/mailgun-server';
 import { SmtpSink } from '../../src/dev/smtp-sink';
 import type { MailgunProviderConfig } from '../../src/providers/mailgun';
@@ -45,6 +45,10 @@ export interface HarnessOptions {
   proxyPrimary?: boolean;
   /** Also run a Mailgun-compatible API and configure a provider `mailgun` on it (with these settings). */
   mailgun?: boolean | Partial<MailgunProviderConfig>;
+  /** Shared provider health settings of the worker (circuit thresholds, cool-down, failback, probe). */
+  health?: HealthConfig;
+  /** Provider settings merged into the SMTP sinks' definitions (e.g. rateLimit), by provider name. */
+  providerExtras?: Record<string, Partial<ProviderDefinition>>;
 }
 
 export const MAILGUN_KEY = 'key-test-0123456789abcdef';
@@ -82,6 +86,7 @@ export class Harness {
       ...(opts.sinkAuth ? { auth: opts.sinkAuth } : {}),
       pool: { maxConnections: 4 },
       timeouts: { connectionMs: 2_000, greetingMs: 2_000, socketMs: 5_000 },
+      ...(opts.providerExtras?.[s.name] as object | undefined),
     }));
     let mailgun: MailgunServer | undefined;
     if (opts.mailgun) {
@@ -104,6 +109,7 @@ export class Harness {
       store: wrapStore(this.store),
       providers: this.registry,
       inFlightPolicy: this.opts.inFlightPolicy,
+      health: this.opts.health,
       workflowBundle: await workflowBundle(),
     });
     this.running = this.worker.run();
