@@ -392,7 +392,7 @@ describe('payload encryption (AES-256-GCM codec, codec server, encrypted campaig
       assert.match(without.out, /encoding/i);
     });
 
-    it('encrypted campaign: the Temporal CLI shows the decrypted history through the codec server with the token, and ciphertext without it', async () => {
+    it('encrypted campaign: the Temporal CLI shows the decrypted history through the codec server with the token, and nothing decrypted with a wrong one', async () => {
       const token = randomBytes(24).toString('hex');
       server = await startCodecServer({ codec: new AesGcmPayloadCodec(keys), token, uiOrigins: ['http://localhost:8233'] });
       const cli = ensureTemporalCli().path;

@@ -99,7 +99,8 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       size += chunk.length;
       if (size > limit) {
         reject(new HttpError(413, `request body over ${limit} bytes`));
-        req.destroy();
+        req.removeAllListeners('data');
+        req.pause();
         return;
       }
       chunks.push(chunk);
@@ -184,7 +185,11 @@ export async function startCodecServer(opts: CodecServerOptions): Promise<CodecS
       const out = route[2] === 'encode' ? await opts.codec.encode(payloads) : await opts.codec.decode(payloads);
       send(res, 200, cors, payloadsToJson(out));
     } catch (err) {
-      if (err instanceof HttpError) return send(res, err.status, { ...cors, Connection: 'close' }, JSON.stringify({ error: err.message }));
+      if (err instanceof HttpError) {
+        // The rest of an oversized body is not read: close the connection once the answer is out.
+        if (err.status === 413) res.once('finish', () => req.destroy());
+        return send(res, err.status, { ...cors, Connection: 'close' }, JSON.stringify({ error: err.message }));
+      }
       if (err instanceof PayloadDecryptionError) return send(res, 422, cors, JSON.stringify({ error: err.message }));
       throw err;
     }
