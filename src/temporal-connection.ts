@@ -1,6 +1,8 @@
 /** Temporal connection settings from the environment (never printed with secrets). */
 import { readFileSync } from 'fs';
+import type { DataConverter } from '@temporalio/common';
 import type { NativeConnectionOptions } from '@temporalio/worker';
+import { dataConverterFromEnv } from './codec/data-converter';
 
 export interface TemporalSettings {
   address: string;
@@ -8,6 +10,8 @@ export interface TemporalSettings {
   taskQueue: string;
   tls?: NativeConnectionOptions['tls'];
   apiKey?: string;
+  /** Payload encryption (MAILOVER_PAYLOAD_KEYS); undefined = payloads stay plain. Workers and clients must agree. */
+  dataConverter?: DataConverter;
 }
 
 export function temporalSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): TemporalSettings {
@@ -28,5 +32,6 @@ export function temporalSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): T
     taskQueue: env.MAILOVER_TASK_QUEUE || 'mailover',
     tls,
     apiKey: env.TEMPORAL_API_KEY || undefined,
+    dataConverter: dataConverterFromEnv(env),
   };
 }

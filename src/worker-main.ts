@@ -3,7 +3,8 @@
  * A production worker: `npm run worker` (later `mailover worker`).
  * Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, MAILOVER_TASK_QUEUE, TEMPORAL_TLS_CERT +
  * TEMPORAL_TLS_KEY (mTLS) or TEMPORAL_API_KEY, MAILOVER_CONFIG (providers YAML),
- * DATABASE_URL (PostgreSQL) or MAILOVER_DB (SQLite file), MAILOVER_STICKY_QUEUE_TIMEOUT_MS.
+ * DATABASE_URL (PostgreSQL) or MAILOVER_DB (SQLite file), MAILOVER_STICKY_QUEUE_TIMEOUT_MS,
+ * MAILOVER_PAYLOAD_KEYS (payload encryption).
  * Stops gracefully on SIGTERM/SIGINT.
  */
 import { DefaultLogger, NativeConnection, Runtime, type LogLevel } from '@temporalio/worker';
@@ -16,6 +17,7 @@ function logLevel(): LogLevel {
   if (!LOG_LEVELS.includes(v)) throw new Error(`MAILOVER_LOG_LEVEL: expected one of ${LOG_LEVELS.join(', ')}, got '${process.env.MAILOVER_LOG_LEVEL}'`);
   return v;
 }
+import { describeEncryption } from './codec/data-converter';
 import { loadConfig } from './config';
 import { ProviderRegistry } from './providers/registry';
 import { describeStore, openStore } from './store/open-store';
@@ -39,13 +41,14 @@ export async function runWorker(configPath?: string): Promise<void> {
     providers,
     inFlightPolicy: config.inFlight,
     health: config.health,
+    dataConverter: settings.dataConverter,
     workflowBundle: bundlePath ? { codePath: bundlePath } : undefined,
     // After a worker dies, its campaigns' next workflow task waits this long on the dead worker's
     // sticky queue before any other worker may take it.
     workerOptions: { stickyQueueScheduleToStartTimeout: Number(process.env.MAILOVER_STICKY_QUEUE_TIMEOUT_MS ?? 5_000) },
   });
   console.log(
-    `mailover worker ready: pid ${process.pid}, temporal ${settings.address}/${settings.namespace}, task queue ${settings.taskQueue}, store ${describeStore(store)}, providers ${providers.names().join(', ')}`,
+    `mailover worker ready: pid ${process.pid}, temporal ${settings.address}/${settings.namespace}, task queue ${settings.taskQueue}, store ${describeStore(store)}, providers ${providers.names().join(', ')}, ${describeEncryption(settings.dataConverter)}`,
   );
   try {
     await worker.run();

@@ -1,4 +1,5 @@
 /** Builds a mailover worker: campaign workflows plus their activities, on one task queue. */
+import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { DEFAULT_HEALTH_SETTINGS } from '../workflows/provider-health-api';
@@ -19,6 +20,8 @@ export interface CampaignWorkerOptions {
   health?: HealthConfig;
   /** A prebuilt workflow bundle (tests share one); by default workflows/ is bundled at start. */
   workflowBundle?: { code: string } | { codePath: string };
+  /** Payload encryption (src/codec/data-converter.ts); clients must use the same one. */
+  dataConverter?: DataConverter;
   /** Extra Worker options (concurrency, shutdown grace, identity...). */
   workerOptions?: Partial<WorkerOptions>;
 }
@@ -35,6 +38,7 @@ export async function createCampaignWorker(opts: CampaignWorkerOptions): Promise
     taskQueue: opts.taskQueue ?? DEFAULT_TASK_QUEUE,
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: workflowsPath() }),
     activities,
+    ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
     shutdownGraceTime: '10 seconds',
     ...opts.workerOptions,
   });

@@ -52,6 +52,7 @@ const COMMANDS = [
   'suppress remove',
   'suppress import',
   'suppress list',
+  'codec-server',
 ];
 
 describe('mailover CLI (each command as a process)', function () {

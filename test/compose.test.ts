@@ -50,6 +50,22 @@ describe('docker-compose.yml (parsed)', () => {
     assert.deepEqual(cfg.providers.map((p) => (p.kind === "smtp" ? `${p.name}@${p.host}:${p.port}` : p.name)), ['smtp-primary@mailpit:1025', 'smtp-backup@mailpit-backup:1025']);
   });
 
+  it('compose: payloads are encrypted: the worker and the codec server require MAILOVER_PAYLOAD_KEYS, the codec server its token and the Web UI origin', () => {
+    const required = /^\$\{MAILOVER_PAYLOAD_KEYS:\?[^}]+\}$/;
+    assert.match(s.worker.environment?.MAILOVER_PAYLOAD_KEYS ?? '', required, 'the worker cannot start without keys');
+    const codec = s['codec-server'];
+    assert.ok(codec?.build, 'a codec-server service built from the Dockerfile');
+    assert.match(codec.environment?.MAILOVER_PAYLOAD_KEYS ?? '', required);
+    assert.match(codec.environment?.MAILOVER_CODEC_TOKEN ?? '', /^\$\{MAILOVER_CODEC_TOKEN:\?[^}]+\}$/);
+    assert.ok(codec.ports?.includes('8089:8089'));
+    const cmd = ([] as string[]).concat(codec.command ?? []);
+    assert.deepEqual(cmd.slice(0, 3), ['node', 'build/src/cli/main.js', 'codec-server']);
+    assert.equal(cmd[cmd.indexOf('--port') + 1], '8089');
+    assert.equal(cmd[cmd.indexOf('--host') + 1], '0.0.0.0');
+    const uiPort = s['temporal-ui'].ports?.[0]?.split(':')[0];
+    assert.equal(cmd[cmd.indexOf('--ui-origin') + 1], `http://localhost:${uiPort}`, 'CORS allows the Web UI published by the stack');
+  });
+
   it('compose: registers exactly the search attributes the workflow upserts', () => {
     const cmd = ([] as string[]).concat(s['temporal-setup'].command ?? []).join(' ');
     for (const key of campaignSearchAttributes) {

@@ -16,6 +16,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import nodemailer from 'nodemailer';
 import { stringify } from 'yaml';
 import { startCampaign } from '../client';
+import { dataConverterFromEnv } from '../codec/data-converter';
 import type { ProviderDefinition } from '../config';
 import { table } from '../progress';
 import { openStore } from '../store/open-store';
@@ -185,7 +186,9 @@ async function main(): Promise<void> {
   const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
   const cli = ensureTemporalCli(log);
   log(`N = ${n}; starting the Temporal dev server and the ESP processes`);
-  const env = await TestWorkflowEnvironment.createLocal({ server: { executable: cli.executable, ip: '127.0.0.1', searchAttributes: campaignSearchAttributes, log: { format: 'pretty', level: 'error' } } });
+  // With MAILOVER_PAYLOAD_KEYS set, the worker processes encrypt; the bench's client must too.
+  const dataConverter = dataConverterFromEnv();
+  const env = await TestWorkflowEnvironment.createLocal({ ...(dataConverter ? { client: { dataConverter } } : {}), server: { executable: cli.executable, ip: '127.0.0.1', searchAttributes: campaignSearchAttributes, log: { format: 'pretty', level: 'error' } } });
   const smtpA = await startEsp('smtp', 'smtp-a');
   const smtpB = await startEsp('smtp', 'smtp-b');
   const mailgun = await startEsp('mailgun', 'mailgun');

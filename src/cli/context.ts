@@ -61,7 +61,7 @@ export class CliContext {
       } catch (err) {
         throw new Error(`cannot reach Temporal at ${this.settings.address} (${(err as Error).message}); start one with \`mailover dev\` or set TEMPORAL_ADDRESS`);
       }
-      this.client = new Client({ connection: this.connection, namespace: this.settings.namespace });
+      this.client = new Client({ connection: this.connection, namespace: this.settings.namespace, dataConverter: this.settings.dataConverter });
     }
     return this.client;
   }

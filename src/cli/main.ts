@@ -3,9 +3,11 @@
  * `mailover`: start and steer campaigns, run workers, run the embedded dev stack.
  * Exit codes: 0 ok, 1 failure, 2 usage error. Errors are one line on stderr.
  */
+import { describeEncryption } from '../codec/data-converter';
 import { startDevStack } from '../dev/stack';
 import { runWorker } from '../worker-main';
 import { campaignCommands } from './campaign-commands';
+import { codecServer } from './codec-commands';
 import { helpText, parseCommand, type Command } from './command';
 import { CliContext, configPath } from './context';
 import { providerCommands } from './provider-commands';
@@ -35,6 +37,7 @@ const dev: Command = {
     console.log(`  smtp-backup   127.0.0.1:${stack.backup.port}`);
     console.log(`  mailgun       ${stack.mailgun.url}`);
     console.log(`  providers     ${stack.configPath}`);
+    console.log(`  payloads      ${describeEncryption(stack.dataConverter)}`);
     console.log(`In another terminal: TEMPORAL_ADDRESS=${stack.address} MAILOVER_UI_URL=${stack.uiUrl} npx mailover campaign start --file samples/campaign.yaml --audience samples/audience.csv --wait`);
     console.log('Ctrl-C to stop.');
     await new Promise<void>((res) => {
@@ -49,14 +52,14 @@ const dev: Command = {
 
 const worker: Command = {
   name: 'worker',
-  summary: 'A production worker: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, MAILOVER_TASK_QUEUE, TEMPORAL_TLS_CERT + TEMPORAL_TLS_KEY or TEMPORAL_API_KEY, DATABASE_URL or MAILOVER_DB. Stops gracefully on SIGTERM.',
+  summary: 'A production worker: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, MAILOVER_TASK_QUEUE, TEMPORAL_TLS_CERT + TEMPORAL_TLS_KEY or TEMPORAL_API_KEY, DATABASE_URL or MAILOVER_DB, MAILOVER_PAYLOAD_KEYS (payload encryption). Stops gracefully on SIGTERM.',
   usage: '[--config providers.yaml]',
   async run(_ctx, values) {
     await runWorker(configPath({ config: typeof values.config === 'string' ? values.config : undefined }));
   },
 };
 
-const COMMANDS: Command[] = [dev, worker, ...campaignCommands, ...providerCommands, ...suppressCommands];
+const COMMANDS: Command[] = [dev, worker, ...campaignCommands, ...providerCommands, ...suppressCommands, codecServer];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -7,9 +7,11 @@
 import { mkdirSync, writeFileSync } from 'fs';
 import { createServer } from 'net';
 import { join, resolve } from 'path';
+import type { DataConverter } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
 import { stringify } from 'yaml';
+import { dataConverterFromEnv } from '../codec/data-converter';
 import type { ProviderDefinition } from '../config';
 import { ProviderRegistry } from '../providers/registry';
 import { openStore } from '../store/open-store';
@@ -35,6 +37,8 @@ export interface DevStackOptions {
   smtpPorts?: [number, number];
   mailgunPort?: number;
   taskQueue?: string;
+  /** Payload encryption for the worker and the client; default from MAILOVER_PAYLOAD_KEYS (unset: off). */
+  dataConverter?: DataConverter;
   log?: (line: string) => void;
 }
 
@@ -50,6 +54,7 @@ export interface DevStack {
   mailgun: MailgunServer;
   configPath: string;
   worker: Worker;
+  dataConverter?: DataConverter;
   stop(): Promise<void>;
 }
 
@@ -84,11 +89,13 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
     Runtime.install({ logger: new DefaultLogger('ERROR') });
     runtimeInstalled = true;
   }
+  const dataConverter = opts.dataConverter ?? dataConverterFromEnv();
   const cli = ensureTemporalCli(log);
   const port = await preferredPort(opts.port ?? 7233);
   const uiPort = await preferredPort(opts.uiPort ?? 8233);
   log(`starting the Temporal dev server (${cli.path ?? 'SDK download'}) on 127.0.0.1:${port}, Web UI on ${uiPort}`);
   const env = await TestWorkflowEnvironment.createLocal({
+    ...(dataConverter ? { client: { dataConverter } } : {}),
     server: {
       executable: cli.executable,
       ip: '127.0.0.1',
@@ -130,7 +137,7 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
     const providers = new ProviderRegistry(defs);
     stops.push(() => providers.closeAll());
     const taskQueue = opts.taskQueue ?? 'mailover';
-    const worker = await createCampaignWorker({ connection: env.nativeConnection, taskQueue, store, providers });
+    const worker = await createCampaignWorker({ connection: env.nativeConnection, taskQueue, store, providers, dataConverter });
     const running = worker.run();
     stops.push(async () => {
       if (worker.getState() === 'RUNNING') worker.shutdown();
@@ -148,6 +155,7 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
       mailgun,
       configPath,
       worker,
+      dataConverter,
       stop,
     };
   } catch (err) {

@@ -7,7 +7,8 @@ import { strict as assert } from 'assert';
 import { mkdtempSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
-import type { Client } from '@temporalio/client';
+import { Client } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { startCampaign } from '../../src/client';
@@ -49,6 +50,8 @@ export interface HarnessOptions {
   health?: HealthConfig;
   /** Provider settings merged into the SMTP sinks' definitions (e.g. rateLimit), by provider name. */
   providerExtras?: Record<string, Partial<ProviderDefinition>>;
+  /** Payload encryption for the worker and `client` (src/codec); default none, like the embedded demo. */
+  dataConverter?: DataConverter;
 }
 
 export const MAILGUN_KEY = 'key-test-0123456789abcdef';
@@ -58,6 +61,7 @@ export class Harness {
   readonly taskQueue = uniqueId('tq');
   private worker?: Worker;
   private running?: Promise<void>;
+  private codecClient?: Client;
 
   private constructor(
     readonly env: TestWorkflowEnvironment,
@@ -97,8 +101,11 @@ export class Harness {
     return new Harness(opts.env, store, primary, secondary, defs, new ProviderRegistry(defs), dir, opts, mailgun, proxy);
   }
 
+  /** The environment's client, or one with the harness's data converter when it has one. */
   get client(): Client {
-    return this.env.client;
+    if (!this.opts.dataConverter) return this.env.client;
+    this.codecClient ??= new Client({ connection: this.env.connection, namespace: 'default', dataConverter: this.opts.dataConverter });
+    return this.codecClient;
   }
 
   /** Start an in-process worker; `wrapStore` lets a test put faults between the worker and the store. */
@@ -110,6 +117,7 @@ export class Harness {
       providers: this.registry,
       inFlightPolicy: this.opts.inFlightPolicy,
       health: this.opts.health,
+      dataConverter: this.opts.dataConverter,
       workflowBundle: await workflowBundle(),
     });
     this.running = this.worker.run();

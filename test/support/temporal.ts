@@ -13,6 +13,8 @@ export interface DevServerOptions {
   port?: number;
   /** Serve the Temporal Web UI on this port (0 = none). */
   uiPort?: number;
+  /** More `temporal server start-dev` flags (e.g. --ui-codec-endpoint). */
+  extraArgs?: string[];
 }
 
 let runtimeInstalled = false;
@@ -33,6 +35,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<TestW
       ...(opts.dbFilename ? { dbFilename: opts.dbFilename } : {}),
       ...(opts.port ? { port: opts.port } : {}),
       ...(opts.uiPort ? { ui: true, uiPort: opts.uiPort } : {}),
+      ...(opts.extraArgs ? { extraArgs: opts.extraArgs } : {}),
       log: { format: 'pretty', level: 'error' },
     },
   });
