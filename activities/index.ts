@@ -3,10 +3,13 @@
  * Inputs and results carry ids, seq ranges, counts and provider names only.
  */
 import type { InFlightPolicy } from '../src/config';
+import type { DrillSettings } from '../src/drill-settings';
 import type { ProviderRegistry } from '../src/providers/registry';
 import type { Store } from '../src/store/types';
 import type { OpsEvent } from '../src/ops-events';
 import { CampaignCache } from './campaign-cache';
+import { drillActivities } from './drill';
+import { probeProvider, type ProbeInput, type ProbeResult } from './probe';
 import { notify } from './notify';
 import { prepareCampaign } from './prepare-campaign';
 import { sendBatch } from './send-batch';
@@ -15,6 +18,8 @@ export interface ActivityDeps {
   store: Store;
   providers: ProviderRegistry;
   inFlightPolicy: InFlightPolicy;
+  /** Failover drill settings (`drills:` in the worker config), when configured. */
+  drills?: DrillSettings;
 }
 
 export interface PrepareInput {
@@ -51,6 +56,8 @@ export function createActivities(deps: ActivityDeps) {
     prepareCampaign: (input: PrepareInput): Promise<PrepareResult> => prepareCampaign(deps, cache, input),
     sendBatch: (input: SendBatchInput): Promise<BatchTally> => sendBatch(deps, cache, input),
     notify: (event: OpsEvent): Promise<void> => notify(event),
+    probeProvider: (input: ProbeInput): Promise<ProbeResult> => probeProvider(deps, input),
+    ...drillActivities(deps),
   };
 }
 

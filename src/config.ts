@@ -6,6 +6,7 @@
 import { readYamlFile } from './yaml-file';
 import { MAILGUN_MAX_RECIPIENTS_PER_CALL, MAILGUN_REGIONS, type MailgunProviderConfig } from './providers/mailgun';
 import type { SmtpProviderConfig } from './providers/smtp';
+import { parseDrillSettings, type DrillSettings } from './drill-settings';
 
 export type InFlightPolicy = 'resend' | 'hold';
 
@@ -24,6 +25,8 @@ export interface MailoverConfig {
   providers: ProviderDefinition[];
   /** What to do with rows found in state `sending` after a crash when the provider cannot look messages up. */
   inFlight: InFlightPolicy;
+  /** Failover drills (`drills:`); absent when not configured. */
+  drills?: DrillSettings;
 }
 
 export class ConfigError extends Error {
@@ -140,8 +143,9 @@ export function parseConfig(source: unknown, env: NodeJS.ProcessEnv = process.en
   }
   const inFlight = resolved.inFlight ?? 'resend';
   if (inFlight !== 'resend' && inFlight !== 'hold') problems.push(`inFlight: expected resend or hold, got ${JSON.stringify(inFlight)}`);
+  const drills = parseDrillSettings(resolved.drills, providers.map((p) => p.name), problems);
   if (problems.length) throw new ConfigError(`${origin}: ${problems.join('; ')}`);
-  return { providers, inFlight: inFlight as InFlightPolicy };
+  return { providers, inFlight: inFlight as InFlightPolicy, ...(drills ? { drills } : {}) };
 }
 
 export function loadConfig(path = process.env.MAILOVER_CONFIG ?? './mailover.yaml', env: NodeJS.ProcessEnv = process.env): MailoverConfig {

@@ -2,6 +2,7 @@
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import type { InFlightPolicy } from './config';
+import type { DrillSettings } from './drill-settings';
 import type { ProviderRegistry } from './providers/registry';
 import type { Store } from './store/types';
 
@@ -14,6 +15,8 @@ export interface CampaignWorkerOptions {
   store: Store;
   providers: ProviderRegistry;
   inFlightPolicy?: InFlightPolicy;
+  /** Failover drill settings (`drills:` in the config). */
+  drills?: DrillSettings;
   /** A prebuilt workflow bundle (tests share one); by default workflows/ is bundled at start. */
   workflowBundle?: { code: string } | { codePath: string };
   /** Extra Worker options (concurrency, shutdown grace, identity...). */
@@ -25,7 +28,7 @@ export function workflowsPath(): string {
 }
 
 export async function createCampaignWorker(opts: CampaignWorkerOptions): Promise<Worker> {
-  const activities = createActivities({ store: opts.store, providers: opts.providers, inFlightPolicy: opts.inFlightPolicy ?? 'resend' });
+  const activities = createActivities({ store: opts.store, providers: opts.providers, inFlightPolicy: opts.inFlightPolicy ?? 'resend', drills: opts.drills });
   return Worker.create({
     connection: opts.connection,
     namespace: opts.namespace ?? 'default',
