@@ -308,14 +308,18 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     const toSeq = Math.min(state.cursor + input.batchSize, state.maxSeq);
     const batchNo = Math.floor(state.cursor / input.batchSize) + 1;
     batchInFlight = true;
+    // TEMP forcedDown (the lead's version replaces this): a drill's forced provider failure.
+    const fd = input.forcedDown;
+    const forced = fd && fd.provider === provider && fromSeq >= fd.fromSeq ? fd.reason : undefined;
     try {
+      if (forced !== undefined) throw new Error(forced);
       const tally = await sendBatchAs(`batch ${batchNo}: recipients #${fromSeq}–${toSeq} via ${provider}`)({ campaignId: input.campaignId, provider, fromSeq, toSeq });
       state.counts = addTally(state.counts, tally);
       state.cursor = toSeq;
       batchesThisRun++;
       lastBatch = `batch ${batchNo}: ${toSeq - fromSeq + 1} recipients via ${provider}, ${sum(tally.acceptedByProvider)} accepted, ${tally.rejected} rejected, ${tally.suppressed} suppressed`;
     } catch (err) {
-      const reason = providerFailureReason(err);
+      const reason = forced ?? providerFailureReason(err);
       if (reason !== undefined) {
         const decision = onProviderFailure(state.plan, provider, reason);
         state.plan = decision.plan;
