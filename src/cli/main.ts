@@ -8,6 +8,7 @@ import { runWorker } from '../worker-main';
 import { campaignCommands } from './campaign-commands';
 import { helpText, parseCommand, type Command } from './command';
 import { CliContext, configPath } from './context';
+import { drillCommands } from './drill-commands';
 import { suppressCommands } from './suppress-commands';
 import { EXIT, oneLine, UsageError } from './usage';
 
@@ -55,7 +56,7 @@ const worker: Command = {
   },
 };
 
-const COMMANDS: Command[] = [dev, worker, ...campaignCommands, ...suppressCommands];
+const COMMANDS: Command[] = [dev, worker, ...campaignCommands, ...suppressCommands, ...drillCommands];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
