@@ -3,7 +3,9 @@
  * never cross into workflow history: inputs and results are the drill id, provider names,
  * counts, seqs and reasons.
  */
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import { progressQuery, type CampaignProgress } from '../workflows/campaign';
 import { normaliseAddress } from '../src/address';
 import type { DrillSettings } from '../src/drill-settings';
 import type { AudienceRow } from '../src/store/types';
@@ -107,6 +109,27 @@ export function drillActivities(deps: ActivityDeps) {
       // importAudience skips addresses already there, so a retry after a crash adds nothing twice.
       await deps.store.importAudience(input.campaignId, drillAudience(s, input.drillId));
       return { total: await deps.store.countAudience(input.campaignId) };
+    },
+
+    /**
+     * Watches the synthetic campaign (its progress query) until it holds (no provider left) or
+     * ends. The drill cancels this when the campaign finishes first.
+     */
+    async awaitCampaignHold(input: { campaignId: string; pollMs?: number }): Promise<{ holding: boolean; reason?: string }> {
+      const ctx = Context.current();
+      const handle = ctx.client.workflow.getHandle(input.campaignId);
+      for (;;) {
+        let p: CampaignProgress | undefined;
+        try {
+          p = await handle.query(progressQuery);
+        } catch {
+          // not answering yet (starting) or closed: ask again
+        }
+        if (p?.status === 'holding') return { holding: true, reason: p.pauseReason };
+        if (p?.status === 'completed' || p?.status === 'cancelled') return { holding: false };
+        ctx.heartbeat();
+        await ctx.sleep(input.pollMs ?? 500); // rejects when the drill cancels the watch
+      }
     },
 
     /** Reads the synthetic campaign's ledger: every row accepted once, on the right side of the switch. */

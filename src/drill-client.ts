@@ -114,10 +114,11 @@ export async function drillRun(client: Client, workflowId: string): Promise<Dril
   return { workflowId, startedAt: desc.startTime, status: status.toLowerCase().replace(/_/g, ' ') };
 }
 
-/** The last `limit` drills (scheduled and on demand), newest first. */
-export async function recentDrills(client: Client, limit = 10): Promise<DrillRun[]> {
+/** The last `limit` drills (scheduled and on demand) on a task queue, newest first. */
+export async function recentDrills(client: Client, taskQueue = DEFAULT_TASK_QUEUE, limit = 10): Promise<DrillRun[]> {
   const ids: Array<{ id: string; start: Date }> = [];
-  for await (const w of client.workflow.list({ query: `WorkflowType = 'drillWorkflow'` })) ids.push({ id: w.workflowId, start: w.startTime });
+  const query = `WorkflowType = 'drillWorkflow' AND TaskQueue = '${taskQueue.replace(/'/g, '')}'`;
+  for await (const w of client.workflow.list({ query })) ids.push({ id: w.workflowId, start: w.startTime });
   ids.sort((a, b) => b.start.getTime() - a.start.getTime());
   const runs: DrillRun[] = [];
   for (const { id } of ids.slice(0, limit)) runs.push(await drillRun(client, id));

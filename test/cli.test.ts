@@ -49,6 +49,9 @@ const COMMANDS = [
   'suppress remove',
   'suppress import',
   'suppress list',
+  'drill run',
+  'drill schedule',
+  'drill status',
 ];
 
 describe('mailover CLI (each command as a process)', function () {

@@ -88,6 +88,14 @@ export async function drillWorkflow(input: DrillInput = {}): Promise<DrillReport
   });
   const probeAs = (summary: string) =>
     wf.proxyActivities<CampaignActivities>({ startToCloseTimeout: '2 minutes', retry: { maximumAttempts: 2 }, summary }).probeDrillSeeds;
+  const awaitCampaignHoldFor = (timeoutMs: number) =>
+    wf.proxyActivities<CampaignActivities>({
+      startToCloseTimeout: timeoutMs + 60_000,
+      heartbeatTimeout: '10 seconds',
+      retry: { maximumAttempts: 3 },
+      cancellationType: wf.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+      summary: 'watch the synthetic campaign for a hold',
+    }).awaitCampaignHold;
   // An alert that cannot be delivered never fails the drill: a few attempts, then the report stands.
   const { notify } = wf.proxyActivities<CampaignActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 3, initialInterval: '1 second' } });
 
@@ -182,8 +190,20 @@ export async function drillWorkflow(input: DrillInput = {}): Promise<DrillReport
           settled = true;
         },
       );
-      if (!(await wf.condition(() => settled, plan.timeoutMs))) {
-        // Still running (most likely holding: no provider left). Stop it and report what it did.
+      // Watch for the campaign holding (no provider left): it would wait for an operator forever.
+      let holding = false;
+      const watch = new wf.CancellationScope();
+      const watching = watch
+        .run(() => awaitCampaignHoldFor(plan.timeoutMs)({ campaignId }))
+        .then(
+          (r) => (holding = r.holding),
+          () => undefined, // cancelled, or the watch failed: the timeout still applies
+        );
+      await wf.condition(() => settled || holding, plan.timeoutMs);
+      watch.cancel();
+      await watching; // the watch has stopped before the drill moves on (no activity outlives the drill)
+      if (!settled) {
+        // Holding, or still running at the timeout: stop it and report what it did.
         await child.signal(cancelSignal);
         if (!(await wf.condition(() => settled, '1 minute'))) {
           add({ check: 'failover switch', provider: pair, passed: false, detail: `synthetic campaign ${campaignId} did not finish within ${Math.round(plan.timeoutMs / 1000)} s and did not stop when cancelled` });

@@ -67,7 +67,7 @@ const schedule: Command = {
 
 const status: Command = {
   name: 'drill status',
-  summary: 'The drill schedule and the last drills (scheduled and on demand), newest first, with their result.',
+  summary: 'The drill schedule and the last drills on the task queue (scheduled and on demand), newest first, with their result.',
   usage: '[--id mailover-drill] [--limit 10] [--json]',
   options: { id: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } },
   async run(ctx, values) {
@@ -76,7 +76,7 @@ const status: Command = {
     if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit: expected a positive whole number, got '${String(values.limit)}'`, helpText(status));
     const client = await ctx.temporal();
     const sched = await describeDrillSchedule(client, scheduleId);
-    const runs = await recentDrills(client, limit);
+    const runs = await recentDrills(client, ctx.settings.taskQueue, limit);
     if (values.json) {
       console.log(JSON.stringify({ schedule: sched ? { id: scheduleId, paused: sched.state.paused, nextRuns: sched.info.nextActionTimes } : null, drills: runs }, null, 2));
       return;

@@ -12,6 +12,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { startCampaign } from '../../src/client';
 import type { ProviderDefinition } from '../../src/config';
+import type { DrillSettings } from '../../src/drill-settings';
 import { MailgunServer } from '../../src/dev/mailgun-server';
 import { SmtpSink } from '../../src/dev/smtp-sink';
 import type { MailgunProviderConfig } from '../../src/providers/mailgun';
@@ -45,6 +46,8 @@ export interface HarnessOptions {
   proxyPrimary?: boolean;
   /** Also run a Mailgun-compatible API and configure a provider `mailgun` on it (with these settings). */
   mailgun?: boolean | Partial<MailgunProviderConfig>;
+  /** Failover drill settings for the worker (`drills:` in a provider file). */
+  drills?: DrillSettings;
 }
 
 export const MAILGUN_KEY = 'key-test-0123456789abcdef';
@@ -104,6 +107,7 @@ export class Harness {
       store: wrapStore(this.store),
       providers: this.registry,
       inFlightPolicy: this.opts.inFlightPolicy,
+      drills: this.opts.drills,
       workflowBundle: await workflowBundle(),
     });
     this.running = this.worker.run();
