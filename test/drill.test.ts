@@ -16,7 +16,8 @@ import { DEFAULT_DRILL_SCHEDULE_ID, drillTable, startDrill } from '../src/drill-
 import type { DrillSettings } from '../src/drill-settings';
 import type { OpsEvent } from '../src/ops-events';
 import type { DrillReport } from '../workflows/drill';
-import { DRILL_FORCED_REASON } from '../workflows/drill';
+import { DRILL_FORCED_REASON, drillIdFrom, forcedSwitchSeq } from '../workflows/drill';
+import { withoutAddresses } from '../activities/probe';
 import { Harness, uniqueId } from './support/harness';
 import { maybeRecordHistory } from './support/histories';
 import { startDevServer } from './support/temporal';
@@ -44,6 +45,17 @@ async function notifiedEvents(client: Client, workflowId: string): Promise<OpsEv
     .map((e) => e.activityTaskScheduledEventAttributes)
     .filter((a) => a?.activityType?.name === 'notify')
     .map((a) => defaultPayloadConverter.fromPayload<OpsEvent>(a!.input!.payloads![0] as never));
+}
+
+/** Every payload in a fetched history, decoded as text. */
+function payloadTexts(node: unknown, out: string[] = []): string[] {
+  if (Array.isArray(node)) node.forEach((n) => payloadTexts(n, out));
+  else if (node && typeof node === 'object' && !(node instanceof Uint8Array)) {
+    const o = node as Record<string, unknown>;
+    if (o.data instanceof Uint8Array && o.metadata) out.push(Buffer.from(o.data).toString('utf8'));
+    for (const v of Object.values(o)) payloadTexts(v, out);
+  }
+  return out;
 }
 
 /** How many messages a sink accepted for each of these addresses. */
@@ -90,6 +102,25 @@ describe('failover drills', function () {
       bad({ from: 'ops@example.org', seeds: ['ops@example.org'] }, /drills\.providers: a failover drill needs at least two providers \(primary and secondary\), got 1 configured/, [providers[0]]);
       bad({ from: 'ops@example.org', seeds: ['ops@example.org'], timeout: 'soon' }, /drills\.timeout: expected a duration like 90s, 10m or 1h, got "soon"/);
       bad({ from: 'ops@example.org', seeds: ['ops@example.org'], seed: 'x' }, /drills\.seed: unknown field/);
+    });
+  });
+
+  describe('drill ids, the forced switch, probe reasons', () => {
+    it('drill: the primary is forced down at the first batch boundary at or after half-way, so batches run on both sides', () => {
+      assert.equal(forcedSwitchSeq(20, 5), 11);
+      assert.equal(forcedSwitchSeq(21, 5), 11);
+      assert.equal(forcedSwitchSeq(7, 3), 4);
+      assert.equal(forcedSwitchSeq(2, 1), 2);
+    });
+
+    it('drill: a scheduled run gets its drill id from its workflow id (letters, digits, - and _ only)', () => {
+      assert.equal(drillIdFrom('mailover-drill-2026-11-28T00:00:00Z', 'run-uuid'), '2026-11-28T000000Z');
+      assert.equal(drillIdFrom('mailover-drill-nightly-2026-11-28T00:00:00Z', 'run-uuid'), 'nightly-2026-11-28T000000Z');
+      assert.equal(drillIdFrom(':::', '0123456789abcdef'), '01234567');
+    });
+
+    it('probe: addresses in a provider\'s error text are replaced by the recipient\'s index', () => {
+      assert.equal(withoutAddresses('550 5.1.1 <Oncall@Example.com>: no such user (ops@example.com)', SEEDS), '550 5.1.1 <recipient #2>: no such user (recipient #1)');
     });
   });
 
@@ -145,8 +176,9 @@ describe('failover drills', function () {
 
       const events = await notifiedEvents(h.client, handle.workflowId);
       assert.deepEqual(events.map((e) => e.kind === 'drill-finished' && [e.drillId, e.passed]), [[drillId, true]]);
-      const history = JSON.stringify(await handle.fetchHistory());
-      assert.ok(!/example\.com/.test(history), 'no seed address in the drill history');
+      const payloads = payloadTexts(await handle.fetchHistory());
+      assert.ok(payloads.some((p) => p.includes(drillId)), 'the payloads were decoded');
+      for (const p of payloads) assert.ok(!/example\.com/.test(p), `no seed address in the drill history: ${p.slice(0, 200)}`);
       await maybeRecordHistory('drill-pass', handle, env.address);
     });
 
