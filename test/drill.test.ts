@@ -233,6 +233,20 @@ describe('failover drills', function () {
       await maybeRecordHistory('drill-hold', handle, env.address);
     });
 
+    it('drill fail: a worker without a drills section fails the drill at setup with a message saying what to configure, and still raises drill-finished passed=false', async () => {
+      const h = await Harness.create({ env });
+      harnesses.push(h);
+      await h.startWorker();
+      const handle = await startDrill(h.client, { taskQueue: h.taskQueue, drillId: 'unconfigured' });
+      const report = await handle.result();
+      assert.equal(report.passed, false);
+      assert.deepEqual(report.checks, [
+        { check: 'setup', provider: '-', passed: false, detail: 'failover drills are not configured on this worker: add a `drills:` section (from, seeds) to its provider file (see README: Failover drills)' },
+      ]);
+      assert.equal(h.primary.acceptedCount + h.secondary.acceptedCount, 0, 'nothing was sent');
+      assert.deepEqual((await notifiedEvents(h.client, handle.workflowId)).map((e) => e.kind === 'drill-finished' && e.passed), [false]);
+    });
+
     it('cli: drill run --wait prints the pass/fail table (exit 0, or 1 when the drill fails); drill schedule creates a schedule whose trigger runs a passing drill; drill status lists it; --delete removes it', async () => {
       const h = await harness();
       const cliEnv = { TEMPORAL_ADDRESS: env.address, MAILOVER_TASK_QUEUE: h.taskQueue, MAILOVER_CONFIG: join(h.dir, 'none.yaml') };
