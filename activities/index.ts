@@ -3,13 +3,16 @@
  * Inputs and results carry ids, seq ranges, counts and provider names only.
  */
 import type { HealthConfig, InFlightPolicy } from '../src/config';
+import type { DrillSettings } from '../src/drill-settings';
 import type { ProviderRegistry } from '../src/providers/registry';
 import type { Store } from '../src/store/types';
 import type { OpsEvent } from '../src/ops-events';
 import { CampaignCache } from './campaign-cache';
+import { drillActivities } from './drill';
+import { probeProvider, type ProbeInput, type ProbeResult } from './probe';
 import { notify } from './notify';
 import { probeHealth, watchProviders, type WatchProvidersInput, type WatchProvidersResult } from './health';
-import type { ProbeResult } from '../workflows/provider-health-api';
+import type { ProbeResult as HealthProbeResult } from '../workflows/provider-health-api';
 import { prepareCampaign } from './prepare-campaign';
 import { sendBatch } from './send-batch';
 
@@ -19,6 +22,8 @@ export interface ActivityDeps {
   inFlightPolicy: InFlightPolicy;
   /** Shared provider health settings (circuit thresholds, failback, probe). */
   health: HealthConfig;
+  /** Failover drill settings (`drills:` in the worker config), when configured. */
+  drills?: DrillSettings;
 }
 
 export interface PrepareInput {
@@ -56,7 +61,9 @@ export function createActivities(deps: ActivityDeps) {
     sendBatch: (input: SendBatchInput): Promise<BatchTally> => sendBatch(deps, cache, input),
     notify: (event: OpsEvent): Promise<void> => notify(event),
     watchProviders: (input: WatchProvidersInput): Promise<WatchProvidersResult> => watchProviders(deps, input),
-    probeHealth: (input: { provider: string }): Promise<ProbeResult> => probeHealth(deps, input),
+    probeHealth: (input: { provider: string }): Promise<HealthProbeResult> => probeHealth(deps, input),
+    probeProvider: (input: ProbeInput): Promise<ProbeResult> => probeProvider(deps, input),
+    ...drillActivities(deps),
   };
 }
 

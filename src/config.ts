@@ -7,6 +7,7 @@ import { readYamlFile } from './yaml-file';
 import { MAILGUN_MAX_RECIPIENTS_PER_CALL, MAILGUN_REGIONS, type MailgunProviderConfig } from './providers/mailgun';
 import type { SmtpProviderConfig } from './providers/smtp';
 import { DEFAULT_HEALTH_SETTINGS, type HealthSettings } from '../workflows/provider-health-api';
+import { parseDrillSettings, type DrillSettings } from './drill-settings';
 
 export type InFlightPolicy = 'resend' | 'hold';
 
@@ -39,6 +40,8 @@ export interface MailoverConfig {
   inFlight: InFlightPolicy;
   /** Shared provider health: circuit breaker thresholds, failback, the half-open probe. */
   health: HealthConfig;
+  /** Failover drills (`drills:`); absent when not configured. */
+  drills?: DrillSettings;
 }
 
 export interface HealthConfig extends HealthSettings {
@@ -222,8 +225,9 @@ export function parseConfig(source: unknown, env: NodeJS.ProcessEnv = process.en
   const inFlight = resolved.inFlight ?? 'resend';
   if (inFlight !== 'resend' && inFlight !== 'hold') problems.push(`inFlight: expected resend or hold, got ${JSON.stringify(inFlight)}`);
   const health = validateHealth(resolved.health, problems);
+  const drills = parseDrillSettings(resolved.drills, providers.map((p) => p.name), problems);
   if (problems.length) throw new ConfigError(`${origin}: ${problems.join('; ')}`);
-  return { providers, inFlight: inFlight as InFlightPolicy, health };
+  return { providers, inFlight: inFlight as InFlightPolicy, health, ...(drills ? { drills } : {}) };
 }
 
 export function loadConfig(path = process.env.MAILOVER_CONFIG ?? './mailover.yaml', env: NodeJS.ProcessEnv = process.env): MailoverConfig {

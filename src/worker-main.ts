@@ -42,6 +42,7 @@ export async function runWorker(configPath?: string): Promise<void> {
     inFlightPolicy: config.inFlight,
     health: config.health,
     dataConverter: settings.dataConverter,
+    drills: config.drills,
     workflowBundle: bundlePath ? { codePath: bundlePath } : undefined,
     // After a worker dies, its campaigns' next workflow task waits this long on the dead worker's
     // sticky queue before any other worker may take it.

@@ -4,6 +4,7 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { createActivities } from '../activities';
 import { DEFAULT_HEALTH_SETTINGS } from '../workflows/provider-health-api';
 import type { HealthConfig, InFlightPolicy } from './config';
+import type { DrillSettings } from './drill-settings';
 import type { ProviderRegistry } from './providers/registry';
 import type { Store } from './store/types';
 
@@ -18,6 +19,8 @@ export interface CampaignWorkerOptions {
   inFlightPolicy?: InFlightPolicy;
   /** Shared provider health settings; defaults when absent. */
   health?: HealthConfig;
+  /** Failover drill settings (`drills:` in the config). */
+  drills?: DrillSettings;
   /** A prebuilt workflow bundle (tests share one); by default workflows/ is bundled at start. */
   workflowBundle?: { code: string } | { codePath: string };
   /** Payload encryption (src/codec/data-converter.ts); clients must use the same one. */
@@ -31,7 +34,13 @@ export function workflowsPath(): string {
 }
 
 export async function createCampaignWorker(opts: CampaignWorkerOptions): Promise<Worker> {
-  const activities = createActivities({ store: opts.store, providers: opts.providers, inFlightPolicy: opts.inFlightPolicy ?? 'resend', health: opts.health ?? { ...DEFAULT_HEALTH_SETTINGS } });
+  const activities = createActivities({
+    store: opts.store,
+    providers: opts.providers,
+    inFlightPolicy: opts.inFlightPolicy ?? 'resend',
+    health: opts.health ?? { ...DEFAULT_HEALTH_SETTINGS },
+    drills: opts.drills,
+  });
   return Worker.create({
     connection: opts.connection,
     namespace: opts.namespace ?? 'default',

@@ -53,6 +53,9 @@ const COMMANDS = [
   'suppress import',
   'suppress list',
   'codec-server',
+  'drill run',
+  'drill schedule',
+  'drill status',
 ];
 
 describe('mailover CLI (each command as a process)', function () {

@@ -1,2 +1,3 @@
 export * from './campaign';
 export * from './provider-health';
+export * from './drill';

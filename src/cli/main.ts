@@ -11,6 +11,7 @@ import { codecServer } from './codec-commands';
 import { helpText, parseCommand, type Command } from './command';
 import { CliContext, configPath } from './context';
 import { providerCommands } from './provider-commands';
+import { drillCommands } from './drill-commands';
 import { suppressCommands } from './suppress-commands';
 import { EXIT, oneLine, UsageError } from './usage';
 
@@ -59,7 +60,7 @@ const worker: Command = {
   },
 };
 
-const COMMANDS: Command[] = [dev, worker, ...campaignCommands, ...providerCommands, ...suppressCommands, codecServer];
+const COMMANDS: Command[] = [dev, worker, ...campaignCommands, ...providerCommands, ...suppressCommands, ...drillCommands, codecServer];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -13,6 +13,7 @@ import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
 import { stringify } from 'yaml';
 import { dataConverterFromEnv } from '../codec/data-converter';
 import type { ProviderDefinition } from '../config';
+import { parseDrillSettings } from '../drill-settings';
 import { ProviderRegistry } from '../providers/registry';
 import { openStore } from '../store/open-store';
 import type { Store } from '../store/types';
@@ -27,6 +28,8 @@ export const DEV_MAILGUN_KEY = 'key-mailover-dev';
 export const DEV_MAILGUN_KEY_ENV = 'MAILOVER_DEV_MAILGUN_KEY';
 export const DEV_MAILGUN_DOMAIN = 'mg.mailover.dev';
 export const DEV_CONFIG_FILE = 'mailover.dev.yaml';
+/** Failover drills of the dev stack: seeds at the local inboxes (`mailover drill run --wait`). */
+const DEV_DRILLS_FILE = { from: 'mailover drills <drills@mailover.dev>', seeds: ['ops@mailover.dev', 'oncall@mailover.dev'], recipients: 20, batchSize: 5 };
 
 export interface DevStackOptions {
   dataDir: string;
@@ -130,14 +133,15 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
     writeFileSync(
       configPath,
       `# Written by \`mailover dev\`: the local ESPs of the dev stack. A worker using it needs ${DEV_MAILGUN_KEY_ENV}=${DEV_MAILGUN_KEY} (a fake key).\n` +
-        stringify({ inFlight: 'resend', providers: fileDefs }),
+        stringify({ inFlight: 'resend', providers: fileDefs, drills: DEV_DRILLS_FILE }),
     );
     const store = await openStore({ databaseUrl: '', sqlitePath: join(dataDir, 'mailover.db') });
     stops.push(() => store.close());
     const providers = new ProviderRegistry(defs);
     stops.push(() => providers.closeAll());
     const taskQueue = opts.taskQueue ?? 'mailover';
-    const worker = await createCampaignWorker({ connection: env.nativeConnection, taskQueue, store, providers, dataConverter });
+    const drills = parseDrillSettings(DEV_DRILLS_FILE, defs.map((d) => d.name), []);
+    const worker = await createCampaignWorker({ connection: env.nativeConnection, taskQueue, store, providers, dataConverter, drills });
     const running = worker.run();
     stops.push(async () => {
       if (worker.getState() === 'RUNNING') worker.shutdown();

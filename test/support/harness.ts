@@ -13,6 +13,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { startCampaign } from '../../src/client';
 import type { HealthConfig, ProviderDefinition } from '../../src/config';
+import type { DrillSettings } from '../../src/drill-settings';
 import { MailgunServer } from '../../src/dev/mailgun-server';
 import { SmtpSink } from '../../src/dev/smtp-sink';
 import type { MailgunProviderConfig } from '../../src/providers/mailgun';
@@ -52,6 +53,8 @@ export interface HarnessOptions {
   providerExtras?: Record<string, Partial<ProviderDefinition>>;
   /** Payload encryption for the worker and `client` (src/codec); default none, like the embedded demo. */
   dataConverter?: DataConverter;
+  /** Failover drill settings for the worker (`drills:` in a provider file). */
+  drills?: DrillSettings;
 }
 
 export const MAILGUN_KEY = 'key-test-0123456789abcdef';
@@ -118,6 +121,7 @@ export class Harness {
       inFlightPolicy: this.opts.inFlightPolicy,
       health: this.opts.health,
       dataConverter: this.opts.dataConverter,
+      drills: this.opts.drills,
       workflowBundle: await workflowBundle(),
     });
     this.running = this.worker.run();
