@@ -2,7 +2,8 @@
  * Campaign activities: all I/O of a campaign happens here (store, providers).
  * Inputs and results carry ids, seq ranges, counts and provider names only.
  */
-import type { InFlightPolicy } from '../src/config';
+import type { AlertTarget, InFlightPolicy } from '../src/config';
+import type { MailoverMetrics } from '../src/metrics/metrics';
 import type { ProviderRegistry } from '../src/providers/registry';
 import type { Store } from '../src/store/types';
 import type { OpsEvent } from '../src/ops-events';
@@ -15,6 +16,10 @@ export interface ActivityDeps {
   store: Store;
   providers: ProviderRegistry;
   inFlightPolicy: InFlightPolicy;
+  /** Where the notify activity posts operational events (none: they are only logged). */
+  alerts?: AlertTarget[];
+  /** This worker's Prometheus metrics (none: nothing is counted). */
+  metrics?: MailoverMetrics;
 }
 
 export interface PrepareInput {
@@ -50,7 +55,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     prepareCampaign: (input: PrepareInput): Promise<PrepareResult> => prepareCampaign(deps, cache, input),
     sendBatch: (input: SendBatchInput): Promise<BatchTally> => sendBatch(deps, cache, input),
-    notify: (event: OpsEvent): Promise<void> => notify(event),
+    notify: (event: OpsEvent): Promise<void> => notify(deps, event),
   };
 }
 

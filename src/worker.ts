@@ -1,7 +1,8 @@
 /** Builds a mailover worker: campaign workflows plus their activities, on one task queue. */
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
-import type { InFlightPolicy } from './config';
+import type { AlertTarget, InFlightPolicy } from './config';
+import type { MailoverMetrics } from './metrics/metrics';
 import type { ProviderRegistry } from './providers/registry';
 import type { Store } from './store/types';
 
@@ -14,6 +15,10 @@ export interface CampaignWorkerOptions {
   store: Store;
   providers: ProviderRegistry;
   inFlightPolicy?: InFlightPolicy;
+  /** Alert targets for operational events (the notify activity). */
+  alerts?: AlertTarget[];
+  /** Prometheus metrics the activities count into. */
+  metrics?: MailoverMetrics;
   /** A prebuilt workflow bundle (tests share one); by default workflows/ is bundled at start. */
   workflowBundle?: { code: string } | { codePath: string };
   /** Extra Worker options (concurrency, shutdown grace, identity...). */
@@ -25,7 +30,13 @@ export function workflowsPath(): string {
 }
 
 export async function createCampaignWorker(opts: CampaignWorkerOptions): Promise<Worker> {
-  const activities = createActivities({ store: opts.store, providers: opts.providers, inFlightPolicy: opts.inFlightPolicy ?? 'resend' });
+  const activities = createActivities({
+    store: opts.store,
+    providers: opts.providers,
+    inFlightPolicy: opts.inFlightPolicy ?? 'resend',
+    alerts: opts.alerts,
+    metrics: opts.metrics,
+  });
   return Worker.create({
     connection: opts.connection,
     namespace: opts.namespace ?? 'default',
