@@ -11,7 +11,8 @@ import type { Client } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { startCampaign } from '../../src/client';
-import type { ProviderDefinition } from '../../src/config';
+import type { AlertTarget, ProviderDefinition } from '../../src/config';
+import type { MailoverMetrics } from '../../src/metrics/metrics';
 import { MailgunServer } from '../../src/dev/mailgun-server';
 import { SmtpSink } from '../../src/dev/smtp-sink';
 import type { MailgunProviderConfig } from '../../src/providers/mailgun';
@@ -45,6 +46,9 @@ export interface HarnessOptions {
   proxyPrimary?: boolean;
   /** Also run a Mailgun-compatible API and configure a provider `mailgun` on it (with these settings). */
   mailgun?: boolean | Partial<MailgunProviderConfig>;
+  /** Alert targets and metrics for the in-process worker. */
+  alerts?: AlertTarget[];
+  metrics?: MailoverMetrics;
 }
 
 export const MAILGUN_KEY = 'key-test-0123456789abcdef';
@@ -104,6 +108,8 @@ export class Harness {
       store: wrapStore(this.store),
       providers: this.registry,
       inFlightPolicy: this.opts.inFlightPolicy,
+      alerts: this.opts.alerts,
+      metrics: this.opts.metrics,
       workflowBundle: await workflowBundle(),
     });
     this.running = this.worker.run();
