@@ -10,7 +10,9 @@ import { WorkflowNotFoundError } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import { campaignProgress, cancelCampaign, pauseCampaign } from '../src/client';
-import { CIRCUIT_STATE_VALUE } from '../src/metrics/metrics';
+import { CIRCUIT_STATE_VALUE, MailoverMetrics } from '../src/metrics/metrics';
+import { temporalScrapeSources } from '../src/metrics/scrape-sources';
+import { MetricsServer } from '../src/metrics/server';
 import type { OpsEvent } from '../src/ops-events';
 import { healthStateQuery, providerHealthWorkflowId } from '../workflows/provider-health-api';
 import type { RaiseOutcome } from './fixtures/ops-event-workflows';
@@ -199,5 +201,27 @@ describe('metrics endpoint (worker process, Temporal dev server, SMTP sinks)', f
     assert.ok(used.filter((n) => n.startsWith('temporal_')).length >= 4, 'the dashboard shows the SDK runtime metrics too');
     const missing = used.filter((n) => !names.has(n));
     assert.deepEqual(missing, []);
+  });
+
+  it('metrics: a health workflow that does not answer and a Temporal runtime endpoint that is down cost their samples, not the scrape', async () => {
+    const taskQueue = uniqueId('no-worker'); // nothing polls it: a query there can only time out
+    const stuck = await env.client.workflow.start('raiseOpsEvents', { taskQueue, workflowId: providerHealthWorkflowId(taskQueue, 'p-stuck'), args: [[], { maximumAttempts: 1, initialIntervalMs: 100 }] });
+    const metrics = new MailoverMetrics({ providers: ['p-stuck', 'p-new'], defaultMetrics: false });
+    metrics.setScrapeSources(temporalScrapeSources({ client: env.client, taskQueue, providers: ['p-stuck', 'p-new'], store: h.store, metrics, timeoutMs: 1_000 }));
+    const server = await MetricsServer.start({ metrics, host: '127.0.0.1', port: 0, temporalRuntimeUrl: (await closedPortUrl('/metrics')) });
+    try {
+      const res = await fetch(server.url);
+      assert.equal(res.status, 200);
+      const s = parseExposition(await res.text());
+      assert.equal(value(s, 'mailover_provider_circuit_state', { provider: 'p-new' }), 0, 'no health workflow yet: closed');
+      assert.equal(value(s, 'mailover_provider_circuit_state', { provider: 'p-stuck' }), undefined, 'an unanswered query leaves its sample out');
+      assert.equal(value(s, 'mailover_scrape_errors_total', { source: 'circuit' }), 1);
+      assert.equal(value(s, 'mailover_scrape_errors_total', { source: 'temporal_runtime' }), 1);
+      assert.equal(value(s, 'mailover_ledger_rows_in_flight'), 0, 'the other sources still answered');
+      assert.equal(value(s, 'mailover_campaigns', { status: 'running' }), 0);
+    } finally {
+      await server.close();
+      await stuck.terminate('test over');
+    }
   });
 });

@@ -51,6 +51,9 @@ export class MailoverMetrics {
   private readonly switches: Counter<'from' | 'to' | 'reason_class'>;
   private readonly alerts: Counter<'target' | 'result'>;
   private readonly scrapeErrors: Counter<'source'>;
+  private readonly circuit: Gauge<'provider'>;
+  private readonly campaigns: Gauge<'status'>;
+  private readonly inFlight: Gauge;
   private sources?: ScrapeSources;
   /** Called with (source, error) when a scrape-time source fails (the worker logs it). */
   onScrapeError: (source: string, err: unknown) => void = () => {};
@@ -88,38 +91,22 @@ export class MailoverMetrics {
       labelNames: ['source'],
       registers,
     });
-    const self = this;
-    new Gauge({
+    this.circuit = new Gauge({
       name: 'mailover_provider_circuit_state',
       help: "Each configured provider's shared circuit: 0 closed, 1 half-open, 2 open (from its provider-health workflow; closed when it has none yet).",
       labelNames: ['provider'],
       registers,
-      async collect() {
-        this.reset();
-        const states = await self.read('circuit', (s) => s.circuitStates());
-        for (const [provider, state] of states ?? []) this.set({ provider }, CIRCUIT_STATE_VALUE[state]);
-      },
     });
-    new Gauge({
+    this.campaigns = new Gauge({
       name: 'mailover_campaigns',
       help: 'Running campaign workflows on this task queue, by CampaignStatus (starting, running, paused, holding).',
       labelNames: ['status'],
       registers,
-      async collect() {
-        this.reset();
-        const counts = await self.read('campaigns', (s) => s.campaignsByStatus());
-        if (counts) for (const status of RUNNING_CAMPAIGN_STATUSES) this.set({ status }, counts[status]);
-      },
     });
-    new Gauge({
+    this.inFlight = new Gauge({
       name: 'mailover_ledger_rows_in_flight',
       help: 'Ledger rows in state sending (claimed or handed to a provider, not settled), all campaigns in the store.',
       registers,
-      async collect() {
-        this.reset();
-        const n = await self.read('ledger', (s) => s.ledgerRowsInFlight());
-        if (n !== undefined) this.set(n);
-      },
     });
     // Zero series for the known label values, so dashboards show 0 rather than nothing.
     for (const provider of opts.providers ?? []) {
@@ -156,8 +143,28 @@ export class MailoverMetrics {
     this.onScrapeError(source, err);
   }
 
-  /** The exposition text of this registry. */
-  text(): Promise<string> {
+  /**
+   * Reads the scrape-time sources into their gauges. A source that fails has its gauge emptied
+   * (no stale values) and is counted in mailover_scrape_errors_total of the same scrape.
+   */
+  async refresh(): Promise<void> {
+    const [states, counts, inFlight] = await Promise.all([
+      this.read('circuit', (s) => s.circuitStates()),
+      this.read('campaigns', (s) => s.campaignsByStatus()),
+      this.read('ledger', (s) => s.ledgerRowsInFlight()),
+    ]);
+    if (!this.sources) return;
+    this.circuit.reset();
+    for (const [provider, state] of states ?? []) this.circuit.set({ provider }, CIRCUIT_STATE_VALUE[state]);
+    this.campaigns.reset();
+    if (counts) for (const status of RUNNING_CAMPAIGN_STATUSES) this.campaigns.set({ status }, counts[status]);
+    this.inFlight.reset();
+    if (inFlight !== undefined) this.inFlight.set(inFlight);
+  }
+
+  /** The exposition text of this registry, scrape-time gauges read first. */
+  async text(): Promise<string> {
+    await this.refresh();
     return this.registry.metrics();
   }
 
