@@ -2,8 +2,9 @@
  * Campaign activities: all I/O of a campaign happens here (store, providers).
  * Inputs and results carry ids, seq ranges, counts and provider names only.
  */
-import type { HealthConfig, InFlightPolicy } from '../src/config';
+import type { AlertTarget, HealthConfig, InFlightPolicy } from '../src/config';
 import type { DrillSettings } from '../src/drill-settings';
+import type { MailoverMetrics } from '../src/metrics/metrics';
 import type { ProviderRegistry } from '../src/providers/registry';
 import type { Store } from '../src/store/types';
 import type { OpsEvent } from '../src/ops-events';
@@ -24,6 +25,10 @@ export interface ActivityDeps {
   health: HealthConfig;
   /** Failover drill settings (`drills:` in the worker config), when configured. */
   drills?: DrillSettings;
+  /** Where the notify activity posts operational events (none: they are only logged). */
+  alerts?: AlertTarget[];
+  /** This worker's Prometheus metrics (none: nothing is counted). */
+  metrics?: MailoverMetrics;
 }
 
 export interface PrepareInput {
@@ -59,7 +64,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     prepareCampaign: (input: PrepareInput): Promise<PrepareResult> => prepareCampaign(deps, cache, input),
     sendBatch: (input: SendBatchInput): Promise<BatchTally> => sendBatch(deps, cache, input),
-    notify: (event: OpsEvent): Promise<void> => notify(event),
+    notify: (event: OpsEvent): Promise<void> => notify(deps, event),
     watchProviders: (input: WatchProvidersInput): Promise<WatchProvidersResult> => watchProviders(deps, input),
     probeHealth: (input: { provider: string }): Promise<HealthProbeResult> => probeHealth(deps, input),
     probeProvider: (input: ProbeInput): Promise<ProbeResult> => probeProvider(deps, input),

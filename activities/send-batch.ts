@@ -89,8 +89,10 @@ async function reconcileInFlight(deps: ActivityDeps, campaign: LoadedCampaign, r
       }
       for (const row of group) {
         const r = found.get(row.seq);
-        if (r?.status === 'accepted') await deps.store.settleAccepted(campaign.record.id, row.seq, providerName, r.providerMessageId);
-        else if (r?.status === 'unknown') waitMs = Math.max(waitMs, r.retryAfterMs);
+        if (r?.status === 'accepted') {
+          await deps.store.settleAccepted(campaign.record.id, row.seq, providerName, r.providerMessageId);
+          deps.metrics?.countMessages(providerName, 'accepted');
+        } else if (r?.status === 'unknown') waitMs = Math.max(waitMs, r.retryAfterMs);
         else if (!resend.includes(row)) resend.push(row);
       }
     } else if (deps.inFlightPolicy === 'resend') {
@@ -105,7 +107,21 @@ async function reconcileInFlight(deps: ActivityDeps, campaign: LoadedCampaign, r
 }
 
 export async function sendBatch(deps: ActivityDeps, cache: CampaignCache, input: SendBatchInput): Promise<BatchTally> {
+  const started = process.hrtime.bigint();
+  try {
+    return await sendBatchAttempt(deps, cache, input);
+  } finally {
+    deps.metrics?.observeBatch(input.provider, Number(process.hrtime.bigint() - started) / 1e9);
+  }
+}
+
+/**
+ * One attempt. Messages are counted (metrics) only where this attempt settled them itself:
+ * the claim's suppressions, the look-up's acceptances, render failures and the provider's answers.
+ */
+async function sendBatchAttempt(deps: ActivityDeps, cache: CampaignCache, input: SendBatchInput): Promise<BatchTally> {
   const { campaignId, fromSeq, toSeq } = input;
+  const metrics = deps.metrics;
   try {
     const campaign = await cache.get(campaignId);
     if (!deps.providers.has(input.provider)) {
@@ -114,13 +130,16 @@ export async function sendBatch(deps: ActivityDeps, cache: CampaignCache, input:
     const provider = deps.providers.get(input.provider);
     const claimToken = randomUUID();
     const claim = await deps.store.claimRange(campaignId, fromSeq, toSeq, input.provider, claimToken);
+    metrics?.countMessages(input.provider, 'suppressed', claim.suppressed);
     const rows = [...claim.claimed, ...(await reconcileInFlight(deps, campaign, claim.inFlight))];
 
     const messages: OutgoingMessage[] = [];
     for (const row of rows) {
       const m = render(campaign, row);
-      if ('error' in m) await deps.store.settleRejected(campaignId, m.seq, input.provider, `invalid message: ${m.error}`, false);
-      else messages.push(m);
+      if ('error' in m) {
+        await deps.store.settleRejected(campaignId, m.seq, input.provider, `invalid message: ${m.error}`, false);
+        metrics?.countMessages(input.provider, 'rejected');
+      } else messages.push(m);
     }
 
     const reported = new Set<number>();
@@ -129,6 +148,7 @@ export async function sendBatch(deps: ActivityDeps, cache: CampaignCache, input:
     const report = async (m: OutgoingMessage, result: SendResult) => {
       if (result.status === 'accepted') await ledger.settleAccepted(m.seq, result.providerMessageId);
       else await deps.store.settleRejected(campaignId, m.seq, input.provider, result.reason, result.hardBounce);
+      metrics?.countMessages(input.provider, result.status === 'accepted' ? 'accepted' : 'rejected');
       reported.add(m.seq);
       settled++;
       heartbeat({ fromSeq, settled });

@@ -8,6 +8,7 @@ import { MAILGUN_MAX_RECIPIENTS_PER_CALL, MAILGUN_REGIONS, type MailgunProviderC
 import type { SmtpProviderConfig } from './providers/smtp';
 import { DEFAULT_HEALTH_SETTINGS, type HealthSettings } from '../workflows/provider-health-api';
 import { parseDrillSettings, type DrillSettings } from './drill-settings';
+import { OPS_EVENT_KINDS, type OpsEventKind } from './ops-events';
 
 export type InFlightPolicy = 'resend' | 'hold';
 
@@ -34,6 +35,32 @@ export interface MailgunProviderDefinition extends MailgunProviderConfig, Provid
 export type ProviderDefinition = SmtpProviderDefinition | MailgunProviderDefinition;
 export const PROVIDER_KINDS = ['smtp', 'mailgun'] as const;
 
+export const ALERT_KINDS = ['slack', 'webhook'] as const;
+export type AlertKind = (typeof ALERT_KINDS)[number];
+
+/** Where operational events (src/ops-events.ts) are posted. `url` is a secret: only ever an environment reference in the file. */
+export interface AlertTarget {
+  /** Label used in logs and metrics (the URL never is). */
+  name: string;
+  /** slack: Slack-compatible `{ text, blocks }`; webhook: generic JSON `{ event, text, severity, at }`. */
+  kind: AlertKind;
+  url: string;
+  /** Event kinds sent to this target (default: all). */
+  events: OpsEventKind[];
+  /** Per request. Default 5000. */
+  timeoutMs: number;
+}
+
+export const DEFAULT_ALERT_TIMEOUT_MS = 5_000;
+
+/** The worker's Prometheus endpoint (off unless configured here or by MAILOVER_METRICS_PORT). */
+export interface MetricsConfig {
+  /** 0 = any free port (printed at start). */
+  port: number;
+  /** Default 0.0.0.0. */
+  host: string;
+}
+
 export interface MailoverConfig {
   providers: ProviderDefinition[];
   /** What to do with rows found in state `sending` after a crash when the provider cannot look messages up. */
@@ -42,6 +69,9 @@ export interface MailoverConfig {
   health: HealthConfig;
   /** Failover drills (`drills:`); absent when not configured. */
   drills?: DrillSettings;
+  /** Alert targets (empty: events are only logged). */
+  alerts: AlertTarget[];
+  metrics?: MetricsConfig;
 }
 
 export interface HealthConfig extends HealthSettings {
@@ -188,8 +218,19 @@ const SECRET_FIELDS: Array<[string, (p: Record<string, unknown>) => unknown]> = 
 ];
 
 function literalSecrets(source: unknown): string[] {
-  if (!isObject(source) || !Array.isArray(source.providers)) return [];
+  if (!isObject(source)) return [];
   const problems: string[] = [];
+  if (Array.isArray(source.alerts)) {
+    source.alerts.forEach((a, i) => {
+      if (!isObject(a) || typeof a.url !== 'string' || a.url === '') return;
+      if (!ENV_REF.test(a.url)) {
+        const ref = `${String(a.name ?? 'ALERT').toUpperCase().replace(/[^A-Z0-9]+/g, '_')}_URL`;
+        problems.push(`alerts[${i}].url: a webhook URL is a secret: write it as an environment reference (url: "\${${ref}}"), not in the file`);
+      }
+      ENV_REF.lastIndex = 0;
+    });
+  }
+  if (!Array.isArray(source.providers)) return problems;
   source.providers.forEach((p, i) => {
     if (!isObject(p)) return;
     for (const [field, get] of SECRET_FIELDS) {
@@ -201,6 +242,55 @@ function literalSecrets(source: unknown): string[] {
     }
   });
   return problems;
+}
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+function validateAlert(raw: unknown, path: string, problems: string[]): AlertTarget | undefined {
+  if (!isObject(raw)) {
+    problems.push(`${path}: expected a mapping with name, kind and url`);
+    return undefined;
+  }
+  const known = ['name', 'kind', 'url', 'events', 'timeoutMs'];
+  for (const key of Object.keys(raw)) if (!known.includes(key)) problems.push(`${path}.${key}: unknown field (expected ${known.join(', ')})`);
+  const before = problems.length;
+  if (typeof raw.name !== 'string' || !NAME_RE.test(raw.name)) problems.push(`${path}.name: expected a name (letters, digits, _ . -), got ${JSON.stringify(raw.name)}`);
+  if (!ALERT_KINDS.includes(raw.kind as AlertKind)) problems.push(`${path}.kind: expected one of ${ALERT_KINDS.join(', ')}, got ${JSON.stringify(raw.kind)}`);
+  // The resolved URL is a secret: the message names the field, never the value.
+  if (typeof raw.url !== 'string' || !/^https?:\/\/[^\s/]+/.test(raw.url)) problems.push(`${path}.url: expected an http(s) URL (from the environment variable it references)`);
+  let events: OpsEventKind[] = [...OPS_EVENT_KINDS];
+  if (raw.events !== undefined) {
+    if (!Array.isArray(raw.events) || raw.events.length === 0) {
+      problems.push(`${path}.events: expected a non-empty list of event kinds (${OPS_EVENT_KINDS.join(', ')})`);
+    } else {
+      raw.events.forEach((e, j) => {
+        if (!OPS_EVENT_KINDS.includes(e as OpsEventKind)) problems.push(`${path}.events[${j}]: unknown event kind ${JSON.stringify(e)} (expected one of ${OPS_EVENT_KINDS.join(', ')})`);
+      });
+      events = [...new Set(raw.events as OpsEventKind[])];
+    }
+  }
+  let timeoutMs = DEFAULT_ALERT_TIMEOUT_MS;
+  if (raw.timeoutMs !== undefined) {
+    if (typeof raw.timeoutMs !== 'number' || !Number.isInteger(raw.timeoutMs) || raw.timeoutMs < 100 || raw.timeoutMs > 120_000) {
+      problems.push(`${path}.timeoutMs: expected a whole number from 100 to 120000, got ${JSON.stringify(raw.timeoutMs)}`);
+    } else timeoutMs = raw.timeoutMs;
+  }
+  if (problems.length > before) return undefined;
+  return { name: raw.name as string, kind: raw.kind as AlertKind, url: raw.url as string, events, timeoutMs };
+}
+
+function validateMetrics(raw: unknown, problems: string[]): MetricsConfig | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  if (!isObject(raw)) {
+    problems.push('metrics: expected a mapping { port, host }');
+    return undefined;
+  }
+  for (const key of Object.keys(raw)) if (key !== 'port' && key !== 'host') problems.push(`metrics.${key}: unknown field (expected port, host)`);
+  const port = raw.port;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) problems.push(`metrics.port: expected a port 0-65535 (0: any free port), got ${JSON.stringify(port)}`);
+  const host = raw.host ?? '0.0.0.0';
+  if (typeof host !== 'string' || host === '' || /\s/.test(host)) problems.push(`metrics.host: expected an address to listen on (e.g. 0.0.0.0 or 127.0.0.1), got ${JSON.stringify(raw.host)}`);
+  return { port: port as number, host: host as string };
 }
 
 export function parseConfig(source: unknown, env: NodeJS.ProcessEnv = process.env, origin = 'config'): MailoverConfig {
@@ -226,8 +316,24 @@ export function parseConfig(source: unknown, env: NodeJS.ProcessEnv = process.en
   if (inFlight !== 'resend' && inFlight !== 'hold') problems.push(`inFlight: expected resend or hold, got ${JSON.stringify(inFlight)}`);
   const health = validateHealth(resolved.health, problems);
   const drills = parseDrillSettings(resolved.drills, providers.map((p) => p.name), problems);
+  const alerts: AlertTarget[] = [];
+  if (resolved.alerts !== undefined && resolved.alerts !== null) {
+    if (!Array.isArray(resolved.alerts)) problems.push('alerts: expected a list of alert targets');
+    else {
+      resolved.alerts.forEach((a, i) => {
+        const t = validateAlert(a, `alerts[${i}]`, problems);
+        if (t) alerts.push(t);
+      });
+      const seen = new Set<string>();
+      for (const t of alerts) {
+        if (seen.has(t.name)) problems.push(`alerts: duplicate alert name '${t.name}'`);
+        seen.add(t.name);
+      }
+    }
+  }
+  const metrics = validateMetrics(resolved.metrics, problems);
   if (problems.length) throw new ConfigError(`${origin}: ${problems.join('; ')}`);
-  return { providers, inFlight: inFlight as InFlightPolicy, health, ...(drills ? { drills } : {}) };
+  return { providers, inFlight: inFlight as InFlightPolicy, health, alerts, ...(drills ? { drills } : {}), ...(metrics ? { metrics } : {}) };
 }
 
 export function loadConfig(path = process.env.MAILOVER_CONFIG ?? './mailover.yaml', env: NodeJS.ProcessEnv = process.env): MailoverConfig {

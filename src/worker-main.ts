@@ -5,6 +5,7 @@
  * TEMPORAL_TLS_KEY (mTLS) or TEMPORAL_API_KEY, MAILOVER_CONFIG (providers YAML),
  * DATABASE_URL (PostgreSQL) or MAILOVER_DB (SQLite file), MAILOVER_STICKY_QUEUE_TIMEOUT_MS,
  * MAILOVER_PAYLOAD_KEYS (payload encryption).
+ * MAILOVER_METRICS_PORT / MAILOVER_METRICS_HOST (the /metrics endpoint; or `metrics:` in the config file).
  * Stops gracefully on SIGTERM/SIGINT.
  */
 import { DefaultLogger, NativeConnection, Runtime, type LogLevel } from '@temporalio/worker';
@@ -18,20 +19,68 @@ function logLevel(): LogLevel {
   return v;
 }
 import { describeEncryption } from './codec/data-converter';
-import { loadConfig } from './config';
+import { Client, Connection } from '@temporalio/client';
+import { createServer } from 'net';
+import { ConfigError, loadConfig, type MetricsConfig } from './config';
+import { MailoverMetrics } from './metrics/metrics';
+import { temporalScrapeSources } from './metrics/scrape-sources';
+import { MetricsServer } from './metrics/server';
 import { ProviderRegistry } from './providers/registry';
 import { describeStore, openStore } from './store/open-store';
 import { temporalSettingsFromEnv } from './temporal-connection';
 import { createCampaignWorker } from './worker';
 
+/**
+ * The metrics endpoint: `metrics: { port, host }` in the config file; MAILOVER_METRICS_PORT (and
+ * MAILOVER_METRICS_HOST) turn it on or override the file. Undefined: no endpoint.
+ */
+export function metricsSettings(fromFile: MetricsConfig | undefined, env: NodeJS.ProcessEnv = process.env): MetricsConfig | undefined {
+  const portVar = env.MAILOVER_METRICS_PORT;
+  if (portVar === undefined || portVar === '') return fromFile && { ...fromFile, host: env.MAILOVER_METRICS_HOST || fromFile.host };
+  const port = Number(portVar);
+  if (!/^\d+$/.test(portVar) || port > 65535) throw new ConfigError(`MAILOVER_METRICS_PORT: expected a port 0-65535 (0: any free port), got '${portVar}'`);
+  return { port, host: env.MAILOVER_METRICS_HOST || fromFile?.host || '0.0.0.0' };
+}
+
+/** A local port that was free a moment ago, for the Temporal runtime's own metrics exporter. */
+function freeLocalPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Logs a failing scrape source once, then again only after it has worked in between or a minute passed. */
+function scrapeErrorLogger(): (source: string, err: unknown) => void {
+  const lastLogged = new Map<string, number>();
+  return (source, err) => {
+    const now = Date.now();
+    if (now - (lastLogged.get(source) ?? 0) < 60_000) return;
+    lastLogged.set(source, now);
+    Runtime.instance().logger.warn(`metrics: ${source} could not be read for this scrape: ${err instanceof Error ? err.message : String(err)}`);
+  };
+}
+
 /** Runs a worker until SIGTERM/SIGINT. */
 export async function runWorker(configPath?: string): Promise<void> {
   const config = loadConfig(configPath);
   const settings = temporalSettingsFromEnv();
-  Runtime.install({ logger: new DefaultLogger(logLevel()), shutdownSignals: ['SIGINT', 'SIGTERM'] });
+  const metricsConfig = metricsSettings(config.metrics);
+  // The SDK's runtime metrics are served on a private local port and appended to /metrics.
+  const runtimeMetricsPort = metricsConfig ? Number(process.env.MAILOVER_TEMPORAL_METRICS_PORT || 0) || (await freeLocalPort()) : undefined;
+  Runtime.install({
+    logger: new DefaultLogger(logLevel()),
+    shutdownSignals: ['SIGINT', 'SIGTERM'],
+    ...(runtimeMetricsPort ? { telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${runtimeMetricsPort}`, useSecondsForDurations: true } } } } : {}),
+  });
   const store = await openStore();
   const providers = new ProviderRegistry(config.providers);
   const connection = await NativeConnection.connect({ address: settings.address, tls: settings.tls, apiKey: settings.apiKey });
+  const metrics = metricsConfig ? new MailoverMetrics({ providers: providers.names(), alertTargets: config.alerts.map((a) => a.name) }) : undefined;
   const bundlePath = process.env.MAILOVER_WORKFLOW_BUNDLE;
   const worker = await createCampaignWorker({
     connection,
@@ -43,17 +92,38 @@ export async function runWorker(configPath?: string): Promise<void> {
     health: config.health,
     dataConverter: settings.dataConverter,
     drills: config.drills,
+    alerts: config.alerts,
+    metrics,
     workflowBundle: bundlePath ? { codePath: bundlePath } : undefined,
     // After a worker dies, its campaigns' next workflow task waits this long on the dead worker's
     // sticky queue before any other worker may take it.
     workerOptions: { stickyQueueScheduleToStartTimeout: Number(process.env.MAILOVER_STICKY_QUEUE_TIMEOUT_MS ?? 5_000) },
   });
+  let metricsServer: MetricsServer | undefined;
+  let clientConnection: Connection | undefined;
+  if (metrics && metricsConfig) {
+    // Scrape-time gauges read Temporal through an ordinary client (queries, visibility counts).
+    clientConnection = await Connection.connect({ address: settings.address, tls: settings.tls, apiKey: settings.apiKey });
+    const client = new Client({ connection: clientConnection, namespace: settings.namespace, dataConverter: settings.dataConverter });
+    metrics.onScrapeError = scrapeErrorLogger();
+    metrics.setScrapeSources(temporalScrapeSources({ client, taskQueue: settings.taskQueue, providers: providers.names(), store, metrics }));
+    metricsServer = await MetricsServer.start({
+      metrics,
+      host: metricsConfig.host,
+      port: metricsConfig.port,
+      temporalRuntimeUrl: `http://127.0.0.1:${runtimeMetricsPort}/metrics`,
+    });
+    console.log(`mailover worker metrics: ${metricsServer.url}`);
+  }
+  const alertNames = config.alerts.length ? `, alerts ${config.alerts.map((a) => a.name).join(', ')}` : '';
   console.log(
-    `mailover worker ready: pid ${process.pid}, temporal ${settings.address}/${settings.namespace}, task queue ${settings.taskQueue}, store ${describeStore(store)}, providers ${providers.names().join(', ')}, ${describeEncryption(settings.dataConverter)}`,
+    `mailover worker ready: pid ${process.pid}, temporal ${settings.address}/${settings.namespace}, task queue ${settings.taskQueue}, store ${describeStore(store)}, providers ${providers.names().join(', ')}${alertNames}, ${describeEncryption(settings.dataConverter)}`,
   );
   try {
     await worker.run();
   } finally {
+    await metricsServer?.close();
+    await clientConnection?.close();
     await providers.closeAll();
     await store.close();
     await connection.close();

@@ -3,8 +3,9 @@ import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { DEFAULT_HEALTH_SETTINGS } from '../workflows/provider-health-api';
-import type { HealthConfig, InFlightPolicy } from './config';
+import type { AlertTarget, HealthConfig, InFlightPolicy } from './config';
 import type { DrillSettings } from './drill-settings';
+import type { MailoverMetrics } from './metrics/metrics';
 import type { ProviderRegistry } from './providers/registry';
 import type { Store } from './store/types';
 
@@ -21,6 +22,10 @@ export interface CampaignWorkerOptions {
   health?: HealthConfig;
   /** Failover drill settings (`drills:` in the config). */
   drills?: DrillSettings;
+  /** Alert targets for operational events (the notify activity). */
+  alerts?: AlertTarget[];
+  /** Prometheus metrics the activities count into. */
+  metrics?: MailoverMetrics;
   /** A prebuilt workflow bundle (tests share one); by default workflows/ is bundled at start. */
   workflowBundle?: { code: string } | { codePath: string };
   /** Payload encryption (src/codec/data-converter.ts); clients must use the same one. */
@@ -40,6 +45,8 @@ export async function createCampaignWorker(opts: CampaignWorkerOptions): Promise
     inFlightPolicy: opts.inFlightPolicy ?? 'resend',
     health: opts.health ?? { ...DEFAULT_HEALTH_SETTINGS },
     drills: opts.drills,
+    alerts: opts.alerts,
+    metrics: opts.metrics,
   });
   return Worker.create({
     connection: opts.connection,

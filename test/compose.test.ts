@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from 'fs';
 import { join } from 'path';
 import { parse } from 'yaml';
 import { loadConfig } from '../src/config';
+import { MailoverMetrics } from '../src/metrics/metrics';
 import { campaignSearchAttributes } from '../workflows/search-attributes';
 
 const ROOT = join(__dirname, '..', '..');
@@ -19,6 +20,9 @@ interface Service {
   environment?: Record<string, string>;
   command?: string | string[];
   deploy?: { replicas?: number };
+  volumes?: string[];
+  expose?: string[];
+  depends_on?: unknown;
 }
 
 describe('docker-compose.yml (parsed)', () => {
@@ -71,6 +75,52 @@ describe('docker-compose.yml (parsed)', () => {
     for (const key of campaignSearchAttributes) {
       const type = key.type === 'INT' ? 'Int' : 'Keyword';
       assert.match(cmd, new RegExp(`--name ${key.name} --type ${type}\\b`));
+    }
+  });
+
+  it('compose: Prometheus scrapes every worker replica on the metrics port the worker config opens, and Grafana shows it on 3000', () => {
+    for (const name of ['prometheus', 'grafana']) assert.ok(s[name], `service ${name}`);
+    assert.ok(s.prometheus.ports?.includes('9090:9090'));
+    assert.ok(s.grafana.ports?.includes('3000:3000'));
+    const cfg = loadConfig(join(ROOT, 'deploy', 'mailover.compose.yaml'), {});
+    assert.equal(cfg.metrics?.port, 9464);
+    assert.equal(cfg.metrics?.host, '0.0.0.0', 'reachable from the prometheus container');
+    assert.ok(s.worker.expose?.includes('9464'));
+    // Every bind mount points at a file or directory in the repo.
+    for (const svc of [s.prometheus, s.grafana]) {
+      for (const v of svc.volumes ?? []) if (v.startsWith('./')) assert.ok(existsSync(join(ROOT, v.split(':')[0])), `mount source ${v}`);
+    }
+    const prom = parse(readFileSync(join(ROOT, 'deploy', 'prometheus.yml'), 'utf8')) as { scrape_configs: Array<{ job_name: string; dns_sd_configs?: Array<{ names: string[]; type: string; port: number }> }> };
+    const job = prom.scrape_configs.find((j) => j.job_name === 'mailover-worker');
+    assert.deepEqual(job?.dns_sd_configs?.[0], { names: ['worker'], type: 'A', port: 9464, refresh_interval: '15s' }, 'one target per replica, found by the service name');
+    assert.ok(s.prometheus.volumes?.includes('./deploy/prometheus.yml:/etc/prometheus/prometheus.yml:ro'));
+  });
+
+  it('compose: Grafana is provisioned with the Prometheus datasource and a valid mailover dashboard whose mailover_* queries name metrics the worker exports', async () => {
+    const ds = parse(readFileSync(join(ROOT, 'deploy', 'grafana', 'provisioning', 'datasources', 'prometheus.yaml'), 'utf8')) as { datasources: Array<{ uid: string; url: string; type: string }> };
+    assert.deepEqual({ type: ds.datasources[0].type, url: ds.datasources[0].url }, { type: 'prometheus', url: 'http://prometheus:9090' });
+    const provider = parse(readFileSync(join(ROOT, 'deploy', 'grafana', 'provisioning', 'dashboards', 'mailover.yaml'), 'utf8')) as { providers: Array<{ options: { path: string } }> };
+    assert.ok(s.grafana.volumes?.includes(`./deploy/grafana/dashboards:${provider.providers[0].options.path}:ro`), 'the dashboards directory is mounted where the provisioning reads it');
+    const dash = JSON.parse(readFileSync(join(ROOT, 'deploy', 'grafana', 'dashboards', 'mailover.json'), 'utf8')) as {
+      uid: string;
+      panels: Array<{ type: string; title: string; datasource?: { uid: string }; targets?: Array<{ expr: string }> }>;
+    };
+    assert.equal(dash.uid, 'mailover');
+    const queryPanels = dash.panels.filter((p) => p.type !== 'row');
+    assert.ok(queryPanels.length >= 10);
+    for (const p of queryPanels) {
+      assert.equal(p.datasource?.uid, ds.datasources[0].uid, `panel '${p.title}' uses the provisioned datasource`);
+      assert.ok(p.targets?.length, `panel '${p.title}' has a query`);
+    }
+    const exported = new Set<string>();
+    for (const m of await new MailoverMetrics({ defaultMetrics: false }).registry.getMetricsAsJSON()) {
+      exported.add(m.name);
+      if (String(m.type) === 'histogram') for (const suffix of ['_bucket', '_count', '_sum']) exported.add(m.name + suffix);
+    }
+    const used = new Set(queryPanels.flatMap((p) => p.targets!.flatMap((t) => [...t.expr.matchAll(/\b(mailover_[a-z0-9_]+)/g)].map((m) => m[1]))));
+    assert.deepEqual([...used].filter((n) => !exported.has(n)), [], 'every mailover_* metric the dashboard queries exists');
+    for (const name of ['mailover_messages_total', 'mailover_batch_send_seconds_bucket', 'mailover_provider_switches_total', 'mailover_provider_circuit_state', 'mailover_campaigns', 'mailover_ledger_rows_in_flight', 'mailover_alerts_total']) {
+      assert.ok(used.has(name), `the dashboard shows ${name}`);
     }
   });
 });

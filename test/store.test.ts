@@ -210,6 +210,21 @@ function storeSuite(name: 'sqlite' | 'postgres', makeBackend: () => Promise<Back
       assert.equal(rows[1]!.attempts, 0);
     });
 
+    it('countInFlight counts rows in state sending across campaigns (claimed or dispatched) and drops them once settled or released', async () => {
+      const base = await store.countInFlight(); // other tests of this suite share the database
+      const c1 = await campaignWith(audience(id('cif1'), 5));
+      const c2 = await campaignWith(audience(id('cif2'), 3));
+      await store.claimRange(c1, 1, 4, 'a', 't1');
+      await store.claimRange(c2, 1, 3, 'b', 't2');
+      assert.equal(await store.countInFlight(), base + 7);
+      await store.markDispatched(c1, [1, 2], 'a', 't1');
+      assert.equal(await store.countInFlight(), base + 7, 'dispatched rows are still in flight');
+      await store.settleAccepted(c1, 1, 'a', 'm-1');
+      await store.settleRejected(c2, 1, 'b', 'mailbox unavailable', false);
+      await store.release(c2, [2], 'connection refused', 't2');
+      assert.equal(await store.countInFlight(), base + 4);
+    });
+
     it('claimRange reports rows handed to a provider but never settled as in flight, keeping their provider', async () => {
       const tag = id('inflight');
       const cid = await campaignWith(audience(tag, 6));

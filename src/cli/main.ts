@@ -53,7 +53,7 @@ const dev: Command = {
 
 const worker: Command = {
   name: 'worker',
-  summary: 'A production worker: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, MAILOVER_TASK_QUEUE, TEMPORAL_TLS_CERT + TEMPORAL_TLS_KEY or TEMPORAL_API_KEY, DATABASE_URL or MAILOVER_DB, MAILOVER_PAYLOAD_KEYS (payload encryption). Stops gracefully on SIGTERM.',
+  summary: 'A production worker: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, MAILOVER_TASK_QUEUE, TEMPORAL_TLS_CERT + TEMPORAL_TLS_KEY or TEMPORAL_API_KEY, DATABASE_URL or MAILOVER_DB, MAILOVER_PAYLOAD_KEYS (payload encryption); MAILOVER_METRICS_PORT (or metrics: in the config) serves /metrics and prints its URL. Stops gracefully on SIGTERM.',
   usage: '[--config providers.yaml]',
   async run(_ctx, values) {
     await runWorker(configPath({ config: typeof values.config === 'string' ? values.config : undefined }));

@@ -467,6 +467,12 @@ export class KyselyStore implements Store {
     return tally;
   }
 
+  async countInFlight(): Promise<number> {
+    // Served by the partial index recipients_sending_idx: only in-flight rows are read.
+    const r = await this.db.selectFrom('recipients').select((eb) => eb.fn.countAll().as('n')).where('state', '=', 'sending').executeTakeFirst();
+    return Number(r?.n ?? 0);
+  }
+
   async listRecipients(campaignId: string): Promise<RecipientRow[]> {
     const rs = await this.db
       .selectFrom('recipients')

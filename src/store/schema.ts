@@ -118,6 +118,15 @@ async function createAll(db: Kysely<Database>): Promise<void> {
     .columns(['campaign_id', 'state'])
     .execute();
 
+  // Partial: holds only rows in flight (few at any time), so counting them never scans the ledger.
+  await db.schema
+    .createIndex('recipients_sending_idx')
+    .ifNotExists()
+    .on('recipients')
+    .column('state')
+    .where('state', '=', 'sending')
+    .execute();
+
   await db.schema
     .createTable('suppressions')
     .ifNotExists()

@@ -146,6 +146,8 @@ export interface Store {
   /** sending -> pending for rows this claim holds that the provider definitely did not accept; records lastError. */
   release(campaignId: string, seqs: number[], lastError: string, claimToken: string): Promise<void>;
   tallyRange(campaignId: string, fromSeq: number, toSeq: number): Promise<RangeTally>;
+  /** Rows in state `sending` across all campaigns: claimed or handed to a provider, not settled (a metrics gauge). */
+  countInFlight(): Promise<number>;
   listRecipients(campaignId: string): Promise<RecipientRow[]>;
 
   addSuppression(email: string, reason: string, source: string): Promise<void>;

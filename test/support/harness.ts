@@ -12,8 +12,9 @@ import type { DataConverter } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { startCampaign } from '../../src/client';
-import type { HealthConfig, ProviderDefinition } from '../../src/config';
+import type { AlertTarget, HealthConfig, ProviderDefinition } from '../../src/config';
 import type { DrillSettings } from '../../src/drill-settings';
+import type { MailoverMetrics } from '../../src/metrics/metrics';
 import { MailgunServer } from '../../src/dev/mailgun-server';
 import { SmtpSink } from '../../src/dev/smtp-sink';
 import type { MailgunProviderConfig } from '../../src/providers/mailgun';
@@ -55,6 +56,9 @@ export interface HarnessOptions {
   dataConverter?: DataConverter;
   /** Failover drill settings for the worker (`drills:` in a provider file). */
   drills?: DrillSettings;
+  /** Alert targets and metrics for the in-process worker. */
+  alerts?: AlertTarget[];
+  metrics?: MailoverMetrics;
 }
 
 export const MAILGUN_KEY = 'key-test-0123456789abcdef';
@@ -122,6 +126,8 @@ export class Harness {
       health: this.opts.health,
       dataConverter: this.opts.dataConverter,
       drills: this.opts.drills,
+      alerts: this.opts.alerts,
+      metrics: this.opts.metrics,
       workflowBundle: await workflowBundle(),
     });
     this.running = this.worker.run();

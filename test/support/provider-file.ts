@@ -3,7 +3,8 @@ import { writeFileSync } from 'fs';
 import { stringify } from 'yaml';
 import type { ProviderDefinition } from '../../src/config';
 
-export function writeProviderFile(path: string, defs: ProviderDefinition[], inFlight: 'resend' | 'hold' = 'resend'): NodeJS.ProcessEnv {
+/** `extra`: further top-level keys of the file (alerts, metrics), written as given. */
+export function writeProviderFile(path: string, defs: ProviderDefinition[], inFlight: 'resend' | 'hold' = 'resend', extra: Record<string, unknown> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   const fileDefs = defs.map((d, i) => {
     const ref = `MAILOVER_TEST_SECRET_${i + 1}`;
@@ -17,6 +18,6 @@ export function writeProviderFile(path: string, defs: ProviderDefinition[], inFl
     }
     return d;
   });
-  writeFileSync(path, stringify({ inFlight, providers: fileDefs }));
+  writeFileSync(path, stringify({ inFlight, providers: fileDefs, ...extra }));
   return env;
 }

@@ -13,7 +13,9 @@ export interface WorkerProcessOptions {
   databaseUrl?: string;
   bundlePath: string;
   inFlight?: 'resend' | 'hold';
-  /** Extra environment (fault injection). */
+  /** Further top-level keys of the worker's config file (alerts, metrics). */
+  extraConfig?: Record<string, unknown>;
+  /** Extra environment (fault injection, secrets the extra config references). */
   env?: NodeJS.ProcessEnv;
 }
 
@@ -27,7 +29,7 @@ export class WorkerProcess {
 
   static async start(opts: WorkerProcessOptions): Promise<WorkerProcess> {
     const configPath = join(opts.dir, 'worker-config.yaml');
-    const secrets = writeProviderFile(configPath, opts.providers, opts.inFlight);
+    const secrets = writeProviderFile(configPath, opts.providers, opts.inFlight, opts.extraConfig);
     const child = spawn(process.execPath, [join(__dirname, '..', '..', 'src', 'worker-main.js')], {
       env: {
         ...process.env,

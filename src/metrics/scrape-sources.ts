@@ -1,0 +1,77 @@
+/**
+ * What the scrape-time gauges read: provider circuits (each provider's health workflow, by query),
+ * campaigns by status (Temporal visibility counts) and ledger rows in flight (the store).
+ * Every Temporal call has a deadline, so a slow server makes a scrape lose samples, not hang.
+ */
+import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/common';
+import { healthStateQuery, providerHealthWorkflowId, type CircuitState } from '../../workflows/provider-health-api';
+import type { Store } from '../store/types';
+import { RUNNING_CAMPAIGN_STATUSES, type MailoverMetrics, type RunningCampaignStatus, type ScrapeSources } from './metrics';
+
+export const CAMPAIGN_WORKFLOW_TYPE = 'campaignWorkflow';
+
+export interface TemporalScrapeOptions {
+  client: Client;
+  taskQueue: string;
+  /** Configured provider names. */
+  providers: string[];
+  store: Store;
+  /** Where per-provider query failures are counted. */
+  metrics: MailoverMetrics;
+  /** Deadline of each Temporal call. Default 3 s. */
+  timeoutMs?: number;
+}
+
+/** A visibility query string literal (a quote inside is escaped). */
+const lit = (s: string) => `'${s.replace(/'/g, "\\'")}'`;
+
+export function temporalScrapeSources(opts: TemporalScrapeOptions): ScrapeSources {
+  const { client, taskQueue, providers, store, metrics } = opts;
+  const timeoutMs = opts.timeoutMs ?? 3_000;
+  const withDeadline = <T>(fn: () => Promise<T>) => client.withDeadline(Date.now() + timeoutMs, fn);
+
+  async function circuitOf(provider: string): Promise<CircuitState> {
+    const handle = client.workflow.getHandle(providerHealthWorkflowId(taskQueue, provider));
+    try {
+      const state = await withDeadline(() => handle.query(healthStateQuery));
+      return state.circuit;
+    } catch (err) {
+      // No health workflow yet: nothing has ever opened this provider's circuit.
+      if (err instanceof WorkflowNotFoundError) return 'closed';
+      throw err;
+    }
+  }
+
+  return {
+    async circuitStates() {
+      const states = new Map<string, CircuitState>();
+      await Promise.all(
+        providers.map(async (p) => {
+          try {
+            states.set(p, await circuitOf(p));
+          } catch (err) {
+            metrics.countScrapeError('circuit', err);
+          }
+        }),
+      );
+      return states;
+    },
+
+    async campaignsByStatus() {
+      const base = `WorkflowType = ${lit(CAMPAIGN_WORKFLOW_TYPE)} AND ExecutionStatus = 'Running' AND TaskQueue = ${lit(taskQueue)}`;
+      const count = async (extra?: string) => (await withDeadline(() => client.workflow.count(extra ? `${base} AND ${extra}` : base))).count;
+      const known = RUNNING_CAMPAIGN_STATUSES.filter((s) => s !== 'starting');
+      const [total, ...byStatus] = await Promise.all([count(), ...known.map((s) => count(`CampaignStatus = ${lit(s)}`))]);
+      const result = { starting: 0 } as Record<RunningCampaignStatus, number>;
+      known.forEach((s, i) => (result[s] = byStatus[i]));
+      // A campaign has no CampaignStatus until its audience and providers are checked: starting.
+      result.starting = Math.max(0, total - byStatus.reduce((a, b) => a + b, 0));
+      return result;
+    },
+
+    ledgerRowsInFlight() {
+      return store.countInFlight();
+    },
+  };
+}
