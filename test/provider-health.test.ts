@@ -9,7 +9,7 @@ import { spawn } from 'child_process';
 import { join } from 'path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
-import { campaignProgress, pauseCampaign, resumeCampaign, setCampaignProviders } from '../src/client';
+import { campaignProgress, pauseCampaign, resumeCampaign, setCampaignProviders, startCampaign } from '../src/client';
 import type { HealthConfig } from '../src/config';
 import { providerHealth } from '../src/provider-health-client';
 import { ProviderRegistry } from '../src/providers/registry';
@@ -17,7 +17,7 @@ import { openStore } from '../src/store/open-store';
 import type { Store } from '../src/store/types';
 import { createCampaignWorker } from '../src/worker';
 import { DEFAULT_HEALTH_SETTINGS, providerHealthWorkflowId } from '../workflows/provider-health-api';
-import { assertExactlyOnce, audience, Harness, uniqueId } from './support/harness';
+import { assertExactlyOnce, audience, FAST, Harness, TEMPLATE, uniqueId } from './support/harness';
 import { maybeRecordHistory } from './support/histories';
 import { writeProviderFile } from './support/provider-file';
 import { startDevServer, workflowBundle } from './support/temporal';
@@ -254,7 +254,7 @@ describe('shared provider health (circuit breaker across campaigns, failback, op
     assertExactlyOnce(h, 300);
   });
 
-  it('rate limit: two workers sending two campaigns together never exceed the provider plan of 20 messages per second', async () => {
+  it('rate limit: two workers (two task queues, one store) sending two campaigns together never exceed the provider plan of 20 messages per second', async () => {
     h = await Harness.create({ env, providerExtras: { 'smtp-primary': { rateLimit: { perSecond: 20 } } } });
     const grants: Array<{ at: number; n: number; worker: string }> = [];
     const logged =
@@ -274,12 +274,14 @@ describe('shared provider health (circuit breaker across campaigns, failback, op
           },
         });
     await h.startWorker(logged('worker-1'));
-    // A second worker: its own store connection and its own provider pools, same task queue.
+    // A second worker, as another deployment would run it: its own store connection, its own
+    // provider pools and its own task queue; only the store (and the ESP) is shared.
     const store2 = await openStore({ databaseUrl: '', sqlitePath: join(h.dir, 'mailover.db') });
     const registry2 = new ProviderRegistry(h.providerDefs);
+    const taskQueue2 = `${h.taskQueue}-2`;
     const worker2: Worker = await createCampaignWorker({
       connection: env.nativeConnection,
-      taskQueue: h.taskQueue,
+      taskQueue: taskQueue2,
       store: logged('worker-2')(store2),
       providers: registry2,
       workflowBundle: await workflowBundle(),
@@ -287,7 +289,10 @@ describe('shared provider health (circuit breaker across campaigns, failback, op
     const running2 = worker2.run();
     try {
       const one = await h.launch(uniqueId('rate-1'), audience(60, 'one.example.com'), { batchSize: 10 });
-      const two = await h.launch(uniqueId('rate-2'), audience(60, 'two.example.com'), { batchSize: 10 });
+      const id2 = uniqueId('rate-2');
+      await h.store.createCampaign({ id: id2, from: 'News <news@mailover.test>', template: TEMPLATE, providers: ['smtp-primary', 'smtp-secondary'], batchSize: 10 });
+      await h.store.importAudience(id2, audience(60, 'two.example.com'));
+      const two = await startCampaign(h.client, { campaignId: id2, providers: ['smtp-primary', 'smtp-secondary'], batchSize: 10, taskQueue: taskQueue2, options: FAST });
       const [r1, r2] = await Promise.all([one.result(), two.result()]);
       assert.equal(r1.accepted + r2.accepted, 120);
       assertDomainExactlyOnce(h, 'one.example.com', 60);

@@ -481,11 +481,8 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   }
   upsertSearchAttributes();
   if (sharedHealth) {
-    for (const provider of state.plan.order) {
-      wf.getExternalWorkflowHandle(healthId(provider))
-        .signal(unsubscribeSignal, wf.workflowInfo().workflowId)
-        .catch(() => undefined);
-    }
+    // Awaited: Temporal drops signals a workflow initiates in the task that closes it.
+    await Promise.allSettled(state.plan.order.map((provider) => wf.getExternalWorkflowHandle(healthId(provider)).signal(unsubscribeSignal, wf.workflowInfo().workflowId)));
   }
   await Promise.all(pendingEvents);
   await wf.condition(wf.allHandlersFinished);
