@@ -13,11 +13,13 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { ConfigError, parseConfig } from '../src/config';
 import { DEFAULT_DRILL_SCHEDULE_ID, drillTable, startDrill } from '../src/drill-client';
+import type { AlertTarget } from '../src/config';
 import type { DrillSettings } from '../src/drill-settings';
 import type { OpsEvent } from '../src/ops-events';
 import type { DrillReport } from '../workflows/drill';
 import { DRILL_FORCED_REASON, drillIdFrom, forcedSwitchSeq } from '../workflows/drill';
 import { withoutAddresses } from '../activities/probe';
+import { AlertReceiver } from './support/alert-receiver';
 import { Harness, uniqueId } from './support/harness';
 import { maybeRecordHistory } from './support/histories';
 import { startDevServer } from './support/temporal';
@@ -127,8 +129,8 @@ describe('failover drills', function () {
   describe('on a dev server with two SMTP providers', () => {
     let env: TestWorkflowEnvironment;
     const harnesses: Harness[] = [];
-    const harness = async (drills: Partial<DrillSettings> = {}) => {
-      const h = await Harness.create({ env, drills: { ...DRILLS, ...drills } });
+    const harness = async (drills: Partial<DrillSettings> = {}, alerts?: AlertTarget[]) => {
+      const h = await Harness.create({ env, drills: { ...DRILLS, ...drills }, alerts });
       harnesses.push(h);
       await h.startWorker();
       return h;
@@ -183,7 +185,8 @@ describe('failover drills', function () {
     });
 
     it('drill fail: a secondary that refuses connections fails its probe; the drill completes with a readable reason, skips the synthetic campaign and raises drill-finished passed=false', async () => {
-      const h = await harness();
+      const receiver = await AlertReceiver.start();
+      const h = await harness({}, [{ name: 'ops', kind: 'webhook', url: receiver.url(), events: ['drill-finished'], timeoutMs: 5_000 }]);
       await h.secondary.setMode('refuse');
       const drillId = uniqueId('refused').replace(/[^A-Za-z0-9-]/g, '');
       const handle = await startDrill(h.client, { taskQueue: h.taskQueue, drillId });
@@ -206,6 +209,14 @@ describe('failover drills', function () {
       const events = await notifiedEvents(h.client, handle.workflowId);
       assert.equal(events.length, 1);
       assert.deepEqual(events[0], { kind: 'drill-finished', drillId, passed: false, summary: report.summary });
+      // The alert reached the team's webhook, saying what failed.
+      await waitUntil(() => receiver.received.length > 0, 'the drill alert at the webhook receiver');
+      await receiver.stop();
+      assert.equal(receiver.received.length, 1);
+      const alert = receiver.received[0].body;
+      assert.deepEqual(alert.event, { kind: 'drill-finished', drillId, passed: false, summary: report.summary });
+      assert.equal(alert.severity, 'alarm');
+      assert.match(alert.text, new RegExp(`^failover drill ${drillId} FAILED: 2 of 3 checks failed`));
       await maybeRecordHistory('drill-fail', handle, env.address);
     });
 
