@@ -323,6 +323,8 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     (providers: string[]) => {
       state.plan = withOrder(providers);
       watchNeeded = sharedHealth;
+      // An operator's new order is not a switch (failure or failback): nothing to record for it.
+      state.lastProvider = undefined;
       if (state.paused && state.pauseReason?.startsWith('no provider left')) {
         state.paused = false;
         state.pauseReason = undefined;
@@ -413,7 +415,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       const order = state.plan.order;
       const failback = order.indexOf(provider) < order.indexOf(state.lastProvider) || !order.includes(state.lastProvider);
       const why = sharedDown()[state.lastProvider];
-      const reason = why !== undefined ? `shared health: ${why}` : failback ? `failback: ${provider} is healthy again` : 'provider order changed';
+      const reason = why !== undefined ? `shared health: ${why}` : failback ? `failback: ${provider} is healthy again` : `moved to ${provider}`;
       state.switches = [...state.switches, { from: state.lastProvider, to: provider, reason, at: new Date().toISOString(), atSeq: fromSeq }];
       wf.log.warn('provider switch', { campaignId: input.campaignId, from: state.lastProvider, to: provider, reason });
       raise({ kind: 'provider-switched', campaignId: input.campaignId, from: state.lastProvider, to: provider, reason, atSeq: fromSeq, failback: why === undefined && failback });
