@@ -2,6 +2,7 @@
  * Campaign activities: all I/O of a campaign happens here (store, providers).
  * Inputs and results carry ids, seq ranges, counts and provider names only.
  */
+import type { BounceSettings, UnsubscribeSettings } from '../src/compliance/settings';
 import type { InFlightPolicy } from '../src/config';
 import type { ProviderRegistry } from '../src/providers/registry';
 import type { Store } from '../src/store/types';
@@ -15,6 +16,8 @@ export interface ActivityDeps {
   store: Store;
   providers: ProviderRegistry;
   inFlightPolicy: InFlightPolicy;
+  /** Signed unsubscribe links (List-Unsubscribe, `{{unsubscribe_url}}`) and VERP bounce addresses. */
+  compliance?: { unsubscribe?: UnsubscribeSettings; bounces?: BounceSettings };
 }
 
 export interface PrepareInput {

@@ -1,6 +1,7 @@
 /** Builds a mailover worker: campaign workflows plus their activities, on one task queue. */
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
+import type { BounceSettings, UnsubscribeSettings } from './compliance/settings';
 import type { InFlightPolicy } from './config';
 import type { ProviderRegistry } from './providers/registry';
 import type { Store } from './store/types';
@@ -14,6 +15,8 @@ export interface CampaignWorkerOptions {
   store: Store;
   providers: ProviderRegistry;
   inFlightPolicy?: InFlightPolicy;
+  /** Unsubscribe links and VERP bounce addresses (the config's unsubscribe: and bounces: sections). */
+  compliance?: { unsubscribe?: UnsubscribeSettings; bounces?: BounceSettings };
   /** A prebuilt workflow bundle (tests share one); by default workflows/ is bundled at start. */
   workflowBundle?: { code: string } | { codePath: string };
   /** Extra Worker options (concurrency, shutdown grace, identity...). */
@@ -25,7 +28,7 @@ export function workflowsPath(): string {
 }
 
 export async function createCampaignWorker(opts: CampaignWorkerOptions): Promise<Worker> {
-  const activities = createActivities({ store: opts.store, providers: opts.providers, inFlightPolicy: opts.inFlightPolicy ?? 'resend' });
+  const activities = createActivities({ store: opts.store, providers: opts.providers, inFlightPolicy: opts.inFlightPolicy ?? 'resend', compliance: opts.compliance });
   return Worker.create({
     connection: opts.connection,
     namespace: opts.namespace ?? 'default',

@@ -9,7 +9,7 @@ import { connect } from 'net';
 import { join } from 'path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { stringify } from 'yaml';
-import { Harness, TEMPLATE, uniqueId } from './support/harness';
+import { Harness, POSTAL_ADDRESS, TEMPLATE, uniqueId } from './support/harness';
 import { writeProviderFile } from './support/provider-file';
 import { startDevServer } from './support/temporal';
 import { waitUntil } from './support/wait';
@@ -112,7 +112,7 @@ describe('mailover CLI (each command as a process)', function () {
 
     function campaignFile(id: string, extra: Record<string, unknown> = {}): string {
       const path = join(h.dir, `${id}.yaml`);
-      writeFileSync(path, stringify({ id, from: 'News <news@example.org>', template: TEMPLATE, providers: ['smtp-primary', 'mailgun'], batchSize: 50, ...extra }));
+      writeFileSync(path, stringify({ id, from: 'News <news@example.org>', template: TEMPLATE, postalAddress: POSTAL_ADDRESS, providers: ['smtp-primary', 'mailgun'], batchSize: 50, ...extra }));
       return path;
     }
 

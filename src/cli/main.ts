@@ -9,11 +9,12 @@ import { campaignCommands } from './campaign-commands';
 import { helpText, parseCommand, type Command } from './command';
 import { CliContext, configPath } from './context';
 import { suppressCommands } from './suppress-commands';
+import { webhooksCommand } from './webhooks-command';
 import { EXIT, oneLine, UsageError } from './usage';
 
 const dev: Command = {
   name: 'dev',
-  summary: 'The embedded dev stack: Temporal dev server with its Web UI (state under ./data), a worker, and local ESPs (two SMTP inboxes, a Mailgun-compatible API). Ctrl-C stops everything.',
+  summary: 'The embedded dev stack: Temporal dev server with its Web UI (state under ./data), a worker, local ESPs (two SMTP inboxes, a Mailgun-compatible API) and the compliance services (webhooks, unsubscribe, bounces). Ctrl-C stops everything.',
   usage: '[--data DIR] [--port 7233] [--ui-port 8233]',
   details: 'Writes DIR/mailover.dev.yaml, the provider file other mailover commands pick up by default.',
   options: { data: { type: 'string' }, port: { type: 'string' }, 'ui-port': { type: 'string' } },
@@ -33,6 +34,9 @@ const dev: Command = {
     console.log(`  smtp-primary  127.0.0.1:${stack.primary.port}`);
     console.log(`  smtp-backup   127.0.0.1:${stack.backup.port}`);
     console.log(`  mailgun       ${stack.mailgun.url}`);
+    console.log(`  webhooks      ${stack.compliance.http.url}/webhooks/mailgun (the Mailgun API posts its events here)`);
+    console.log(`  unsubscribe   ${stack.compliance.http.url}/u/<token>`);
+    console.log(`  bounces       smtp://127.0.0.1:${stack.compliance.bounces?.port} (DSNs to bounces+<token>@bounces.mailover.dev)`);
     console.log(`  providers     ${stack.configPath}`);
     console.log(`In another terminal: TEMPORAL_ADDRESS=${stack.address} MAILOVER_UI_URL=${stack.uiUrl} npx mailover campaign start --file samples/campaign.yaml --audience samples/audience.csv --wait`);
     console.log('Ctrl-C to stop.');
@@ -55,7 +59,7 @@ const worker: Command = {
   },
 };
 
-const COMMANDS: Command[] = [dev, worker, ...campaignCommands, ...suppressCommands];
+const COMMANDS: Command[] = [dev, worker, webhooksCommand, ...campaignCommands, ...suppressCommands];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

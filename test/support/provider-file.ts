@@ -17,6 +17,9 @@ export function writeProviderFile(path: string, defs: ProviderDefinition[], inFl
     }
     return d;
   });
-  writeFileSync(path, stringify({ inFlight, providers: fileDefs }));
+  // Marketing campaigns need the worker to sign unsubscribe links; the key comes from the environment like any secret.
+  env.MAILOVER_TEST_UNSUBSCRIBE_KEY = 'test-unsubscribe-key-0123456789';
+  const unsubscribe = { baseUrl: 'http://unsubscribe.mailover.test', signingKey: '${MAILOVER_TEST_UNSUBSCRIBE_KEY}' };
+  writeFileSync(path, stringify({ inFlight, providers: fileDefs, unsubscribe }));
   return env;
 }
