@@ -285,7 +285,7 @@ describe('bad input corpus', function () {
 
     it('bad input corpus: a line break in the subject template itself is folded to one line', () => {
       const def = loadCampaignDefinition(fixture('subject-with-line-break.yaml'), PROVIDERS);
-      const out = compileTemplate(def.template).render({ first_name: 'Ann' });
+      const out = compileTemplate(def.template).render({ first_name: 'Ann' }, { unsubscribe_url: 'https://mail.example.org/u/t', postal_address: def.postalAddress });
       assert.equal(out.subject, 'Hello Ann Bcc: victim@evil.example');
     });
 

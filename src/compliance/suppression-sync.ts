@@ -45,7 +45,8 @@ function safeError(err: unknown, apiKey: string): Error {
 }
 
 /** Pulls every entry of the provider's three lists into mailover's suppression list. */
-export async function pullMailgunSuppressions(store: Store, config: MailgunProviderConfig, onPage?: (list: MailgunList, read: number) => void): Promise<PullReport> {
+export async function pullMailgunSuppressions(store: Store, config: MailgunProviderConfig, opts: { pageSize?: number } = {}): Promise<PullReport> {
+  const pageSize = opts.pageSize ?? PAGE;
   const mg = client(config);
   const report: PullReport = { read: { bounces: 0, unsubscribes: 0, complaints: 0 }, added: 0, pages: 0 };
   for (const list of MAILGUN_LISTS) {
@@ -53,7 +54,7 @@ export async function pullMailgunSuppressions(store: Store, config: MailgunProvi
     for (;;) {
       let res;
       try {
-        res = await mg.suppressions.list(config.domain, list, { limit: PAGE, ...(page ? { page } : {}) });
+        res = await mg.suppressions.list(config.domain, list, { limit: pageSize, ...(page ? { page } : {}) });
       } catch (err) {
         throw safeError(err, config.apiKey);
       }
@@ -70,9 +71,8 @@ export async function pullMailgunSuppressions(store: Store, config: MailgunProvi
           report.added++;
         }
       }
-      onPage?.(list, report.read[list]);
       const next = (res.pages as Record<string, { page?: string }> | undefined)?.next?.page;
-      if (!next || next === page || items.length < PAGE) break;
+      if (!next || next === page || items.length < pageSize) break;
       page = next;
     }
   }

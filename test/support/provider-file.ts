@@ -9,7 +9,8 @@ export function writeProviderFile(path: string, defs: ProviderDefinition[], inFl
     const ref = `MAILOVER_TEST_SECRET_${i + 1}`;
     if (d.kind === 'mailgun') {
       env[ref] = d.apiKey;
-      return { ...d, apiKey: `\${${ref}}` };
+      if (d.webhookSigningKey) env[`${ref}_WEBHOOK`] = d.webhookSigningKey;
+      return { ...d, apiKey: `\${${ref}}`, ...(d.webhookSigningKey ? { webhookSigningKey: `\${${ref}_WEBHOOK}` } : {}) };
     }
     if (d.auth) {
       env[ref] = d.auth.pass;
