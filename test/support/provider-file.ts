@@ -2,6 +2,7 @@
 import { writeFileSync } from 'fs';
 import { stringify } from 'yaml';
 import type { ProviderDefinition } from '../../src/config';
+import { TEST_UNSUBSCRIBE_KEY } from './harness';
 
 export function writeProviderFile(path: string, defs: ProviderDefinition[], inFlight: 'resend' | 'hold' = 'resend'): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
@@ -19,7 +20,7 @@ export function writeProviderFile(path: string, defs: ProviderDefinition[], inFl
     return d;
   });
   // Marketing campaigns need the worker to sign unsubscribe links; the key comes from the environment like any secret.
-  env.MAILOVER_TEST_UNSUBSCRIBE_KEY = 'test-unsubscribe-key-0123456789';
+  env.MAILOVER_TEST_UNSUBSCRIBE_KEY = TEST_UNSUBSCRIBE_KEY;
   const unsubscribe = { baseUrl: 'http://unsubscribe.mailover.test', signingKey: '${MAILOVER_TEST_UNSUBSCRIBE_KEY}' };
   writeFileSync(path, stringify({ inFlight, providers: fileDefs, unsubscribe }));
   return env;
