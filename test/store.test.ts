@@ -392,6 +392,20 @@ function storeSuite(name: 'sqlite' | 'postgres', makeBackend: () => Promise<Back
       assert.ok((await store.listCampaignIds()).includes(cid));
     });
 
+    it('a database created before the compliance fields gains their column on migrate (old rows read as marketing, no postal address)', async () => {
+      const old = id('old');
+      await store.createCampaign({ id: old, from: 'a@example.com', template: { subject: 's', text: 't' }, providers: ['p'], batchSize: 10 });
+      await sql`alter table campaigns drop column compliance_json`.execute((store as KyselyStore).db);
+      await store.migrate();
+      await store.migrate(); // idempotent
+      const before = await store.getCampaign(old);
+      assert.equal(before?.transactional, undefined);
+      assert.equal(before?.postalAddress, undefined);
+      const fresh = id('after-migrate');
+      await store.createCampaign({ id: fresh, from: 'a@example.com', template: { subject: 's', text: 't' }, providers: ['p'], batchSize: 10, postalAddress: '2 High St' });
+      assert.equal((await store.getCampaign(fresh))?.postalAddress, '2 High St');
+    });
+
     it('a provider event is stored once, linked to its ledger row by campaign and seq of that address, and suppresses in the same transaction', async () => {
       const cid = id('events');
       await store.createCampaign({ id: cid, from: 'a@example.com', template: { subject: 's', text: 't' }, providers: ['p'], batchSize: 10 });
