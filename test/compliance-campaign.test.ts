@@ -278,6 +278,35 @@ describe('compliance end to end (Temporal, SMTP sinks, Mailgun API with webhooks
     assert.equal(otherList.accepted, 1);
   });
 
+  it('a worker with no unsubscribe: configuration refuses a marketing campaign before its first batch, naming the section; a transactional one goes out without List-Unsubscribe', async () => {
+    const saved = h.compliance;
+    await h.stopWorker();
+    h.compliance = {} as typeof saved;
+    await h.startWorker();
+    try {
+      const id = uniqueId('no-unsubscribe');
+      await assert.rejects((await h.launch(id, rows(['x@nounsub.example']), { providers: ['smtp-primary'] })).result(), (err: Error & { cause?: { cause?: Error } }) => {
+        assert.match(String(err.cause?.cause?.message), /unsubscribe: this worker has no unsubscribe: section in its config, so it cannot add the unsubscribe link a marketing campaign needs/);
+        return true;
+      });
+      assert.equal(h.primary.messages.filter((m) => m.headers['x-mailover-campaign'] === id).length, 0, 'nothing sent');
+
+      const receipt = uniqueId('receipt');
+      await h.store.createCampaign({ id: receipt, from: 'shop@mailover.test', template: { subject: 'Your receipt', text: 'Thanks {{first_name}}' }, providers: ['smtp-primary'], batchSize: 10, transactional: true });
+      await h.store.importAudience(receipt, rows(['buyer@nounsub.example']));
+      const { startCampaign } = await import('../src/client');
+      const result = await (await startCampaign(h.client, { campaignId: receipt, providers: ['smtp-primary'], batchSize: 10, taskQueue: h.taskQueue })).result();
+      assert.equal(result.accepted, 1);
+      const sent = h.primary.messages.find((m) => m.headers['x-mailover-campaign'] === receipt)!;
+      assert.equal(sent.headers['list-unsubscribe'], undefined);
+      assert.equal(sent.text.trim(), 'Thanks N1');
+    } finally {
+      await h.stopWorker();
+      h.compliance = saved;
+      await h.startWorker();
+    }
+  });
+
   it('suppress sync: pulls Mailgun bounces, unsubscribes and complaints through every page (mailgun.js against the compatible API), then the CLI pulls and pushes', async () => {
     const mg = h.mailgun!;
     for (let i = 1; i <= 250; i++) mg.addSuppression('bounces', MAILGUN_DOMAIN, { address: `b${String(i).padStart(3, '0')}@sync.example`, code: 550, error: 'No such user' });
