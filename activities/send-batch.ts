@@ -12,7 +12,7 @@ import { ProviderUnavailableError, TransientProviderError } from '../src/errors'
 import type { InFlightMessage, LookupResult, OutgoingMessage, Provider, SendResult } from '../src/providers/provider';
 import type { RecipientRow } from '../src/store/types';
 import { TemplateError } from '../src/template';
-import { listUnsubscribeHeaders, unsubscribeUrl } from '../src/compliance/unsubscribe';
+import { unsubscribeLinks } from '../src/compliance/unsubscribe';
 import { bounceAddress } from '../src/compliance/tokens';
 import type { CampaignCache, LoadedCampaign } from './campaign-cache';
 import { LedgerWriter } from './ledger-writer';
@@ -33,13 +33,13 @@ type Compliance = ActivityDeps['compliance'];
 function render(campaign: LoadedCampaign, row: RecipientRow, compliance: Compliance): OutgoingMessage | { seq: number; error: string } {
   try {
     const { record } = campaign;
-    const unsubscribe = compliance?.unsubscribe;
+    const links = compliance?.unsubscribe ? unsubscribeLinks(compliance.unsubscribe, record.id, row.email) : undefined;
     const body = campaign.template.render(row.fields, {
-      ...(unsubscribe ? { unsubscribe_url: unsubscribeUrl(unsubscribe, record.id, row.email) } : {}),
+      ...(links ? { unsubscribe_url: links.url } : {}),
       ...(record.postalAddress ? { postal_address: record.postalAddress } : {}),
     });
     const headers: Record<string, string> = { 'X-Mailover-Campaign': record.id, 'X-Mailover-Recipient': String(row.seq) };
-    if (unsubscribe && !record.transactional) Object.assign(headers, listUnsubscribeHeaders(unsubscribe, record.id, row.email));
+    if (links && !record.transactional) Object.assign(headers, links.headers);
     const bounces = compliance?.bounces;
     return {
       campaignId: record.id,

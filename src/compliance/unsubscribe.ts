@@ -15,10 +15,16 @@ export function unsubscribeUrl(s: UnsubscribeSettings, campaignId: string, email
 
 /** `List-Unsubscribe` (https, and mailto when configured) and `List-Unsubscribe-Post` (RFC 8058). */
 export function listUnsubscribeHeaders(s: UnsubscribeSettings, campaignId: string, email: string): Record<string, string> {
+  return unsubscribeLinks(s, campaignId, email).headers;
+}
+
+/** The recipient's link and headers, signed once (the send path needs both). */
+export function unsubscribeLinks(s: UnsubscribeSettings, campaignId: string, email: string): { url: string; headers: Record<string, string> } {
   const token = signUnsubscribeToken(s.signingKey, { campaignId, email });
-  const targets = [`<${s.baseUrl}${UNSUBSCRIBE_PATH}${token}>`];
+  const url = `${s.baseUrl}${UNSUBSCRIBE_PATH}${token}`;
+  const targets = [`<${url}>`];
   if (s.mailto) targets.push(`<mailto:${s.mailto}?subject=unsubscribe%20${token}>`);
-  return { 'List-Unsubscribe': targets.join(', '), 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' };
+  return { url, headers: { 'List-Unsubscribe': targets.join(', '), 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' } };
 }
 
 export interface UnsubscribeOutcome {
