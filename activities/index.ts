@@ -5,6 +5,7 @@
 import type { AlertTarget, HealthConfig, InFlightPolicy } from '../src/config';
 import type { DrillSettings } from '../src/drill-settings';
 import type { MailoverMetrics } from '../src/metrics/metrics';
+import type { BounceSettings, UnsubscribeSettings } from '../src/compliance/settings';
 import type { ProviderRegistry } from '../src/providers/registry';
 import type { Store } from '../src/store/types';
 import type { OpsEvent } from '../src/ops-events';
@@ -29,6 +30,8 @@ export interface ActivityDeps {
   alerts?: AlertTarget[];
   /** This worker's Prometheus metrics (none: nothing is counted). */
   metrics?: MailoverMetrics;
+  /** Signed unsubscribe links (List-Unsubscribe, `{{unsubscribe_url}}`) and VERP bounce addresses. */
+  compliance?: { unsubscribe?: UnsubscribeSettings; bounces?: BounceSettings };
 }
 
 export interface PrepareInput {

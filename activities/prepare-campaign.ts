@@ -6,8 +6,14 @@ import type { CampaignCache } from './campaign-cache';
 
 export async function prepareCampaign(deps: ActivityDeps, cache: CampaignCache, input: PrepareInput): Promise<PrepareResult> {
   try {
-    const { template } = await cache.get(input.campaignId);
+    const { template, record } = await cache.get(input.campaignId);
     const problems: string[] = [];
+    if (!deps.compliance?.unsubscribe && (!record.transactional || template.engineFields.includes('unsubscribe_url'))) {
+      problems.push(`unsubscribe: this worker has no unsubscribe: section in its config, so it cannot add the unsubscribe link a ${record.transactional ? 'template using {{unsubscribe_url}}' : 'marketing campaign'} needs`);
+    }
+    if (template.engineFields.includes('postal_address') && !record.postalAddress) {
+      problems.push(`postalAddress: the template uses {{postal_address}} but the campaign has no postalAddress`);
+    }
     const known = deps.providers.names();
     for (const p of input.providers) {
       if (!deps.providers.has(p)) problems.push(`providers: unknown provider '${p}' (configured on the worker: ${known.join(', ') || 'none'})`);

@@ -12,6 +12,8 @@ import { ProviderUnavailableError, TransientProviderError } from '../src/errors'
 import type { InFlightMessage, LookupResult, OutgoingMessage, Provider, SendResult } from '../src/providers/provider';
 import type { RecipientRow } from '../src/store/types';
 import { TemplateError } from '../src/template';
+import { unsubscribeLinks } from '../src/compliance/unsubscribe';
+import { bounceAddress } from '../src/compliance/tokens';
 import type { CampaignCache, LoadedCampaign } from './campaign-cache';
 import { LedgerWriter } from './ledger-writer';
 import { acquireSends } from './rate-limit';
@@ -22,17 +24,33 @@ export function messageIdFor(campaignId: string, seq: number, domain: string): s
   return `<mo.${campaignId}.${seq}@${domain}>`;
 }
 
-function render(campaign: LoadedCampaign, row: RecipientRow): OutgoingMessage | { seq: number; error: string } {
+type Compliance = ActivityDeps['compliance'];
+
+/**
+ * One recipient's message: merge fields, the engine's fields (`{{unsubscribe_url}}`,
+ * `{{postal_address}}`), identity headers, List-Unsubscribe (marketing campaigns) and the VERP
+ * Return-Path (when a bounce domain is configured).
+ */
+function render(campaign: LoadedCampaign, row: RecipientRow, compliance: Compliance): OutgoingMessage | { seq: number; error: string } {
   try {
-    const body = campaign.template.render(row.fields);
+    const { record } = campaign;
+    const links = compliance?.unsubscribe ? unsubscribeLinks(compliance.unsubscribe, record.id, row.email) : undefined;
+    const body = campaign.template.render(row.fields, {
+      ...(links ? { unsubscribe_url: links.url } : {}),
+      ...(record.postalAddress ? { postal_address: record.postalAddress } : {}),
+    });
+    const headers: Record<string, string> = { 'X-Mailover-Campaign': record.id, 'X-Mailover-Recipient': String(row.seq) };
+    if (links && !record.transactional) Object.assign(headers, links.headers);
+    const bounces = compliance?.bounces;
     return {
-      campaignId: campaign.record.id,
+      campaignId: record.id,
       seq: row.seq,
       to: row.email,
-      from: campaign.record.from,
+      from: record.from,
       ...body,
-      messageId: messageIdFor(campaign.record.id, row.seq, campaign.domain),
-      headers: { 'X-Mailover-Campaign': campaign.record.id, 'X-Mailover-Recipient': String(row.seq) },
+      messageId: messageIdFor(record.id, row.seq, campaign.domain),
+      headers,
+      ...(bounces ? { envelopeFrom: bounceAddress(bounces, record.id, row.seq) } : {}),
     };
   } catch (err) {
     if (err instanceof TemplateError) return { seq: row.seq, error: err.message };
@@ -74,7 +92,7 @@ async function reconcileInFlight(deps: ActivityDeps, campaign: LoadedCampaign, r
     if (previous?.lookup) {
       const inFlight: InFlightMessage[] = [];
       for (const row of group) {
-        const m = render(campaign, row);
+        const m = render(campaign, row, deps.compliance);
         if ('to' in m) inFlight.push({ message: m, dispatchedAt: row.dispatchedAt });
         else resend.push(row); // cannot render: the send path rejects it with the reason
       }
@@ -135,7 +153,7 @@ async function sendBatchAttempt(deps: ActivityDeps, cache: CampaignCache, input:
 
     const messages: OutgoingMessage[] = [];
     for (const row of rows) {
-      const m = render(campaign, row);
+      const m = render(campaign, row, deps.compliance);
       if ('error' in m) {
         await deps.store.settleRejected(campaignId, m.seq, input.provider, `invalid message: ${m.error}`, false);
         metrics?.countMessages(input.provider, 'rejected');

@@ -6,7 +6,7 @@
 import { normaliseAddress } from './address';
 import { InvalidCampaignError } from './errors';
 import type { CampaignRecord } from './store/types';
-import { templateProblems } from './template';
+import { templateProblems, usesField } from './template';
 import { readYamlFile } from './yaml-file';
 
 export type CampaignDefinition = Omit<CampaignRecord, 'createdAt'>;
@@ -18,6 +18,8 @@ export const MAX_SUBJECT = 998;
 /** Longest text or html template (characters). */
 export const MAX_BODY = 1_000_000;
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** Longest postal address (characters). */
+export const MAX_POSTAL_ADDRESS = 500;
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const show = (v: unknown) => (v === undefined ? 'nothing' : JSON.stringify(v));
@@ -77,13 +79,23 @@ export function parseCampaignDefinition(raw: unknown, knownProviders?: string[],
     });
   }
 
+  const transactional = raw.transactional ?? false;
+  if (typeof transactional !== 'boolean') problems.push(`transactional: expected true or false, got ${show(raw.transactional)}`);
+  const postal = raw.postalAddress;
+  if (postal !== undefined && (typeof postal !== 'string' || postal.trim() === '' || postal.length > MAX_POSTAL_ADDRESS)) {
+    problems.push(`postalAddress: expected the sender's postal address (1-${MAX_POSTAL_ADDRESS} characters), got ${show(postal)}`);
+  }
+  const list = raw.list;
+  if (list !== undefined && (typeof list !== 'string' || !ID.test(list))) problems.push(`list: expected a list name (letters, digits, '.', '_', '-'), got ${show(list)}`);
+  if (transactional === false && isObject(t)) problems.push(...marketingProblems(t, typeof postal === 'string' ? postal : undefined));
+
   const batchSize = raw.batchSize ?? DEFAULT_BATCH_SIZE;
   if (typeof batchSize !== 'number' || !Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH_SIZE) {
     problems.push(`batchSize: expected a whole number from 1 to ${MAX_BATCH_SIZE}, got ${show(raw.batchSize)}`);
   }
 
   for (const key of Object.keys(raw)) {
-    if (!['id', 'name', 'from', 'template', 'providers', 'batchSize'].includes(key)) problems.push(`${key}: unknown field (expected id, name, from, template, providers, batchSize)`);
+    if (!FIELDS.includes(key)) problems.push(`${key}: unknown field (expected ${FIELDS.join(', ')})`);
   }
 
   if (problems.length) throw new InvalidCampaignError(`${origin} is invalid:\n  - ${problems.join('\n  - ')}`, problems);
@@ -95,7 +107,38 @@ export function parseCampaignDefinition(raw: unknown, knownProviders?: string[],
     template: { subject: tpl.subject, text: tpl.text, ...(tpl.html !== undefined ? { html: tpl.html } : {}) },
     providers: providers as string[],
     batchSize: batchSize as number,
+    ...(transactional === true ? { transactional: true } : {}),
+    ...(typeof postal === 'string' ? { postalAddress: postal.trim() } : {}),
+    ...(typeof list === 'string' ? { list } : {}),
   };
+}
+
+const FIELDS = ['id', 'name', 'from', 'template', 'providers', 'batchSize', 'transactional', 'postalAddress', 'list'];
+
+/**
+ * What a marketing campaign (not `transactional: true`) must carry before anything is sent:
+ * an unsubscribe link (`{{unsubscribe_url}}`) and the sender's postal address (`postalAddress`,
+ * shown with `{{postal_address}}` or written out) in its text, and in its html when it has one.
+ */
+export function marketingProblems(template: Record<string, unknown>, postalAddress: string | undefined): string[] {
+  const problems: string[] = [];
+  const lift = '(or set transactional: true for non-marketing mail)';
+  if (postalAddress === undefined) problems.push(`postalAddress: a marketing campaign must name the sender's postal address ${lift}`);
+  for (const part of ['text', 'html'] as const) {
+    const source = template[part];
+    if (typeof source !== 'string') continue;
+    if (!usesField(source, 'unsubscribe_url')) problems.push(`template.${part}: a marketing campaign must carry an unsubscribe link: put {{unsubscribe_url}} in it ${lift}`);
+    const shown = usesField(source, 'postal_address') || (postalAddress !== undefined && source.includes(postalAddress.trim()));
+    if (!shown) problems.push(`template.${part}: a marketing campaign must show the sender's postal address: put {{postal_address}} in it ${lift}`);
+  }
+  return problems;
+}
+
+/** The same checks on a definition from code (launchCampaign), as an error naming every problem. */
+export function assertSendable(def: CampaignDefinition): void {
+  if (def.transactional) return;
+  const problems = marketingProblems(def.template as unknown as Record<string, unknown>, def.postalAddress);
+  if (problems.length) throw new InvalidCampaignError(`campaign '${def.id}' is invalid:\n  - ${problems.join('\n  - ')}`, problems);
 }
 
 export function loadCampaignDefinition(path: string, knownProviders?: string[]): CampaignDefinition {

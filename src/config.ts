@@ -9,6 +9,7 @@ import type { SmtpProviderConfig } from './providers/smtp';
 import { DEFAULT_HEALTH_SETTINGS, type HealthSettings } from '../workflows/provider-health-api';
 import { parseDrillSettings, type DrillSettings } from './drill-settings';
 import { OPS_EVENT_KINDS, type OpsEventKind } from './ops-events';
+import { COMPLIANCE_SECRET_FIELDS, parseComplianceSettings, type ComplianceSettings } from './compliance/settings';
 
 export type InFlightPolicy = 'resend' | 'hold';
 
@@ -72,6 +73,8 @@ export interface MailoverConfig {
   /** Alert targets (empty: events are only logged). */
   alerts: AlertTarget[];
   metrics?: MetricsConfig;
+  /** unsubscribe:, webhooks:, bounces: (README, Compliance). */
+  compliance: ComplianceSettings;
 }
 
 export interface HealthConfig extends HealthSettings {
@@ -208,6 +211,9 @@ function validateMailgun(raw: Record<string, unknown>, path: string, problems: s
   intField('concurrency', 1, 32);
   intField('timeoutMs', 100, 600_000);
   intField('lookupSettleMs', 0, 3_600_000);
+  if (raw.webhookSigningKey !== undefined && (typeof raw.webhookSigningKey !== 'string' || raw.webhookSigningKey.length < 8)) {
+    problems.push(`${path}.webhookSigningKey: expected Mailgun's HTTP webhook signing key, as an environment reference: webhookSigningKey: "\${MAILGUN_WEBHOOK_SIGNING_KEY}"`);
+  }
   return raw as unknown as MailgunProviderDefinition;
 }
 
@@ -215,7 +221,10 @@ function validateMailgun(raw: Record<string, unknown>, path: string, problems: s
 const SECRET_FIELDS: Array<[string, (p: Record<string, unknown>) => unknown]> = [
   ['apiKey', (p) => p.apiKey],
   ['auth.pass', (p) => (isObject(p.auth) ? p.auth.pass : undefined)],
+  ['webhookSigningKey', (p) => p.webhookSigningKey],
 ];
+
+const SECRET_ENV_SUFFIX: Record<string, string> = { apiKey: 'API_KEY', 'auth.pass': 'PASSWORD', webhookSigningKey: 'WEBHOOK_SIGNING_KEY' };
 
 function literalSecrets(source: unknown): string[] {
   if (!isObject(source)) return [];
@@ -236,11 +245,19 @@ function literalSecrets(source: unknown): string[] {
     for (const [field, get] of SECRET_FIELDS) {
       const v = get(p);
       if (typeof v === 'string' && v !== '' && !ENV_REF.test(v)) {
-        problems.push(`providers[${i}].${field}: write secrets as environment references (${field}: "\${${String(p.name ?? 'PROVIDER').toUpperCase().replace(/[^A-Z0-9]+/g, '_')}_${field === 'apiKey' ? 'API_KEY' : 'PASSWORD'}}"), not in the file`);
+        problems.push(`providers[${i}].${field}: write secrets as environment references (${field}: "\${${String(p.name ?? 'PROVIDER').toUpperCase().replace(/[^A-Z0-9]+/g, '_')}_${SECRET_ENV_SUFFIX[field]}}"), not in the file`);
       }
       ENV_REF.lastIndex = 0;
     }
   });
+  for (const field of COMPLIANCE_SECRET_FIELDS) {
+    const [section, key] = field.split('.');
+    const v = isObject(source[section]) ? (source[section] as Record<string, unknown>)[key] : undefined;
+    if (typeof v === 'string' && v !== '' && !ENV_REF.test(v)) {
+      problems.push(`${field}: write secrets as environment references (${key}: "\${MAILOVER_${section.toUpperCase()}_KEY}"), not in the file`);
+    }
+    ENV_REF.lastIndex = 0;
+  }
   return problems;
 }
 
@@ -332,8 +349,9 @@ export function parseConfig(source: unknown, env: NodeJS.ProcessEnv = process.en
     }
   }
   const metrics = validateMetrics(resolved.metrics, problems);
+  const compliance = parseComplianceSettings(resolved, problems);
   if (problems.length) throw new ConfigError(`${origin}: ${problems.join('; ')}`);
-  return { providers, inFlight: inFlight as InFlightPolicy, health, alerts, ...(drills ? { drills } : {}), ...(metrics ? { metrics } : {}) };
+  return { providers, inFlight: inFlight as InFlightPolicy, health, alerts, compliance, ...(drills ? { drills } : {}), ...(metrics ? { metrics } : {}) };
 }
 
 export function loadConfig(path = process.env.MAILOVER_CONFIG ?? './mailover.yaml', env: NodeJS.ProcessEnv = process.env): MailoverConfig {

@@ -84,6 +84,8 @@ async function main(): Promise<void> {
     say(summaryTable(result));
     say(switchesTable(result));
     say();
+    await complianceTour(stack);
+    say();
     say('Where to look in the Temporal Web UI:');
     say(`  ${url}`);
     say('  - History: every batch is named by its summary ("batch 5: recipients #101–125 via smtp-primary"); the failed one is red, then the same batch on mailgun');
@@ -97,6 +99,25 @@ async function main(): Promise<void> {
     }
   } finally {
     await stack.stop();
+  }
+}
+
+/** What happens after the send: a complaint through Mailgun's signed webhook, and a one-click unsubscribe. */
+async function complianceTour({ store, primary, mailgun }: Awaited<ReturnType<typeof startDevStack>>): Promise<void> {
+  say('Compliance (README, Compliance):');
+  const first = primary.messages[0];
+  if (first) {
+    say(`  every message carried List-Unsubscribe (one-click) and a signed per-recipient Return-Path, e.g. ${first.from}`);
+    const url = /<(https?:[^>]+)>/.exec(first.headers['list-unsubscribe'] ?? '')?.[1];
+    if (url) {
+      const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'List-Unsubscribe=One-Click' });
+      say(`  ${first.to[0]} pressed "Unsubscribe" in their mail client (RFC 8058 one-click POST): ${res.status} ${await res.text()}; suppressed: ${(await store.isSuppressed(first.to[0])) ? 'yes' : 'no'}`);
+    }
+  }
+  const viaMailgun = mailgun.messages[0];
+  if (viaMailgun) {
+    const { webhookStatus } = await mailgun.simulateEvent(viaMailgun.to, 'complained');
+    say(`  Mailgun reported a spam complaint from ${viaMailgun.to} by signed webhook (${webhookStatus}); suppressed on every provider: ${(await store.isSuppressed(viaMailgun.to)) ? 'yes' : 'no'}`);
   }
 }
 

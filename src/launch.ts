@@ -6,7 +6,7 @@
 import { basename } from 'path';
 import type { Client } from '@temporalio/client';
 import { detectAudienceFormat, insertAudience, parseAudience, readAudienceFile, type AudienceImportReport } from './audience';
-import type { CampaignDefinition } from './campaign-definition';
+import { assertSendable, type CampaignDefinition } from './campaign-definition';
 import { CampaignAlreadyStartedError, startCampaign } from './client';
 import { InvalidCampaignError } from './errors';
 import type { Store } from './store/types';
@@ -62,6 +62,8 @@ export async function launchCampaign(opts: LaunchOptions): Promise<LaunchResult>
     const more = missingCount > missing.length ? `\n  - ... and ${missingCount - missing.length} more` : '';
     throw new InvalidCampaignError(`${missingCount} recipient(s) lack merge fields the template uses (nothing was stored or sent):\n  - ${missing.join('\n  - ')}${more}`, missing);
   }
+
+  assertSendable(def);
 
   await store.createCampaign(def);
   const report = await insertAudience(store, def.id, parsed, { onProgress: opts.onImportProgress });

@@ -7,10 +7,27 @@ import type { CampaignTemplate } from './store/types';
 
 const FIELD = /\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}/g;
 
+/**
+ * Merge fields the engine fills in for every recipient (an audience column of the same name is
+ * ignored): the recipient's signed unsubscribe link and the campaign's postal address.
+ */
+export const ENGINE_FIELDS = ['unsubscribe_url', 'postal_address'] as const;
+export type EngineValues = Partial<Record<(typeof ENGINE_FIELDS)[number], string>>;
+const isEngineField = (name: string) => (ENGINE_FIELDS as readonly string[]).includes(name);
+
+/** Whether a template part uses a merge field (`{{ name }}`, spaces allowed). */
+export function usesField(source: string | undefined, name: string): boolean {
+  if (!source) return false;
+  for (const m of source.matchAll(FIELD)) if (m[1] === name) return true;
+  return false;
+}
+
 export interface CompiledTemplate {
-  /** Merge fields used anywhere in the template, sorted. */
+  /** Merge fields the audience must provide (used anywhere in the template, engine fields excepted), sorted. */
   fields: string[];
-  render(values: Record<string, string>): { subject: string; text: string; html?: string };
+  /** Engine fields the template uses. */
+  engineFields: string[];
+  render(values: Record<string, string>, engine?: EngineValues): { subject: string; text: string; html?: string };
 }
 
 /** Line breaks a header must never contain (CR, LF, NEL, LINE/PARAGRAPH SEPARATOR). */
@@ -70,12 +87,17 @@ export function compileTemplate(template: CampaignTemplate): CompiledTemplate {
   fieldsOf(template.subject, names);
   fieldsOf(template.text, names);
   fieldsOf(template.html, names);
-  const fields = [...names].sort();
+  const fields = [...names].filter((n) => !isEngineField(n)).sort();
+  const engineFields = [...names].filter(isEngineField).sort();
 
   type Mode = 'header' | 'text' | 'html';
-  const fill = (source: string, values: Record<string, string>, mode: Mode): string =>
+  const fill = (source: string, values: Record<string, string>, mode: Mode, engine: EngineValues): string =>
     source.replace(FIELD, (_m, name: string) => {
-      const value = Object.prototype.hasOwnProperty.call(values, name) ? values[name] : undefined;
+      const value = isEngineField(name)
+        ? engine[name as keyof EngineValues]
+        : Object.prototype.hasOwnProperty.call(values, name)
+          ? values[name]
+          : undefined;
       if (typeof value !== 'string' || value === '') throw new TemplateError(`missing merge field '${name}'`);
       if (mode === 'html') return escapeHtml(value);
       // A header (the subject) is one line: a CR/LF in a merge value must never start a new header.
@@ -84,12 +106,13 @@ export function compileTemplate(template: CampaignTemplate): CompiledTemplate {
 
   return {
     fields,
-    render(values) {
+    engineFields,
+    render(values, engine = {}) {
       return {
         // The subject template itself may carry a line break too (a YAML block scalar): fold it as well.
-        subject: fill(template.subject, values, 'header').replace(HEADER_BREAKS, ' ').trim(),
-        text: fill(template.text, values, 'text'),
-        html: template.html === undefined ? undefined : fill(template.html, values, 'html'),
+        subject: fill(template.subject, values, 'header', engine).replace(HEADER_BREAKS, ' ').trim(),
+        text: fill(template.text, values, 'text', engine),
+        html: template.html === undefined ? undefined : fill(template.html, values, 'html', engine),
       };
     },
   };

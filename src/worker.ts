@@ -6,6 +6,7 @@ import { DEFAULT_HEALTH_SETTINGS } from '../workflows/provider-health-api';
 import type { AlertTarget, HealthConfig, InFlightPolicy } from './config';
 import type { DrillSettings } from './drill-settings';
 import type { MailoverMetrics } from './metrics/metrics';
+import type { BounceSettings, UnsubscribeSettings } from './compliance/settings';
 import type { ProviderRegistry } from './providers/registry';
 import type { Store } from './store/types';
 
@@ -26,6 +27,8 @@ export interface CampaignWorkerOptions {
   alerts?: AlertTarget[];
   /** Prometheus metrics the activities count into. */
   metrics?: MailoverMetrics;
+  /** Unsubscribe links and VERP bounce addresses (the config's unsubscribe: and bounces: sections). */
+  compliance?: { unsubscribe?: UnsubscribeSettings; bounces?: BounceSettings };
   /** A prebuilt workflow bundle (tests share one); by default workflows/ is bundled at start. */
   workflowBundle?: { code: string } | { codePath: string };
   /** Payload encryption (src/codec/data-converter.ts); clients must use the same one. */
@@ -47,6 +50,7 @@ export async function createCampaignWorker(opts: CampaignWorkerOptions): Promise
     drills: opts.drills,
     alerts: opts.alerts,
     metrics: opts.metrics,
+    compliance: opts.compliance,
   });
   return Worker.create({
     connection: opts.connection,

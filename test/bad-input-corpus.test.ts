@@ -27,7 +27,9 @@ const fixture = (name: string) => path.join(FIXTURES, name);
 const text = (name: string) => fs.readFileSync(fixture(name), 'utf8');
 const PROVIDERS = ['smtp-primary', 'smtp-secondary'];
 const TEMPLATE = { subject: 'Hello {{first_name}}', text: 'Hi {{first_name}}, our news.', html: '<p>Hi {{first_name}}</p>' };
-const definition = (id: string, over: Partial<CampaignDefinition> = {}): CampaignDefinition => ({ id, from: 'News <news@example.org>', template: TEMPLATE, providers: PROVIDERS, batchSize: 100, ...over });
+/** A marketing campaign: TEMPLATE plus the unsubscribe link and postal address it must carry. */
+const MARKETING = { subject: TEMPLATE.subject, text: `${TEMPLATE.text}\n\nUnsubscribe: {{unsubscribe_url}}\n{{postal_address}}`, html: `${TEMPLATE.html}<p><a href="{{unsubscribe_url}}">Unsubscribe</a> {{postal_address}}</p>` };
+const definition = (id: string, over: Partial<CampaignDefinition> = {}): CampaignDefinition => ({ id, from: 'News <news@example.org>', template: MARKETING, postalAddress: '1 Example Street, Exampleton', providers: PROVIDERS, batchSize: 100, ...over });
 
 /** The error thrown by fn: must be one of ours (a clear error), never a TypeError or other crash. */
 function errorOf(fn: () => unknown, type: new (...a: never[]) => Error = InvalidCampaignError): Error {
@@ -283,7 +285,7 @@ describe('bad input corpus', function () {
 
     it('bad input corpus: a line break in the subject template itself is folded to one line', () => {
       const def = loadCampaignDefinition(fixture('subject-with-line-break.yaml'), PROVIDERS);
-      const out = compileTemplate(def.template).render({ first_name: 'Ann' });
+      const out = compileTemplate(def.template).render({ first_name: 'Ann' }, { unsubscribe_url: 'https://mail.example.org/u/t', postal_address: def.postalAddress });
       assert.equal(out.subject, 'Hello Ann Bcc: victim@evil.example');
     });
 
@@ -308,16 +310,16 @@ describe('bad input corpus', function () {
     });
 
     it('bad input corpus: a 100 KB subject template is refused with its length (limit 998); a 1 MB text is accepted (generated)', () => {
-      const err = errorOf(() => parseCampaignDefinition({ ...definition('big-subject'), template: { subject: 'S'.repeat(100 * 1024), text: 'hi' } }, PROVIDERS));
+      const err = errorOf(() => parseCampaignDefinition({ ...definition('big-subject'), transactional: true, template: { subject: 'S'.repeat(100 * 1024), text: 'hi' } }, PROVIDERS));
       assert.deepEqual((err as InvalidCampaignError).problems, ['template.subject: longer than 998 characters (got 102400); a subject is one header line']);
       assert.ok(err.message.length < 500, 'the value is not echoed');
-      const ok = parseCampaignDefinition({ ...definition('big-text'), template: { subject: 'S', text: 't'.repeat(1_000_000) } }, PROVIDERS);
+      const ok = parseCampaignDefinition({ ...definition('big-text'), transactional: true, template: { subject: 'S', text: 't'.repeat(1_000_000) } }, PROVIDERS);
       assert.equal(ok.template.text.length, 1_000_000);
     });
 
     it('bad input corpus: a merge field named like an Object property ({{constructor}}) is refused, not a crash', async () => {
       const template = { subject: 'Hi {{constructor}}', text: 'Hi {{toString}}' };
-      const err = errorOf(() => parseCampaignDefinition({ ...definition('reserved'), template }, PROVIDERS));
+      const err = errorOf(() => parseCampaignDefinition({ ...definition('reserved'), transactional: true, template }, PROVIDERS));
       assert.deepEqual((err as InvalidCampaignError).problems, [
         "template.subject: merge field name 'constructor' at position 4 is reserved (pick another column name)",
         "template.text: merge field name 'toString' at position 4 is reserved (pick another column name)",

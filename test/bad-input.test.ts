@@ -11,10 +11,10 @@ import { parseCampaignDefinition } from '../src/campaign-definition';
 import { ConfigError, parseConfig } from '../src/config';
 import { InvalidCampaignError } from '../src/errors';
 import { launchCampaign } from '../src/launch';
-import { FAST, Harness, TEMPLATE, uniqueId } from './support/harness';
+import { FAST, Harness, POSTAL_ADDRESS, TEMPLATE, uniqueId } from './support/harness';
 import { startDevServer } from './support/temporal';
 
-const VALID = { id: 'spring-sale', from: 'News <news@example.org>', template: TEMPLATE, providers: ['smtp-primary', 'smtp-secondary'], batchSize: 100 };
+const VALID = { id: 'spring-sale', from: 'News <news@example.org>', template: TEMPLATE, postalAddress: POSTAL_ADDRESS, providers: ['smtp-primary', 'smtp-secondary'], batchSize: 100 };
 
 function problemsOf(fn: () => unknown): string[] {
   try {

@@ -4,12 +4,14 @@
  */
 import { strict as assert } from 'assert';
 import { spawn } from 'child_process';
-import { writeFileSync } from 'fs';
+import { readFileSync, writeFileSync } from 'fs';
 import { connect } from 'net';
 import { join } from 'path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { stringify } from 'yaml';
-import { Harness, TEMPLATE, uniqueId } from './support/harness';
+import { parse, stringify } from 'yaml';
+import { signMailgunWebhook } from '../src/compliance/mailgun-events';
+import { signUnsubscribeToken } from '../src/compliance/tokens';
+import { Harness, POSTAL_ADDRESS, TEMPLATE, TEST_UNSUBSCRIBE_KEY, TEST_WEBHOOK_KEY, uniqueId } from './support/harness';
 import { writeProviderFile } from './support/provider-file';
 import { startDevServer } from './support/temporal';
 import { waitUntil } from './support/wait';
@@ -37,6 +39,7 @@ function run(args: string[], env: NodeJS.ProcessEnv = {}, cwd?: string): Promise
 const COMMANDS = [
   'dev',
   'worker',
+  'webhooks',
   'campaign start',
   'campaign status',
   'campaign watch',
@@ -56,6 +59,8 @@ const COMMANDS = [
   'drill run',
   'drill schedule',
   'drill status',
+  'suppress sync',
+  'suppress push',
 ];
 
 describe('mailover CLI (each command as a process)', function () {
@@ -119,7 +124,7 @@ describe('mailover CLI (each command as a process)', function () {
 
     function campaignFile(id: string, extra: Record<string, unknown> = {}): string {
       const path = join(h.dir, `${id}.yaml`);
-      writeFileSync(path, stringify({ id, from: 'News <news@example.org>', template: TEMPLATE, providers: ['smtp-primary', 'mailgun'], batchSize: 50, ...extra }));
+      writeFileSync(path, stringify({ id, from: 'News <news@example.org>', template: TEMPLATE, postalAddress: POSTAL_ADDRESS, providers: ['smtp-primary', 'mailgun'], batchSize: 50, ...extra }));
       return path;
     }
 
@@ -262,6 +267,45 @@ describe('mailover CLI (each command as a process)', function () {
       assert.equal(again.stderr.trim(), 'mailover suppress remove: sup2@example.com is not on the suppression list');
     });
 
+    it('cli: mailover webhooks serves signed Mailgun webhooks (a complaint suppresses, a forged one is refused) and one-click unsubscribes beside the worker; stops on SIGTERM', async () => {
+      const configPath = join(h.dir, 'webhooks.yaml');
+      const defs = h.providerDefs.map((d) => (d.kind === 'mailgun' ? { ...d, webhookSigningKey: TEST_WEBHOOK_KEY } : d));
+      const secrets = writeProviderFile(configPath, defs);
+      const doc = parse(readFileSync(configPath, 'utf8'));
+      writeFileSync(configPath, stringify({ ...doc, webhooks: { port: 0, maxAgeSeconds: 60 } }));
+      const child = spawn(process.execPath, [CLI, 'webhooks'], { env: { ...process.env, ...cliEnv, ...secrets, MAILOVER_CONFIG: configPath }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (out += d));
+      const exited = new Promise<number | null>((res) => child.on('close', res));
+      try {
+        await waitUntil(() => out.includes('bounces '), 'mailover webhooks to be ready', 30_000);
+        const base = /^  http\s+(http:\/\/\S+)/m.exec(out)![1];
+        assert.match(out, new RegExp(`^  webhooks\\s+${base.replace(/[.]/g, '\\.')}/webhooks/mailgun$`, 'm'));
+        assert.ok(!out.includes(TEST_WEBHOOK_KEY) && !out.includes('test-unsubscribe-key'), 'no secret printed');
+        const sign = (key: string, email: string) => {
+          const timestamp = String(Math.floor(Date.now() / 1000));
+          const token = uniqueId('tok');
+          return JSON.stringify({ signature: { timestamp, token, signature: signMailgunWebhook(key, timestamp, token) }, 'event-data': { id: uniqueId('ev'), event: 'complained', timestamp: Date.now() / 1000, recipient: email } });
+        };
+        const ok = await fetch(`${base}/webhooks/mailgun`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: sign(TEST_WEBHOOK_KEY, 'hook-complainer@example.com') });
+        assert.equal(ok.status, 200, await ok.text());
+        const forged = await fetch(`${base}/webhooks/mailgun`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: sign('wrong-key-0123456789', 'hook-forged@example.com') });
+        assert.equal(forged.status, 401);
+        const token = signUnsubscribeToken(TEST_UNSUBSCRIBE_KEY, { campaignId: 'any', email: 'hook-leaver@example.com' });
+        const one = await fetch(`${base}/u/${token}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'List-Unsubscribe=One-Click' });
+        assert.equal(one.status, 200);
+        const listed = await run(['suppress', 'list', '--json'], cliEnv);
+        const emails = (JSON.parse(listed.stdout) as Array<{ email: string }>).map((r) => r.email);
+        assert.ok(emails.includes('hook-complainer@example.com') && emails.includes('hook-leaver@example.com') && !emails.includes('hook-forged@example.com'), emails.join(', '));
+        assert.match(await (await fetch(`${base}/metrics`)).text(), /^mailover_webhook_refused_forged_total 1$/m);
+        child.kill('SIGTERM');
+        assert.equal(await exited, 0, out);
+      } finally {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      }
+    });
+
     it('cli: mailover worker starts, says it is ready, and stops gracefully on SIGTERM (exit 0)', async () => {
       const child = spawn(process.execPath, [CLI, 'worker'], { env: { ...process.env, ...cliEnv, MAILOVER_TASK_QUEUE: uniqueId('cli-worker') }, stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
@@ -289,6 +333,9 @@ describe('mailover CLI (each command as a process)', function () {
         const address = /^  Temporal\s+(\S+)/m.exec(out)![1];
         const ui = /^  Web UI\s+(\S+)/m.exec(out)![1];
         const smtpPort = Number(/smtp-primary\s+127\.0\.0\.1:(\d+)/.exec(out)![1]);
+        const webhooks = /^  webhooks\s+(http:\/\/127\.0\.0\.1:(\d+))\/webhooks\/mailgun/m.exec(out)!;
+        const bouncePort = Number(/^  bounces\s+smtp:\/\/127\.0\.0\.1:(\d+)/m.exec(out)![1]);
+        assert.equal(await (await fetch(`${webhooks[1]}/healthz`)).text(), 'ok');
         const r = await run(
           ['campaign', 'start', '--file', 'samples/campaign.yaml', '--audience', 'samples/audience.csv', '--wait'],
           { TEMPORAL_ADDRESS: address, MAILOVER_UI_URL: ui, MAILOVER_DATA_DIR: dir, MAILOVER_CONFIG: '', MAILOVER_DB: join(dir, 'mailover.db'), DATABASE_URL: '', MAILOVER_TASK_QUEUE: '' },
@@ -299,7 +346,7 @@ describe('mailover CLI (each command as a process)', function () {
         child.kill('SIGINT');
         assert.equal(await exited, 0, out);
         assert.match(out, /stopped/);
-        for (const port of [Number(address.split(':')[1]), smtpPort]) {
+        for (const port of [Number(address.split(':')[1]), smtpPort, Number(webhooks[2]), bouncePort]) {
           const refused = await new Promise<boolean>((res) => {
             const s = connect(port, '127.0.0.1');
             s.once('connect', () => (s.destroy(), res(false)));

@@ -50,8 +50,18 @@ describe('docker-compose.yml (parsed)', () => {
     assert.equal(env.TEMPORAL_ADDRESS, 'temporal:7233');
     assert.match(env.DATABASE_URL, /^postgres:\/\/mailover:\$\{MAILOVER_DB_PASSWORD:-mailover\}@mailover-db:5432\/mailover$/);
     assert.equal(env.MAILOVER_CONFIG, '/app/deploy/mailover.compose.yaml');
-    const cfg = loadConfig(join(ROOT, 'deploy', 'mailover.compose.yaml'), {});
+    assert.equal(env.MAILOVER_UNSUBSCRIBE_KEY, '${MAILOVER_UNSUBSCRIBE_KEY:-compose-demo-unsubscribe-key}');
+    const cfg = loadConfig(join(ROOT, 'deploy', 'mailover.compose.yaml'), { MAILOVER_UNSUBSCRIBE_KEY: 'compose-demo-unsubscribe-key' });
     assert.deepEqual(cfg.providers.map((p) => (p.kind === "smtp" ? `${p.name}@${p.host}:${p.port}` : p.name)), ['smtp-primary@mailpit:1025', 'smtp-backup@mailpit-backup:1025']);
+    assert.equal(cfg.compliance.unsubscribe?.baseUrl, 'http://localhost:8088');
+  });
+
+  it('compose: a webhooks service runs `mailover webhooks` on the same store and key, publishing the unsubscribe endpoint on 8088', () => {
+    const w = s.webhooks as Service & { command?: string[] };
+    assert.deepEqual(w.command, ['node', 'build/src/cli/main.js', 'webhooks']);
+    assert.ok(w.ports?.includes('8088:8025'));
+    assert.equal(w.environment?.DATABASE_URL, s.worker.environment?.DATABASE_URL);
+    assert.equal(w.environment?.MAILOVER_UNSUBSCRIBE_KEY, s.worker.environment?.MAILOVER_UNSUBSCRIBE_KEY);
   });
 
   it('compose: payloads are encrypted: the worker and the codec server require MAILOVER_PAYLOAD_KEYS, the codec server its token and the Web UI origin', () => {

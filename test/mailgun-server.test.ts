@@ -461,6 +461,69 @@ describe('mailgun server', function () {
     assert.equal((await getJson(`${server.url}/v3/${DOMAIN}/events?page=${token}`)).items[0]?.recipient, 'user1@example.com');
   });
 
+  it('mailgun server: suppression lists page like Mailgun (mailgun.js list with pages.next.page, previous and last), per domain, behind auth; POST adds a JSON array or one form entry', async () => {
+    const server = await startServer();
+    const mg = client(server);
+    const created = await mg.suppressions.create(DOMAIN, 'bounces', addresses(25, 'b').map((address) => ({ address, code: 550, error: 'No such user' })));
+    assert.equal(created.message, '25 addresses have been added to the bounces table');
+    await mg.suppressions.create(DOMAIN, 'unsubscribes', { address: 'one@example.com', tag: 'news' });
+    server.addSuppression('complaints', 'other.example.com', { address: 'elsewhere@example.com' });
+    const seen: string[] = [];
+    let page: string | undefined;
+    for (let i = 0; i < 10; i++) {
+      const res = await mg.suppressions.list(DOMAIN, 'bounces', { limit: 10, ...(page ? { page } : {}) });
+      if (!res.items.length) break;
+      seen.push(...res.items.map((it) => (it as unknown as { address: string }).address));
+      page = (res.pages as Record<string, { page: string }>).next.page;
+    }
+    assert.deepEqual(seen, [...addresses(25, 'b')].sort(), 'every address once, in address order, over 3 pages and an empty one');
+    const first = (await (await fetch(`${server.url}/v3/${DOMAIN}/bounces?limit=10`, { headers: { authorization: basicAuth() } })).json()) as { items: Array<{ address: string; code: string; error: string; created_at: string }>; paging: Record<string, string> };
+    assert.deepEqual(Object.keys(first.items[0]).sort(), ['address', 'code', 'created_at', 'error']);
+    assert.equal(first.items[0].code, '550');
+    assert.match(first.items[0].created_at, /^\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} UTC$/);
+    assert.match(first.paging.next, new RegExp(`^${server.url}/v3/${DOMAIN}/bounces\\?page=next&address=${encodeURIComponent(first.items[9].address).replace(/[.]/g, '\\.')}&limit=10$`));
+    const last = (await (await fetch(first.paging.last, { headers: { authorization: basicAuth() } })).json()) as { items: Array<{ address: string }>; paging: Record<string, string> };
+    assert.equal(last.items.length, 10);
+    const previous = (await (await fetch(last.paging.previous, { headers: { authorization: basicAuth() } })).json()) as { items: Array<{ address: string }> };
+    assert.deepEqual(previous.items.map((i) => i.address), seen.slice(5, 15));
+    assert.deepEqual(server.suppressions('unsubscribes', DOMAIN).map((e) => [e.address, e.tags]), [['one@example.com', ['news']]]);
+    assert.deepEqual(server.suppressions('complaints', DOMAIN), [], 'lists are per domain');
+    assert.equal((await fetch(`${server.url}/v3/${DOMAIN}/bounces`, { headers: { authorization: basicAuth('key-wrong') } })).status, 401);
+  });
+
+  it('mailgun server: simulateEvent writes the event with the message identity, lists the address as Mailgun would, and posts a webhook signed with HMAC-SHA256(timestamp + token)', async () => {
+    const server = await startServer();
+    const received: Array<{ signature: { timestamp: string; token: string; signature: string }; 'event-data': Record<string, unknown> }> = [];
+    const http = await import('node:http');
+    const receiver = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => (body += d));
+      req.on('end', () => {
+        received.push(JSON.parse(body));
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', () => r()));
+    try {
+      server.setWebhook(`http://127.0.0.1:${(receiver.address() as { port: number }).port}/hook`, 'signing-key-123');
+      assert.equal((await post(server, simple('ann@example.com', { 'v:mailover-campaign': 'spring', 'v:mailover-seq': '4' }))).status, 200);
+      await assert.rejects(server.simulateEvent('nobody@example.com', 'complained'), /no message to nobody@example\.com was accepted/);
+      const { event, webhookStatus } = await server.simulateEvent('ann@example.com', 'failed', { severity: 'permanent' });
+      assert.equal(webhookStatus, 200);
+      assert.equal(event.severity, 'permanent');
+      assert.deepEqual(event['user-variables'], { 'mailover-campaign': 'spring', 'mailover-seq': '4' });
+      const [hook] = received;
+      const { createHmac } = await import('node:crypto');
+      assert.equal(hook.signature.signature, createHmac('sha256', 'signing-key-123').update(hook.signature.timestamp + hook.signature.token).digest('hex'));
+      assert.equal(hook['event-data'].id, event.id);
+      assert.deepEqual(server.suppressions('bounces', DOMAIN).map((e) => e.address), ['ann@example.com']);
+      const failed = await client(server).events.get(DOMAIN, { event: 'failed' });
+      assert.deepEqual(failed.items.map((i) => i.recipient), ['ann@example.com'], 'the events API has it too');
+    } finally {
+      await new Promise((r) => receiver.close(r));
+    }
+  });
+
   it('mailgun server: stop() with a hung request open resolves promptly and is idempotent', async () => {
     const server = await startServer();
     server.hangNext(1);

@@ -427,6 +427,80 @@ function storeSuite(name: 'sqlite' | 'postgres', makeBackend: () => Promise<Back
         25,
       );
     });
+
+    it('campaign compliance fields (transactional, postal address, list) round-trip', async () => {
+      const cid = id('compliance');
+      await store.createCampaign({ id: cid, from: 'a@example.com', template: { subject: 's', text: 't' }, providers: ['p'], batchSize: 10, postalAddress: '1 Main St', list: 'weekly', transactional: true });
+      const c = await store.getCampaign(cid);
+      assert.equal(c?.postalAddress, '1 Main St');
+      assert.equal(c?.list, 'weekly');
+      assert.equal(c?.transactional, true);
+      assert.ok((await store.listCampaignIds()).includes(cid));
+    });
+
+    it('a database created before the compliance fields gains their column on migrate (old rows read as marketing, no postal address)', async () => {
+      const old = id('old');
+      await store.createCampaign({ id: old, from: 'a@example.com', template: { subject: 's', text: 't' }, providers: ['p'], batchSize: 10 });
+      await sql`alter table campaigns drop column compliance_json`.execute((store as KyselyStore).db);
+      await store.migrate();
+      await store.migrate(); // idempotent
+      const before = await store.getCampaign(old);
+      assert.equal(before?.transactional, undefined);
+      assert.equal(before?.postalAddress, undefined);
+      const fresh = id('after-migrate');
+      await store.createCampaign({ id: fresh, from: 'a@example.com', template: { subject: 's', text: 't' }, providers: ['p'], batchSize: 10, postalAddress: '2 High St' });
+      assert.equal((await store.getCampaign(fresh))?.postalAddress, '2 High St');
+    });
+
+    it('a provider event is stored once, linked to its ledger row by campaign and seq of that address, and suppresses in the same transaction', async () => {
+      const cid = id('events');
+      await store.createCampaign({ id: cid, from: 'a@example.com', template: { subject: 's', text: 't' }, providers: ['p'], batchSize: 10 });
+      await store.importAudience(cid, audience(cid, 3));
+      const email = `user2.${cid}@example.com`;
+      const event = { provider: 'mailgun', providerEventId: `ev-${cid}`, type: 'complained' as const, occurredAt: new Date('2026-01-02T03:04:05Z'), email: email.toUpperCase(), campaignId: cid, seq: 2, reason: 'abuse' };
+      const first = await store.recordEvent(event, { reason: 'complaint (mailgun): abuse', source: 'mailgun' });
+      assert.deepEqual(first, { recorded: true, linked: true, suppressed: true });
+      assert.equal(await store.isSuppressed(email), true);
+      const again = await store.recordEvent(event, { reason: 'complaint (mailgun): abuse', source: 'mailgun' });
+      assert.deepEqual(again, { recorded: false, linked: true, suppressed: false }, 'a repeated event changes nothing');
+      const events = await store.listEvents({ campaignId: cid });
+      assert.equal(events.length, 1);
+      assert.deepEqual({ ...events[0], receivedAt: undefined }, { id: `mailgun:ev-${cid}`, provider: 'mailgun', type: 'complained', occurredAt: new Date('2026-01-02T03:04:05Z'), receivedAt: undefined, email, campaignId: cid, seq: 2, reason: 'abuse' });
+      // An identity naming another address's row links nothing.
+      const wrong = await store.recordEvent({ ...event, providerEventId: `ev2-${cid}`, email: `someone.${cid}@example.com`, seq: 1 });
+      assert.deepEqual(wrong, { recorded: true, linked: false, suppressed: false });
+      assert.equal((await store.listEvents({ email: `someone.${cid}@example.com` }))[0].campaignId, null);
+    });
+
+    it('a list-scoped suppression skips the address only in campaigns of that list', async () => {
+      const [a, b] = [id('list-a'), id('list-b')];
+      const list = id('newsletter');
+      await store.createCampaign({ id: a, from: 'a@example.com', template: { subject: 's', text: 't' }, providers: ['p'], batchSize: 10, list });
+      await store.createCampaign({ id: b, from: 'a@example.com', template: { subject: 's', text: 't' }, providers: ['p'], batchSize: 10 });
+      const shared = [{ email: `shared.${list}@example.com`, fields: {} }, { email: `other.${list}@example.com`, fields: {} }];
+      await store.importAudience(a, shared);
+      await store.importAudience(b, shared);
+      await store.addListSuppression(list, shared[0].email, 'unsubscribed', 'test');
+      const inList = await store.claimRange(a, 1, 2, 'p', 't1');
+      assert.equal(inList.suppressed, 1);
+      assert.deepEqual(inList.claimed.map((r) => r.email), [shared[1].email]);
+      assert.match((await store.listRecipients(a))[0].lastError ?? '', new RegExp(`suppressed for list ${list}: unsubscribed`));
+      const otherList = await store.claimRange(b, 1, 2, 'p', 't2');
+      assert.equal(otherList.suppressed, 0, 'a campaign of another list still sends to it');
+      assert.equal(otherList.claimed.length, 2);
+      assert.ok((await store.listListSuppressions()).some((r) => r.list === list && r.email === shared[0].email));
+    });
+
+    it('a webhook token is accepted once; a replay is refused; old tokens are forgotten', async () => {
+      const token = id('tok');
+      assert.equal(await store.rememberWebhookToken('mailgun', token, new Date(Date.now() - 60_000)), true);
+      assert.equal(await store.rememberWebhookToken('mailgun', token, new Date(Date.now() - 60_000)), false, 'replayed');
+      assert.equal(await store.rememberWebhookToken('other', token, new Date(Date.now() - 60_000)), true, 'per provider');
+      await store.forgetWebhookToken('mailgun', token);
+      assert.equal(await store.rememberWebhookToken('mailgun', token, new Date(Date.now() - 60_000)), true, 'forgotten after a failed processing');
+      // Everything seen before "now + 1 s" is dropped: the token is new again.
+      assert.equal(await store.rememberWebhookToken('mailgun', token, new Date(Date.now() + 1000)), true);
+    });
   });
 }
 

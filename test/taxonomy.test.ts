@@ -8,7 +8,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { campaignProgress, resumeCampaign, setCampaignProviders, startCampaign } from '../src/client';
-import { audience, FAST, Harness, TEMPLATE, uniqueId } from './support/harness';
+import { audience, FAST, Harness, POSTAL_ADDRESS, TEMPLATE, uniqueId } from './support/harness';
 import { startDevServer } from './support/temporal';
 import { waitUntil } from './support/wait';
 
@@ -160,7 +160,7 @@ describe('failure taxonomy (each class on a real campaign)', function () {
     const id = uniqueId('invalid');
     const rows = audience(30);
     rows[11].fields = {};
-    await h.store.createCampaign({ id, from: 'news@mailover.test', template: TEMPLATE, providers: ['smtp-primary'], batchSize: 10 });
+    await h.store.createCampaign({ id, from: 'news@mailover.test', template: TEMPLATE, postalAddress: POSTAL_ADDRESS, providers: ['smtp-primary'], batchSize: 10 });
     await h.store.importAudience(id, rows);
     const handle = await startCampaign(h.client, { campaignId: id, providers: ['smtp-primary'], batchSize: 10, taskQueue: h.taskQueue, options: FAST });
     await assert.rejects(handle.result(), (err: unknown) => {
@@ -176,7 +176,7 @@ describe('failure taxonomy (each class on a real campaign)', function () {
 
   it('invalid campaign: a provider the worker does not know fails the campaign before any send', async () => {
     const id = uniqueId('unknown-provider');
-    await h.store.createCampaign({ id, from: 'news@mailover.test', template: TEMPLATE, providers: ['smtp-primary', 'ses-eu'], batchSize: 10 });
+    await h.store.createCampaign({ id, from: 'news@mailover.test', template: TEMPLATE, postalAddress: POSTAL_ADDRESS, providers: ['smtp-primary', 'ses-eu'], batchSize: 10 });
     await h.store.importAudience(id, audience(5));
     const handle = await startCampaign(h.client, { campaignId: id, providers: ['smtp-primary', 'ses-eu'], batchSize: 10, taskQueue: h.taskQueue, options: FAST });
     await assert.rejects(handle.result(), (err: unknown) => {

@@ -159,7 +159,8 @@ interface CampaignRun {
 
 async function runCampaign(env: TestWorkflowEnvironment, store: Store, workerEnv: NodeJS.ProcessEnv, taskQueue: string, id: string, providers: string[], rows: AudienceRow[]): Promise<CampaignRun> {
   const importStarted = performance.now();
-  await store.createCampaign({ id, from: FROM, template: TEMPLATE, providers, batchSize: BATCH });
+  // transactional: the engine run renders exactly what the raw baseline sends (no unsubscribe link to sign).
+  await store.createCampaign({ id, from: FROM, template: TEMPLATE, providers, batchSize: BATCH, transactional: true });
   for (let i = 0; i < rows.length; i += 10_000) await store.importAudience(id, rows.slice(i, i + 10_000));
   const importSeconds = (performance.now() - importStarted) / 1000;
   const worker = await WorkerProc.start(workerEnv);

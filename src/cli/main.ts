@@ -13,11 +13,12 @@ import { CliContext, configPath } from './context';
 import { providerCommands } from './provider-commands';
 import { drillCommands } from './drill-commands';
 import { suppressCommands } from './suppress-commands';
+import { webhooksCommand } from './webhooks-command';
 import { EXIT, oneLine, UsageError } from './usage';
 
 const dev: Command = {
   name: 'dev',
-  summary: 'The embedded dev stack: Temporal dev server with its Web UI (state under ./data), a worker, and local ESPs (two SMTP inboxes, a Mailgun-compatible API). Ctrl-C stops everything.',
+  summary: 'The embedded dev stack: Temporal dev server with its Web UI (state under ./data), a worker, local ESPs (two SMTP inboxes, a Mailgun-compatible API) and the compliance services (webhooks, unsubscribe, bounces). Ctrl-C stops everything.',
   usage: '[--data DIR] [--port 7233] [--ui-port 8233]',
   details: 'Writes DIR/mailover.dev.yaml, the provider file other mailover commands pick up by default.',
   options: { data: { type: 'string' }, port: { type: 'string' }, 'ui-port': { type: 'string' } },
@@ -37,6 +38,9 @@ const dev: Command = {
     console.log(`  smtp-primary  127.0.0.1:${stack.primary.port}`);
     console.log(`  smtp-backup   127.0.0.1:${stack.backup.port}`);
     console.log(`  mailgun       ${stack.mailgun.url}`);
+    console.log(`  webhooks      ${stack.compliance.http.url}/webhooks/mailgun (the Mailgun API posts its events here)`);
+    console.log(`  unsubscribe   ${stack.compliance.http.url}/u/<token>`);
+    console.log(`  bounces       smtp://127.0.0.1:${stack.compliance.bounces?.port} (DSNs to bounces+<token>@bounces.mailover.dev)`);
     console.log(`  providers     ${stack.configPath}`);
     console.log(`  payloads      ${describeEncryption(stack.dataConverter)}`);
     console.log(`In another terminal: TEMPORAL_ADDRESS=${stack.address} MAILOVER_UI_URL=${stack.uiUrl} npx mailover campaign start --file samples/campaign.yaml --audience samples/audience.csv --wait`);
@@ -60,7 +64,7 @@ const worker: Command = {
   },
 };
 
-const COMMANDS: Command[] = [dev, worker, ...campaignCommands, ...providerCommands, ...suppressCommands, ...drillCommands, codecServer];
+const COMMANDS: Command[] = [dev, worker, webhooksCommand, ...campaignCommands, ...providerCommands, ...suppressCommands, ...drillCommands, codecServer];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

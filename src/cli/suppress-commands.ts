@@ -1,8 +1,11 @@
 /** `mailover suppress ...`: the one suppression list every provider sends by. */
 import { normaliseAddress } from '../address';
 import { detectAudienceFormat, parseAudience, readAudienceFile } from '../audience';
+import { loadConfig, type MailgunProviderDefinition } from '../config';
+import { pullMailgunSuppressions, pushMailgunSuppressions } from '../compliance/suppression-sync';
 import { table } from '../progress';
-import type { Command } from './command';
+import type { Command, Values } from './command';
+import { configPath } from './context';
 
 function address(raw: string): string {
   const a = normaliseAddress(raw);
@@ -65,4 +68,40 @@ const list: Command = {
   },
 };
 
-export const suppressCommands: Command[] = [add, remove, importCmd, list];
+/** The named provider from the full config (secrets resolved): it must keep its own lists (Mailgun). */
+function listKeepingProvider(values: Values, name: string): MailgunProviderDefinition {
+  const config = loadConfig(configPath({ config: typeof values.config === 'string' ? values.config : undefined }));
+  const p = config.providers.find((d) => d.name === name);
+  if (!p) throw new Error(`unknown provider '${name}' (configured: ${config.providers.map((d) => d.name).join(', ')})`);
+  if (p.kind !== 'mailgun') throw new Error(`provider '${name}' is ${p.kind}: it keeps no suppression lists of its own (mailover's list already applies to it)`);
+  return p;
+}
+
+const sync: Command = {
+  name: 'suppress sync',
+  summary: "Pull a provider's own suppression lists (Mailgun bounces, unsubscribes, complaints) into mailover's list, so every provider sends by what that one knew.",
+  usage: '<provider>',
+  details: 'Reads the provider (and its API key, from the environment) from the config file. Addresses already suppressed are left as they are.',
+  args: ['provider'],
+  async run(ctx, values, [name]) {
+    const provider = listKeepingProvider(values, name);
+    const report = await pullMailgunSuppressions(await ctx.openStore(), provider);
+    console.log(
+      `read ${report.read.bounces} bounces, ${report.read.unsubscribes} unsubscribes, ${report.read.complaints} complaints from ${name} (${report.pages} pages); ${report.added} addresses newly suppressed`,
+    );
+  },
+};
+
+const push: Command = {
+  name: 'suppress push',
+  summary: "Push mailover's suppression list to a provider that keeps its own (Mailgun): hard bounces to its bounces, complaints to complaints, the rest to unsubscribes.",
+  usage: '<provider>',
+  args: ['provider'],
+  async run(ctx, values, [name]) {
+    const provider = listKeepingProvider(values, name);
+    const report = await pushMailgunSuppressions(await ctx.openStore(), provider);
+    console.log(`pushed ${report.pushed.bounces} bounces, ${report.pushed.unsubscribes} unsubscribes, ${report.pushed.complaints} complaints to ${name} (${report.calls} calls)`);
+  },
+};
+
+export const suppressCommands: Command[] = [add, remove, importCmd, list, sync, push];

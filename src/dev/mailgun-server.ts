@@ -29,6 +29,18 @@
  *   otherwise `ascending` decides. Ascending: begin <= timestamp <= end; descending:
  *   end <= timestamp <= begin (each bound optional).
  *
+ * - Suppression lists, as Mailgun keeps them per domain: GET /v3/:domain/bounces|unsubscribes|complaints
+ *   with `limit` (1..10000, default 100) and Mailgun's paging (`paging.next` is
+ *   `<url>/v3/<domain>/<list>?page=next&address=<last address>&limit=N`, so mailgun.js's
+ *   `pages.next.page` works; a page past the end is empty); items in address order:
+ *   bounces `{ address, code, error, created_at }`, unsubscribes `{ address, tags, created_at }`,
+ *   complaints `{ address, created_at }` (created_at as an RFC 2822 date). POST adds entries: a JSON
+ *   array (up to 1000) or one form entry (address, code, error, tag). `suppressions(list)` reads them.
+ * - Event webhooks (`setWebhook(url, signingKey)`): `simulateEvent(recipient, 'delivered' | 'failed' |
+ *   'complained' | 'unsubscribed')` writes the event to the events API, puts permanent failures,
+ *   complaints and unsubscribes on the domain's lists as Mailgun does, and POSTs it to the webhook
+ *   URL in Mailgun's JSON form, signed with Mailgun's scheme (HMAC-SHA256 of timestamp + token).
+ *
  * Fault model for POST /messages (the events endpoint is only affected by setAuthFailure;
  * `heal()` clears all faults). Each call is checked in this order:
  *   hangNext(n)             consumed when the request arrives: never answered, nothing recorded;
@@ -51,7 +63,7 @@ import { EventEmitter } from 'node:events';
 import { waitForEvents } from './wait-for-event';
 import http from 'node:http';
 import type net from 'node:net';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 
 export interface MailgunServerOptions {
   /** The API key clients must send as the password of HTTP basic auth with user `api`. */
@@ -94,13 +106,42 @@ export interface MailgunCall {
   at: Date;
 }
 
+export type MailgunSuppressionList = 'bounces' | 'unsubscribes' | 'complaints';
+export const MAILGUN_SUPPRESSION_LISTS: readonly MailgunSuppressionList[] = ['bounces', 'unsubscribes', 'complaints'];
+
+/** One entry of a domain's suppression list, as the list endpoints return it. */
+export interface MailgunSuppression {
+  address: string;
+  /** bounces only */
+  code?: string;
+  error?: string;
+  /** unsubscribes only */
+  tags?: string[];
+  created_at: string;
+}
+
+export type SimulatedEventKind = 'delivered' | 'failed' | 'complained' | 'unsubscribed';
+
+export interface SimulateEventOptions {
+  /** failed only (default permanent). */
+  severity?: 'permanent' | 'temporary';
+  /** failed only: the SMTP code and message (default 550 / 5.1.1 mailbox does not exist). */
+  code?: number;
+  message?: string;
+  /** Sign the webhook as if sent at this time (a stale request in tests). */
+  signedAt?: Date;
+}
+
 /** An event as GET /v3/:domain/events returns it. */
 export interface MailgunEvent {
   id: string;
-  event: 'accepted';
+  event: 'accepted' | SimulatedEventKind;
+  severity?: 'permanent' | 'temporary';
+  reason?: string;
+  'delivery-status'?: { code: number; message: string; description: string };
   /** Epoch seconds (with milliseconds). */
   timestamp: number;
-  'log-level': 'info';
+  'log-level': 'info' | 'warn' | 'error';
   method: 'HTTP';
   recipient: string;
   'recipient-domain': string;
@@ -198,6 +239,9 @@ export class MailgunServer extends EventEmitter {
   private readonly recorded: MailgunMessage[] = [];
   private readonly callLog: MailgunCall[] = [];
   private readonly eventLog: StoredEvent[] = [];
+  /** domain (lower case) -> list -> address (lower case) -> entry */
+  private readonly lists = new Map<string, Map<MailgunSuppressionList, Map<string, MailgunSuppression>>>();
+  private webhook: { url: string; signingKey: string } | null = null;
   private nextSeq = 1;
   private readonly sockets = new Set<net.Socket>();
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -287,6 +331,97 @@ export class MailgunServer extends EventEmitter {
     return this.waitFor((server) => server.acceptedCount >= n, timeoutMs).catch((err: Error) => {
       throw new Error(`${this.name}: expected at least ${n} accepted messages within ${timeoutMs} ms, got ${this.recorded.length}`, { cause: err });
     });
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Suppression lists and event webhooks
+
+  /** Where event webhooks go, signed with this key (null: none). */
+  setWebhook(url: string | null, signingKey = ''): void {
+    this.webhook = url ? { url, signingKey } : null;
+  }
+
+  /** A domain's suppression list, in address order. */
+  suppressions(list: MailgunSuppressionList, domain: string): MailgunSuppression[] {
+    return [...this.listOf(domain, list).values()].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+  }
+
+  /** Puts an address on a domain's list (as Mailgun does after a hard bounce, complaint or unsubscribe). */
+  addSuppression(list: MailgunSuppressionList, domain: string, entry: { address: string; code?: number | string; error?: string; tags?: string[]; createdAt?: Date }): void {
+    const address = entry.address.trim().toLowerCase();
+    const item: MailgunSuppression = { address, created_at: (entry.createdAt ?? new Date()).toUTCString().replace('GMT', 'UTC') };
+    if (list === 'bounces') {
+      item.code = String(entry.code ?? 550);
+      item.error = entry.error ?? '';
+    }
+    if (list === 'unsubscribes') item.tags = entry.tags?.length ? entry.tags : ['*'];
+    this.listOf(domain, list).set(address, item);
+  }
+
+  private listOf(domain: string, list: MailgunSuppressionList): Map<string, MailgunSuppression> {
+    const key = domain.toLowerCase();
+    let lists = this.lists.get(key);
+    if (!lists) this.lists.set(key, (lists = new Map()));
+    let entries = lists.get(list);
+    if (!entries) lists.set(list, (entries = new Map()));
+    return entries;
+  }
+
+  /**
+   * An event about the last message accepted for `recipient` (its domain, message id and
+   * user-variables): written to the events API, put on the suppression lists as Mailgun does, and
+   * POSTed to the webhook when one is set. Resolves with the event and the webhook's HTTP status.
+   */
+  async simulateEvent(recipient: string, kind: SimulatedEventKind, opts: SimulateEventOptions = {}): Promise<{ event: MailgunEvent; webhookStatus?: number; webhookBody?: string }> {
+    const lower = recipient.toLowerCase();
+    const sent = [...this.recorded].reverse().find((m) => m.to.toLowerCase() === lower);
+    if (!sent) throw new Error(`${this.name}: no message to ${recipient} was accepted, so there is nothing to report about`);
+    const at = recipient.lastIndexOf('@');
+    const event: MailgunEvent = {
+      id: randomBytes(16).toString('base64url').slice(0, 22),
+      event: kind,
+      timestamp: Date.now() / 1000,
+      'log-level': kind === 'failed' ? (opts.severity === 'temporary' ? 'warn' : 'error') : kind === 'complained' ? 'warn' : 'info',
+      method: 'HTTP',
+      recipient: sent.to,
+      'recipient-domain': recipient.slice(at + 1).toLowerCase(),
+      tags: [],
+      envelope: { sender: bareAddress(sent.from), targets: sent.to, transport: 'smtp' },
+      message: { headers: { 'message-id': stripBrackets(sent.id), to: sent.to, from: sent.from, subject: sent.subject } },
+      'user-variables': { ...sent.variables },
+    };
+    if (kind === 'failed') {
+      const severity = opts.severity ?? 'permanent';
+      event.severity = severity;
+      event.reason = severity === 'permanent' ? 'bounce' : 'generic';
+      const code = opts.code ?? (severity === 'permanent' ? 550 : 451);
+      const message = opts.message ?? (severity === 'permanent' ? '5.1.1 The email account that you tried to reach does not exist' : '4.2.0 mailbox temporarily unavailable');
+      event['delivery-status'] = { code, message, description: '' };
+      if (severity === 'permanent') this.addSuppression('bounces', sent.domain, { address: sent.to, code, error: message });
+    } else if (kind === 'delivered') {
+      event['delivery-status'] = { code: 250, message: 'OK', description: '' };
+    } else if (kind === 'complained') {
+      this.addSuppression('complaints', sent.domain, { address: sent.to });
+    } else if (kind === 'unsubscribed') {
+      this.addSuppression('unsubscribes', sent.domain, { address: sent.to });
+    }
+    this.eventLog.push({ seq: this.nextSeq++, domain: sent.domain.toLowerCase(), item: event });
+    if (!this.webhook) return { event };
+    const delivery = await this.postWebhook({ 'event-data': event }, opts.signedAt);
+    return { event, webhookStatus: delivery.status, webhookBody: delivery.body };
+  }
+
+  /** POSTs a webhook body signed with Mailgun's scheme; resolves with the receiver's answer. */
+  async postWebhook(body: Record<string, unknown>, signedAt = new Date(), token = randomBytes(25).toString('hex')): Promise<{ status: number; body: string }> {
+    if (!this.webhook) throw new Error(`${this.name}: no webhook URL set`);
+    const timestamp = String(Math.floor(signedAt.getTime() / 1000));
+    const signature = createHmac('sha256', this.webhook.signingKey).update(timestamp + token).digest('hex');
+    const res = await fetch(this.webhook.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ signature: { timestamp, token, signature }, ...body }),
+    });
+    return { status: res.status, body: await res.text() };
   }
 
   /** Forgets recorded messages, calls and events (faults stay; see `heal()`). */
@@ -435,8 +570,97 @@ export class MailgunServer extends EventEmitter {
       }
       return;
     }
+    const lists = /^\/v3\/([^/]+)\/(bounces|unsubscribes|complaints)\/?$/.exec(url.pathname);
+    if (lists) {
+      const domain = decodeSegment(lists[1] ?? '');
+      const list = lists[2] as MailgunSuppressionList;
+      if (req.method === 'GET') {
+        req.resume();
+        if (!this.authorized(req)) return void forbidden(res);
+        try {
+          this.handleListGet(res, domain, list, url.searchParams);
+        } catch (err) {
+          sendJson(res, err instanceof BadRequest ? 400 : 500, { message: err instanceof BadRequest ? err.message : 'Internal server error' });
+        }
+        return;
+      }
+      if (req.method === 'POST') {
+        if (!this.authorized(req)) {
+          req.resume();
+          return void forbidden(res);
+        }
+        void this.handleListPost(req, res, domain, list).catch((err: unknown) => {
+          sendJson(res, err instanceof BadRequest ? 400 : 500, { message: err instanceof BadRequest ? err.message : 'Internal server error' });
+        });
+        return;
+      }
+      req.resume();
+      return void sendJson(res, 405, { message: 'Method not allowed' }, { allow: 'GET, POST' });
+    }
     req.resume();
     sendJson(res, 404, { message: 'Not found' });
+  }
+
+  private handleListGet(res: http.ServerResponse, domain: string, list: MailgunSuppressionList, query: URLSearchParams): void {
+    const limitText = query.get('limit');
+    const limit = limitText === null || limitText === '' ? 100 : Number(limitText);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new BadRequest(`'limit' parameter must be an integer between 1 and 10000, got ${JSON.stringify(limitText)}`);
+    const all = this.suppressions(list, domain);
+    const page = query.get('page') ?? 'first';
+    const cursor = (query.get('address') ?? '').toLowerCase();
+    let items: MailgunSuppression[];
+    if (page === 'next') items = all.filter((e) => e.address > cursor).slice(0, limit);
+    else if (page === 'previous') items = all.filter((e) => e.address < cursor).slice(-limit);
+    else if (page === 'last') items = all.slice(-limit);
+    else if (page === 'first') items = all.slice(0, limit);
+    else throw new BadRequest(`'page' parameter must be first, last, next or previous, got ${JSON.stringify(page)}`);
+    const base = `${this.url}/v3/${encodeURIComponent(domain)}/${list}`;
+    const link = (p: string, address?: string) => `${base}?page=${p}${address !== undefined ? `&address=${encodeURIComponent(address)}` : ''}&limit=${limit}`;
+    const first = items[0]?.address ?? cursor;
+    const last = items[items.length - 1]?.address ?? cursor;
+    sendJson(res, 200, { items, paging: { first: link('first'), last: link('last'), next: link('next', last), previous: link('previous', first) } });
+  }
+
+  private async handleListPost(req: http.IncomingMessage, res: http.ServerResponse, domain: string, list: MailgunSuppressionList): Promise<void> {
+    const body = await readBody(req, MAX_BODY_BYTES);
+    const type = (req.headers['content-type'] ?? '').toLowerCase();
+    let entries: Array<Record<string, unknown>>;
+    if (type.startsWith('application/json')) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(body.toString('utf8'));
+      } catch {
+        throw new BadRequest('Invalid JSON');
+      }
+      entries = (Array.isArray(parsed) ? parsed : [parsed]) as Array<Record<string, unknown>>;
+      if (entries.length > 1000) throw new BadRequest('Too many addresses (max 1000)');
+    } else {
+      let form: FormData;
+      try {
+        form = await new Response(body, { headers: { 'content-type': req.headers['content-type'] ?? '' } }).formData();
+      } catch {
+        throw new BadRequest('Invalid form data');
+      }
+      const one: Record<string, unknown> = {};
+      for (const [k, v] of form.entries()) if (typeof v === 'string') one[k] = v;
+      entries = [one];
+    }
+    for (const [i, e] of entries.entries()) {
+      if (!e || typeof e !== 'object' || typeof e.address !== 'string' || !isAddress(e.address.trim())) throw new BadRequest(`'address' parameter is not a valid address (entry ${i + 1})`);
+    }
+    for (const e of entries) {
+      const tags = Array.isArray(e.tags) ? e.tags.map(String) : typeof e.tag === 'string' ? [e.tag] : undefined;
+      const created = typeof e.created_at === 'string' ? new Date(e.created_at) : undefined;
+      this.addSuppression(list, domain, {
+        address: String(e.address),
+        ...(e.code !== undefined ? { code: String(e.code) } : {}),
+        ...(typeof e.error === 'string' ? { error: e.error } : {}),
+        ...(tags ? { tags } : {}),
+        ...(created && !Number.isNaN(created.getTime()) ? { createdAt: created } : {}),
+      });
+    }
+    const one = entries.length === 1;
+    sendJson(res, 200, one ? { message: `Address has been added to the ${list} table`, address: String(entries[0].address) } : { message: `${entries.length} addresses have been added to the ${list} table` });
   }
 
   private authorized(req: http.IncomingMessage): boolean {

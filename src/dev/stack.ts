@@ -19,6 +19,8 @@ import { openStore } from '../store/open-store';
 import type { Store } from '../store/types';
 import { ensureTemporalCli } from '../temporal-cli';
 import { createCampaignWorker } from '../worker';
+import { startComplianceServices, type ComplianceServices } from '../compliance/services';
+import type { ComplianceSettings } from '../compliance/settings';
 import { campaignSearchAttributes } from '../../workflows/search-attributes';
 import { MailgunServer } from './mailgun-server';
 import { SmtpSink } from './smtp-sink';
@@ -30,6 +32,13 @@ export const DEV_MAILGUN_DOMAIN = 'mg.mailover.dev';
 export const DEV_CONFIG_FILE = 'mailover.dev.yaml';
 /** Failover drills of the dev stack: seeds at the local inboxes (`mailover drill run --wait`). */
 const DEV_DRILLS_FILE = { from: 'mailover drills <drills@mailover.dev>', seeds: ['ops@mailover.dev', 'oncall@mailover.dev'], recipients: 20, batchSize: 5 };
+/** Dev signing keys (fakes), written to the provider file as environment references like any secret. */
+export const DEV_KEYS = {
+  MAILOVER_DEV_WEBHOOK_SIGNING_KEY: 'dev-mailgun-webhook-signing-key',
+  MAILOVER_DEV_UNSUBSCRIBE_KEY: 'dev-unsubscribe-signing-key-0123',
+  MAILOVER_DEV_BOUNCE_KEY: 'dev-bounce-signing-key-0123456789',
+} as const;
+export const DEV_BOUNCE_DOMAIN = 'bounces.mailover.dev';
 
 export interface DevStackOptions {
   dataDir: string;
@@ -39,6 +48,10 @@ export interface DevStackOptions {
   /** Ports of the two SMTP inboxes and the Mailgun API (0 = any free port, the default). */
   smtpPorts?: [number, number];
   mailgunPort?: number;
+  /** Port of the compliance HTTP server (webhooks, unsubscribe); default 8025, or a free one if taken. */
+  webhooksPort?: number;
+  /** Port of the inbound bounce listener; default any free port. */
+  bouncePort?: number;
   taskQueue?: string;
   /** Payload encryption for the worker and the client; default from MAILOVER_PAYLOAD_KEYS (unset: off). */
   dataConverter?: DataConverter;
@@ -58,6 +71,7 @@ export interface DevStack {
   configPath: string;
   worker: Worker;
   dataConverter?: DataConverter;
+  compliance: ComplianceServices;
   stop(): Promise<void>;
 }
 
@@ -126,22 +140,47 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
     const defs: ProviderDefinition[] = [
       { kind: 'smtp', name: primary.name, host: primary.host, port: primary.port, pool: { maxConnections: 4 } },
       { kind: 'smtp', name: backup.name, host: backup.host, port: backup.port, pool: { maxConnections: 4 } },
-      { kind: 'mailgun', name: 'mailgun', domain: DEV_MAILGUN_DOMAIN, apiKey: DEV_MAILGUN_KEY, url: mailgun.url, lookupSettleMs: 0 },
+      { kind: 'mailgun', name: 'mailgun', domain: DEV_MAILGUN_DOMAIN, apiKey: DEV_MAILGUN_KEY, url: mailgun.url, lookupSettleMs: 0, webhookSigningKey: DEV_KEYS.MAILOVER_DEV_WEBHOOK_SIGNING_KEY },
     ];
-    const configPath = join(dataDir, DEV_CONFIG_FILE);
-    const fileDefs = defs.map((d) => (d.kind === 'mailgun' ? { ...d, apiKey: `\${${DEV_MAILGUN_KEY_ENV}}` } : d));
-    writeFileSync(
-      configPath,
-      `# Written by \`mailover dev\`: the local ESPs of the dev stack. A worker using it needs ${DEV_MAILGUN_KEY_ENV}=${DEV_MAILGUN_KEY} (a fake key).\n` +
-        stringify({ inFlight: 'resend', providers: fileDefs, drills: DEV_DRILLS_FILE }),
-    );
+    const webhooksPort = await preferredPort(opts.webhooksPort ?? 8025);
+    const compliance: ComplianceSettings = {
+      webhooks: { host: '127.0.0.1', port: webhooksPort, maxAgeSeconds: 300, maxBodyBytes: 64 * 1024 },
+      unsubscribe: { baseUrl: `http://127.0.0.1:${webhooksPort}`, mailto: `unsubscribe@${DEV_BOUNCE_DOMAIN}`, signingKey: DEV_KEYS.MAILOVER_DEV_UNSUBSCRIBE_KEY, scope: 'all' },
+      bounces: { domain: DEV_BOUNCE_DOMAIN, localPart: 'bounces', signingKey: DEV_KEYS.MAILOVER_DEV_BOUNCE_KEY, host: '127.0.0.1', port: opts.bouncePort ?? 0, maxMessageBytes: 1024 * 1024 },
+    };
     const store = await openStore({ databaseUrl: '', sqlitePath: join(dataDir, 'mailover.db') });
     stops.push(() => store.close());
+    const services = await startComplianceServices({ providers: defs, compliance }, store);
+    stops.push(() => services.stop());
+    compliance.bounces!.port = services.bounces!.port;
+    mailgun.setWebhook(`${services.http.url}/webhooks/mailgun`, DEV_KEYS.MAILOVER_DEV_WEBHOOK_SIGNING_KEY);
+
+    const configPath = join(dataDir, DEV_CONFIG_FILE);
+    const fileDefs = defs.map((d) => (d.kind === 'mailgun' ? { ...d, apiKey: `\${${DEV_MAILGUN_KEY_ENV}}`, webhookSigningKey: '${MAILOVER_DEV_WEBHOOK_SIGNING_KEY}' } : d));
+    const fileCompliance = {
+      webhooks: compliance.webhooks,
+      unsubscribe: { ...compliance.unsubscribe, signingKey: '${MAILOVER_DEV_UNSUBSCRIBE_KEY}' },
+      bounces: { ...compliance.bounces, signingKey: '${MAILOVER_DEV_BOUNCE_KEY}' },
+    };
+    const envLine = [`${DEV_MAILGUN_KEY_ENV}=${DEV_MAILGUN_KEY}`, ...Object.entries(DEV_KEYS).map(([k, v]) => `${k}=${v}`)].join(' ');
+    writeFileSync(
+      configPath,
+      `# Written by \`mailover dev\`: the local ESPs and compliance services of the dev stack.\n# A worker (or \`mailover webhooks\`) using it needs these fake keys: ${envLine}\n` +
+        stringify({ inFlight: 'resend', providers: fileDefs, drills: DEV_DRILLS_FILE, ...fileCompliance }),
+    );
     const providers = new ProviderRegistry(defs);
     stops.push(() => providers.closeAll());
     const taskQueue = opts.taskQueue ?? 'mailover';
     const drills = parseDrillSettings(DEV_DRILLS_FILE, defs.map((d) => d.name), []);
-    const worker = await createCampaignWorker({ connection: env.nativeConnection, taskQueue, store, providers, dataConverter, drills });
+    const worker = await createCampaignWorker({
+      connection: env.nativeConnection,
+      taskQueue,
+      store,
+      providers,
+      dataConverter,
+      drills,
+      compliance: { unsubscribe: compliance.unsubscribe, bounces: compliance.bounces },
+    });
     const running = worker.run();
     stops.push(async () => {
       if (worker.getState() === 'RUNNING') worker.shutdown();
@@ -160,6 +199,7 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
       configPath,
       worker,
       dataConverter,
+      compliance: services,
       stop,
     };
   } catch (err) {

@@ -43,7 +43,12 @@ export interface MailgunProviderConfig {
    * rather than resent. Default 10 s (0 for a server whose events are immediate).
    */
   lookupSettleMs?: number;
+  /** Mailgun's HTTP webhook signing key: `mailover webhooks` verifies this provider's events with it. */
+  webhookSigningKey?: string;
 }
+
+/** Headers mailover sets on every message itself (the Mailgun call sets them from recipient variables). */
+const OWN_HEADERS = new Set(['x-mailover-campaign', 'x-mailover-recipient']);
 
 interface CallError {
   kind: 'http';
@@ -175,10 +180,17 @@ export class MailgunProvider implements Provider {
     const form = new FormData();
     form.append('from', first.from);
     const vars: Record<string, Record<string, string>> = {};
+    // Other headers (List-Unsubscribe...) differ per recipient: each travels as a recipient variable.
+    const extra: string[] = [];
+    for (const m of call) {
+      for (const name of Object.keys(m.headers ?? {})) if (!OWN_HEADERS.has(name.toLowerCase()) && !extra.includes(name)) extra.push(name);
+    }
     for (const m of call) {
       form.append('to', m.to);
       vars[m.to] = { subject: m.subject, text: m.text, html: m.html ?? '', seq: String(m.seq), mid: m.messageId };
+      extra.forEach((name, i) => (vars[m.to][`h${i}`] = m.headers?.[name] ?? ''));
     }
+    extra.forEach((name, i) => form.append(`h:${name}`, `%recipient.h${i}%`));
     form.append('subject', '%recipient.subject%');
     form.append('text', '%recipient.text%');
     if (call.some((m) => m.html !== undefined)) form.append('html', '%recipient.html%');

@@ -20,6 +20,11 @@ import type {
   AudienceRow,
   CampaignRecord,
   ClaimResult,
+  DeliveryEvent,
+  DeliveryEventInput,
+  DeliveryEventType,
+  ListSuppressionRow,
+  RecordEventResult,
   RangeTally,
   RecipientRow,
   RecipientState,
@@ -100,6 +105,7 @@ export class KyselyStore implements Store {
         template_json: JSON.stringify(c.template),
         providers_json: JSON.stringify(c.providers),
         batch_size: c.batchSize,
+        compliance_json: complianceJson(c),
         created_at: now(),
       })
       .onConflict((oc) => oc.column('id').doNothing())
@@ -121,6 +127,12 @@ export class KyselyStore implements Store {
       createdAt: new Date(r.created_at),
     };
     if (r.name !== null) rec.name = r.name;
+    if (r.compliance_json) {
+      const c = JSON.parse(r.compliance_json) as Pick<CampaignRecord, 'transactional' | 'postalAddress' | 'list'>;
+      if (c.transactional) rec.transactional = true;
+      if (typeof c.postalAddress === 'string') rec.postalAddress = c.postalAddress;
+      if (typeof c.list === 'string') rec.list = c.list;
+    }
     return rec;
   }
 
@@ -243,7 +255,10 @@ export class KyselyStore implements Store {
     const db = this.db;
     return this.tx(function* () {
       const ts = now();
-      // 1. pending rows whose address is suppressed -> suppressed (never sent, on any provider).
+      const [campaign] = yield* rows(db.selectFrom('campaigns').select('compliance_json').where('id', '=', campaignId));
+      const list = listOf(campaignId, campaign?.compliance_json ?? null);
+      // 1. pending rows whose address is suppressed (for all mail, or for this campaign's list)
+      //    -> suppressed (never sent, on any provider).
       const suppressed = yield* exec(
         db
           .updateTable('recipients')
@@ -251,23 +266,40 @@ export class KyselyStore implements Store {
             state: 'suppressed',
             updated_at: ts,
             last_error: (eb) =>
-              eb
-                .selectFrom('suppressions')
-                .select(sql<string>`'suppressed: ' || suppressions.reason`.as('r'))
-                .where('suppressions.email', '=', sql<string>`lower(recipients.email)`)
-                .limit(1),
+              eb.fn.coalesce(
+                eb
+                  .selectFrom('suppressions')
+                  .select(sql<string>`'suppressed: ' || suppressions.reason`.as('r'))
+                  .where('suppressions.email', '=', sql<string>`lower(recipients.email)`)
+                  .limit(1),
+                eb
+                  .selectFrom('list_suppressions')
+                  .select(sql<string>`'suppressed for list ' || list_suppressions.list || ': ' || list_suppressions.reason`.as('r'))
+                  .where('list_suppressions.list', '=', list)
+                  .where('list_suppressions.email', '=', sql<string>`lower(recipients.email)`)
+                  .limit(1),
+              ),
           })
           .where('campaign_id', '=', campaignId)
           .where('seq', '>=', fromSeq)
           .where('seq', '<=', toSeq)
           .where('state', '=', 'pending')
           .where((eb) =>
-            eb.exists(
-              eb
-                .selectFrom('suppressions')
-                .select(sql<number>`1`.as('one'))
-                .where('suppressions.email', '=', sql<string>`lower(recipients.email)`),
-            ),
+            eb.or([
+              eb.exists(
+                eb
+                  .selectFrom('suppressions')
+                  .select(sql<number>`1`.as('one'))
+                  .where('suppressions.email', '=', sql<string>`lower(recipients.email)`),
+              ),
+              eb.exists(
+                eb
+                  .selectFrom('list_suppressions')
+                  .select(sql<number>`1`.as('one'))
+                  .where('list_suppressions.list', '=', list)
+                  .where('list_suppressions.email', '=', sql<string>`lower(recipients.email)`),
+              ),
+            ]),
           ),
       );
       // 2. rows left in `sending` by a crash after they were handed to a provider: in flight,
@@ -551,6 +583,108 @@ export class KyselyStore implements Store {
     });
   }
 
+  async addListSuppression(list: string, email: string, reason: string, source: string): Promise<void> {
+    await this.db
+      .insertInto('list_suppressions')
+      .values({ list, email: normEmail(email), reason, source, created_at: now() })
+      .onConflict((oc) => oc.columns(['list', 'email']).doNothing())
+      .execute();
+  }
+
+  async listListSuppressions(): Promise<ListSuppressionRow[]> {
+    const rs = await this.db.selectFrom('list_suppressions').selectAll().orderBy('created_at').orderBy('list').orderBy('email').execute();
+    return rs.map((r) => ({ list: r.list, email: r.email, reason: r.reason, source: r.source, createdAt: new Date(r.created_at) }));
+  }
+
+  // ---------------------------------------------------------------- provider events
+
+  recordEvent(event: DeliveryEventInput, suppress?: { reason: string; source: string; list?: string }): Promise<RecordEventResult> {
+    const db = this.db;
+    const email = normEmail(event.email);
+    const id = `${event.provider}:${event.providerEventId}`;
+    return this.tx(function* () {
+      const ts = now();
+      let campaignId: string | null = null;
+      let seq: number | null = null;
+      if (event.campaignId) {
+        // The identity must name a row of this very address: a mismatch links nothing.
+        let q = db.selectFrom('recipients').select('seq').where('campaign_id', '=', event.campaignId).where('email', '=', email);
+        if (event.seq !== undefined) q = q.where('seq', '=', event.seq);
+        const [row] = yield* rows(q.limit(1));
+        if (row) {
+          campaignId = event.campaignId;
+          seq = Number(row.seq);
+        }
+      }
+      const inserted = yield* exec(
+        db
+          .insertInto('events')
+          .values({ id, provider: event.provider, type: event.type, occurred_at: event.occurredAt.toISOString(), received_at: ts, email, campaign_id: campaignId, seq, reason: event.reason })
+          .onConflict((oc) => oc.column('id').doNothing()),
+      );
+      let suppressed = false;
+      if (suppress) {
+        const n = suppress.list
+          ? yield* exec(
+              db
+                .insertInto('list_suppressions')
+                .values({ list: suppress.list, email, reason: suppress.reason, source: suppress.source, created_at: ts })
+                .onConflict((oc) => oc.columns(['list', 'email']).doNothing()),
+            )
+          : yield* exec(
+              db
+                .insertInto('suppressions')
+                .values({ email, reason: suppress.reason, source: suppress.source, created_at: ts })
+                .onConflict((oc) => oc.column('email').doNothing()),
+            );
+        suppressed = n > 0;
+      }
+      return { recorded: inserted > 0, linked: campaignId !== null, suppressed };
+    });
+  }
+
+  async listEvents(filter: { campaignId?: string; email?: string } = {}): Promise<DeliveryEvent[]> {
+    let q = this.db.selectFrom('events').selectAll();
+    if (filter.campaignId !== undefined) q = q.where('campaign_id', '=', filter.campaignId);
+    if (filter.email !== undefined) q = q.where('email', '=', normEmail(filter.email));
+    const rs = await q.orderBy('received_at').orderBy('id').execute();
+    return rs.map((r) => ({
+      id: r.id,
+      provider: r.provider,
+      type: r.type as DeliveryEventType,
+      occurredAt: new Date(r.occurred_at),
+      receivedAt: new Date(r.received_at),
+      email: r.email,
+      campaignId: r.campaign_id,
+      seq: r.seq === null ? null : Number(r.seq),
+      reason: r.reason,
+    }));
+  }
+
+  async rememberWebhookToken(provider: string, token: string, forgetBefore: Date): Promise<boolean> {
+    await this.db.deleteFrom('webhook_tokens').where('seen_at', '<', forgetBefore.toISOString()).execute();
+    const r = await this.db
+      .insertInto('webhook_tokens')
+      .values({ provider, token, seen_at: now() })
+      .onConflict((oc) => oc.columns(['provider', 'token']).doNothing())
+      .executeTakeFirst();
+    return Number(r.numInsertedOrUpdatedRows ?? 0n) > 0;
+  }
+
+  async forgetWebhookToken(provider: string, token: string): Promise<void> {
+    await this.db.deleteFrom('webhook_tokens').where('provider', '=', provider).where('token', '=', token).execute();
+  }
+
+  async listCampaignIds(): Promise<string[]> {
+    const rs = await this.db.selectFrom('campaigns').select('id').orderBy('id').execute();
+    return rs.map((r) => r.id);
+  }
+
+  async getRecipient(campaignId: string, seq: number): Promise<RecipientRow | undefined> {
+    const r = await this.db.selectFrom('recipients').selectAll().where('campaign_id', '=', campaignId).where('seq', '=', seq).executeTakeFirst();
+    return r ? toRecipient(r) : undefined;
+  }
+
   // ---------------------------------------------------------------- transactions
 
   /** Run a generator body in one transaction (see the file comment). */
@@ -639,6 +773,25 @@ function crashNow(): never {
 
 function now(): string {
   return new Date().toISOString();
+}
+
+function complianceJson(c: Omit<CampaignRecord, 'createdAt'>): string | null {
+  const v: Record<string, unknown> = {};
+  if (c.transactional) v.transactional = true;
+  if (c.postalAddress !== undefined) v.postalAddress = c.postalAddress;
+  if (c.list !== undefined) v.list = c.list;
+  return Object.keys(v).length ? JSON.stringify(v) : null;
+}
+
+/** The list a campaign belongs to (its `list`, else its own id). */
+function listOf(campaignId: string, complianceJson: string | null): string {
+  if (!complianceJson) return campaignId;
+  try {
+    const v = JSON.parse(complianceJson) as { list?: unknown };
+    return typeof v.list === 'string' ? v.list : campaignId;
+  } catch {
+    return campaignId;
+  }
 }
 
 function normEmail(email: string): string {

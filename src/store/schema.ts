@@ -17,6 +17,8 @@ export interface CampaignsTable {
   template_json: string;
   providers_json: string;
   batch_size: number;
+  /** JSON: transactional, postalAddress, list (added later: null on older rows). */
+  compliance_json: string | null;
   created_at: string;
 }
 
@@ -54,11 +56,44 @@ export interface RateGrantsTable {
   count: number;
 }
 
+/** Suppressions that apply only to campaigns of one list (unsubscribe scope `list`). */
+export interface ListSuppressionsTable {
+  list: string;
+  email: string;
+  reason: string;
+  source: string;
+  created_at: string;
+}
+
+/** What providers reported about sent messages (webhooks, DSNs), linked to the ledger row when it was found. */
+export interface EventsTable {
+  /** `<provider>:<provider's event id>` (a repeated delivery of one event is stored once). */
+  id: string;
+  provider: string;
+  type: string;
+  occurred_at: string;
+  received_at: string;
+  email: string;
+  campaign_id: string | null;
+  seq: number | null;
+  reason: string;
+}
+
+/** Webhook signature tokens already accepted (replay protection), kept for the freshness window. */
+export interface WebhookTokensTable {
+  provider: string;
+  token: string;
+  seen_at: string;
+}
+
 export interface Database {
   campaigns: CampaignsTable;
   recipients: RecipientsTable;
   suppressions: SuppressionsTable;
   rate_grants: RateGrantsTable;
+  list_suppressions: ListSuppressionsTable;
+  events: EventsTable;
+  webhook_tokens: WebhookTokensTable;
 }
 
 /** Arbitrary constant for the PostgreSQL advisory lock serialising concurrent migrations. */
@@ -69,15 +104,15 @@ export async function migrate(db: Kysely<Database>, dialect: Dialect): Promise<v
   if (dialect === 'postgres') {
     await db.transaction().execute(async (trx) => {
       await sql`select pg_advisory_xact_lock(${sql.lit(MIGRATION_LOCK_KEY)})`.execute(trx);
-      await createAll(trx);
+      await createAll(trx, dialect);
     });
   } else {
     // SQLite: each DDL statement takes the write lock itself (busy_timeout covers contention).
-    await createAll(db);
+    await createAll(db, dialect);
   }
 }
 
-async function createAll(db: Kysely<Database>): Promise<void> {
+async function createAll(db: Kysely<Database>, dialect: Dialect): Promise<void> {
   await db.schema
     .createTable('campaigns')
     .ifNotExists()
@@ -88,7 +123,9 @@ async function createAll(db: Kysely<Database>): Promise<void> {
     .addColumn('providers_json', 'text', (c) => c.notNull())
     .addColumn('batch_size', 'integer', (c) => c.notNull())
     .addColumn('created_at', 'text', (c) => c.notNull())
+    .addColumn('compliance_json', 'text')
     .execute();
+  await addColumnIfMissing(db, dialect, 'campaigns', 'compliance_json', 'text');
 
   await db.schema
     .createTable('recipients')
@@ -150,4 +187,57 @@ async function createAll(db: Kysely<Database>): Promise<void> {
     .on('rate_grants')
     .columns(['provider', 'at_ms'])
     .execute();
+
+  await db.schema
+    .createTable('list_suppressions')
+    .ifNotExists()
+    .addColumn('list', 'text', (c) => c.notNull())
+    .addColumn('email', 'text', (c) => c.notNull())
+    .addColumn('reason', 'text', (c) => c.notNull())
+    .addColumn('source', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'text', (c) => c.notNull())
+    .addPrimaryKeyConstraint('list_suppressions_pk', ['list', 'email'])
+    .execute();
+
+  await db.schema
+    .createTable('events')
+    .ifNotExists()
+    .addColumn('id', 'text', (c) => c.primaryKey())
+    .addColumn('provider', 'text', (c) => c.notNull())
+    .addColumn('type', 'text', (c) => c.notNull())
+    .addColumn('occurred_at', 'text', (c) => c.notNull())
+    .addColumn('received_at', 'text', (c) => c.notNull())
+    .addColumn('email', 'text', (c) => c.notNull())
+    .addColumn('campaign_id', 'text')
+    .addColumn('seq', 'integer')
+    .addColumn('reason', 'text', (c) => c.notNull())
+    .execute();
+  await db.schema.createIndex('events_campaign_seq_idx').ifNotExists().on('events').columns(['campaign_id', 'seq']).execute();
+  await db.schema.createIndex('events_email_idx').ifNotExists().on('events').columns(['email']).execute();
+
+  await db.schema
+    .createTable('webhook_tokens')
+    .ifNotExists()
+    .addColumn('provider', 'text', (c) => c.notNull())
+    .addColumn('token', 'text', (c) => c.notNull())
+    .addColumn('seen_at', 'text', (c) => c.notNull())
+    .addPrimaryKeyConstraint('webhook_tokens_pk', ['provider', 'token'])
+    .execute();
+  await db.schema.createIndex('webhook_tokens_seen_idx').ifNotExists().on('webhook_tokens').columns(['seen_at']).execute();
+}
+
+/** Adds a column a table created by an older version lacks (SQLite has no ADD COLUMN IF NOT EXISTS). */
+async function addColumnIfMissing(db: Kysely<Database>, dialect: Dialect, table: string, column: string, type: 'text' | 'integer'): Promise<void> {
+  const probe =
+    dialect === 'postgres'
+      ? sql<{ n: number | string }>`select count(*) as n from information_schema.columns where table_schema = current_schema() and table_name = ${table} and column_name = ${column}`
+      : sql<{ n: number | string }>`select count(*) as n from pragma_table_info(${table}) where name = ${column}`;
+  const present = async () => Number((await probe.execute(db)).rows[0]?.n ?? 0) > 0;
+  if (await present()) return;
+  try {
+    await db.schema.alterTable(table).addColumn(column, type).execute();
+  } catch (err) {
+    // Another process added it between the probe and the ALTER (SQLite; PostgreSQL holds a lock).
+    if (!(await present())) throw err;
+  }
 }

@@ -21,6 +21,12 @@ export interface CampaignRecord {
   /** Provider names in priority order. */
   providers: string[];
   batchSize: number;
+  /** Receipts and other non-marketing mail: no unsubscribe link or postal address required, no List-Unsubscribe. */
+  transactional?: boolean;
+  /** The sender's postal address (marketing campaigns must show it: `{{postal_address}}`). */
+  postalAddress?: string;
+  /** Mailing list the campaign belongs to (unsubscribe scope `list`); default: the campaign id. */
+  list?: string;
   createdAt: Date;
 }
 
@@ -53,6 +59,51 @@ export interface SuppressionRow {
   reason: string;
   source: string;
   createdAt: Date;
+}
+
+export interface ListSuppressionRow extends SuppressionRow {
+  list: string;
+}
+
+/** What a provider reported about a sent message. */
+export type DeliveryEventType = 'delivered' | 'failed-permanent' | 'failed-temporary' | 'complained' | 'unsubscribed';
+export const DELIVERY_EVENT_TYPES: readonly DeliveryEventType[] = ['delivered', 'failed-permanent', 'failed-temporary', 'complained', 'unsubscribed'];
+
+export interface DeliveryEventInput {
+  /** The provider's own id for the event (with the provider, it makes the event's key: a repeat is stored once). */
+  providerEventId: string;
+  provider: string;
+  type: DeliveryEventType;
+  occurredAt: Date;
+  /** The recipient the event is about. */
+  email: string;
+  /** The message identity the event carried (campaign id, and the recipient's seq when known). */
+  campaignId?: string;
+  seq?: number;
+  /** The provider's words (bounce code and text, complaint feedback type...), raw. */
+  reason: string;
+}
+
+export interface DeliveryEvent {
+  id: string;
+  provider: string;
+  type: DeliveryEventType;
+  occurredAt: Date;
+  receivedAt: Date;
+  email: string;
+  /** The ledger row it is linked to (null when the identity matched no row of that address). */
+  campaignId: string | null;
+  seq: number | null;
+  reason: string;
+}
+
+export interface RecordEventResult {
+  /** False when the same event was stored before (nothing changed). */
+  recorded: boolean;
+  /** Whether it was linked to a ledger row. */
+  linked: boolean;
+  /** Whether the address was newly added to a suppression list. */
+  suppressed: boolean;
 }
 
 export interface ClaimResult {
@@ -160,4 +211,23 @@ export interface Store {
    * every worker and campaign on this store (grants are recorded; pruned past the longest window).
    */
   reserveSends(provider: string, want: number, limits: SendRateLimits, nowMs: number): Promise<RateReservation>;
+  /** Suppress an address for campaigns of one list only (unsubscribe scope `list`). */
+  addListSuppression(list: string, email: string, reason: string, source: string): Promise<void>;
+  listListSuppressions(): Promise<ListSuppressionRow[]>;
+
+  /**
+   * Store a provider event, linked to its ledger row when `campaignId` (and `seq`, if given) name a
+   * row of that address; with `suppress`, add the address to the suppression list (or the list's,
+   * when `suppress.list` is set) in the same transaction, also when the event was stored before.
+   */
+  recordEvent(event: DeliveryEventInput, suppress?: { reason: string; source: string; list?: string }): Promise<RecordEventResult>;
+  listEvents(filter?: { campaignId?: string; email?: string }): Promise<DeliveryEvent[]>;
+  /**
+   * Remember a webhook's signature token; false if it was seen before (a replay). Tokens seen
+   * before `forgetBefore` are dropped (older requests are refused as stale anyway).
+   */
+  rememberWebhookToken(provider: string, token: string, forgetBefore: Date): Promise<boolean>;
+  forgetWebhookToken(provider: string, token: string): Promise<void>;
+  listCampaignIds(): Promise<string[]>;
+  getRecipient(campaignId: string, seq: number): Promise<RecipientRow | undefined>;
 }

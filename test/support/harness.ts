@@ -15,6 +15,7 @@ import { startCampaign } from '../../src/client';
 import type { AlertTarget, HealthConfig, ProviderDefinition } from '../../src/config';
 import type { DrillSettings } from '../../src/drill-settings';
 import type { MailoverMetrics } from '../../src/metrics/metrics';
+import type { BounceSettings, UnsubscribeSettings } from '../../src/compliance/settings';
 import { MailgunServer } from '../../src/dev/mailgun-server';
 import { SmtpSink } from '../../src/dev/smtp-sink';
 import type { MailgunProviderConfig } from '../../src/providers/mailgun';
@@ -33,7 +34,26 @@ export function audience(n: number, domain = 'example.com'): AudienceRow[] {
   return Array.from({ length: n }, (_, i) => ({ email: `user${i + 1}@${domain}`, fields: { first_name: `User${i + 1}` } }));
 }
 
-export const TEMPLATE = { subject: 'Hello {{first_name}}', text: 'Hi {{first_name}}, our news.', html: '<p>Hi {{first_name}}</p>' };
+/** A marketing template: merge field, unsubscribe link and postal address (engine fields). */
+export const TEMPLATE = {
+  subject: 'Hello {{first_name}}',
+  text: 'Hi {{first_name}}, our news.\n\nUnsubscribe: {{unsubscribe_url}}\n{{postal_address}}',
+  html: '<p>Hi {{first_name}}</p><p><a href="{{unsubscribe_url}}">Unsubscribe</a> | {{postal_address}}</p>',
+};
+export const POSTAL_ADDRESS = 'Mailover Test Ltd, 1 Test Street, Testville';
+
+/** Test signing keys (in production they come from the environment). */
+export const TEST_UNSUBSCRIBE_KEY = 'test-unsubscribe-key-0123456789';
+export const TEST_BOUNCE_KEY = 'test-bounce-key-0123456789abcdef';
+export const TEST_WEBHOOK_KEY = 'test-webhook-signing-key-0123456789';
+
+/** The worker's compliance settings in tests: unsubscribe links on a placeholder base URL unless a test serves them. */
+export function testCompliance(over: { unsubscribe?: Partial<UnsubscribeSettings>; bounces?: BounceSettings } = {}): { unsubscribe: UnsubscribeSettings; bounces?: BounceSettings } {
+  return {
+    unsubscribe: { baseUrl: 'http://unsubscribe.mailover.test', signingKey: TEST_UNSUBSCRIBE_KEY, scope: 'all', mailto: 'unsubscribe@bounces.mailover.test', ...over.unsubscribe },
+    ...(over.bounces ? { bounces: over.bounces } : {}),
+  };
+}
 
 /** Fast timings for tests: a killed worker's batch is retried after 2 s, transient retries start at 100 ms. */
 export const FAST: CampaignOptions = { heartbeatTimeoutMs: 2_000, sendInitialIntervalMs: 100, sendMaxIntervalMs: 500, sendMaxAttempts: 4 };
@@ -61,6 +81,8 @@ export interface HarnessOptions {
   metrics?: MailoverMetrics;
 }
 
+export type WorkerCompliance = ReturnType<typeof testCompliance>;
+
 export const MAILGUN_KEY = 'key-test-0123456789abcdef';
 export const MAILGUN_DOMAIN = 'mg.mailover.test';
 
@@ -69,6 +91,8 @@ export class Harness {
   private worker?: Worker;
   private running?: Promise<void>;
   private codecClient?: Client;
+  /** What the next startWorker() renders unsubscribe links and bounce addresses with (set it before). */
+  compliance: WorkerCompliance = testCompliance();
 
   private constructor(
     readonly env: TestWorkflowEnvironment,
@@ -128,6 +152,7 @@ export class Harness {
       drills: this.opts.drills,
       alerts: this.opts.alerts,
       metrics: this.opts.metrics,
+      compliance: this.compliance,
       workflowBundle: await workflowBundle(),
     });
     this.running = this.worker.run();
@@ -141,10 +166,10 @@ export class Harness {
   }
 
   /** Store the campaign and its audience, then start its workflow. */
-  async launch(campaignId: string, rows: AudienceRow[], opts: { providers?: string[]; batchSize?: number; options?: CampaignOptions } = {}) {
+  async launch(campaignId: string, rows: AudienceRow[], opts: { providers?: string[]; batchSize?: number; options?: CampaignOptions; list?: string } = {}) {
     const providers = opts.providers ?? [this.primary.name, this.secondary.name];
     const batchSize = opts.batchSize ?? 50;
-    await this.store.createCampaign({ id: campaignId, from: 'News <news@mailover.test>', template: TEMPLATE, providers, batchSize });
+    await this.store.createCampaign({ id: campaignId, from: 'News <news@mailover.test>', template: TEMPLATE, providers, batchSize, postalAddress: POSTAL_ADDRESS, ...(opts.list ? { list: opts.list } : {}) });
     await this.store.importAudience(campaignId, rows);
     return startCampaign(this.client, { campaignId, providers, batchSize, total: rows.length, taskQueue: this.taskQueue, options: { ...FAST, ...opts.options } });
   }

@@ -1,0 +1,31 @@
+/** `mailover webhooks`: the compliance server (provider webhooks, unsubscribe endpoint) and the inbound bounce listener. */
+import { loadConfig } from '../config';
+import { startComplianceServices } from '../compliance/services';
+import { describeStore } from '../store/open-store';
+import type { Command } from './command';
+import { configPath } from './context';
+
+export const webhooksCommand: Command = {
+  name: 'webhooks',
+  summary:
+    'The compliance server: Mailgun event webhooks (POST /webhooks/<provider>), the unsubscribe endpoint (/u/<token>, one-click POST), and with bounces: the inbound SMTP listener for DSNs. Runs beside workers; Ctrl-C or SIGTERM stops it.',
+  usage: '[--config providers.yaml]',
+  details: 'Reads webhooks:, unsubscribe:, bounces: and the providers\' webhookSigningKey from the config file (signing keys from the environment).',
+  async run(ctx, values) {
+    const config = loadConfig(configPath({ config: typeof values.config === 'string' ? values.config : undefined }));
+    const store = await ctx.openStore();
+    const services = await startComplianceServices(config, store);
+    const hooks = [...config.providers.filter((p) => p.kind === 'mailgun' && p.webhookSigningKey).map((p) => `${services.http.url}/webhooks/${p.name}`)];
+    console.log(`mailover webhooks ready: pid ${process.pid}, store ${describeStore(store)}`);
+    console.log(`  http          ${services.http.url}  (metrics ${services.http.url}/metrics)`);
+    console.log(`  webhooks      ${hooks.join(', ') || 'none (no Mailgun provider has a webhookSigningKey)'}`);
+    console.log(`  unsubscribe   ${config.compliance.unsubscribe ? `${config.compliance.unsubscribe.baseUrl}/u/<token> (scope ${config.compliance.unsubscribe.scope})` : 'off (no unsubscribe: section)'}`);
+    console.log(`  bounces       ${services.bounces ? `smtp://${services.bounces.host}:${services.bounces.port} for ${config.compliance.bounces!.domain}` : 'off (no bounces: section)'}`);
+    await new Promise<void>((res) => {
+      process.once('SIGINT', () => res());
+      process.once('SIGTERM', () => res());
+    });
+    await services.stop();
+    console.log('stopped');
+  },
+};

@@ -1,0 +1,275 @@
+/**
+ * The compliance HTTP server run by `mailover webhooks` (and `mailover dev`):
+ *
+ *   POST /webhooks/<provider>   Mailgun event webhooks for a Mailgun provider that has a
+ *                               webhookSigningKey: signature checked (HMAC-SHA256 of timestamp +
+ *                               token), stale (outside webhooks.maxAgeSeconds) and replayed (token
+ *                               seen before, remembered in the store) requests refused with 4xx;
+ *                               delivered / failed / complained / unsubscribed stored as events,
+ *                               linked to their ledger row; hard bounces, complaints and
+ *                               unsubscribes suppress the address at once.
+ *   GET  /u/<token>             a small page asking to confirm the unsubscribe (a link scanner's
+ *                               GET changes nothing), whose button POSTs:
+ *   POST /u/<token>             unsubscribes at once: RFC 8058 one-click (`List-Unsubscribe=One-Click`)
+ *                               or the page's button; idempotent. A forged or altered token is refused (403).
+ *   GET  /metrics               counters (Prometheus text): accepted and refused requests by reason.
+ *   GET  /healthz               `ok`.
+ *
+ * Bodies over webhooks.maxBodyBytes are refused with 413 before they are read in full.
+ */
+import { EventEmitter } from 'node:events';
+import http from 'node:http';
+import type net from 'node:net';
+import type { Store } from '../store/types';
+import { escapeHtml } from '../template';
+import { mailgunDeliveryEvent, mailgunSignatureValid, parseMailgunWebhook, SUPPRESSING, suppressionReason, WebhookBodyError } from './mailgun-events';
+import type { UnsubscribeSettings, WebhookSettings } from './settings';
+import { applyUnsubscribe, UNSUBSCRIBE_PATH } from './unsubscribe';
+import { verifyUnsubscribeToken } from './tokens';
+
+export interface ComplianceServerOptions {
+  store: Store;
+  webhooks: WebhookSettings;
+  unsubscribe?: UnsubscribeSettings;
+  /** Mailgun providers whose webhooks are taken: provider name -> webhook signing key. */
+  mailgunSigningKeys: Map<string, string>;
+  /** Override the port of `webhooks` (0: any free port). */
+  port?: number;
+}
+
+export const COUNTERS = [
+  'webhook_accepted',
+  'webhook_ignored',
+  'webhook_refused_forged',
+  'webhook_refused_stale',
+  'webhook_refused_replayed',
+  'webhook_refused_malformed',
+  'webhook_refused_too_large',
+  'webhook_refused_unknown_provider',
+  'webhook_failed',
+  'suppressed_by_webhook',
+  'unsubscribe_one_click',
+  'unsubscribe_confirmed',
+  'unsubscribe_page_shown',
+  'unsubscribe_refused',
+] as const;
+export type Counter = (typeof COUNTERS)[number];
+
+class TooLarge extends Error {}
+
+export class ComplianceServer extends EventEmitter {
+  readonly counts: Record<Counter, number> = Object.fromEntries(COUNTERS.map((c) => [c, 0])) as Record<Counter, number>;
+  private readonly http: http.Server;
+  private readonly sockets = new Set<net.Socket>();
+  private _port = 0;
+
+  private constructor(private readonly opts: ComplianceServerOptions) {
+    super();
+    this.http = http.createServer((req, res) => {
+      this.route(req, res).catch(() => {
+        if (!res.headersSent) text(res, 500, 'internal error');
+        else res.destroy();
+      });
+    });
+    this.http.on('connection', (s: net.Socket) => {
+      this.sockets.add(s);
+      s.once('close', () => this.sockets.delete(s));
+    });
+    // Slow clients cannot hold a connection open forever.
+    this.http.requestTimeout = 30_000;
+    this.http.headersTimeout = 10_000;
+  }
+
+  static async start(opts: ComplianceServerOptions): Promise<ComplianceServer> {
+    const server = new ComplianceServer(opts);
+    const host = opts.webhooks.host;
+    await new Promise<void>((resolve, reject) => {
+      server.http.once('error', reject);
+      server.http.listen(opts.port ?? opts.webhooks.port, host, () => {
+        server.http.off('error', reject);
+        resolve();
+      });
+    });
+    server._port = (server.http.address() as net.AddressInfo).port;
+    return server;
+  }
+
+  get port(): number {
+    return this._port;
+  }
+
+  get url(): string {
+    const host = this.opts.webhooks.host === '0.0.0.0' || this.opts.webhooks.host === '::' ? '127.0.0.1' : this.opts.webhooks.host;
+    return `http://${host.includes(':') ? `[${host}]` : host}:${this._port}`;
+  }
+
+  async stop(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
+    for (const s of this.sockets) s.destroy();
+    await closed;
+  }
+
+  private count(c: Counter): void {
+    this.counts[c]++;
+    this.emit('count', c);
+  }
+
+  private async route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (path === '/healthz' && req.method === 'GET') return text(res, 200, 'ok');
+    if (path === '/metrics' && req.method === 'GET') return text(res, 200, this.metrics(), 'text/plain; version=0.0.4');
+    const hook = /^\/webhooks\/([A-Za-z0-9_.-]+)\/?$/.exec(path);
+    if (hook) {
+      if (req.method !== 'POST') return text(res, 405, 'POST only', 'text/plain', { allow: 'POST' });
+      return this.webhook(req, res, hook[1]);
+    }
+    if (path.startsWith(UNSUBSCRIBE_PATH)) {
+      const token = decodeURIComponent(path.slice(UNSUBSCRIBE_PATH.length)).replace(/\/+$/, '');
+      if (req.method === 'GET' || req.method === 'HEAD') return this.unsubscribePage(res, token);
+      if (req.method === 'POST') return this.unsubscribe(req, res, token);
+      return text(res, 405, 'GET or POST', 'text/plain', { allow: 'GET, POST' });
+    }
+    req.resume();
+    text(res, 404, 'not found');
+  }
+
+  private metrics(): string {
+    return COUNTERS.map((c) => `# TYPE mailover_${c}_total counter\nmailover_${c}_total ${this.counts[c]}`).join('\n') + '\n';
+  }
+
+  private async readBody(req: http.IncomingMessage): Promise<Buffer> {
+    const max = this.opts.webhooks.maxBodyBytes;
+    if (Number(req.headers['content-length'] ?? 0) > max) throw new TooLarge();
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > max) throw new TooLarge();
+      chunks.push(chunk);
+    }
+    return Buffer.concat(chunks);
+  }
+
+  /** Refuse a too-large body: answer 413 and close (the rest is not read). */
+  private tooLarge(res: http.ServerResponse): void {
+    text(res, 413, `request body larger than ${this.opts.webhooks.maxBodyBytes} bytes`, 'text/plain', { connection: 'close' });
+  }
+
+  // ------------------------------------------------------------------ webhooks
+
+  private async webhook(req: http.IncomingMessage, res: http.ServerResponse, provider: string): Promise<void> {
+    const key = this.opts.mailgunSigningKeys.get(provider);
+    if (!key) {
+      req.resume();
+      this.count('webhook_refused_unknown_provider');
+      return text(res, 404, `no Mailgun provider '${provider}' with a webhookSigningKey is configured`);
+    }
+    let parsed;
+    try {
+      const body = await this.readBody(req);
+      parsed = parseMailgunWebhook(JSON.parse(body.toString('utf8')));
+    } catch (err) {
+      if (err instanceof TooLarge) {
+        this.count('webhook_refused_too_large');
+        return this.tooLarge(res);
+      }
+      this.count('webhook_refused_malformed');
+      return text(res, 400, err instanceof WebhookBodyError ? err.message : 'expected a JSON body');
+    }
+    const { signature, eventData } = parsed;
+    if (!mailgunSignatureValid(key, signature)) {
+      this.count('webhook_refused_forged');
+      return text(res, 401, 'signature does not match');
+    }
+    const ageSeconds = Math.abs(Date.now() / 1000 - Number(signature.timestamp));
+    if (ageSeconds > this.opts.webhooks.maxAgeSeconds) {
+      this.count('webhook_refused_stale');
+      return text(res, 400, `stale request: signed ${Math.round(ageSeconds)} s from now (window ${this.opts.webhooks.maxAgeSeconds} s)`);
+    }
+    const { store } = this.opts;
+    const forgetBefore = new Date(Date.now() - 2 * this.opts.webhooks.maxAgeSeconds * 1000);
+    if (!(await store.rememberWebhookToken(provider, signature.token, forgetBefore))) {
+      this.count('webhook_refused_replayed');
+      return text(res, 409, 'replayed request: this token was seen before');
+    }
+    try {
+      const event = mailgunDeliveryEvent(provider, eventData);
+      if (!event) {
+        this.count('webhook_ignored');
+        return text(res, 200, `ignored event ${JSON.stringify(eventData.event)}`);
+      }
+      const suppress = SUPPRESSING.has(event.type) ? { reason: suppressionReason(event), source: provider } : undefined;
+      const result = await store.recordEvent(event, suppress);
+      this.count('webhook_accepted');
+      if (result.suppressed) this.count('suppressed_by_webhook');
+      this.emit('event', event, result);
+      return text(res, 200, `recorded ${event.type}${result.linked ? '' : ' (no ledger row matched)'}${result.suppressed ? '; suppressed' : ''}`);
+    } catch (err) {
+      // Not processed: let Mailgun's retry through the replay check.
+      await store.forgetWebhookToken(provider, signature.token).catch(() => undefined);
+      if (err instanceof WebhookBodyError) {
+        this.count('webhook_refused_malformed');
+        return text(res, 400, err.message);
+      }
+      this.count('webhook_failed');
+      return text(res, 503, 'could not store the event; retry later');
+    }
+  }
+
+  // ------------------------------------------------------------------ unsubscribe
+
+  private unsubscribePage(res: http.ServerResponse, token: string): void {
+    const s = this.opts.unsubscribe;
+    const target = s ? verifyUnsubscribeToken(s.signingKey, token) : null;
+    if (!s || !target) {
+      this.count('unsubscribe_refused');
+      return html(res, 403, 'Invalid link', '<p>This unsubscribe link is not valid (it may have been altered). Please use the link from the email.</p>');
+    }
+    this.count('unsubscribe_page_shown');
+    html(
+      res,
+      200,
+      'Unsubscribe',
+      `<p>Stop sending email to <b>${escapeHtml(maskAddress(target.email))}</b>?</p>` +
+        `<form method="post"><input type="hidden" name="confirm" value="yes"><button type="submit">Unsubscribe</button></form>`,
+    );
+  }
+
+  private async unsubscribe(req: http.IncomingMessage, res: http.ServerResponse, token: string): Promise<void> {
+    let body: string;
+    try {
+      body = (await this.readBody(req)).toString('utf8');
+    } catch (err) {
+      if (err instanceof TooLarge) return this.tooLarge(res);
+      throw err;
+    }
+    const s = this.opts.unsubscribe;
+    const form = new URLSearchParams(body);
+    const oneClick = form.get('List-Unsubscribe') === 'One-Click';
+    const outcome = s ? await applyUnsubscribe(this.opts.store, s, token, oneClick ? 'one-click' : 'link') : null;
+    if (!outcome) {
+      this.count('unsubscribe_refused');
+      return html(res, 403, 'Invalid link', '<p>This unsubscribe link is not valid (it may have been altered).</p>');
+    }
+    this.count(oneClick ? 'unsubscribe_one_click' : 'unsubscribe_confirmed');
+    if (oneClick) return text(res, 200, 'unsubscribed');
+    html(res, 200, 'Unsubscribed', `<p><b>${escapeHtml(maskAddress(outcome.target.email))}</b> will get no more email${outcome.scope === 'all' ? '' : ' from this list'}.</p>`);
+  }
+}
+
+/** `ann@example.com` -> `a**@example.com`: the page shows whose link it is without spelling it out. */
+export function maskAddress(email: string): string {
+  const at = email.lastIndexOf('@');
+  if (at <= 0) return email;
+  return `${email[0]}${'*'.repeat(Math.min(at - 1, 8))}${email.slice(at)}`;
+}
+
+function text(res: http.ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8', headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', ...headers });
+  res.end(body);
+}
+
+function html(res: http.ServerResponse, status: number, title: string, content: string): void {
+  const page = `<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>${title}</title></head><body style="font-family:sans-serif;max-width:32em;margin:3em auto">${content}</body></html>`;
+  text(res, status, page, 'text/html; charset=utf-8', { 'referrer-policy': 'no-referrer' });
+}
