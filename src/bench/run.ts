@@ -293,6 +293,8 @@ async function main(): Promise<void> {
       sink_cpu_ms_per_msg_smtp: Number(smtp.espCpuMsPerMsg.toFixed(3)),
       temporal_cpu_ms_per_msg_smtp: Number(smtp.temporalCpuMsPerMsg.toFixed(3)),
       worker_cpu_ms_per_msg_mailgun: Number(mg.workerCpuMsPerMsg.toFixed(3)),
+      mailgun_server_cpu_ms_per_msg: Number(mg.espCpuMsPerMsg.toFixed(3)),
+      temporal_cpu_ms_per_msg_mailgun: Number(mg.temporalCpuMsPerMsg.toFixed(3)),
       load_1m_start: loadStart,
       load_1m_end: Number(loadavg()[0]!.toFixed(2)),
       n,

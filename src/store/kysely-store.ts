@@ -366,9 +366,15 @@ export class KyselyStore implements Store {
         .where('state', 'in', ['pending', 'sending']),
     );
     const acceptQuery = this.#acceptQuery;
-    const accept = (seq: number, providerMessageId: string): Compilable<unknown> => ({
-      compile: () => acceptQuery.bind({ ts, provider, providerMessageId, campaignId, seq }),
-    });
+    const accept = (seqs: number[], providerMessageId: string): Compilable<unknown> =>
+      seqs.length === 1
+        ? { compile: () => acceptQuery.bind({ ts, provider, providerMessageId, campaignId, seq: seqs[0] }) }
+        : db
+            .updateTable('recipients')
+            .set({ state: 'accepted', provider, provider_message_id: providerMessageId, last_error: null, updated_at: ts })
+            .where('campaign_id', '=', campaignId)
+            .where('seq', 'in', seqs)
+            .where('state', 'in', ['pending', 'sending']);
     const dispatchMany = (seqs: number[]) =>
       db
         .updateTable('recipients')
@@ -394,17 +400,28 @@ export class KyselyStore implements Store {
       seqs.length === 1 ? { compile: () => dispatchOneQuery.bind({ ts, provider, campaignId, seq: seqs[0], claimToken }) as CompiledQuery<{ seq: number }> } : dispatchMany(seqs);
     const { accepted, dispatch: toDispatch } = writes;
     if (accepted.length + toDispatch.length === 0) return [];
-    if (accepted.length + Math.ceil(toDispatch.length / IN_CHUNK) === 1) {
+    // Acceptances with the same provider message id (one Mailgun call) settle in one statement per chunk.
+    const byId = new Map<string, number[]>();
+    for (const a of accepted) {
+      const seqs = byId.get(a.providerMessageId);
+      if (seqs) seqs.push(a.seq);
+      else byId.set(a.providerMessageId, [a.seq]);
+    }
+    const accepts: Compilable<unknown>[] = [];
+    for (const [providerMessageId, seqs] of byId) {
+      for (let i = 0; i < seqs.length; i += IN_CHUNK) accepts.push(accept(seqs.slice(i, i + IN_CHUNK), providerMessageId));
+    }
+    if (accepts.length + Math.ceil(toDispatch.length / IN_CHUNK) === 1) {
       // One statement: no transaction needed.
-      if (accepted.length) {
-        await this.one(accept(accepted[0].seq, accepted[0].providerMessageId));
+      if (accepts.length) {
+        await this.one(accepts[0]);
         return [];
       }
       const rs = await this.one(dispatch(toDispatch));
       return (rs.rows as Array<{ seq: number }>).map((r) => Number(r.seq)).sort((a, b) => a - b);
     }
     return this.tx(function* () {
-      for (const a of accepted) yield* exec(accept(a.seq, a.providerMessageId));
+      for (const a of accepts) yield* exec(a);
       const marked: number[] = [];
       for (let i = 0; i < toDispatch.length; i += IN_CHUNK) {
         for (const r of yield* rows(dispatch(toDispatch.slice(i, i + IN_CHUNK)))) marked.push(Number(r.seq));
