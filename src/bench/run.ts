@@ -237,7 +237,12 @@ async function main(): Promise<void> {
   const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
   const cli = ensureTemporalCli(log);
   log(`N = ${n}; starting the Temporal dev server and the ESP processes`);
-  const env = await TestWorkflowEnvironment.createLocal({ server: { executable: cli.executable, ip: '127.0.0.1', searchAttributes: campaignSearchAttributes, log: { format: 'pretty', level: 'error' } } });
+  // Eager activity execution (a server feature flag, off by default): when a workflow task
+  // schedules the next batch, the server hands the activity straight back to the worker that
+  // completed it instead of through a poll; see BENCHMARKS.md for the figures with and without.
+  const eager = process.env.MAILOVER_BENCH_EAGER_ACTIVITIES !== '0';
+  const extraArgs = eager ? ['--dynamic-config-value', 'system.enableActivityEagerExecution=true'] : [];
+  const env = await TestWorkflowEnvironment.createLocal({ server: { executable: cli.executable, ip: '127.0.0.1', searchAttributes: campaignSearchAttributes, log: { format: 'pretty', level: 'error' }, extraArgs } });
   const smtpA = await startEsp('smtp', 'smtp-a');
   const smtpB = await startEsp('smtp', 'smtp-b');
   const mailgun = await startEsp('mailgun', 'mailgun');
@@ -297,6 +302,7 @@ async function main(): Promise<void> {
       temporal_cpu_ms_per_msg_mailgun: Number(mg.temporalCpuMsPerMsg.toFixed(3)),
       load_1m_start: loadStart,
       load_1m_end: Number(loadavg()[0]!.toFixed(2)),
+      eager_activities: eager,
       n,
     };
     const goal = (ok: boolean) => (ok ? 'met' : 'NOT MET');
