@@ -133,6 +133,7 @@ describe('MIME built by the SMTP provider', () => {
         'X-Name\r\nBcc': 'victim3@evil.example',
         Bcc: 'victim4@evil.example',
         Subject: 'a second subject',
+        'Content-Type': 'text/html',
       },
     });
     const [got] = await deliver(m);
@@ -147,6 +148,8 @@ describe('MIME built by the SMTP provider', () => {
     }
     const names = headerNames(buildMime(m)!.raw);
     assert.equal(names.filter((n) => n === 'subject').length, 1, 'one Subject header');
+    assert.equal(names.filter((n) => n === 'content-type').length, 1, 'one Content-Type header');
+    assert.equal(got!.text, m.text, 'still the text part');
     assert.ok(!names.includes('bcc'));
   });
 

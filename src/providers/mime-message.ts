@@ -51,8 +51,8 @@ const HEADER_CONTROLS = /[\x00-\x1f\x7f]+/g;
 const NOT_7BIT = /[^\x09\x0a\x0d\x20-\x7e]/;
 /** Not valid in a header field name (RFC 5322: visible ASCII except the colon). */
 const NOT_FIELD_NAME = /[^\x21-\x39\x3b-\x7e]/g;
-/** Headers this module writes itself; custom headers with these names are left out. */
-const OWN_HEADERS = new Set(['from', 'to', 'cc', 'bcc', 'subject', 'message-id', 'date', 'mime-version', 'content-type', 'content-transfer-encoding']);
+/** Headers this module writes itself (and Cc/Bcc); custom headers with these names, or any Content-*, are left out. */
+const OWN_HEADERS = new Set(['from', 'to', 'cc', 'bcc', 'subject', 'message-id', 'date', 'mime-version']);
 
 const LINE = 76;
 
@@ -178,7 +178,8 @@ export function buildMime(message: OutgoingMessage, now: number = Date.now()): R
   if (message.headers) {
     for (const [rawName, value] of Object.entries(message.headers)) {
       const name = rawName.replace(NOT_FIELD_NAME, '');
-      if (!name || OWN_HEADERS.has(name.toLowerCase()) || value === undefined || value === null) continue;
+      const lower = name.toLowerCase();
+      if (!name || OWN_HEADERS.has(lower) || lower.startsWith('content-') || value === undefined || value === null) continue;
       head.push(foldHeader(name, headerValue(String(value))));
     }
   }
