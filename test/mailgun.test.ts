@@ -6,7 +6,7 @@
 import { strict as assert } from 'assert';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { campaignProgress, resumeCampaign } from '../src/client';
-import { MailgunProvider, parseRetryAfter } from '../src/providers/mailgun';
+import { MailgunProvider, multipartBody, parseRetryAfter } from '../src/providers/mailgun';
 import { unsubscribeUrl } from '../src/compliance/unsubscribe';
 import { assertExactlyOnce, audience, Harness, POSTAL_ADDRESS, uniqueId } from './support/harness';
 import { maybeRecordHistory } from './support/histories';
@@ -247,6 +247,23 @@ describe('mailgun provider units', () => {
     assert.equal(parseRetryAfter('Fri, 27 Nov 2026 22:00:10 GMT', Date.parse('Fri, 27 Nov 2026 22:00:00 GMT')), 10_000);
     assert.equal(parseRetryAfter(null), undefined);
     assert.equal(parseRetryAfter('soon'), undefined);
+  });
+
+  it('mailgun: the form body reads back as the same fields (repeated names, CR/LF, quotes, dashes, non-ASCII) with a standard parser', async () => {
+    const fields: Array<[string, string]> = [
+      ['from', 'Zoë <news@shop.example>'],
+      ['to', 'a@example.com'],
+      ['to', 'b@example.com'],
+      ['recipient-variables', JSON.stringify({ 'a@example.com': { text: 'Line 1\r\n--\r\n"quoted" €\n' } })],
+      ['text', '%recipient.text%'],
+    ];
+    const { boundary, body } = multipartBody(fields);
+    const form = await new Response(body, { headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } }).formData();
+    assert.deepEqual(form.getAll('to'), ['a@example.com', 'b@example.com']);
+    assert.equal(form.get('from'), 'Zoë <news@shop.example>');
+    assert.equal(form.get('recipient-variables'), fields[3]![1]);
+    assert.equal(form.get('text'), '%recipient.text%');
+    assert.ok(!fields.some(([, v]) => v.includes(boundary)));
   });
 
   it('mailgun: error messages never contain the API key', () => {

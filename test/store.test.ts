@@ -265,6 +265,36 @@ function storeSuite(name: 'sqlite' | 'postgres', makeBackend: () => Promise<Back
       assert.equal(row!.lastError, null);
     });
 
+    it('recordSends: a whole API call (one provider id, more rows than one IN list) and single SMTP replies settle with the right ids; settled rows keep theirs; dispatch marks only this claim', async () => {
+      const n = 1000;
+      const cid = await campaignWith(audience(id('group'), n));
+      await store.claimRange(cid, 1, n, 'a', 'tok-g');
+      await store.settleRejected(cid, 5, 'a', 'mailbox unavailable', false);
+      await store.recordSends(cid, 'a', 'tok-g', { accepted: [{ seq: 7, providerMessageId: '<smtp-7>' }], dispatch: [] });
+      const call = Array.from({ length: 995 }, (_, i) => i + 1).filter((s) => s !== 7);
+      const marked = await store.recordSends(cid, 'a', 'tok-g', {
+        // The call's rows, a row settled before (5: rejected, 7: accepted) and another id in the same write.
+        accepted: [...call.map((seq) => ({ seq, providerMessageId: 'mg-call-1' })), { seq: 996, providerMessageId: '<smtp-996>' }],
+        dispatch: [997, 998],
+      });
+      assert.deepEqual(marked, [997, 998]);
+      assert.deepEqual(await store.recordSends(cid, 'a', 'other-claim', { accepted: [], dispatch: [999] }), [], 'not our claim');
+      assert.deepEqual(await store.recordSends(cid, 'a', 'tok-g', { accepted: [], dispatch: [999] }), [999]);
+      const rows = await store.listRecipients(cid);
+      const bySeq = new Map(rows.map((r) => [r.seq, r]));
+      assert.equal(bySeq.get(5)!.state, 'rejected', 'a rejected row stays rejected');
+      assert.equal(bySeq.get(7)!.providerMessageId, '<smtp-7>', 'an accepted row keeps its id');
+      assert.equal(bySeq.get(996)!.providerMessageId, '<smtp-996>');
+      for (const seq of call.filter((s) => s !== 5)) {
+        assert.equal(bySeq.get(seq)!.state, 'accepted', `seq ${seq}`);
+        assert.equal(bySeq.get(seq)!.providerMessageId, 'mg-call-1', `seq ${seq}`);
+      }
+      for (const seq of [997, 998, 999]) assert.equal(bySeq.get(seq)!.state, 'sending');
+      assert.equal(bySeq.get(1000)!.state, 'sending');
+      const tally = await store.tallyRange(cid, 1, n);
+      assert.deepEqual([tally.accepted['a'], tally.rejected, tally.sending], [995, 1, 4]);
+    });
+
     it('settleRejected records the reason; a hard bounce adds the address to the suppression list', async () => {
       const tag = id('rej');
       const cid = await campaignWith(audience(tag, 3));

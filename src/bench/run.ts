@@ -8,8 +8,8 @@
  * Last line: one JSON object with the figures.
  */
 import { fork, spawn, type ChildProcess } from 'child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
-import { tmpdir } from 'os';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'fs';
+import { loadavg, tmpdir } from 'os';
 import { join } from 'path';
 import { bundleWorkflowCode, DefaultLogger, Runtime } from '@temporalio/worker';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -71,6 +71,33 @@ function audience(n: number, tag: string): AudienceRow[] {
   return Array.from({ length: n }, (_, i) => ({ email: `r${i + 1}.${tag}@example.com`, fields: { first_name: `Reader${i + 1}`, city: cities[i % cities.length] } }));
 }
 
+/** CPU time (user + system, all threads) a process has used so far, in ms, from /proc. */
+function cpuMsOf(pid: number): number {
+  // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+}
+/** Pids of this process's children whose command name is `name` (the Temporal dev server). */
+function childrenNamed(name: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === process.pid && comm === name) pids.push(Number(entry));
+    } catch {
+      // gone
+    }
+  }
+  return pids;
+}
+
+/** Linux USER_HZ; 100 on every common configuration. */
+const CLOCK_TICKS = 100;
+
 /** Peak RSS of a process, sampled from /proc every 100 ms. */
 function rssSampler(pid: number): { stop(): number } {
   let peak = 0;
@@ -93,10 +120,20 @@ function rssSampler(pid: number): { stop(): number } {
   };
 }
 
-async function rawBaseline(esp: Esp, rows: AudienceRow[]): Promise<number> {
+interface RawRun {
+  msgsPerS: number;
+  /** CPU time of this (the sending) process per message, ms. */
+  cpuMsPerMsg: number;
+  /** CPU time of the SMTP sink's process per message, ms. */
+  sinkCpuMsPerMsg: number;
+}
+
+async function rawBaseline(esp: Esp, rows: AudienceRow[]): Promise<RawRun> {
+  const sinkBefore = cpuMsOf(esp.child.pid!);
   const t = compileTemplate(TEMPLATE);
   const transport = nodemailer.createTransport({ host: '127.0.0.1', port: esp.port, secure: false, pool: true, maxConnections: POOL, maxMessages: 1000 });
   const started = performance.now();
+  const cpuBefore = process.cpuUsage();
   let next = 0;
   const worker = async () => {
     while (next < rows.length) {
@@ -107,8 +144,9 @@ async function rawBaseline(esp: Esp, rows: AudienceRow[]): Promise<number> {
   };
   await Promise.all(Array.from({ length: POOL }, worker));
   const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
   transport.close();
-  return rows.length / seconds;
+  return { msgsPerS: rows.length / seconds, cpuMsPerMsg: (cpu.user + cpu.system) / 1000 / rows.length, sinkCpuMsPerMsg: (cpuMsOf(esp.child.pid!) - sinkBefore) / rows.length };
 }
 
 class WorkerProc {
@@ -153,11 +191,16 @@ interface CampaignRun {
   seconds: number;
   importSeconds: number;
   peakRssMb: number;
+  /** CPU time of the worker process (all its threads) per message, ms. */
+  workerCpuMsPerMsg: number;
+  /** CPU time of the ESP process(es) and of the Temporal dev server per message, ms. */
+  espCpuMsPerMsg: number;
+  temporalCpuMsPerMsg: number;
   historyEvents: number;
   result: CampaignResult;
 }
 
-async function runCampaign(env: TestWorkflowEnvironment, store: Store, workerEnv: NodeJS.ProcessEnv, taskQueue: string, id: string, providers: string[], rows: AudienceRow[]): Promise<CampaignRun> {
+async function runCampaign(env: TestWorkflowEnvironment, store: Store, workerEnv: NodeJS.ProcessEnv, taskQueue: string, id: string, providers: string[], rows: AudienceRow[], esps: Esp[]): Promise<CampaignRun> {
   const importStarted = performance.now();
   // transactional: the engine run renders exactly what the raw baseline sends (no unsubscribe link to sign).
   await store.createCampaign({ id, from: FROM, template: TEMPLATE, providers, batchSize: BATCH, transactional: true });
@@ -167,10 +210,18 @@ async function runCampaign(env: TestWorkflowEnvironment, store: Store, workerEnv
   const rss = rssSampler(worker.child.pid!);
   try {
     const started = performance.now();
+    const cpuBefore = cpuMsOf(worker.child.pid!);
+    const temporalPids = childrenNamed('temporal');
+    const cpuOf = (pids: number[]) => pids.reduce((sum, pid) => sum + cpuMsOf(pid), 0);
+    const espBefore = cpuOf(esps.map((e) => e.child.pid!));
+    const temporalBefore = cpuOf(temporalPids);
     const handle = await startCampaign(env.client, { campaignId: id, providers, batchSize: BATCH, total: rows.length, taskQueue });
     const result = await handle.result();
     const seconds = (performance.now() - started) / 1000;
-    return { msgsPerS: rows.length / seconds, seconds, importSeconds, peakRssMb: rss.stop(), historyEvents: await historyEvents(env, id, handle.firstExecutionRunId), result };
+    const workerCpuMsPerMsg = (cpuMsOf(worker.child.pid!) - cpuBefore) / rows.length;
+    const espCpuMsPerMsg = (cpuOf(esps.map((e) => e.child.pid!)) - espBefore) / rows.length;
+    const temporalCpuMsPerMsg = (cpuOf(temporalPids) - temporalBefore) / rows.length;
+    return { msgsPerS: rows.length / seconds, seconds, importSeconds, peakRssMb: rss.stop(), workerCpuMsPerMsg, espCpuMsPerMsg, temporalCpuMsPerMsg, historyEvents: await historyEvents(env, id, handle.firstExecutionRunId), result };
   } finally {
     rss.stop();
     await worker.stop();
@@ -182,6 +233,7 @@ async function main(): Promise<void> {
   const nArg = args.indexOf('--n');
   const n = nArg >= 0 ? Number(args[nArg + 1]) : args.includes('--large') ? 100_000 : 10_000;
   if (!Number.isInteger(n) || n < 1000) throw new Error(`--n: expected a whole number of at least 1000, got ${args[nArg + 1]}`);
+  const loadStart = Number(loadavg()[0]!.toFixed(2));
   Runtime.install({ logger: new DefaultLogger('ERROR') });
   const dir = mkdtempSync(join(tmpdir(), 'mailover-bench-'));
   const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
@@ -189,7 +241,15 @@ async function main(): Promise<void> {
   log(`N = ${n}; starting the Temporal dev server and the ESP processes`);
   // With MAILOVER_PAYLOAD_KEYS set, the worker processes encrypt; the bench's client must too.
   const dataConverter = dataConverterFromEnv();
-  const env = await TestWorkflowEnvironment.createLocal({ ...(dataConverter ? { client: { dataConverter } } : {}), server: { executable: cli.executable, ip: '127.0.0.1', searchAttributes: campaignSearchAttributes, log: { format: 'pretty', level: 'error' } } });
+  // Eager activity execution (a server feature flag, off by default): when a workflow task
+  // schedules the next batch, the server hands the activity straight back to the worker that
+  // completed it instead of through a poll; see BENCHMARKS.md for the figures with and without.
+  const eager = process.env.MAILOVER_BENCH_EAGER_ACTIVITIES !== '0';
+  const extraArgs = eager ? ['--dynamic-config-value', 'system.enableActivityEagerExecution=true'] : [];
+  const env = await TestWorkflowEnvironment.createLocal({
+    ...(dataConverter ? { client: { dataConverter } } : {}),
+    server: { executable: cli.executable, ip: '127.0.0.1', searchAttributes: campaignSearchAttributes, log: { format: 'pretty', level: 'error' }, extraArgs },
+  });
   const smtpA = await startEsp('smtp', 'smtp-a');
   const smtpB = await startEsp('smtp', 'smtp-b');
   const mailgun = await startEsp('mailgun', 'mailgun');
@@ -209,23 +269,23 @@ async function main(): Promise<void> {
 
     log('raw baseline: nodemailer pool → smtp-a');
     const rawFirst = await rawBaseline(smtpA, audience(n, 'raw'));
-    log(`raw: ${rawFirst.toFixed(0)} msg/s`);
+    log(`raw: ${rawFirst.msgsPerS.toFixed(0)} msg/s`);
     log('engine: campaign via smtp-a');
-    const smtp = await runCampaign(env, store, workerEnv, taskQueue, 'bench-smtp', ['smtp-a'], audience(n, 'smtp'));
+    const smtp = await runCampaign(env, store, workerEnv, taskQueue, 'bench-smtp', ['smtp-a'], audience(n, 'smtp'), [smtpA]);
     log(`engine smtp: ${smtp.msgsPerS.toFixed(0)} msg/s`);
     log('engine: campaign via mailgun');
-    const mg = await runCampaign(env, store, workerEnv, taskQueue, 'bench-mailgun', ['mailgun'], audience(n, 'mg'));
+    const mg = await runCampaign(env, store, workerEnv, taskQueue, 'bench-mailgun', ['mailgun'], audience(n, 'mg'), [mailgun]);
     log(`engine mailgun: ${mg.msgsPerS.toFixed(0)} msg/s`);
     // The raw baseline again, after the engine runs: the better of the two is the one compared
     // against (this machine's throughput drifts between runs; the ratio stays conservative).
     const rawAgain = await rawBaseline(smtpA, audience(n, 'raw2'));
-    log(`raw again: ${rawAgain.toFixed(0)} msg/s`);
-    const raw = Math.max(rawFirst, rawAgain);
+    log(`raw again: ${rawAgain.msgsPerS.toFixed(0)} msg/s`);
+    const raw = Math.max(rawFirst.msgsPerS, rawAgain.msgsPerS);
     log('failover: smtp-a fails half-way, smtp-b takes over');
     const failN = Math.min(n, 10_000);
     const before = (await smtpA.stats()).accepted;
     smtpA.send({ cmd: 'failAfter', n: before + Math.floor(failN / 2) });
-    const fo = await runCampaign(env, store, workerEnv, taskQueue, 'bench-failover', ['smtp-a', 'smtp-b'], audience(failN, 'fo'));
+    const fo = await runCampaign(env, store, workerEnv, taskQueue, 'bench-failover', ['smtp-a', 'smtp-b'], audience(failN, 'fo'), [smtpA, smtpB]);
     const a = await smtpA.stats();
     const b = await smtpB.stats();
     const switchMs = a.failingSince !== undefined && b.firstAcceptAt !== undefined ? b.firstAcceptAt - a.failingSince : NaN;
@@ -238,6 +298,18 @@ async function main(): Promise<void> {
       worker_peak_rss_mb: Math.round(Math.max(smtp.peakRssMb, mg.peakRssMb)),
       history_events_per_10k: Math.round((smtp.historyEvents * 10_000) / n),
       failover_switch_ms: Math.round(switchMs),
+      // CPU per message: less sensitive than msg/s to other load on the machine.
+      raw_cpu_ms_per_msg: Number(Math.min(rawFirst.cpuMsPerMsg, rawAgain.cpuMsPerMsg).toFixed(3)),
+      worker_cpu_ms_per_msg_smtp: Number(smtp.workerCpuMsPerMsg.toFixed(3)),
+      sink_cpu_ms_per_msg_raw: Number(Math.min(rawFirst.sinkCpuMsPerMsg, rawAgain.sinkCpuMsPerMsg).toFixed(3)),
+      sink_cpu_ms_per_msg_smtp: Number(smtp.espCpuMsPerMsg.toFixed(3)),
+      temporal_cpu_ms_per_msg_smtp: Number(smtp.temporalCpuMsPerMsg.toFixed(3)),
+      worker_cpu_ms_per_msg_mailgun: Number(mg.workerCpuMsPerMsg.toFixed(3)),
+      mailgun_server_cpu_ms_per_msg: Number(mg.espCpuMsPerMsg.toFixed(3)),
+      temporal_cpu_ms_per_msg_mailgun: Number(mg.temporalCpuMsPerMsg.toFixed(3)),
+      load_1m_start: loadStart,
+      load_1m_end: Number(loadavg()[0]!.toFixed(2)),
+      eager_activities: eager,
       n,
     };
     const goal = (ok: boolean) => (ok ? 'met' : 'NOT MET');
@@ -251,6 +323,8 @@ async function main(): Promise<void> {
         ['worker peak RSS', `${figures.worker_peak_rss_mb} MB`, '< 300 MB', goal(figures.worker_peak_rss_mb < 300)],
         ['history events per 10,000 recipients', String(figures.history_events_per_10k), '≤ 1,000', goal(figures.history_events_per_10k <= 1000)],
         [`failover switch (N=${failN}, primary fails half-way)`, `${figures.failover_switch_ms} ms`, '< 2,000 ms', goal(figures.failover_switch_ms < 2000)],
+        ['CPU per message: raw sender / engine worker (SMTP) / engine worker (Mailgun)', `${figures.raw_cpu_ms_per_msg} / ${figures.worker_cpu_ms_per_msg_smtp} / ${figures.worker_cpu_ms_per_msg_mailgun} ms`, '', ''],
+        ['CPU per message, SMTP sink: raw run / engine run; Temporal server in the engine run', `${figures.sink_cpu_ms_per_msg_raw} / ${figures.sink_cpu_ms_per_msg_smtp}; ${figures.temporal_cpu_ms_per_msg_smtp} ms`, '', ''],
         ['audience import (SQLite)', `${(n / smtp.importSeconds).toFixed(0)} rows/s`, '', ''],
       ]),
     );

@@ -7,6 +7,8 @@
  *   rejection is reported and the batch goes on; a transient or unavailable error stops new
  *   messages from starting, lets the in-flight ones finish (and report), then is thrown.
  * - SMTP cannot look a message up, so there is no `lookup`.
+ * - Each message's MIME is built once by ./mime-message and handed over as `raw` with its
+ *   envelope (MAIL FROM = envelopeFrom when set); nodemailer composes only what that leaves out.
  *
  * Error messages name the provider, the SMTP command, the reply code and the server's text;
  * they never contain the password.
@@ -19,6 +21,7 @@ import {
   TransientProviderError,
   type ClassifiedError,
 } from '../errors';
+import { buildMime } from './mime-message';
 import type { OutgoingMessage, Provider, SendResult } from './provider';
 
 export interface SmtpProviderConfig {
@@ -163,16 +166,22 @@ export class SmtpProvider implements Provider {
           if (mine.length === 0) continue; // another attempt holds it
           let result: SendResult;
           try {
-            const info: { messageId?: string } = await transport.sendMail({
-              from: message.from,
-              to: message.to,
-              subject: message.subject,
-              text: message.text,
-              html: message.html,
-              messageId: message.messageId,
-              headers: message.headers,
-              ...(message.envelopeFrom ? { envelope: { from: message.envelopeFrom, to: [message.to] } } : {}),
-            });
+            // Built here once (see ./mime-message); null for the unusual message nodemailer composes itself.
+            const built = buildMime(message);
+            const info: { messageId?: string } = await transport.sendMail(
+              built
+                ? { envelope: built.envelope, raw: built.raw, messageId: message.messageId }
+                : {
+                    from: message.from,
+                    to: message.to,
+                    subject: message.subject,
+                    text: message.text,
+                    html: message.html,
+                    messageId: message.messageId,
+                    headers: message.headers,
+                    ...(message.envelopeFrom ? { envelope: { from: message.envelopeFrom, to: [message.to] } } : {}),
+                  },
+            );
             result = { status: 'accepted', providerMessageId: info.messageId || message.messageId };
           } catch (err) {
             const classified = this.classify(err);
