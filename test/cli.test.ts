@@ -260,8 +260,9 @@ describe('mailover CLI (each command as a process)', function () {
       const audience = join(h.dir, 'sup-audience.csv');
       writeFileSync(audience, 'email,first_name\nsup1@example.com,A\nfresh1@example.com,B\n');
       assert.equal((await run(['campaign', 'start', '--file', campaignFile(id), '--audience', audience, '--wait'], cliEnv)).code, 0);
-      assert.equal(h.primary.countByRecipient().get('sup1@example.com') ?? 0, 0);
-      assert.equal(h.primary.countByRecipient().get('fresh1@example.com'), 1);
+      // Through whichever provider is up (an earlier test may have opened smtp-primary's shared circuit).
+      assert.equal(h.deliveries().get('sup1@example.com') ?? 0, 0);
+      assert.equal(h.deliveries().get('fresh1@example.com'), 1);
       assert.equal((await run(['suppress', 'remove', 'sup2@example.com'], cliEnv)).code, 0);
       const again = await run(['suppress', 'remove', 'sup2@example.com'], cliEnv);
       assert.equal(again.code, 1);
