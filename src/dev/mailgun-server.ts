@@ -736,13 +736,15 @@ export class MailgunServer extends EventEmitter {
     const send = parsed;
     const records = recipients.map((r) => this.record(domain, id, send, r, variables, acceptedAt));
 
+    // Listeners hear of the acceptance before the answer is written: a test that kills the
+    // client on 'message' kills it before it can read the answer (a call accepted, then lost).
+    for (const record of records) this.emit('message', record);
     if (this.dropRemaining > 0) {
       this.dropRemaining -= 1;
       req.socket.resetAndDestroy();
     } else {
       this.answer(res, call, 200, { id, message: 'Queued. Thank you.' }, false);
     }
-    for (const record of records) this.emit('message', record);
     this.emit('call', call);
   }
 
