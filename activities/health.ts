@@ -3,16 +3,13 @@
  * (starting them if needed), and the health workflow's half-open probe.
  */
 import { Context, log } from '@temporalio/activity';
-import type { HealthConfig } from '../src/config';
+import { healthSettings, signalHealthWorkflow } from '../src/provider-health-client';
 import {
   healthStateQuery,
-  providerHealthWorkflowId,
   subscribeSignal,
   updateSettingsSignal,
   type CircuitState,
-  type HealthSettings,
   type ProbeResult,
-  type ProviderHealthInput,
 } from '../workflows/provider-health-api';
 import type { ActivityDeps } from './index';
 
@@ -26,12 +23,6 @@ export interface WatchProvidersResult {
   failback: 'auto' | 'manual';
 }
 
-/** The settings a health workflow runs with (the probe's addresses stay in the worker's config). */
-export function healthSettings(config: HealthConfig): HealthSettings {
-  const { probe: _probe, ...settings } = config;
-  return settings;
-}
-
 /**
  * Subscribe the calling campaign workflow to each provider's health workflow on this task queue,
  * starting the ones not running yet; returns their current circuits.
@@ -43,14 +34,7 @@ export async function watchProviders(deps: ActivityDeps, input: WatchProvidersIn
   const settings = healthSettings(deps.health);
   const circuits: WatchProvidersResult['circuits'] = {};
   for (const provider of input.providers) {
-    const handle = await ctx.client.workflow.signalWithStart('providerHealthWorkflow', {
-      workflowId: providerHealthWorkflowId(taskQueue, provider),
-      taskQueue,
-      args: [{ provider, settings } satisfies ProviderHealthInput],
-      signal: subscribeSignal,
-      signalArgs: [workflowExecution.workflowId],
-      staticSummary: `Health of provider ${provider}: circuit breaker shared by every campaign on task queue ${taskQueue}`,
-    });
+    const handle = await signalHealthWorkflow(ctx.client, taskQueue, provider, settings, subscribeSignal, workflowExecution.workflowId);
     const state = await handle.query(healthStateQuery);
     if (JSON.stringify(state.settings) !== JSON.stringify(settings)) {
       // The worker's config changed since the health workflow started: it takes the new settings.

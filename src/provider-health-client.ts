@@ -3,13 +3,14 @@
  * Used by the CLI and tests; the health workflow itself is workflows/provider-health.ts.
  */
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { healthSettings } from '../activities/health';
+import type { SignalDefinition } from '@temporalio/common';
 import type { HealthConfig } from './config';
 import {
   healthStateQuery,
   markDownSignal,
   markUpSignal,
   providerHealthWorkflowId,
+  type HealthSettings,
   type ProviderHealthInput,
   type ProviderHealthState,
 } from '../workflows/provider-health-api';
@@ -27,6 +28,24 @@ export async function providerHealth(client: Client, taskQueue: string, provider
   }
 }
 
+/** The settings a health workflow runs with (the probe's addresses stay in the worker's config). */
+export function healthSettings(config: HealthConfig): HealthSettings {
+  const { probe: _probe, ...settings } = config;
+  return settings;
+}
+
+/** Signal a provider's health workflow on `taskQueue`, starting it with `settings` if it is not running. */
+export function signalHealthWorkflow(client: Client, taskQueue: string, provider: string, settings: HealthSettings, signal: SignalDefinition<[string]>, arg: string) {
+  return client.workflow.signalWithStart('providerHealthWorkflow', {
+    workflowId: providerHealthWorkflowId(taskQueue, provider),
+    taskQueue,
+    args: [{ provider, settings } satisfies ProviderHealthInput],
+    signal,
+    signalArgs: [arg] as [string],
+    staticSummary: `Health of provider ${provider}: circuit breaker shared by every campaign on task queue ${taskQueue}`,
+  });
+}
+
 async function signalHealth(
   client: Client,
   taskQueue: string,
@@ -35,14 +54,7 @@ async function signalHealth(
   signal: typeof markDownSignal | typeof markUpSignal,
   reason: string,
 ): Promise<ProviderHealthState> {
-  const handle = await client.workflow.signalWithStart('providerHealthWorkflow', {
-    workflowId: providerHealthWorkflowId(taskQueue, provider),
-    taskQueue,
-    args: [{ provider, settings: healthSettings(health) } satisfies ProviderHealthInput],
-    signal,
-    signalArgs: [reason],
-    staticSummary: `Health of provider ${provider}: circuit breaker shared by every campaign on task queue ${taskQueue}`,
-  });
+  const handle = await signalHealthWorkflow(client, taskQueue, provider, healthSettings(health), signal, reason);
   return handle.query(healthStateQuery);
 }
 

@@ -441,22 +441,9 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     } catch (err) {
       const reason = providerFailureReason(err);
       if (reason !== undefined) {
-        if (sharedHealth) {
-          reportOutcome(provider, { ok: false, campaignId: input.campaignId, reason });
-          failOver(provider, reason, fromSeq, false);
-        } else {
-          // Histories from before shared health: the original decision, unchanged.
-          const decision = onProviderFailure(state.plan, provider, reason);
-          state.plan = decision.plan;
-          state.switches = [...state.switches, { from: provider, to: decision.next, reason, at: new Date().toISOString(), atSeq: fromSeq }];
-          wf.log.warn('provider switch', { campaignId: input.campaignId, from: provider, to: decision.next ?? 'none', reason });
-          if (decision.next === undefined) {
-            state.paused = true;
-            state.pauseReason = `no provider left: ${Object.entries(state.plan.down)
-              .map(([p, r]) => `${p}: ${r}`)
-              .join('; ')}`;
-          }
-        }
+        // Before shared health (old histories) reportOutcome and the events failOver raises are no-ops.
+        reportOutcome(provider, { ok: false, campaignId: input.campaignId, reason });
+        failOver(provider, reason, fromSeq, false);
       } else if (isInvalidCampaign(err)) {
         raise({ kind: 'campaign-failed', campaignId: input.campaignId, reason: errorMessage(err) });
         await Promise.all(pendingEvents);
