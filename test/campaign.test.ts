@@ -76,7 +76,7 @@ describe('campaign engine (Temporal dev server, SMTP sinks, SQLite ledger)', fun
 
   it('pause and resume: nothing is sent while paused; the campaign resumes and completes exactly once', async () => {
     const id = uniqueId('pause');
-    h.primary.setAcceptDelay(3);
+    h.primary.setAcceptDelay(10); // 400 messages take ~1 s on 5 connections: the signal lands mid-campaign
     const handle = await h.launch(id, audience(400), { batchSize: 20 });
     await h.primary.waitForCount(60, 30_000);
     await pauseCampaign(h.client, id, 'checking the copy');
@@ -137,7 +137,7 @@ describe('campaign engine (Temporal dev server, SMTP sinks, SQLite ledger)', fun
 
   it('cancel: a cancelled campaign stops after the batch in flight; nothing is sent afterwards and unsent rows stay pending', async () => {
     const id = uniqueId('cancel');
-    h.primary.setAcceptDelay(3);
+    h.primary.setAcceptDelay(10); // 400 messages take ~1 s on 5 connections: the signal lands mid-campaign
     const handle = await h.launch(id, audience(400), { batchSize: 20 });
     await h.primary.waitForCount(40, 30_000);
     await cancelCampaign(h.client, id);
