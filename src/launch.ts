@@ -49,18 +49,18 @@ export async function launchCampaign(opts: LaunchOptions): Promise<LaunchResult>
     if (err instanceof TemplateError) throw new InvalidCampaignError(`campaign '${def.id}': ${err.message}`);
     throw err;
   }
-  const missing: string[] = [];
-  let missingCount = 0;
+  const listed: string[] = [];
+  let badCount = 0;
   parsed.rows.forEach((row, i) => {
-    const absent = template.fields.filter((f) => (row.fields[f] ?? '').trim() === '');
-    if (absent.length) {
-      missingCount++;
-      if (missing.length < MAX_LISTED) missing.push(`${source} line ${parsed.lines[i]}: ${row.email} has no value for merge field ${absent.map((f) => `'${f}'`).join(', ')}`);
+    const problems = template.problemsWith(row.fields);
+    if (problems.length) {
+      badCount++;
+      if (listed.length < MAX_LISTED) listed.push(`${source} line ${parsed.lines[i]}: ${row.email} ${problems.join('; ')}`);
     }
   });
-  if (missingCount) {
-    const more = missingCount > missing.length ? `\n  - ... and ${missingCount - missing.length} more` : '';
-    throw new InvalidCampaignError(`${missingCount} recipient(s) lack merge fields the template uses (nothing was stored or sent):\n  - ${missing.join('\n  - ')}${more}`, missing);
+  if (badCount) {
+    const more = badCount > listed.length ? `\n  - ... and ${badCount - listed.length} more` : '';
+    throw new InvalidCampaignError(`${badCount} recipient(s) have merge values the template cannot use (nothing was stored or sent):\n  - ${listed.join('\n  - ')}${more}`, listed);
   }
 
   assertSendable(def);

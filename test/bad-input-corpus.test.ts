@@ -452,6 +452,19 @@ describe('bad input corpus', function () {
       assert.equal(h.deliveries().size, 0, 'nothing sent');
     });
 
+    it('bad input corpus: a merge value that would give a link a javascript: or data: URL is refused at launch naming line, field and value; nothing stored or sent', async () => {
+      const id = uniqueId('js-links');
+      const template = { ...MARKETING, html: `<p>Hi {{first_name}}, <a href="{{link}}">see the offer</a></p>${MARKETING.html}` };
+      const err = await rejectionOf(launchCampaign({ client: h.client, store: h.store, definition: definition(id, { template }), audienceFile: fixture('javascript-links.csv'), taskQueue: h.taskQueue }));
+      assert.match(err.message, /^3 recipient\(s\) have merge values the template cannot use \(nothing was stored or sent\)/);
+      assert.match(err.message, /javascript-links\.csv line 3: bob@example\.com has an unsafe link in merge field 'link': "javascript:alert\(document\.cookie\)" \(scheme 'javascript:'; allowed: http, https, mailto, tel\)/);
+      assert.match(err.message, /javascript-links\.csv line 4: cy@example\.com has an unsafe link in merge field 'link': .*\(scheme 'javascript:'/);
+      assert.match(err.message, /javascript-links\.csv line 6: eve@example\.com has an unsafe link in merge field 'link': .*\(scheme 'data:'/);
+      assert.doesNotMatch(err.message, /ann@example\.com|dee@example\.com/);
+      assert.equal(await h.store.getCampaign(id), undefined, 'nothing stored');
+      assert.equal(h.deliveries().size, 0, 'nothing sent');
+    });
+
     it('bad input corpus: CR/LF header injection in a merge value, end to end: one recipient, one-line subject, no injected header', async () => {
       const id = uniqueId('crlf-e2e');
       const before = h.primary.messages.length + h.secondary.messages.length;

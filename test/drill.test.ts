@@ -267,6 +267,16 @@ describe('failover drills', function () {
       assert.match(ok.stdout, /^started failover drill mailover-drill-\d{8}-\d{6}-[0-9a-f]{4}$/m);
       assert.match(ok.stdout, /│ failover switch +│ smtp-primary → smtp-secondary │ pass +│ switched at recipient #11 as forced/);
       assert.match(ok.stdout, /^drill \S+ PASSED$/m);
+      // Its synthetic campaign is listed only on request: `campaign list` is the team's campaigns.
+      const drillCampaign = `drill-${/^started failover drill mailover-drill-(\S+)$/m.exec(ok.stdout)![1]}`;
+      const withDrills = await waitUntil(async () => {
+        const r = await run(['campaign', 'list', '--drills', '--json'], cliEnv);
+        return (JSON.parse(r.stdout) as Array<{ id: string; status: string }>).find((row) => row.id === drillCampaign);
+      }, 'visibility to list the drill campaign', 30_000, 300);
+      assert.equal(withDrills.status, 'completed');
+      const listed = await run(['campaign', 'list', '--json'], cliEnv);
+      assert.equal((JSON.parse(listed.stdout) as Array<{ id: string }>).some((row) => row.id === drillCampaign), false, 'no drill campaign without --drills');
+      assert.match((await run(['campaign', 'list'], cliEnv)).stdout, /\(\d+ drill campaign\(s\) not shown; --drills shows them\)/);
 
       const scheduleId = uniqueId('drills');
       const created = await run(['drill', 'schedule', '--every', '24h', '--id', scheduleId], cliEnv);

@@ -20,6 +20,24 @@ describe('templates', () => {
     assert.throws(() => t.render({ name: '', note: 'x' }), /missing merge field 'name'/);
   });
 
+  it('template: a merge value that starts a link must be http, https, mailto or tel; javascript: and data: are refused however they are spelled', () => {
+    const linked = compileTemplate({ subject: 'Hi', text: 'Go: {{link}}', html: '<a class="x" href="{{link}}">go</a> <img src={{pic}}> <a href="https://example.org/?u={{id}}">me</a> {{note}}' });
+    assert.deepEqual(linked.urlFields, ['link', 'pic']);
+    const ok = { link: 'https://example.org/a?b=1&c=2', pic: 'http://img.example/p.png', id: 'javascript:1', note: 'javascript:2' };
+    assert.equal(linked.render(ok).html, '<a class="x" href="https://example.org/a?b=1&amp;c=2">go</a> <img src=http://img.example/p.png> <a href="https://example.org/?u=javascript:1">me</a> javascript:2');
+    assert.deepEqual(linked.problemsWith(ok), []);
+    assert.deepEqual(linked.problemsWith({ ...ok, link: 'mailto:a@example.org' }), []);
+    assert.deepEqual(linked.problemsWith({ ...ok, link: '/relative/path' }), []);
+    for (const evil of ['javascript:alert(1)', ' JavaScript:alert(1)', 'java\tscript:alert(1)', '\u0001javascript:x', 'vbscript:x', 'data:text/html,<script>1</script>']) {
+      assert.throws(() => linked.render({ ...ok, link: evil }), /unsafe link in merge field 'link'/, evil);
+      assert.equal(linked.problemsWith({ ...ok, link: evil }).length, 1, evil);
+    }
+    assert.throws(() => linked.render({ ...ok, pic: 'javascript:alert(1)' }), /unsafe link in merge field 'pic': "javascript:alert\(1\)" \(scheme 'javascript:'; allowed: http, https, mailto, tel\)/);
+    // The text part shows a link as text: nothing executes it there.
+    assert.equal(compileTemplate({ subject: 'Hi', text: 'Go: {{link}}' }).render({ link: 'javascript:1' }).text, 'Go: javascript:1');
+    assert.deepEqual(linked.problemsWith({ link: 'https://x', pic: 'https://y', id: '' }), ["has no value for merge field 'id', 'note'"]);
+  });
+
   it('template: malformed merge fields are reported with the part and position', () => {
     assert.deepEqual(templateProblems({ subject: 'Hi {{ first name }}', text: 'ok }}' }), [
       'template.subject: malformed merge field at position 4: "{{ first name }}" (expected {{name}} with letters, digits, _ . -)',

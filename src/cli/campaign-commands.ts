@@ -6,6 +6,7 @@ import { launchCampaign } from '../launch';
 import { progressBar, summaryTable, switchesTable, table } from '../progress';
 import type { CampaignProgress, CampaignResult } from '../../workflows/campaign';
 import { ActiveProviderKey, AcceptedCountKey, CampaignStatusKey } from '../../workflows/search-attributes';
+import { DRILL_WORKFLOW_PREFIX } from '../../workflows/drill';
 import { helpText, requireOption, type Command } from './command';
 import { LiveLine } from './live-line';
 import { UsageError } from './usage';
@@ -163,9 +164,9 @@ function signalCommand(name: 'pause' | 'resume' | 'cancel', summary: string): Co
 
 const list: Command = {
   name: 'campaign list',
-  summary: 'Campaigns from Temporal visibility, newest first.',
-  usage: '[--status running|paused|holding|completed|cancelled] [--limit N] [--json]',
-  options: { status: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } },
+  summary: 'Campaigns from Temporal visibility, newest first (the synthetic campaigns of failover drills only with --drills).',
+  usage: '[--status running|paused|holding|completed|cancelled] [--limit N] [--drills] [--json]',
+  options: { status: { type: 'string' }, limit: { type: 'string' }, drills: { type: 'boolean' }, json: { type: 'boolean' } },
   async run(ctx, values) {
     const wanted = values.status;
     if (wanted !== undefined && (typeof wanted !== 'string' || !STATUSES.includes(wanted))) {
@@ -176,7 +177,13 @@ const list: Command = {
     const client = await ctx.temporal();
     const query = `WorkflowType = 'campaignWorkflow'${wanted ? ` AND CampaignStatus = '${wanted}'` : ''}`;
     const rows: Array<{ id: string; status: string; provider: string; accepted: number; started: string }> = [];
+    let hiddenDrills = 0;
     for await (const wf of client.workflow.list({ query })) {
+      // A drill's synthetic campaign is a child of its drill workflow: not one of the team's campaigns.
+      if (!values.drills && wf.parentExecution?.workflowId?.startsWith(DRILL_WORKFLOW_PREFIX)) {
+        hiddenDrills++;
+        continue;
+      }
       rows.push({
         id: wf.workflowId,
         status: String(wf.typedSearchAttributes.get(CampaignStatusKey) ?? wf.status.name.toLowerCase()),
@@ -189,6 +196,7 @@ const list: Command = {
     if (values.json) console.log(JSON.stringify(rows, null, 2));
     else if (!rows.length) console.log(`no campaigns${wanted ? ` with status ${wanted}` : ''}`);
     else console.log(table([['campaign', 'status', 'active provider', 'accepted', 'started (UTC)'], ...rows.map((r) => [r.id, r.status, r.provider, String(r.accepted), r.started])]));
+    if (!values.json && hiddenDrills) console.log(`(${hiddenDrills} drill campaign(s) not shown; --drills shows them)`);
   },
 };
 
