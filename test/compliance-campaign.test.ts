@@ -210,6 +210,13 @@ describe('compliance end to end (Temporal, SMTP sinks, Mailgun API with webhooks
     } finally {
       relay.close();
     }
+    // The listener's counters are on the compliance server's /metrics, beside the webhook counters.
+    const metrics = await (await fetch(`${services.http.url}/metrics`)).text();
+    const counter = (name: string) => Number(new RegExp(`^mailover_bounce_${name}_total (\\d+)$`, 'm').exec(metrics)?.[1]);
+    assert.equal(counter('dsn'), services.bounces!.counts.dsn);
+    assert.ok(counter('dsn') >= 2, metrics);
+    assert.ok(counter('suppressed') >= 1);
+    assert.ok(counter('refused_recipients') >= 2, 'the forged bounce address and postmaster@ were refused at RCPT');
 
     // The next campaign skips the bounced address.
     const next = uniqueId('after-dsn');

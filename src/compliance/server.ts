@@ -12,7 +12,8 @@
  *                               GET changes nothing), whose button POSTs:
  *   POST /u/<token>             unsubscribes at once: RFC 8058 one-click (`List-Unsubscribe=One-Click`)
  *                               or the page's button; idempotent. A forged or altered token is refused (403).
- *   GET  /metrics               counters (Prometheus text): accepted and refused requests by reason.
+ *   GET  /metrics               counters (Prometheus text): accepted and refused requests by reason,
+ *                               and the bounce listener's (mailover_bounce_*_total) when it runs beside.
  *   GET  /healthz               `ok`.
  *
  * Bodies over webhooks.maxBodyBytes are refused with 413 before they are read in full.
@@ -59,6 +60,7 @@ class TooLarge extends Error {}
 
 export class ComplianceServer extends EventEmitter {
   readonly counts: Record<Counter, number> = Object.fromEntries(COUNTERS.map((c) => [c, 0])) as Record<Counter, number>;
+  private readonly extraCounters: Array<{ prefix: string; read: () => Record<string, number> }> = [];
   private readonly http: http.Server;
   private readonly sockets = new Set<net.Socket>();
   private _port = 0;
@@ -133,8 +135,23 @@ export class ComplianceServer extends EventEmitter {
     text(res, 404, 'not found');
   }
 
+  /**
+   * Adds another component's counters to GET /metrics, as `mailover_<prefix>_<name>_total`
+   * (camelCase names in snake case): the bounce listener's, beside this server's own.
+   */
+  addCounters(prefix: string, read: () => Record<string, number>): void {
+    this.extraCounters.push({ prefix, read });
+  }
+
   private metrics(): string {
-    return COUNTERS.map((c) => `# TYPE mailover_${c}_total counter\nmailover_${c}_total ${this.counts[c]}`).join('\n') + '\n';
+    const lines = COUNTERS.map((c) => `# TYPE mailover_${c}_total counter\nmailover_${c}_total ${this.counts[c]}`);
+    for (const { prefix, read } of this.extraCounters) {
+      for (const [name, value] of Object.entries(read())) {
+        const metric = `mailover_${prefix}_${name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}_total`;
+        lines.push(`# TYPE ${metric} counter\n${metric} ${value}`);
+      }
+    }
+    return lines.join('\n') + '\n';
   }
 
   private async readBody(req: http.IncomingMessage): Promise<Buffer> {

@@ -40,6 +40,8 @@ export async function startComplianceServices(
     await http.stop();
     throw err;
   }
+  const listener = bounces;
+  if (listener) http.addCounters('bounce', () => ({ ...listener.counts }));
   return {
     http,
     bounces,
