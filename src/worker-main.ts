@@ -20,8 +20,8 @@ function logLevel(): LogLevel {
 }
 import { describeEncryption } from './codec/data-converter';
 import { Client, Connection } from '@temporalio/client';
-import { createServer } from 'net';
 import { ConfigError, loadConfig, type MetricsConfig } from './config';
+import { freeLocalPort } from './local-ports';
 import { MailoverMetrics } from './metrics/metrics';
 import { temporalScrapeSources } from './metrics/scrape-sources';
 import { MetricsServer } from './metrics/server';
@@ -40,18 +40,6 @@ export function metricsSettings(fromFile: MetricsConfig | undefined, env: NodeJS
   const port = Number(portVar);
   if (!/^\d+$/.test(portVar) || port > 65535) throw new ConfigError(`MAILOVER_METRICS_PORT: expected a port 0-65535 (0: any free port), got '${portVar}'`);
   return { port, host: env.MAILOVER_METRICS_HOST || fromFile?.host || '0.0.0.0' };
-}
-
-/** A local port that was free a moment ago, for the Temporal runtime's own metrics exporter. */
-function freeLocalPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** Logs a failing scrape source once, then again only after it has worked in between or a minute passed. */

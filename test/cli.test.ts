@@ -11,10 +11,20 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { parse, stringify } from 'yaml';
 import { signMailgunWebhook } from '../src/compliance/mailgun-events';
 import { signUnsubscribeToken } from '../src/compliance/tokens';
+import { childProcesses, isTemporalDevServer } from '../src/dev/orphan-guard';
 import { Harness, POSTAL_ADDRESS, TEMPLATE, TEST_UNSUBSCRIBE_KEY, TEST_WEBHOOK_KEY, uniqueId } from './support/harness';
 import { writeProviderFile } from './support/provider-file';
 import { startDevServer } from './support/temporal';
 import { waitUntil } from './support/wait';
+
+/** Whether a process with this pid is still alive (and not a zombie). */
+function isRunning(pid: number): boolean {
+  try {
+    return !/^\S+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
 
 const CLI = join(__dirname, '..', 'src', 'cli', 'main.js');
 const ROOT = join(__dirname, '..', '..');
@@ -348,10 +358,18 @@ describe('mailover CLI (each command as a process)', function () {
         );
         assert.equal(r.code, 0, r.stderr + r.stdout);
         assert.match(r.stdout, /100% 300\/300 .* completed/);
+        // The worker's /metrics counts what the campaign sent, beside the Temporal SDK's own series.
+        const metricsUrl = /^  metrics\s+(http:\/\/127\.0\.0\.1:(\d+)\/metrics)/m.exec(out)!;
+        const scrape = await (await fetch(metricsUrl[1])).text();
+        const accepted = [...scrape.matchAll(/^mailover_messages_total\{[^}]*outcome="accepted"[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+        const acceptedInSummary = [...r.stdout.matchAll(/│ accepted via \S+\s+│\s+(\d+) │/g)].reduce((n, m) => n + Number(m[1]), 0);
+        assert.ok(acceptedInSummary > 0, r.stdout);
+        assert.equal(accepted, acceptedInSummary, scrape.slice(0, 2000));
+        assert.match(scrape, /^temporal_/m);
         child.kill('SIGINT');
         assert.equal(await exited, 0, out);
         assert.match(out, /stopped/);
-        for (const port of [Number(address.split(':')[1]), smtpPort, Number(webhooks[2]), bouncePort]) {
+        for (const port of [Number(address.split(':')[1]), smtpPort, Number(webhooks[2]), bouncePort, Number(metricsUrl[2])]) {
           const refused = await new Promise<boolean>((res) => {
             const s = connect(port, '127.0.0.1');
             s.once('connect', () => (s.destroy(), res(false)));
@@ -360,12 +378,40 @@ describe('mailover CLI (each command as a process)', function () {
           assert.ok(refused, `port ${port} is free after Ctrl-C`);
         }
       } finally {
-        // On a failed assertion: stop it the way a user would (SIGKILL would orphan its Temporal server).
+        // On a failed assertion: stop it the way a user would (SIGKILL leaves the server to the watchdog).
         if (child.exitCode === null && child.signalCode === null) {
           child.kill('SIGINT');
           await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
           if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
         }
+      }
+    });
+
+    it('cli: mailover dev killed with SIGKILL does not leave its Temporal dev server running', async () => {
+      const dir = join(require('os').tmpdir(), uniqueId('mailover-dev-kill'));
+      const child = spawn(process.execPath, [CLI, 'dev', '--data', dir, '--port', '0', '--ui-port', '0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (out += d));
+      const exited = new Promise<unknown>((res) => child.on('close', res));
+      let servers: number[] = [];
+      try {
+        await waitUntil(() => out.includes('Ctrl-C to stop.'), 'mailover dev to be up', 60_000);
+        servers = childProcesses(child.pid!, isTemporalDevServer);
+        assert.equal(servers.length, 1, 'mailover dev started one Temporal dev server');
+        const port = Number(/^  Temporal\s+\S+:(\d+)/m.exec(out)![1]);
+        child.kill('SIGKILL');
+        await exited;
+        await waitUntil(() => !isRunning(servers[0]), 'the orphaned Temporal dev server to be stopped by the watchdog', 30_000, 200);
+        const refused = await new Promise<boolean>((res) => {
+          const s = connect(port, '127.0.0.1');
+          s.once('connect', () => (s.destroy(), res(false)));
+          s.once('error', () => res(true));
+        });
+        assert.ok(refused, `the Temporal port ${port} is free`);
+      } finally {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+        for (const pid of servers) if (isRunning(pid)) process.kill(pid, 'SIGKILL');
       }
     });
   });

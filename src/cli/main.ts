@@ -18,7 +18,7 @@ import { EXIT, oneLine, UsageError } from './usage';
 
 const dev: Command = {
   name: 'dev',
-  summary: 'The embedded dev stack: Temporal dev server with its Web UI (state under ./data), a worker, local ESPs (two SMTP inboxes, a Mailgun-compatible API) and the compliance services (webhooks, unsubscribe, bounces). Ctrl-C stops everything.',
+  summary: 'The embedded dev stack: Temporal dev server with its Web UI (state under ./data), a worker, local ESPs (two SMTP inboxes, a Mailgun-compatible API), the compliance services (webhooks, unsubscribe, bounces) and the worker\'s /metrics. Ctrl-C stops everything.',
   usage: '[--data DIR] [--port 7233] [--ui-port 8233]',
   details: 'Writes DIR/mailover.dev.yaml, the provider file other mailover commands pick up by default.',
   options: { data: { type: 'string' }, port: { type: 'string' }, 'ui-port': { type: 'string' } },
@@ -41,6 +41,7 @@ const dev: Command = {
     console.log(`  webhooks      ${stack.compliance.http.url}/webhooks/mailgun (the Mailgun API posts its events here)`);
     console.log(`  unsubscribe   ${stack.compliance.http.url}/u/<token>`);
     console.log(`  bounces       smtp://127.0.0.1:${stack.compliance.bounces?.port} (DSNs to bounces+<token>@bounces.mailover.dev)`);
+    console.log(`  metrics       ${stack.metricsUrl} (Prometheus: messages, switches, circuits, Temporal SDK)`);
     console.log(`  providers     ${stack.configPath}`);
     console.log(`  payloads      ${describeEncryption(stack.dataConverter)}`);
     console.log(`In another terminal: TEMPORAL_ADDRESS=${stack.address} MAILOVER_UI_URL=${stack.uiUrl} npx mailover campaign start --file samples/campaign.yaml --audience samples/audience.csv --wait`);

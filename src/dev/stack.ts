@@ -5,7 +5,6 @@
  * (data/mailover.dev.yaml) and stops everything in stop().
  */
 import { mkdirSync, writeFileSync } from 'fs';
-import { createServer } from 'net';
 import { join, resolve } from 'path';
 import type { DataConverter } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -17,12 +16,17 @@ import { parseDrillSettings } from '../drill-settings';
 import { ProviderRegistry } from '../providers/registry';
 import { openStore } from '../store/open-store';
 import type { Store } from '../store/types';
+import { freeLocalPort, preferredPort } from '../local-ports';
+import { MailoverMetrics } from '../metrics/metrics';
+import { temporalScrapeSources } from '../metrics/scrape-sources';
+import { MetricsServer } from '../metrics/server';
 import { ensureTemporalCli } from '../temporal-cli';
 import { createCampaignWorker } from '../worker';
 import { startComplianceServices, type ComplianceServices } from '../compliance/services';
 import type { ComplianceSettings } from '../compliance/settings';
 import { campaignSearchAttributes } from '../../workflows/search-attributes';
 import { MailgunServer } from './mailgun-server';
+import { childProcesses, isTemporalDevServer, stopChildrenWithThisProcess } from './orphan-guard';
 import { SmtpSink } from './smtp-sink';
 
 /** The dev Mailgun-compatible API's key: a fake, but written to the provider file as an environment reference like any secret. */
@@ -52,6 +56,8 @@ export interface DevStackOptions {
   webhooksPort?: number;
   /** Port of the inbound bounce listener; default any free port. */
   bouncePort?: number;
+  /** Port of the worker's Prometheus endpoint (/metrics); default 9464, or a free one if taken. */
+  metricsPort?: number;
   taskQueue?: string;
   /** Payload encryption for the worker and the client; default from MAILOVER_PAYLOAD_KEYS (unset: off). */
   dataConverter?: DataConverter;
@@ -72,45 +78,31 @@ export interface DevStack {
   worker: Worker;
   dataConverter?: DataConverter;
   compliance: ComplianceServices;
+  /** The worker's Prometheus endpoint: mailover's series and the Temporal SDK's runtime metrics. */
+  metricsUrl: string;
   stop(): Promise<void>;
 }
 
-function portFree(port: number): Promise<boolean> {
-  return new Promise((res) => {
-    const srv = createServer();
-    srv.once('error', () => res(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => res(true)));
-  });
-}
-
-/** The given port if it is free, else any free port (0 asks for any). */
-export async function preferredPort(port: number): Promise<number> {
-  if (port && (await portFree(port))) return port;
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const p = (srv.address() as { port: number }).port;
-      srv.close(() => res(p));
-    });
-  });
-}
-
-let runtimeInstalled = false;
+/** The Temporal runtime's own Prometheus exporter port (installed once per process). */
+let runtimeMetricsPort: number | undefined;
 
 export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
   const log = opts.log ?? (() => undefined);
   const dataDir = resolve(opts.dataDir);
   mkdirSync(dataDir, { recursive: true });
-  if (!runtimeInstalled) {
-    Runtime.install({ logger: new DefaultLogger('ERROR') });
-    runtimeInstalled = true;
+  if (runtimeMetricsPort === undefined) {
+    runtimeMetricsPort = await freeLocalPort();
+    Runtime.install({
+      logger: new DefaultLogger('ERROR'),
+      telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${runtimeMetricsPort}`, useSecondsForDurations: true } } },
+    });
   }
   const dataConverter = opts.dataConverter ?? dataConverterFromEnv();
   const cli = ensureTemporalCli(log);
   const port = await preferredPort(opts.port ?? 7233);
   const uiPort = await preferredPort(opts.uiPort ?? 8233);
   log(`starting the Temporal dev server (${cli.path ?? 'SDK download'}) on 127.0.0.1:${port}, Web UI on ${uiPort}`);
+  const serversBefore = childProcesses(process.pid, isTemporalDevServer);
   const env = await TestWorkflowEnvironment.createLocal({
     ...(dataConverter ? { client: { dataConverter } } : {}),
     server: {
@@ -124,6 +116,8 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
       log: { format: 'pretty', level: 'error' },
     },
   });
+  // Should this process be killed outright, the dev server it started goes with it.
+  stopChildrenWithThisProcess(isTemporalDevServer, serversBefore);
   const stops: Array<() => Promise<unknown>> = [() => env.teardown()];
   const stop = async () => {
     for (const s of stops.splice(0).reverse()) await s().catch(() => undefined);
@@ -172,12 +166,22 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
     stops.push(() => providers.closeAll());
     const taskQueue = opts.taskQueue ?? 'mailover';
     const drills = parseDrillSettings(DEV_DRILLS_FILE, defs.map((d) => d.name), []);
+    const metrics = new MailoverMetrics({ providers: providers.names(), alertTargets: [] });
+    metrics.setScrapeSources(temporalScrapeSources({ client: env.client, taskQueue, providers: providers.names(), store, metrics }));
+    const metricsServer = await MetricsServer.start({
+      metrics,
+      host: '127.0.0.1',
+      port: await preferredPort(opts.metricsPort ?? 9464),
+      temporalRuntimeUrl: `http://127.0.0.1:${runtimeMetricsPort}/metrics`,
+    });
+    stops.push(() => metricsServer.close());
     const worker = await createCampaignWorker({
       connection: env.nativeConnection,
       taskQueue,
       store,
       providers,
       dataConverter,
+      metrics,
       drills,
       compliance: { unsubscribe: compliance.unsubscribe, bounces: compliance.bounces },
     });
@@ -200,6 +204,7 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
       worker,
       dataConverter,
       compliance: services,
+      metricsUrl: metricsServer.url,
       stop,
     };
   } catch (err) {
