@@ -336,81 +336,79 @@ describe('mailover CLI (each command as a process)', function () {
   });
 
   describe('mailover dev', () => {
-    it('cli: mailover dev runs the whole stack; a campaign goes through it; Ctrl-C stops everything and frees its ports', async () => {
-      const dir = join(require('os').tmpdir(), uniqueId('mailover-dev'));
+    /** `mailover dev` as a child process on free ports, with everything it prints collected. */
+    function startDev(name: string) {
+      const dir = join(require('os').tmpdir(), uniqueId(name));
       const child = spawn(process.execPath, [CLI, 'dev', '--data', dir, '--port', '0', '--ui-port', '0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      child.stdout.on('data', (d) => (out += d));
-      child.stderr.on('data', (d) => (out += d));
-      const exited = new Promise<number | null>((res) => child.on('close', res));
+      const dev = { dir, child, out: '', exited: new Promise<number | null>((res) => child.on('close', res)) };
+      child.stdout.on('data', (d) => (dev.out += d));
+      child.stderr.on('data', (d) => (dev.out += d));
+      return dev;
+    }
+    const portRefused = (port: number) =>
+      new Promise<boolean>((res) => {
+        const s = connect(port, '127.0.0.1');
+        s.once('connect', () => (s.destroy(), res(false)));
+        s.once('error', () => res(true));
+      });
+    const running = (child: ReturnType<typeof spawn>) => child.exitCode === null && child.signalCode === null;
+
+    it('cli: mailover dev runs the whole stack; a campaign goes through it; Ctrl-C stops everything and frees its ports', async () => {
+      const dev = startDev('mailover-dev');
       try {
-        await waitUntil(() => out.includes('Ctrl-C to stop.'), 'mailover dev to be up', 60_000);
+        await waitUntil(() => dev.out.includes('Ctrl-C to stop.'), 'mailover dev to be up', 60_000);
+        const out = dev.out;
         const address = /^  Temporal\s+(\S+)/m.exec(out)![1];
         const ui = /^  Web UI\s+(\S+)/m.exec(out)![1];
         const smtpPort = Number(/smtp-primary\s+127\.0\.0\.1:(\d+)/.exec(out)![1]);
         const webhooks = /^  webhooks\s+(http:\/\/127\.0\.0\.1:(\d+))\/webhooks\/mailgun/m.exec(out)!;
         const bouncePort = Number(/^  bounces\s+smtp:\/\/127\.0\.0\.1:(\d+)/m.exec(out)![1]);
+        const metricsUrl = /^  metrics\s+(http:\/\/127\.0\.0\.1:(\d+)\/metrics)/m.exec(out)!;
         assert.equal(await (await fetch(`${webhooks[1]}/healthz`)).text(), 'ok');
         const r = await run(
           ['campaign', 'start', '--file', 'samples/campaign.yaml', '--audience', 'samples/audience.csv', '--wait'],
-          { TEMPORAL_ADDRESS: address, MAILOVER_UI_URL: ui, MAILOVER_DATA_DIR: dir, MAILOVER_CONFIG: '', MAILOVER_DB: join(dir, 'mailover.db'), DATABASE_URL: '', MAILOVER_TASK_QUEUE: '' },
+          { TEMPORAL_ADDRESS: address, MAILOVER_UI_URL: ui, MAILOVER_DATA_DIR: dev.dir, MAILOVER_CONFIG: '', MAILOVER_DB: join(dev.dir, 'mailover.db'), DATABASE_URL: '', MAILOVER_TASK_QUEUE: '' },
           ROOT,
         );
         assert.equal(r.code, 0, r.stderr + r.stdout);
         assert.match(r.stdout, /100% 300\/300 .* completed/);
         // The worker's /metrics counts what the campaign sent, beside the Temporal SDK's own series.
-        const metricsUrl = /^  metrics\s+(http:\/\/127\.0\.0\.1:(\d+)\/metrics)/m.exec(out)!;
         const scrape = await (await fetch(metricsUrl[1])).text();
         const accepted = [...scrape.matchAll(/^mailover_messages_total\{[^}]*outcome="accepted"[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
         const acceptedInSummary = [...r.stdout.matchAll(/│ accepted via \S+\s+│\s+(\d+) │/g)].reduce((n, m) => n + Number(m[1]), 0);
         assert.ok(acceptedInSummary > 0, r.stdout);
         assert.equal(accepted, acceptedInSummary, scrape.slice(0, 2000));
         assert.match(scrape, /^temporal_/m);
-        child.kill('SIGINT');
-        assert.equal(await exited, 0, out);
-        assert.match(out, /stopped/);
+        dev.child.kill('SIGINT');
+        assert.equal(await dev.exited, 0, dev.out);
+        assert.match(dev.out, /stopped/);
         for (const port of [Number(address.split(':')[1]), smtpPort, Number(webhooks[2]), bouncePort, Number(metricsUrl[2])]) {
-          const refused = await new Promise<boolean>((res) => {
-            const s = connect(port, '127.0.0.1');
-            s.once('connect', () => (s.destroy(), res(false)));
-            s.once('error', () => res(true));
-          });
-          assert.ok(refused, `port ${port} is free after Ctrl-C`);
+          assert.ok(await portRefused(port), `port ${port} is free after Ctrl-C`);
         }
       } finally {
         // On a failed assertion: stop it the way a user would (SIGKILL leaves the server to the watchdog).
-        if (child.exitCode === null && child.signalCode === null) {
-          child.kill('SIGINT');
-          await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
-          if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+        if (running(dev.child)) {
+          dev.child.kill('SIGINT');
+          await Promise.race([dev.exited, new Promise((r) => setTimeout(r, 15_000))]);
+          if (running(dev.child)) dev.child.kill('SIGKILL');
         }
       }
     });
 
     it('cli: mailover dev killed with SIGKILL does not leave its Temporal dev server running', async () => {
-      const dir = join(require('os').tmpdir(), uniqueId('mailover-dev-kill'));
-      const child = spawn(process.execPath, [CLI, 'dev', '--data', dir, '--port', '0', '--ui-port', '0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      child.stdout.on('data', (d) => (out += d));
-      child.stderr.on('data', (d) => (out += d));
-      const exited = new Promise<unknown>((res) => child.on('close', res));
+      const dev = startDev('mailover-dev-kill');
       let servers: number[] = [];
       try {
-        await waitUntil(() => out.includes('Ctrl-C to stop.'), 'mailover dev to be up', 60_000);
-        servers = childProcesses(child.pid!, isTemporalDevServer);
+        await waitUntil(() => dev.out.includes('Ctrl-C to stop.'), 'mailover dev to be up', 60_000);
+        servers = childProcesses(dev.child.pid!, isTemporalDevServer);
         assert.equal(servers.length, 1, 'mailover dev started one Temporal dev server');
-        const port = Number(/^  Temporal\s+\S+:(\d+)/m.exec(out)![1]);
-        child.kill('SIGKILL');
-        await exited;
+        const port = Number(/^  Temporal\s+\S+:(\d+)/m.exec(dev.out)![1]);
+        dev.child.kill('SIGKILL');
+        await dev.exited;
         await waitUntil(() => !isRunning(servers[0]), 'the orphaned Temporal dev server to be stopped by the watchdog', 30_000, 200);
-        const refused = await new Promise<boolean>((res) => {
-          const s = connect(port, '127.0.0.1');
-          s.once('connect', () => (s.destroy(), res(false)));
-          s.once('error', () => res(true));
-        });
-        assert.ok(refused, `the Temporal port ${port} is free`);
+        assert.ok(await portRefused(port), `the Temporal port ${port} is free`);
       } finally {
-        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+        if (running(dev.child)) dev.child.kill('SIGKILL');
         for (const pid of servers) if (isRunning(pid)) process.kill(pid, 'SIGKILL');
       }
     });
