@@ -5,42 +5,63 @@
  * a file that cannot be parsed at all throws InvalidCampaignError naming the line,
  * and then nothing is inserted.
  *
+ * Files are read as a stream, twice: a first pass checks every row (and lets the caller check
+ * merge values), a second inserts them in chunks. Memory stays flat with the file's size but
+ * for one set of the addresses seen (duplicates are found across the whole file).
+ *
  * Encodings: UTF-8 (with or without a byte-order mark). A UTF-16 file with a byte-order
  * mark (LE or BE, as Excel's "Unicode text" writes) is decoded by importAudienceFile /
- * readAudienceFile; UTF-16 text that reached parseAudience already mis-decoded as UTF-8,
- * UTF-16 without a byte-order mark, and invalid UTF-8 bytes (a Latin-1 / Windows-1252
- * file) are refused with an error naming the line: "save it as UTF-8".
+ * scanAudienceFile / readAudienceFile; UTF-16 text that reached parseAudience already
+ * mis-decoded as UTF-8, UTF-16 without a byte-order mark, and invalid UTF-8 bytes (a Latin-1 /
+ * Windows-1252 file) are refused with an error naming the line: "save it as UTF-8".
  * A merge value longer than MAX_FIELD_CHARS rejects its row (line, field, length).
  */
-import { parse as parseCsv } from 'csv-parse/sync';
+import { Parser as CsvParser, type CsvError } from 'csv-parse';
 import * as fs from 'fs';
 import * as path from 'path';
+import { TextDecoder } from 'util';
 import { normaliseAddress } from './address';
 import { InvalidCampaignError } from './errors';
 import type { AudienceRow, Store } from './store/types';
 
 export type AudienceFormat = 'csv' | 'jsonl';
 
+export type AudienceRejection = { line: number; value: string; reason: string };
+export type AudienceDuplicate = { line: number; email: string; firstLine: number };
+
 export interface AudienceParseResult {
   rows: AudienceRow[];
   /** Source line of each row (parallel to rows). */
   lines: number[];
-  rejected: Array<{ line: number; value: string; reason: string }>;
-  duplicates: Array<{ line: number; email: string; firstLine: number }>;
+  rejected: AudienceRejection[];
+  duplicates: AudienceDuplicate[];
+}
+
+/** What a pass over an audience file found (the rows themselves went to the caller). */
+export interface AudienceScan {
+  /** Valid, distinct rows. */
+  valid: number;
+  rejected: AudienceRejection[];
+  duplicates: AudienceDuplicate[];
 }
 
 export interface AudienceImportReport {
   inserted: number;
   /** Duplicates inside the file plus addresses already in the campaign. */
   duplicates: number;
-  rejected: AudienceParseResult['rejected'];
+  rejected: AudienceRejection[];
 }
+
+/** Called with each valid, distinct row and its source line. */
+export type RowHandler = (row: AudienceRow, line: number) => void;
 
 /** Longest offending value kept in a rejection (whole raw lines can be long). */
 const MAX_VALUE = 200;
 /** Longest merge value accepted (characters); a longer one rejects its row. */
 export const MAX_FIELD_CHARS = 65_536;
 export const IMPORT_CHUNK = 1000;
+/** Bytes read from an audience file at a time. */
+const READ_CHUNK = 256 * 1024;
 
 export function detectAudienceFormat(file: string): AudienceFormat {
   const ext = path.extname(file).toLowerCase();
@@ -52,20 +73,34 @@ export function detectAudienceFormat(file: string): AudienceFormat {
 }
 
 /**
- * Parse an audience file's content.
+ * Parse an audience file's content held in memory (small files, tests, suppression imports).
  * @param sourceName used in error messages ("audience.csv line 7: unclosed quote"); default "audience".
  */
 export function parseAudience(content: string, format: AudienceFormat, sourceName = 'audience'): AudienceParseResult {
-  checkEncoding(content, sourceName);
-  const builder = new ResultBuilder();
-  if (format === 'csv') parseCsvAudience(content, sourceName, builder);
-  else if (format === 'jsonl') parseJsonlAudience(content, sourceName, builder);
-  else throw new InvalidCampaignError(`${sourceName}: unknown audience format '${String(format)}'`);
-  return builder.result;
+  const rows: AudienceRow[] = [];
+  const lines: number[] = [];
+  const reader = new AudienceReader(format, sourceName, (row, line) => {
+    rows.push(row);
+    lines.push(line);
+  });
+  reader.push(content);
+  const scan = reader.end();
+  return { rows, lines, rejected: scan.rejected, duplicates: scan.duplicates };
 }
 
 /**
- * Read, parse and insert an audience file into a campaign, in chunks of 1000 rows.
+ * One pass over an audience file, streamed: every row is checked and each valid, distinct one
+ * handed to `onRow`. Throws InvalidCampaignError (naming the line) when the file cannot be read
+ * or parsed; rows handed out before that are then not to be used.
+ */
+export async function scanAudienceFile(file: string, onRow: RowHandler = () => undefined): Promise<AudienceScan> {
+  const reader = new AudienceReader(detectAudienceFormat(file), path.basename(file), onRow);
+  for await (const text of decodedChunks(file)) reader.push(text);
+  return reader.end();
+}
+
+/**
+ * Read, check and insert an audience file into a campaign, in chunks of 1000 rows.
  * Throws (before inserting anything) when the file is unreadable or malformed.
  */
 export async function importAudienceFile(
@@ -74,63 +109,69 @@ export async function importAudienceFile(
   file: string,
   opts: { onProgress?: (done: number, total: number) => void } = {},
 ): Promise<AudienceImportReport> {
-  const format = detectAudienceFormat(file);
-  const content = await readAudienceFile(file);
-  const parsed = parseAudience(content, format, path.basename(file));
-  return insertAudience(store, campaignId, parsed, opts);
+  const scan = await scanAudienceFile(file);
+  return insertAudienceFile(store, campaignId, file, scan, opts);
+}
+
+/**
+ * The second pass: insert the rows of a file that `scanAudienceFile` has checked, in chunks of
+ * IMPORT_CHUNK, reporting progress against the scan's count. A file that changed since its scan
+ * is an error (the rows inserted so far stay; the message says so).
+ */
+export async function insertAudienceFile(
+  store: Store,
+  campaignId: string,
+  file: string,
+  scan: AudienceScan,
+  opts: { onProgress?: (done: number, total: number) => void } = {},
+): Promise<AudienceImportReport> {
+  const total = scan.valid;
+  const pending: AudienceRow[] = [];
+  let seen = 0;
+  let inserted = 0;
+  let duplicates = scan.duplicates.length;
+  const flush = async (all: boolean) => {
+    while (pending.length >= IMPORT_CHUNK || (all && pending.length > 0)) {
+      const chunk = pending.splice(0, IMPORT_CHUNK);
+      const r = await store.importAudience(campaignId, chunk);
+      inserted += r.inserted;
+      duplicates += r.duplicates;
+      opts.onProgress?.(Math.min(seen - pending.length, total), total);
+    }
+  };
+  const changed = (detail: string) =>
+    new InvalidCampaignError(`${path.basename(file)} changed while it was being imported (${detail}); ${inserted} row(s) of campaign '${campaignId}' were inserted`);
+  const reader = new AudienceReader(detectAudienceFormat(file), path.basename(file), (row) => {
+    seen++;
+    pending.push(row);
+  });
+  try {
+    for await (const text of decodedChunks(file)) {
+      reader.push(text);
+      await flush(false);
+    }
+    reader.end();
+  } catch (err) {
+    if (err instanceof InvalidCampaignError) throw changed(err.message);
+    throw err;
+  }
+  if (seen !== total) throw changed(`${total} valid rows when checked, ${seen} now`);
+  await flush(true);
+  if (total === 0) opts.onProgress?.(0, 0);
+  return { inserted, duplicates, rejected: scan.rejected };
 }
 
 /** Read an audience file as text: UTF-8, or UTF-16 LE/BE with a byte-order mark (decoded). */
 export async function readAudienceFile(file: string): Promise<string> {
-  let buf: Buffer;
-  try {
-    buf = await fs.promises.readFile(file);
-  } catch (err) {
-    throw new InvalidCampaignError(`cannot read audience file ${file}: ${(err as Error).message}`);
-  }
-  return decodeAudienceBytes(buf, path.basename(file));
+  let text = '';
+  for await (const chunk of decodedChunks(file)) text += chunk;
+  return text;
 }
 
 /** Bytes -> text: UTF-16 with a byte-order mark is decoded, anything else is read as UTF-8 (checked by parseAudience). */
 export function decodeAudienceBytes(buf: Buffer, sourceName = 'audience'): string {
-  if (buf.length >= 2 && buf[0] === 0xff && buf[1] === 0xfe) return utf16(buf.subarray(2), 'le', sourceName);
-  if (buf.length >= 2 && buf[0] === 0xfe && buf[1] === 0xff) return utf16(buf.subarray(2), 'be', sourceName);
-  return buf.toString('utf8');
-}
-
-function utf16(body: Buffer, order: 'le' | 'be', source: string): string {
-  if (body.length % 2 !== 0) throw new InvalidCampaignError(`${source}: UTF-16 file with an odd number of bytes (truncated?); save it as UTF-8`);
-  if (order === 'le') return body.toString('utf16le');
-  const swapped = Buffer.from(body); // copy: swap16 works in place
-  return swapped.swap16().toString('utf16le');
-}
-
-/**
- * Refuse text that is not clean UTF-8: UTF-16 read as UTF-8 (NUL bytes), and invalid UTF-8
- * bytes (which decode to U+FFFD), naming the first line affected.
- */
-function checkEncoding(content: string, source: string): void {
-  const nul = content.indexOf('\u0000');
-  if (nul >= 0) {
-    const utf16Bom = content.startsWith('\ufffd\ufffd');
-    throw new InvalidCampaignError(
-      utf16Bom
-        ? `${source}: file is UTF-16; save it as UTF-8 (or import it with importAudienceFile, which decodes UTF-16)`
-        : `${source} line ${lineAt(content, nul)}: NUL byte (the file is UTF-16 without a byte-order mark, or binary); save it as UTF-8`,
-    );
-  }
-  const bad = content.indexOf('\ufffd');
-  if (bad >= 0) {
-    throw new InvalidCampaignError(
-      `${source} line ${lineAt(content, bad)}: invalid UTF-8 bytes (the file is probably Latin-1 / Windows-1252); save it as UTF-8`,
-    );
-  }
-}
-
-function lineAt(content: string, index: number): number {
-  let line = 1;
-  for (let i = content.indexOf('\n'); i !== -1 && i < index; i = content.indexOf('\n', i + 1)) line++;
-  return line;
+  const decoder = new AudienceDecoder(sourceName);
+  return decoder.decode(buf) + decoder.end();
 }
 
 /** Insert parsed rows in chunks of IMPORT_CHUNK, reporting progress. */
@@ -154,14 +195,155 @@ export async function insertAudience(
   return { inserted, duplicates, rejected: parsed.rejected };
 }
 
-// ------------------------------------------------------------------ common
+// ------------------------------------------------------------------ bytes -> text
 
-class ResultBuilder {
-  readonly result: AudienceParseResult = { rows: [], lines: [], rejected: [], duplicates: [] };
+/** A file's text, chunk by chunk, decoded as its byte-order mark says (UTF-8 without one). */
+async function* decodedChunks(file: string): AsyncGenerator<string> {
+  let stream: fs.ReadStream;
+  try {
+    stream = fs.createReadStream(file, { highWaterMark: READ_CHUNK });
+    await new Promise<void>((resolve, reject) => {
+      stream.once('open', () => resolve());
+      stream.once('error', reject);
+    });
+  } catch (err) {
+    throw new InvalidCampaignError(`cannot read audience file ${file}: ${(err as Error).message}`);
+  }
+  const decoder = new AudienceDecoder(path.basename(file));
+  try {
+    for await (const buf of stream) {
+      const text = decoder.decode(buf as Buffer);
+      if (text) yield text;
+    }
+  } catch (err) {
+    if (err instanceof InvalidCampaignError) throw err;
+    throw new InvalidCampaignError(`cannot read audience file ${file}: ${(err as Error).message}`);
+  } finally {
+    stream.destroy();
+  }
+  const rest = decoder.end();
+  if (rest) yield rest;
+}
+
+/**
+ * Streaming decoder: UTF-16 LE/BE when the first two bytes are its byte-order mark, else UTF-8
+ * (a UTF-8 byte-order mark is kept for the parsers, which skip it). Invalid bytes become U+FFFD,
+ * which the reader's TextChecker refuses with the line.
+ */
+class AudienceDecoder {
+  private decoder: TextDecoder | undefined;
+  private utf16 = false;
+  /** The first bytes, until there are two to tell the encoding by. */
+  private head = Buffer.alloc(0);
+  private bytes = 0;
+
+  constructor(private readonly source: string) {}
+
+  decode(buf: Buffer): string {
+    this.bytes += buf.length;
+    if (!this.decoder) {
+      this.head = Buffer.concat([this.head, buf]);
+      if (this.head.length < 2) return '';
+      buf = this.open(this.head);
+    }
+    return this.decoder!.decode(buf, { stream: true });
+  }
+
+  end(): string {
+    const text = this.decoder ? '' : this.open(this.head).toString('utf8');
+    if (this.utf16 && (this.bytes - 2) % 2 !== 0) {
+      throw new InvalidCampaignError(`${this.source}: UTF-16 file with an odd number of bytes (truncated?); save it as UTF-8`);
+    }
+    return text + this.decoder!.decode();
+  }
+
+  /** Chooses the decoder by the first bytes; returns them without a UTF-16 byte-order mark. */
+  private open(first: Buffer): Buffer {
+    const le = first.length >= 2 && first[0] === 0xff && first[1] === 0xfe;
+    const be = first.length >= 2 && first[0] === 0xfe && first[1] === 0xff;
+    this.utf16 = le || be;
+    this.decoder = new TextDecoder(le ? 'utf-16le' : be ? 'utf-16be' : 'utf-8', { ignoreBOM: !this.utf16 });
+    this.head = Buffer.alloc(0);
+    return this.utf16 ? first.subarray(2) : first;
+  }
+}
+
+/**
+ * Refuses text that is not clean UTF-8: UTF-16 read as UTF-8 (NUL bytes), and invalid UTF-8
+ * bytes (which decode to U+FFFD), naming the first line affected. Fed chunk by chunk.
+ */
+class TextChecker {
+  private linesBefore = 0;
+  private first = true;
+
+  constructor(private readonly source: string) {}
+
+  check(text: string): void {
+    const nul = text.indexOf('\u0000');
+    if (nul >= 0) {
+      const utf16Bom = this.first && text.startsWith('\ufffd\ufffd');
+      throw new InvalidCampaignError(
+        utf16Bom
+          ? `${this.source}: file is UTF-16; save it as UTF-8 (or import it with importAudienceFile, which decodes UTF-16)`
+          : `${this.source} line ${this.lineAt(text, nul)}: NUL byte (the file is UTF-16 without a byte-order mark, or binary); save it as UTF-8`,
+      );
+    }
+    const bad = text.indexOf('\ufffd');
+    if (bad >= 0) {
+      throw new InvalidCampaignError(`${this.source} line ${this.lineAt(text, bad)}: invalid UTF-8 bytes (the file is probably Latin-1 / Windows-1252); save it as UTF-8`);
+    }
+    if (text) this.first = false;
+    this.linesBefore += countNewlines(text);
+  }
+
+  private lineAt(text: string, index: number): number {
+    return this.linesBefore + countNewlines(text.slice(0, index)) + 1;
+  }
+}
+
+function countNewlines(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++;
+  return n;
+}
+
+// ------------------------------------------------------------------ text -> rows
+
+/** Text chunks in, checked rows out (to `onRow`); `end()` says what was rejected and duplicated. */
+class AudienceReader {
+  private readonly rows: RowCollector;
+  private readonly parser: CsvRows | JsonlRows;
+  private readonly checker: TextChecker;
+
+  constructor(format: AudienceFormat, source: string, onRow: RowHandler) {
+    this.rows = new RowCollector(onRow);
+    this.checker = new TextChecker(source);
+    if (format === 'csv') this.parser = new CsvRows(source, this.rows);
+    else if (format === 'jsonl') this.parser = new JsonlRows(source, this.rows);
+    else throw new InvalidCampaignError(`${source}: unknown audience format '${String(format)}'`);
+  }
+
+  push(text: string): void {
+    this.checker.check(text);
+    this.parser.push(text);
+  }
+
+  end(): AudienceScan {
+    this.parser.end();
+    return { valid: this.rows.valid, rejected: this.rows.rejected, duplicates: this.rows.duplicates };
+  }
+}
+
+class RowCollector {
+  valid = 0;
+  readonly rejected: AudienceRejection[] = [];
+  readonly duplicates: AudienceDuplicate[] = [];
   readonly #firstLine = new Map<string, number>();
 
+  constructor(private readonly onRow: RowHandler) {}
+
   reject(line: number, value: string, reason: string): void {
-    this.result.rejected.push({ line, value: clip(value), reason });
+    this.rejected.push({ line, value: clip(value), reason });
   }
 
   add(line: number, rawEmail: string, fields: Record<string, string>): void {
@@ -178,12 +360,12 @@ class ResultBuilder {
     }
     const first = this.#firstLine.get(addr.email);
     if (first !== undefined) {
-      this.result.duplicates.push({ line, email: addr.email, firstLine: first });
+      this.duplicates.push({ line, email: addr.email, firstLine: first });
       return;
     }
     this.#firstLine.set(addr.email, line);
-    this.result.rows.push({ email: addr.email, fields });
-    this.result.lines.push(line);
+    this.valid++;
+    this.onRow({ email: addr.email, fields }, line);
   }
 }
 
@@ -193,88 +375,77 @@ function clip(s: string): string {
 
 // ------------------------------------------------------------------ CSV
 
-interface CsvRecord {
-  fields: string[];
-  /** Byte offset just past the record (and its line break) in the input buffer. */
-  end: number;
+/** csv-parse's incremental parser, fed synchronously (the same calls its stream makes). */
+interface CsvParseApi {
+  parse(buf: Buffer | undefined, end: boolean, push: (record: { record: string[]; raw: string }) => void, close: () => void): CsvError | undefined;
 }
 
-function parseCsvAudience(content: string, source: string, out: ResultBuilder): void {
-  const buf = Buffer.from(content, 'utf8');
-  const lines = new LineIndex(buf);
-  const records: CsvRecord[] = [];
-  let lastEnd = 0;
-  try {
-    parseCsv(buf, {
-      bom: true,
-      relax_column_count: true,
-      skip_empty_lines: true,
-      on_record: (fields: string[], ctx) => {
-        records.push({ fields, end: ctx.bytes });
-        lastEnd = ctx.bytes;
-        return null;
-      },
-    });
-  } catch (err) {
-    const e = err as Error & { code?: string };
-    const line = lines.startLineAfter(lastEnd);
-    throw new InvalidCampaignError(`${source} line ${line}: ${describeCsvError(e)}`);
+class CsvRows {
+  private readonly api: CsvParseApi;
+  /** Line where the next record starts. */
+  private nextLine = 1;
+  private header: string[] | undefined;
+  private emailCol = 0;
+  private readonly onRecord = (r: { record: string[]; raw: string }) => this.record(r.record, r.raw);
+
+  constructor(
+    readonly source: string,
+    private readonly out: RowCollector,
+  ) {
+    const parser = new CsvParser({ bom: true, relax_column_count: true, raw: true });
+    this.api = (parser as unknown as { api: CsvParseApi }).api;
   }
 
-  // Header: first non-blank record.
-  let start = 0;
-  let prevEnd = 0;
-  let header: string[] | undefined;
-  let headerLine = 1;
-  for (; start < records.length; start++) {
-    const r = records[start]!;
-    const blank = r.fields.every((f) => f.trim() === '');
-    if (!blank) {
-      header = r.fields.map((f) => f.trim());
-      headerLine = lines.startLineAfter(prevEnd);
-      prevEnd = r.end;
-      start++;
-      break;
+  push(text: string): void {
+    if (text) this.check(this.api.parse(Buffer.from(text, 'utf8'), false, this.onRecord, () => undefined));
+  }
+
+  end(): void {
+    this.check(this.api.parse(undefined, true, this.onRecord, () => undefined));
+    if (!this.header) throw new InvalidCampaignError(`${this.source}: empty file (expected a header row with an 'email' column)`);
+  }
+
+  private check(err: CsvError | undefined): void {
+    if (err) throw new InvalidCampaignError(`${this.source} line ${this.nextLine}: ${describeCsvError(err)}`);
+  }
+
+  private record(fields: string[], raw: string): void {
+    const line = this.nextLine;
+    // The raw text of a record ends with its line break ("\n", or "\r" of "\r\n").
+    this.nextLine += countNewlines(raw) + (raw.endsWith('\r') ? 1 : 0);
+    if (fields.every((f) => f.trim() === '')) return; // blank or whitespace-only line
+    if (!this.header) return this.readHeader(fields, line);
+    const header = this.header;
+    if (fields.length !== header.length) {
+      this.out.reject(line, raw.replace(/\r?\n$|\r$/, ''), `expected ${header.length} columns, found ${fields.length}`);
+      return;
     }
-    prevEnd = r.end;
-  }
-  if (!header) throw new InvalidCampaignError(`${source}: empty file (expected a header row with an 'email' column)`);
-
-  const emailCols = header.flatMap((h, i) => (h.toLowerCase() === 'email' ? [i] : []));
-  const named = header.filter((h) => h !== '');
-  if (emailCols.length === 0) {
-    const other = [';', '\t', '|'].find((d) => header!.some((h) => h.split(d).some((part) => part.trim().toLowerCase() === 'email')));
-    const hint = other ? ` — the file looks ${other === '\t' ? 'tab' : `'${other}'`}-separated; save it as comma-separated CSV` : '';
-    throw new InvalidCampaignError(`${source}: no 'email' column in header (columns: ${named.join(', ') || 'none'})${hint}`);
-  }
-  if (emailCols.length > 1) {
-    throw new InvalidCampaignError(
-      `${source} line ${headerLine}: more than one 'email' column in header (${emailCols.map((i) => header![i]).join(', ')})`,
-    );
-  }
-  const seen = new Set<string>();
-  for (const h of named) {
-    if (seen.has(h)) throw new InvalidCampaignError(`${source} line ${headerLine}: duplicate column '${h}' in header`);
-    seen.add(h);
-  }
-  const emailCol = emailCols[0]!;
-
-  for (let i = start; i < records.length; i++) {
-    const r = records[i]!;
-    const startByte = lines.skipBreaks(prevEnd);
-    const line = lines.lineOf(startByte);
-    const rawText = () => buf.subarray(startByte, r.end).toString('utf8').replace(/\r?\n$/, '');
-    prevEnd = r.end;
-    if (r.fields.every((f) => f.trim() === '')) continue; // whitespace-only line
-    if (r.fields.length !== header.length) {
-      out.reject(line, rawText(), `expected ${header.length} columns, found ${r.fields.length}`);
-      continue;
-    }
-    const fields: Record<string, string> = {};
+    const values: Record<string, string> = {};
     header.forEach((h, col) => {
-      if (col !== emailCol && h !== '') fields[h] = r.fields[col]!.trim();
+      if (col !== this.emailCol && h !== '') values[h] = fields[col]!.trim();
     });
-    out.add(line, r.fields[emailCol]!, fields);
+    this.out.add(line, fields[this.emailCol]!, values);
+  }
+
+  private readHeader(fields: string[], line: number): void {
+    const header = fields.map((f) => f.trim());
+    const emailCols = header.flatMap((h, i) => (h.toLowerCase() === 'email' ? [i] : []));
+    const named = header.filter((h) => h !== '');
+    if (emailCols.length === 0) {
+      const other = [';', '\t', '|'].find((d) => header.some((h) => h.split(d).some((part) => part.trim().toLowerCase() === 'email')));
+      const hint = other ? ` — the file looks ${other === '\t' ? 'tab' : `'${other}'`}-separated; save it as comma-separated CSV` : '';
+      throw new InvalidCampaignError(`${this.source}: no 'email' column in header (columns: ${named.join(', ') || 'none'})${hint}`);
+    }
+    if (emailCols.length > 1) {
+      throw new InvalidCampaignError(`${this.source} line ${line}: more than one 'email' column in header (${emailCols.map((i) => header[i]).join(', ')})`);
+    }
+    const seen = new Set<string>();
+    for (const h of named) {
+      if (seen.has(h)) throw new InvalidCampaignError(`${this.source} line ${line}: duplicate column '${h}' in header`);
+      seen.add(h);
+    }
+    this.header = header;
+    this.emailCol = emailCols[0]!;
   }
 }
 
@@ -292,46 +463,37 @@ function describeCsvError(e: Error & { code?: string }): string {
   }
 }
 
-/** Byte offset -> 1-based line number (lines end at "\n"; "\r\n" and "\n" both work). */
-class LineIndex {
-  readonly #newlines: number[] = [];
-  constructor(private readonly buf: Buffer) {
-    for (let i = buf.indexOf(10); i !== -1; i = buf.indexOf(10, i + 1)) this.#newlines.push(i);
-  }
-  /** Skip line breaks (empty lines) starting at offset. */
-  skipBreaks(offset: number): number {
-    let p = offset;
-    while (p < this.buf.length && (this.buf[p] === 10 || this.buf[p] === 13)) p++;
-    return p;
-  }
-  /** Line of the first content byte at or after `offset` (i.e. where the next record starts). */
-  startLineAfter(offset: number): number {
-    return this.lineOf(this.skipBreaks(offset));
-  }
-  lineOf(offset: number): number {
-    // number of newlines strictly before offset, + 1
-    let lo = 0;
-    let hi = this.#newlines.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (this.#newlines[mid]! < offset) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo + 1;
-  }
-}
-
 // ------------------------------------------------------------------ JSONL
 
-function parseJsonlAudience(content: string, source: string, out: ResultBuilder): void {
-  const text = content.charCodeAt(0) === 0xfeff ? content.slice(1) : content;
-  const lines = text.split('\n');
-  let any = false;
-  lines.forEach((rawLine, idx) => {
-    const lineNo = idx + 1;
-    const line = rawLine.replace(/\r$/, '');
+class JsonlRows {
+  private carry = '';
+  private lineNo = 0;
+  private any = false;
+
+  constructor(
+    readonly source: string,
+    private readonly out: RowCollector,
+  ) {}
+
+  push(text: string): void {
+    const parts = (this.carry + text).split('\n');
+    this.carry = parts.pop()!;
+    for (const part of parts) this.line(part);
+  }
+
+  end(): void {
+    this.line(this.carry);
+    this.carry = '';
+    if (!this.any) throw new InvalidCampaignError(`${this.source}: empty file (expected one JSON object per line)`);
+  }
+
+  private line(rawLine: string): void {
+    const lineNo = ++this.lineNo;
+    let line = rawLine.replace(/\r$/, '');
+    if (lineNo === 1 && line.charCodeAt(0) === 0xfeff) line = line.slice(1);
     if (line.trim() === '') return;
-    any = true;
+    this.any = true;
+    const out = this.out;
     let value: unknown;
     try {
       value = JSON.parse(line);
@@ -369,6 +531,5 @@ function parseJsonlAudience(content: string, source: string, out: ResultBuilder)
       fields[k] = v === null ? '' : typeof v === 'string' ? v : String(v);
     }
     out.add(lineNo, email, fields);
-  });
-  if (!any) throw new InvalidCampaignError(`${source}: empty file (expected one JSON object per line)`);
+  }
 }

@@ -5,12 +5,12 @@
  */
 import { basename } from 'path';
 import type { Client } from '@temporalio/client';
-import { detectAudienceFormat, insertAudience, parseAudience, readAudienceFile, type AudienceImportReport } from './audience';
+import { detectAudienceFormat, insertAudienceFile, scanAudienceFile, type AudienceImportReport } from './audience';
 import { assertSendable, type CampaignDefinition } from './campaign-definition';
 import { CampaignAlreadyStartedError, startCampaign } from './client';
 import { InvalidCampaignError } from './errors';
 import type { Store } from './store/types';
-import { compileTemplate, TemplateError } from './template';
+import { compileTemplate, TemplateError, type CompiledTemplate } from './template';
 import type { CampaignOptions } from '../workflows/campaign';
 
 export interface LaunchOptions {
@@ -20,6 +20,9 @@ export interface LaunchOptions {
   audienceFile: string;
   taskQueue?: string;
   options?: CampaignOptions;
+  /** Rows checked so far in the first pass over the audience file (every 10,000 rows). */
+  onCheckProgress?: (rows: number) => void;
+  /** Rows inserted so far in the second pass. */
   onImportProgress?: (done: number, total: number) => void;
 }
 
@@ -36,28 +39,32 @@ export async function launchCampaign(opts: LaunchOptions): Promise<LaunchResult>
     throw new CampaignAlreadyStartedError(`campaign '${def.id}' already exists in the store; a campaign runs once (pick a new id)`);
   }
   const source = basename(opts.audienceFile);
-  const format = detectAudienceFormat(opts.audienceFile);
-  const parsed = parseAudience(await readAudienceFile(opts.audienceFile), format, source);
-  if (parsed.rows.length === 0) {
-    throw new InvalidCampaignError(`${source}: no valid recipients (${parsed.rejected.length} rejected${parsed.rejected[0] ? `, first: line ${parsed.rejected[0].line}: ${parsed.rejected[0].reason}` : ''})`);
-  }
-
-  let template;
+  detectAudienceFormat(opts.audienceFile);
+  // A broken template is reported after the audience file's own problems.
+  let template: CompiledTemplate | undefined;
+  let templateError: InvalidCampaignError | undefined;
   try {
     template = compileTemplate(def.template);
   } catch (err) {
-    if (err instanceof TemplateError) throw new InvalidCampaignError(`campaign '${def.id}': ${err.message}`);
-    throw err;
+    if (!(err instanceof TemplateError)) throw err;
+    templateError = new InvalidCampaignError(`campaign '${def.id}': ${err.message}`);
   }
+  // First pass over the file: every row checked, merge values included; nothing kept but the problems.
   const listed: string[] = [];
   let badCount = 0;
-  parsed.rows.forEach((row, i) => {
-    const problems = template.problemsWith(row.fields);
+  let checked = 0;
+  const scan = await scanAudienceFile(opts.audienceFile, (row, line) => {
+    if (++checked % 10_000 === 0) opts.onCheckProgress?.(checked);
+    const problems = template?.problemsWith(row.fields) ?? [];
     if (problems.length) {
       badCount++;
-      if (listed.length < MAX_LISTED) listed.push(`${source} line ${parsed.lines[i]}: ${row.email} ${problems.join('; ')}`);
+      if (listed.length < MAX_LISTED) listed.push(`${source} line ${line}: ${row.email} ${problems.join('; ')}`);
     }
   });
+  if (scan.valid === 0) {
+    throw new InvalidCampaignError(`${source}: no valid recipients (${scan.rejected.length} rejected${scan.rejected[0] ? `, first: line ${scan.rejected[0].line}: ${scan.rejected[0].reason}` : ''})`);
+  }
+  if (templateError) throw templateError;
   if (badCount) {
     const more = badCount > listed.length ? `\n  - ... and ${badCount - listed.length} more` : '';
     throw new InvalidCampaignError(`${badCount} recipient(s) have merge values the template cannot use (nothing was stored or sent):\n  - ${listed.join('\n  - ')}${more}`, listed);
@@ -66,7 +73,8 @@ export async function launchCampaign(opts: LaunchOptions): Promise<LaunchResult>
   assertSendable(def);
 
   await store.createCampaign(def);
-  const report = await insertAudience(store, def.id, parsed, { onProgress: opts.onImportProgress });
+  // Second pass: the rows go into the store in chunks.
+  const report = await insertAudienceFile(store, def.id, opts.audienceFile, scan, { onProgress: opts.onImportProgress });
   const handle = await startCampaign(opts.client, {
     campaignId: def.id,
     providers: def.providers,

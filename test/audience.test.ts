@@ -3,7 +3,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { normaliseAddress } from '../src/address';
-import { detectAudienceFormat, importAudienceFile, parseAudience } from '../src/audience';
+import { detectAudienceFormat, importAudienceFile, insertAudienceFile, parseAudience, scanAudienceFile } from '../src/audience';
+import type { AudienceRow } from '../src/store/types';
 import { InvalidCampaignError } from '../src/errors';
 import { openStore } from '../src/store/open-store';
 import type { Store } from '../src/store/types';
@@ -269,5 +270,103 @@ describe('importAudienceFile', function () {
     fs.writeFileSync(jsonl, '{"email":"user1@example.com"}\n{"email":"new@example.com","first":"N"}\n');
     assert.deepEqual(await importAudienceFile(store, cid, jsonl), { inserted: 1, duplicates: 1, rejected: [] });
     assert.equal(await store.maxSeq(cid), 2501);
+  });
+});
+
+describe('audience files read as a stream', function () {
+  this.timeout(60_000);
+  let dir: string;
+  before(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mailover-stream-'));
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  /** A CSV of `n` rows far larger than one read: multi-byte names, quoted commas and line breaks, bad and duplicate rows. */
+  function bigCsv(n: number, eol: string): string {
+    const lines = [`email,name,note`];
+    for (let i = 1; i <= n; i++) {
+      if (i % 997 === 0) lines.push(`broken${i},x,y`);
+      else if (i % 1009 === 0) lines.push(`user${i - 1}@example.com,dup,again`);
+      else if (i % 101 === 0) lines.push(`user${i}@example.com,"Zoë, ${i}","two${eol}lines ✉"`);
+      else lines.push(`user${i}@example.com,Åsa ${i} 名前,note ${'é'.repeat(i % 7)}`);
+    }
+    return lines.join(eol) + eol;
+  }
+
+  async function scanned(file: string): Promise<{ rows: AudienceRow[]; lines: number[]; rejected: unknown; duplicates: unknown }> {
+    const rows: AudienceRow[] = [];
+    const lines: number[] = [];
+    const scan = await scanAudienceFile(file, (row, line) => {
+      rows.push(row);
+      lines.push(line);
+    });
+    assert.equal(scan.valid, rows.length);
+    return { rows, lines, rejected: scan.rejected, duplicates: scan.duplicates };
+  }
+
+  for (const [name, eol] of [['LF', '\n'], ['CRLF', '\r\n']] as const) {
+    it(`a ${name} file of many reads gives exactly the rows, lines, rejections and duplicates of the same text parsed whole`, async () => {
+      const text = bigCsv(30_000, eol);
+      assert.ok(Buffer.byteLength(text) > 4 * 256 * 1024, 'spans several reads');
+      const file = path.join(dir, `big-${name}.csv`);
+      fs.writeFileSync(file, text);
+      const whole = parseAudience(text, 'csv', `big-${name}.csv`);
+      const streamed = await scanned(file);
+      assert.ok(whole.rejected.length > 20 && whole.duplicates.length > 20);
+      assert.deepEqual(streamed, whole);
+      // Line numbers count the line breaks inside quoted fields.
+      const i = whole.rows.findIndex((r) => r.email === 'user202@example.com');
+      assert.equal(whole.lines[i], 202 + 1 + 1, 'the header is line 1 and row 101 holds one line break');
+    });
+  }
+
+  it('a UTF-16 file of many reads (LE and BE) gives the same rows as its UTF-8 text', async () => {
+    const text = bigCsv(20_000, '\r\n');
+    const utf8 = parseAudience(text, 'csv', 'x.csv');
+    const le = path.join(dir, 'le.csv');
+    fs.writeFileSync(le, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, 'utf16le')]));
+    const be = path.join(dir, 'be.csv');
+    fs.writeFileSync(be, Buffer.concat([Buffer.from([0xfe, 0xff]), Buffer.from(text, 'utf16le').swap16()]));
+    assert.deepEqual((await scanned(le)).rows, utf8.rows);
+    assert.deepEqual((await scanned(be)).rows, utf8.rows);
+  });
+
+  it('an invalid UTF-8 byte deep in a large file is refused naming its line, however the reads fall', async () => {
+    const text = bigCsv(20_000, '\n');
+    const lines = text.split('\n');
+    const target = lines.findIndex((l) => l.startsWith('user15000@')) + 1;
+    const file = path.join(dir, 'latin1.csv');
+    const [before, after] = [lines.slice(0, target - 1).join('\n') + '\n', '\n' + lines.slice(target).join('\n')];
+    fs.writeFileSync(file, Buffer.concat([Buffer.from(before), Buffer.from('user15000@example.com,Ren\xe9,x', 'latin1'), Buffer.from(after)]));
+    await assert.rejects(scanAudienceFile(file), new RegExp(`^InvalidCampaignError: latin1\\.csv line ${target}: invalid UTF-8 bytes`));
+  });
+
+  it('an unclosed quote near the end of a large file is refused naming its line; nothing is inserted', async () => {
+    const store = await openStore({ databaseUrl: '', sqlitePath: path.join(dir, 'db.sqlite') });
+    try {
+      await store.createCampaign({ id: 'late-error', from: 'x@example.com', template: { subject: 's', text: 't' }, providers: ['a'], batchSize: 100 });
+      const text = bigCsv(20_000, '\n') + 'last@example.com,"never closed,x\n';
+      const file = path.join(dir, 'late.csv');
+      fs.writeFileSync(file, text);
+      const line = text.split('\n').length - 1;
+      await assert.rejects(importAudienceFile(store, 'late-error', file), new RegExp(`late\\.csv line ${line}: unclosed quote`));
+      assert.equal(await store.countAudience('late-error'), 0);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a file that changed between its check and its import is an error saying so', async () => {
+    const store = await openStore({ databaseUrl: '', sqlitePath: path.join(dir, 'db2.sqlite') });
+    try {
+      await store.createCampaign({ id: 'changed', from: 'x@example.com', template: { subject: 's', text: 't' }, providers: ['a'], batchSize: 100 });
+      const file = path.join(dir, 'changing.csv');
+      fs.writeFileSync(file, 'email\na@example.com\nb@example.com\n');
+      const scan = await scanAudienceFile(file);
+      fs.writeFileSync(file, 'email\na@example.com\n');
+      await assert.rejects(insertAudienceFile(store, 'changed', file, scan), /^InvalidCampaignError: changing\.csv changed while it was being imported \(2 valid rows when checked, 1 now\); 0 row\(s\) of campaign 'changed' were inserted$/);
+    } finally {
+      await store.close();
+    }
   });
 });

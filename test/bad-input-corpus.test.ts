@@ -421,7 +421,8 @@ describe('bad input corpus', function () {
         assert.equal(calls, ROWS / 1000);
         console.log(`      1,000,000 rows imported in ${seconds.toFixed(1)} s (rss +${rssGrowthMb.toFixed(0)} MB)`);
         assert.ok(seconds < 240, `took ${seconds} s`);
-        assert.ok(rssGrowthMb < 2048, `resident memory grew by ${rssGrowthMb} MB`);
+        // Read as a stream: what stays is one set of the addresses seen (+660 MB when the file was held whole).
+        assert.ok(rssGrowthMb < 1024, `resident memory grew by ${rssGrowthMb} MB`);
       } finally {
         fs.rmSync(file, { force: true });
       }

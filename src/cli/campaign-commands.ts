@@ -81,6 +81,7 @@ const start: Command = {
       definition,
       audienceFile,
       taskQueue: ctx.settings.taskQueue,
+      onCheckProgress: (rows) => bar.update(`checking the audience: ${rows} rows`),
       onImportProgress: (done, total) => bar.update(`importing ${progressFraction(done, total)}`),
     });
     bar.done();
