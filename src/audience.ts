@@ -125,22 +125,40 @@ export async function insertAudienceFile(
   scan: AudienceScan,
   opts: { onProgress?: (done: number, total: number) => void } = {},
 ): Promise<AudienceImportReport> {
-  const total = scan.valid;
-  const pending: AudienceRow[] = [];
-  let seen = 0;
   let inserted = 0;
   let duplicates = scan.duplicates.length;
+  await forEachCheckedChunk(file, scan, `of campaign '${campaignId}' were inserted`, async (chunk, done) => {
+    const r = await store.importAudience(campaignId, chunk);
+    inserted += r.inserted;
+    duplicates += r.duplicates;
+    opts.onProgress?.(done, scan.valid);
+    return r.inserted;
+  });
+  if (scan.valid === 0) opts.onProgress?.(0, 0);
+  return { inserted, duplicates, rejected: scan.rejected };
+}
+
+/**
+ * Reads a file that `scanAudienceFile` checked again, handing its valid rows to `onChunk` in
+ * chunks of IMPORT_CHUNK (with the count handed over so far). `onChunk` returns how many rows it
+ * stored, for the message when the file changed since its scan (`stored` ends that message).
+ */
+export async function forEachCheckedChunk(
+  file: string,
+  scan: AudienceScan,
+  stored: string,
+  onChunk: (rows: AudienceRow[], done: number) => Promise<number>,
+): Promise<void> {
+  const pending: AudienceRow[] = [];
+  let seen = 0;
+  let kept = 0;
   const flush = async (all: boolean) => {
     while (pending.length >= IMPORT_CHUNK || (all && pending.length > 0)) {
       const chunk = pending.splice(0, IMPORT_CHUNK);
-      const r = await store.importAudience(campaignId, chunk);
-      inserted += r.inserted;
-      duplicates += r.duplicates;
-      opts.onProgress?.(Math.min(seen - pending.length, total), total);
+      kept += await onChunk(chunk, Math.min(seen - pending.length, scan.valid));
     }
   };
-  const changed = (detail: string) =>
-    new InvalidCampaignError(`${path.basename(file)} changed while it was being imported (${detail}); ${inserted} row(s) of campaign '${campaignId}' were inserted`);
+  const changed = (detail: string) => new InvalidCampaignError(`${path.basename(file)} changed while it was being imported (${detail}); ${kept} row(s) ${stored}`);
   const reader = new AudienceReader(detectAudienceFormat(file), path.basename(file), (row) => {
     seen++;
     pending.push(row);
@@ -155,10 +173,8 @@ export async function insertAudienceFile(
     if (err instanceof InvalidCampaignError) throw changed(err.message);
     throw err;
   }
-  if (seen !== total) throw changed(`${total} valid rows when checked, ${seen} now`);
+  if (seen !== scan.valid) throw changed(`${scan.valid} valid rows when checked, ${seen} now`);
   await flush(true);
-  if (total === 0) opts.onProgress?.(0, 0);
-  return { inserted, duplicates, rejected: scan.rejected };
 }
 
 /** Read an audience file as text: UTF-8, or UTF-16 LE/BE with a byte-order mark (decoded). */

@@ -260,10 +260,11 @@ describe('mailover CLI (each command as a process)', function () {
       assert.equal(bad.code, 1);
       assert.equal(bad.stderr.trim(), 'mailover suppress add: invalid address "nobody": missing @');
       const file = join(h.dir, 'unsubscribes.csv');
-      writeFileSync(file, 'email\nsup1@example.com\nsup2@example.com\nnot-an-address\n');
+      writeFileSync(file, 'email\nsup1@example.com\nsup2@example.com\nnot-an-address\nSOMEONE@example.com\n');
       const imported = await run(['suppress', 'import', file, '--reason', 'unsubscribed'], cliEnv);
       assert.equal(imported.code, 0, imported.stderr);
-      assert.match(imported.stdout, /^suppressed 2 addresses from .*unsubscribes\.csv \(0 duplicates, 1 rejected\)$/m);
+      assert.match(imported.stdout, /^suppressed 3 addresses from .*unsubscribes\.csv \(1 already listed, 0 duplicates, 1 rejected\)$/m);
+      assert.match(imported.stdout, /^  line 4: missing @: "not-an-address"$/m);
       const list = JSON.parse((await run(['suppress', 'list', '--json'], cliEnv)).stdout) as Array<{ email: string; reason: string }>;
       assert.deepEqual(list.filter((r) => /^(someone|sup\d)@/.test(r.email)).map((r) => `${r.email}:${r.reason}`).sort(), ['someone@example.com:complaint', 'sup1@example.com:unsubscribed', 'sup2@example.com:unsubscribed']);
       const table = await run(['suppress', 'list'], cliEnv);

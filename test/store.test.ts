@@ -386,6 +386,19 @@ function storeSuite(name: 'sqlite' | 'postgres', makeBackend: () => Promise<Back
       assert.equal(await store.isSuppressed(email), false);
     });
 
+    it('addSuppressions adds many addresses at once (over several statements), counts only new ones and keeps an existing entry as it was', async () => {
+      const tag = id('bulk');
+      await store.addSuppression(`x7.${tag}@example.com`, 'complaint', 'fbl');
+      const emails = Array.from({ length: 1234 }, (_, i) => `X${i}.${tag}@Example.com`);
+      assert.equal(await store.addSuppressions(emails, 'imported', 'cli import'), 1233);
+      assert.equal(await store.addSuppressions(emails.slice(0, 10), 'again', 'cli import'), 0);
+      const rows = (await store.listSuppressions()).filter((r) => r.email.endsWith(`.${tag}@example.com`));
+      assert.equal(rows.length, 1234);
+      assert.deepEqual(rows.find((r) => r.email === `x7.${tag}@example.com`) && [rows.find((r) => r.email === `x7.${tag}@example.com`)!.reason], ['complaint']);
+      assert.equal(rows.filter((r) => r.reason === 'imported').length, 1233);
+      assert.equal(await store.addSuppressions([], 'none', 'cli import'), 0);
+    });
+
     it('concurrent claim-then-dispatch of the same ranges from two connections hands every row to exactly one claimer', async () => {
       const n = 400;
       const cid = await campaignWith(audience(id('conc'), n));

@@ -1,11 +1,12 @@
 /** `mailover suppress ...`: the one suppression list every provider sends by. */
 import { normaliseAddress } from '../address';
-import { detectAudienceFormat, parseAudience, readAudienceFile } from '../audience';
+import { forEachCheckedChunk, scanAudienceFile } from '../audience';
 import { loadConfig, type MailgunProviderDefinition } from '../config';
 import { pullMailgunSuppressions, pushMailgunSuppressions } from '../compliance/suppression-sync';
 import { table } from '../progress';
 import type { Command, Values } from './command';
 import { configPath } from './context';
+import { LiveLine } from './live-line';
 
 function address(raw: string): string {
   const a = normaliseAddress(raw);
@@ -46,12 +47,23 @@ const importCmd: Command = {
   args: ['file'],
   options: { reason: { type: 'string' } },
   async run(ctx, values, [file]) {
-    const parsed = parseAudience(await readAudienceFile(file), detectAudienceFormat(file), file);
+    // Checked whole first (nothing is added from a file that cannot be read), then added in chunks.
+    const scan = await scanAudienceFile(file);
     const store = await ctx.openStore();
     const reason = typeof values.reason === 'string' ? values.reason : `imported from ${file}`;
-    for (const row of parsed.rows) await store.addSuppression(row.email, reason, 'cli import');
-    console.log(`suppressed ${parsed.rows.length} addresses from ${file} (${parsed.duplicates.length} duplicates, ${parsed.rejected.length} rejected)`);
-    for (const r of parsed.rejected.slice(0, 20)) console.log(`  line ${r.line}: ${r.reason}: ${JSON.stringify(r.value)}`);
+    const bar = new LiveLine(process.stderr);
+    let added = 0;
+    await forEachCheckedChunk(file, scan, 'were added to the suppression list', async (rows, done) => {
+      const n = await store.addSuppressions(rows.map((r) => r.email), reason, 'cli import');
+      added += n;
+      bar.update(`suppressing ${done}/${scan.valid}`);
+      return n;
+    });
+    bar.done();
+    const already = scan.valid - added;
+    console.log(`suppressed ${scan.valid} addresses from ${file} (${already} already listed, ${scan.duplicates.length} duplicates, ${scan.rejected.length} rejected)`);
+    for (const r of scan.rejected.slice(0, 20)) console.log(`  line ${r.line}: ${r.reason}: ${JSON.stringify(r.value)}`);
+    if (scan.rejected.length > 20) console.log(`  ... and ${scan.rejected.length - 20} more`);
   },
 };
 

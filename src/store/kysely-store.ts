@@ -593,6 +593,21 @@ export class KyselyStore implements Store {
       .execute();
   }
 
+  async addSuppressions(emails: string[], reason: string, source: string): Promise<number> {
+    let added = 0;
+    const createdAt = now();
+    for (let i = 0; i < emails.length; i += 500) {
+      const values = emails.slice(i, i + 500).map((email) => ({ email: normEmail(email), reason, source, created_at: createdAt }));
+      const r = await this.db
+        .insertInto('suppressions')
+        .values(values)
+        .onConflict((oc) => oc.column('email').doNothing())
+        .executeTakeFirst();
+      added += Number(r.numInsertedOrUpdatedRows ?? 0);
+    }
+    return added;
+  }
+
   async removeSuppression(email: string): Promise<boolean> {
     const r = await this.db.deleteFrom('suppressions').where('email', '=', normEmail(email)).executeTakeFirst();
     return Number(r.numDeletedRows) > 0;

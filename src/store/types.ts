@@ -202,6 +202,8 @@ export interface Store {
   listRecipients(campaignId: string): Promise<RecipientRow[]>;
 
   addSuppression(email: string, reason: string, source: string): Promise<void>;
+  /** Adds many addresses with one reason and source (already listed ones are left as they are); returns how many were new. */
+  addSuppressions(emails: string[], reason: string, source: string): Promise<number>;
   removeSuppression(email: string): Promise<boolean>;
   isSuppressed(email: string): Promise<boolean>;
   listSuppressions(): Promise<SuppressionRow[]>;
