@@ -101,6 +101,7 @@ export async function runWorker(configPath?: string): Promise<void> {
       host: metricsConfig.host,
       port: metricsConfig.port,
       temporalRuntimeUrl: `http://127.0.0.1:${runtimeMetricsPort}/metrics`,
+      health: () => ({ ok: worker.getState() === 'RUNNING', state: worker.getState() }),
     });
     console.log(`mailover worker metrics: ${metricsServer.url}`);
   }

@@ -4,11 +4,16 @@
  * worker's provider file and the search attributes match the code.
  */
 import { strict as assert } from 'assert';
-import { existsSync, readFileSync } from 'fs';
+import { spawn } from 'child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'fs';
+import { tmpdir } from 'os';
 import { join } from 'path';
 import { parse } from 'yaml';
 import { loadConfig } from '../src/config';
+import { ComplianceServer } from '../src/compliance/server';
 import { MailoverMetrics } from '../src/metrics/metrics';
+import { MetricsServer } from '../src/metrics/server';
+import { openStore } from '../src/store/open-store';
 import { campaignSearchAttributes } from '../workflows/search-attributes';
 
 const ROOT = join(__dirname, '..', '..');
@@ -23,6 +28,7 @@ interface Service {
   volumes?: string[];
   expose?: string[];
   depends_on?: unknown;
+  healthcheck?: { test?: string[] };
 }
 
 describe('docker-compose.yml (parsed)', () => {
@@ -54,6 +60,43 @@ describe('docker-compose.yml (parsed)', () => {
     const cfg = loadConfig(join(ROOT, 'deploy', 'mailover.compose.yaml'), { MAILOVER_UNSUBSCRIBE_KEY: 'compose-demo-unsubscribe-key' });
     assert.deepEqual(cfg.providers.map((p) => (p.kind === "smtp" ? `${p.name}@${p.host}:${p.port}` : p.name)), ['smtp-primary@mailpit:1025', 'smtp-backup@mailpit-backup:1025']);
     assert.equal(cfg.compliance.unsubscribe?.baseUrl, 'http://localhost:8088');
+  });
+
+  it('compose: the worker and webhooks health checks run as written against the real endpoints: exit 0 while healthy, 1 when the worker stops or nothing listens', async () => {
+    const cfg = loadConfig(join(ROOT, 'deploy', 'mailover.compose.yaml'), { MAILOVER_UNSUBSCRIBE_KEY: 'compose-demo-unsubscribe-key' });
+    const probe = (service: string, port: number, realPort: number) => {
+      const test = s[service].healthcheck?.test ?? [];
+      assert.deepEqual(test.slice(0, 3), ['CMD', 'node', '-e'], `${service}: a node one-liner (the image has no curl)`);
+      assert.ok(test[3].includes(`127.0.0.1:${realPort}/healthz`), `${service} checks port ${realPort}: ${test[3]}`);
+      // Asynchronously: the servers it probes answer from this process's event loop.
+      return new Promise<number | null>((resolve) => {
+        const child = spawn(process.execPath, ['-e', test[3].replace(`:${realPort}/`, `:${port}/`)], { stdio: 'ignore', timeout: 10_000 });
+        child.on('close', (code) => resolve(code));
+      });
+    };
+    let state = 'RUNNING';
+    const metrics = await MetricsServer.start({ metrics: new MailoverMetrics({ providers: [], alertTargets: [] }), host: '127.0.0.1', port: 0, health: () => ({ ok: state === 'RUNNING', state }) });
+    try {
+      assert.equal(cfg.metrics?.port, 9464);
+      assert.equal(await probe('worker', metrics.port, 9464), 0);
+      assert.equal((await (await fetch(metrics.url.replace(/\/metrics$/, '/healthz'))).text()).trim(), 'worker RUNNING');
+      state = 'STOPPING';
+      assert.equal(await probe('worker', metrics.port, 9464), 1);
+    } finally {
+      await metrics.close();
+    }
+    assert.equal(await probe('worker', metrics.port, 9464), 1, 'nothing listening');
+    const dir = mkdtempSync(join(tmpdir(), 'mailover-compose-'));
+    const store = await openStore({ databaseUrl: '', sqlitePath: join(dir, 'db.sqlite') });
+    const webhooks = await ComplianceServer.start({ store, webhooks: { ...cfg.compliance.webhooks, host: '127.0.0.1' }, unsubscribe: cfg.compliance.unsubscribe, mailgunSigningKeys: new Map(), port: 0 });
+    try {
+      assert.equal(cfg.compliance.webhooks.port, 8025);
+      assert.equal(await probe('webhooks', webhooks.port, 8025), 0);
+    } finally {
+      await webhooks.stop();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('compose: a webhooks service runs `mailover webhooks` on the same store and key, publishing the unsubscribe endpoint on 8088', () => {

@@ -105,6 +105,9 @@ describe('metrics endpoint (worker process, Temporal dev server, SMTP sinks)', f
 
   it('metrics: after a failover campaign, messages by provider equal what each sink accepted, the batch histogram has counts, nothing is left in flight', async () => {
     assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+    const health = await fetch(url.replace(/\/metrics$/, '/healthz'));
+    assert.equal(health.status, 200, 'the running worker is healthy');
+    assert.equal((await health.text()).trim(), 'worker RUNNING');
     h.primary.failAfter(180, 'refuse');
     const id = uniqueId('metrics-failover');
     const handle = await h.launch(id, audience(600));

@@ -1,6 +1,8 @@
 /**
  * The worker's /metrics endpoint: mailover's registry, followed by the Temporal SDK's own runtime
  * metrics (temporal_*), which the Rust core serves on a private local port; one scrape gets both.
+ * GET /healthz answers 200 while the worker runs (503 once it is shutting down), for container
+ * health checks.
  */
 import { createServer, type Server } from 'http';
 import type { AddressInfo } from 'net';
@@ -16,6 +18,8 @@ export interface MetricsServerOptions {
   temporalRuntimeUrl?: string;
   /** Deadline for reading the runtime's metrics. Default 2 s. */
   runtimeTimeoutMs?: number;
+  /** For GET /healthz: the worker's state; 200 while `ok`, else 503 (shutting down, failed). */
+  health?: () => { ok: boolean; state: string };
 }
 
 export class MetricsServer {
@@ -41,6 +45,11 @@ export class MetricsServer {
       }
       if (path === '/') {
         res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end('mailover worker: metrics at /metrics\n');
+        return;
+      }
+      if (path === '/healthz' && opts.health) {
+        const { ok, state } = opts.health();
+        res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain; charset=utf-8' }).end(`worker ${state}\n`);
         return;
       }
       if (path !== '/metrics') {
