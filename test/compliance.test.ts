@@ -147,6 +147,19 @@ describe('compliance: configuration', () => {
       return true;
     });
   });
+
+  it('bounces.tls names a certificate and key the listener can read; a missing file or a bad shape is refused naming the field', () => {
+    const here = __filename;
+    const c = parseConfig({ providers, bounces: { domain: 'b.example.org', signingKey: '${BOUNCE}', tls: { certFile: here, keyFile: here } } }, env);
+    assert.deepEqual(c.compliance.bounces?.tls, { certFile: here, keyFile: here });
+    assert.throws(() => parseConfig({ providers, bounces: { domain: 'b.example.org', signingKey: '${BOUNCE}', tls: { certFile: '/nowhere/cert.pem', keyFile: 7, ca: 'x' } } }, env), (err: Error) => {
+      assert.match(err.message, /bounces\.tls\.certFile: cannot read \/nowhere\/cert\.pem: ENOENT/);
+      assert.match(err.message, /bounces\.tls\.keyFile: expected the path of a PEM file, got 7/);
+      assert.match(err.message, /bounces\.tls\.ca: unknown field \(expected certFile, keyFile\)/);
+      return true;
+    });
+    assert.throws(() => parseConfig({ providers, bounces: { domain: 'b.example.org', signingKey: '${BOUNCE}', tls: true } }, env), /bounces\.tls: expected a mapping with certFile and keyFile \(PEM files\), got true/);
+  });
 });
 
 describe('compliance HTTP server (real HTTP, SQLite store)', function () {

@@ -6,6 +6,7 @@
  * - accepts RCPT TO only for valid, correctly signed bounce addresses (and the unsubscribe
  *   mailto address when it is on this domain or configured); anything else gets 550;
  * - limits messages to bounces.maxMessageBytes (552 beyond);
+ * - offers STARTTLS when bounces.tls names a certificate and key (PEM files);
  * - parses delivery status notifications (RFC 3464, mailparser) and maps each to its ledger row
  *   by the token: the event is stored (provider = the row's provider, type, time, raw reason),
  *   and a permanent failure suppresses the row's address at once;
@@ -15,6 +16,7 @@
  * Events are emitted as 'event' (for tests and logs); counters in `counts`.
  */
 import { createHash } from 'crypto';
+import { readFileSync } from 'fs';
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
@@ -42,7 +44,7 @@ function smtpError(code: number, message: string): SmtpError {
 }
 
 export class BounceListener extends EventEmitter {
-  readonly counts = { dsn: 0, suppressed: 0, notDsn: 0, unsubscribed: 0, refusedRecipients: 0, unmatched: 0 };
+  readonly counts = { dsn: 0, suppressed: 0, notDsn: 0, unsubscribed: 0, refusedRecipients: 0, unmatched: 0, tlsMessages: 0 };
   private readonly smtp: SMTPServer;
   private readonly sockets = new Set<net.Socket>();
   private _port = 0;
@@ -56,7 +58,8 @@ export class BounceListener extends EventEmitter {
       logger: false,
       authOptional: true,
       disabledCommands: ['AUTH'],
-      hideSTARTTLS: true,
+      // STARTTLS is offered with the configured certificate; without one it is not announced.
+      ...(opts.bounces.tls ? { key: readFileSync(opts.bounces.tls.keyFile), cert: readFileSync(opts.bounces.tls.certFile) } : { hideSTARTTLS: true }),
       size: opts.bounces.maxMessageBytes,
       onRcptTo: (address, session, cb) => {
         this.recipient(address.address)
@@ -141,6 +144,7 @@ export class BounceListener extends EventEmitter {
     for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
     if (stream.sizeExceeded) throw smtpError(552, `5.3.4 message larger than ${this.opts.bounces.maxMessageBytes} bytes`);
     const raw = Buffer.concat(chunks);
+    if (session.secure) this.counts.tlsMessages++;
     const routes = (session as SMTPServerSession & { mailover?: Map<string, Recipient> }).mailover ?? new Map<string, Recipient>();
     for (const rcpt of session.envelope.rcptTo as SMTPServerAddress[]) {
       const r = routes.get(rcpt.address);

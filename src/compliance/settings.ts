@@ -3,6 +3,7 @@
  * Signing keys are secrets: in the file they are environment references (`${NAME}`), resolved
  * by src/config.ts before these are validated.
  */
+import { accessSync, constants } from 'fs';
 
 export type UnsubscribeScope = 'all' | 'list';
 
@@ -38,6 +39,8 @@ export interface BounceSettings {
   port: number;
   /** Larger messages are refused at DATA (552). */
   maxMessageBytes: number;
+  /** PEM files for STARTTLS (offered to relays that deliver bounces when set). */
+  tls?: { certFile: string; keyFile: string };
 }
 
 export interface ComplianceSettings {
@@ -56,6 +59,29 @@ export const COMPLIANCE_SECRET_FIELDS = ['unsubscribe.signingKey', 'bounces.sign
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const DOMAIN = /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,}$/;
 const LOCAL = /^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/;
+
+/** `{ certFile, keyFile }`: PEM files that exist and can be read (the listener reads them when it starts). */
+function tlsFiles(raw: unknown, path: string, problems: string[]): { certFile: string; keyFile: string } {
+  if (!isObject(raw)) {
+    problems.push(`${path}: expected a mapping with certFile and keyFile (PEM files), got ${JSON.stringify(raw)}`);
+    return { certFile: '', keyFile: '' };
+  }
+  unknownKeys(raw, path, ['certFile', 'keyFile'], problems);
+  const file = (key: 'certFile' | 'keyFile'): string => {
+    const v = raw[key];
+    if (typeof v !== 'string' || v === '') {
+      problems.push(`${path}.${key}: expected the path of a PEM file, got ${JSON.stringify(v)}`);
+      return '';
+    }
+    try {
+      accessSync(v, constants.R_OK);
+    } catch (err) {
+      problems.push(`${path}.${key}: cannot read ${v}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    return v;
+  };
+  return { certFile: file('certFile'), keyFile: file('keyFile') };
+}
 
 function unknownKeys(raw: Record<string, unknown>, path: string, allowed: string[], problems: string[]): void {
   for (const k of Object.keys(raw)) if (!allowed.includes(k)) problems.push(`${path}.${k}: unknown field (expected ${allowed.join(', ')})`);
@@ -124,7 +150,7 @@ export function parseComplianceSettings(resolved: Record<string, unknown>, probl
   if (b !== undefined) {
     if (!isObject(b)) problems.push('bounces: expected a mapping with domain, signingKey, optional localPart, host, port');
     else {
-      unknownKeys(b, 'bounces', ['domain', 'localPart', 'signingKey', 'host', 'port', 'maxMessageBytes'], problems);
+      unknownKeys(b, 'bounces', ['domain', 'localPart', 'signingKey', 'host', 'port', 'maxMessageBytes', 'tls'], problems);
       if (typeof b.domain !== 'string' || !DOMAIN.test(b.domain)) problems.push(`bounces.domain: expected the bounce domain (its MX points at the inbound listener), got ${JSON.stringify(b.domain)}`);
       const localPart = b.localPart ?? 'bounces';
       if (typeof localPart !== 'string' || !LOCAL.test(localPart)) problems.push(`bounces.localPart: expected 1-32 letters, digits, . _ -, got ${JSON.stringify(b.localPart)}`);
@@ -135,6 +161,7 @@ export function parseComplianceSettings(resolved: Record<string, unknown>, probl
         host: typeof b.host === 'string' && b.host ? b.host : '127.0.0.1',
         port: intField(b, 'port', 'bounces', 0, 65535, DEFAULT_BOUNCE_PORT, problems),
         maxMessageBytes: intField(b, 'maxMessageBytes', 'bounces', 1024, 50 * 1024 * 1024, DEFAULT_MAX_DSN_BYTES, problems),
+        ...(b.tls === undefined ? {} : { tls: tlsFiles(b.tls, 'bounces.tls', problems) }),
       };
     }
   }
