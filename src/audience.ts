@@ -190,27 +190,6 @@ export function decodeAudienceBytes(buf: Buffer, sourceName = 'audience'): strin
   return decoder.decode(buf) + decoder.end();
 }
 
-/** Insert parsed rows in chunks of IMPORT_CHUNK, reporting progress. */
-export async function insertAudience(
-  store: Store,
-  campaignId: string,
-  parsed: AudienceParseResult,
-  opts: { onProgress?: (done: number, total: number) => void } = {},
-): Promise<AudienceImportReport> {
-  const total = parsed.rows.length;
-  let inserted = 0;
-  let duplicates = parsed.duplicates.length;
-  for (let i = 0; i < total; i += IMPORT_CHUNK) {
-    const chunk = parsed.rows.slice(i, i + IMPORT_CHUNK);
-    const r = await store.importAudience(campaignId, chunk);
-    inserted += r.inserted;
-    duplicates += r.duplicates;
-    opts.onProgress?.(Math.min(i + chunk.length, total), total);
-  }
-  if (total === 0) opts.onProgress?.(0, 0);
-  return { inserted, duplicates, rejected: parsed.rejected };
-}
-
 // ------------------------------------------------------------------ bytes -> text
 
 /** A file's text, chunk by chunk, decoded as its byte-order mark says (UTF-8 without one). */
