@@ -24,3 +24,17 @@ export async function preferredPort(port: number): Promise<number> {
 
 /** A local port that was free a moment ago (for a server that must be told its port up front). */
 export const freeLocalPort = (): Promise<number> => preferredPort(0);
+
+/**
+ * Starts a server on `port` if it is free, else on any free port; also when another process
+ * takes the port between the check and the bind (EADDRINUSE), which two stacks starting at once can do.
+ */
+export async function listenPreferring<T>(port: number, start: (port: number) => Promise<T>): Promise<T> {
+  const chosen = await preferredPort(port);
+  try {
+    return await start(chosen);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || chosen === 0) throw err;
+    return start(0);
+  }
+}

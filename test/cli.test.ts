@@ -341,7 +341,22 @@ describe('mailover CLI (each command as a process)', function () {
     function startDev(name: string) {
       const dir = join(require('os').tmpdir(), uniqueId(name));
       const child = spawn(process.execPath, [CLI, 'dev', '--data', dir, '--port', '0', '--ui-port', '0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-      const dev = { dir, child, out: '', exited: new Promise<number | null>((res) => child.on('close', res)) };
+      const dev = {
+        dir,
+        child,
+        out: '',
+        exited: new Promise<number | null>((res) => child.on('close', res)),
+        /** Until it prints that it is up; fails at once, with what it printed, if it exits first. */
+        up: () =>
+          Promise.race([
+            waitUntil(() => dev.out.includes('Ctrl-C to stop.'), 'mailover dev to be up', 60_000).catch((err: Error) => {
+              throw new Error(`${err.message}; it printed:\n${dev.out}`);
+            }),
+            dev.exited.then((code) => {
+              throw new Error(`mailover dev exited (${code ?? child.signalCode}) before it was up; it printed:\n${dev.out}`);
+            }),
+          ]),
+      };
       child.stdout.on('data', (d) => (dev.out += d));
       child.stderr.on('data', (d) => (dev.out += d));
       return dev;
@@ -357,7 +372,7 @@ describe('mailover CLI (each command as a process)', function () {
     it('cli: mailover dev runs the whole stack; a campaign goes through it; Ctrl-C stops everything and frees its ports', async () => {
       const dev = startDev('mailover-dev');
       try {
-        await waitUntil(() => dev.out.includes('Ctrl-C to stop.'), 'mailover dev to be up', 60_000);
+        await dev.up();
         const out = dev.out;
         const address = /^  Temporal\s+(\S+)/m.exec(out)![1];
         const ui = /^  Web UI\s+(\S+)/m.exec(out)![1];
@@ -400,7 +415,7 @@ describe('mailover CLI (each command as a process)', function () {
       const dev = startDev('mailover-dev-kill');
       let servers: number[] = [];
       try {
-        await waitUntil(() => dev.out.includes('Ctrl-C to stop.'), 'mailover dev to be up', 60_000);
+        await dev.up();
         servers = childProcesses(dev.child.pid!, isTemporalDevServer);
         assert.equal(servers.length, 1, 'mailover dev started one Temporal dev server');
         const port = Number(/^  Temporal\s+\S+:(\d+)/m.exec(dev.out)![1]);

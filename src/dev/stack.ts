@@ -16,7 +16,7 @@ import { parseDrillSettings } from '../drill-settings';
 import { ProviderRegistry } from '../providers/registry';
 import { openStore } from '../store/open-store';
 import type { Store } from '../store/types';
-import { freeLocalPort, preferredPort } from '../local-ports';
+import { freeLocalPort, listenPreferring, preferredPort } from '../local-ports';
 import { MailoverMetrics } from '../metrics/metrics';
 import { temporalScrapeSources } from '../metrics/scrape-sources';
 import { MetricsServer } from '../metrics/server';
@@ -136,16 +136,19 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
       { kind: 'smtp', name: backup.name, host: backup.host, port: backup.port, pool: { maxConnections: 4 } },
       { kind: 'mailgun', name: 'mailgun', domain: DEV_MAILGUN_DOMAIN, apiKey: DEV_MAILGUN_KEY, url: mailgun.url, lookupSettleMs: 0, webhookSigningKey: DEV_KEYS.MAILOVER_DEV_WEBHOOK_SIGNING_KEY },
     ];
-    const webhooksPort = await preferredPort(opts.webhooksPort ?? 8025);
+    // The ports and the unsubscribe link's base are filled in once the servers listen.
+    const unsubscribe = { baseUrl: '', mailto: `unsubscribe@${DEV_BOUNCE_DOMAIN}`, signingKey: DEV_KEYS.MAILOVER_DEV_UNSUBSCRIBE_KEY, scope: 'all' as const };
     const compliance: ComplianceSettings = {
-      webhooks: { host: '127.0.0.1', port: webhooksPort, maxAgeSeconds: 300, maxBodyBytes: 64 * 1024 },
-      unsubscribe: { baseUrl: `http://127.0.0.1:${webhooksPort}`, mailto: `unsubscribe@${DEV_BOUNCE_DOMAIN}`, signingKey: DEV_KEYS.MAILOVER_DEV_UNSUBSCRIBE_KEY, scope: 'all' },
+      webhooks: { host: '127.0.0.1', port: 0, maxAgeSeconds: 300, maxBodyBytes: 64 * 1024 },
+      unsubscribe,
       bounces: { domain: DEV_BOUNCE_DOMAIN, localPart: 'bounces', signingKey: DEV_KEYS.MAILOVER_DEV_BOUNCE_KEY, host: '127.0.0.1', port: opts.bouncePort ?? 0, maxMessageBytes: 1024 * 1024 },
     };
     const store = await openStore({ databaseUrl: '', sqlitePath: join(dataDir, 'mailover.db') });
     stops.push(() => store.close());
-    const services = await startComplianceServices({ providers: defs, compliance }, store);
+    const services = await listenPreferring(opts.webhooksPort ?? 8025, (port) => startComplianceServices({ providers: defs, compliance }, store, { http: port }));
     stops.push(() => services.stop());
+    compliance.webhooks.port = services.http.port;
+    unsubscribe.baseUrl = services.http.url; // the same object the compliance server was given
     compliance.bounces!.port = services.bounces!.port;
     mailgun.setWebhook(`${services.http.url}/webhooks/mailgun`, DEV_KEYS.MAILOVER_DEV_WEBHOOK_SIGNING_KEY);
 
@@ -168,12 +171,9 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
     const drills = parseDrillSettings(DEV_DRILLS_FILE, defs.map((d) => d.name), []);
     const metrics = new MailoverMetrics({ providers: providers.names(), alertTargets: [] });
     metrics.setScrapeSources(temporalScrapeSources({ client: env.client, taskQueue, providers: providers.names(), store, metrics }));
-    const metricsServer = await MetricsServer.start({
-      metrics,
-      host: '127.0.0.1',
-      port: await preferredPort(opts.metricsPort ?? 9464),
-      temporalRuntimeUrl: `http://127.0.0.1:${runtimeMetricsPort}/metrics`,
-    });
+    const metricsServer = await listenPreferring(opts.metricsPort ?? 9464, (port) =>
+      MetricsServer.start({ metrics, host: '127.0.0.1', port, temporalRuntimeUrl: `http://127.0.0.1:${runtimeMetricsPort}/metrics` }),
+    );
     stops.push(() => metricsServer.close());
     const worker = await createCampaignWorker({
       connection: env.nativeConnection,
