@@ -51,6 +51,7 @@ function render(campaign: LoadedCampaign, row: RecipientRow, compliance: Complia
       messageId: messageIdFor(record.id, row.seq, campaign.domain),
       headers,
       ...(bounces ? { envelopeFrom: bounceAddress(bounces, record.id, row.seq) } : {}),
+      ...(record.list ? { list: record.list } : {}),
     };
   } catch (err) {
     if (err instanceof TemplateError) return { seq: row.seq, error: err.message };

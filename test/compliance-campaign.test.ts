@@ -13,7 +13,7 @@ import { campaignProgress, pauseCampaign, resumeCampaign } from '../src/client';
 import { BounceListener } from '../src/compliance/bounce-listener';
 import type { BounceSettings } from '../src/compliance/settings';
 import { startComplianceServices, type ComplianceServices } from '../src/compliance/services';
-import { pullMailgunSuppressions } from '../src/compliance/suppression-sync';
+import { pullMailgunSuppressions, pushMailgunSuppressions } from '../src/compliance/suppression-sync';
 import { bounceTokenMatches, parseBounceAddress, verifyUnsubscribeToken } from '../src/compliance/tokens';
 import { applyUnsubscribe } from '../src/compliance/unsubscribe';
 import type { ProviderDefinition } from '../src/config';
@@ -392,15 +392,54 @@ describe('compliance end to end (Temporal, SMTP sinks, Mailgun API with webhooks
 
     await h.store.addSuppression('local-only@sync.example', 'unsubscribed', 'cli');
     await h.store.addSuppression('bounced-here@sync.example', 'hard bounce (smtp-primary): 550 5.1.1 user unknown', 'smtp-primary');
+    await h.store.addListSuppression('sync-weekly', 'weekly-only@sync.example', 'unsubscribed', 'one-click');
     const pushed = await cli(['suppress', 'push', 'mailgun']);
     assert.equal(pushed.code, 0, pushed.out);
-    assert.match(pushed.out, /^pushed \d+ bounces, \d+ unsubscribes, \d+ complaints to mailgun \(\d+ calls\)$/m);
+    // A list suppression goes to Mailgun for its list's tag only.
+    assert.match(pushed.out, /^pushed \d+ bounces, \d+ unsubscribes, \d+ complaints, [1-9]\d* unsubscribes for their lists' tags only to mailgun \(\d+ calls\)$/m);
     assert.ok(mg.suppressions('unsubscribes', MAILGUN_DOMAIN).some((e) => e.address === 'local-only@sync.example'));
+    assert.deepEqual(mg.suppressions('unsubscribes', MAILGUN_DOMAIN).find((e) => e.address === 'weekly-only@sync.example')?.tags, ['sync-weekly']);
     const pushedBounce = mg.suppressions('bounces', MAILGUN_DOMAIN).find((e) => e.address === 'bounced-here@sync.example');
     assert.deepEqual([pushedBounce?.code, pushedBounce?.error], ['550', 'hard bounce (smtp-primary): 550 5.1.1 user unknown']);
 
     const wrong = await cli(['suppress', 'sync', 'smtp-primary']);
     assert.equal(wrong.code, 1);
     assert.match(wrong.out, /provider 'smtp-primary' is smtp: it keeps no suppression lists of its own/);
+  });
+
+  it('suppress sync, tag-scoped: a list campaign tags its Mailgun messages with the list; a Mailgun unsubscribe for that tag comes back as a suppression for that list only, and push sends list suppressions back as tag-scoped unsubscribes', async () => {
+    const mg = h.mailgun!;
+    const mailgunDef = providers.find((p) => p.kind === 'mailgun');
+    assert.ok(mailgunDef?.kind === 'mailgun');
+    const list = uniqueId('digest');
+    const id = uniqueId('tagged');
+    await (await h.launch(id, rows(['fan@tags.example', 'other@tags.example']), { providers: ['mailgun'], list })).result();
+    const sent = mg.messages.filter((m) => m.variables['mailover-campaign'] === id);
+    assert.deepEqual(sent.map((m) => m.options.tag), [list, list], 'every message carries its list as the tag');
+    const untagged = uniqueId('untagged');
+    await (await h.launch(untagged, rows(['plain@tags.example']), { providers: ['mailgun'] })).result();
+    assert.equal(mg.messages.find((m) => m.variables['mailover-campaign'] === untagged)?.options.tag, undefined, 'no list, no tag');
+
+    // The recipient unsubscribed from that tag at Mailgun (its own footer link, say).
+    mg.addSuppression('unsubscribes', MAILGUN_DOMAIN, { address: 'fan@tags.example', tags: [list] });
+    const report = await pullMailgunSuppressions(h.store, mailgunDef);
+    assert.equal(report.addedToLists, 1);
+    assert.equal(await h.store.isSuppressed('fan@tags.example'), false, 'not for all mail');
+    const scoped = (await h.store.listListSuppressions()).find((r) => r.email === 'fan@tags.example');
+    assert.deepEqual(scoped && [scoped.list, scoped.source], [list, 'mailgun unsubscribes']);
+    assert.equal((await pullMailgunSuppressions(h.store, mailgunDef)).addedToLists, 0, 'a second pull adds nothing');
+
+    // The next campaign of that list skips the address (on any provider); another list's does not.
+    const again = await (await h.launch(uniqueId('same-list'), rows(['fan@tags.example', 'other@tags.example']), { providers: ['smtp-primary'], list })).result();
+    assert.deepEqual([again.suppressed, again.accepted], [1, 1]);
+    const elsewhere = await (await h.launch(uniqueId('other-list'), rows(['fan@tags.example']), { providers: ['smtp-primary'] })).result();
+    assert.equal(elsewhere.accepted, 1);
+
+    // Push: a list suppression made in mailover goes to Mailgun for that tag only.
+    await h.store.addListSuppression(list, 'quiet@tags.example', 'unsubscribed', 'one-click');
+    const pushed = await pushMailgunSuppressions(h.store, mailgunDef);
+    assert.ok(pushed.pushedForLists >= 2);
+    const entry = mg.suppressions('unsubscribes', MAILGUN_DOMAIN).find((e) => e.address === 'quiet@tags.example');
+    assert.deepEqual(entry?.tags, [list]);
   });
 });

@@ -99,20 +99,22 @@ const sync: Command = {
     const provider = listKeepingProvider(values, name);
     const report = await pullMailgunSuppressions(await ctx.openStore(), provider);
     console.log(
-      `read ${report.read.bounces} bounces, ${report.read.unsubscribes} unsubscribes, ${report.read.complaints} complaints from ${name} (${report.pages} pages); ${report.added} addresses newly suppressed`,
+      `read ${report.read.bounces} bounces, ${report.read.unsubscribes} unsubscribes, ${report.read.complaints} complaints from ${name} (${report.pages} pages); ${report.added} addresses newly suppressed` +
+        (report.addedToLists ? `, ${report.addedToLists} for one list only (tag-scoped unsubscribes)` : ''),
     );
   },
 };
 
 const push: Command = {
   name: 'suppress push',
-  summary: "Push mailover's suppression list to a provider that keeps its own (Mailgun): hard bounces to its bounces, complaints to complaints, the rest to unsubscribes.",
+  summary: "Push mailover's suppression list to a provider that keeps its own (Mailgun): hard bounces to its bounces, complaints to complaints, the rest to unsubscribes (list-scoped ones for their list's tag only).",
   usage: '<provider>',
   args: ['provider'],
   async run(ctx, values, [name]) {
     const provider = listKeepingProvider(values, name);
     const report = await pushMailgunSuppressions(await ctx.openStore(), provider);
-    console.log(`pushed ${report.pushed.bounces} bounces, ${report.pushed.unsubscribes} unsubscribes, ${report.pushed.complaints} complaints to ${name} (${report.calls} calls)`);
+    const forLists = report.pushedForLists ? `, ${report.pushedForLists} unsubscribes for their lists' tags only` : '';
+    console.log(`pushed ${report.pushed.bounces} bounces, ${report.pushed.unsubscribes} unsubscribes, ${report.pushed.complaints} complaints${forLists} to ${name} (${report.calls} calls)`);
   },
 };
 

@@ -15,20 +15,36 @@ export interface PullReport {
   read: Record<MailgunList, number>;
   /** Addresses newly suppressed in mailover (already suppressed ones are left as they were). */
   added: number;
+  /**
+   * Unsubscribes Mailgun holds for some tags only: each becomes a suppression for the mailover
+   * list of that name (campaigns tag their Mailgun messages with their list), not for all mail.
+   * Counts (list, address) pairs newly added.
+   */
+  addedToLists: number;
   pages: number;
 }
 
 export interface PushReport {
   pushed: Record<MailgunList, number>;
+  /** Addresses pushed as unsubscribes for the tags of their mailover lists only. */
+  pushedForLists: number;
   calls: number;
 }
 
 const PAGE = 1000;
+/** One entry of a suppression list as Mailgun's API takes it. */
+type Entry = { address: string; created_at: string; code?: number; error?: string; tags?: string[] };
 const PUSH_CHUNK = 1000;
 
 function client(config: MailgunProviderConfig) {
   const url = (config.url ?? MAILGUN_REGIONS[config.region ?? 'us']).replace(/\/+$/, '');
   return new Mailgun(FormData).client({ username: 'api', key: config.apiKey, url, timeout: config.timeoutMs ?? 30_000 });
+}
+
+/** The tags a Mailgun unsubscribe is limited to; none when it covers all mail (`*`). */
+function tagsOf(item: Record<string, unknown>): string[] {
+  const tags = Array.isArray(item.tags) ? item.tags.map(String).filter((t) => t !== '') : [];
+  return tags.includes('*') ? [] : tags;
 }
 
 function describe(provider: string, list: MailgunList, item: Record<string, unknown>): string {
@@ -48,7 +64,8 @@ function safeError(err: unknown, apiKey: string): Error {
 export async function pullMailgunSuppressions(store: Store, config: MailgunProviderConfig, opts: { pageSize?: number } = {}): Promise<PullReport> {
   const pageSize = opts.pageSize ?? PAGE;
   const mg = client(config);
-  const report: PullReport = { read: { bounces: 0, unsubscribes: 0, complaints: 0 }, added: 0, pages: 0 };
+  const report: PullReport = { read: { bounces: 0, unsubscribes: 0, complaints: 0 }, added: 0, addedToLists: 0, pages: 0 };
+  const listed = new Set((await store.listListSuppressions()).map((r) => `${r.list}\n${r.email}`));
   for (const list of MAILGUN_LISTS) {
     let page: string | undefined;
     for (;;) {
@@ -65,6 +82,16 @@ export async function pullMailgunSuppressions(store: Store, config: MailgunProvi
         const address = String(item.address ?? '').trim().toLowerCase();
         if (!address.includes('@')) continue;
         report.read[list]++;
+        const tags = list === 'unsubscribes' ? tagsOf(item) : [];
+        if (tags.length) {
+          for (const tag of tags) {
+            if (listed.has(`${tag}\n${address}`)) continue;
+            await store.addListSuppression(tag, address, describe(config.name, list, item), `${config.name} ${list}`);
+            listed.add(`${tag}\n${address}`);
+            report.addedToLists++;
+          }
+          continue;
+        }
         const existed = await store.isSuppressed(address);
         if (!existed) {
           await store.addSuppression(address, describe(config.name, list, item), `${config.name} ${list}`);
@@ -91,23 +118,38 @@ export function mailgunListFor(row: SuppressionRow): MailgunList {
 export async function pushMailgunSuppressions(store: Store, config: MailgunProviderConfig): Promise<PushReport> {
   const mg = client(config);
   const rows = await store.listSuppressions();
-  const report: PushReport = { pushed: { bounces: 0, unsubscribes: 0, complaints: 0 }, calls: 0 };
+  const everywhere = new Set(rows.map((r) => r.email));
+  // List-scoped suppressions go to Mailgun as unsubscribes for the tag of that name (one entry per
+  // address, all its lists); an address suppressed for all mail is pushed as such instead.
+  const tagsByAddress = new Map<string, { tags: string[]; createdAt: Date }>();
+  for (const r of await store.listListSuppressions()) {
+    if (everywhere.has(r.email)) continue;
+    const entry = tagsByAddress.get(r.email) ?? { tags: [], createdAt: r.createdAt };
+    entry.tags.push(r.list);
+    tagsByAddress.set(r.email, entry);
+  }
+  const report: PushReport = { pushed: { bounces: 0, unsubscribes: 0, complaints: 0 }, pushedForLists: 0, calls: 0 };
   for (const list of MAILGUN_LISTS) {
-    const mine = rows.filter((r) => mailgunListFor(r) === list);
-    for (let i = 0; i < mine.length; i += PUSH_CHUNK) {
-      const chunk = mine.slice(i, i + PUSH_CHUNK).map((r) => ({
+    const mine: Entry[] = rows
+      .filter((r) => mailgunListFor(r) === list)
+      .map((r) => ({
         address: r.email,
         created_at: r.createdAt.toUTCString(),
         ...(list === 'bounces' ? { code: 550, error: r.reason.slice(0, 250) } : {}),
         ...(list === 'unsubscribes' ? { tags: ['*'] } : {}),
       }));
+    const scoped = list === 'unsubscribes' ? [...tagsByAddress].map(([address, e]) => ({ address, created_at: e.createdAt.toUTCString(), tags: e.tags })) : [];
+    mine.push(...scoped);
+    report.pushedForLists += scoped.length;
+    for (let i = 0; i < mine.length; i += PUSH_CHUNK) {
+      const chunk = mine.slice(i, i + PUSH_CHUNK);
       try {
         await mg.suppressions.create(config.domain, list, chunk);
       } catch (err) {
         throw safeError(err, config.apiKey);
       }
       report.calls++;
-      report.pushed[list] += chunk.length;
+      report.pushed[list] += chunk.filter((e) => !e.tags || e.tags.includes('*')).length;
     }
   }
   return report;

@@ -218,6 +218,8 @@ export class MailgunProvider implements Provider {
       ['h:X-Mailover-Recipient', '%recipient.seq%'],
       ['h:X-Mailover-Message-Id', '%recipient.mid%'],
     );
+    // One call is one campaign's: its list, if any, is the message tag (tag-scoped unsubscribes).
+    if (first.list) fields.push(['o:tag', first.list]);
     return fields;
   }
 

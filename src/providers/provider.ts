@@ -22,6 +22,11 @@ export interface OutgoingMessage {
    * a per-recipient bounce address (VERP). Providers with their own bounce handling may ignore it.
    */
   envelopeFrom?: string;
+  /**
+   * The campaign's mailing list, when it has one. Mailgun tags the message with it (`o:tag`), so
+   * an unsubscribe Mailgun records for that tag is this list's, and comes back as such on sync.
+   */
+  list?: string;
 }
 
 export type SendResult =
