@@ -92,6 +92,7 @@ async function main(): Promise<void> {
     say('  - User Metadata: the campaign summary, and its current details (counts per provider, every switch in words)');
     say('  - Queries → "progress": live counts, active provider, the switch log');
     say(`  - Workflows list, filter: CampaignStatus = "completed" AND ActiveProvider = "mailgun"`);
+    say(`Prometheus metrics of the worker (messages by provider and outcome, the switch): ${stack.metricsUrl}`);
     if (process.stdin.isTTY && !process.env.CI) {
       say();
       say('The Web UI stays up until you press Ctrl-C.');

@@ -31,5 +31,6 @@ describe('demo (npm start)', function () {
     assert.match(out, /pressed "Unsubscribe" in their mail client \(RFC 8058 one-click POST\): 200 unsubscribed; suppressed: yes/);
     assert.match(out, /Mailgun reported a spam complaint from \S+ by signed webhook \(200\); suppressed on every provider: yes/);
     assert.match(out, /http:\/\/127\.0\.0\.1:\d+\/namespaces\/default\/workflows\/autumn-newsletter-/);
+    assert.match(out, /^Prometheus metrics of the worker \(messages by provider and outcome, the switch\): http:\/\/127\.0\.0\.1:\d+\/metrics$/m);
   });
 });
