@@ -5,7 +5,7 @@
  */
 import { basename } from 'path';
 import type { Client } from '@temporalio/client';
-import { detectAudienceFormat, insertAudienceFile, scanAudienceFile, type AudienceImportReport } from './audience';
+import { detectAudienceFormat, insertAudienceFile, scanAudienceFile, type AudienceImportReport, type AudienceScan } from './audience';
 import { assertSendable, type CampaignDefinition } from './campaign-definition';
 import { CampaignAlreadyStartedError, startCampaign } from './client';
 import { InvalidCampaignError } from './errors';
@@ -33,7 +33,16 @@ export interface LaunchResult extends AudienceImportReport {
 
 const MAX_LISTED = 10;
 
-export async function launchCampaign(opts: LaunchOptions): Promise<LaunchResult> {
+/** What the checks found: the audience file's scan (valid rows, duplicates, rejected rows). */
+export type LaunchCheck = AudienceScan;
+
+/**
+ * Every check a launch makes, with nothing stored or started: the id is new, the audience file
+ * parses, every valid row has usable merge values, the template is sound, a marketing campaign
+ * carries its unsubscribe link and postal address. Throws InvalidCampaignError (or
+ * CampaignAlreadyStartedError) naming what is wrong. `mailover campaign start --dry-run` is this.
+ */
+export async function checkLaunch(opts: Pick<LaunchOptions, 'store' | 'definition' | 'audienceFile' | 'onCheckProgress'>): Promise<LaunchCheck> {
   const { store, definition: def } = opts;
   if (await store.getCampaign(def.id)) {
     throw new CampaignAlreadyStartedError(`campaign '${def.id}' already exists in the store; a campaign runs once (pick a new id)`);
@@ -49,7 +58,7 @@ export async function launchCampaign(opts: LaunchOptions): Promise<LaunchResult>
     if (!(err instanceof TemplateError)) throw err;
     templateError = new InvalidCampaignError(`campaign '${def.id}': ${err.message}`);
   }
-  // First pass over the file: every row checked, merge values included; nothing kept but the problems.
+  // One pass over the file: every row checked, merge values included; nothing kept but the problems.
   const listed: string[] = [];
   let badCount = 0;
   let checked = 0;
@@ -69,9 +78,13 @@ export async function launchCampaign(opts: LaunchOptions): Promise<LaunchResult>
     const more = badCount > listed.length ? `\n  - ... and ${badCount - listed.length} more` : '';
     throw new InvalidCampaignError(`${badCount} recipient(s) have merge values the template cannot use (nothing was stored or sent):\n  - ${listed.join('\n  - ')}${more}`, listed);
   }
-
   assertSendable(def);
+  return scan;
+}
 
+export async function launchCampaign(opts: LaunchOptions): Promise<LaunchResult> {
+  const { store, definition: def } = opts;
+  const scan = await checkLaunch(opts);
   await store.createCampaign(def);
   // Second pass: the rows go into the store in chunks.
   const report = await insertAudienceFile(store, def.id, opts.audienceFile, scan, { onProgress: opts.onImportProgress });

@@ -35,3 +35,10 @@ export function switchesTable(r: Pick<CampaignResult, 'switches'>): string {
   if (!r.switches.length) return 'no provider switches';
   return table([['at recipient #', 'from', 'to', 'reason'], ...r.switches.map((s) => [String(s.atSeq), s.from, s.to ?? '(none: holding)', s.reason])]);
 }
+
+/** Lines for the first `max` rejected audience rows, by line, and how many more there were. */
+export function rejectedRowLines(rejected: Array<{ line: number; value: string; reason: string }>, max = 20): string[] {
+  const lines = rejected.slice(0, max).map((r) => `  line ${r.line}: ${r.reason}: ${JSON.stringify(r.value)}`);
+  if (rejected.length > max) lines.push(`  ... and ${rejected.length - max} more`);
+  return lines;
+}

@@ -184,6 +184,27 @@ describe('mailover CLI (each command as a process)', function () {
       assert.equal(status.stderr.trim(), `mailover campaign status: campaign '${id}' not found (no workflow with that id)`);
     });
 
+    it('cli: campaign start --dry-run runs every check and says what would be imported; nothing is stored or started; a bad merge value fails it the same way (exit 1)', async () => {
+      const id = uniqueId('cli-dry');
+      const audience = audienceFile('dry.csv', 2, ['drycsv1@example.com,Again', 'broken-address,X']);
+      const r = await run(['campaign', 'start', '--file', campaignFile(id), '--audience', audience, '--dry-run'], cliEnv);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`^campaign ${id} is ready to start: 2 recipients would be imported \\(1 duplicates dropped, 1 rejected\\)$`, 'm'));
+      assert.match(r.stdout, /^  line 5: missing @: "broken-address"$/m);
+      assert.match(r.stdout, /^dry run: nothing was stored or started$/m);
+      assert.equal(await h.store.getCampaign(id), undefined, 'nothing stored');
+      assert.equal((await run(['campaign', 'status', id], cliEnv)).code, 1, 'no workflow started');
+
+      const template = { ...TEMPLATE, html: `${TEMPLATE.html}<a href="{{first_name}}">x</a>` };
+      const bad = await run(['campaign', 'start', '--file', campaignFile(id, { template }), '--audience', audienceFile('dry-bad.csv', 1, ['evil@example.com,javascript:alert(1)']), '--dry-run'], cliEnv);
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, /dry-bad\.csv line 3: evil@example\.com has an unsafe link in merge field 'first_name': "javascript:alert\(1\)"/);
+      assert.equal(await h.store.getCampaign(id), undefined);
+      const both = await run(['campaign', 'start', '--file', campaignFile(id), '--audience', audience, '--dry-run', '--wait'], cliEnv);
+      assert.equal(both.code, 2);
+      assert.match(both.stderr, /--dry-run and --wait cannot go together/);
+    });
+
     it('cli: starting the same campaign twice is refused (exit 1)', async () => {
       const id = uniqueId('cli-twice');
       const file = campaignFile(id);

@@ -2,8 +2,8 @@
 import { WorkflowFailedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { loadCampaignDefinition } from '../campaign-definition';
 import { cancelCampaign, campaignProgress, pauseCampaign, resumeCampaign, setCampaignProviders } from '../client';
-import { launchCampaign } from '../launch';
-import { progressBar, summaryTable, switchesTable, table } from '../progress';
+import { checkLaunch, launchCampaign } from '../launch';
+import { progressBar, rejectedRowLines, summaryTable, switchesTable, table } from '../progress';
 import type { CampaignProgress, CampaignResult } from '../../workflows/campaign';
 import { ActiveProviderKey, AcceptedCountKey, CampaignStatusKey } from '../../workflows/search-attributes';
 import { DRILL_WORKFLOW_PREFIX } from '../../workflows/drill';
@@ -59,22 +59,32 @@ function statusTable(p: CampaignProgress): string {
 const start: Command = {
   name: 'campaign start',
   summary: 'Validate a campaign file, import its audience, and start its workflow.',
-  usage: '--file campaign.yaml --audience list.csv [--wait]',
+  usage: '--file campaign.yaml --audience list.csv [--wait | --dry-run]',
   details: [
     'Options:',
     '  --file PATH       campaign definition (YAML or JSON): id, name, from, template, providers, batchSize',
     '  --audience PATH   recipients, .csv (with an email column) or .jsonl',
     '  --wait            show a live progress bar until the campaign ends',
+    '  --dry-run         run every check and say what would be imported; store nothing, start nothing',
     'Nothing is stored or sent if the file, the audience or a merge field is wrong.',
   ].join('\n'),
-  options: { file: { type: 'string', short: 'f' }, audience: { type: 'string', short: 'a' }, wait: { type: 'boolean' } },
+  options: { file: { type: 'string', short: 'f' }, audience: { type: 'string', short: 'a' }, wait: { type: 'boolean' }, 'dry-run': { type: 'boolean' } },
   async run(ctx, values) {
     const file = requireOption(values, 'file', start);
     const audienceFile = requireOption(values, 'audience', start);
+    if (values['dry-run'] && values.wait) throw new UsageError('--dry-run and --wait cannot go together (a dry run starts nothing)', helpText(start));
     const definition = loadCampaignDefinition(file, ctx.providerNames());
     const store = await ctx.openStore();
-    const client = await ctx.temporal();
     const bar = new LiveLine(process.stderr);
+    if (values['dry-run']) {
+      const scan = await checkLaunch({ store, definition, audienceFile, onCheckProgress: (rows) => bar.update(`checking the audience: ${rows} rows`) });
+      bar.done();
+      console.log(`campaign ${definition.id} is ready to start: ${scan.valid} recipients would be imported (${scan.duplicates.length} duplicates dropped, ${scan.rejected.length} rejected)`);
+      for (const line of rejectedRowLines(scan.rejected)) console.log(line);
+      console.log('dry run: nothing was stored or started');
+      return;
+    }
+    const client = await ctx.temporal();
     const launched = await launchCampaign({
       client,
       store,
@@ -86,8 +96,7 @@ const start: Command = {
     });
     bar.done();
     console.log(`imported ${launched.inserted} recipients (${launched.duplicates} duplicates dropped, ${launched.rejected.length} rejected)`);
-    for (const r of launched.rejected.slice(0, 20)) console.log(`  line ${r.line}: ${r.reason}: ${JSON.stringify(r.value)}`);
-    if (launched.rejected.length > 20) console.log(`  ... and ${launched.rejected.length - 20} more`);
+    for (const line of rejectedRowLines(launched.rejected)) console.log(line);
     console.log(`started campaign ${launched.workflowId} (workflow id ${launched.workflowId}, run ${launched.runId})`);
     console.log(`Web UI: ${ctx.webUiLink(launched.workflowId)}`);
     if (values.wait) return watchUntilDone(client, launched.workflowId);

@@ -3,7 +3,7 @@ import { normaliseAddress } from '../address';
 import { forEachCheckedChunk, scanAudienceFile } from '../audience';
 import { loadConfig, type MailgunProviderDefinition } from '../config';
 import { pullMailgunSuppressions, pushMailgunSuppressions } from '../compliance/suppression-sync';
-import { table } from '../progress';
+import { rejectedRowLines, table } from '../progress';
 import type { Command, Values } from './command';
 import { configPath } from './context';
 import { LiveLine } from './live-line';
@@ -62,8 +62,7 @@ const importCmd: Command = {
     bar.done();
     const already = scan.valid - added;
     console.log(`suppressed ${scan.valid} addresses from ${file} (${already} already listed, ${scan.duplicates.length} duplicates, ${scan.rejected.length} rejected)`);
-    for (const r of scan.rejected.slice(0, 20)) console.log(`  line ${r.line}: ${r.reason}: ${JSON.stringify(r.value)}`);
-    if (scan.rejected.length > 20) console.log(`  ... and ${scan.rejected.length - 20} more`);
+    for (const line of rejectedRowLines(scan.rejected)) console.log(line);
   },
 };
 
