@@ -13,6 +13,7 @@ import { signMailgunWebhook } from '../src/compliance/mailgun-events';
 import { signUnsubscribeToken } from '../src/compliance/tokens';
 import { childProcesses, isTemporalDevServer } from '../src/dev/orphan-guard';
 import { Harness, POSTAL_ADDRESS, TEMPLATE, TEST_UNSUBSCRIBE_KEY, TEST_WEBHOOK_KEY, uniqueId } from './support/harness';
+import { AlertReceiver } from './support/alert-receiver';
 import { writeProviderFile } from './support/provider-file';
 import { startDevServer } from './support/temporal';
 import { waitUntil } from './support/wait';
@@ -359,9 +360,9 @@ describe('mailover CLI (each command as a process)', function () {
 
   describe('mailover dev', () => {
     /** `mailover dev` as a child process on free ports, with everything it prints collected. */
-    function startDev(name: string) {
+    function startDev(name: string, extraArgs: string[] = []) {
       const dir = join(require('os').tmpdir(), uniqueId(name));
-      const child = spawn(process.execPath, [CLI, 'dev', '--data', dir, '--port', '0', '--ui-port', '0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [CLI, 'dev', '--data', dir, '--port', '0', '--ui-port', '0', ...extraArgs], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
       const dev = {
         dir,
         child,
@@ -390,8 +391,9 @@ describe('mailover CLI (each command as a process)', function () {
       });
     const running = (child: ReturnType<typeof spawn>) => child.exitCode === null && child.signalCode === null;
 
-    it('cli: mailover dev runs the whole stack; a campaign goes through it; Ctrl-C stops everything and frees its ports', async () => {
-      const dev = startDev('mailover-dev');
+    it('cli: mailover dev runs the whole stack; a campaign goes through it; a drill\'s result reaches --alert-webhook; Ctrl-C stops everything and frees its ports', async () => {
+      const receiver = await AlertReceiver.start();
+      const dev = startDev('mailover-dev', ['--alert-webhook', receiver.url('/dev-alerts')]);
       try {
         await dev.up();
         const out = dev.out;
@@ -416,6 +418,15 @@ describe('mailover CLI (each command as a process)', function () {
         assert.ok(acceptedInSummary > 0, r.stdout);
         assert.equal(accepted, acceptedInSummary, scrape.slice(0, 2000));
         assert.match(scrape, /^temporal_/m);
+        // Alerts: the dev worker posts a drill's result to the --alert-webhook receiver.
+        assert.match(out, /^  alerts\s+dev-webhook \(generic JSON\)$/m);
+        const devEnv = { TEMPORAL_ADDRESS: address, MAILOVER_DATA_DIR: dev.dir, MAILOVER_CONFIG: '', MAILOVER_DB: join(dev.dir, 'mailover.db'), DATABASE_URL: '', MAILOVER_TASK_QUEUE: '' };
+        const drill = await run(['drill', 'run', '--wait'], devEnv, ROOT);
+        assert.equal(drill.code, 0, drill.stdout + drill.stderr);
+        const alert = await waitUntil(() => receiver.received.find((a) => a.body?.event?.kind === 'drill-finished'), 'the drill-finished alert');
+        assert.equal(alert.path, '/dev-alerts');
+        assert.equal(alert.body.event.passed, true);
+        assert.match(alert.body.text, /drill/i);
         dev.child.kill('SIGINT');
         assert.equal(await dev.exited, 0, dev.out);
         assert.match(dev.out, /stopped/);
@@ -429,6 +440,7 @@ describe('mailover CLI (each command as a process)', function () {
           await Promise.race([dev.exited, new Promise((r) => setTimeout(r, 15_000))]);
           if (running(dev.child)) dev.child.kill('SIGKILL');
         }
+        await receiver.stop();
       }
     });
 

@@ -4,6 +4,8 @@
  * Exit codes: 0 ok, 1 failure, 2 usage error. Errors are one line on stderr.
  */
 import { describeEncryption } from '../codec/data-converter';
+import { DEFAULT_ALERT_TIMEOUT_MS, type AlertTarget } from '../config';
+import { OPS_EVENT_KINDS } from '../ops-events';
 import { startDevStack } from '../dev/stack';
 import { runWorker } from '../worker-main';
 import { campaignCommands } from './campaign-commands';
@@ -19,9 +21,13 @@ import { EXIT, oneLine, UsageError } from './usage';
 const dev: Command = {
   name: 'dev',
   summary: 'The embedded dev stack: Temporal dev server with its Web UI (state under ./data), a worker, local ESPs (two SMTP inboxes, a Mailgun-compatible API), the compliance services (webhooks, unsubscribe, bounces) and the worker\'s /metrics. Ctrl-C stops everything.',
-  usage: '[--data DIR] [--port 7233] [--ui-port 8233]',
-  details: 'Writes DIR/mailover.dev.yaml, the provider file other mailover commands pick up by default.',
-  options: { data: { type: 'string' }, port: { type: 'string' }, 'ui-port': { type: 'string' } },
+  usage: '[--data DIR] [--port 7233] [--ui-port 8233] [--alert-webhook URL] [--alert-slack URL]',
+  details: [
+    'Writes DIR/mailover.dev.yaml, the provider file other mailover commands pick up by default.',
+    '--alert-webhook / --alert-slack: the dev worker posts its alerts (circuit opened or closed, provider switched,',
+    'campaign holding or failed, drill finished) there, as generic JSON or Slack-compatible JSON.',
+  ].join('\n'),
+  options: { data: { type: 'string' }, port: { type: 'string' }, 'ui-port': { type: 'string' }, 'alert-webhook': { type: 'string' }, 'alert-slack': { type: 'string' } },
   async run(_ctx, values) {
     const port = (name: string, dflt: number) => {
       const v = values[name];
@@ -30,8 +36,15 @@ const dev: Command = {
       if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--${name}: expected a port number, got '${String(v)}'`, helpText(dev));
       return n;
     };
+    const alerts: AlertTarget[] = [];
+    for (const kind of ['webhook', 'slack'] as const) {
+      const url = values[`alert-${kind}`];
+      if (url === undefined) continue;
+      if (typeof url !== 'string' || !/^https?:\/\/[^\s/]+/.test(url)) throw new UsageError(`--alert-${kind}: expected an http(s) URL`, helpText(dev));
+      alerts.push({ name: `dev-${kind}`, kind, url, events: [...OPS_EVENT_KINDS], timeoutMs: DEFAULT_ALERT_TIMEOUT_MS });
+    }
     const dataDir = typeof values.data === 'string' ? values.data : process.env.MAILOVER_DATA_DIR ?? 'data';
-    const stack = await startDevStack({ dataDir, port: port('port', 7233), uiPort: port('ui-port', 8233), log: (l) => console.log(l) });
+    const stack = await startDevStack({ dataDir, port: port('port', 7233), uiPort: port('ui-port', 8233), alerts, log: (l) => console.log(l) });
     console.log(`mailover dev is up:`);
     console.log(`  Temporal      ${stack.address} (namespace default, task queue ${stack.taskQueue})`);
     console.log(`  Web UI        ${stack.uiUrl}`);
@@ -42,6 +55,7 @@ const dev: Command = {
     console.log(`  unsubscribe   ${stack.compliance.http.url}/u/<token>`);
     console.log(`  bounces       smtp://127.0.0.1:${stack.compliance.bounces?.port} (DSNs to bounces+<token>@bounces.mailover.dev)`);
     console.log(`  metrics       ${stack.metricsUrl} (Prometheus: messages, switches, circuits, Temporal SDK)`);
+    if (alerts.length) console.log(`  alerts        ${alerts.map((a) => `${a.name} (${a.kind === 'slack' ? 'Slack-compatible' : 'generic JSON'})`).join(', ')}`);
     console.log(`  providers     ${stack.configPath}`);
     console.log(`  payloads      ${describeEncryption(stack.dataConverter)}`);
     console.log(`In another terminal: TEMPORAL_ADDRESS=${stack.address} MAILOVER_UI_URL=${stack.uiUrl} npx mailover campaign start --file samples/campaign.yaml --audience samples/audience.csv --wait`);

@@ -11,7 +11,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
 import { stringify } from 'yaml';
 import { dataConverterFromEnv } from '../codec/data-converter';
-import type { ProviderDefinition } from '../config';
+import type { AlertTarget, ProviderDefinition } from '../config';
 import { parseDrillSettings } from '../drill-settings';
 import { ProviderRegistry } from '../providers/registry';
 import { openStore } from '../store/open-store';
@@ -58,6 +58,8 @@ export interface DevStackOptions {
   bouncePort?: number;
   /** Port of the worker's Prometheus endpoint (/metrics); default 9464, or a free one if taken. */
   metricsPort?: number;
+  /** Where the dev worker sends its alerts (circuit, switch, holding, failed, drill finished); default none. */
+  alerts?: AlertTarget[];
   taskQueue?: string;
   /** Payload encryption for the worker and the client; default from MAILOVER_PAYLOAD_KEYS (unset: off). */
   dataConverter?: DataConverter;
@@ -169,7 +171,8 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
     stops.push(() => providers.closeAll());
     const taskQueue = opts.taskQueue ?? 'mailover';
     const drills = parseDrillSettings(DEV_DRILLS_FILE, defs.map((d) => d.name), []);
-    const metrics = new MailoverMetrics({ providers: providers.names(), alertTargets: [] });
+    const alerts = opts.alerts ?? [];
+    const metrics = new MailoverMetrics({ providers: providers.names(), alertTargets: alerts.map((a) => a.name) });
     metrics.setScrapeSources(temporalScrapeSources({ client: env.client, taskQueue, providers: providers.names(), store, metrics }));
     const metricsServer = await listenPreferring(opts.metricsPort ?? 9464, (port) =>
       MetricsServer.start({ metrics, host: '127.0.0.1', port, temporalRuntimeUrl: `http://127.0.0.1:${runtimeMetricsPort}/metrics` }),
@@ -182,6 +185,7 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
       providers,
       dataConverter,
       metrics,
+      alerts,
       drills,
       compliance: { unsubscribe: compliance.unsubscribe, bounces: compliance.bounces },
     });
