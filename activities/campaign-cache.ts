@@ -8,6 +8,11 @@ export interface LoadedCampaign {
   template: CompiledTemplate;
   /** domain used for deterministic Message-Ids */
   domain: string;
+  /**
+   * Whether its messages carry the signed unsubscribe link: a marketing campaign always (in the
+   * List-Unsubscribe headers), a transactional one only when its template uses {{unsubscribe_url}}.
+   */
+  needsUnsubscribeLink: boolean;
 }
 
 export class CampaignCache {
@@ -27,7 +32,8 @@ export class CampaignCache {
       throw err;
     }
     const domain = record.from.replace(/^.*@/, '').replace(/>.*$/, '') || 'mailover.invalid';
-    const loaded = { record, template, domain };
+    const needsUnsubscribeLink = !record.transactional || template.engineFields.includes('unsubscribe_url');
+    const loaded = { record, template, domain, needsUnsubscribeLink };
     if (this.entries.size >= this.capacity) this.entries.delete(this.entries.keys().next().value as string);
     this.entries.set(campaignId, loaded);
     return loaded;

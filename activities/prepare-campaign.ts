@@ -6,9 +6,9 @@ import type { CampaignCache } from './campaign-cache';
 
 export async function prepareCampaign(deps: ActivityDeps, cache: CampaignCache, input: PrepareInput): Promise<PrepareResult> {
   try {
-    const { template, record } = await cache.get(input.campaignId);
+    const { template, record, needsUnsubscribeLink } = await cache.get(input.campaignId);
     const problems: string[] = [];
-    if (!deps.compliance?.unsubscribe && (!record.transactional || template.engineFields.includes('unsubscribe_url'))) {
+    if (!deps.compliance?.unsubscribe && needsUnsubscribeLink) {
       problems.push(`unsubscribe: this worker has no unsubscribe: section in its config, so it cannot add the unsubscribe link a ${record.transactional ? 'template using {{unsubscribe_url}}' : 'marketing campaign'} needs`);
     }
     if (template.engineFields.includes('postal_address') && !record.postalAddress) {

@@ -34,7 +34,8 @@ type Compliance = ActivityDeps['compliance'];
 function render(campaign: LoadedCampaign, row: RecipientRow, compliance: Compliance): OutgoingMessage | { seq: number; error: string } {
   try {
     const { record } = campaign;
-    const links = compliance?.unsubscribe ? unsubscribeLinks(compliance.unsubscribe, record.id, row.email) : undefined;
+    // Signed per recipient, so only when the message will carry it.
+    const links = compliance?.unsubscribe && campaign.needsUnsubscribeLink ? unsubscribeLinks(compliance.unsubscribe, record.id, row.email) : undefined;
     const body = campaign.template.render(row.fields, {
       ...(links ? { unsubscribe_url: links.url } : {}),
       ...(record.postalAddress ? { postal_address: record.postalAddress } : {}),

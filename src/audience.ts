@@ -184,12 +184,6 @@ export async function readAudienceFile(file: string): Promise<string> {
   return text;
 }
 
-/** Bytes -> text: UTF-16 with a byte-order mark is decoded, anything else is read as UTF-8 (checked by parseAudience). */
-export function decodeAudienceBytes(buf: Buffer, sourceName = 'audience'): string {
-  const decoder = new AudienceDecoder(sourceName);
-  return decoder.decode(buf) + decoder.end();
-}
-
 // ------------------------------------------------------------------ bytes -> text
 
 /** A file's text, chunk by chunk, decoded as its byte-order mark says (UTF-8 without one). */

@@ -120,9 +120,7 @@ export async function recentDrills(client: Client, taskQueue = DEFAULT_TASK_QUEU
   const query = `WorkflowType = 'drillWorkflow' AND TaskQueue = '${taskQueue.replace(/'/g, '')}'`;
   for await (const w of client.workflow.list({ query })) ids.push({ id: w.workflowId, start: w.startTime });
   ids.sort((a, b) => b.start.getTime() - a.start.getTime());
-  const runs: DrillRun[] = [];
-  for (const { id } of ids.slice(0, limit)) runs.push(await drillRun(client, id));
-  return runs;
+  return Promise.all(ids.slice(0, limit).map(({ id }) => drillRun(client, id)));
 }
 
 /** The pass/fail table of one drill. */

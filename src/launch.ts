@@ -5,7 +5,7 @@
  */
 import { basename } from 'path';
 import type { Client } from '@temporalio/client';
-import { detectAudienceFormat, insertAudienceFile, scanAudienceFile, type AudienceImportReport, type AudienceScan } from './audience';
+import { insertAudienceFile, scanAudienceFile, type AudienceImportReport, type AudienceScan } from './audience';
 import { assertSendable, type CampaignDefinition } from './campaign-definition';
 import { CampaignAlreadyStartedError, startCampaign } from './client';
 import { InvalidCampaignError } from './errors';
@@ -48,7 +48,6 @@ export async function checkLaunch(opts: Pick<LaunchOptions, 'store' | 'definitio
     throw new CampaignAlreadyStartedError(`campaign '${def.id}' already exists in the store; a campaign runs once (pick a new id)`);
   }
   const source = basename(opts.audienceFile);
-  detectAudienceFormat(opts.audienceFile);
   // A broken template is reported after the audience file's own problems.
   let template: CompiledTemplate | undefined;
   let templateError: InvalidCampaignError | undefined;

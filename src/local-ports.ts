@@ -26,15 +26,14 @@ export async function preferredPort(port: number): Promise<number> {
 export const freeLocalPort = (): Promise<number> => preferredPort(0);
 
 /**
- * Starts a server on `port` if it is free, else on any free port; also when another process
- * takes the port between the check and the bind (EADDRINUSE), which two stacks starting at once can do.
+ * Starts a server on `port`, or on any free port when that one is taken (EADDRINUSE), also by
+ * another process starting at the same moment.
  */
 export async function listenPreferring<T>(port: number, start: (port: number) => Promise<T>): Promise<T> {
-  const chosen = await preferredPort(port);
   try {
-    return await start(chosen);
+    return await start(port);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || chosen === 0) throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || port === 0) throw err;
     return start(0);
   }
 }

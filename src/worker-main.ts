@@ -19,12 +19,11 @@ function logLevel(): LogLevel {
   return v;
 }
 import { describeEncryption } from './codec/data-converter';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { ConfigError, loadConfig, type MetricsConfig } from './config';
 import { freeLocalPort } from './local-ports';
-import { MailoverMetrics } from './metrics/metrics';
-import { temporalScrapeSources } from './metrics/scrape-sources';
-import { MetricsServer } from './metrics/server';
+import { workerMetrics } from './metrics/scrape-sources';
+import { MetricsServer, runtimeMetrics } from './metrics/server';
 import { ProviderRegistry } from './providers/registry';
 import { describeStore, openStore } from './store/open-store';
 import { temporalSettingsFromEnv } from './temporal-connection';
@@ -42,7 +41,7 @@ export function metricsSettings(fromFile: MetricsConfig | undefined, env: NodeJS
   return { port, host: env.MAILOVER_METRICS_HOST || fromFile?.host || '0.0.0.0' };
 }
 
-/** Logs a failing scrape source once, then again only after it has worked in between or a minute passed. */
+/** Logs a failing scrape source at most once a minute. */
 function scrapeErrorLogger(): (source: string, err: unknown) => void {
   const lastLogged = new Map<string, number>();
   return (source, err) => {
@@ -59,16 +58,25 @@ export async function runWorker(configPath?: string): Promise<void> {
   const settings = temporalSettingsFromEnv();
   const metricsConfig = metricsSettings(config.metrics);
   // The SDK's runtime metrics are served on a private local port and appended to /metrics.
-  const runtimeMetricsPort = metricsConfig ? Number(process.env.MAILOVER_TEMPORAL_METRICS_PORT || 0) || (await freeLocalPort()) : undefined;
+  const runtime = metricsConfig ? runtimeMetrics(Number(process.env.MAILOVER_TEMPORAL_METRICS_PORT || 0) || (await freeLocalPort())) : undefined;
   Runtime.install({
     logger: new DefaultLogger(logLevel()),
     shutdownSignals: ['SIGINT', 'SIGTERM'],
-    ...(runtimeMetricsPort ? { telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${runtimeMetricsPort}`, useSecondsForDurations: true } } } } : {}),
+    ...(runtime ? { telemetryOptions: runtime.telemetryOptions } : {}),
   });
   const store = await openStore();
   const providers = new ProviderRegistry(config.providers);
   const connection = await NativeConnection.connect({ address: settings.address, tls: settings.tls, apiKey: settings.apiKey });
-  const metrics = metricsConfig ? new MailoverMetrics({ providers: providers.names(), alertTargets: config.alerts.map((a) => a.name) }) : undefined;
+  // Scrape-time gauges read Temporal (queries, visibility counts) through a client on the worker's connection.
+  const metrics = metricsConfig
+    ? workerMetrics({
+        client: new Client({ connection, namespace: settings.namespace, dataConverter: settings.dataConverter }),
+        taskQueue: settings.taskQueue,
+        providers: providers.names(),
+        alertTargets: config.alerts.map((a) => a.name),
+        store,
+      })
+    : undefined;
   const bundlePath = process.env.MAILOVER_WORKFLOW_BUNDLE;
   const worker = await createCampaignWorker({
     connection,
@@ -89,18 +97,13 @@ export async function runWorker(configPath?: string): Promise<void> {
     workerOptions: { stickyQueueScheduleToStartTimeout: Number(process.env.MAILOVER_STICKY_QUEUE_TIMEOUT_MS ?? 5_000) },
   });
   let metricsServer: MetricsServer | undefined;
-  let clientConnection: Connection | undefined;
   if (metrics && metricsConfig) {
-    // Scrape-time gauges read Temporal through an ordinary client (queries, visibility counts).
-    clientConnection = await Connection.connect({ address: settings.address, tls: settings.tls, apiKey: settings.apiKey });
-    const client = new Client({ connection: clientConnection, namespace: settings.namespace, dataConverter: settings.dataConverter });
     metrics.onScrapeError = scrapeErrorLogger();
-    metrics.setScrapeSources(temporalScrapeSources({ client, taskQueue: settings.taskQueue, providers: providers.names(), store, metrics }));
     metricsServer = await MetricsServer.start({
       metrics,
       host: metricsConfig.host,
       port: metricsConfig.port,
-      temporalRuntimeUrl: `http://127.0.0.1:${runtimeMetricsPort}/metrics`,
+      temporalRuntimeUrl: runtime?.url,
       health: () => ({ ok: worker.getState() === 'RUNNING', state: worker.getState() }),
     });
     console.log(`mailover worker metrics: ${metricsServer.url}`);
@@ -113,7 +116,6 @@ export async function runWorker(configPath?: string): Promise<void> {
     await worker.run();
   } finally {
     await metricsServer?.close();
-    await clientConnection?.close();
     await providers.closeAll();
     await store.close();
     await connection.close();

@@ -76,8 +76,9 @@ const start: Command = {
     const definition = loadCampaignDefinition(file, ctx.providerNames());
     const store = await ctx.openStore();
     const bar = new LiveLine(process.stderr);
+    const onCheckProgress = (rows: number) => bar.update(`checking the audience: ${rows} rows`);
     if (values['dry-run']) {
-      const scan = await checkLaunch({ store, definition, audienceFile, onCheckProgress: (rows) => bar.update(`checking the audience: ${rows} rows`) });
+      const scan = await checkLaunch({ store, definition, audienceFile, onCheckProgress });
       bar.done();
       console.log(`campaign ${definition.id} is ready to start: ${scan.valid} recipients would be imported (${scan.duplicates.length} duplicates dropped, ${scan.rejected.length} rejected)`);
       for (const line of rejectedRowLines(scan.rejected)) console.log(line);
@@ -91,7 +92,7 @@ const start: Command = {
       definition,
       audienceFile,
       taskQueue: ctx.settings.taskQueue,
-      onCheckProgress: (rows) => bar.update(`checking the audience: ${rows} rows`),
+      onCheckProgress,
       onImportProgress: (done, total) => bar.update(`importing ${progressFraction(done, total)}`),
     });
     bar.done();

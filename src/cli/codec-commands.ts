@@ -1,7 +1,7 @@
 /** `mailover codec-server`: lets the Temporal Web UI and CLI show encrypted payloads to people who hold the token. */
-import { AesGcmPayloadCodec } from '../codec/aes-gcm-codec';
 import { CODEC_TOKEN_ENV, codecTokenFromEnv, DEFAULT_MAX_BODY_BYTES, parseOrigin, startCodecServer } from '../codec/codec-server';
-import { PAYLOAD_KEYS_ENV, payloadKeysFromEnv } from '../codec/payload-keys';
+import { payloadCodecFromEnv } from '../codec/data-converter';
+import { PAYLOAD_KEYS_ENV } from '../codec/payload-keys';
 import { helpText, type Command } from './command';
 import { UsageError } from './usage';
 
@@ -27,9 +27,8 @@ export const codecServer: Command = {
     } catch (err) {
       throw new UsageError((err as Error).message, helpText(codecServer));
     }
-    const keys = payloadKeysFromEnv();
-    if (!keys) throw new Error(`${PAYLOAD_KEYS_ENV} is not set: the codec server needs the same keys as the workers (id:base64-key, first = current)`);
-    const codec = new AesGcmPayloadCodec(keys);
+    const codec = payloadCodecFromEnv();
+    if (!codec) throw new Error(`${PAYLOAD_KEYS_ENV} is not set: the codec server needs the same keys as the workers (id:base64-key, first = current)`);
     const token = codecTokenFromEnv();
     const host = typeof values.host === 'string' ? values.host : '127.0.0.1';
     const server = await startCodecServer({ codec, token, uiOrigins, host, port });

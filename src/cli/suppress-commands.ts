@@ -4,8 +4,8 @@ import { forEachCheckedChunk, scanAudienceFile } from '../audience';
 import { loadConfig, type MailgunProviderDefinition } from '../config';
 import { pullMailgunSuppressions, pushMailgunSuppressions } from '../compliance/suppression-sync';
 import { rejectedRowLines, table } from '../progress';
-import type { Command, Values } from './command';
-import { configPath } from './context';
+import type { Command } from './command';
+import { configPath, type CliContext } from './context';
 import { LiveLine } from './live-line';
 
 function address(raw: string): string {
@@ -80,8 +80,8 @@ const list: Command = {
 };
 
 /** The named provider from the full config (secrets resolved): it must keep its own lists (Mailgun). */
-function listKeepingProvider(values: Values, name: string): MailgunProviderDefinition {
-  const config = loadConfig(configPath({ config: typeof values.config === 'string' ? values.config : undefined }));
+function listKeepingProvider(ctx: CliContext, name: string): MailgunProviderDefinition {
+  const config = loadConfig(configPath(ctx.options));
   const p = config.providers.find((d) => d.name === name);
   if (!p) throw new Error(`unknown provider '${name}' (configured: ${config.providers.map((d) => d.name).join(', ')})`);
   if (p.kind !== 'mailgun') throw new Error(`provider '${name}' is ${p.kind}: it keeps no suppression lists of its own (mailover's list already applies to it)`);
@@ -94,8 +94,8 @@ const sync: Command = {
   usage: '<provider>',
   details: 'Reads the provider (and its API key, from the environment) from the config file. Addresses already suppressed are left as they are.',
   args: ['provider'],
-  async run(ctx, values, [name]) {
-    const provider = listKeepingProvider(values, name);
+  async run(ctx, _values, [name]) {
+    const provider = listKeepingProvider(ctx, name);
     const report = await pullMailgunSuppressions(await ctx.openStore(), provider);
     console.log(
       `read ${report.read.bounces} bounces, ${report.read.unsubscribes} unsubscribes, ${report.read.complaints} complaints from ${name} (${report.pages} pages); ${report.added} addresses newly suppressed` +
@@ -109,8 +109,8 @@ const push: Command = {
   summary: "Push mailover's suppression list to a provider that keeps its own (Mailgun): hard bounces to its bounces, complaints to complaints, the rest to unsubscribes (list-scoped ones for their list's tag only).",
   usage: '<provider>',
   args: ['provider'],
-  async run(ctx, values, [name]) {
-    const provider = listKeepingProvider(values, name);
+  async run(ctx, _values, [name]) {
+    const provider = listKeepingProvider(ctx, name);
     const report = await pushMailgunSuppressions(await ctx.openStore(), provider);
     const forLists = report.pushedForLists ? `, ${report.pushedForLists} unsubscribes for their lists' tags only` : '';
     console.log(`pushed ${report.pushed.bounces} bounces, ${report.pushed.unsubscribes} unsubscribes, ${report.pushed.complaints} complaints${forLists} to ${name} (${report.calls} calls)`);

@@ -1,6 +1,6 @@
 /** `mailover webhooks`: the compliance server (provider webhooks, unsubscribe endpoint) and the inbound bounce listener. */
 import { loadConfig } from '../config';
-import { startComplianceServices } from '../compliance/services';
+import { mailgunSigningKeys, startComplianceServices } from '../compliance/services';
 import { describeStore } from '../store/open-store';
 import type { Command } from './command';
 import { configPath } from './context';
@@ -11,11 +11,11 @@ export const webhooksCommand: Command = {
     'The compliance server: Mailgun event webhooks (POST /webhooks/<provider>), the unsubscribe endpoint (/u/<token>, one-click POST), and with bounces: the inbound SMTP listener for DSNs. Runs beside workers; Ctrl-C or SIGTERM stops it.',
   usage: '[--config providers.yaml]',
   details: 'Reads webhooks:, unsubscribe:, bounces: and the providers\' webhookSigningKey from the config file (signing keys from the environment).',
-  async run(ctx, values) {
-    const config = loadConfig(configPath({ config: typeof values.config === 'string' ? values.config : undefined }));
+  async run(ctx) {
+    const config = loadConfig(configPath(ctx.options));
     const store = await ctx.openStore();
     const services = await startComplianceServices(config, store);
-    const hooks = [...config.providers.filter((p) => p.kind === 'mailgun' && p.webhookSigningKey).map((p) => `${services.http.url}/webhooks/${p.name}`)];
+    const hooks = [...mailgunSigningKeys(config).keys()].map((name) => `${services.http.url}/webhooks/${name}`);
     console.log(`mailover webhooks ready: pid ${process.pid}, store ${describeStore(store)}`);
     console.log(`  http          ${services.http.url}  (metrics ${services.http.url}/metrics)`);
     console.log(`  webhooks      ${hooks.join(', ') || 'none (no Mailgun provider has a webhookSigningKey)'}`);

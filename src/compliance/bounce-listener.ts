@@ -13,11 +13,10 @@
  * - takes `mailto:` unsubscribes: a message to the unsubscribe address whose subject carries the
  *   signed token (`unsubscribe <token>`) unsubscribes like the one-click POST.
  *
- * Events are emitted as 'event' (for tests and logs); counters in `counts`.
+ * Counters in `counts` (on the compliance server's /metrics).
  */
 import { createHash } from 'crypto';
 import { readFileSync } from 'fs';
-import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import type { DeliveryEventInput, RecordEventResult, Store } from '../store/types';
@@ -43,7 +42,7 @@ function smtpError(code: number, message: string): SmtpError {
   return Object.assign(new Error(message), { responseCode: code });
 }
 
-export class BounceListener extends EventEmitter {
+export class BounceListener {
   readonly counts = { dsn: 0, suppressed: 0, notDsn: 0, unsubscribed: 0, refusedRecipients: 0, unmatched: 0, tlsMessages: 0 };
   private readonly smtp: SMTPServer;
   private readonly sockets = new Set<net.Socket>();
@@ -51,7 +50,6 @@ export class BounceListener extends EventEmitter {
   private byHash = new Map<string, string[]>();
 
   private constructor(private readonly opts: BounceListenerOptions) {
-    super();
     this.smtp = new SMTPServer({
       name: opts.bounces.domain,
       banner: 'mailover bounce listener',
@@ -162,7 +160,6 @@ export class BounceListener extends EventEmitter {
     const outcome = token ? await applyUnsubscribe(this.opts.store, s, token, 'mailto') : null;
     if (outcome) this.counts.unsubscribed++;
     else this.counts.unmatched++;
-    this.emit('unsubscribe', outcome);
   }
 
   private async bounce(raw: Buffer, campaignId: string, seq: number): Promise<void> {
@@ -193,6 +190,5 @@ export class BounceListener extends EventEmitter {
     const suppress = dsn.isDsn && event.type === 'failed-permanent' ? { reason: `hard bounce (${provider}, DSN): ${event.reason}`.slice(0, 500), source: `${provider} DSN` } : undefined;
     const result: RecordEventResult = await store.recordEvent(event, suppress);
     if (result.suppressed) this.counts.suppressed++;
-    this.emit('event', event, result);
   }
 }

@@ -18,7 +18,6 @@
  *
  * Bodies over webhooks.maxBodyBytes are refused with 413 before they are read in full.
  */
-import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import type net from 'node:net';
 import type { Store } from '../store/types';
@@ -58,24 +57,18 @@ export type Counter = (typeof COUNTERS)[number];
 
 class TooLarge extends Error {}
 
-export class ComplianceServer extends EventEmitter {
+export class ComplianceServer {
   readonly counts: Record<Counter, number> = Object.fromEntries(COUNTERS.map((c) => [c, 0])) as Record<Counter, number>;
   private readonly extraCounters: Array<{ prefix: string; read: () => Record<string, number> }> = [];
   private readonly http: http.Server;
-  private readonly sockets = new Set<net.Socket>();
   private _port = 0;
 
   private constructor(private readonly opts: ComplianceServerOptions) {
-    super();
     this.http = http.createServer((req, res) => {
       this.route(req, res).catch(() => {
         if (!res.headersSent) text(res, 500, 'internal error');
         else res.destroy();
       });
-    });
-    this.http.on('connection', (s: net.Socket) => {
-      this.sockets.add(s);
-      s.once('close', () => this.sockets.delete(s));
     });
     // Slow clients cannot hold a connection open forever.
     this.http.requestTimeout = 30_000;
@@ -107,13 +100,12 @@ export class ComplianceServer extends EventEmitter {
 
   async stop(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
-    for (const s of this.sockets) s.destroy();
+    this.http.closeAllConnections();
     await closed;
   }
 
   private count(c: Counter): void {
     this.counts[c]++;
-    this.emit('count', c);
   }
 
   private async route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -219,7 +211,6 @@ export class ComplianceServer extends EventEmitter {
       const result = await store.recordEvent(event, suppress);
       this.count('webhook_accepted');
       if (result.suppressed) this.count('suppressed_by_webhook');
-      this.emit('event', event, result);
       return text(res, 200, `recorded ${event.type}${result.linked ? '' : ' (no ledger row matched)'}${result.suppressed ? '; suppressed' : ''}`);
     } catch (err) {
       // Not processed: let Mailgun's retry through the replay check.

@@ -65,6 +65,8 @@ export async function pullMailgunSuppressions(store: Store, config: MailgunProvi
   const pageSize = opts.pageSize ?? PAGE;
   const mg = client(config);
   const report: PullReport = { read: { bounces: 0, unsubscribes: 0, complaints: 0 }, added: 0, addedToLists: 0, pages: 0 };
+  // What mailover already has, read once (not one look-up per entry Mailgun returns).
+  const suppressed = new Set((await store.listSuppressions()).map((r) => r.email));
   const listed = new Set((await store.listListSuppressions()).map((r) => `${r.list}\n${r.email}`));
   for (const list of MAILGUN_LISTS) {
     let page: string | undefined;
@@ -92,9 +94,9 @@ export async function pullMailgunSuppressions(store: Store, config: MailgunProvi
           }
           continue;
         }
-        const existed = await store.isSuppressed(address);
-        if (!existed) {
+        if (!suppressed.has(address)) {
           await store.addSuppression(address, describe(config.name, list, item), `${config.name} ${list}`);
+          suppressed.add(address);
           report.added++;
         }
       }

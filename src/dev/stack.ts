@@ -17,9 +17,8 @@ import { ProviderRegistry } from '../providers/registry';
 import { openStore } from '../store/open-store';
 import type { Store } from '../store/types';
 import { freeLocalPort, listenPreferring, preferredPort } from '../local-ports';
-import { MailoverMetrics } from '../metrics/metrics';
-import { temporalScrapeSources } from '../metrics/scrape-sources';
-import { MetricsServer } from '../metrics/server';
+import { workerMetrics } from '../metrics/scrape-sources';
+import { MetricsServer, runtimeMetrics } from '../metrics/server';
 import { ensureTemporalCli } from '../temporal-cli';
 import { createCampaignWorker } from '../worker';
 import { startComplianceServices, type ComplianceServices } from '../compliance/services';
@@ -85,19 +84,17 @@ export interface DevStack {
   stop(): Promise<void>;
 }
 
-/** The Temporal runtime's own Prometheus exporter port (installed once per process). */
-let runtimeMetricsPort: number | undefined;
+/** Where the Temporal runtime's own Prometheus exporter answers (installed once per process). */
+let runtimeMetricsUrl: string | undefined;
 
 export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
   const log = opts.log ?? (() => undefined);
   const dataDir = resolve(opts.dataDir);
   mkdirSync(dataDir, { recursive: true });
-  if (runtimeMetricsPort === undefined) {
-    runtimeMetricsPort = await freeLocalPort();
-    Runtime.install({
-      logger: new DefaultLogger('ERROR'),
-      telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${runtimeMetricsPort}`, useSecondsForDurations: true } } },
-    });
+  if (runtimeMetricsUrl === undefined) {
+    const runtime = runtimeMetrics(await freeLocalPort());
+    Runtime.install({ logger: new DefaultLogger('ERROR'), telemetryOptions: runtime.telemetryOptions });
+    runtimeMetricsUrl = runtime.url;
   }
   const dataConverter = opts.dataConverter ?? dataConverterFromEnv();
   const cli = ensureTemporalCli(log);
@@ -155,11 +152,13 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
     mailgun.setWebhook(`${services.http.url}/webhooks/mailgun`, DEV_KEYS.MAILOVER_DEV_WEBHOOK_SIGNING_KEY);
 
     const configPath = join(dataDir, DEV_CONFIG_FILE);
-    const fileDefs = defs.map((d) => (d.kind === 'mailgun' ? { ...d, apiKey: `\${${DEV_MAILGUN_KEY_ENV}}`, webhookSigningKey: '${MAILOVER_DEV_WEBHOOK_SIGNING_KEY}' } : d));
+    // Secrets go into the file as environment references, never as values.
+    const envRef = (name: string) => `\${${name}}`;
+    const fileDefs = defs.map((d) => (d.kind === 'mailgun' ? { ...d, apiKey: envRef(DEV_MAILGUN_KEY_ENV), webhookSigningKey: envRef('MAILOVER_DEV_WEBHOOK_SIGNING_KEY' satisfies keyof typeof DEV_KEYS) } : d));
     const fileCompliance = {
       webhooks: compliance.webhooks,
-      unsubscribe: { ...compliance.unsubscribe, signingKey: '${MAILOVER_DEV_UNSUBSCRIBE_KEY}' },
-      bounces: { ...compliance.bounces, signingKey: '${MAILOVER_DEV_BOUNCE_KEY}' },
+      unsubscribe: { ...compliance.unsubscribe, signingKey: envRef('MAILOVER_DEV_UNSUBSCRIBE_KEY' satisfies keyof typeof DEV_KEYS) },
+      bounces: { ...compliance.bounces, signingKey: envRef('MAILOVER_DEV_BOUNCE_KEY' satisfies keyof typeof DEV_KEYS) },
     };
     const envLine = [`${DEV_MAILGUN_KEY_ENV}=${DEV_MAILGUN_KEY}`, ...Object.entries(DEV_KEYS).map(([k, v]) => `${k}=${v}`)].join(' ');
     writeFileSync(
@@ -172,10 +171,9 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
     const taskQueue = opts.taskQueue ?? 'mailover';
     const drills = parseDrillSettings(DEV_DRILLS_FILE, defs.map((d) => d.name), []);
     const alerts = opts.alerts ?? [];
-    const metrics = new MailoverMetrics({ providers: providers.names(), alertTargets: alerts.map((a) => a.name) });
-    metrics.setScrapeSources(temporalScrapeSources({ client: env.client, taskQueue, providers: providers.names(), store, metrics }));
+    const metrics = workerMetrics({ client: env.client, taskQueue, providers: providers.names(), alertTargets: alerts.map((a) => a.name), store });
     const metricsServer = await listenPreferring(opts.metricsPort ?? 9464, (port) =>
-      MetricsServer.start({ metrics, host: '127.0.0.1', port, temporalRuntimeUrl: `http://127.0.0.1:${runtimeMetricsPort}/metrics` }),
+      MetricsServer.start({ metrics, host: '127.0.0.1', port, temporalRuntimeUrl: runtimeMetricsUrl }),
     );
     stops.push(() => metricsServer.close());
     const worker = await createCampaignWorker({

@@ -7,7 +7,7 @@ import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { healthStateQuery, providerHealthWorkflowId, type CircuitState } from '../../workflows/provider-health-api';
 import type { Store } from '../store/types';
-import { RUNNING_CAMPAIGN_STATUSES, type MailoverMetrics, type RunningCampaignStatus, type ScrapeSources } from './metrics';
+import { MailoverMetrics, RUNNING_CAMPAIGN_STATUSES, type RunningCampaignStatus, type ScrapeSources } from './metrics';
 
 export const CAMPAIGN_WORKFLOW_TYPE = 'campaignWorkflow';
 
@@ -74,4 +74,14 @@ export function temporalScrapeSources(opts: TemporalScrapeOptions): ScrapeSource
       return store.countInFlight();
     },
   };
+}
+
+/**
+ * A worker's metrics: the registry (with its providers' and alert targets' series at zero) and
+ * the scrape-time gauges read through `client`. Used by `mailover worker` and the dev stack.
+ */
+export function workerMetrics(opts: Omit<TemporalScrapeOptions, 'metrics' | 'timeoutMs'> & { alertTargets: string[] }): MailoverMetrics {
+  const metrics = new MailoverMetrics({ providers: opts.providers, alertTargets: opts.alertTargets });
+  metrics.setScrapeSources(temporalScrapeSources({ client: opts.client, taskQueue: opts.taskQueue, providers: opts.providers, store: opts.store, metrics }));
+  return metrics;
 }

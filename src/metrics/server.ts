@@ -8,6 +8,14 @@ import { createServer, type Server } from 'http';
 import type { AddressInfo } from 'net';
 import type { MailoverMetrics } from './metrics';
 
+/** Runtime telemetry that serves the Temporal SDK's own metrics on a private local port, and where to read them. */
+export function runtimeMetrics(port: number) {
+  return {
+    telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${port}`, useSecondsForDurations: true } } },
+    url: `http://127.0.0.1:${port}/metrics`,
+  };
+}
+
 export interface MetricsServerOptions {
   metrics: MailoverMetrics;
   /** Default 0.0.0.0. */

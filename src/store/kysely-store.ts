@@ -586,18 +586,14 @@ export class KyselyStore implements Store {
   // ---------------------------------------------------------------- suppressions
 
   async addSuppression(email: string, reason: string, source: string): Promise<void> {
-    await this.db
-      .insertInto('suppressions')
-      .values({ email: normEmail(email), reason, source, created_at: now() })
-      .onConflict((oc) => oc.column('email').doNothing())
-      .execute();
+    await this.addSuppressions([email], reason, source);
   }
 
   async addSuppressions(emails: string[], reason: string, source: string): Promise<number> {
     let added = 0;
     const createdAt = now();
-    for (let i = 0; i < emails.length; i += 500) {
-      const values = emails.slice(i, i + 500).map((email) => ({ email: normEmail(email), reason, source, created_at: createdAt }));
+    for (let i = 0; i < emails.length; i += INSERT_CHUNK) {
+      const values = emails.slice(i, i + INSERT_CHUNK).map((email) => ({ email: normEmail(email), reason, source, created_at: createdAt }));
       const r = await this.db
         .insertInto('suppressions')
         .values(values)
