@@ -17,6 +17,7 @@
  * A merge value longer than MAX_FIELD_CHARS rejects its row (line, field, length).
  */
 import { Parser as CsvParser, type CsvError } from 'csv-parse';
+import { createHash, type Hash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { TextDecoder } from 'util';
@@ -43,6 +44,8 @@ export interface AudienceScan {
   valid: number;
   rejected: AudienceRejection[];
   duplicates: AudienceDuplicate[];
+  /** SHA-256 of the file's bytes as scanned (files only): the import pass must read the same. */
+  sha256?: string;
 }
 
 export interface AudienceImportReport {
@@ -95,8 +98,9 @@ export function parseAudience(content: string, format: AudienceFormat, sourceNam
  */
 export async function scanAudienceFile(file: string, onRow: RowHandler = () => undefined): Promise<AudienceScan> {
   const reader = new AudienceReader(detectAudienceFormat(file), path.basename(file), onRow);
-  for await (const text of decodedChunks(file)) reader.push(text);
-  return reader.end();
+  const hash = createHash('sha256');
+  for await (const text of decodedChunks(file, hash)) reader.push(text);
+  return { ...reader.end(), sha256: hash.digest('hex') };
 }
 
 /**
@@ -163,8 +167,9 @@ export async function forEachCheckedChunk(
     seen++;
     pending.push(row);
   });
+  const hash = createHash('sha256');
   try {
-    for await (const text of decodedChunks(file)) {
+    for await (const text of decodedChunks(file, hash)) {
       reader.push(text);
       await flush(false);
     }
@@ -174,6 +179,8 @@ export async function forEachCheckedChunk(
     throw err;
   }
   if (seen !== scan.valid) throw changed(`${scan.valid} valid rows when checked, ${seen} now`);
+  // Same count, other rows: what was checked is not what would be inserted.
+  if (scan.sha256 !== undefined && hash.digest('hex') !== scan.sha256) throw changed('its content differs from what was checked');
   await flush(true);
 }
 
@@ -187,7 +194,7 @@ export async function readAudienceFile(file: string): Promise<string> {
 // ------------------------------------------------------------------ bytes -> text
 
 /** A file's text, chunk by chunk, decoded as its byte-order mark says (UTF-8 without one). */
-async function* decodedChunks(file: string): AsyncGenerator<string> {
+async function* decodedChunks(file: string, hash?: Hash): AsyncGenerator<string> {
   let stream: fs.ReadStream;
   try {
     stream = fs.createReadStream(file, { highWaterMark: READ_CHUNK });
@@ -201,6 +208,7 @@ async function* decodedChunks(file: string): AsyncGenerator<string> {
   const decoder = new AudienceDecoder(path.basename(file));
   try {
     for await (const buf of stream) {
+      hash?.update(buf as Buffer);
       const text = decoder.decode(buf as Buffer);
       if (text) yield text;
     }

@@ -19,9 +19,10 @@ import { launchCampaign } from '../src/launch';
 import { openStore } from '../src/store/open-store';
 import type { Store } from '../src/store/types';
 import { compileTemplate } from '../src/template';
-import { FAST, Harness, uniqueId } from './support/harness';
+import { FAST, Harness, TEMPLATE as TEMPLATE_WITH_LINKS, uniqueId } from './support/harness';
 import { startDevServer } from './support/temporal';
 
+const sum = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);
 const FIXTURES = path.join(__dirname, '..', '..', 'test', 'fixtures', 'bad-input');
 const fixture = (name: string) => path.join(FIXTURES, name);
 const text = (name: string) => fs.readFileSync(fixture(name), 'utf8');
@@ -464,6 +465,22 @@ describe('bad input corpus', function () {
       assert.doesNotMatch(err.message, /ann@example\.com|dee@example\.com/);
       assert.equal(await h.store.getCampaign(id), undefined, 'nothing stored');
       assert.equal(h.deliveries().size, 0, 'nothing sent');
+    });
+
+    it('bad input corpus: a javascript: link that reaches a send (a campaign started without the launch check) rejects that recipient with the reason; the others go out', async () => {
+      const id = uniqueId('js-send');
+      const template = { ...TEMPLATE_WITH_LINKS, html: `${TEMPLATE_WITH_LINKS.html}<a href="{{link}}">offer</a>` };
+      const rows = [
+        { email: 'fine@js-send.example', fields: { first_name: 'Fine', link: 'https://example.org/offer' } },
+        { email: 'evil@js-send.example', fields: { first_name: 'Evil', link: ' JavaScript:alert(1)' } },
+      ];
+      const result = await (await h.launch(id, rows, { template })).result();
+      assert.deepEqual([result.status, sum(result.acceptedByProvider), result.rejected], ['completed', 1, 1]);
+      const evil = (await h.store.listRecipients(id)).find((r) => r.email === 'evil@js-send.example');
+      assert.equal(evil?.state, 'rejected');
+      assert.match(evil?.lastError ?? '', /unsafe link in merge field 'link': " JavaScript:alert\(1\)" \(scheme 'javascript:'/);
+      assert.equal(h.deliveries().get('evil@js-send.example'), undefined, 'never sent');
+      assert.equal(h.deliveries().get('fine@js-send.example'), 1);
     });
 
     it('bad input corpus: CR/LF header injection in a merge value, end to end: one recipient, one-line subject, no injected header', async () => {

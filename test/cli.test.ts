@@ -188,12 +188,14 @@ describe('mailover CLI (each command as a process)', function () {
     it('cli: campaign start --dry-run runs every check and says what would be imported; nothing is stored or started; a bad merge value fails it the same way (exit 1)', async () => {
       const id = uniqueId('cli-dry');
       const audience = audienceFile('dry.csv', 2, ['drycsv1@example.com,Again', 'broken-address,X']);
-      const r = await run(['campaign', 'start', '--file', campaignFile(id), '--audience', audience, '--dry-run'], cliEnv);
+      // A dry run needs the store, never Temporal: an unreachable server makes no difference.
+      const r = await run(['campaign', 'start', '--file', campaignFile(id), '--audience', audience, '--dry-run'], { ...cliEnv, TEMPORAL_ADDRESS: '127.0.0.1:1' });
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, new RegExp(`^campaign ${id} is ready to start: 2 recipients would be imported \\(1 duplicates dropped, 1 rejected\\)$`, 'm'));
       assert.match(r.stdout, /^  line 5: missing @: "broken-address"$/m);
       assert.match(r.stdout, /^dry run: nothing was stored or started$/m);
       assert.equal(await h.store.getCampaign(id), undefined, 'nothing stored');
+      assert.equal(await h.store.countAudience(id), 0, 'no recipient stored');
       assert.equal((await run(['campaign', 'status', id], cliEnv)).code, 1, 'no workflow started');
 
       const template = { ...TEMPLATE, html: `${TEMPLATE.html}<a href="{{first_name}}">x</a>` };
@@ -287,6 +289,21 @@ describe('mailover CLI (each command as a process)', function () {
       assert.equal(imported.code, 0, imported.stderr);
       assert.match(imported.stdout, /^suppressed 3 addresses from .*unsubscribes\.csv \(1 already listed, 0 duplicates, 1 rejected\)$/m);
       assert.match(imported.stdout, /^  line 4: missing @: "not-an-address"$/m);
+      // Large files: checked whole first (a late error adds nothing), then added 1,000 at a time.
+      const many = (n: number) => ['email', ...Array.from({ length: n }, (_, i) => `bulk${i + 1}@many.example`)];
+      const broken = join(h.dir, 'broken-suppressions.csv');
+      writeFileSync(broken, [...many(2500), '"bulk-late@many.example'].join('\n') + '\n');
+      const refused = await run(['suppress', 'import', broken], cliEnv);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /broken-suppressions\.csv line 2502: unclosed quote/);
+      assert.equal(await h.store.isSuppressed('bulk1@many.example'), false, 'nothing added from a file that does not parse');
+      const bulk = join(h.dir, 'bulk-suppressions.csv');
+      writeFileSync(bulk, [...many(2500), 'sup1@example.com'].join('\n') + '\n');
+      const added = await run(['suppress', 'import', bulk], cliEnv);
+      assert.equal(added.code, 0, added.stderr);
+      assert.match(added.stdout, /^suppressed 2501 addresses from .*bulk-suppressions\.csv \(1 already listed, 0 duplicates, 0 rejected\)$/m);
+      const listed = JSON.parse((await run(['suppress', 'list', '--json'], cliEnv)).stdout) as Array<{ email: string }>;
+      assert.equal(listed.filter((r) => r.email.endsWith('@many.example')).length, 2500);
       const list = JSON.parse((await run(['suppress', 'list', '--json'], cliEnv)).stdout) as Array<{ email: string; reason: string }>;
       assert.deepEqual(list.filter((r) => /^(someone|sup\d)@/.test(r.email)).map((r) => `${r.email}:${r.reason}`).sort(), ['someone@example.com:complaint', 'sup1@example.com:unsubscribed', 'sup2@example.com:unsubscribed']);
       const table = await run(['suppress', 'list'], cliEnv);
@@ -442,6 +459,13 @@ describe('mailover CLI (each command as a process)', function () {
         }
         await receiver.stop();
       }
+    });
+
+    it('cli: mailover dev refuses an alert URL that is not http(s) before starting anything (exit 2)', async () => {
+      const bad = await run(['dev', '--data', join(require('os').tmpdir(), uniqueId('dev-bad-alert')), '--port', '0', '--ui-port', '0', '--alert-slack', 'ftp://hooks.example/x']);
+      assert.equal(bad.code, 2);
+      assert.equal(bad.stderr.split('\n')[0], 'mailover dev: --alert-slack: expected an http(s) URL');
+      assert.doesNotMatch(bad.stdout, /mailover dev is up/);
     });
 
     it('cli: mailover dev killed with SIGKILL does not leave its Temporal dev server running', async () => {

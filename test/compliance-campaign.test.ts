@@ -249,6 +249,13 @@ describe('compliance end to end (Temporal, SMTP sinks, Mailgun API with webhooks
         relay.close();
       }
       assert.equal(listener.counts.tlsMessages, 1, 'the DSN came over TLS');
+      // Without bounces.tls the listener does not offer STARTTLS: the same relay cannot deliver there.
+      const plain = nodemailer.createTransport({ host: services.bounces!.host, port: services.bounces!.port, secure: false, requireTLS: true });
+      try {
+        await assert.rejects(plain.sendMail({ envelope: { from: '', to: [verp] }, raw: dsn(verp, 'gone@tls.example', 'failed', '5.1.1', '550 5.1.1 user unknown') }), (err: Error & { code?: string }) => err.code === 'ETLS');
+      } finally {
+        plain.close();
+      }
       assert.equal(await h.store.isSuppressed('gone@tls.example'), true);
       assert.equal((await h.store.listEvents({ campaignId: id })).find((e) => e.email === 'gone@tls.example')?.type, 'failed-permanent');
     } finally {

@@ -23,7 +23,7 @@ import { SmtpSink } from '../../src/dev/smtp-sink';
 import type { MailgunProviderConfig } from '../../src/providers/mailgun';
 import { ProviderRegistry } from '../../src/providers/registry';
 import { openStore } from '../../src/store/open-store';
-import type { AudienceRow, Store } from '../../src/store/types';
+import type { AudienceRow, CampaignTemplate, Store } from '../../src/store/types';
 import { createCampaignWorker } from '../../src/worker';
 import type { CampaignOptions } from '../../workflows/campaign';
 import { TcpProxy } from './tcp-proxy';
@@ -168,10 +168,10 @@ export class Harness {
   }
 
   /** Store the campaign and its audience, then start its workflow. */
-  async launch(campaignId: string, rows: AudienceRow[], opts: { providers?: string[]; batchSize?: number; options?: CampaignOptions; list?: string } = {}) {
+  async launch(campaignId: string, rows: AudienceRow[], opts: { providers?: string[]; batchSize?: number; options?: CampaignOptions; list?: string; template?: CampaignTemplate } = {}) {
     const providers = opts.providers ?? [this.primary.name, this.secondary.name];
     const batchSize = opts.batchSize ?? 50;
-    await this.store.createCampaign({ id: campaignId, from: 'News <news@mailover.test>', template: TEMPLATE, providers, batchSize, postalAddress: POSTAL_ADDRESS, ...(opts.list ? { list: opts.list } : {}) });
+    await this.store.createCampaign({ id: campaignId, from: 'News <news@mailover.test>', template: opts.template ?? TEMPLATE, providers, batchSize, postalAddress: POSTAL_ADDRESS, ...(opts.list ? { list: opts.list } : {}) });
     await this.store.importAudience(campaignId, rows);
     return startCampaign(this.client, { campaignId, providers, batchSize, total: rows.length, taskQueue: this.taskQueue, options: { ...FAST, ...opts.options } });
   }
