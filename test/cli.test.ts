@@ -403,7 +403,9 @@ describe('mailover CLI (each command as a process)', function () {
     const portRefused = (port: number) =>
       new Promise<boolean>((res) => {
         const s = connect(port, '127.0.0.1');
-        s.once('connect', () => (s.destroy(), res(false)));
+        // A free port in the ephemeral range can "connect" to itself (TCP simultaneous open, when
+        // the kernel picks that very port as the source): nobody listens there either.
+        s.once('connect', () => (res(s.localPort === s.remotePort), s.destroy()));
         s.once('error', () => res(true));
       });
     const running = (child: ReturnType<typeof spawn>) => child.exitCode === null && child.signalCode === null;
@@ -479,7 +481,7 @@ describe('mailover CLI (each command as a process)', function () {
         dev.child.kill('SIGKILL');
         await dev.exited;
         await waitUntil(() => !isRunning(servers[0]), 'the orphaned Temporal dev server to be stopped by the watchdog', 30_000, 200);
-        assert.ok(await portRefused(port), `the Temporal port ${port} is free`);
+        await waitUntil(() => portRefused(port), `the Temporal port ${port} to be free`, 10_000, 100);
       } finally {
         if (running(dev.child)) dev.child.kill('SIGKILL');
         for (const pid of servers) if (isRunning(pid)) process.kill(pid, 'SIGKILL');

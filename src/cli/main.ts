@@ -140,12 +140,22 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * Exits once everything written to stdout and stderr has gone out: on a pipe those writes can
+ * still be queued, and process.exit would cut a long output (`suppress list --json`) short.
+ */
+function exitAfterOutput(code: number): void {
+  let pending = 2;
+  const done = () => {
+    if (--pending === 0) process.exit(code);
+  };
+  process.stdout.write('', done);
+  process.stderr.write('', done);
+}
+
 if (require.main === module) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err) => {
-      console.error(`mailover: ${oneLine(err)}`);
-      process.exit(EXIT.failure);
-    },
-  );
+  main(process.argv.slice(2)).then(exitAfterOutput, (err) => {
+    console.error(`mailover: ${oneLine(err)}`);
+    exitAfterOutput(EXIT.failure);
+  });
 }

@@ -55,9 +55,11 @@ export class BounceListener {
       banner: 'mailover bounce listener',
       logger: false,
       authOptional: true,
-      disabledCommands: ['AUTH'],
-      // STARTTLS is offered with the configured certificate; without one it is not announced.
-      ...(opts.bounces.tls ? { key: readFileSync(opts.bounces.tls.keyFile), cert: readFileSync(opts.bounces.tls.certFile) } : { hideSTARTTLS: true }),
+      // STARTTLS with the configured certificate; without one it is refused (smtp-server would
+      // otherwise answer it with its own built-in certificate, which has expired).
+      ...(opts.bounces.tls
+        ? { disabledCommands: ['AUTH'], key: readFileSync(opts.bounces.tls.keyFile), cert: readFileSync(opts.bounces.tls.certFile) }
+        : { disabledCommands: ['AUTH', 'STARTTLS'], hideSTARTTLS: true }),
       size: opts.bounces.maxMessageBytes,
       onRcptTo: (address, session, cb) => {
         this.recipient(address.address)
