@@ -344,6 +344,186 @@ describe('mailgun server', function () {
     assert.equal(server.countByRecipient().get('z@example.com'), 2);
   });
 
+  it('mailgun server: acceptSlowlyNext accepts only after the delay, even for a client that timed out; a patient client gets 200 then', async () => {
+    const server = await startServer();
+    const mg = client(server);
+    const DELAY = 800;
+    server.acceptSlowlyNext(2, DELAY);
+
+    // The client gives up long before Mailgun accepts.
+    const pending = server.waitFor((s) => s.pendingAcceptCount === 1);
+    await assert.rejects(post(server, simple(['x@example.com', 'y@example.com']), { signal: AbortSignal.timeout(200) }), (err: Error) => {
+      assert.equal(err.name, 'TimeoutError');
+      return true;
+    });
+    await pending; // Mailgun has the call and sits on it
+    // Before the delay: nothing recorded, nothing on the events API, the call undecided.
+    assert.equal((await mg.events.get(DOMAIN, { event: 'accepted' })).items.length, 0);
+    assert.equal(server.acceptedCount, 0);
+    assert.equal(server.pendingAcceptCount, 1);
+    assert.deepEqual(server.calls.map((c) => ({ status: c.status, id: c.id, recipients: c.recipients })), [{ status: 0, id: undefined, recipients: 2 }]);
+
+    // After it: accepted although the client is gone; the call stays unanswered (status 0).
+    await server.waitFor((s) => s.acceptedCount === 2 && s.calls[0]?.id !== undefined, 5000);
+    assert.equal(server.pendingAcceptCount, 0);
+    const first = server.calls[0];
+    assert.ok(first);
+    assert.equal(first.status, 0, 'no HTTP response: the client had left');
+    assert.match(first.id ?? '', ID_SHAPE);
+    assert.deepEqual(server.messages.map((m) => [m.to, m.id]), [['x@example.com', first.id], ['y@example.com', first.id]]);
+    const acceptedAfter = (server.messages[0]?.acceptedAt.getTime() ?? 0) - first.at.getTime();
+    assert.ok(acceptedAfter >= DELAY - 10, `accepted ${acceptedAfter} ms after arrival`);
+    const listed = await mg.events.get(DOMAIN, { event: 'accepted', 'message-id': first.id });
+    assert.deepEqual(listed.items.map((e) => e.recipient).sort(), ['x@example.com', 'y@example.com']);
+
+    // The second of the two: a patient client waits the delay and gets the usual 200.
+    const started = Date.now();
+    const res = await post(server, simple('z@example.com'), { signal: AbortSignal.timeout(5000) });
+    const waited = Date.now() - started;
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as { id: string; message: string };
+    assert.equal(body.message, 'Queued. Thank you.');
+    assert.match(body.id, ID_SHAPE);
+    assert.ok(waited >= DELAY - 10, `answered after ${waited} ms`);
+    assert.deepEqual(server.calls.map((c) => c.status), [0, 200]);
+    assert.equal(server.calls[1]?.id, body.id);
+
+    // Only the next n: the third call is accepted at once.
+    const quick = Date.now();
+    const ok = await mg.messages.create(DOMAIN, { from: 'a@shop.example', to: 'w@example.com', subject: 's', text: 't' });
+    assert.equal(ok.status, 200);
+    assert.ok(Date.now() - quick < DELAY - 10, `third call took ${Date.now() - quick} ms`);
+    assert.deepEqual(server.messages.map((m) => m.to), ['x@example.com', 'y@example.com', 'z@example.com', 'w@example.com']);
+  });
+
+  it('mailgun server: stop() while an acceptance is slow resolves promptly and nothing is recorded later', async () => {
+    const server = await startServer();
+    server.acceptSlowlyNext(1, 300);
+    const settled = post(server, simple('x@example.com')).then(
+      () => 'answered',
+      (err: Error) => err.name,
+    );
+    await server.waitFor((s) => s.pendingAcceptCount === 1);
+    const started = Date.now();
+    await server.stop();
+    assert.equal(server.pendingAcceptCount, 0);
+    assert.ok(Date.now() - started < 250, `stop took ${Date.now() - started} ms`);
+    assert.equal(await settled, 'TypeError', 'the client sees its connection closed');
+    // Past the slow acceptance's time: still nothing (its timer went with stop()).
+    await assert.rejects(server.waitFor((s) => s.acceptedCount > 0, 500), /condition not met/);
+    assert.equal(server.acceptedCount, 0);
+    assert.equal(server.events.length, 0);
+  });
+
+  it('mailgun server: acceptThenFailNext(1, 502) records the recipients and lists their accepted events, yet answers 502 with a JSON message', async () => {
+    const server = await startServer();
+    const mg = client(server);
+    const emitted: MailgunMessage[] = [];
+    server.on('message', (m: MailgunMessage) => emitted.push(m));
+    server.acceptThenFailNext(1, 502);
+
+    const res = await post(server, simple(['x@example.com', 'y@example.com']));
+    assert.equal(res.status, 502);
+    assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
+    assert.equal(await errorMessage(res), 'Bad gateway');
+
+    assert.deepEqual(server.messages.map((m) => m.to), ['x@example.com', 'y@example.com']);
+    assert.deepEqual(emitted, server.messages);
+    const call = server.calls[0];
+    assert.ok(call);
+    assert.equal(call.status, 502);
+    assert.match(call.id ?? '', ID_SHAPE, 'the call was accepted: it has an id');
+    const listed = await mg.events.get(DOMAIN, { event: 'accepted', recipient: 'x@example.com OR y@example.com' });
+    assert.deepEqual(listed.items.map((e) => e.recipient).sort(), ['x@example.com', 'y@example.com']);
+    for (const e of listed.items) assert.equal(e.message.headers['message-id'], (call.id ?? '').slice(1, -1));
+
+    // Through mailgun.js: the error carries status and message; Retry-After is sent when given.
+    server.acceptThenFailNext(1, 503, { message: 'upstream timed out', retryAfterSeconds: 3 });
+    await assert.rejects(mg.messages.create(DOMAIN, { from: 'a@shop.example', to: 'z@example.com', subject: 's', text: 't' }), (err: { status?: number; details?: string }) => {
+      assert.equal(err.status, 503);
+      assert.equal(err.details, 'upstream timed out');
+      return true;
+    });
+    assert.equal(server.countByRecipient().get('z@example.com'), 1);
+
+    // Combined with acceptSlowlyNext: accepted after the delay, then answered with the fault.
+    server.acceptSlowlyNext(1, 200);
+    server.acceptThenFailNext(1, 504, { retryAfterSeconds: 1 });
+    const started = Date.now();
+    const slow = await post(server, simple('v@example.com'), { signal: AbortSignal.timeout(5000) });
+    assert.equal(slow.status, 504);
+    assert.equal(slow.headers.get('retry-after'), '1');
+    assert.equal(await errorMessage(slow), 'Gateway timeout');
+    assert.ok(Date.now() - started >= 190, `answered after ${Date.now() - started} ms`);
+
+    // Faults spent: the next call is answered 200.
+    const ok = await post(server, simple('z@example.com'));
+    assert.equal(ok.status, 200);
+    await ok.arrayBuffer();
+    assert.deepEqual(server.calls.map((c) => c.status), [502, 503, 504, 200]);
+    assert.ok(server.calls.every((c) => c.id !== undefined), 'every call was accepted');
+    assert.deepEqual(server.messages.map((m) => m.to), ['x@example.com', 'y@example.com', 'z@example.com', 'v@example.com', 'z@example.com']);
+  });
+
+  it('mailgun server: failEvents(503) fails GET events (paging URLs too, auth still first) until heal(); failEventsNext fails only the next n', async () => {
+    const server = await startServer();
+    const mg = client(server);
+    assert.equal((await post(server, simple(['x@example.com', 'y@example.com']))).status, 200);
+    const page = await getJson(`${server.url}/v3/${DOMAIN}/events?ascending=yes&limit=1`);
+
+    server.failEvents(503);
+    const failed = await fetch(`${server.url}/v3/${DOMAIN}/events`, { headers: { authorization: basicAuth() } });
+    assert.equal(failed.status, 503);
+    assert.match(failed.headers.get('content-type') ?? '', /^application\/json/);
+    assert.equal(await errorMessage(failed), 'Service unavailable');
+    const nextPage = await fetch(page.paging.next, { headers: { authorization: basicAuth() } });
+    assert.equal(nextPage.status, 503, 'a paging URL fails too');
+    await nextPage.arrayBuffer();
+    await assert.rejects(mg.events.get(DOMAIN), (err: { status?: number }) => err.status === 503);
+    const wrongKey = await fetch(`${server.url}/v3/${DOMAIN}/events`, { headers: { authorization: basicAuth('key-wrong') } });
+    assert.equal(wrongKey.status, 401, 'auth is checked before failEvents');
+    await wrongKey.arrayBuffer();
+    // Sending is not affected.
+    assert.equal((await post(server, simple('z@example.com'))).status, 200);
+
+    server.heal();
+    const healed = await mg.events.get(DOMAIN, { event: 'accepted' });
+    assert.equal(healed.status, 200);
+    assert.equal(healed.items.length, 3);
+
+    // failEvents(null) clears it too.
+    server.failEvents(500, { message: 'events store down' });
+    assert.equal(await errorMessage(await fetch(`${server.url}/v3/${DOMAIN}/events`, { headers: { authorization: basicAuth() } })), 'events store down');
+    server.failEvents(null);
+    assert.equal((await getJson(`${server.url}/v3/${DOMAIN}/events`)).items.length, 3);
+
+    // failEventsNext: the next n requests only, with Retry-After when given.
+    server.failEventsNext(2, 500, { retryAfterSeconds: 2 });
+    for (let i = 0; i < 2; i++) {
+      const res = await fetch(`${server.url}/v3/${DOMAIN}/events`, { headers: { authorization: basicAuth() } });
+      assert.equal(res.status, 500);
+      assert.equal(res.headers.get('retry-after'), '2');
+      assert.equal(await errorMessage(res), 'Internal server error');
+    }
+    assert.equal((await getJson(`${server.url}/v3/${DOMAIN}/events`)).items.length, 3);
+  });
+
+  it('mailgun server: heal() clears acceptSlowlyNext, acceptThenFailNext, failEvents and failEventsNext', async () => {
+    const server = await startServer();
+    server.acceptSlowlyNext(5, 2000);
+    server.acceptThenFailNext(5, 502);
+    server.failEvents(503);
+    server.failEventsNext(5, 500);
+    server.heal();
+    const started = Date.now();
+    const res = await post(server, simple('x@example.com'), { signal: AbortSignal.timeout(1500) });
+    assert.equal(res.status, 200);
+    await res.arrayBuffer();
+    assert.ok(Date.now() - started < 1000, `answered after ${Date.now() - started} ms`);
+    assert.equal((await getJson(`${server.url}/v3/${DOMAIN}/events`)).items.length, 1);
+    assert.deepEqual(server.calls.map((c) => c.status), [200]);
+  });
+
   it('mailgun server: events filter by recipient, event, message-id (with or without <>) and domain', async () => {
     const server = await startServer();
     const mg = client(server);

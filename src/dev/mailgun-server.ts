@@ -41,23 +41,53 @@
  *   complaints and unsubscribes on the domain's lists as Mailgun does, and POSTs it to the webhook
  *   URL in Mailgun's JSON form, signed with Mailgun's scheme (HMAC-SHA256 of timestamp + token).
  *
- * Fault model for POST /messages (the events endpoint is only affected by setAuthFailure;
- * `heal()` clears all faults). Each call is checked in this order:
+ * Fault model (`heal()` clears every fault and the latency; a call already waiting out
+ * acceptSlowlyNext is still accepted). POST /messages checks each call in this order:
  *   hangNext(n)             consumed when the request arrives: never answered, nothing recorded;
  *   setLatency(ms)          wait before deciding and answering;
+ *   client gone             a call whose client went away by now records nothing (status 0);
  *   setAuthFailure / key    401 `Forbidden`;
  *   failAll(status)         every call answers `status` (JSON `{message}`, optional Retry-After);
  *   failNext(n, status)     the next n calls that get this far answer `status`;
  *   maxRecipientsPerCall(n) more than n recipients: 413 `{ message: 'Request entity too large' }`;
- *   validation              400 `{ message }` naming the parameter;
- *   acceptThenDropNext(n)   the next n valid calls are accepted (recorded, events written,
- *                           'message' emitted) and their socket is reset without a response.
- * A call whose client went away before it was decided records nothing.
+ *   validation              400 `{ message }` naming the parameter.
+ * A call that gets past all of these is valid. The faults below are consumed by valid calls in
+ * the order they get here (all at that moment, so they combine: acceptSlowlyNext with either
+ * of the other two; a call consumes at most one of acceptThenDropNext and acceptThenFailNext,
+ * drop checked first). A valid call is accepted (recorded, its `accepted` events written,
+ * 'message' emitted) and then:
+ *   acceptSlowlyNext(n, ms)       is accepted only `ms` later, whether or not its client is still
+ *                                 connected (Mailgun has the whole body; a client timing out does
+ *                                 not cancel the send); answered as below if the client is still
+ *                                 there, else nothing is sent (status 0);
+ *   acceptThenDropNext(n)         its socket is reset without a response;
+ *   acceptThenFailNext(n, status) is answered `status` (JSON `{message}`, optional Retry-After):
+ *                                 Mailgun took the call but the answer says error;
+ *   otherwise                     answered 200 `{ id, message: 'Queued. Thank you.' }`.
+ * GET /events (and /events/:page) checks in this order: setAuthFailure / key 401 `Forbidden`;
+ * failEvents(status) every request answers `status` until failEvents(null); failEventsNext(n,
+ * status) the next n requests that get this far answer `status` (both JSON `{message}`, optional
+ * Retry-After); parameter errors 400; then the page. The suppression-list endpoints are only
+ * affected by setAuthFailure.
+ *
+ * Error bodies. Mailgun documents only part of its error answers ("API Response Codes",
+ * https://documentation.mailgun.com/docs/mailgun/quickstart-guide/responses): a 400 "will
+ * typically contain a JSON response with a "message" key"; 429 is to be retried as the response
+ * says; 500 is an internal error to retry with exponential backoff. 502/503/504 are not listed
+ * and no 5xx body shape is documented. Mailgun's own clients do not depend on one: mailgun-php
+ * (src/Api/HttpApi.php, handleErrors) throws HttpServerException::serverError($statusCode) for
+ * any status >= 500 without reading the body, and mailgun.js (14.x, APIError) takes `details`
+ * from a JSON body's `message` or from a text body as is. A Mailgun 504 has been seen without a
+ * JSON body at all (events API, mitodl/mitxpro#1460), but no source shows what a Mailgun edge
+ * actually sends with a 502/503/504, so every fault here answers JSON `{ message }`; clients must
+ * not depend on that body for 5xx.
  *
  * `calls` holds every POST /messages in arrival order with the status it was answered with;
- * status 0 means no HTTP response was sent (hung, dropped after accepting, or the client left).
- * Emits 'message' (MailgunMessage) per recorded message and 'call' (MailgunCall) when a call's
- * outcome is decided.
+ * status 0 means no HTTP response was sent (hung, dropped after accepting, or the client left,
+ * including a client that left before a slow acceptance). Emits 'message' (MailgunMessage) per
+ * recorded message, 'call' (MailgunCall) when a call's outcome is decided (for acceptSlowlyNext:
+ * when it is accepted) and 'pending' (MailgunCall) when a valid call starts waiting out
+ * acceptSlowlyNext (`pendingAcceptCount` counts those still waiting).
  */
 import { EventEmitter } from 'node:events';
 import { waitForEvents } from './wait-for-event';
@@ -245,6 +275,8 @@ export class MailgunServer extends EventEmitter {
   private nextSeq = 1;
   private readonly sockets = new Set<net.Socket>();
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** Valid calls waiting out acceptSlowlyNext. */
+  private readonly slowCalls = new Set<MailgunCall>();
 
   // Faults
   private failNextFault: (Fault & { remaining: number }) | null = null;
@@ -254,6 +286,10 @@ export class MailgunServer extends EventEmitter {
   private dropRemaining = 0;
   private authFailure = false;
   private maxRecipients: number | null = null;
+  private slowAccept: { remaining: number; ms: number } | null = null;
+  private acceptThenFailFault: (Fault & { remaining: number }) | null = null;
+  private eventsFailAll: Fault | null = null;
+  private eventsFailNext: (Fault & { remaining: number }) | null = null;
 
   private stopped = false;
   private stopping: Promise<void> | null = null;
@@ -308,6 +344,11 @@ export class MailgunServer extends EventEmitter {
     return this.callLog.length;
   }
 
+  /** Valid calls waiting out acceptSlowlyNext (Mailgun has them; not accepted yet). */
+  get pendingAcceptCount(): number {
+    return this.slowCalls.size;
+  }
+
   /** Number of accepted messages per recipient address (lower-cased). */
   countByRecipient(): Map<string, number> {
     const counts = new Map<string, number>();
@@ -319,11 +360,12 @@ export class MailgunServer extends EventEmitter {
   }
 
   /**
-   * Resolves as soon as `predicate(this)` is true: checked now, after every recorded message and
-   * after every decided call. Rejects after `timeoutMs` (default 5000) saying what arrived.
+   * Resolves as soon as `predicate(this)` is true: checked now, after every recorded message,
+   * every decided call and every call put on hold by acceptSlowlyNext. Rejects after
+   * `timeoutMs` (default 5000) saying what arrived.
    */
   waitFor(predicate: (server: MailgunServer) => boolean, timeoutMs = 5000): Promise<void> {
-    return waitForEvents(this, ['message', 'call'], () => predicate(this), timeoutMs, () => `${this.name}: condition not met within ${timeoutMs} ms (${this.recorded.length} messages accepted, ${this.callLog.length} calls)`);
+    return waitForEvents(this, ['message', 'call', 'pending'], () => predicate(this), timeoutMs, () => `${this.name}: condition not met within ${timeoutMs} ms (${this.recorded.length} messages accepted, ${this.callLog.length} calls)`);
   }
 
   /** Resolves once at least `n` messages (recipients) have been accepted in total. */
@@ -459,6 +501,35 @@ export class MailgunServer extends EventEmitter {
     this.dropRemaining = Math.max(0, n);
   }
 
+  /**
+   * The next `n` valid calls are accepted only after `ms` (Mailgun slow to accept): the messages,
+   * their `accepted` events and the 'message' emissions happen then, even if the client has gone
+   * away meanwhile; a client still connected is answered then (200 unless another fault says
+   * otherwise), one that left is not (its call keeps status 0).
+   */
+  acceptSlowlyNext(n: number, ms: number): void {
+    this.slowAccept = n > 0 ? { remaining: n, ms: Math.max(0, ms) } : null;
+  }
+
+  /**
+   * The next `n` valid calls are accepted (recorded, events written, 'message' emitted) and then
+   * answered `status` with JSON `{ message }` (and Retry-After when given): e.g. a 502 from a
+   * gateway in front of the API, or 500/503/504.
+   */
+  acceptThenFailNext(n: number, status: number, opts: MailgunFaultOptions = {}): void {
+    this.acceptThenFailFault = n > 0 ? { remaining: n, ...fault(status, opts) } : null;
+  }
+
+  /** GET /events answers `status` with JSON `{ message }` until `failEvents(null)` (or `heal()`). */
+  failEvents(status: number | null, opts: MailgunFaultOptions = {}): void {
+    this.eventsFailAll = status === null ? null : fault(status, opts);
+  }
+
+  /** The next `n` GET /events requests (past the auth check) answer `status` with JSON `{ message }`. */
+  failEventsNext(n: number, status: number, opts: MailgunFaultOptions = {}): void {
+    this.eventsFailNext = n > 0 ? { remaining: n, ...fault(status, opts) } : null;
+  }
+
   /** While on, every request (events too) answers 401 whatever the key. */
   setAuthFailure(on: boolean): void {
     this.authFailure = on;
@@ -469,7 +540,10 @@ export class MailgunServer extends EventEmitter {
     this.maxRecipients = n;
   }
 
-  /** Clears every fault and the latency. */
+  /**
+   * Clears every fault and the latency. Calls already waiting out acceptSlowlyNext are still
+   * accepted when their time comes (Mailgun already has them).
+   */
   heal(): void {
     this.failNextFault = null;
     this.failAllFault = null;
@@ -478,6 +552,10 @@ export class MailgunServer extends EventEmitter {
     this.dropRemaining = 0;
     this.authFailure = false;
     this.maxRecipients = null;
+    this.slowAccept = null;
+    this.acceptThenFailFault = null;
+    this.eventsFailAll = null;
+    this.eventsFailNext = null;
   }
 
   /** Closes the listener and destroys every open socket (hung requests included). Idempotent. */
@@ -486,6 +564,7 @@ export class MailgunServer extends EventEmitter {
       this.stopped = true;
       for (const timer of this.timers) clearTimeout(timer);
       this.timers.clear();
+      this.slowCalls.clear(); // their timers are gone: never accepted
       const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
       for (const socket of this.sockets) socket.destroy();
       this.stopping = closed;
@@ -562,6 +641,12 @@ export class MailgunServer extends EventEmitter {
       if (req.method !== 'GET') return void sendJson(res, 405, { message: 'Method not allowed' }, { allow: 'GET' });
       req.resume();
       if (!this.authorized(req)) return void forbidden(res);
+      if (this.eventsFailAll) return void sendFault(res, this.eventsFailAll);
+      if (this.eventsFailNext) {
+        const f = this.eventsFailNext;
+        if (--f.remaining <= 0) this.eventsFailNext = null;
+        return void sendFault(res, f);
+      }
       try {
         this.handleEvents(res, decodeSegment(events[1] ?? ''), url.searchParams, events[2]);
       } catch (err) {
@@ -729,6 +814,32 @@ export class MailgunServer extends EventEmitter {
       return this.answer(res, call, 400, { message: err instanceof BadRequest ? err.message : 'Bad request' });
     }
 
+    // Valid. The faults for valid calls are all consumed now, in the order calls get here.
+    let slowMs: number | null = null;
+    if (this.slowAccept) {
+      const slow = this.slowAccept;
+      slowMs = slow.ms;
+      if (--slow.remaining <= 0) this.slowAccept = null;
+    }
+    let then: 'drop' | Fault | null = null;
+    if (this.dropRemaining > 0) {
+      this.dropRemaining -= 1;
+      then = 'drop';
+    } else if (this.acceptThenFailFault) {
+      const f = this.acceptThenFailFault;
+      if (--f.remaining <= 0) this.acceptThenFailFault = null;
+      then = f;
+    }
+    // Slow to accept: from here on the call no longer depends on its client (Mailgun has the
+    // whole body), so a client that leaves meanwhile does not cancel it. stop() does.
+    if (slowMs !== null) {
+      this.slowCalls.add(call);
+      this.emit('pending', call);
+      await this.delay(slowMs);
+      this.slowCalls.delete(call);
+      if (this.stopped) return;
+    }
+
     // Accepted.
     const id = `<${mailgunStamp(new Date())}.${randomBytes(8).toString('hex').toUpperCase()}@${domain}>`;
     call.id = id;
@@ -739,9 +850,12 @@ export class MailgunServer extends EventEmitter {
     // Listeners hear of the acceptance before the answer is written: a test that kills the
     // client on 'message' kills it before it can read the answer (a call accepted, then lost).
     for (const record of records) this.emit('message', record);
-    if (this.dropRemaining > 0) {
-      this.dropRemaining -= 1;
+    if (res.destroyed || req.socket.destroyed) {
+      // The client left while the acceptance was slow: nothing to answer; status stays 0.
+    } else if (then === 'drop') {
       req.socket.resetAndDestroy();
+    } else if (then) {
+      this.answerFault(res, call, then, false);
     } else {
       this.answer(res, call, 200, { id, message: 'Queued. Thank you.' }, false);
     }
@@ -798,10 +912,10 @@ export class MailgunServer extends EventEmitter {
     return message;
   }
 
-  private answerFault(res: http.ServerResponse, call: MailgunCall, f: Fault): void {
-    const headers: Record<string, string> = {};
-    if (f.retryAfterSeconds !== undefined) headers['retry-after'] = String(f.retryAfterSeconds);
-    this.answer(res, call, f.status, { message: f.message ?? STATUS_TEXT[f.status] ?? `Error ${f.status}` }, true, headers);
+  private answerFault(res: http.ServerResponse, call: MailgunCall, f: Fault, emit = true): void {
+    call.status = f.status;
+    sendFault(res, f);
+    if (emit) this.emit('call', call);
   }
 
   private answer(res: http.ServerResponse, call: MailgunCall, status: number, body: unknown, emit = true, headers: Record<string, string> = {}): void {
@@ -892,6 +1006,13 @@ function fault(status: number, opts: MailgunFaultOptions): Fault {
   if (opts.retryAfterSeconds !== undefined) f.retryAfterSeconds = opts.retryAfterSeconds;
   if (opts.message !== undefined) f.message = opts.message;
   return f;
+}
+
+/** A fault's answer: JSON `{ message }` (see "Error bodies" at the top), Retry-After when set. */
+function sendFault(res: http.ServerResponse, f: Fault): void {
+  const headers: Record<string, string> = {};
+  if (f.retryAfterSeconds !== undefined) headers['retry-after'] = String(f.retryAfterSeconds);
+  sendJson(res, f.status, { message: f.message ?? STATUS_TEXT[f.status] ?? `Error ${f.status}` }, headers);
 }
 
 function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
