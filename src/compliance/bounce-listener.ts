@@ -5,7 +5,10 @@
  *
  * - accepts RCPT TO only for valid, correctly signed bounce addresses (and the unsubscribe
  *   mailto address when it is on this domain or configured); anything else gets 550;
- * - limits messages to bounces.maxMessageBytes (552 beyond);
+ * - limits messages to bounces.maxMessageBytes: advertised as SIZE (a client declaring more at
+ *   MAIL FROM gets 552 there), and enforced while DATA arrives for clients that ignore it: past
+ *   the limit nothing more is kept, the rest is read and discarded, and the end of DATA is
+ *   answered 552 5.3.4 (counted as refusedTooLarge); nothing of such a message is parsed;
  * - offers STARTTLS when bounces.tls names a certificate and key (PEM files);
  * - parses delivery status notifications (RFC 3464, mailparser) and maps each to its ledger row
  *   by the token: the event is stored (provider = the row's provider, type, time, raw reason),
@@ -43,10 +46,11 @@ function smtpError(code: number, message: string): SmtpError {
 }
 
 export class BounceListener {
-  readonly counts = { dsn: 0, suppressed: 0, notDsn: 0, unsubscribed: 0, refusedRecipients: 0, unmatched: 0, tlsMessages: 0 };
+  readonly counts = { dsn: 0, suppressed: 0, notDsn: 0, unsubscribed: 0, refusedRecipients: 0, refusedTooLarge: 0, unmatched: 0, tlsMessages: 0 };
   private readonly smtp: SMTPServer;
   private readonly sockets = new Set<net.Socket>();
   private _port = 0;
+  private _peakBufferedBytes = 0;
   private byHash = new Map<string, string[]>();
 
   private constructor(private readonly opts: BounceListenerOptions) {
@@ -105,6 +109,14 @@ export class BounceListener {
     return this._port;
   }
 
+  /**
+   * The most bytes of one message the listener has held in memory at once (never more than
+   * bounces.maxMessageBytes: past it a message is discarded as it arrives). For tests; not a metric.
+   */
+  get peakBufferedBytes(): number {
+    return this._peakBufferedBytes;
+  }
+
   get host(): string {
     return this.opts.bounces.host === '0.0.0.0' ? '127.0.0.1' : this.opts.bounces.host;
   }
@@ -140,10 +152,30 @@ export class BounceListener {
   }
 
   private async receive(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<void> {
+    // SIZE only stops clients that honour it; smtp-server streams any DATA to us whatever its
+    // size. So bytes are counted as they arrive: once past the limit, what was kept is dropped and
+    // the rest is read and discarded to the end of DATA (smtp-server replies only then, so the
+    // session stays in step), and the message is refused without being parsed.
+    const limit = this.opts.bounces.maxMessageBytes;
     const chunks: Buffer[] = [];
-    for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
-    if (stream.sizeExceeded) throw smtpError(552, `5.3.4 message larger than ${this.opts.bounces.maxMessageBytes} bytes`);
-    const raw = Buffer.concat(chunks);
+    let received = 0;
+    let held = 0;
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      received += chunk.length;
+      if (received > limit) {
+        chunks.length = 0;
+        held = 0;
+        continue;
+      }
+      chunks.push(chunk);
+      held += chunk.length;
+      if (held > this._peakBufferedBytes) this._peakBufferedBytes = held;
+    }
+    if (received > limit || stream.sizeExceeded) {
+      this.counts.refusedTooLarge++;
+      throw smtpError(552, `5.3.4 message too large: this bounce listener accepts at most ${limit} bytes`);
+    }
+    const raw = Buffer.concat(chunks, held);
     if (session.secure) this.counts.tlsMessages++;
     const routes = (session as SMTPServerSession & { mailover?: Map<string, Recipient> }).mailover ?? new Map<string, Recipient>();
     for (const rcpt of session.envelope.rcptTo as SMTPServerAddress[]) {
