@@ -298,23 +298,13 @@ function classifyRecipient(code: number, e: Enhanced | undefined, text: string, 
     return verdict('deferred', recipientLater(e, text));
   }
 
-  if (textMayTell(e)) {
-    if (says(MAILBOX_FULL, text)) return verdict('rejected', 'mailbox full');
-    if (says(MAILBOX_GONE, text)) return verdict('rejected', 'mailbox does not exist', true);
-  }
+  const said = mailboxPhrase(e, text, verdict);
+  if (said) return said;
   if (e && !isGeneric(e)) {
     switch (e.subject) {
       case 1:
-        // RFC 3463 X.1.4 ambiguous and X.1.5 valid are not the mailbox missing; X.1.1 bad
-        // mailbox, X.1.2 bad system, X.1.3 bad syntax, X.1.6 moved, X.1.10 null MX (RFC 7505)
-        // and X.1.0 other address status all say the address will not work.
-        if (e.detail === 4 || e.detail === 5) return verdict('rejected', 'the address is ambiguous or not accepted');
-        return verdict('rejected', e.detail === 6 ? 'mailbox has moved' : 'mailbox does not exist', true);
       case 2:
-        // X.2.1 mailbox disabled (hard); X.2.2 full is never suppressed; X.2.3/X.2.4/X.2.0 are not the address.
-        if (e.detail === 1) return verdict('rejected', 'mailbox disabled', true);
-        if (e.detail === 2) return verdict('rejected', 'mailbox full');
-        return verdict('rejected', 'the mailbox refuses this message');
+        return mailboxStatus(e, verdict);
       case 3:
         // X.3.x mail system status: the receiving system, not the address.
         return verdict('provider', 'the receiving mail system refuses (system problem)');
@@ -343,6 +333,32 @@ function classifyRecipient(code: number, e: Enhanced | undefined, text: string, 
   // say the mailbox is gone.
   if (code === 550 || code === 551 || code === 553) return verdict('rejected', 'mailbox unavailable', true);
   return verdict('rejected', 'recipient refused');
+}
+
+/**
+ * A permanent refusal whose text says the mailbox is full or gone, when the enhanced code
+ * leaves it open (none, generic, or X.7.x): full is never suppressed, gone is a hard bounce.
+ */
+function mailboxPhrase(e: Enhanced | undefined, text: string, verdict: Verdict): ReplyVerdict | undefined {
+  if (!textMayTell(e)) return undefined;
+  if (says(MAILBOX_FULL, text)) return verdict('rejected', 'mailbox full');
+  if (says(MAILBOX_GONE, text)) return verdict('rejected', 'mailbox does not exist', true);
+  return undefined;
+}
+
+/** RFC 3463 X.1.x address status and X.2.x mailbox status of our one recipient, in a 5xx. */
+function mailboxStatus(e: Enhanced, verdict: Verdict): ReplyVerdict {
+  if (e.subject === 1) {
+    // X.1.4 ambiguous and X.1.5 valid are not the mailbox missing (X.1.7/X.1.8, our sender, are
+    // handled before); X.1.1 bad mailbox, X.1.2 bad system, X.1.3 bad syntax, X.1.6 moved,
+    // X.1.10 null MX (RFC 7505) and X.1.0 other address status say the address will not work.
+    if (e.detail === 4 || e.detail === 5) return verdict('rejected', 'the address is ambiguous or not accepted');
+    return verdict('rejected', e.detail === 6 ? 'mailbox has moved' : 'mailbox does not exist', true);
+  }
+  // X.2.1 mailbox disabled is for good; X.2.2 full is never suppressed; X.2.0/X.2.3/X.2.4 are not the address.
+  if (e.detail === 1) return verdict('rejected', 'mailbox disabled', true);
+  if (e.detail === 2) return verdict('rejected', 'mailbox full');
+  return verdict('rejected', 'the mailbox refuses this message');
 }
 
 function recipientLater(e: Enhanced | undefined, text: string): string {
@@ -377,19 +393,13 @@ function classifyAfterData(code: number, e: Enhanced | undefined, text: string, 
     return verdict('deferred', recipientLater(e, text));
   }
 
-  if (textMayTell(e)) {
-    if (says(MAILBOX_FULL, text)) return verdict('rejected', 'mailbox full');
-    if (says(MAILBOX_GONE, text)) return verdict('rejected', 'mailbox does not exist', true);
-  }
+  const said = mailboxPhrase(e, text, verdict);
+  if (said) return said;
   if (e && !isGeneric(e)) {
     switch (e.subject) {
       case 1:
-        if (e.detail === 4 || e.detail === 5) return verdict('rejected', 'the address is ambiguous or not accepted');
-        return verdict('rejected', e.detail === 6 ? 'mailbox has moved' : 'mailbox does not exist', true);
       case 2:
-        if (e.detail === 1) return verdict('rejected', 'mailbox disabled', true);
-        if (e.detail === 2) return verdict('rejected', 'mailbox full');
-        return verdict('rejected', 'the mailbox refuses this message');
+        return mailboxStatus(e, verdict);
       case 3:
         // X.3.4 "Message too big for system"; other X.3.x the receiving system refuses this message.
         return verdict('rejected', e.detail === 4 ? 'message too big' : 'the receiving system refuses this message');
