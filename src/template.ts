@@ -1,9 +1,10 @@
 /**
  * `{{field}}` merge templates. Values are inserted verbatim in subject and text, and
- * HTML-escaped in html; a link in html whose scheme merge values decide (`href="{{link}}"`,
- * `href={{link}}`, `href="{{scheme}}{{rest}}"`) must be an http, https, mailto or tel URL (a
- * `javascript:` link is refused, not sent). A template names its fields up front so a campaign
- * can be checked against its audience before anything is sent.
+ * HTML-escaped in html (inside a tag outside quotes, spaces too: escapeHtmlInTag); a link in
+ * html whose scheme merge values decide (`href="{{link}}"`, `href={{link}}`,
+ * `href="{{scheme}}{{rest}}"`) must be an http, https, mailto or tel URL (a `javascript:` link
+ * is refused, not sent). A template names its fields up front so a campaign can be checked
+ * against its audience before anything is sent.
  */
 import type { CampaignTemplate } from './store/types';
 
@@ -64,6 +65,8 @@ interface LinkValue {
 interface HtmlLayout {
   /** URL attribute values whose scheme a merge value may decide. */
   links: LinkValue[];
+  /** Merge fields inside a tag outside quotes, by offset: in an unquoted attribute value, or where a name goes. */
+  bare: Map<number, 'value' | 'name'>;
 }
 
 /** HTML's space characters: they end a tag name, an attribute name and an unquoted attribute value. */
@@ -83,10 +86,14 @@ const RAW_TEXT = new Set(['script', 'style', 'title', 'textarea', 'xmp', 'iframe
 function htmlLayout(html: string): HtmlLayout {
   const fieldEnd = new Map<number, number>();
   for (const m of html.matchAll(FIELD)) fieldEnd.set(m.index ?? 0, (m.index ?? 0) + m[0].length);
-  const layout: HtmlLayout = { links: [] };
-  /** The index past the character, or the whole merge field, at i, up to the first `stop` character. */
-  const runTo = (i: number, stop: (c: string) => boolean): number => {
-    while (i < html.length && !stop(html[i])) i = fieldEnd.get(i) ?? i + 1;
+  const layout: HtmlLayout = { links: [], bare: new Map<number, 'value' | 'name'>() };
+  /** The index past the characters and whole merge fields from i up to the first `stop` character, noting the fields stepped over. */
+  const runTo = (i: number, stop: (c: string) => boolean, where?: 'value' | 'name'): number => {
+    while (i < html.length && !stop(html[i])) {
+      const end = fieldEnd.get(i);
+      if (end !== undefined && where) layout.bare.set(i, where);
+      i = end ?? i + 1;
+    }
     return i;
   };
   const tagStartsAt = (i: number) => /[A-Za-z]/.test(html[i] ?? '') || fieldEnd.has(i);
@@ -108,12 +115,12 @@ function htmlLayout(html: string): HtmlLayout {
   return layout;
 }
 
-type RunTo = (i: number, stop: (c: string) => boolean) => number;
-type OnValue = (attribute: string, start: number, end: number, quoted: boolean) => void;
+type RunTo = (i: number, stop: (c: string) => boolean, where?: 'value' | 'name') => number;
+type OnValue = (attribute: string, start: number, end: number) => void;
 
 /** Reads a tag from its name at `at`, reporting each attribute value's span; returns its lowercased name and the index past its `>`. */
 function readTag(html: string, at: number, runTo: RunTo, onValue: OnValue): { name: string; end: number } {
-  const nameEnd = runTo(at, (c) => HTML_SPACE.has(c) || c === '/' || c === '>');
+  const nameEnd = runTo(at, (c) => HTML_SPACE.has(c) || c === '/' || c === '>', 'name');
   const name = html.slice(at, nameEnd).toLowerCase();
   const skipSpace = (i: number) => runTo(i, (c) => !HTML_SPACE.has(c));
   let i = nameEnd;
@@ -122,7 +129,7 @@ function readTag(html: string, at: number, runTo: RunTo, onValue: OnValue): { na
     if (i >= html.length) return { name, end: html.length };
     if (html[i] === '>') return { name, end: i + 1 };
     // An attribute name may start with '=' (`<a =x>`); it runs to a space, '/', '>' or '='.
-    const attrEnd = runTo(i + (html[i] === '=' ? 1 : 0), (c) => HTML_SPACE.has(c) || c === '/' || c === '>' || c === '=');
+    const attrEnd = runTo(i + (html[i] === '=' ? 1 : 0), (c) => HTML_SPACE.has(c) || c === '/' || c === '>' || c === '=', 'name');
     const attribute = html.slice(i, attrEnd).toLowerCase();
     i = skipSpace(attrEnd);
     if (html[i] !== '=') continue; // no value
@@ -132,11 +139,11 @@ function readTag(html: string, at: number, runTo: RunTo, onValue: OnValue): { na
     if (quote) {
       const close = html.indexOf(quote, i + 1); // a merge field never holds a quote
       const end = close < 0 ? html.length : close;
-      onValue(attribute, i + 1, end, true);
+      onValue(attribute, i + 1, end);
       i = Math.min(end + 1, html.length);
     } else {
-      const end = runTo(i, (c) => HTML_SPACE.has(c) || c === '>');
-      onValue(attribute, i, end, false);
+      const end = runTo(i, (c) => HTML_SPACE.has(c) || c === '>', 'value');
+      onValue(attribute, i, end);
       i = end;
     }
   }
@@ -336,6 +343,18 @@ export function escapeHtml(value: string): string {
     .replace(/'/g, '&#39;');
 }
 
+/**
+ * Escapes a merge value that sits inside a tag outside quotes. In an unquoted attribute value
+ * (`href={{link}}`) a space would end the value and start another attribute ("https://x
+ * onmouseover=alert(1)"): HTML spaces become character references, which the client decodes
+ * back to the same value. Where a name goes (`<a {{attr}}>`) spaces, '/' and '=' do too, so a
+ * value stays one inert name and never adds an attribute.
+ */
+export function escapeHtmlInTag(value: string, where: 'value' | 'name'): string {
+  const structural = where === 'value' ? /[\t\n\f\r ]/g : /[\t\n\f\r /=]/g;
+  return escapeHtml(value).replace(structural, (c) => `&#${c.charCodeAt(0)};`);
+}
+
 function fieldsOf(source: string | undefined, into: Set<string>): void {
   if (!source) return;
   for (const m of source.matchAll(FIELD)) into.add(m[1]);
@@ -350,19 +369,22 @@ export function compileTemplate(template: CampaignTemplate): CompiledTemplate {
   fieldsOf(template.html, names);
   const fields = [...names].filter((n) => !isEngineField(n)).sort();
   const engineFields = [...names].filter(isEngineField).sort();
-  const links = template.html === undefined ? [] : htmlLayout(template.html).links;
+  const { links, bare } = template.html === undefined ? { links: [], bare: new Map<number, 'value' | 'name'>() } : htmlLayout(template.html);
   const urlFields = [...new Set(links.flatMap((l) => l.deciders))].sort();
 
   type Mode = 'header' | 'text' | 'html';
   const fill = (source: string, values: Record<string, string>, mode: Mode, engine: EngineValues): string =>
-    source.replace(FIELD, (_m, name: string) => {
+    source.replace(FIELD, (_m, name: string, offset: number) => {
       const value = isEngineField(name)
         ? engine[name as keyof EngineValues]
         : Object.prototype.hasOwnProperty.call(values, name)
           ? values[name]
           : undefined;
       if (typeof value !== 'string' || value === '') throw new TemplateError(`missing merge field '${name}'`);
-      if (mode === 'html') return escapeHtml(value);
+      if (mode === 'html') {
+        const where = bare.get(offset);
+        return where ? escapeHtmlInTag(value, where) : escapeHtml(value);
+      }
       // A header (the subject) is one line: a CR/LF in a merge value must never start a new header.
       return mode === 'header' ? value.replace(HEADER_BREAKS, ' ') : value;
     });

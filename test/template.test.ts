@@ -168,6 +168,27 @@ describe('templates', () => {
     assert.deepEqual(t.problemsWith(values), [`has an ${unsafeMessage(['x'], 'javascript:1', 'javascript')}`]);
   });
 
+  it('template: a merge value in an unquoted attribute cannot end it and add an attribute (onmouseover=...): its spaces become character references', () => {
+    // The scheme is https, so the link check passes; the space must not start an event handler attribute.
+    passes('<a href={{link}}>go</a>', { link: 'https://example.org/ onmouseover=alert(1)' }, '<a href=https://example.org/&#32;onmouseover=alert(1)>go</a>');
+    passes('<a href={{a}}{{b}}>go</a>', { a: 'https://example.org/', b: '\tonfocus=alert(1)\nautofocus' }, '<a href=https://example.org/&#9;onfocus=alert(1)&#10;autofocus>go</a>');
+    passes('<td class={{c}} title = {{c}}>x</td>', { c: 'x\fonclick=alert(1)\r' }, '<td class=x&#12;onclick=alert(1)&#13; title = x&#12;onclick=alert(1)&#13;>x</td>');
+    // A leading space decodes back too: the link check sees it, as a mail client would.
+    refused('<a href={{link}}>go</a>', { link: ' javascript:alert(1)' }, ['link'], ' javascript:alert(1)');
+    assert.equal(compileTemplate({ subject: 'Hi', text: 'Hi', html: '<a href={{link}}>go</a>' }).render({ link: ' /a b' }).html, '<a href=&#32;/a&#32;b>go</a>');
+    // Quoted values, text, subject and text part are escaped as before.
+    const t = compileTemplate({ subject: 'Hi {{v}}', text: 'Hi {{v}}', html: '<p title="{{v}}" class=\'{{v}}\'>{{v}}</p>' });
+    const v = 'a b/c=d';
+    assert.deepEqual(t.render({ v }), { subject: 'Hi a b/c=d', text: 'Hi a b/c=d', html: "<p title=\"a b/c=d\" class='a b/c=d'>a b/c=d</p>" });
+  });
+
+  it('template: a merge value where a tag or attribute name goes stays one inert name: spaces, / and = become character references', () => {
+    const t = compileTemplate({ subject: 'Hi', text: 'Hi', html: '<td {{attrs}}>x</td><{{tag}} title="t">y</{{tag}}><p{{more}}>z</p>' });
+    assert.deepEqual(t.urlFields, []);
+    const out = t.render({ attrs: 'onclick=alert(1) href=javascript:1', tag: 'a/href=javascript:1', more: '\tonclick=1' }).html;
+    assert.equal(out, '<td onclick&#61;alert(1)&#32;href&#61;javascript:1>x</td><a&#47;href&#61;javascript:1 title="t">y</a&#47;href&#61;javascript:1><p&#9;onclick&#61;1>z</p>');
+  });
+
   it('template: malformed merge fields are reported with the part and position', () => {
     assert.deepEqual(templateProblems({ subject: 'Hi {{ first name }}', text: 'ok }}' }), [
       'template.subject: malformed merge field at position 4: "{{ first name }}" (expected {{name}} with letters, digits, _ . -)',
