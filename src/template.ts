@@ -276,6 +276,9 @@ function fieldsDecidingScheme(parts: LinkValue['parts']): string[] {
  * field's raw value, or undefined to skip the link (a value that is missing is reported as such).
  */
 function unsafeLink(link: LinkValue, valueOf: (name: string) => string | undefined): string | undefined {
+  // Without a '&' in the template text, the client reads the values and text as they are; with
+  // one, a reference may span text and value (`&#{{n}};`), so the html is rebuilt and decoded.
+  const decode = link.parts.some((part) => 'text' in part && part.text.includes('&'));
   let source = '';
   const starts: Array<{ name: string; at: number }> = [];
   for (const part of link.parts) {
@@ -285,10 +288,10 @@ function unsafeLink(link: LinkValue, valueOf: (name: string) => string | undefin
     }
     const value = valueOf(part.field);
     if (value === undefined) return undefined;
-    if (!isEngineField(part.field)) starts.push({ name: part.field, at: decodeReferences(source).length });
-    source += escapeHtml(value);
+    if (!isEngineField(part.field)) starts.push({ name: part.field, at: decode ? decodeReferences(source).length : source.length });
+    source += decode ? escapeHtml(value) : value;
   }
-  const rendered = decodeReferences(source);
+  const rendered = decode ? decodeReferences(source) : source;
   const { scheme, decidedAt } = schemeOf(rendered);
   if (scheme === '' || (SAFE_URL_SCHEMES as readonly string[]).includes(scheme)) return undefined;
   const names = [...new Set(starts.filter((s) => s.at <= decidedAt).map((s) => s.name))];
