@@ -1,8 +1,10 @@
 /**
  * `{{field}}` merge templates. Values are inserted verbatim in subject and text, and
- * HTML-escaped in html; a value that starts a link in html (`href="{{link}}"`) must be an
- * http, https, mailto or tel URL (a `javascript:` link is refused, not sent). A template names its fields up front so a campaign can be
- * checked against its audience before anything is sent.
+ * HTML-escaped in html (inside a tag outside quotes, spaces too: escapeHtmlInTag); a link in
+ * html whose scheme merge values decide (`href="{{link}}"`, `href={{link}}`,
+ * `href="{{scheme}}{{rest}}"`) must be an http, https, mailto or tel URL (a `javascript:` link
+ * is refused, not sent). A template names its fields up front so a campaign can be checked
+ * against its audience before anything is sent.
  */
 import type { CampaignTemplate } from './store/types';
 
@@ -29,12 +31,18 @@ export interface CompiledTemplate {
   /** Engine fields the template uses. */
   engineFields: string[];
   /**
-   * Merge fields that start a link in the html part (`<a href="{{link}}">`, `src`, `action`, ...):
-   * their value decides the URL's scheme, so it must be http, https, mailto or tel.
+   * Merge fields that start a link in the html part (`<a href="{{link}}">`, `<a href={{link}}>`,
+   * `src`, `action`, ...), alone or with others (`href="{{scheme}}{{rest}}"`): their values
+   * decide the URL's scheme, so the link they make must be http, https, mailto or tel.
    */
   urlFields: string[];
-  /** What is wrong with one recipient's values, each a phrase after the address ("has no value for merge field 'city'"); empty when it can be rendered. */
-  problemsWith(values: Record<string, string>): string[];
+  /**
+   * What is wrong with one recipient's values, each a phrase after the address ("has no value for
+   * merge field 'city'"); empty when it can be rendered. Engine values are rarely known at
+   * launch: an engine field left out counts as empty, so the fields after it in a link are
+   * checked as if they started it.
+   */
+  problemsWith(values: Record<string, string>, engine?: EngineValues): string[];
   render(values: Record<string, string>, engine?: EngineValues): { subject: string; text: string; html?: string };
 }
 
@@ -44,18 +52,182 @@ const URL_ATTRIBUTES = new Set(['href', 'src', 'action', 'formaction', 'backgrou
 export const SAFE_URL_SCHEMES = ['http', 'https', 'mailto', 'tel'] as const;
 
 /**
- * The URL attribute whose value a merge field at `index` of an html template starts, if any:
- * `<a href="{{link}}">` and `<a href={{link}}>` do; `<a href="https://x/?u={{id}}">` does not
- * (the template fixes the scheme there) and neither does a field in text.
+ * One URL attribute value of the html part whose scheme merge values may decide, as its template
+ * text (character references not yet decoded) and merge fields in order.
  */
-function urlAttributeStartedAt(html: string, index: number): string | undefined {
-  const before = html.slice(0, index);
-  const tagStart = before.lastIndexOf('<');
-  if (tagStart < 0 || before.lastIndexOf('>') > tagStart) return undefined;
-  const attr = /([A-Za-z][A-Za-z0-9:_-]*)\s*=\s*(["']?)\s*$/.exec(before.slice(tagStart));
-  if (!attr) return undefined;
-  const name = attr[1].toLowerCase();
-  return URL_ATTRIBUTES.has(name) ? name : undefined;
+interface LinkValue {
+  parts: Array<{ text: string } | { field: string }>;
+  /** Audience fields that may decide the scheme (no fixed text before them settles it), in order. */
+  deciders: string[];
+}
+
+/** Where the html part's merge fields sit, as an HTML parser reads the template. */
+interface HtmlLayout {
+  /** URL attribute values whose scheme a merge value may decide. */
+  links: LinkValue[];
+  /** Merge fields inside a tag outside quotes, by offset: in an unquoted attribute value, or where a name goes. */
+  bare: Map<number, 'value' | 'name'>;
+}
+
+/** HTML's space characters: they end a tag name, an attribute name and an unquoted attribute value. */
+const HTML_SPACE = new Set(['\t', '\n', '\f', '\r', ' ']);
+/** Elements whose content is text up to their end tag, never markup. */
+const RAW_TEXT = new Set(['script', 'style', 'title', 'textarea', 'xmp', 'iframe', 'noembed', 'noframes']);
+
+/**
+ * Reads an html template the way an HTML parser reads it (tags, attributes quoted or not, `>`
+ * inside quotes, comments, raw text elements) with each merge field as one opaque unit, and
+ * finds the URL attribute values merge values help decide: `<a href="{{link}}">`,
+ * `<a class=x href = {{link}}>`, `<A HREF={{scheme}}{{rest}}>`. `<a href="https://x/?u={{id}}">`
+ * is not one (the template fixes the scheme), and neither is a field in text or in a comment.
+ * Where it cannot tell (a field that might complete a comment's or raw text's end), it reads on
+ * as markup: a field is checked too often rather than too rarely.
+ */
+function htmlLayout(html: string): HtmlLayout {
+  const fieldEnd = new Map<number, number>();
+  for (const m of html.matchAll(FIELD)) fieldEnd.set(m.index ?? 0, (m.index ?? 0) + m[0].length);
+  const layout: HtmlLayout = { links: [], bare: new Map<number, 'value' | 'name'>() };
+  /** The index past the characters and whole merge fields from i up to the first `stop` character, noting the fields stepped over. */
+  const runTo = (i: number, stop: (c: string) => boolean, where?: 'value' | 'name'): number => {
+    while (i < html.length && !stop(html[i])) {
+      const end = fieldEnd.get(i);
+      if (end !== undefined && where) layout.bare.set(i, where);
+      i = end ?? i + 1;
+    }
+    return i;
+  };
+  const tagStartsAt = (i: number) => /[A-Za-z]/.test(html[i] ?? '') || fieldEnd.has(i);
+  for (let i = html.indexOf('<'); i >= 0 && i < html.length; i = html.indexOf('<', i)) {
+    if (tagStartsAt(i + 1)) {
+      const tag = readTag(html, i + 1, runTo, (attr, start, end) => attributeValue(html, attr, start, end, layout));
+      i = RAW_TEXT.has(tag.name) ? rawTextEnd(html, tag.end, tag.name, runTo, fieldEnd) : tag.end;
+    } else if (html[i + 1] === '/' && tagStartsAt(i + 2)) {
+      i = readTag(html, i + 2, runTo, () => undefined).end; // an end tag's attributes are ignored
+    } else if (html.startsWith('<!--', i)) {
+      i = commentEnd(html, i + 4);
+    } else if (html[i + 1] === '!' || html[i + 1] === '?' || html[i + 1] === '/') {
+      const close = html.indexOf('>', i + 2); // <!DOCTYPE ...>, <?xml ...?>, </>: text up to the next '>'
+      i = close < 0 ? html.length : close + 1;
+    } else {
+      i++;
+    }
+  }
+  return layout;
+}
+
+type RunTo = (i: number, stop: (c: string) => boolean, where?: 'value' | 'name') => number;
+type OnValue = (attribute: string, start: number, end: number) => void;
+
+/** Reads a tag from its name at `at`, reporting each attribute value's span; returns its lowercased name and the index past its `>`. */
+function readTag(html: string, at: number, runTo: RunTo, onValue: OnValue): { name: string; end: number } {
+  const nameEnd = runTo(at, (c) => HTML_SPACE.has(c) || c === '/' || c === '>', 'name');
+  const name = html.slice(at, nameEnd).toLowerCase();
+  const skipSpace = (i: number) => runTo(i, (c) => !HTML_SPACE.has(c));
+  let i = nameEnd;
+  for (;;) {
+    i = runTo(i, (c) => !HTML_SPACE.has(c) && c !== '/');
+    if (i >= html.length) return { name, end: html.length };
+    if (html[i] === '>') return { name, end: i + 1 };
+    // An attribute name may start with '=' (`<a =x>`); it runs to a space, '/', '>' or '='.
+    const attrEnd = runTo(i + (html[i] === '=' ? 1 : 0), (c) => HTML_SPACE.has(c) || c === '/' || c === '>' || c === '=', 'name');
+    const attribute = html.slice(i, attrEnd).toLowerCase();
+    i = skipSpace(attrEnd);
+    if (html[i] !== '=') continue; // no value
+    i = skipSpace(i + 1);
+    if (i >= html.length || html[i] === '>') continue;
+    const quote = html[i] === '"' || html[i] === "'" ? html[i] : undefined;
+    if (quote) {
+      const close = html.indexOf(quote, i + 1); // a merge field never holds a quote
+      const end = close < 0 ? html.length : close;
+      onValue(attribute, i + 1, end);
+      i = Math.min(end + 1, html.length);
+    } else {
+      const end = runTo(i, (c) => HTML_SPACE.has(c) || c === '>', 'value');
+      onValue(attribute, i, end);
+      i = end;
+    }
+  }
+}
+
+/** Records one attribute value as a link if merge values may decide its scheme. */
+function attributeValue(html: string, attribute: string, start: number, end: number, layout: HtmlLayout): void {
+  const parts: LinkValue['parts'] = [];
+  let last = start;
+  for (const m of html.slice(start, end).matchAll(FIELD)) {
+    const at = start + (m.index ?? 0);
+    if (at > last) parts.push({ text: html.slice(last, at) });
+    parts.push({ field: m[1] });
+    last = at + m[0].length;
+  }
+  if (last < end) parts.push({ text: html.slice(last, end) });
+  if (!URL_ATTRIBUTES.has(attribute)) return;
+  const deciders = fieldsDecidingScheme(parts).filter((name) => !isEngineField(name));
+  if (deciders.length) layout.links.push({ parts, deciders });
+}
+
+/**
+ * Where a comment that starts at `from` (past `<!--`) ends: at `-->` or `--!>`, or at a `>` a
+ * merge value might complete to one (`{{x}}>`, `-{{x}}>`).
+ */
+function commentEnd(html: string, from: number): number {
+  if (html[from] === '>') return from + 1; // <!-->
+  if (html.startsWith('->', from)) return from + 2; // <!--->
+  for (let g = html.indexOf('>', from); g >= 0; g = html.indexOf('>', g + 1)) {
+    if (/(?:--!?|\}\}[-!]*)$/.test(html.slice(Math.max(from, g - 80), g))) return g + 1;
+  }
+  return html.length;
+}
+
+/**
+ * Where the text of a raw text element (`<style>`, `<script>`, `<title>`, ...) ends: at its end
+ * tag, or at a `<` a merge value might complete to one (`</{{x}}>`, `<{{x}}>`).
+ */
+function rawTextEnd(html: string, from: number, name: string, runTo: RunTo, fieldEnd: Map<number, number>): number {
+  for (let j = html.indexOf('<', from); j >= 0; j = html.indexOf('<', j + 1)) {
+    if (fieldEnd.has(j + 1)) return j;
+    if (html[j + 1] !== '/') continue;
+    const tagName = html.slice(j + 2, runTo(j + 2, (c) => HTML_SPACE.has(c) || c === '/' || c === '>'));
+    if (tagName.toLowerCase() === name || tagName.includes('{{')) return j;
+  }
+  return html.length;
+}
+
+/** Named character references that can spell part of a scheme, and those escapeHtml writes. */
+const NAMED_REFERENCES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", colon: ':', plus: '+', period: '.', Tab: '\t', NewLine: '\n' };
+
+/**
+ * Decodes the character references a mail client decodes in an attribute value: numeric ones
+ * (`&#115;`, `&#x3A`, with or without ';') and the named ones that matter for a scheme. Any
+ * other named reference stays as written; it starts with '&', which no scheme contains.
+ */
+function decodeReferences(text: string): string {
+  return text.replace(/&#(?:([0-9]+)|[xX]([0-9A-Fa-f]+));?|&([A-Za-z][A-Za-z0-9]*);/g, (whole, dec?: string, hex?: string, named?: string) => {
+    if (named !== undefined) return NAMED_REFERENCES[named] ?? whole;
+    const code = dec !== undefined ? Number.parseInt(dec, 10) : Number.parseInt(hex ?? '', 16);
+    return code === 0 || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff) ? '\ufffd' : String.fromCodePoint(code);
+  });
+}
+
+/**
+ * How far a link value's scheme is decided, as a mail client reads it: the scheme ('' for a
+ * relative link) and the index of the character that settled it (the ':' ending the scheme, or
+ * the first character no scheme can hold), or the value's length when nothing has settled it.
+ * Leading spaces and control characters are ignored, and so are tabs and line breaks anywhere.
+ */
+function schemeOf(value: string): { scheme: string; decidedAt: number } {
+  let leading = true;
+  let scheme = '';
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i];
+    if (c === '\t' || c === '\n' || c === '\r' || (leading && c <= ' ')) continue;
+    if (leading ? /[A-Za-z]/.test(c) : /[A-Za-z0-9+.-]/.test(c)) {
+      scheme += c;
+      leading = false;
+      continue;
+    }
+    return { scheme: c === ':' && scheme ? scheme.toLowerCase() : '', decidedAt: i };
+  }
+  return { scheme: '', decidedAt: value.length };
 }
 
 /**
@@ -63,16 +235,70 @@ function urlAttributeStartedAt(html: string, index: number): string | undefined 
  * browsers ignore: leading spaces and control characters, tabs and line breaks inside the scheme.
  */
 export function linkScheme(value: string): string {
-  const cleaned = value.replace(/^[\u0000-\u0020]+/, '').replace(/[\t\n\r]/g, '');
-  const m = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(cleaned);
-  return m ? m[1].toLowerCase() : '';
+  return schemeOf(value).scheme;
 }
 
-function unsafeLink(name: string, value: string): string | undefined {
-  const scheme = linkScheme(value);
+/**
+ * The merge fields (engine fields included) that may decide the scheme of an attribute value
+ * made of `parts`, whatever their values: those before the first fixed character that settles
+ * it. `{{scheme}}{{rest}}` and `  {{a}}` give every field, `{{a}}:{{b}}` gives 'a' (the ':'
+ * settles it), `https://x/?u={{id}}` none. A character reference the template splits around a
+ * field (`&#{{n}};`) might decode to anything, so it settles nothing.
+ */
+function fieldsDecidingScheme(parts: LinkValue['parts']): string[] {
+  const names: string[] = [];
+  // The states the scan may be in: only spaces so far, and inside a scheme (neither: settled).
+  let leading = true;
+  let inScheme = false;
+  for (const [k, part] of parts.entries()) {
+    if (!leading && !inScheme) break;
+    if ('field' in part) {
+      if (!names.includes(part.field)) names.push(part.field);
+      inScheme = true;
+      continue;
+    }
+    const split = k + 1 < parts.length ? /&[#A-Za-z0-9]*$/.exec(part.text) : null;
+    for (const c of decodeReferences(split ? part.text.slice(0, split.index) : part.text)) {
+      if (c === '\t' || c === '\n' || c === '\r') continue;
+      inScheme = (leading && /[A-Za-z]/.test(c)) || (inScheme && /[A-Za-z0-9+.-]/.test(c));
+      leading = leading && c <= ' ';
+      if (!leading && !inScheme) break;
+    }
+    if (split && (leading || inScheme)) inScheme = true;
+  }
+  return names;
+}
+
+/**
+ * Why one link, rendered with these values, must not be sent (undefined when it may): its
+ * scheme is not http, https, mailto or tel and merge values decided it. Names every audience
+ * field that helped decide it and shows the link as a mail client reads it. `valueOf` gives a
+ * field's raw value, or undefined to skip the link (a value that is missing is reported as such).
+ */
+function unsafeLink(link: LinkValue, valueOf: (name: string) => string | undefined): string | undefined {
+  // Without a '&' in the template text, the client reads the values and text as they are; with
+  // one, a reference may span text and value (`&#{{n}};`), so the html is rebuilt and decoded.
+  const decode = link.parts.some((part) => 'text' in part && part.text.includes('&'));
+  let source = '';
+  const starts: Array<{ name: string; at: number }> = [];
+  for (const part of link.parts) {
+    if ('text' in part) {
+      source += part.text;
+      continue;
+    }
+    const value = valueOf(part.field);
+    if (value === undefined) return undefined;
+    if (!isEngineField(part.field)) starts.push({ name: part.field, at: decode ? decodeReferences(source).length : source.length });
+    source += decode ? escapeHtml(value) : value;
+  }
+  const rendered = decode ? decodeReferences(source) : source;
+  const { scheme, decidedAt } = schemeOf(rendered);
   if (scheme === '' || (SAFE_URL_SCHEMES as readonly string[]).includes(scheme)) return undefined;
-  const shown = value.length > 60 ? `${value.slice(0, 60)}...` : value;
-  return `unsafe link in merge field '${name}': ${JSON.stringify(shown)} (scheme '${scheme}:'; allowed: ${SAFE_URL_SCHEMES.join(', ')})`;
+  const names = [...new Set(starts.filter((s) => s.at <= decidedAt).map((s) => s.name))];
+  if (!names.length) return undefined; // the template's own text (or an engine value) fixed it
+  const shown = rendered.length > 60 ? `${rendered.slice(0, 60)}...` : rendered;
+  const fields = names.length === 1 ? `merge field '${names[0]}'` : `merge fields ${names.map((n) => `'${n}'`).join(', ')}`;
+  return `unsafe link in ${fields}: ${JSON.stringify(shown)} (scheme '${scheme}:'; allowed: ${SAFE_URL_SCHEMES.join(', ')})`;
 }
 
 /** Line breaks a header must never contain (CR, LF, NEL, LINE/PARAGRAPH SEPARATOR). */
@@ -120,6 +346,18 @@ export function escapeHtml(value: string): string {
     .replace(/'/g, '&#39;');
 }
 
+/**
+ * Escapes a merge value that sits inside a tag outside quotes. In an unquoted attribute value
+ * (`href={{link}}`) a space would end the value and start another attribute ("https://x
+ * onmouseover=alert(1)"): HTML spaces become character references, which the client decodes
+ * back to the same value. Where a name goes (`<a {{attr}}>`) spaces, '/' and '=' do too, so a
+ * value stays one inert name and never adds an attribute.
+ */
+export function escapeHtmlInTag(value: string, where: 'value' | 'name'): string {
+  const structural = where === 'value' ? /[\t\n\f\r ]/g : /[\t\n\f\r /=]/g;
+  return escapeHtml(value).replace(structural, (c) => `&#${c.charCodeAt(0)};`);
+}
+
 function fieldsOf(source: string | undefined, into: Set<string>): void {
   if (!source) return;
   for (const m of source.matchAll(FIELD)) into.add(m[1]);
@@ -134,15 +372,12 @@ export function compileTemplate(template: CampaignTemplate): CompiledTemplate {
   fieldsOf(template.html, names);
   const fields = [...names].filter((n) => !isEngineField(n)).sort();
   const engineFields = [...names].filter(isEngineField).sort();
-  const urlNames = new Set<string>();
-  for (const m of (template.html ?? '').matchAll(FIELD)) {
-    if (!isEngineField(m[1]) && urlAttributeStartedAt(template.html ?? '', m.index ?? 0)) urlNames.add(m[1]);
-  }
-  const urlFields = [...urlNames].sort();
+  const { links, bare } = template.html === undefined ? { links: [], bare: new Map<number, 'value' | 'name'>() } : htmlLayout(template.html);
+  const urlFields = [...new Set(links.flatMap((l) => l.deciders))].sort();
 
   type Mode = 'header' | 'text' | 'html';
   const fill = (source: string, values: Record<string, string>, mode: Mode, engine: EngineValues): string =>
-    source.replace(FIELD, (_m, name: string) => {
+    source.replace(FIELD, (_m, name: string, offset: number) => {
       const value = isEngineField(name)
         ? engine[name as keyof EngineValues]
         : Object.prototype.hasOwnProperty.call(values, name)
@@ -150,35 +385,45 @@ export function compileTemplate(template: CampaignTemplate): CompiledTemplate {
           : undefined;
       if (typeof value !== 'string' || value === '') throw new TemplateError(`missing merge field '${name}'`);
       if (mode === 'html') {
-        const unsafe = urlNames.has(name) ? unsafeLink(name, value) : undefined;
-        if (unsafe) throw new TemplateError(unsafe);
-        return escapeHtml(value);
+        const where = bare.get(offset);
+        return where ? escapeHtmlInTag(value, where) : escapeHtml(value);
       }
       // A header (the subject) is one line: a CR/LF in a merge value must never start a new header.
       return mode === 'header' ? value.replace(HEADER_BREAKS, ' ') : value;
     });
+  /** The raw value of a merge field (engine fields from `engine`, '' when absent there). */
+  const valueIn = (values: Record<string, string>, engine: EngineValues) => (name: string) =>
+    isEngineField(name) ? (engine[name as keyof EngineValues] ?? '') : Object.prototype.hasOwnProperty.call(values, name) ? values[name] : undefined;
 
   return {
     fields,
     engineFields,
     urlFields,
-    problemsWith(values) {
+    problemsWith(values, engine = {}) {
       const problems: string[] = [];
       const absent = fields.filter((f) => !Object.prototype.hasOwnProperty.call(values, f) || (values[f] ?? '').trim() === '');
       if (absent.length) problems.push(`has no value for merge field ${absent.map((f) => `'${f}'`).join(', ')}`);
-      for (const name of urlFields) {
-        const unsafe = Object.prototype.hasOwnProperty.call(values, name) ? unsafeLink(name, values[name]) : undefined;
-        if (unsafe) problems.push(`has an ${unsafe}`);
+      // A link with a field reported absent above is not checked; one link used twice is reported once.
+      const present = valueIn(values, engine);
+      const valueOf = (name: string) => (isEngineField(name) || !absent.includes(name) ? present(name) : undefined);
+      for (const link of links) {
+        const unsafe = unsafeLink(link, valueOf);
+        if (unsafe && !problems.includes(`has an ${unsafe}`)) problems.push(`has an ${unsafe}`);
       }
       return problems;
     },
     render(values, engine = {}) {
-      return {
+      const rendered = {
         // The subject template itself may carry a line break too (a YAML block scalar): fold it as well.
         subject: fill(template.subject, values, 'header', engine).replace(HEADER_BREAKS, ' ').trim(),
         text: fill(template.text, values, 'text', engine),
         html: template.html === undefined ? undefined : fill(template.html, values, 'html', engine),
       };
+      for (const link of links) {
+        const unsafe = unsafeLink(link, valueIn(values, engine));
+        if (unsafe) throw new TemplateError(unsafe);
+      }
+      return rendered;
     },
   };
 }

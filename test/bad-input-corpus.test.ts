@@ -318,6 +318,20 @@ describe('bad input corpus', function () {
       assert.equal(ok.template.text.length, 1_000_000);
     });
 
+    it('bad input corpus: a javascript: or data: link from an unquoted href or from two merge values is refused at launch naming line, fields and link; nothing stored', async () => {
+      const id = uniqueId('js-links-split');
+      const template = { ...MARKETING, html: `<p>Hi {{first_name}}, <a title="a > b" href={{link}}>offer</a> <a href="{{scheme}}{{rest}}">more</a></p>${MARKETING.html}` };
+      const err = await rejectionOf(launchCampaign({ client: NO_CLIENT, store, definition: definition(id, { template }), audienceFile: fixture('javascript-links-unquoted-and-split.csv') }));
+      assert.match(err.message, /^4 recipient\(s\) have merge values the template cannot use \(nothing was stored or sent\)/);
+      const allowed = String.raw`; allowed: http, https, mailto, tel\)`;
+      assert.match(err.message, new RegExp(String.raw`line 3: bob@example\.com has an unsafe link in merge field 'link': "javascript:alert\(document\.cookie\)" \(scheme 'javascript:'` + allowed));
+      assert.match(err.message, new RegExp(String.raw`line 4: cy@example\.com has an unsafe link in merge fields 'scheme', 'rest': "javascript:alert\(1\)" \(scheme 'javascript:'` + allowed));
+      assert.match(err.message, new RegExp(String.raw`line 6: eve@example\.com has an unsafe link in merge fields 'scheme', 'rest': "javascript:alert\(1\)" \(scheme 'javascript:'` + allowed));
+      assert.match(err.message, new RegExp(String.raw`line 7: fay@example\.com has an unsafe link in merge fields 'scheme', 'rest': "data:text/html;base64,PHNjcmlwdD4=" \(scheme 'data:'` + allowed));
+      assert.doesNotMatch(err.message, /ann@example\.com|dee@example\.com/);
+      assert.equal(await store.getCampaign(id), undefined, 'nothing stored');
+    });
+
     it('bad input corpus: a merge field named like an Object property ({{constructor}}) is refused, not a crash', async () => {
       const template = { subject: 'Hi {{constructor}}', text: 'Hi {{toString}}' };
       const err = errorOf(() => parseCampaignDefinition({ ...definition('reserved'), transactional: true, template }, PROVIDERS));
