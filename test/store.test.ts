@@ -363,6 +363,8 @@ function storeSuite(name: 'sqlite' | 'postgres', makeBackend: () => Promise<Back
         pending: 1,
         sending: 1,
         inFlightRecovered: 1,
+        deferred: 0,
+        held: 0,
       });
       assert.deepEqual(await store.tallyRange(cid, 1, 2), {
         accepted: { a: 2 },
@@ -371,6 +373,8 @@ function storeSuite(name: 'sqlite' | 'postgres', makeBackend: () => Promise<Back
         pending: 0,
         sending: 0,
         inFlightRecovered: 0,
+        deferred: 0,
+        held: 0,
       });
     });
 
@@ -425,6 +429,81 @@ function storeSuite(name: 'sqlite' | 'postgres', makeBackend: () => Promise<Back
       assert.ok(byA > 0 && byA < n, `both connections dispatched rows (a: ${byA}, b: ${n - byA})`);
       const rows = await store.listRecipients(cid);
       assert.ok(rows.every((r) => r.state === 'sending' && r.provider === dispatchedBy.get(r.seq)));
+    });
+
+    it('settleDeferred: a recipient answered "later" waits with its own backoff (doubling, capped), then is rejected as a soft bounce once the window is over, never suppressed', async () => {
+      const cid = await campaignWith(audience(id('defer'), 2));
+      const policy = { firstRetryMs: 60_000, maxRetryMs: 150_000, windowMs: 600_000 };
+      const t0 = new Date('2026-12-01T10:00:00.000Z');
+      await store.claimRange(cid, 1, 2, 'a', 'tok-a');
+      const first = await store.settleDeferred(cid, 1, 'a', 'a: mailbox full (452 4.2.2)', policy, t0);
+      assert.deepEqual(first, { state: 'deferred', deferUntil: new Date(t0.getTime() + 60_000) });
+      let row = (await store.getRecipients(cid, [1]))[0]!;
+      assert.equal(row.state, 'deferred');
+      assert.equal(row.deferrals, 1);
+      assert.equal(row.deferredSince?.toISOString(), t0.toISOString());
+      assert.equal(row.lastError, 'a: mailbox full (452 4.2.2)');
+      assert.equal((await store.nextDeferral(cid))?.toISOString(), '2026-12-01T10:01:00.000Z');
+      await store.settleAccepted(cid, 2, 'a', '<id-2>');
+      // Not due yet: a sweep at t0 takes nothing; at its time it takes it (back to sending).
+      const early = await store.claimSweep(cid, 'a', 'tok-s1', { upToSeq: 2, limit: 10, now: t0 });
+      assert.deepEqual([...early.claimed, ...early.inFlight].map((r) => r.seq), []);
+      const t1 = new Date(t0.getTime() + 60_000);
+      const due = await store.claimSweep(cid, 'a', 'tok-s2', { upToSeq: 2, limit: 10, now: t1 });
+      assert.deepEqual(due.claimed.map((r) => r.seq), [1]);
+      assert.equal(due.fromDeferred, 1);
+      assert.equal(due.fromPending, 0);
+      const second = await store.settleDeferred(cid, 1, 'a', 'a: mailbox full (452 4.2.2)', policy, t1);
+      assert.deepEqual(second, { state: 'deferred', deferUntil: new Date(t1.getTime() + 120_000) }, 'doubled');
+      const t2 = new Date(t1.getTime() + 120_000);
+      await store.claimSweep(cid, 'a', 'tok-s3', { upToSeq: 1, limit: 10, now: t2 });
+      const third = await store.settleDeferred(cid, 1, 'a', 'a: mailbox full (452 4.2.2)', policy, t2, 10_000);
+      assert.deepEqual(third, { state: 'deferred', deferUntil: new Date(t2.getTime() + 150_000) }, 'capped at maxRetryMs');
+      const t3 = new Date(t0.getTime() + 600_000);
+      await store.claimSweep(cid, 'a', 'tok-s4', { upToSeq: 1, limit: 10, now: t3 });
+      const last = await store.settleDeferred(cid, 1, 'a', 'a: mailbox full (452 4.2.2)', policy, t3);
+      assert.equal(last.state, 'rejected');
+      assert.match(last.state === 'rejected' ? last.reason : '', /^soft bounce: deferred 4 times over 10 min \(deferral window 10 min\); last answer: a: mailbox full \(452 4\.2\.2\)$/);
+      row = (await store.getRecipients(cid, [1]))[0]!;
+      assert.equal(row.state, 'rejected');
+      assert.equal(await store.isSuppressed(row.email), false, 'a soft bounce is never suppressed');
+      assert.equal(await store.nextDeferral(cid), undefined);
+    });
+
+    it('holdRows, listHeld and releaseHeld: held rows are listed with why and since; mark-sent settles them accepted and resend puts them back to pending, recording who and when', async () => {
+      const cid = await campaignWith(audience(id('held'), 6));
+      await store.claimRange(cid, 1, 6, 'a', 'tok-a');
+      await store.markDispatched(cid, [1, 2, 3, 4, 5], 'a', 'tok-a');
+      await store.holdRows(cid, [2, 3, 5], 'in doubt: reply lost');
+      const held = await store.listHeld(cid);
+      assert.deepEqual(held.map((h) => [h.seq, h.provider, h.reason]), [[2, 'a', 'in doubt: reply lost'], [3, 'a', 'in doubt: reply lost'], [5, 'a', 'in doubt: reply lost']]);
+      assert.ok(held.every((h) => h.heldAt instanceof Date && h.email.includes('@')));
+      const tally = await store.tallyRange(cid, 1, 6);
+      assert.equal(tally.held, 3);
+      // A held row is not claimed again by a later attempt on its range, nor swept.
+      const again = await store.claimRange(cid, 1, 6, 'a', 'tok-b');
+      assert.deepEqual([...again.claimed, ...again.inFlight].map((r) => r.seq).sort(), [1, 4, 6]);
+      assert.deepEqual((await store.claimSweep(cid, 'a', 'tok-c', { upToSeq: 6, limit: 10, now: new Date() })).claimed.map((r) => r.seq), [6]);
+
+      const marked = await store.releaseHeld(cid, { action: 'mark-sent', fromSeq: 1, toSeq: 2, by: 'alice' });
+      assert.deepEqual(marked, { released: 1, acceptedByProvider: { a: 1 }, ranges: [[2, 2]] });
+      const two = (await store.getRecipients(cid, [2]))[0]!;
+      assert.equal(two.state, 'accepted');
+      assert.equal(two.releasedBy, 'alice');
+      assert.ok(two.releasedAt instanceof Date);
+      assert.match(two.lastError ?? '', /^marked sent by alice at .* \(held: in doubt: reply lost\)$/);
+
+      const resent = await store.releaseHeld(cid, { action: 'resend', by: 'bob' });
+      assert.deepEqual(resent, { released: 2, acceptedByProvider: {}, ranges: [[3, 3], [5, 5]] });
+      const rows = await store.getRecipients(cid, [3, 5]);
+      assert.ok(rows.every((r) => r.state === 'pending' && r.releasedBy === 'bob' && r.dispatchedAt === null));
+      assert.deepEqual(await store.listHeld(cid), []);
+      assert.deepEqual(await store.releaseHeld(cid, { action: 'resend', by: 'bob' }), { released: 0, acceptedByProvider: {}, ranges: [] }, 'nothing left to release');
+      // Released rows behind the cursor are what a sweep sends.
+      const sweep = await store.claimSweep(cid, 'a', 'tok-d', { upToSeq: 6, limit: 10, now: new Date() });
+      assert.deepEqual(sweep.claimed.map((r) => r.seq), [3, 5, 6]);
+      assert.equal(sweep.fromPending, 2);
+      assert.deepEqual((await store.tallyRows(cid, [2, 3, 5])).accepted, { a: 1 });
     });
 
     it('markDispatched only marks rows the claim still holds; a later claimer takes over undispatched rows', async () => {

@@ -13,13 +13,15 @@
  *   busy_timeout for a few milliseconds.
  */
 import type { Database as SqliteDatabase, Statement } from 'better-sqlite3';
-import { CompiledQuery, Kysely, QueryResult, sql } from 'kysely';
+import { CompiledQuery, Kysely, QueryResult, sql, type Expression, type ExpressionBuilder, type SqlBool } from 'kysely';
 import type { Database, RecipientsTable } from './schema';
 import { migrate } from './schema';
 import type {
   AudienceRow,
   CampaignRecord,
   ClaimResult,
+  DeferOutcome,
+  DeferralPolicy,
   DeliveryEvent,
   DeliveryEventInput,
   DeliveryEventType,
@@ -30,8 +32,13 @@ import type {
   RecipientState,
   RateReservation,
   SendRateLimits,
+  HeldRow,
+  ReleaseHeldInput,
+  ReleaseHeldResult,
   Store,
   SuppressionRow,
+  SweepClaim,
+  SweepOptions,
 } from './types';
 
 type TxBody<T> = Generator<CompiledQuery, T, QueryResult<unknown>>;
@@ -221,6 +228,12 @@ export class KyselyStore implements Store {
           in_flight_recoveries: 0,
           dispatched_at: null,
           claim_token: null,
+          defer_until: null,
+          deferred_since: null,
+          deferrals: 0,
+          held_at: null,
+          released_by: null,
+          released_at: null,
           created_at: ts,
           updated_at: ts,
         }));
@@ -285,96 +298,54 @@ export class KyselyStore implements Store {
 
   claimRange(campaignId: string, fromSeq: number, toSeq: number, provider: string, claimToken: string): Promise<ClaimResult> {
     const db = this.db;
+    const postgres = this.dialect === 'postgres';
     return this.tx(function* () {
-      const ts = now();
-      const [campaign] = yield* rows(db.selectFrom('campaigns').select('compliance_json').where('id', '=', campaignId));
-      const list = listOf(campaignId, campaign?.compliance_json ?? null);
-      // 1. pending rows whose address is suppressed (for all mail, or for this campaign's list)
-      //    -> suppressed (never sent, on any provider).
-      const suppressed = yield* exec(
-        db
-          .updateTable('recipients')
-          .set({
-            state: 'suppressed',
-            updated_at: ts,
-            last_error: (eb) =>
-              eb.fn.coalesce(
-                eb
-                  .selectFrom('suppressions')
-                  .select(sql<string>`'suppressed: ' || suppressions.reason`.as('r'))
-                  .where('suppressions.email', '=', sql<string>`lower(recipients.email)`)
-                  .limit(1),
-                eb
-                  .selectFrom('list_suppressions')
-                  .select(sql<string>`'suppressed for list ' || list_suppressions.list || ': ' || list_suppressions.reason`.as('r'))
-                  .where('list_suppressions.list', '=', list)
-                  .where('list_suppressions.email', '=', sql<string>`lower(recipients.email)`)
-                  .limit(1),
-              ),
-          })
-          .where('campaign_id', '=', campaignId)
-          .where('seq', '>=', fromSeq)
-          .where('seq', '<=', toSeq)
-          .where('state', '=', 'pending')
-          .where((eb) =>
-            eb.or([
-              eb.exists(
-                eb
-                  .selectFrom('suppressions')
-                  .select(sql<number>`1`.as('one'))
-                  .where('suppressions.email', '=', sql<string>`lower(recipients.email)`),
-              ),
-              eb.exists(
-                eb
-                  .selectFrom('list_suppressions')
-                  .select(sql<number>`1`.as('one'))
-                  .where('list_suppressions.list', '=', list)
-                  .where('list_suppressions.email', '=', sql<string>`lower(recipients.email)`),
-              ),
-            ]),
-          ),
-      );
-      // 2. rows left in `sending` by a crash after they were handed to a provider: in flight,
-      //    to be reconciled by the caller. They keep the provider they were handed to.
-      const inFlight = yield* rows(
-        db
-          .updateTable('recipients')
-          .set((eb) => ({
-            in_flight_recoveries: eb('in_flight_recoveries', '+', 1),
-            claim_token: claimToken,
-            updated_at: ts,
-          }))
-          .where('campaign_id', '=', campaignId)
-          .where('seq', '>=', fromSeq)
-          .where('seq', '<=', toSeq)
-          .where('state', '=', 'sending')
-          .where('dispatched_at', 'is not', null)
-          .returningAll(),
-      );
-      // 3. the rest of the pending rows, and rows claimed by a crashed attempt but never
-      //    handed to a provider (certainly not sent) -> sending.
-      const claimed = yield* rows(
-        db
-          .updateTable('recipients')
-          .set((eb) => ({
-            state: 'sending',
-            attempts: eb('attempts', '+', 1),
-            provider,
-            dispatched_at: null,
-            claim_token: claimToken,
-            updated_at: ts,
-          }))
-          .where('campaign_id', '=', campaignId)
-          .where('seq', '>=', fromSeq)
-          .where('seq', '<=', toSeq)
-          .where((eb) => eb.or([eb('state', '=', 'pending'), eb.and([eb('state', '=', 'sending'), eb('dispatched_at', 'is', null)])]))
-          .returningAll(),
-      );
-      return {
-        claimed: claimed.map(toRecipient).sort(bySeq),
-        inFlight: inFlight.map(toRecipient).sort(bySeq),
-        suppressed,
-      };
+      if (postgres) {
+        // Lock the range's unsettled rows first. Under READ COMMITTED each statement below sees a new
+        // snapshot; without the lock an older attempt could mark a row dispatched (or release it)
+        // between them, and the row would end claimed by nobody, or pending behind the cursor.
+        // With it, such writes wait for this claim and then find the claim token changed.
+        yield* rows(
+          db
+            .selectFrom('recipients')
+            .select('seq')
+            .where('campaign_id', '=', campaignId)
+            .where('seq', '>=', fromSeq)
+            .where('seq', '<=', toSeq)
+            .where('state', 'in', ['pending', 'sending'])
+            .orderBy('seq')
+            .forUpdate(),
+        );
+      }
+      return yield* claimBody(db, campaignId, provider, claimToken, (eb) => eb.and([eb('seq', '>=', fromSeq), eb('seq', '<=', toSeq)]));
+    });
+  }
+
+  claimSweep(campaignId: string, provider: string, claimToken: string, opts: SweepOptions): Promise<SweepClaim> {
+    const db = this.db;
+    const postgres = this.dialect === 'postgres';
+    const due = opts.now.toISOString();
+    return this.tx(function* () {
+      let pick = db
+        .selectFrom('recipients')
+        .select(['seq', 'state'])
+        .where('campaign_id', '=', campaignId)
+        .where('seq', '<=', opts.upToSeq)
+        .where((eb) => eb.or([eb('state', 'in', ['pending', 'sending']), eb.and([eb('state', '=', 'deferred'), eb('defer_until', '<=', due)])]))
+        .orderBy('seq')
+        .limit(Math.max(1, Math.min(opts.limit, IN_CHUNK)));
+      if (postgres) pick = pick.forUpdate();
+      const picked = yield* rows(pick);
+      if (picked.length === 0) return { claimed: [], inFlight: [], suppressed: 0, fromDeferred: 0, fromPending: 0 };
+      const seqs = picked.map((r) => Number(r.seq));
+      const fromDeferred = picked.filter((r) => r.state === 'deferred').length;
+      const fromPending = picked.filter((r) => r.state === 'pending').length;
+      // Due deferred rows are sent like pending ones (and suppressed like them, if the address was since).
+      if (fromDeferred) {
+        yield* exec(db.updateTable('recipients').set({ state: 'pending', updated_at: now() }).where('campaign_id', '=', campaignId).where('seq', 'in', seqs).where('state', '=', 'deferred'));
+      }
+      const claim = yield* claimBody(db, campaignId, provider, claimToken, (eb) => eb('seq', 'in', seqs));
+      return { ...claim, fromDeferred, fromPending };
     });
   }
 
@@ -532,7 +503,22 @@ export class KyselyStore implements Store {
     }
   }
 
-  async tallyRange(campaignId: string, fromSeq: number, toSeq: number): Promise<RangeTally> {
+  tallyRange(campaignId: string, fromSeq: number, toSeq: number): Promise<RangeTally> {
+    return this.tally(campaignId, (eb) => eb.and([eb('seq', '>=', fromSeq), eb('seq', '<=', toSeq)]));
+  }
+
+  async tallyRows(campaignId: string, seqs: number[]): Promise<RangeTally> {
+    const total = emptyTally();
+    for (let i = 0; i < seqs.length; i += IN_CHUNK) {
+      const chunk = seqs.slice(i, i + IN_CHUNK);
+      const t = await this.tally(campaignId, (eb) => eb('seq', 'in', chunk));
+      for (const [p, n] of Object.entries(t.accepted)) total.accepted[p] = (total.accepted[p] ?? 0) + n;
+      for (const k of ['rejected', 'suppressed', 'pending', 'sending', 'deferred', 'held', 'inFlightRecovered'] as const) total[k] += t[k];
+    }
+    return total;
+  }
+
+  private async tally(campaignId: string, scope: RecipientScope): Promise<RangeTally> {
     const groups = await this.db
       .selectFrom('recipients')
       .select((eb) => [
@@ -542,11 +528,10 @@ export class KyselyStore implements Store {
         eb.fn.sum<number | string>(sql`case when in_flight_recoveries > 0 then 1 else 0 end`).as('recovered'),
       ])
       .where('campaign_id', '=', campaignId)
-      .where('seq', '>=', fromSeq)
-      .where('seq', '<=', toSeq)
+      .where(scope)
       .groupBy(['state', 'provider'])
       .execute();
-    const tally: RangeTally = { accepted: {}, rejected: 0, suppressed: 0, pending: 0, sending: 0, inFlightRecovered: 0 };
+    const tally = emptyTally();
     for (const g of groups) {
       const n = Number(g.n);
       tally.inFlightRecovered += Number(g.recovered ?? 0);
@@ -560,11 +545,141 @@ export class KyselyStore implements Store {
         case 'suppressed':
         case 'pending':
         case 'sending':
+        case 'deferred':
+        case 'held':
           tally[g.state] += n;
           break;
       }
     }
     return tally;
+  }
+
+  settleDeferred(campaignId: string, seq: number, provider: string, reason: string, policy: DeferralPolicy, at: Date, retryAfterMs?: number): Promise<DeferOutcome> {
+    const db = this.db;
+    return this.tx(function* () {
+      const [row] = yield* rows(db.selectFrom('recipients').select(['state', 'deferred_since', 'deferrals']).where('campaign_id', '=', campaignId).where('seq', '=', seq));
+      const ts = at.toISOString();
+      if (!row || (row.state !== 'sending' && row.state !== 'pending')) return { state: 'rejected', reason: `not deferred: the row is ${row?.state ?? 'missing'}` } as DeferOutcome;
+      const since = row.deferred_since ? new Date(row.deferred_since) : at;
+      const deferrals = Number(row.deferrals ?? 0) + 1;
+      const elapsed = at.getTime() - since.getTime();
+      if (elapsed >= policy.windowMs) {
+        const hours = elapsed / 3_600_000;
+        const waited = hours >= 1 ? `${hours.toFixed(1)} h` : `${Math.round(elapsed / 60_000)} min`;
+        const rejected = `soft bounce: deferred ${deferrals} times over ${waited} (deferral window ${formatDuration(policy.windowMs)}); last answer: ${reason}`;
+        yield* exec(
+          db
+            .updateTable('recipients')
+            .set({ state: 'rejected', provider, last_error: rejected, defer_until: null, deferred_since: since.toISOString(), deferrals, updated_at: ts })
+            .where('campaign_id', '=', campaignId)
+            .where('seq', '=', seq),
+        );
+        return { state: 'rejected', reason: rejected } as DeferOutcome;
+      }
+      const backoff = Math.min(policy.maxRetryMs, policy.firstRetryMs * 2 ** Math.min(30, deferrals - 1));
+      // Never past the end of the window by much: the last try is at its end.
+      const wait = Math.max(backoff, retryAfterMs ?? 0);
+      const until = new Date(Math.min(at.getTime() + wait, since.getTime() + policy.windowMs));
+      yield* exec(
+        db
+          .updateTable('recipients')
+          .set({
+            state: 'deferred',
+            provider,
+            last_error: reason,
+            dispatched_at: null,
+            claim_token: null,
+            defer_until: until.toISOString(),
+            deferred_since: since.toISOString(),
+            deferrals,
+            updated_at: ts,
+          })
+          .where('campaign_id', '=', campaignId)
+          .where('seq', '=', seq),
+      );
+      return { state: 'deferred', deferUntil: until } as DeferOutcome;
+    });
+  }
+
+  async holdRows(campaignId: string, seqs: number[], reason: string): Promise<void> {
+    const ts = now();
+    for (let i = 0; i < seqs.length; i += IN_CHUNK) {
+      await this.db
+        .updateTable('recipients')
+        .set({ state: 'held', held_at: ts, last_error: reason, claim_token: null, updated_at: ts })
+        .where('campaign_id', '=', campaignId)
+        .where('seq', 'in', seqs.slice(i, i + IN_CHUNK))
+        .where('state', '=', 'sending')
+        .execute();
+    }
+  }
+
+  async listHeld(campaignId: string): Promise<HeldRow[]> {
+    const rs = await this.db
+      .selectFrom('recipients')
+      .select(['seq', 'email', 'provider', 'held_at', 'last_error'])
+      .where('campaign_id', '=', campaignId)
+      .where('state', '=', 'held')
+      .orderBy('seq')
+      .execute();
+    return rs.map((r) => ({ seq: Number(r.seq), email: r.email, provider: r.provider, heldAt: r.held_at ? new Date(r.held_at) : null, reason: r.last_error ?? '' }));
+  }
+
+  releaseHeld(campaignId: string, input: ReleaseHeldInput): Promise<ReleaseHeldResult> {
+    const db = this.db;
+    return this.tx(function* () {
+      const ts = now();
+      let q = db.selectFrom('recipients').select(['seq', 'provider', 'last_error']).where('campaign_id', '=', campaignId).where('state', '=', 'held');
+      if (input.fromSeq !== undefined) q = q.where('seq', '>=', input.fromSeq);
+      if (input.toSeq !== undefined) q = q.where('seq', '<=', input.toSeq);
+      const held = yield* rows(q.orderBy('seq'));
+      const acceptedByProvider: Record<string, number> = {};
+      for (const r of held) {
+        const seqs = [Number(r.seq)];
+        const was = r.last_error ? ` (held: ${r.last_error})` : '';
+        if (input.action === 'mark-sent') {
+          const p = r.provider ?? 'unknown';
+          acceptedByProvider[p] = (acceptedByProvider[p] ?? 0) + 1;
+          yield* exec(
+            db
+              .updateTable('recipients')
+              .set({ state: 'accepted', last_error: `marked sent by ${input.by} at ${ts}${was}`, released_by: input.by, released_at: ts, held_at: null, updated_at: ts })
+              .where('campaign_id', '=', campaignId)
+              .where('seq', 'in', seqs)
+              .where('state', '=', 'held'),
+          );
+        } else {
+          yield* exec(
+            db
+              .updateTable('recipients')
+              .set({ state: 'pending', dispatched_at: null, claim_token: null, last_error: `released to resend by ${input.by} at ${ts}${was}`, released_by: input.by, released_at: ts, held_at: null, updated_at: ts })
+              .where('campaign_id', '=', campaignId)
+              .where('seq', 'in', seqs)
+              .where('state', '=', 'held'),
+          );
+        }
+      }
+      return { released: held.length, acceptedByProvider, ranges: toRanges(held.map((r) => Number(r.seq))) };
+    });
+  }
+
+  async nextDeferral(campaignId: string): Promise<Date | undefined> {
+    const r = await this.db
+      .selectFrom('recipients')
+      .select((eb) => eb.fn.min('defer_until').as('next'))
+      .where('campaign_id', '=', campaignId)
+      .where('state', '=', 'deferred')
+      .executeTakeFirst();
+    return r?.next ? new Date(String(r.next)) : undefined;
+  }
+
+  async getRecipients(campaignId: string, seqs: number[]): Promise<RecipientRow[]> {
+    const out: RecipientRow[] = [];
+    for (let i = 0; i < seqs.length; i += IN_CHUNK) {
+      const rs = await this.db.selectFrom('recipients').selectAll().where('campaign_id', '=', campaignId).where('seq', 'in', seqs.slice(i, i + IN_CHUNK)).execute();
+      out.push(...rs.map(toRecipient));
+    }
+    return out.sort(bySeq);
   }
 
   async countInFlight(): Promise<number> {
@@ -835,6 +950,118 @@ export class KyselyStore implements Store {
 
 // ---------------------------------------------------------------- helpers
 
+function emptyTally(): RangeTally {
+  return { accepted: {}, rejected: 0, suppressed: 0, pending: 0, sending: 0, deferred: 0, held: 0, inFlightRecovered: 0 };
+}
+
+/** Sorted seqs as inclusive ranges: [1, 2, 3, 7] -> [[1, 3], [7, 7]]. */
+export function toRanges(seqs: number[]): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (const s of [...seqs].sort((a, b) => a - b)) {
+    const last = out[out.length - 1];
+    if (last && s === last[1] + 1) last[1] = s;
+    else if (!last || s > last[1]) out.push([s, s]);
+  }
+  return out;
+}
+
+function formatDuration(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000} h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000} min`;
+  return `${ms / 1000} s`;
+}
+
+type RecipientScope = (eb: ExpressionBuilder<Database, 'recipients'>) => Expression<SqlBool>;
+
+/**
+ * The claim of a scope of rows (a seq range, or a sweep's seqs), inside one transaction:
+ * 1. pending rows whose address is suppressed (for all mail, or for this campaign's list) -> suppressed;
+ * 2. rows in `sending` that were dispatched -> returned as in flight (inFlightRecoveries + 1, provider kept);
+ * 3. pending rows, and rows in `sending` never dispatched -> sending, claimed by `claimToken`.
+ */
+function* claimBody(db: Kysely<Database>, campaignId: string, provider: string, claimToken: string, scope: RecipientScope): TxBody<ClaimResult> {
+  const ts = now();
+  const [campaign] = yield* rows(db.selectFrom('campaigns').select('compliance_json').where('id', '=', campaignId));
+  const list = listOf(campaignId, campaign?.compliance_json ?? null);
+  const suppressed = yield* exec(
+    db
+      .updateTable('recipients')
+      .set({
+        state: 'suppressed',
+        updated_at: ts,
+        last_error: (eb) =>
+          eb.fn.coalesce(
+            eb
+              .selectFrom('suppressions')
+              .select(sql<string>`'suppressed: ' || suppressions.reason`.as('r'))
+              .where('suppressions.email', '=', sql<string>`lower(recipients.email)`)
+              .limit(1),
+            eb
+              .selectFrom('list_suppressions')
+              .select(sql<string>`'suppressed for list ' || list_suppressions.list || ': ' || list_suppressions.reason`.as('r'))
+              .where('list_suppressions.list', '=', list)
+              .where('list_suppressions.email', '=', sql<string>`lower(recipients.email)`)
+              .limit(1),
+          ),
+      })
+      .where('campaign_id', '=', campaignId)
+      .where(scope)
+      .where('state', '=', 'pending')
+      .where((eb) =>
+        eb.or([
+          eb.exists(
+            eb
+              .selectFrom('suppressions')
+              .select(sql<number>`1`.as('one'))
+              .where('suppressions.email', '=', sql<string>`lower(recipients.email)`),
+          ),
+          eb.exists(
+            eb
+              .selectFrom('list_suppressions')
+              .select(sql<number>`1`.as('one'))
+              .where('list_suppressions.list', '=', list)
+              .where('list_suppressions.email', '=', sql<string>`lower(recipients.email)`),
+          ),
+        ]),
+      ),
+  );
+  const inFlight = yield* rows(
+    db
+      .updateTable('recipients')
+      .set((eb) => ({
+        in_flight_recoveries: eb('in_flight_recoveries', '+', 1),
+        claim_token: claimToken,
+        updated_at: ts,
+      }))
+      .where('campaign_id', '=', campaignId)
+      .where(scope)
+      .where('state', '=', 'sending')
+      .where('dispatched_at', 'is not', null)
+      .returningAll(),
+  );
+  const claimed = yield* rows(
+    db
+      .updateTable('recipients')
+      .set((eb) => ({
+        state: 'sending',
+        attempts: eb('attempts', '+', 1),
+        provider,
+        dispatched_at: null,
+        claim_token: claimToken,
+        updated_at: ts,
+      }))
+      .where('campaign_id', '=', campaignId)
+      .where(scope)
+      .where((eb) => eb.or([eb('state', '=', 'pending'), eb.and([eb('state', '=', 'sending'), eb('dispatched_at', 'is', null)])]))
+      .returningAll(),
+  );
+  return {
+    claimed: claimed.map(toRecipient).sort(bySeq),
+    inFlight: inFlight.map(toRecipient).sort(bySeq),
+    suppressed,
+  };
+}
+
 /**
  * Fault injection for the fault suite: with MAILOVER_FAULT_KILL_IN_TRANSACTION=N the process
  * kills itself (SIGKILL) inside its Nth ledger transaction, after the first statement and
@@ -907,6 +1134,12 @@ function toRecipient(r: RecipientsTable): RecipientRow {
     lastError: r.last_error,
     inFlightRecoveries: Number(r.in_flight_recoveries),
     dispatchedAt: r.dispatched_at ? new Date(r.dispatched_at) : null,
+    deferUntil: r.defer_until ? new Date(r.defer_until) : null,
+    deferredSince: r.deferred_since ? new Date(r.deferred_since) : null,
+    deferrals: Number(r.deferrals ?? 0),
+    heldAt: r.held_at ? new Date(r.held_at) : null,
+    releasedBy: r.released_by ?? null,
+    releasedAt: r.released_at ? new Date(r.released_at) : null,
     createdAt: new Date(r.created_at),
     updatedAt: new Date(r.updated_at),
   };

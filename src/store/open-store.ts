@@ -18,6 +18,24 @@ export interface OpenStoreOptions {
   databaseUrl?: string;
   /** SQLite file; defaults to env MAILOVER_DB, then ./data/mailover.db. */
   sqlitePath?: string;
+  /**
+   * SQLite durability (PRAGMA synchronous); defaults to env MAILOVER_SQLITE_SYNCHRONOUS, then `full`.
+   * `full`: a settled row survives a power loss or an OS crash (WAL synced on every commit).
+   * `normal`: faster, but the last commits before an OS crash or power loss can be lost (a process
+   * crash loses nothing): a send settled then undone would be resent. Only as an explicit choice.
+   */
+  sqliteSynchronous?: SqliteSynchronous;
+}
+
+export type SqliteSynchronous = 'full' | 'normal';
+
+/** The SQLite durability setting from the environment (default full); a clear error for anything else. */
+export function sqliteSynchronousFromEnv(env: NodeJS.ProcessEnv = process.env): SqliteSynchronous {
+  const raw = env.MAILOVER_SQLITE_SYNCHRONOUS;
+  if (raw === undefined || raw === '') return 'full';
+  const v = raw.trim().toLowerCase();
+  if (v === 'full' || v === 'normal') return v;
+  throw new Error(`MAILOVER_SQLITE_SYNCHRONOUS: expected 'full' or 'normal', got '${raw}'`);
 }
 
 export function isPostgresUrl(url: string | undefined): url is string {
@@ -38,12 +56,13 @@ export async function openStore(opts: OpenStoreOptions = {}): Promise<Store> {
     store = new KyselyStore({ db, dialect: 'postgres', location: redactUrl(url) });
   } else {
     const file = opts.sqlitePath ?? process.env.MAILOVER_DB ?? DEFAULT_SQLITE_PATH;
+    const synchronous = opts.sqliteSynchronous ?? sqliteSynchronousFromEnv();
     if (file !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
     const sqlite = new BetterSqlite3(file);
     try {
       sqlite.pragma('busy_timeout = 5000');
       sqlite.pragma('journal_mode = WAL');
-      sqlite.pragma('synchronous = NORMAL');
+      sqlite.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     } catch (err) {
       sqlite.close();
       throw err;

@@ -37,6 +37,16 @@ export interface RecipientsTable {
   dispatched_at: string | null;
   /** Which send attempt holds the row while it is `sending` (the latest claimer owns it). */
   claim_token: string | null;
+  /** Deferred rows: when to try again (added later: null on older rows). */
+  defer_until: string | null;
+  /** When the provider first answered "later" for this recipient. */
+  deferred_since: string | null;
+  deferrals: number | null;
+  /** Held rows: since when. */
+  held_at: string | null;
+  /** Who released a held row, and when. */
+  released_by: string | null;
+  released_at: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -147,6 +157,17 @@ async function createAll(db: Kysely<Database>, dialect: Dialect): Promise<void> 
     .addPrimaryKeyConstraint('recipients_pk', ['campaign_id', 'seq'])
     .addUniqueConstraint('recipients_campaign_email_uq', ['campaign_id', 'email'])
     .execute();
+
+  for (const [column, type] of [
+    ['defer_until', 'text'],
+    ['deferred_since', 'text'],
+    ['deferrals', 'integer'],
+    ['held_at', 'text'],
+    ['released_by', 'text'],
+    ['released_at', 'text'],
+  ] as const) {
+    await addColumnIfMissing(db, dialect, 'recipients', column, type);
+  }
 
   await db.schema
     .createIndex('recipients_campaign_state_idx')

@@ -4,7 +4,13 @@
  * and PostgreSQL (DATABASE_URL).
  */
 
-export type RecipientState = 'pending' | 'sending' | 'accepted' | 'rejected' | 'suppressed';
+/**
+ * A ledger row's state. Final: accepted, rejected, suppressed. Not final: pending (not sent yet),
+ * sending (claimed by a send attempt; dispatched once handed to the provider), deferred (the
+ * provider answered this recipient "later": retried at `deferUntil`), held (its outcome is unknown
+ * and cannot be settled by the engine: an operator releases it, see `mailover campaign held`).
+ */
+export type RecipientState = 'pending' | 'sending' | 'deferred' | 'held' | 'accepted' | 'rejected' | 'suppressed';
 
 export interface CampaignTemplate {
   subject: string;
@@ -50,6 +56,17 @@ export interface RecipientRow {
   inFlightRecoveries: number;
   /** When the message was last handed to a provider (null while only claimed, or pending). */
   dispatchedAt: Date | null;
+  /** Deferred rows: when to try again. */
+  deferUntil: Date | null;
+  /** When the provider first answered "later" for this recipient (the deferral window counts from here). */
+  deferredSince: Date | null;
+  /** How many times the provider answered "later" for this recipient. */
+  deferrals: number;
+  /** Held rows: since when. */
+  heldAt: Date | null;
+  /** Who released the row from held, and when (`mailover campaign release`). */
+  releasedBy: string | null;
+  releasedAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -122,6 +139,61 @@ export interface ClaimResult {
   suppressed: number;
 }
 
+/**
+ * A sweep: rows behind the campaign's cursor that still need sending: deferred rows whose time has
+ * come, rows put back to pending (released from held), and rows a crashed sweep left in flight.
+ */
+export interface SweepOptions {
+  /** Highest seq the sweep may take (the campaign's cursor). */
+  upToSeq: number;
+  /** At most this many rows. */
+  limit: number;
+  /** Deferred rows due at or before this time are taken. */
+  now: Date;
+}
+
+export interface SweepClaim extends ClaimResult {
+  /** How many of the rows taken were deferred, and how many pending (the workflow's counters move them). */
+  fromDeferred: number;
+  fromPending: number;
+}
+
+/** How a deferral is paced: the first retry after `firstRetryMs`, doubling up to `maxRetryMs`; after `windowMs` a soft bounce. */
+export interface DeferralPolicy {
+  firstRetryMs: number;
+  maxRetryMs: number;
+  windowMs: number;
+}
+
+export type DeferOutcome = { state: 'deferred'; deferUntil: Date } | { state: 'rejected'; reason: string };
+
+/** A held row as an operator sees it (the address only when asked for). */
+export interface HeldRow {
+  seq: number;
+  email: string;
+  provider: string | null;
+  heldAt: Date | null;
+  reason: string;
+}
+
+export interface ReleaseHeldInput {
+  /** resend: back to pending (the campaign sends it again); mark-sent: settled accepted, as the operator says it was. */
+  action: 'resend' | 'mark-sent';
+  /** Only rows in this seq range (inclusive); all held rows when absent. */
+  fromSeq?: number;
+  toSeq?: number;
+  /** Who released them (recorded on the rows). */
+  by: string;
+}
+
+export interface ReleaseHeldResult {
+  released: number;
+  /** mark-sent: rows now accepted, by the provider they were held on. */
+  acceptedByProvider: Record<string, number>;
+  /** The seqs released, as inclusive ranges ([[3, 5], [9, 9]]). */
+  ranges: Array<[number, number]>;
+}
+
 /** Final-state tally of a range of rows (idempotent: can be recomputed any time). */
 export interface RangeTally {
   accepted: Record<string, number>; // by provider name
@@ -129,6 +201,8 @@ export interface RangeTally {
   suppressed: number;
   pending: number;
   sending: number;
+  deferred: number;
+  held: number;
   inFlightRecovered: number;
 }
 
@@ -196,7 +270,28 @@ export interface Store {
   markDispatched(campaignId: string, seqs: number[], provider: string, claimToken: string): Promise<number[]>;
   /** sending -> pending for rows this claim holds that the provider definitely did not accept; records lastError. */
   release(campaignId: string, seqs: number[], lastError: string, claimToken: string): Promise<void>;
+  /**
+   * Like claimRange, over the rows behind the cursor that still need sending (see SweepOptions),
+   * lowest seq first, at most `limit`.
+   */
+  claimSweep(campaignId: string, provider: string, claimToken: string, opts: SweepOptions): Promise<SweepClaim>;
+  /**
+   * The provider answered "later" for this recipient: deferred until the next retry of `policy`, or
+   * rejected (a soft bounce, never suppressed) once the deferral window since the first "later" is over.
+   */
+  settleDeferred(campaignId: string, seq: number, provider: string, reason: string, policy: DeferralPolicy, now: Date, retryAfterMs?: number): Promise<DeferOutcome>;
+  /** sending -> held (outcome unknown, for an operator to release), with why. */
+  holdRows(campaignId: string, seqs: number[], reason: string): Promise<void>;
+  listHeld(campaignId: string): Promise<HeldRow[]>;
+  /** Held rows -> pending (resend) or accepted (mark-sent), recording who and when. */
+  releaseHeld(campaignId: string, input: ReleaseHeldInput): Promise<ReleaseHeldResult>;
+  /** The earliest retry time among the campaign's deferred rows (undefined when none is deferred). */
+  nextDeferral(campaignId: string): Promise<Date | undefined>;
+  /** Current state of some rows of a campaign (rows not found are left out). */
+  getRecipients(campaignId: string, seqs: number[]): Promise<RecipientRow[]>;
   tallyRange(campaignId: string, fromSeq: number, toSeq: number): Promise<RangeTally>;
+  /** The same tally over some rows only (a sweep's). */
+  tallyRows(campaignId: string, seqs: number[]): Promise<RangeTally>;
   /** Rows in state `sending` across all campaigns: claimed or handed to a provider, not settled (a metrics gauge). */
   countInFlight(): Promise<number>;
   listRecipients(campaignId: string): Promise<RecipientRow[]>;
