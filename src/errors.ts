@@ -5,7 +5,7 @@
  * class name below, so workflow code can decide on them without importing Node code.
  */
 
-export type FailureClass = 'transient' | 'recipient-permanent' | 'provider-unavailable' | 'invalid-campaign' | 'invalid-message';
+export type FailureClass = 'transient' | 'recipient-deferred' | 'recipient-permanent' | 'provider-unavailable' | 'invalid-campaign' | 'invalid-message';
 
 /** SMTP 421/451/452, connection reset, timeout, HTTP 429/5xx: retry on the same provider. */
 export class TransientProviderError extends Error {
@@ -35,6 +35,12 @@ export class RecipientPermanentError extends Error {
   }
 }
 
+/** 4xx for one recipient (mailbox full, greylisting, a temporary routing problem): only that recipient waits and is tried again later. */
+export class RecipientDeferredError extends Error {
+  override readonly name = 'RecipientDeferredError';
+  readonly failureClass = 'recipient-deferred' as const;
+}
+
 /** Auth failure, connection refused, retry budget exhausted, provider marked down: switch provider. */
 export class ProviderUnavailableError extends Error {
   override readonly name = 'ProviderUnavailableError';
@@ -59,7 +65,7 @@ export class InvalidMessageError extends Error {
   readonly failureClass = 'invalid-message' as const;
 }
 
-export type ClassifiedError = TransientProviderError | RecipientPermanentError | ProviderUnavailableError | InvalidMessageError;
+export type ClassifiedError = TransientProviderError | RecipientDeferredError | RecipientPermanentError | ProviderUnavailableError | InvalidMessageError;
 
 /** ApplicationFailure types the workflow reacts to (kept as strings: workflow code cannot import this module's classes). */
 export const FailureTypes = {

@@ -7,7 +7,7 @@ import { strict as assert } from 'assert';
 import { SmtpSink, parseMessage } from '../src/dev/smtp-sink';
 import { SmtpProvider, type SmtpProviderConfig } from '../src/providers/smtp';
 import type { OutgoingMessage, SendResult } from '../src/providers/provider';
-import { ProviderUnavailableError, RecipientPermanentError, TransientProviderError } from '../src/errors';
+import { ProviderUnavailableError, RecipientDeferredError, RecipientPermanentError, TransientProviderError } from '../src/errors';
 
 const sinks: SmtpSink[] = [];
 const providers: SmtpProvider[] = [];
@@ -116,7 +116,7 @@ describe('smtp provider', function () {
       if (m.seq === 3 || m.seq === 17) {
         assert.equal(r.status, 'rejected');
         assert.ok(r.status === 'rejected' && r.hardBounce, 'hard bounce');
-        assert.match(r.status === 'rejected' ? r.reason : '', /smtp-a.*550 5\.1\.1 mailbox unavailable/);
+        assert.match(r.status === 'rejected' ? r.reason : '', /^smtp-a: mailbox does not exist \(550 5\.1\.1\) at RCPT TO: "mailbox unavailable"$/);
       } else {
         assert.equal(r.status, 'accepted', `${m.to}`);
       }
@@ -125,14 +125,55 @@ describe('smtp provider', function () {
     assertContract(sink, batch, reports);
   });
 
-  it('smtp: a 5xx other than 550/551/553 rejects the message without a hard bounce', async () => {
+  it('smtp: 552 5.2.2 (mailbox full, permanent) rejects the message without a hard bounce: a full mailbox is never suppressed', async () => {
     const sink = await startSink();
     sink.rejectRecipients(['user2@example.com'], 552, '5.2.2 mailbox full');
     const p = provider(sink);
     const { reports, error } = await run(p, messages(3));
     assert.equal(error, undefined);
-    assert.deepEqual(reports.get(2), { status: 'rejected', reason: 'smtp-a: message rejected at RCPT TO (552 5.2.2 mailbox full)', hardBounce: false });
+    assert.deepEqual(reports.get(2), { status: 'rejected', reason: 'smtp-a: mailbox full (552 5.2.2) at RCPT TO: "mailbox full"', hardBounce: false, signature: '552 5.2.2' });
     assert.equal(sink.acceptedCount, 2);
+  });
+
+  it('smtp: 452 4.2.2 at RCPT TO defers only that recipient; the batch goes on and the provider is not failed', async () => {
+    const sink = await startSink();
+    sink.rejectRecipients(['user4@example.com'], 452, '4.2.2 <{address}>: Mailbox full');
+    const p = provider(sink);
+    const { reports, error } = await run(p, messages(10));
+    assert.equal(error, undefined, 'no provider-level error');
+    const r = reports.get(4);
+    assert.equal(r?.status, 'deferred');
+    assert.equal(r?.status === 'deferred' ? r.signature : '', '452 4.2.2');
+    assert.match(r?.status === 'deferred' ? r.reason : '', /^smtp-a: .*4\.2\.2.* at RCPT TO: "\[address\]: Mailbox full"$/);
+    assert.ok(!JSON.stringify(r).includes('user4@'), 'the address is scrubbed from the reason');
+    assert.equal(sink.acceptedCount, 9);
+  });
+
+  for (const how of ['close', 'reset', 'silence'] as const) {
+    it(`smtp: a reply lost after the message data (connection ${how === 'silence' ? 'silent until the socket timeout' : how}) puts that recipient in doubt, never reports it as refused`, async () => {
+      const sink = await startSink();
+      const p = provider(sink, { pool: { maxConnections: 1 }, timeouts: { connectionMs: 2_000, greetingMs: 2_000, socketMs: 500 } });
+      const batch = messages(5);
+      const first = await run(p, batch.slice(0, 2));
+      assert.equal(first.error, undefined);
+      sink.loseRepliesAfterData(1, how);
+      const { reports, error } = await run(p, batch.slice(2));
+      assert.ok(error instanceof TransientProviderError, `got ${String(error)}`);
+      assert.deepEqual(error.inDoubt, [3], 'the message whose reply was lost is in doubt');
+      assert.match(error.message, /no reply after the message data.*in doubt/);
+      assert.equal(reports.has(3), false, 'not reported: its outcome is unknown');
+      assert.equal(sink.messages.find((m) => m.to.includes('user3@example.com'))?.replyLost, how, 'the relay did keep it');
+    });
+  }
+
+  it('smtp: a connection lost before the message data is not in doubt (the relay cannot have it)', async () => {
+    const sink = await startSink();
+    const p = provider(sink, { pool: { maxConnections: 1 } });
+    sink.failAfter(0, 'drop');
+    const { error } = await run(p, messages(2));
+    assert.ok(error instanceof TransientProviderError, `got ${String(error)}`);
+    assert.deepEqual(error.inDoubt, []);
+    assert.equal(sink.acceptedCount, 0);
   });
 
   it('smtp: 451 on the next 3 messages throws TransientProviderError and no unreported message reached the sink', async () => {
@@ -146,7 +187,7 @@ describe('smtp provider', function () {
     sink.failNextMessages(3, 451);
     const { reports, error } = await run(p, batch.slice(10));
     assert.ok(error instanceof TransientProviderError, `got ${String(error)}`);
-    assert.match(error.message, /^smtp-a: temporary failure at MAIL FROM \(451 4\.3\.0 /);
+    assert.match(error.message, /^smtp-a: temporary refusal \(451 4\.3\.0\) at MAIL FROM: "local error in processing/);
     assert.ok(reports.size < 30, 'stopped starting new messages');
     for (const [seq, r] of first.reports) reports.set(seq, r);
     assertContract(sink, batch, reports);
@@ -190,7 +231,7 @@ describe('smtp provider', function () {
     const bad = provider(sink, { auth: { user: 'mailer', pass: 'wrong-staple-9c1' } });
     const { reports, error } = await run(bad, messages(5));
     assert.ok(error instanceof ProviderUnavailableError, `got ${String(error)}`);
-    assert.match(error.message, /^smtp-a: authentication failed \(535/);
+    assert.match(error.message, /^smtp-a: authentication refused \(535 5\.7\.8\) at AUTH/);
     assert.ok(!error.message.includes('wrong-staple-9c1'));
     assert.ok(!error.message.includes(Buffer.from('wrong-staple-9c1').toString('base64')));
     assert.equal(reports.size, 0);
@@ -307,9 +348,12 @@ describe('smtp provider classify', () => {
     ['EHOSTUNREACH', { code: 'ESOCKET', originalCode: 'EHOSTUNREACH' }, ProviderUnavailableError],
     ['554 at the greeting', { code: 'EPROTOCOL', responseCode: 554, response: '554 no service', command: 'CONN' }, ProviderUnavailableError],
     ['421 at MAIL FROM', { code: 'EENVELOPE', responseCode: 421, response: '421 try later', command: 'MAIL FROM' }, TransientProviderError],
-    ['450 at RCPT TO', { code: 'EENVELOPE', responseCode: 450, response: '450 greylisted', command: 'RCPT TO' }, TransientProviderError],
+    ['450 at RCPT TO (one recipient greylisted)', { code: 'EENVELOPE', responseCode: 450, response: '450 greylisted', command: 'RCPT TO' }, RecipientDeferredError],
+    ['452 4.2.2 at RCPT TO (mailbox full)', { code: 'EENVELOPE', responseCode: 452, response: '452 4.2.2 Mailbox full', command: 'RCPT TO' }, RecipientDeferredError],
+    ['550 5.7.1 relay access denied at RCPT TO', { code: 'EENVELOPE', responseCode: 550, response: '550 5.7.1 <bob@example.org>: Relay access denied', command: 'RCPT TO' }, ProviderUnavailableError],
+    ['553 5.7.1 sender rejected at MAIL FROM', { code: 'EENVELOPE', responseCode: 553, response: '553 5.7.1 <news@example.org>: Sender address rejected: not owned by user', command: 'MAIL FROM' }, ProviderUnavailableError],
     ['451 at DATA', { code: 'EMESSAGE', responseCode: 451, response: '451 local error', command: 'DATA' }, TransientProviderError],
-    ['452 at RCPT TO', { code: 'EENVELOPE', responseCode: 452, response: '452 too many', command: 'RCPT TO' }, TransientProviderError],
+    ['452 at RCPT TO without an enhanced code (system storage)', { code: 'EENVELOPE', responseCode: 452, response: '452 too many', command: 'RCPT TO' }, TransientProviderError],
     ['ETIMEDOUT', { code: 'ETIMEDOUT', message: 'Timeout', command: 'CONN' }, TransientProviderError],
     ['ECONNRESET', { code: 'ESOCKET', originalCode: 'ECONNRESET', message: 'read ECONNRESET' }, TransientProviderError],
     ['ECONNECTION (dropped)', { code: 'ECONNECTION', message: 'Connection closed unexpectedly', command: 'CONN' }, TransientProviderError],
@@ -318,8 +362,9 @@ describe('smtp provider classify', () => {
     ['551 at RCPT TO', { code: 'EENVELOPE', responseCode: 551, response: '551 user not local', command: 'RCPT TO' }, RecipientPermanentError, true],
     ['553 at RCPT TO', { code: 'EENVELOPE', responseCode: 553, response: '553 bad mailbox name', command: 'RCPT TO' }, RecipientPermanentError, true],
     ['552 at DATA', { code: 'EMESSAGE', responseCode: 552, response: '552 too big', command: 'DATA' }, RecipientPermanentError, false],
-    ['554 at DATA', { code: 'EMESSAGE', responseCode: 554, response: '554 spam', command: 'DATA' }, RecipientPermanentError, false],
-    ['554 at RCPT TO', { code: 'EENVELOPE', responseCode: 554, response: '554 relay denied', command: 'RCPT TO' }, RecipientPermanentError, false],
+    ['554 after the data (the message is refused for the sender or content)', { code: 'EMESSAGE', responseCode: 554, response: '554 spam', command: 'DATA' }, ProviderUnavailableError],
+    ['554 relay denied at RCPT TO (no enhanced code)', { code: 'EENVELOPE', responseCode: 554, response: '554 relay denied', command: 'RCPT TO' }, ProviderUnavailableError],
+    ['552 5.3.4 after the data (this message too large)', { code: 'EMESSAGE', responseCode: 552, response: '552 5.3.4 Message size exceeds fixed limit', command: 'DATA' }, RecipientPermanentError, false],
     ['an invalid address nodemailer will not send', { code: 'EENVELOPE', message: 'Invalid recipient "x"', command: 'API' }, RecipientPermanentError, false],
     ['something unknown', { message: 'weird' }, TransientProviderError],
   ];

@@ -13,7 +13,14 @@
  *   await sink.stop();
  *
  * Fault model (each is independent; `heal()` clears all of them):
- * - rejectRecipients: RCPT TO for the listed addresses fails (default 550 5.1.1).
+ * - rejectRecipients: RCPT TO for the listed addresses fails (default 550 5.1.1); a 4xx code defers
+ *   them instead (e.g. 452 4.2.2 mailbox full); `acceptRecipients` lifts it for some of them.
+ * - failAllRecipients(code, text): every RCPT TO fails with that reply (a relay refusing to relay
+ *   for us answers `550 5.7.1 <addr>: Relay access denied`) until `failAllRecipients(null)`.
+ * - loseRepliesAfterData(n, how): the next n messages are received whole and KEPT (the relay has
+ *   them and will deliver them: they are recorded, with `replyLost`), but the client never hears
+ *   the reply: the connection is closed ('close'), reset ('reset'), or left silent until the
+ *   client gives up ('silence').
  * - failNextMessages(n, code): the next n transactions fail with a transient code, at MAIL FROM
  *   (default) or at the end of DATA.
  * - failAll(code): every transaction fails at MAIL FROM (and at the end of DATA for those already
@@ -64,7 +71,12 @@ export interface SinkMessage {
   /** Top-level headers, lower-case names, unfolded and decoded. Repeated headers are joined with ', '. */
   headers: Record<string, string>;
   acceptedAt: Date;
+  /** The relay kept the message but its reply was lost on the way back (loseRepliesAfterData). */
+  replyLost?: LostReply;
 }
+
+/** How a reply after the message data is lost: the connection closed, reset, or silent until the client times out. */
+export type LostReply = 'close' | 'reset' | 'silence';
 
 export type SinkMode = 'ok' | 'auth-fail' | 'refuse' | 'drop';
 export type FailAfterMode = 'auth' | 'refuse' | 'drop' | { code: number; message?: string };
@@ -120,6 +132,8 @@ export class SmtpSink extends EventEmitter {
   private rejected = new Map<string, { code: number; message: string }>();
   private failNext: { remaining: number; code: number; stage: 'mail' | 'data' } | null = null;
   private failAllCode: { code: number; message?: string } | null = null;
+  private failAllRcpt: { code: number; message?: string } | null = null;
+  private loseReplies: { remaining: number; how: LostReply } | null = null;
   private pendingFault: { remaining: number; mode: FailAfterMode } | null = null;
   private _mode: SinkMode = 'ok';
   private acceptDelayMs = 0;
@@ -237,6 +251,21 @@ export class SmtpSink extends EventEmitter {
     for (const address of addresses) this.rejected.set(address.toLowerCase(), { code, message });
   }
 
+  /** Lifts rejectRecipients for these addresses (a full mailbox that was emptied). */
+  acceptRecipients(addresses: string[]): void {
+    for (const address of addresses) this.rejected.delete(address.toLowerCase());
+  }
+
+  /** Every RCPT TO fails with `code message` until `failAllRecipients(null)`. */
+  failAllRecipients(code: number | null, message?: string): void {
+    this.failAllRcpt = code === null ? null : { code, message };
+  }
+
+  /** The next `n` messages are kept (recorded, with `replyLost`) but the client never hears the reply (see the file comment). */
+  loseRepliesAfterData(n: number, how: LostReply): void {
+    this.loseReplies = n > 0 ? { remaining: n, how } : null;
+  }
+
   /**
    * The next `n` transactions fail with a transient code: at MAIL FROM (default), or after the
    * whole message was received, at the end of DATA (`stage: 'data'`).
@@ -281,6 +310,8 @@ export class SmtpSink extends EventEmitter {
     this.rejected.clear();
     this.failNext = null;
     this.failAllCode = null;
+    this.failAllRcpt = null;
+    this.loseReplies = null;
     this.pendingFault = null;
     this.acceptDelayMs = 0;
     await this.setMode('ok');
@@ -389,7 +420,8 @@ export class SmtpSink extends EventEmitter {
       socket?.destroy();
       return true;
     }
-    return socket !== undefined && socket.destroyed;
+    // A session whose socket is gone (the client died or hung up) gets no reply and keeps nothing.
+    return socket === undefined || socket.destroyed;
   }
 
   // ---------------------------------------------------------------------------------------
@@ -421,8 +453,9 @@ export class SmtpSink extends EventEmitter {
 
   private onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
     if (this.dropIfNeeded(session)) return callback(smtpError(421));
+    if (this.failAllRcpt) return callback(smtpError(this.failAllRcpt.code, this.failAllRcpt.message?.replace('{address}', address.address)));
     const rejection = this.rejected.get(address.address.toLowerCase());
-    if (rejection) return callback(smtpError(rejection.code, rejection.message));
+    if (rejection) return callback(smtpError(rejection.code, rejection.message.replace('{address}', address.address)));
     callback();
   }
 
@@ -454,6 +487,19 @@ export class SmtpSink extends EventEmitter {
           acceptedAt: new Date(),
         };
         if (parsed.html !== undefined) record.html = parsed.html;
+        const lose = this.loseReplies;
+        if (lose) {
+          // The relay has the message (it will deliver it); the client never hears so.
+          if (--lose.remaining <= 0) this.loseReplies = null;
+          record.replyLost = lose.how;
+          this.recorded.push(record);
+          this.emit('message', record);
+          const socket = this.socketOf(session);
+          if (lose.how === 'close') socket?.destroy();
+          else if (lose.how === 'reset') socket?.resetAndDestroy();
+          // 'silence': no reply at all; the client's socket timeout ends it (stop() closes it too).
+          return;
+        }
         this.recorded.push(record);
         callback(null, `OK: queued as ${this.recorded.length}`);
         this.emit('message', record);

@@ -29,9 +29,15 @@ export interface OutgoingMessage {
   list?: string;
 }
 
+/**
+ * What the provider answered for one recipient. `signature` (the reply code and enhanced code,
+ * e.g. '550 5.1.1') lets the engine see when most of a batch was refused alike: then it is the
+ * provider refusing us, not each recipient (see alikeRefusal in ./smtp-replies).
+ */
 export type SendResult =
   | { status: 'accepted'; providerMessageId: string }
-  | { status: 'rejected'; reason: string; hardBounce: boolean };
+  | { status: 'rejected'; reason: string; hardBounce: boolean; signature?: string }
+  | { status: 'deferred'; reason: string; signature?: string; retryAfterMs?: number };
 
 /**
  * What the provider says about a message found in flight after a crash: accepted; never seen
@@ -40,7 +46,9 @@ export type SendResult =
 export type LookupResult =
   | { status: 'accepted'; providerMessageId: string }
   | { status: 'not-found' }
-  | { status: 'unknown'; retryAfterMs: number };
+  | { status: 'unknown'; retryAfterMs: number }
+  /** This message could not be looked up (the look-up failed): it is held, never resent blindly. */
+  | { status: 'failed'; reason: string };
 
 export interface InFlightMessage {
   message: OutgoingMessage;
@@ -63,7 +71,8 @@ export interface Provider {
    * stay in flight and are looked up on the next attempt.
    *
    * `dispatching`, when given, is awaited right before messages are handed to the provider
-   * (one message for SMTP, one API call's recipients for an HTTP ESP) and returns the ones that
+   * (SMTP: after the relay said 354 to DATA, right before the message data; an HTTP ESP: right
+   * before one API call with its recipients) and returns the ones that
    * may go: the ledger marks them then (after a crash only dispatched-but-unsettled rows are in
    * doubt), and leaves out rows another send attempt has taken over. Messages it leaves out are
    * neither sent nor reported.
@@ -72,15 +81,24 @@ export interface Provider {
     messages: OutgoingMessage[],
     report: (message: OutgoingMessage, result: SendResult) => Promise<void>,
     dispatching?: (messages: OutgoingMessage[]) => Promise<OutgoingMessage[]>,
+    signal?: AbortSignal,
   ): Promise<void>;
   /** Map any error from this provider into the failure taxonomy. */
   classify(err: unknown): ClassifiedError;
   /**
    * Optional: look messages up by their identity (rows left in flight by a crash or by a call
-   * whose answer was lost), keyed by seq. Providers without a look-up (SMTP) leave it undefined
-   * and the in-flight policy applies.
+   * whose answer was lost), keyed by seq; a message whose own look-up failed gets status
+   * 'failed'. `signal` aborts the look-ups (the activity was cancelled). Providers without a
+   * look-up (SMTP) leave it undefined and the in-flight policy applies.
    */
-  lookup?(messages: InFlightMessage[]): Promise<Map<number, LookupResult>>;
+  lookup?(messages: InFlightMessage[], signal?: AbortSignal): Promise<Map<number, LookupResult>>;
+  /**
+   * How long after a message was dispatched its call may still be open, plus how long the
+   * provider's records may lag behind its answer: a row in flight for less than this may still be
+   * settled by the attempt that sent it (or not show up in a look-up yet), so it is neither
+   * resent nor looked up before then.
+   */
+  readonly inDoubtWindowMs: number;
   /**
    * A cheap check that the provider is reachable and takes our credentials, without sending
    * (SMTP: connect, EHLO, AUTH; HTTP ESPs: an authenticated read). Throws a classified error.
