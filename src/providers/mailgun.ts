@@ -11,10 +11,13 @@
  *   headers (Retry-After) and the network error codes that tell "never sent" (refused) from
  *   "maybe sent" (reset or timed out after the request went out). The request is the same
  *   multipart form mailgun.js would post, built as one buffer (`multipartBody`).
- * - HTTP classes: 429 → transient honouring Retry-After; 5xx, timeouts, resets → transient
- *   (the call's recipients in doubt: looked up before any resend); 401/403/404 → provider
- *   unavailable; 400 → invalid message (the campaign holds with the reason); 413 → the call is
- *   split in halves and retried.
+ * - HTTP classes: 429 → transient honouring Retry-After (Mailgun refused the call); 5xx, timeouts,
+ *   resets → transient with the call's recipients in doubt (the body was sent: Mailgun may have
+ *   taken it; they are looked up before any resend); 401/403/404 → provider unavailable;
+ *   400 → invalid message (the campaign holds with the reason); 413 → the call is split in halves.
+ * - A call is tied to the send attempt's cancellation, and times out after `timeoutMs`. A message
+ *   dispatched less than `timeoutMs + lookupSettleMs` ago may still be in an open call (or not in
+ *   the events API yet): `inDoubtWindowMs` tells the engine to wait that long before looking it up.
  */
 import { randomBytes } from 'crypto';
 import Mailgun from 'mailgun.js';
@@ -23,6 +26,10 @@ import type { InFlightMessage, LookupResult, OutgoingMessage, Provider, SendResu
 
 export const MAILGUN_REGIONS = { us: 'https://api.mailgun.net', eu: 'https://api.eu.mailgun.net' } as const;
 export const MAILGUN_MAX_RECIPIENTS_PER_CALL = 1000;
+/** Look-ups of one recipient each, at most this many at a time. */
+const LOOKUP_CONCURRENCY = 8;
+/** Tries of one look-up (a transient failure is retried after 250 ms, then 1 s). */
+const LOOKUP_ATTEMPTS = 3;
 
 export interface MailgunProviderConfig {
   name: string;
@@ -101,6 +108,7 @@ export class MailgunProvider implements Provider {
   private readonly timeoutMs: number;
   private readonly lookupSettleMs: number;
   private readonly auth: string;
+  readonly inDoubtWindowMs: number;
   private client?: ReturnType<Mailgun['client']>;
 
   constructor(private readonly config: MailgunProviderConfig) {
@@ -110,6 +118,7 @@ export class MailgunProvider implements Provider {
     this.concurrency = Math.max(1, config.concurrency ?? 2);
     this.timeoutMs = config.timeoutMs ?? 30_000;
     this.lookupSettleMs = config.lookupSettleMs ?? 10_000;
+    this.inDoubtWindowMs = this.timeoutMs + this.lookupSettleMs;
     this.auth = 'Basic ' + Buffer.from(`api:${config.apiKey}`).toString('base64');
   }
 
@@ -127,6 +136,7 @@ export class MailgunProvider implements Provider {
     messages: OutgoingMessage[],
     report: (message: OutgoingMessage, result: SendResult) => Promise<void>,
     dispatching?: (messages: OutgoingMessage[]) => Promise<OutgoingMessage[]>,
+    signal?: AbortSignal,
   ): Promise<void> {
     const calls: OutgoingMessage[][] = [];
     for (let i = 0; i < messages.length; i += this.callSize) calls.push(messages.slice(i, i + this.callSize));
@@ -137,7 +147,7 @@ export class MailgunProvider implements Provider {
         const call = calls[next++];
         try {
           const mine = dispatching ? await dispatching(call) : call;
-          if (mine.length) await this.sendCall(mine, report);
+          if (mine.length) await this.sendCall(mine, report, signal);
         } catch (err) {
           failure ??= { error: err };
         }
@@ -148,20 +158,22 @@ export class MailgunProvider implements Provider {
   }
 
   /** One API call; 413 splits it in halves. Reports every recipient of a call that was accepted. */
-  private async sendCall(call: OutgoingMessage[], report: (message: OutgoingMessage, result: SendResult) => Promise<void>): Promise<void> {
+  private async sendCall(call: OutgoingMessage[], report: (message: OutgoingMessage, result: SendResult) => Promise<void>, signal?: AbortSignal): Promise<void> {
     let response: Response;
+    let text: string;
     const form = multipartBody(this.fields(call));
+    const callSignal = signal ? AbortSignal.any([AbortSignal.timeout(this.timeoutMs), signal]) : AbortSignal.timeout(this.timeoutMs);
     try {
       response = await fetch(`${this.baseUrl}/v3/${encodeURIComponent(this.config.domain)}/messages`, {
         method: 'POST',
         headers: { authorization: this.auth, 'content-type': `multipart/form-data; boundary=${form.boundary}` },
         body: form.body,
-        signal: AbortSignal.timeout(this.timeoutMs),
+        signal: callSignal,
       });
+      text = await response.text();
     } catch (err) {
       throw this.networkError(err, call);
     }
-    const text = await response.text().catch(() => '');
     if (response.ok) {
       let id = '';
       try {
@@ -175,8 +187,8 @@ export class MailgunProvider implements Provider {
     }
     if (response.status === 413 && call.length > 1) {
       const half = Math.ceil(call.length / 2);
-      await this.sendCall(call.slice(0, half), report);
-      await this.sendCall(call.slice(half), report);
+      await this.sendCall(call.slice(0, half), report, signal);
+      await this.sendCall(call.slice(half), report, signal);
       return;
     }
     if (response.status === 413) {
@@ -189,7 +201,13 @@ export class MailgunProvider implements Provider {
     } catch {
       // plain-text body (Mailgun answers 401 with "Forbidden")
     }
-    throw this.classify({ kind: 'http', status: response.status, message: message || response.statusText, retryAfterMs: parseRetryAfter(response.headers.get('retry-after')) } satisfies CallError);
+    const error = this.classify({ kind: 'http', status: response.status, message: message || response.statusText, retryAfterMs: parseRetryAfter(response.headers.get('retry-after')) } satisfies CallError);
+    if (response.status >= 500 && error instanceof TransientProviderError) {
+      // The whole body was sent before this answer: Mailgun (or the gateway in front of it) may have
+      // taken the call. Its recipients are in doubt: looked up, never resent blindly.
+      throw new TransientProviderError(`${error.message}; ${call.length} recipient(s) in doubt`, error.retryAfterMs, call.map((m) => m.seq));
+    }
+    throw error;
   }
 
   /** The call's form fields, in order (name, value); posted as multipart/form-data. */
@@ -251,18 +269,37 @@ export class MailgunProvider implements Provider {
     return new TransientProviderError(`${this.name}: unexpected answer (${status} ${msg})`);
   }
 
-  /** Accepted events by recipient, matched on the campaign identity (`v:mailover-campaign`). */
-  async lookup(messages: InFlightMessage[]): Promise<Map<number, LookupResult>> {
+  /**
+   * Accepted events by recipient, matched on the campaign identity (`v:mailover-campaign`). A
+   * recipient whose look-up keeps failing (after two quick retries of a transient failure) is
+   * 'failed'; the others are still answered.
+   */
+  async lookup(messages: InFlightMessage[], signal?: AbortSignal): Promise<Map<number, LookupResult>> {
     const results = new Map<number, LookupResult>();
     let next = 0;
     const worker = async () => {
       while (next < messages.length) {
+        signal?.throwIfAborted();
         const { message, dispatchedAt } = messages[next++];
-        results.set(message.seq, await this.lookupOne(message, dispatchedAt));
+        results.set(message.seq, await this.lookupWithRetries(message, dispatchedAt, signal));
       }
     };
-    await Promise.all(Array.from({ length: Math.min(8, messages.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(LOOKUP_CONCURRENCY, messages.length) }, worker));
     return results;
+  }
+
+  private async lookupWithRetries(message: OutgoingMessage, dispatchedAt: Date | null, signal?: AbortSignal): Promise<LookupResult> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.lookupOne(message, dispatchedAt);
+      } catch (err) {
+        const classified = this.classify(err);
+        if (!(classified instanceof TransientProviderError) || attempt >= LOOKUP_ATTEMPTS || signal?.aborted) {
+          return { status: 'failed', reason: `look-up failed: ${classified.message}` };
+        }
+        await new Promise((r) => setTimeout(r, 250 * 4 ** (attempt - 1)));
+      }
+    }
   }
 
   private async lookupOne(message: OutgoingMessage, dispatchedAt: Date | null): Promise<LookupResult> {
@@ -280,8 +317,9 @@ export class MailgunProvider implements Provider {
         return { status: 'accepted', providerMessageId: id ? `<${id.replace(/^<|>$/g, '')}>` : message.messageId };
       }
     }
+    // Its call may still be open, or Mailgun's event log may not show it yet.
     const age = dispatchedAt ? Date.now() - dispatchedAt.getTime() : Infinity;
-    if (age < this.lookupSettleMs) return { status: 'unknown', retryAfterMs: this.lookupSettleMs - age };
+    if (age < this.inDoubtWindowMs) return { status: 'unknown', retryAfterMs: this.inDoubtWindowMs - age };
     return { status: 'not-found' };
   }
 
