@@ -7,7 +7,7 @@ import type { DrillSettings } from '../src/drill-settings';
 import type { MailoverMetrics } from '../src/metrics/metrics';
 import type { BounceSettings, UnsubscribeSettings } from '../src/compliance/settings';
 import type { ProviderRegistry } from '../src/providers/registry';
-import type { Store } from '../src/store/types';
+import type { DeferralPolicy, ReleaseHeldInput, ReleaseHeldResult, Store } from '../src/store/types';
 import type { OpsEvent } from '../src/ops-events';
 import { CampaignCache } from './campaign-cache';
 import { drillActivities } from './drill';
@@ -51,6 +51,14 @@ export interface SendBatchInput {
   provider: string;
   fromSeq: number;
   toSeq: number;
+  /**
+   * 'range' (default): the rows fromSeq..toSeq. 'sweep': rows up to toSeq (the cursor) that still
+   * need sending (deferred rows whose time has come, rows released from held), at most `limit`.
+   */
+  mode?: 'range' | 'sweep';
+  limit?: number;
+  /** How recipients the provider answers "later" are retried (default DEFAULT_DEFERRAL). */
+  deferral?: DeferralPolicy;
 }
 
 /** Final states of one batch's rows (recomputed from the ledger, so retries never double count). */
@@ -59,7 +67,19 @@ export interface BatchTally {
   rejected: number;
   suppressed: number;
   inFlightRecovered: number;
+  /** Rows held for an operator (outcome unknown and not settled by a look-up). */
   heldForReview: number;
+  /** Rows waiting for their deferred retry. Absent in results recorded before deferrals. */
+  deferred?: number;
+  /** When the campaign's next deferred row is due (epoch ms), if any is deferred. */
+  nextDeferredAt?: number;
+  /** A sweep: how many of the rows it took were deferred and how many pending before. */
+  swept?: { deferred: number; pending: number };
+  /**
+   * Rows found in flight are still to be looked up (the attempt ran out of time for them): the
+   * workflow sends the same batch again (it is not a failure).
+   */
+  incomplete?: boolean;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -67,6 +87,8 @@ export function createActivities(deps: ActivityDeps) {
   return {
     prepareCampaign: (input: PrepareInput): Promise<PrepareResult> => prepareCampaign(deps, cache, input),
     sendBatch: (input: SendBatchInput): Promise<BatchTally> => sendBatch(deps, cache, input),
+    /** Held rows -> pending (resend) or accepted (mark-sent), recorded with who and when. */
+    releaseHeld: (input: ReleaseHeldInput & { campaignId: string }): Promise<ReleaseHeldResult> => deps.store.releaseHeld(input.campaignId, input),
     notify: (event: OpsEvent): Promise<void> => notify(deps, event),
     watchProviders: (input: WatchProvidersInput): Promise<WatchProvidersResult> => watchProviders(deps, input),
     probeHealth: (input: { provider: string }): Promise<HealthProbeResult> => probeHealth(deps, input),

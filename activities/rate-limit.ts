@@ -5,6 +5,7 @@
  */
 import type { RateLimit } from '../src/config';
 import type { Store } from '../src/store/types';
+import { abortableSleep } from './attempt-clock';
 
 /** Longest single wait between reservations: keeps heartbeats and cancellation prompt. */
 const MAX_WAIT_MS = 1_000;
@@ -23,20 +24,6 @@ export async function acquireSends(
     need -= r.granted;
     if (need === 0) return;
     opts.onWait?.(need);
-    await sleep(Math.min(MAX_WAIT_MS, Math.max(1, r.retryAfterMs)), opts.signal);
+    await abortableSleep(Math.min(MAX_WAIT_MS, Math.max(1, r.retryAfterMs)), opts.signal);
   }
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }

@@ -1,22 +1,34 @@
 /**
- * Sends one batch (a seq range of a campaign) through one provider.
+ * Sends one batch (a seq range of a campaign, or a sweep of rows behind its cursor) through one
+ * provider.
  *
- * Ledger protocol (design.md invariant 1): rows are claimed (pending -> sending) before
- * the provider call and settled one by one as the provider answers. A retry of the same
- * range skips settled rows; rows found still `sending` were left in flight by a crash and
- * are reconciled: looked up at the provider when it can, else resent or held per policy.
+ * Ledger protocol (design.md invariant 1): rows are claimed (pending -> sending) before the
+ * provider call, marked dispatched right before they are handed over, and settled one by one as
+ * the provider answers. A retry of the same range skips settled rows; rows found still `sending`
+ * and dispatched were left in flight and are reconciled (./reconcile-in-flight).
+ *
+ * What the provider answers per recipient (design.md failure taxonomy):
+ * - accepted: settled at once;
+ * - rejected / deferred: kept until the batch is done, then settled (rejected with the reason,
+ *   hard bounces suppressed; deferred with their own backoff) unless most of the batch was
+ *   refused alike: then it is the provider refusing us, not them (a relay that answers every
+ *   RCPT TO with 550 5.1.1), and nobody is rejected, suppressed or deferred: the batch fails
+ *   at the provider level (5xx: switch; 4xx: retry, then switch).
  */
 import { randomUUID } from 'crypto';
-import { Context, log } from '@temporalio/activity';
 import { ProviderUnavailableError, TransientProviderError } from '../src/errors';
-import type { InFlightMessage, LookupResult, OutgoingMessage, Provider, SendResult } from '../src/providers/provider';
-import type { RecipientRow } from '../src/store/types';
+import type { OutgoingMessage, SendResult } from '../src/providers/provider';
+import { alikeRefusal } from '../src/providers/smtp-replies';
+import type { ClaimResult, RecipientRow } from '../src/store/types';
 import { TemplateError } from '../src/template';
 import { unsubscribeLinks } from '../src/compliance/unsubscribe';
 import { bounceAddress } from '../src/compliance/tokens';
+import { DEFAULT_DEFERRAL } from '../workflows/deferral';
+import { AttemptClock } from './attempt-clock';
 import type { CampaignCache, LoadedCampaign } from './campaign-cache';
 import { LedgerWriter } from './ledger-writer';
 import { acquireSends } from './rate-limit';
+import { reconcileInFlight } from './reconcile-in-flight';
 import { toApplicationFailure } from './failures';
 import type { ActivityDeps, BatchTally, SendBatchInput } from './index';
 
@@ -25,6 +37,9 @@ export function messageIdFor(campaignId: string, seq: number, domain: string): s
 }
 
 type Compliance = ActivityDeps['compliance'];
+
+/** A batch answered alike this early, with nothing accepted, stops there (no need to go through the rest). */
+const ALIKE_EARLY_ANSWERS = 20;
 
 /**
  * One recipient's message: merge fields, the engine's fields (`{{unsubscribe_url}}`,
@@ -60,167 +75,152 @@ function render(campaign: LoadedCampaign, row: RecipientRow, compliance: Complia
   }
 }
 
-function cancelled(): AbortSignal | undefined {
-  try {
-    return Context.current().cancellationSignal;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * A heartbeat for this activity, sent at most every tenth of its heartbeat timeout (and at most
- * every second). The SDK encodes and hands every call to its core, which then throttles what
- * reaches the server: one call per message was a tenth of the worker's CPU in an SMTP campaign.
- */
-function heartbeater(): (details: unknown) => void {
-  let context: Context;
-  try {
-    context = Context.current();
-  } catch {
-    return () => {}; // not running inside an activity (direct call from a tool): nothing to heartbeat
-  }
-  const everyMs = Math.min(1000, (context.info.heartbeatTimeoutMs ?? 10_000) / 10);
-  let last = -Infinity;
-  return (details) => {
-    const now = performance.now();
-    if (now - last < everyMs) return;
-    last = now;
-    context.heartbeat(details);
-  };
-}
-
-/**
- * Rows left `sending` by a crash (or by a call whose answer was lost): settle what the provider
- * they were handed to can confirm, and return the ones to send again. Rows the provider cannot
- * tell about yet (its event log lags) make the attempt retry later, with nothing resent.
- */
-async function reconcileInFlight(deps: ActivityDeps, campaign: LoadedCampaign, rows: RecipientRow[]): Promise<RecipientRow[]> {
-  const resend: RecipientRow[] = [];
-  const byProvider = new Map<string, RecipientRow[]>();
-  for (const row of rows) {
-    const key = row.provider ?? '';
-    byProvider.set(key, [...(byProvider.get(key) ?? []), row]);
-  }
-  let waitMs = 0;
-  for (const [providerName, group] of byProvider) {
-    const previous: Provider | undefined = providerName && deps.providers.has(providerName) ? deps.providers.get(providerName) : undefined;
-    if (previous?.lookup) {
-      const inFlight: InFlightMessage[] = [];
-      for (const row of group) {
-        const m = render(campaign, row, deps.compliance);
-        if ('to' in m) inFlight.push({ message: m, dispatchedAt: row.dispatchedAt });
-        else resend.push(row); // cannot render: the send path rejects it with the reason
-      }
-      let found: Map<number, LookupResult>;
-      try {
-        found = await previous.lookup(inFlight);
-      } catch (err) {
-        // The provider that may have them cannot be asked now: sending again could mail them twice,
-        // so they stay in flight, held for review (counted), and the rest of the batch goes on.
-        log.warn('in-flight look-up failed; rows held for review', { provider: providerName, rows: group.length, error: (err as Error).message });
-        continue;
-      }
-      for (const row of group) {
-        const r = found.get(row.seq);
-        if (r?.status === 'accepted') {
-          await deps.store.settleAccepted(campaign.record.id, row.seq, providerName, r.providerMessageId);
-          deps.metrics?.countMessages(providerName, 'accepted');
-        } else if (r?.status === 'unknown') waitMs = Math.max(waitMs, r.retryAfterMs);
-        else if (!resend.includes(row)) resend.push(row);
-      }
-    } else if (deps.inFlightPolicy === 'resend') {
-      resend.push(...group);
-    }
-    // policy `hold`: rows stay `sending` for an operator to review; counted as heldForReview.
-  }
-  if (waitMs > 0) {
-    throw new TransientProviderError(`waiting for the provider's event log to show messages in flight since the last attempt (${Math.ceil(waitMs / 1000)} s)`, waitMs);
-  }
-  return resend;
-}
-
 export async function sendBatch(deps: ActivityDeps, cache: CampaignCache, input: SendBatchInput): Promise<BatchTally> {
   const started = process.hrtime.bigint();
+  const clock = new AttemptClock();
+  clock.start({ fromSeq: input.fromSeq, settled: 0 });
   try {
-    return await sendBatchAttempt(deps, cache, input);
+    return await sendBatchAttempt(deps, cache, input, clock);
+  } catch (err) {
+    throw toApplicationFailure(err);
   } finally {
+    clock.stop();
     deps.metrics?.observeBatch(input.provider, Number(process.hrtime.bigint() - started) / 1e9);
   }
+}
+
+/** A refusal kept until the batch is done (see the file comment). */
+interface Refusal {
+  message: OutgoingMessage;
+  result: Extract<SendResult, { status: 'rejected' | 'deferred' }>;
 }
 
 /**
  * One attempt. Messages are counted (metrics) only where this attempt settled them itself:
  * the claim's suppressions, the look-up's acceptances, render failures and the provider's answers.
  */
-async function sendBatchAttempt(deps: ActivityDeps, cache: CampaignCache, input: SendBatchInput): Promise<BatchTally> {
+async function sendBatchAttempt(deps: ActivityDeps, cache: CampaignCache, input: SendBatchInput, clock: AttemptClock): Promise<BatchTally> {
   const { campaignId, fromSeq, toSeq } = input;
   const metrics = deps.metrics;
-  try {
-    const campaign = await cache.get(campaignId);
-    if (!deps.providers.has(input.provider)) {
-      throw new ProviderUnavailableError(`provider '${input.provider}' is not configured on this worker`);
-    }
-    const provider = deps.providers.get(input.provider);
-    const claimToken = randomUUID();
-    const claim = await deps.store.claimRange(campaignId, fromSeq, toSeq, input.provider, claimToken);
-    metrics?.countMessages(input.provider, 'suppressed', claim.suppressed);
-    const rows = [...claim.claimed, ...(await reconcileInFlight(deps, campaign, claim.inFlight))];
-
-    const messages: OutgoingMessage[] = [];
-    for (const row of rows) {
-      const m = render(campaign, row, deps.compliance);
-      if ('error' in m) {
-        await deps.store.settleRejected(campaignId, m.seq, input.provider, `invalid message: ${m.error}`, false);
-        metrics?.countMessages(input.provider, 'rejected');
-      } else messages.push(m);
-    }
-
-    const heartbeat = heartbeater();
-    const reported = new Set<number>();
-    let settled = 0;
-    const ledger = new LedgerWriter((w) => deps.store.recordSends(campaignId, input.provider, claimToken, w));
-    const report = async (m: OutgoingMessage, result: SendResult) => {
-      if (result.status === 'accepted') await ledger.settleAccepted(m.seq, result.providerMessageId);
-      else await deps.store.settleRejected(campaignId, m.seq, input.provider, result.reason, result.hardBounce);
-      metrics?.countMessages(input.provider, result.status === 'accepted' ? 'accepted' : 'rejected');
-      reported.add(m.seq);
-      settled++;
-      heartbeat({ fromSeq, settled });
-    };
-    heartbeat({ fromSeq, settled });
-    try {
-      const limits = deps.providers.rateLimit(input.provider);
-      const dispatching = async (ms: OutgoingMessage[]) => {
-        // A batch Temporal has given up on (heartbeat timeout, cancellation) stops handing out messages.
-        cancelled()?.throwIfAborted();
-        // The provider's plan limits hold across every campaign and worker (grants live in the store).
-        if (limits) await acquireSends(deps.store, input.provider, limits, ms.length, { signal: cancelled(), onWait: () => heartbeat({ fromSeq, settled, waiting: 'rate limit' }) });
-        const mine = await ledger.markDispatched(ms.map((m) => m.seq));
-        return ms.filter((m) => mine.has(m.seq));
-      };
-      if (messages.length) await provider.sendBatch(messages, report, dispatching);
-    } catch (err) {
-      if (err instanceof TransientProviderError || err instanceof ProviderUnavailableError) {
-        // Provider contract: unreported messages were not accepted, so they go back to pending;
-        // those in doubt stay in flight and are looked up on the next attempt.
-        const inDoubt = new Set(err instanceof TransientProviderError ? err.inDoubt : []);
-        const unsent = messages.filter((m) => !reported.has(m.seq) && !inDoubt.has(m.seq)).map((m) => m.seq);
-        if (unsent.length) await deps.store.release(campaignId, unsent, err.message, claimToken);
-      }
-      // Anything else (a ledger write failed) leaves rows as they are: the retry reconciles them.
-      throw err;
-    }
-
-    const tally = await deps.store.tallyRange(campaignId, fromSeq, toSeq);
-    return {
-      acceptedByProvider: tally.accepted,
-      rejected: tally.rejected,
-      suppressed: tally.suppressed,
-      inFlightRecovered: tally.inFlightRecovered,
-      heldForReview: tally.sending,
-    };
-  } catch (err) {
-    throw toApplicationFailure(err);
+  const deferral = input.deferral ?? DEFAULT_DEFERRAL;
+  const campaign = await cache.get(campaignId);
+  if (!deps.providers.has(input.provider)) {
+    throw new ProviderUnavailableError(`provider '${input.provider}' is not configured on this worker`);
   }
+  const provider = deps.providers.get(input.provider);
+  const claimToken = randomUUID();
+  const sweep = input.mode === 'sweep';
+  const claim: ClaimResult & { fromDeferred?: number; fromPending?: number } = sweep
+    ? await deps.store.claimSweep(campaignId, input.provider, claimToken, { upToSeq: toSeq, limit: input.limit ?? 100, now: new Date() })
+    : await deps.store.claimRange(campaignId, fromSeq, toSeq, input.provider, claimToken);
+  metrics?.countMessages(input.provider, 'suppressed', claim.suppressed);
+  const renderable = (row: RecipientRow) => {
+    const m = render(campaign, row, deps.compliance);
+    return 'to' in m ? m : undefined;
+  };
+  const reconciled = await reconcileInFlight(deps, campaignId, claim.inFlight, clock, renderable);
+  const rows = [...claim.claimed, ...reconciled.resend];
+
+  const messages: OutgoingMessage[] = [];
+  for (const row of rows) {
+    const m = render(campaign, row, deps.compliance);
+    if ('error' in m) {
+      await deps.store.settleRejected(campaignId, m.seq, input.provider, `invalid message: ${m.error}`, false);
+      metrics?.countMessages(input.provider, 'rejected');
+    } else messages.push(m);
+  }
+
+  const reported = new Set<number>();
+  const refusals: Refusal[] = [];
+  let accepted = 0;
+  const ledger = new LedgerWriter((w) => deps.store.recordSends(campaignId, input.provider, claimToken, w));
+  const report = async (m: OutgoingMessage, result: SendResult) => {
+    reported.add(m.seq);
+    if (result.status === 'accepted') {
+      await ledger.settleAccepted(m.seq, result.providerMessageId);
+      metrics?.countMessages(input.provider, 'accepted');
+      accepted++;
+    } else refusals.push({ message: m, result });
+    clock.progress({ fromSeq, settled: reported.size });
+  };
+  /** Most of the batch refused alike (so far, with nothing accepted): the provider refuses us. */
+  const alikeSoFar = () => (accepted === 0 && reported.size >= ALIKE_EARLY_ANSWERS ? alikeRefusal(reported.size, refusals.map((r) => ({ signature: r.result.signature ?? r.result.reason }))) : undefined);
+  const limits = deps.providers.rateLimit(input.provider);
+  const dispatching = async (ms: OutgoingMessage[]) => {
+    // A batch Temporal has given up on (heartbeat timeout, cancellation) stops handing out messages.
+    clock.signal?.throwIfAborted();
+    const alike = alikeSoFar();
+    if (alike) throw alikeFailure(input.provider, alike, reported.size, refusals);
+    // The provider's plan limits hold across every campaign and worker (grants live in the store).
+    if (limits) await acquireSends(deps.store, input.provider, limits, ms.length, { signal: clock.signal, onWait: () => clock.progress({ fromSeq, settled: reported.size, waiting: 'rate limit' }) });
+    const mine = await ledger.markDispatched(ms.map((m) => m.seq));
+    // A newer attempt claimed the range (Temporal gave up on this one): it sends the rest, not us.
+    if (mine.size < ms.length) throw new AttemptSupersededError(`batch from recipient #${fromSeq}: a newer send attempt took over its rows; this one stops`);
+    return ms;
+  };
+
+  let failure: unknown;
+  try {
+    if (messages.length) await provider.sendBatch(messages, report, dispatching, clock.signal);
+  } catch (err) {
+    failure = err;
+  }
+  const alike = alikeRefusal(reported.size, refusals.map((r) => ({ signature: r.result.signature ?? r.result.reason })));
+  if (alike && (failure === undefined || failure instanceof TransientProviderError || failure instanceof ProviderUnavailableError)) {
+    failure = alikeFailure(input.provider, alike, reported.size, refusals);
+  } else {
+    // Real answers about each recipient: settled whatever happened to the rest of the batch.
+    for (const { message, result } of refusals) {
+      if (result.status === 'rejected') {
+        await deps.store.settleRejected(campaignId, message.seq, input.provider, result.reason, result.hardBounce);
+        metrics?.countMessages(input.provider, 'rejected');
+      } else {
+        const outcome = await deps.store.settleDeferred(campaignId, message.seq, input.provider, result.reason, deferral, new Date(), result.retryAfterMs);
+        if (outcome.state === 'rejected') metrics?.countMessages(input.provider, 'rejected');
+      }
+    }
+    refusals.length = 0;
+  }
+  if (failure !== undefined) {
+    if (failure instanceof TransientProviderError || failure instanceof ProviderUnavailableError) {
+      // Provider contract: unreported messages were not accepted, so they go back to pending (and so do
+      // the refusals of a batch refused alike); those in doubt stay in flight and are looked up next time.
+      const inDoubt = new Set(failure instanceof TransientProviderError ? failure.inDoubt : []);
+      const refused = new Set(refusals.map((r) => r.message.seq));
+      const unsent = messages.filter((m) => (!reported.has(m.seq) || refused.has(m.seq)) && !inDoubt.has(m.seq)).map((m) => m.seq);
+      if (unsent.length) await deps.store.release(campaignId, unsent, failure.message, claimToken);
+    }
+    // Anything else (a ledger write failed) leaves rows as they are: the retry reconciles them.
+    throw failure;
+  }
+
+  const seqs = sweep ? [...claim.claimed, ...claim.inFlight].map((r) => r.seq) : [];
+  const tally = sweep ? await deps.store.tallyRows(campaignId, seqs) : await deps.store.tallyRange(campaignId, fromSeq, toSeq);
+  const next = await deps.store.nextDeferral(campaignId);
+  return {
+    acceptedByProvider: tally.accepted,
+    rejected: tally.rejected,
+    suppressed: tally.suppressed,
+    // A sweep's rows were counted when their batch first ran.
+    inFlightRecovered: sweep ? 0 : tally.inFlightRecovered,
+    heldForReview: tally.held,
+    deferred: tally.deferred,
+    ...(next ? { nextDeferredAt: next.getTime() } : {}),
+    ...(sweep ? { swept: { deferred: claim.fromDeferred ?? 0, pending: claim.fromPending ?? 0 } } : {}),
+    ...(reconciled.remaining > 0 || tally.sending > 0 ? { incomplete: true } : {}),
+  };
+}
+
+/** This attempt's rows were claimed by a newer attempt of the same batch: it stops handing any out. */
+export class AttemptSupersededError extends Error {
+  override readonly name = 'AttemptSupersededError';
+}
+
+/** The provider-level failure of a batch refused alike: 5xx means it refuses us (switch), 4xx means not now (retry, then switch). */
+function alikeFailure(provider: string, alike: { signature: string; count: number }, answered: number, refusals: Refusal[]): TransientProviderError | ProviderUnavailableError {
+  const example = refusals.find((r) => (r.result.signature ?? r.result.reason) === alike.signature)?.result.reason ?? alike.signature;
+  const text = `${provider}: ${alike.count} of ${answered} recipients of the batch were refused alike (${alike.signature}), so it is the provider refusing us, not them; nobody was rejected or suppressed. First answer: ${example}`;
+  return refusals.some((r) => (r.result.signature ?? r.result.reason) === alike.signature && r.result.status === 'deferred')
+    ? new TransientProviderError(text)
+    : new ProviderUnavailableError(text);
 }
