@@ -9,9 +9,12 @@ import {
   campaignWorkflow,
   pauseSignal,
   progressQuery,
+  releaseHeldUpdate,
   resumeSignal,
   setProvidersUpdate,
   type CampaignInput,
+  type ReleaseHeldOutcome,
+  type ReleaseHeldRequest,
   type CampaignOptions,
   type CampaignProgress,
 } from '../workflows/campaign';
@@ -69,6 +72,19 @@ export async function setCampaignProviders(client: Client, campaignId: string, p
     return await handle(client, campaignId).executeUpdate(setProvidersUpdate, { args: [providers] });
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError && err.cause instanceof Error) throw new Error(`campaign '${campaignId}': provider order rejected: ${err.cause.message}`);
+    throw err;
+  }
+}
+/**
+ * Release a running campaign's rows held for review: `resend` (the campaign sends them again) or
+ * `mark-sent` (settled as accepted). The workflow does it (so its counters follow) and answers
+ * once the ledger has it; a request it refuses throws with its reason.
+ */
+export async function releaseHeldRows(client: Client, campaignId: string, request: ReleaseHeldRequest): Promise<ReleaseHeldOutcome> {
+  try {
+    return await handle(client, campaignId).executeUpdate(releaseHeldUpdate, { args: [request] });
+  } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError && err.cause instanceof Error) throw new Error(`campaign '${campaignId}': release refused: ${err.cause.message}`);
     throw err;
   }
 }

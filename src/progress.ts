@@ -11,7 +11,9 @@ export function progressBar(p: CampaignProgress, width = 30): string {
   const via = p.activeProvider ? `via ${p.activeProvider}` : 'no provider';
   const state = p.status === 'running' ? via : `${p.status}${p.pauseReason ? `: ${p.pauseReason}` : ''}`;
   const switches = p.switches.length ? ` · ${p.switches.length} switch${p.switches.length > 1 ? 'es' : ''}` : '';
-  return `[${bar}] ${String(Math.round(ratio * 100)).padStart(3)}% ${finished}/${p.total} · accepted ${p.accepted} · rejected ${p.rejected} · suppressed ${p.suppressed}${switches} · ${state}`;
+  const deferred = p.deferred ? ` · deferred ${p.deferred}` : '';
+  const held = p.heldForReview ? ` · held ${p.heldForReview}` : '';
+  return `[${bar}] ${String(Math.round(ratio * 100)).padStart(3)}% ${finished}/${p.total} · accepted ${p.accepted} · rejected ${p.rejected} · suppressed ${p.suppressed}${deferred}${held}${switches} · ${state}`;
 }
 
 export function table(rows: string[][]): string {
@@ -25,7 +27,8 @@ export function summaryTable(r: CampaignResult): string {
   const rows: string[][] = [['', 'recipients']];
   for (const [provider, n] of Object.entries(r.acceptedByProvider)) rows.push([`accepted via ${provider}`, String(n)]);
   rows.push(['accepted (total)', String(r.accepted)], ['rejected', String(r.rejected)], ['suppressed', String(r.suppressed)]);
-  if (r.heldForReview) rows.push(['held for review (in flight at a crash)', String(r.heldForReview)]);
+  if (r.deferred) rows.push(['deferred (the provider said "later")', String(r.deferred)]);
+  if (r.heldForReview) rows.push(['held for review (outcome unknown)', String(r.heldForReview)]);
   if (r.inFlightRecovered) rows.push(['found in flight after a crash', String(r.inFlightRecovered)]);
   rows.push(['provider switches', String(r.switches.length)], ['total', String(r.total)]);
   return table(rows);

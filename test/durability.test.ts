@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { campaignProgress } from '../src/client';
+import { campaignProgress, releaseHeldRows } from '../src/client';
 import { audience, Harness, uniqueId } from './support/harness';
 import { freePort } from './support/ports';
 import { startDevServer, writeWorkflowBundle } from './support/temporal';
@@ -108,7 +108,7 @@ describe('durability: worker crashes and Temporal server restarts', function () 
 
     /** Kill the worker while 4 messages are handed to the relay and waiting for its 250; restart it. */
     async function killWhileInFlight(policy: 'resend' | 'hold') {
-      h = await Harness.create({ env });
+      h = await Harness.create({ env, inFlightPolicy: policy });
       const harness = h;
       const bundlePath = await writeWorkflowBundle(harness.dir);
       const start = async () => {
@@ -127,12 +127,12 @@ describe('durability: worker crashes and Temporal server restarts', function () 
       await first.kill();
       harness.primary.setAcceptDelay(0);
       await start();
-      const result = await handle.result();
-      return { harness, id, result, inDoubt };
+      return { harness, id, handle, inDoubt };
     }
 
     it('in-flight policy resend: messages handed to the relay when the worker died are sent again; nobody is lost, and they are counted', async () => {
-      const { harness, id, result, inDoubt } = await killWhileInFlight('resend');
+      const { harness, id, handle, inDoubt } = await killWhileInFlight('resend');
+      const result = await handle.result();
       assert.equal(inDoubt.length, 4, 'the pool has 4 connections');
       assert.equal(result.accepted, 40);
       assert.equal(result.inFlightRecovered, 4);
@@ -143,19 +143,31 @@ describe('durability: worker crashes and Temporal server restarts', function () 
       assert.deepEqual(rows.filter((r) => r.inFlightRecoveries > 0).map((r) => r.email).sort(), [...inDoubt].sort());
     });
 
-    it('in-flight policy hold: messages handed to the relay when the worker died are held for review, never sent twice; the rest completes', async () => {
-      const { harness, id, result, inDoubt } = await killWhileInFlight('hold');
-      assert.equal(result.status, 'completed');
-      assert.equal(result.heldForReview, 4);
-      assert.equal(result.accepted, 36);
-      assert.equal(result.remaining, 0);
+    it('in-flight policy hold: messages handed to the relay when the worker died are held for review, never sent twice; the campaign holds until they are released, then sends them once', async () => {
+      const { harness, id, handle, inDoubt } = await killWhileInFlight('hold');
+      const holding = await waitUntil(async () => {
+        const p = await campaignProgress(harness.client, id);
+        return p.status === 'holding' && p.hold?.kind === 'review' ? p : undefined;
+      }, 'the campaign to hold for review');
+      assert.equal(holding.heldForReview, 4);
+      assert.equal(holding.accepted, 36);
+      assert.equal(holding.remaining, 0);
       const got = harness.deliveries();
       for (const addr of inDoubt) assert.equal(got.get(addr) ?? 0, 0, `${addr} is held, not resent`);
       assert.equal(got.size, 36);
       assert.ok([...got.values()].every((n) => n === 1));
-      const held = (await harness.store.listRecipients(id)).filter((r) => r.state === 'sending');
+      const held = await harness.store.listHeld(id);
       assert.deepEqual(held.map((r) => r.email).sort(), [...inDoubt].sort());
-      assert.ok(held.every((r) => r.inFlightRecoveries === 1 && r.provider === 'smtp-primary'));
+      assert.ok(held.every((r) => r.provider === 'smtp-primary' && /in-flight policy is hold/.test(r.reason)));
+      // The relay's log shows it never took them: resend.
+      const released = await releaseHeldRows(harness.client, id, { action: 'resend', by: 'ops@test' });
+      assert.equal(released.released, 4);
+      const result = await handle.result();
+      assert.equal(result.status, 'completed');
+      assert.equal(result.accepted, 40);
+      assert.equal(result.heldForReview, 0);
+      assert.ok([...harness.deliveries().values()].every((n) => n === 1));
+      assert.equal(harness.deliveries().size, 40);
     });
   });
 

@@ -5,7 +5,7 @@
  */
 import { strict as assert } from 'assert';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { campaignProgress, resumeCampaign } from '../src/client';
+import { campaignProgress, releaseHeldRows, resumeCampaign } from '../src/client';
 import { MailgunProvider, multipartBody, parseRetryAfter } from '../src/providers/mailgun';
 import { unsubscribeUrl } from '../src/compliance/unsubscribe';
 import { assertExactlyOnce, audience, Harness, POSTAL_ADDRESS, uniqueId } from './support/harness';
@@ -188,7 +188,7 @@ describe('mailgun provider (Mailgun-compatible API on loopback, real Temporal de
     assertExactlyOnce(h, 100);
   });
 
-  it('mailgun: a call whose answer was lost while the API then refuses the key: its recipients are held for review, never sent twice; the rest fails over', async () => {
+  it('mailgun: a call whose answer was lost while the API then refuses the key: only its recipients are held for review (never sent twice), the rest fails over, and the campaign holds until an operator releases them', async () => {
     await h.startWorker();
     const id = uniqueId('mg-held');
     const mg = h.mailgun!;
@@ -196,15 +196,29 @@ describe('mailgun provider (Mailgun-compatible API on loopback, real Temporal de
     mg.on('message', () => {
       if (mg.acceptedCount === 100) mg.setAuthFailure(true);
     });
-    const result = await (await h.launch(id, audience(300), { providers: ['mailgun', 'smtp-primary'], batchSize: 100 })).result();
-    assert.equal(result.status, 'completed');
-    assert.equal(result.heldForReview, 100, 'the in-doubt call could not be looked up');
-    assert.deepEqual(result.acceptedByProvider, { 'smtp-primary': 200 });
-    assert.equal(result.switches.length, 1);
-    assertExactlyOnce(h, 300); // Mailgun did take the first 100: holding them kept them from a second send
-    const held = (await h.store.listRecipients(id)).filter((r) => r.state === 'sending');
+    const handle = await h.launch(id, audience(300), { providers: ['mailgun', 'smtp-primary'], batchSize: 100 });
+    const holding = await waitUntil(async () => {
+      const p = await campaignProgress(h.client, id);
+      return p.status === 'holding' && p.hold?.kind === 'review' ? p : undefined;
+    }, 'the campaign to hold for review', 60_000);
+    assert.equal(holding.heldForReview, 100, 'the in-doubt call could not be looked up');
+    assert.deepEqual(holding.acceptedByProvider, { 'smtp-primary': 200 });
+    assert.equal(holding.switches.length, 1);
+    assert.match(holding.hold?.reason ?? '', /100 recipient\(s\) held for review.*mailover campaign held/);
+    const held = await h.store.listHeld(id);
     assert.equal(held.length, 100);
     assert.ok(held.every((r) => r.provider === 'mailgun' && r.seq <= 100));
+    assert.match(held[0]!.reason, /^in doubt: handed to mailgun, no answer, and look-up failed: mailgun: authentication failed \(401/);
+    // Mailgun did take them (the operator checks its dashboard): mark them sent.
+    const released = await releaseHeldRows(h.client, id, { action: 'mark-sent', by: 'ops@test' });
+    assert.deepEqual(released, { released: 100, ranges: [[1, 100]] });
+    const result = await handle.result();
+    assert.equal(result.status, 'completed');
+    assert.equal(result.heldForReview, 0);
+    assert.deepEqual(result.acceptedByProvider, { mailgun: 100, 'smtp-primary': 200 });
+    assertExactlyOnce(h, 300); // holding them kept them from a second send
+    const rows = await h.store.getRecipients(id, [1, 100]);
+    assert.ok(rows.every((r) => r.state === 'accepted' && r.releasedBy === 'ops@test'));
   });
 
   it('mailgun reconciliation: worker killed right after the API accepted a call; after restart nobody in that call is sent twice and nobody is lost', async () => {

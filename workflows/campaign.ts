@@ -12,9 +12,27 @@ import type { BatchTally, CampaignActivities } from '../activities';
 import type { OpsEvent } from '../src/ops-events';
 import { activeProvider, initialPlan, onProviderFailure, providerOrderProblems, retryAll, withOrder, type ProviderPlan } from './failover';
 import { providerHealthSignal, providerHealthWorkflowId, reportOutcomeSignal, unsubscribeSignal, type HealthNotice, type OutcomeReport } from './provider-health-api';
-import { AcceptedCountKey, ActiveProviderKey, CampaignIdKey, CampaignStatusKey } from './search-attributes';
+import { DEFAULT_DEFERRAL } from './deferral';
+import { AcceptedCountKey, ActiveProviderKey, CampaignIdKey, CampaignStatusKey, HoldKindKey } from './search-attributes';
 
 export type CampaignStatus = 'starting' | 'running' | 'paused' | 'holding' | 'completed' | 'cancelled';
+
+/**
+ * Why a campaign is not sending. `operator`: paused by a person (status `paused`); every other
+ * kind is a hold (status `holding`), resumable once fixed:
+ * - `no-provider`: every provider is down (ends by itself when one recovers);
+ * - `message-refused`: the provider refused the message itself (its text says why);
+ * - `store-or-bug`: the store, Temporal or a bug failed a step after its retries;
+ * - `review`: recipients are held for review (outcome unknown): `mailover campaign held` / `release`.
+ */
+export type HoldKind = 'operator' | 'no-provider' | 'message-refused' | 'store-or-bug' | 'review';
+
+export interface CampaignHold {
+  kind: HoldKind;
+  reason: string;
+  /** workflow time, ISO 8601 */
+  since: string;
+}
 
 export interface ProviderSwitch {
   from: string;
@@ -38,6 +56,12 @@ export interface CampaignOptions {
   sendMaxIntervalMs?: number;
   /** Continue-as-new after this many batches (besides Temporal's own suggestion). Default 500. */
   batchesPerRun?: number;
+  /** A recipient the provider answers "later" (4xx) is first retried after this. Default 5 minutes. */
+  deferralFirstRetryMs?: number;
+  /** Its retries double up to this. Default 1 hour. */
+  deferralMaxRetryMs?: number;
+  /** After this long since its first "later" it is rejected as a soft bounce with the last answer. Default 4 hours. */
+  deferralWindowMs?: number;
 }
 
 export interface CampaignInput {
@@ -61,8 +85,10 @@ export interface CampaignCounts {
   suppressed: number;
   /** rows found in flight after a crash (resent, settled from a look-up, or held) */
   inFlightRecovered: number;
-  /** rows held for review (in-flight policy `hold`) */
+  /** rows held for review (outcome unknown: in-flight policy `hold`, or a failed look-up) */
   heldForReview: number;
+  /** rows waiting for their deferred retry (absent in state carried before deferrals) */
+  deferred?: number;
 }
 
 export interface CarriedState {
@@ -75,7 +101,16 @@ export interface CarriedState {
   switches: ProviderSwitch[];
   paused: boolean;
   pauseReason?: string;
+  /** What kind of hold `paused` is (absent in state carried before hold kinds: derived from the reason). */
+  holdKind?: HoldKind;
+  holdSince?: string;
   runs: number;
+  /** When the next deferred row is due (epoch ms, workflow time). */
+  nextDeferredAt?: number;
+  /** Rows released from held to be sent again (behind the cursor: a sweep sends them). */
+  releasedPending?: number;
+  /** The operator resumed a review hold: complete with the held rows left held. */
+  reviewDone?: boolean;
   /** Shared provider health: provider -> why its circuit is open (campaigns started before it have none). */
   sharedDown?: Record<string, string>;
   /** Whether to go back to a recovered higher-priority provider by itself (from the worker's health config). */
@@ -95,8 +130,14 @@ export interface CampaignProgress {
   remaining: number;
   inFlightRecovered: number;
   heldForReview: number;
+  /** Recipients waiting for their deferred retry (the provider said "later" for them). */
+  deferred: number;
+  /** When the next deferred retry is due (ISO 8601). */
+  nextDeferredAt?: string;
   paused: boolean;
   pauseReason?: string;
+  /** Why it is not sending, when it is paused or holding. */
+  hold?: CampaignHold;
   activeProvider?: string;
   providers: string[];
   providersDown: Record<string, string>;
@@ -110,7 +151,7 @@ export interface CampaignProgress {
   runs: number;
 }
 
-export type CampaignResult = Omit<CampaignProgress, 'batchInFlight' | 'paused' | 'pauseReason'>;
+export type CampaignResult = Omit<CampaignProgress, 'batchInFlight' | 'paused' | 'pauseReason' | 'hold'>;
 
 export const pauseSignal = wf.defineSignal<[reason?: string]>('pause');
 export const resumeSignal = wf.defineSignal('resume');
@@ -118,12 +159,34 @@ export const cancelSignal = wf.defineSignal('cancel');
 export const progressQuery = wf.defineQuery<CampaignProgress>('progress');
 export const setProvidersUpdate = wf.defineUpdate<string[], [string[]]>('setProviders');
 
+export interface ReleaseHeldRequest {
+  /** resend: the campaign sends them again; mark-sent: settled as accepted (the operator knows they went out). */
+  action: 'resend' | 'mark-sent';
+  /** Only held rows in this seq range (inclusive); all of them when absent. */
+  fromSeq?: number;
+  toSeq?: number;
+  /** Who releases them (recorded on the rows). */
+  by: string;
+}
+
+export interface ReleaseHeldOutcome {
+  released: number;
+  /** The seqs released, as inclusive ranges. */
+  ranges: Array<[number, number]>;
+}
+
+/** Releases rows held for review; answered once the ledger has them (and the counters moved). */
+export const releaseHeldUpdate = wf.defineUpdate<ReleaseHeldOutcome, [ReleaseHeldRequest]>('releaseHeld');
+
 const DEFAULTS: Required<CampaignOptions> = {
   heartbeatTimeoutMs: 20_000,
   sendMaxAttempts: 6,
   sendInitialIntervalMs: 1_000,
   sendMaxIntervalMs: 30_000,
   batchesPerRun: 500,
+  deferralFirstRetryMs: DEFAULT_DEFERRAL.firstRetryMs,
+  deferralMaxRetryMs: DEFAULT_DEFERRAL.maxRetryMs,
+  deferralWindowMs: DEFAULT_DEFERRAL.windowMs,
 };
 
 /** Whether an activity failure means the provider is unavailable, and why; undefined for other failures. */
@@ -141,6 +204,17 @@ function isInvalidCampaign(err: unknown): boolean {
   return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'InvalidCampaignError';
 }
 
+function isInvalidMessage(err: unknown): boolean {
+  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'InvalidMessageError';
+}
+
+/** The kind of a hold carried from a run before hold kinds (its reason says which). */
+function legacyHoldKind(reason: string | undefined): HoldKind {
+  if (reason?.startsWith('no provider left')) return 'no-provider';
+  if (reason?.startsWith('batch from recipient')) return 'store-or-bug';
+  return 'operator';
+}
+
 function errorMessage(err: unknown): string {
   if (err instanceof ActivityFailure && err.cause) return err.cause.message;
   return err instanceof Error ? err.message : String(err);
@@ -148,6 +222,8 @@ function errorMessage(err: unknown): string {
 
 /** Patch id of shared provider health, failback and operational events (histories recorded before it replay without). */
 export const SHARED_HEALTH_PATCH = 'shared-provider-health';
+/** Patch id of hold kinds (every hold but an operator's pause is `holding`), the HoldKind attribute, deferrals and review holds. */
+export const HOLD_KINDS_PATCH = 'hold-kinds';
 
 /** A batch that ended on a timeout (a worker that died or hung), not on the provider's answer. */
 function isWorkerTimeout(err: unknown): boolean {
@@ -159,17 +235,21 @@ const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a +
 function addTally(counts: CampaignCounts, t: BatchTally): CampaignCounts {
   const acceptedByProvider = { ...counts.acceptedByProvider };
   for (const [p, n] of Object.entries(t.acceptedByProvider)) acceptedByProvider[p] = (acceptedByProvider[p] ?? 0) + n;
-  return {
+  const next: CampaignCounts = {
     acceptedByProvider,
     rejected: counts.rejected + t.rejected,
     suppressed: counts.suppressed + t.suppressed,
     inFlightRecovered: counts.inFlightRecovered + t.inFlightRecovered,
     heldForReview: counts.heldForReview + t.heldForReview,
   };
+  // Only once deferrals exist: state carried (and results recorded) before them stay as they were.
+  if (counts.deferred !== undefined || t.deferred !== undefined) next.deferred = (counts.deferred ?? 0) + (t.deferred ?? 0);
+  return next;
 }
 
 export async function campaignWorkflow(input: CampaignInput): Promise<CampaignResult> {
   const opts = { ...DEFAULTS, ...input.options };
+  const deferral = { firstRetryMs: opts.deferralFirstRetryMs, maxRetryMs: opts.deferralMaxRetryMs, windowMs: opts.deferralWindowMs };
   const { prepareCampaign } = wf.proxyActivities<CampaignActivities>({
     startToCloseTimeout: '1 minute',
     retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['InvalidCampaignError'] },
@@ -182,7 +262,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       backoffCoefficient: 2,
       maximumInterval: opts.sendMaxIntervalMs,
       maximumAttempts: opts.sendMaxAttempts,
-      nonRetryableErrorTypes: ['ProviderUnavailableError', 'InvalidCampaignError'],
+      nonRetryableErrorTypes: ['ProviderUnavailableError', 'InvalidCampaignError', 'InvalidMessageError'],
     },
   };
   const { watchProviders } = wf.proxyActivities<CampaignActivities>({
@@ -193,6 +273,10 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   const { notify } = wf.proxyActivities<CampaignActivities>({
     startToCloseTimeout: '30 seconds',
     retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 5 },
+  });
+  const { releaseHeld } = wf.proxyActivities<CampaignActivities>({
+    startToCloseTimeout: '1 minute',
+    retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5 },
   });
   /** sendBatch with a one-line summary the Web UI shows on the activity ("batch 3: recipients #101–150 via mailgun"). */
   const sendBatchAs = (summary: string) => wf.proxyActivities<CampaignActivities>({ ...sendOptions, summary }).sendBatch;
@@ -216,6 +300,8 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   let cancelled = false;
   let batchInFlight = false;
   const sharedHealth = wf.patched(SHARED_HEALTH_PATCH);
+  /** Hold kinds (status holding for every hold but the operator's, the HoldKind attribute), deferrals and reviews. */
+  const holdKinds = wf.patched(HOLD_KINDS_PATCH);
   /** Set when the provider order changed: subscribe to the new providers' health before the next batch. */
   let watchNeeded = sharedHealth;
   const pendingEvents = new Set<Promise<void>>();
@@ -242,15 +328,43 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       .map(([p, r]) => `${p}: ${r}`)
       .join('; ');
 
+  /** The kind of the current hold (state carried from before hold kinds has none: its reason tells). */
+  const holdKind = (): HoldKind | undefined => (state.paused ? state.holdKind ?? legacyHoldKind(state.pauseReason) : undefined);
+  const hold = (kind: HoldKind, reason: string) => {
+    state.paused = true;
+    state.pauseReason = reason;
+    state.holdKind = kind;
+    state.holdSince = new Date().toISOString();
+    if (kind !== 'operator') raise({ kind: 'campaign-holding', campaignId: input.campaignId, reason });
+  };
+  const endHold = () => {
+    state.paused = false;
+    state.pauseReason = undefined;
+    state.holdKind = undefined;
+    state.holdSince = undefined;
+  };
+  const deferredCount = () => state.counts.deferred ?? 0;
+  /** The audience's first pass is done and nothing is left to retry or review. */
+  const finished = () =>
+    state.cursor >= state.maxSeq &&
+    deferredCount() === 0 &&
+    (state.releasedPending ?? 0) === 0 &&
+    (!holdKinds || state.counts.heldForReview === 0 || state.reviewDone === true);
+
   const status = (): CampaignStatus => {
     if (cancelled) return 'cancelled';
-    if (!prepared) return 'starting';
-    if (state.cursor >= state.maxSeq) return 'completed';
-    if (state.paused) return activeProvider(state.plan, sharedDown()) === undefined ? 'holding' : 'paused';
+    if (!prepared) return state.paused ? 'holding' : 'starting';
+    if (finished()) return 'completed';
+    if (state.paused) {
+      // Before hold kinds only "no provider left" showed as holding (runs recorded then replay so).
+      if (!holdKinds) return activeProvider(state.plan, sharedDown()) === undefined ? 'holding' : 'paused';
+      return holdKind() === 'operator' ? 'paused' : 'holding';
+    }
     return 'running';
   };
   const progress = (): CampaignProgress => {
     const accepted = sum(state.counts.acceptedByProvider);
+    const kind = holdKind();
     return {
       campaignId: input.campaignId,
       status: status(),
@@ -262,8 +376,11 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       remaining: Math.max(0, state.total - accepted - state.counts.rejected - state.counts.suppressed - state.counts.heldForReview),
       inFlightRecovered: state.counts.inFlightRecovered,
       heldForReview: state.counts.heldForReview,
+      deferred: deferredCount(),
+      ...(deferredCount() > 0 && state.nextDeferredAt !== undefined ? { nextDeferredAt: new Date(state.nextDeferredAt).toISOString() } : {}),
       paused: state.paused,
       pauseReason: state.pauseReason,
+      ...(kind ? { hold: { kind, reason: state.pauseReason ?? '', since: state.holdSince ?? '' } } : {}),
       activeProvider: activeProvider(state.plan, sharedDown()),
       providers: state.plan.order,
       providersDown: state.plan.down,
@@ -278,12 +395,14 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   /** What the Web UI shows as the campaign's current details (markdown). */
   const details = (p: CampaignProgress): string =>
     [
-      `**${p.status}**${p.pauseReason ? ` (${p.pauseReason})` : ''} · ${p.total - p.remaining} of ${p.total} done · active provider **${p.activeProvider ?? 'none'}**`,
+      `**${p.status}**${p.pauseReason ? ` (${p.hold ? `${p.hold.kind}: ` : ''}${p.pauseReason})` : ''} · ${p.total - p.remaining} of ${p.total} done · active provider **${p.activeProvider ?? 'none'}**`,
       '',
-      '| accepted | rejected | suppressed | remaining | switches |',
-      '| ---: | ---: | ---: | ---: | ---: |',
-      `| ${p.accepted} | ${p.rejected} | ${p.suppressed} | ${p.remaining} | ${p.switches.length} |`,
+      '| accepted | rejected | suppressed | deferred | held | remaining | switches |',
+      '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      `| ${p.accepted} | ${p.rejected} | ${p.suppressed} | ${p.deferred} | ${p.heldForReview} | ${p.remaining} | ${p.switches.length} |`,
       ...Object.entries(p.acceptedByProvider).map(([name, n]) => `- accepted via ${name}: ${n}`),
+      ...(p.deferred ? ['', `${p.deferred} recipient(s) deferred (the provider said "later" for them); next retry ${p.nextDeferredAt ?? 'soon'}`] : []),
+      ...(p.heldForReview ? ['', `${p.heldForReview} recipient(s) held for review: \`mailover campaign held ${p.campaignId}\``] : []),
       ...(lastBatch ? ['', `Last: ${lastBatch}`] : []),
       ...(Object.keys(p.sharedDown).length ? ['', 'Shared provider health (every campaign avoids these):', ''] : []),
       ...Object.entries(p.sharedDown).map(([name, why]) => `- ${name} is down: ${why}`),
@@ -294,7 +413,8 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   const upsertSearchAttributes = () => {
     const p = progress();
     wf.setCurrentDetails(details(p));
-    const key = `${p.status}|${p.activeProvider ?? ''}|${p.accepted}`;
+    const kind = p.hold?.kind ?? 'none';
+    const key = `${p.status}|${p.activeProvider ?? ''}|${p.accepted}${holdKinds ? `|${kind}` : ''}`;
     if (key === lastUpsert) return;
     lastUpsert = key;
     wf.upsertSearchAttributes([
@@ -302,6 +422,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       { key: CampaignStatusKey, value: p.status },
       { key: ActiveProviderKey, value: p.activeProvider ?? 'none' },
       { key: AcceptedCountKey, value: p.accepted },
+      ...(holdKinds ? [{ key: HoldKindKey, value: kind }] : []),
     ]);
   };
 
@@ -309,11 +430,14 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   wf.setHandler(pauseSignal, (reason?: string) => {
     state.paused = true;
     state.pauseReason = reason ?? 'paused by operator';
+    state.holdKind = 'operator';
+    state.holdSince = new Date().toISOString();
   });
   wf.setHandler(resumeSignal, () => {
     if (activeProvider(state.plan, sharedDown()) === undefined) state.plan = retryAll(state.plan);
-    state.paused = false;
-    state.pauseReason = undefined;
+    // Resuming a review hold means: done reviewing, complete with whatever is still held.
+    if (holdKind() === 'review') state.reviewDone = true;
+    endHold();
   });
   wf.setHandler(cancelSignal, () => {
     cancelled = true;
@@ -325,10 +449,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       watchNeeded = sharedHealth;
       // An operator's new order is not a switch (failure or failback): nothing to record for it.
       state.lastProvider = undefined;
-      if (state.paused && state.pauseReason?.startsWith('no provider left')) {
-        state.paused = false;
-        state.pauseReason = undefined;
-      }
+      if (holdKind() === 'no-provider') endHold();
       return state.plan.order;
     },
     {
@@ -336,6 +457,33 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
         if (!prepared) throw new Error('the campaign is still starting (checking its audience and providers); try again in a moment');
         const problems = providerOrderProblems(providers, state.knownProviders);
         if (problems.length) throw new Error(problems.join('; '));
+      },
+    },
+  );
+  wf.setHandler(
+    releaseHeldUpdate,
+    async (request: ReleaseHeldRequest): Promise<ReleaseHeldOutcome> => {
+      const r = await releaseHeld({ campaignId: input.campaignId, ...request });
+      state.counts = { ...state.counts, heldForReview: Math.max(0, state.counts.heldForReview - r.released) };
+      if (request.action === 'mark-sent') {
+        state.counts = addTally(state.counts, { acceptedByProvider: r.acceptedByProvider, rejected: 0, suppressed: 0, inFlightRecovered: 0, heldForReview: 0 });
+      } else {
+        state.releasedPending = (state.releasedPending ?? 0) + r.released;
+      }
+      if (holdKind() === 'review') endHold();
+      upsertSearchAttributes();
+      return { released: r.released, ranges: r.ranges };
+    },
+    {
+      validator: (request: ReleaseHeldRequest) => {
+        if (!prepared) throw new Error('the campaign is still starting; nothing can be held yet');
+        if (request.action !== 'resend' && request.action !== 'mark-sent') throw new Error(`action: expected 'resend' or 'mark-sent', got ${JSON.stringify(request.action)}`);
+        for (const k of ['fromSeq', 'toSeq'] as const) {
+          const v = request[k];
+          if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new Error(`${k}: expected a recipient number (1 or more), got ${JSON.stringify(v)}`);
+        }
+        if (request.fromSeq !== undefined && request.toSeq !== undefined && request.fromSeq > request.toSeq) throw new Error(`fromSeq ${request.fromSeq} is after toSeq ${request.toSeq}`);
+        if (typeof request.by !== 'string' || !request.by.trim()) throw new Error('by: who releases the rows is required');
       },
     },
   );
@@ -359,10 +507,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     }
     state.sharedDown = shared;
     // A campaign holding for want of a provider goes on by itself when one comes back.
-    if (state.paused && state.pauseReason?.startsWith('no provider left') && activeProvider(state.plan, shared) !== undefined) {
-      state.paused = false;
-      state.pauseReason = undefined;
-    }
+    if (holdKind() === 'no-provider' && activeProvider(state.plan, shared) !== undefined) endHold();
   });
 
   /** Subscribe to the providers' shared health; returns when their circuits are known. */
@@ -371,11 +516,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     state.failback = w.failback;
     state.sharedDown = Object.fromEntries(Object.entries(w.circuits).filter(([, c]) => c.circuit !== 'closed').map(([p, c]) => [p, c.reason ?? `circuit ${c.circuit}`]));
   };
-  const holdNoProvider = () => {
-    state.paused = true;
-    state.pauseReason = `no provider left: ${downReasons()}`;
-    raise({ kind: 'campaign-holding', campaignId: input.campaignId, reason: state.pauseReason });
-  };
+  const holdNoProvider = () => hold('no-provider', `no provider left: ${downReasons()}`);
   /** A provider-level failure of `provider` at `fromSeq`: mark it down here and move on (or hold). */
   const failOver = (provider: string, reason: string, fromSeq: number, forced: boolean) => {
     const decision = onProviderFailure(state.plan, provider, reason);
@@ -387,21 +528,66 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     if (next === undefined) holdNoProvider();
     else if (!forced) raise({ kind: 'provider-switched', campaignId: input.campaignId, from: provider, to: next, reason, atSeq: fromSeq, failback: false });
   };
+  const cancelledResult = (): CampaignResult => {
+    const { batchInFlight: _b, paused: _p, pauseReason: _r, hold: _h, ...result } = progress();
+    return result;
+  };
 
-  if (!prepared) {
-    const prep = await prepareCampaign({ campaignId: input.campaignId, providers: input.providers });
-    state = { ...state, total: prep.total, maxSeq: prep.maxSeq, knownProviders: prep.knownProviders };
-    prepared = true;
+  // Checking the campaign: an invalid one fails here, before anything is sent; anything else
+  // (the store is down, a bug) holds it with the reason until it is fixed and resumed.
+  while (!prepared) {
+    try {
+      const prep = await prepareCampaign({ campaignId: input.campaignId, providers: input.providers });
+      state = { ...state, total: prep.total, maxSeq: prep.maxSeq, knownProviders: prep.knownProviders };
+      prepared = true;
+    } catch (err) {
+      if (isInvalidCampaign(err)) {
+        raise({ kind: 'campaign-failed', campaignId: input.campaignId, reason: errorMessage(err) });
+        await Promise.all(pendingEvents);
+        throw err;
+      }
+      hold('store-or-bug', `checking the campaign failed: ${errorMessage(err)}`);
+      wf.log.error('campaign check failed; campaign holds', { campaignId: input.campaignId, error: errorMessage(err) });
+      upsertSearchAttributes();
+      await wf.condition(() => !state.paused || cancelled);
+      if (cancelled) {
+        await Promise.all(pendingEvents);
+        return cancelledResult();
+      }
+    }
   }
   upsertSearchAttributes();
   let batchesThisRun = 0;
-  while (state.cursor < state.maxSeq && !cancelled) {
+  while (!cancelled) {
     await wf.condition(() => !state.paused || cancelled);
     upsertSearchAttributes();
-    if (cancelled) break;
+    if (cancelled || finished()) break;
     if (watchNeeded) {
       watchNeeded = false;
-      await watch();
+      try {
+        await watch();
+      } catch (err) {
+        watchNeeded = true;
+        hold('store-or-bug', `watching the providers' shared health failed: ${errorMessage(err)}`);
+        continue;
+      }
+    }
+    // What is left: the first pass through the audience, then rows behind the cursor (released ones
+    // at once, deferred ones when due), then rows held for review.
+    const now = Date.now();
+    const deferredDue = deferredCount() > 0 && (state.nextDeferredAt === undefined || state.nextDeferredAt <= now);
+    const sweep = (state.releasedPending ?? 0) > 0 || deferredDue;
+    if (state.cursor >= state.maxSeq && !sweep) {
+      if (deferredCount() > 0) {
+        // Nothing else to send: wait for the next deferred retry (or an operator).
+        const wait = Math.max(1, (state.nextDeferredAt ?? now) - now);
+        const releasedBefore = state.releasedPending ?? 0;
+        await wf.condition(() => state.paused || cancelled || (state.releasedPending ?? 0) !== releasedBefore, wait);
+        continue;
+      }
+      hold('review', `${state.counts.heldForReview} recipient(s) held for review (their outcome is unknown): list them with \`mailover campaign held ${input.campaignId}\`, settle them with \`mailover campaign release ${input.campaignId} --resend | --mark-sent\`, or resume to finish without them`);
+      upsertSearchAttributes();
+      continue;
     }
     const provider = activeProvider(state.plan, sharedDown());
     if (provider === undefined) {
@@ -409,7 +595,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       holdNoProvider();
       continue;
     }
-    const fromSeq = state.cursor + 1;
+    const fromSeq = sweep ? 1 : state.cursor + 1;
     if (sharedHealth && state.lastProvider !== undefined && provider !== state.lastProvider) {
       // Moved without a failure of its own: another campaign's failure (shared health), or failback.
       const order = state.plan.order;
@@ -428,15 +614,40 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       upsertSearchAttributes();
       continue;
     }
-    const toSeq = Math.min(state.cursor + input.batchSize, state.maxSeq);
+    const toSeq = sweep ? state.cursor : Math.min(state.cursor + input.batchSize, state.maxSeq);
     const batchNo = Math.floor(state.cursor / input.batchSize) + 1;
     batchInFlight = true;
     try {
-      const tally = await sendBatchAs(`batch ${batchNo}: recipients #${fromSeq}–${toSeq} via ${provider}`)({ campaignId: input.campaignId, provider, fromSeq, toSeq });
-      state.counts = addTally(state.counts, tally);
-      state.cursor = toSeq;
-      batchesThisRun++;
-      lastBatch = `batch ${batchNo}: ${toSeq - fromSeq + 1} recipients via ${provider}, ${sum(tally.acceptedByProvider)} accepted, ${tally.rejected} rejected, ${tally.suppressed} suppressed`;
+      if (sweep) {
+        const tally = await sendBatchAs(`retry: deferred and released recipients up to #${toSeq} via ${provider}`)({
+          campaignId: input.campaignId,
+          provider,
+          fromSeq,
+          toSeq,
+          mode: 'sweep',
+          limit: input.batchSize,
+          deferral,
+        });
+        const swept = tally.swept ?? { deferred: 0, pending: 0 };
+        state.counts = addTally({ ...state.counts, deferred: Math.max(0, deferredCount() - swept.deferred) }, tally);
+        state.releasedPending = swept.deferred + swept.pending === 0 ? 0 : Math.max(0, (state.releasedPending ?? 0) - swept.pending);
+        state.nextDeferredAt = tally.nextDeferredAt;
+        // The store has no deferred row left: nothing to wait for, whatever the counters thought.
+        if (tally.nextDeferredAt === undefined) state.counts = { ...state.counts, deferred: 0 };
+        lastBatch = `retry of ${swept.deferred + swept.pending} deferred or released recipient(s) via ${provider}: ${sum(tally.acceptedByProvider)} accepted, ${tally.rejected} rejected, ${tally.deferred ?? 0} deferred again`;
+      } else {
+        const tally = await sendBatchAs(`batch ${batchNo}: recipients #${fromSeq}–${toSeq} via ${provider}`)({ campaignId: input.campaignId, provider, fromSeq, toSeq, deferral });
+        if (tally.incomplete) {
+          // Rows of the batch are still in flight (their look-up did not fit the attempt): the same batch again.
+          lastBatch = `batch ${batchNo}: looking up messages in flight on ${provider}; the batch goes on`;
+        } else {
+          state.counts = addTally(state.counts, tally);
+          state.cursor = toSeq;
+          batchesThisRun++;
+          if (tally.nextDeferredAt !== undefined || tally.deferred !== undefined) state.nextDeferredAt = tally.nextDeferredAt;
+          lastBatch = `batch ${batchNo}: ${toSeq - fromSeq + 1} recipients via ${provider}, ${sum(tally.acceptedByProvider)} accepted, ${tally.rejected} rejected, ${tally.suppressed} suppressed${tally.deferred ? `, ${tally.deferred} deferred` : ''}`;
+        }
+      }
       reportOutcome(provider, { ok: true, campaignId: input.campaignId });
     } catch (err) {
       const reason = providerFailureReason(err);
@@ -448,13 +659,15 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
         raise({ kind: 'campaign-failed', campaignId: input.campaignId, reason: errorMessage(err) });
         await Promise.all(pendingEvents);
         throw err;
+      } else if (holdKinds && isInvalidMessage(err)) {
+        // The provider refused the message itself: no other provider is likelier to take it. Hold with its words.
+        hold('message-refused', `batch from recipient #${fromSeq}: ${errorMessage(err)}`);
+        wf.log.error('provider refused the message; campaign holds', { campaignId: input.campaignId, fromSeq, error: errorMessage(err) });
       } else if (!isWorkerTimeout(err)) {
         // Something other than the provider failed (the store, a bug): hold with the reason
         // rather than fail, so an operator can fix it and resume from the same batch.
-        state.paused = true;
-        state.pauseReason = `batch from recipient #${fromSeq} failed: ${errorMessage(err)}`;
+        hold('store-or-bug', `batch from recipient #${fromSeq} failed: ${errorMessage(err)}`);
         wf.log.error('batch failed; campaign holds', { campaignId: input.campaignId, fromSeq, error: errorMessage(err) });
-        raise({ kind: 'campaign-holding', campaignId: input.campaignId, reason: state.pauseReason });
       }
       // A worker timeout (crash or hang) retries the same range on the same provider.
     } finally {
@@ -462,7 +675,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     }
     upsertSearchAttributes();
 
-    if (state.cursor < state.maxSeq && !cancelled && (batchesThisRun >= opts.batchesPerRun || wf.workflowInfo().continueAsNewSuggested)) {
+    if (!finished() && !cancelled && (batchesThisRun >= opts.batchesPerRun || wf.workflowInfo().continueAsNewSuggested)) {
       await wf.condition(wf.allHandlersFinished);
       await Promise.all(pendingEvents);
       return await wf.continueAsNew<typeof campaignWorkflow>({ ...input, providers: state.plan.order, carried: state });
@@ -475,6 +688,5 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   }
   await Promise.all(pendingEvents);
   await wf.condition(wf.allHandlersFinished);
-  const { batchInFlight: _b, paused: _p, pauseReason: _r, ...result } = progress();
-  return result;
+  return cancelledResult();
 }
