@@ -1,7 +1,8 @@
 /** `mailover campaign ...`: start, steer and look at campaigns. */
 import { WorkflowFailedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { loadCampaignDefinition } from '../campaign-definition';
-import { cancelCampaign, campaignProgress, pauseCampaign, resumeCampaign, setCampaignProviders } from '../client';
+import { userInfo, hostname } from 'os';
+import { cancelCampaign, campaignProgress, pauseCampaign, releaseHeldRows, resumeCampaign, setCampaignProviders } from '../client';
 import { checkLaunch, launchCampaign } from '../launch';
 import { progressBar, rejectedRowLines, summaryTable, switchesTable, table } from '../progress';
 import type { CampaignProgress, CampaignResult } from '../../workflows/campaign';
@@ -40,7 +41,7 @@ export async function campaignState(client: Client, id: string): Promise<Campaig
 function statusTable(p: CampaignProgress): string {
   const rows: string[][] = [
     ['campaign', p.campaignId],
-    ['status', p.status + (p.pauseReason ? ` (${p.pauseReason})` : '')],
+    ['status', p.status + (p.hold ? ` (${p.hold.kind}: ${p.hold.reason})` : p.pauseReason ? ` (${p.pauseReason})` : '')],
     ['active provider', p.activeProvider ?? 'none'],
     ['provider order', p.providers.join(' → ')],
     ['recipients', String(p.total)],
@@ -50,7 +51,8 @@ function statusTable(p: CampaignProgress): string {
     ['suppressed', String(p.suppressed)],
     ['remaining', String(p.remaining)],
   ];
-  if (p.heldForReview) rows.push(['held for review', String(p.heldForReview)]);
+  if (p.deferred) rows.push(['deferred (retried later)', `${p.deferred}${p.nextDeferredAt ? ` (next ${p.nextDeferredAt.replace('T', ' ').slice(0, 19)} UTC)` : ''}`]);
+  if (p.heldForReview) rows.push(['held for review', `${p.heldForReview} (mailover campaign held ${p.campaignId})`]);
   if (p.inFlightRecovered) rows.push(['found in flight after a crash', String(p.inFlightRecovered)]);
   rows.push(['switches', String(p.switches.length)]);
   return table([['', ''], ...rows]).split('\n').filter((_, i) => i !== 1 && i !== 2).join('\n');
@@ -223,6 +225,99 @@ const providers: Command = {
   },
 };
 
+
+/** `--seq 12` or `--seq 10-20`: an inclusive range of recipient numbers. */
+export function parseSeqRange(value: string, cmd: Command): { fromSeq: number; toSeq: number } {
+  const m = /^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$/.exec(value);
+  const from = m ? Number(m[1]) : NaN;
+  const to = m ? Number(m[2] ?? m[1]) : NaN;
+  if (!m || from < 1 || to < from || !Number.isSafeInteger(to)) {
+    throw new UsageError(`--seq: expected a recipient number or a range like 10-20 (from <= to, starting at 1), got '${value}'`, helpText(cmd));
+  }
+  return { fromSeq: from, toSeq: to };
+}
+
+function rangesText(ranges: Array<[number, number]>, max = 8): string {
+  const shown = ranges.slice(0, max).map(([a, b]) => (a === b ? `#${a}` : `#${a}-#${b}`));
+  return shown.join(', ') + (ranges.length > max ? `, and ${ranges.length - max} more ranges` : '');
+}
+
+const held: Command = {
+  name: 'campaign held',
+  summary: "Recipients held for review (outcome unknown: a lost reply under inFlight: hold, or a failed look-up): seq, provider, since, why.",
+  usage: '<id> [--show-addresses] [--json]',
+  details: [
+    'Addresses are left out unless --show-addresses is given (the list may be shown to anyone on the team).',
+    'Settle them with: mailover campaign release <id> --resend | --mark-sent [--seq a-b]',
+  ].join('\n'),
+  args: ['id'],
+  options: { 'show-addresses': { type: 'boolean' }, json: { type: 'boolean' } },
+  async run(ctx, values, [id]) {
+    const store = await ctx.openStore();
+    if (!(await store.getCampaign(id))) throw new Error(`campaign '${id}' not found in the store`);
+    const rows = await store.listHeld(id);
+    const show = values['show-addresses'] === true;
+    const out = rows.map((r) => ({ seq: r.seq, provider: r.provider, since: r.heldAt?.toISOString() ?? null, reason: r.reason, ...(show ? { address: r.email } : {}) }));
+    if (values.json) {
+      console.log(JSON.stringify(out, null, 2));
+      return;
+    }
+    if (!rows.length) {
+      console.log(`campaign ${id} has no recipients held for review`);
+      return;
+    }
+    const header = ['seq', ...(show ? ['address'] : []), 'provider', 'held since (UTC)', 'why'];
+    console.log(table([header, ...out.map((r) => [String(r.seq), ...(show ? [r.address ?? ''] : []), r.provider ?? '', (r.since ?? '').replace('T', ' ').slice(0, 19), r.reason])]));
+    console.log(`${rows.length} held. Settle them: mailover campaign release ${id} --resend (send again) or --mark-sent (they went out) [--seq a-b]`);
+  },
+};
+
+const release: Command = {
+  name: 'campaign release',
+  summary: 'Settle recipients held for review: --resend (the campaign sends them again) or --mark-sent (they went out); recorded with who and when.',
+  usage: '<id> --resend | --mark-sent [--seq a-b] [--by NAME]',
+  details: [
+    'Options:',
+    '  --resend      back to pending: the running campaign sends them again (check the provider first: they may have gone out)',
+    '  --mark-sent   settled as accepted (the provider\'s own log shows they went out)',
+    '  --seq a-b     only held recipients in this range (default: all of them)',
+    '  --by NAME     who releases them (default: this user@host), recorded on each row',
+    'A campaign holding for review goes on once nothing is held. A finished campaign\'s held rows can be marked sent, not resent.',
+  ].join('\n'),
+  args: ['id'],
+  options: { resend: { type: 'boolean' }, 'mark-sent': { type: 'boolean' }, seq: { type: 'string' }, by: { type: 'string' } },
+  async run(ctx, values, [id]) {
+    if (values.resend === values['mark-sent']) throw new UsageError('give exactly one of --resend and --mark-sent', helpText(release));
+    const action = values.resend ? 'resend' : 'mark-sent';
+    const range: { fromSeq?: number; toSeq?: number } = typeof values.seq === 'string' ? parseSeqRange(values.seq, release) : {};
+    const by = typeof values.by === 'string' && values.by.trim() ? values.by.trim() : `${userInfo().username}@${hostname()}`;
+    const client = await ctx.temporal();
+    let running = false;
+    try {
+      running = (await client.workflow.getHandle(id).describe()).status.name === 'RUNNING';
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+    }
+    let released: number;
+    let ranges: Array<[number, number]>;
+    if (running) {
+      ({ released, ranges } = await releaseHeldRows(client, id, { action, ...range, by }));
+    } else {
+      if (action === 'resend') {
+        throw new Error(`campaign '${id}' is not running, so nothing would send them: --resend works on a running campaign (mark them sent with --mark-sent, or start a follow-up campaign for them)`);
+      }
+      const store = await ctx.openStore();
+      if (!(await store.getCampaign(id))) throw new Error(`campaign '${id}' not found`);
+      ({ released, ranges } = await store.releaseHeld(id, { action, ...range, by }));
+    }
+    if (released === 0) {
+      console.log(`campaign ${id}: no held recipients${range.fromSeq !== undefined ? ` in #${range.fromSeq}-#${range.toSeq}` : ''}; nothing released`);
+      return;
+    }
+    console.log(`campaign ${id}: ${released} held recipient(s) ${action === 'resend' ? 'released to be sent again' : 'marked sent'} by ${by}: ${rangesText(ranges)}`);
+  },
+};
+
 export const campaignCommands: Command[] = [
   start,
   status,
@@ -232,4 +327,6 @@ export const campaignCommands: Command[] = [
   signalCommand('cancel', 'Cancel a campaign after its current batch; unsent recipients stay pending.'),
   list,
   providers,
+  held,
+  release,
 ];
