@@ -11,6 +11,7 @@ import { campaignProgress, resumeCampaign, setCampaignProviders, startCampaign }
 import { audience, FAST, Harness, POSTAL_ADDRESS, TEMPLATE, uniqueId } from './support/harness';
 import { startDevServer } from './support/temporal';
 import { waitUntil } from './support/wait';
+import { CampaignStatusKey, HoldKindKey } from '../workflows/search-attributes';
 
 describe('failure taxonomy (each class on a real campaign)', function () {
   this.timeout(180_000);
@@ -146,6 +147,8 @@ describe('failure taxonomy (each class on a real campaign)', function () {
       return p.paused && !p.batchInFlight ? p : undefined;
     }, 'the campaign to hold on the ledger failure');
     assert.match(held.pauseReason ?? '', /^batch from recipient #\d+ failed: ledger unavailable: connection terminated$/);
+    assert.equal(held.status, 'holding');
+    assert.equal(held.hold?.kind, 'store-or-bug');
     assert.equal(held.switches.length, 0, 'a store failure is not the provider\'s fault');
     assert.equal((await handle.describe()).status.name, 'RUNNING');
     ledgerDown = false;
@@ -154,6 +157,43 @@ describe('failure taxonomy (each class on a real campaign)', function () {
     assert.equal(result.accepted, 200);
     assert.equal(h.deliveries().size, 200);
     assert.ok([...h.deliveries().values()].every((n) => n === 1));
+  });
+
+  it('store failure while checking the campaign: it holds (status holding, HoldKind store-or-bug) instead of failing, and starts when resumed', async () => {
+    await h.stopWorker();
+    let ledgerDown = true;
+    await h.startWorker(
+      (store) =>
+        new Proxy(store, {
+          get(target, prop, receiver) {
+            const v = Reflect.get(target, prop, receiver);
+            if (prop === 'countAudience' && typeof v === 'function') {
+              return (...args: unknown[]) => (ledgerDown ? Promise.reject(new Error('ledger unavailable: connection refused')) : v.apply(target, args));
+            }
+            return typeof v === 'function' ? v.bind(target) : v;
+          },
+        }),
+    );
+    const id = uniqueId('prepare-down');
+    const handle = await h.launch(id, audience(50));
+    const held = await waitUntil(async () => {
+      const p = await campaignProgress(h.client, id);
+      return p.status === 'holding' ? p : undefined;
+    }, 'the campaign to hold while it cannot be checked', 90_000);
+    assert.equal(held.hold?.kind, 'store-or-bug');
+    assert.match(held.pauseReason ?? '', /^checking the campaign failed: ledger unavailable: connection refused$/);
+    const desc = await handle.describe();
+    assert.equal(desc.status.name, 'RUNNING', 'holding, not failed');
+    assert.equal(desc.typedSearchAttributes.get(HoldKindKey), 'store-or-bug');
+    assert.equal(desc.typedSearchAttributes.get(CampaignStatusKey), 'holding');
+    assert.equal(h.primary.acceptedCount + h.secondary.acceptedCount, 0, 'nothing sent');
+    ledgerDown = false;
+    await resumeCampaign(h.client, id);
+    const result = await handle.result();
+    assert.equal(result.status, 'completed');
+    assert.equal(result.accepted, 50);
+    const after = await handle.describe();
+    assert.equal(after.typedSearchAttributes.get(HoldKindKey), 'none');
   });
 
   it('invalid campaign: a missing merge field fails the campaign before any send, naming the field and recipient', async () => {
