@@ -53,7 +53,7 @@ export interface DrillLedgerCheck {
 function settingsOf(deps: ActivityDeps): DrillSettings {
   if (!deps.drills) {
     throw ApplicationFailure.nonRetryable(
-      'failover drills are not configured on this worker: add a `drills:` section (from, seeds) to its provider file (see README: Failover drills)',
+      'failover drills are not configured on this worker: add a `drills:` section (from, seeds) to its provider file (see docs/operations.md: Failover drills)',
       DRILL_NOT_CONFIGURED,
     );
   }

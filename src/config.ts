@@ -73,7 +73,7 @@ export interface MailoverConfig {
   /** Alert targets (empty: events are only logged). */
   alerts: AlertTarget[];
   metrics?: MetricsConfig;
-  /** unsubscribe:, webhooks:, bounces: (README, Compliance). */
+  /** unsubscribe:, webhooks:, bounces: (docs/compliance.md). */
   compliance: ComplianceSettings;
 }
 

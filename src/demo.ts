@@ -105,7 +105,7 @@ async function main(): Promise<void> {
 
 /** What happens after the send: a complaint through Mailgun's signed webhook, and a one-click unsubscribe. */
 async function complianceTour({ store, primary, mailgun }: Awaited<ReturnType<typeof startDevStack>>): Promise<void> {
-  say('Compliance (README, Compliance):');
+  say('Compliance (docs/compliance.md):');
   const first = primary.messages[0];
   if (first) {
     say(`  every message carried List-Unsubscribe (one-click) and a signed per-recipient Return-Path, e.g. ${first.from}`);

@@ -252,7 +252,7 @@ describe('failover drills', function () {
       const report = await handle.result();
       assert.equal(report.passed, false);
       assert.deepEqual(report.checks, [
-        { check: 'setup', provider: '-', passed: false, detail: 'failover drills are not configured on this worker: add a `drills:` section (from, seeds) to its provider file (see README: Failover drills)' },
+        { check: 'setup', provider: '-', passed: false, detail: 'failover drills are not configured on this worker: add a `drills:` section (from, seeds) to its provider file (see docs/operations.md: Failover drills)' },
       ]);
       assert.equal(h.primary.acceptedCount + h.secondary.acceptedCount, 0, 'nothing was sent');
       assert.deepEqual((await notifiedEvents(h.client, handle.workflowId)).map((e) => e.kind === 'drill-finished' && e.passed), [false]);

@@ -1,7 +1,7 @@
 /**
  * Replay: histories of real runs, committed under test/histories/, must replay against
  * the current workflow code. A change that breaks them must use patching (workflow.patched).
- * Regenerate with: MAILOVER_RECORD_HISTORIES=1 npm test (see README).
+ * Regenerate with: MAILOVER_RECORD_HISTORIES=1 npm test (see docs/testing.md, Replay histories).
  */
 import { strict as assert } from 'assert';
 import { readdirSync, readFileSync } from 'fs';

@@ -231,7 +231,7 @@ describe('smtp provider', function () {
     const bad = provider(sink, { auth: { user: 'mailer', pass: 'wrong-staple-9c1' } });
     const { reports, error } = await run(bad, messages(5));
     assert.ok(error instanceof ProviderUnavailableError, `got ${String(error)}`);
-    assert.match(error.message, /^smtp-a: authentication refused \(535 5\.7\.8\) at AUTH/);
+    assert.match(error.message, /^smtp-a: authentication failed \(535 5\.7\.8\) at AUTH/);
     assert.ok(!error.message.includes('wrong-staple-9c1'));
     assert.ok(!error.message.includes(Buffer.from('wrong-staple-9c1').toString('base64')));
     assert.equal(reports.size, 0);

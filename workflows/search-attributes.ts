@@ -2,7 +2,7 @@
  * Custom search attributes a campaign upserts as it moves, so campaigns can be found
  * and filtered in the Temporal Web UI (and `temporal workflow list --query`).
  * The dev server registers them at start; a production namespace needs
- * `temporal operator search-attribute create` once (see README).
+ * `temporal operator search-attribute create` once (docs/operations.md, Search attributes).
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 

@@ -41,7 +41,7 @@ export async function campaignState(client: Client, id: string): Promise<Campaig
 function statusTable(p: CampaignProgress): string {
   const rows: string[][] = [
     ['campaign', p.campaignId],
-    ['status', p.status + (p.hold ? ` (${p.hold.kind}: ${p.hold.reason})` : p.pauseReason ? ` (${p.pauseReason})` : '')],
+    ['status', p.status + (p.hold && p.hold.kind !== 'operator' ? ` (${p.hold.kind}: ${p.hold.reason})` : p.pauseReason ? ` (${p.pauseReason})` : '')],
     ['active provider', p.activeProvider ?? 'none'],
     ['provider order', p.providers.join(' → ')],
     ['recipients', String(p.total)],

@@ -14,7 +14,7 @@ function scheduleIdOf(values: Record<string, unknown>, cmd: Command): string {
 
 const run: Command = {
   name: 'drill run',
-  summary: 'Run a failover drill now: probe every provider with the seed list, then a synthetic campaign with the primary forced down (see README: Failover drills).',
+  summary: 'Run a failover drill now: probe every provider with the seed list, then a synthetic campaign with the primary forced down (see docs/operations.md: Failover drills).',
   usage: '[--wait]',
   details: [
     'Options:',

@@ -136,6 +136,9 @@ const REFUSES_US: Array<{ pattern: RegExp; meaning: string }> = [
   { pattern: /\bthrottling\b|\b(?:daily|hourly|sending) (?:message |sending )?(?:quota|limit|rate)\b|\brate limit (?:increase|exceeded)\b/i, meaning: 'our sending rate or quota is exceeded' },
   // Exchange "530 5.7.1 Client was not authenticated"; Amazon SES "530 Authentication required".
   { pattern: /\bclient was not authenticated\b|\bauthentication required\b/i, meaning: 'the server requires us to authenticate' },
+  // Our sending IP's reputation: Postfix RBL rejects "Client host [203.0.113.7] blocked using
+  // zen.spamhaus.org", Gmail "unusual rate of unsolicited mail originating from your IP address".
+  { pattern: /\bblocked using\b|\b(?:client host|your IP(?: address)?|sending IP)\b[^.;]{0,60}?\b(?:blocked|blacklisted|blocklisted|listed|banned|rejected)\b|\bunsolicited mail originating from your\b/i, meaning: 'our sending IP is refused' },
 ];
 
 /**
@@ -191,6 +194,8 @@ const isGeneric = (e: Enhanced | undefined): boolean => e === undefined || e.sub
 const textMayTell = (e: Enhanced | undefined): boolean => isGeneric(e) || e!.subject === 7;
 /** RFC 3463 X.1.7 bad sender's mailbox address syntax, X.1.8 bad sender's system address. */
 const isSenderCode = (e: Enhanced | undefined): boolean => e?.subject === 1 && (e.detail === 7 || e.detail === 8);
+/** X.7.x details about the sending side whatever the recipient (see classifyRecipient). */
+const US_POLICY_DETAILS = new Set([0, 8, 9, 11, 13, 14, 20, 21, 22, 23, 24, 25, 26, 27]);
 /** RFC 4954 / RFC 3207 replies to a client that did not (or could not) authenticate or encrypt. */
 const AUTH_CODES = new Set([530, 534, 535, 538]);
 
@@ -241,7 +246,7 @@ export function classifySmtpReply(phase: SmtpPhase, reply: SmtpReply): ReplyVerd
   if (code === 432 || enhanced === '4.7.12') return verdict('provider', 'the server needs a password transition for our account');
   // RFC 4954 sections 4 and 6, RFC 3207: 530 authentication (or STARTTLS) required, 534 mechanism too weak,
   // 535 credentials invalid, 538 encryption required; whatever the phase they are about us.
-  if (AUTH_CODES.has(code)) return verdict('provider', refusesUs(text) ?? `authentication refused at ${at}`);
+  if (AUTH_CODES.has(code)) return verdict('provider', refusesUs(text) ?? `authentication failed at ${at}`);
 
   switch (phase) {
     case 'connect':
@@ -253,7 +258,7 @@ export function classifySmtpReply(phase: SmtpPhase, reply: SmtpReply): ReplyVerd
       // refuses our session (RFC 5321 "554 No SMTP service here", blocklisted IPs, 5.7.x).
       return temporary
         ? verdict('transient', `temporary refusal at ${at}`)
-        : verdict('provider', phase === 'auth' ? 'authentication refused' : `the server refuses our session at ${at}`);
+        : verdict('provider', phase === 'auth' ? 'authentication failed' : `the server refuses our session at ${at}`);
     case 'mail':
       // MAIL FROM carries only our sender: any 5xx (553/550/501, 5.1.7/5.1.8 bad sender,
       // 5.7.x policy, blocklisted IP) refuses us; any 4xx is throttling (Yahoo "421 4.7.0
@@ -321,9 +326,16 @@ function classifyRecipient(code: number, e: Enhanced | undefined, text: string, 
       case 6:
         return verdict('rejected', 'the server refuses this message\'s content');
       case 7:
-        // X.7.x security or policy at RCPT TO: relaying denied (5.7.1), authentication (5.7.0,
-        // 5.7.8), DMARC/SPF (5.7.26, 5.7.27), banned sending IP (Microsoft 5.7.606-649).
-        return verdict('provider', 'policy refusal of us (relay, authentication, sender or IP)');
+        // X.7.x security or policy at RCPT TO. Codes that are about us whatever the recipient:
+        // authentication (5.7.0, 5.7.8, 5.7.9, 5.7.11), our account (5.7.13), sender
+        // authentication (RFC 7372: 5.7.20-5.7.27: DKIM, SPF, reverse DNS, DMARC, null MX),
+        // banned sending IP (Microsoft 5.7.606-649). Relaying denied and blocklisted IPs come as
+        // 5.7.1 with a text that says so (REFUSES_US, checked above). A bare 5.7.1 for one
+        // recipient is that recipient's policy (Exchange "5.7.1 ... Access denied" for a group
+        // that takes no outside mail, RESOLVER.RST.*): one recipient never takes a provider down,
+        // and a batch refused alike is the provider's (alikeRefusal).
+        if (US_POLICY_DETAILS.has(e.detail) || (e.detail >= 600 && e.detail <= 649)) return verdict('provider', 'policy refusal of us (authentication, sender or IP)');
+        return verdict('rejected', "the recipient's policy refuses this message");
       default:
         break;
     }

@@ -1,5 +1,5 @@
 /**
- * Saves real run histories for the replay tests when MAILOVER_RECORD_HISTORIES=1 (see README:
+ * Saves real run histories for the replay tests when MAILOVER_RECORD_HISTORIES=1 (see docs/testing.md:
  * Replay tests). Written by the Temporal CLI (`temporal workflow show --output json`), the same
  * format an operator would download from the Web UI.
  */
