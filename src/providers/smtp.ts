@@ -169,7 +169,12 @@ export class SmtpProvider implements Provider {
             failure ??= { error: err };
             return;
           }
-          if (result !== 'withdrawn') reporting = report(message, result);
+          if (result !== 'withdrawn') {
+            reporting = report(message, result);
+            // Awaited by the next message (or at the end); marked handled now, so a ledger failure
+            // meanwhile is not an unhandled rejection (which a worker's runtime treats as fatal).
+            reporting.catch(() => undefined);
+          }
         }
       } finally {
         try {
