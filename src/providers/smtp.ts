@@ -161,9 +161,11 @@ export class SmtpProvider implements Provider {
           let result: SendResult | 'withdrawn';
           try {
             result = await this.sendOne(pool, message, signal, async () => {
-              await previous;
               if (failure !== null) return false;
-              return dispatching ? (await dispatching([message])).length > 0 : true;
+              // The previous report and this dispatch mark are asked for together, so the ledger writes
+              // them in one transaction (one commit, one fsync, per message and connection).
+              const [, mine] = await Promise.all([previous, dispatching ? dispatching([message]) : Promise.resolve([message])]);
+              return mine.length > 0;
             });
           } catch (err) {
             failure ??= { error: err };
