@@ -219,15 +219,15 @@ export interface RateReservation {
   retryAfterMs: number;
 }
 
-export interface Store {
-  readonly dialect: 'sqlite' | 'postgres';
-  /** Create tables if missing. Idempotent. */
-  migrate(): Promise<void>;
-  close(): Promise<void>;
-
+/** Campaign definitions. */
+export interface CampaignStore {
   createCampaign(campaign: Omit<CampaignRecord, 'createdAt'>): Promise<void>;
   getCampaign(id: string): Promise<CampaignRecord | undefined>;
+  listCampaignIds(): Promise<string[]>;
+}
 
+/** A campaign's audience: its recipient rows as imported, before any send. */
+export interface AudienceStore {
   /**
    * Append audience rows to a campaign (seq continues after the current max).
    * Rows whose email already exists in the campaign are skipped.
@@ -239,7 +239,10 @@ export interface Store {
   audienceFieldNames(campaignId: string): Promise<string[]>;
   /** Rows in a seq range (inclusive) missing any of the given fields (empty or absent); returns at most `limit`. */
   rowsMissingFields(campaignId: string, fields: string[], limit: number): Promise<Array<{ seq: number; missing: string[] }>>;
+}
 
+/** The send ledger: a state per recipient row, claimed before a provider call and settled after it. */
+export interface LedgerStore {
   /**
    * In one transaction, for rows with fromSeq <= seq <= toSeq (claimed and in-flight rows get
    * `claimToken`: the latest claimer holds them):
@@ -289,29 +292,30 @@ export interface Store {
   nextDeferral(campaignId: string): Promise<Date | undefined>;
   /** Current state of some rows of a campaign (rows not found are left out). */
   getRecipients(campaignId: string, seqs: number[]): Promise<RecipientRow[]>;
+  getRecipient(campaignId: string, seq: number): Promise<RecipientRow | undefined>;
   tallyRange(campaignId: string, fromSeq: number, toSeq: number): Promise<RangeTally>;
   /** The same tally over some rows only (a sweep's). */
   tallyRows(campaignId: string, seqs: number[]): Promise<RangeTally>;
   /** Rows in state `sending` across all campaigns: claimed or handed to a provider, not settled (a metrics gauge). */
   countInFlight(): Promise<number>;
   listRecipients(campaignId: string): Promise<RecipientRow[]>;
+}
 
+/** The suppression list (every campaign) and the per-list suppressions (unsubscribe scope `list`). */
+export interface SuppressionStore {
   addSuppression(email: string, reason: string, source: string): Promise<void>;
   /** Adds many addresses with one reason and source (already listed ones are left as they are); returns how many were new. */
   addSuppressions(emails: string[], reason: string, source: string): Promise<number>;
   removeSuppression(email: string): Promise<boolean>;
   isSuppressed(email: string): Promise<boolean>;
   listSuppressions(): Promise<SuppressionRow[]>;
-
-  /**
-   * Reserve up to `want` sends through `provider` at `nowMs` under `limits`, atomically across
-   * every worker and campaign on this store (grants are recorded; pruned past the longest window).
-   */
-  reserveSends(provider: string, want: number, limits: SendRateLimits, nowMs: number): Promise<RateReservation>;
   /** Suppress an address for campaigns of one list only (unsubscribe scope `list`). */
   addListSuppression(list: string, email: string, reason: string, source: string): Promise<void>;
   listListSuppressions(): Promise<ListSuppressionRow[]>;
+}
 
+/** What providers report about sent messages, and the webhook tokens already seen. */
+export interface EventStore {
   /**
    * Store a provider event, linked to its ledger row when `campaignId` (and `seq`, if given) name a
    * row of that address; with `suppress`, add the address to the suppression list (or the list's,
@@ -325,6 +329,21 @@ export interface Store {
    */
   rememberWebhookToken(provider: string, token: string, forgetBefore: Date): Promise<boolean>;
   forgetWebhookToken(provider: string, token: string): Promise<void>;
-  listCampaignIds(): Promise<string[]>;
-  getRecipient(campaignId: string, seq: number): Promise<RecipientRow | undefined>;
+}
+
+/** Providers' sending limits, shared by every worker and campaign on the store. */
+export interface RateStore {
+  /**
+   * Reserve up to `want` sends through `provider` at `nowMs` under `limits`, atomically across
+   * every worker and campaign on this store (grants are recorded; pruned past the longest window).
+   */
+  reserveSends(provider: string, want: number, limits: SendRateLimits, nowMs: number): Promise<RateReservation>;
+}
+
+/** The whole data plane, as activities, the CLI and compliance code use it. */
+export interface Store extends CampaignStore, AudienceStore, LedgerStore, SuppressionStore, EventStore, RateStore {
+  readonly dialect: 'sqlite' | 'postgres';
+  /** Create tables if missing. Idempotent. */
+  migrate(): Promise<void>;
+  close(): Promise<void>;
 }
