@@ -1,0 +1,75 @@
+/**
+ * Campaign definitions (the `campaigns` table).
+ */
+import { now } from './columns';
+import type { StoreConnection } from './connection';
+import type { CampaignRecord, CampaignStore } from './types';
+
+export class Campaigns implements CampaignStore {
+  constructor(private readonly conn: StoreConnection) {}
+
+  async createCampaign(c: Omit<CampaignRecord, 'createdAt'>): Promise<void> {
+    const res = await this.conn.db
+      .insertInto('campaigns')
+      .values({
+        id: c.id,
+        name: c.name ?? null,
+        from_address: c.from,
+        template_json: JSON.stringify(c.template),
+        providers_json: JSON.stringify(c.providers),
+        batch_size: c.batchSize,
+        compliance_json: complianceJson(c),
+        created_at: now(),
+      })
+      .onConflict((oc) => oc.column('id').doNothing())
+      .executeTakeFirst();
+    if (Number(res.numInsertedOrUpdatedRows ?? 0n) === 0) {
+      throw new Error(`campaign '${c.id}' already exists`);
+    }
+  }
+
+  async getCampaign(id: string): Promise<CampaignRecord | undefined> {
+    const r = await this.conn.db.selectFrom('campaigns').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!r) return undefined;
+    const rec: CampaignRecord = {
+      id: r.id,
+      from: r.from_address,
+      template: JSON.parse(r.template_json),
+      providers: JSON.parse(r.providers_json),
+      batchSize: Number(r.batch_size),
+      createdAt: new Date(r.created_at),
+    };
+    if (r.name !== null) rec.name = r.name;
+    if (r.compliance_json) {
+      const c = JSON.parse(r.compliance_json) as Pick<CampaignRecord, 'transactional' | 'postalAddress' | 'list'>;
+      if (c.transactional) rec.transactional = true;
+      if (typeof c.postalAddress === 'string') rec.postalAddress = c.postalAddress;
+      if (typeof c.list === 'string') rec.list = c.list;
+    }
+    return rec;
+  }
+
+  async listCampaignIds(): Promise<string[]> {
+    const rs = await this.conn.db.selectFrom('campaigns').select('id').orderBy('id').execute();
+    return rs.map((r) => r.id);
+  }
+}
+
+function complianceJson(c: Omit<CampaignRecord, 'createdAt'>): string | null {
+  const v: Record<string, unknown> = {};
+  if (c.transactional) v.transactional = true;
+  if (c.postalAddress !== undefined) v.postalAddress = c.postalAddress;
+  if (c.list !== undefined) v.list = c.list;
+  return Object.keys(v).length ? JSON.stringify(v) : null;
+}
+
+/** The list a campaign belongs to (its `list`, else its own id), from its compliance_json column. */
+export function listOf(campaignId: string, complianceJson: string | null): string {
+  if (!complianceJson) return campaignId;
+  try {
+    const v = JSON.parse(complianceJson) as { list?: unknown };
+    return typeof v.list === 'string' ? v.list : campaignId;
+  } catch {
+    return campaignId;
+  }
+}
