@@ -6,6 +6,7 @@
  * DATABASE_URL (PostgreSQL) or MAILOVER_DB (SQLite file), MAILOVER_STICKY_QUEUE_TIMEOUT_MS,
  * MAILOVER_PAYLOAD_KEYS (payload encryption).
  * MAILOVER_METRICS_PORT / MAILOVER_METRICS_HOST (the /metrics endpoint; or `metrics:` in the config file).
+ * MAILOVER_FAULT_KILL_IN_TRANSACTION (the fault suite only, see storeFaultsFromEnv).
  * Stops gracefully on SIGTERM/SIGINT.
  */
 import { DefaultLogger, NativeConnection, Runtime, type LogLevel } from '@temporalio/worker';
@@ -25,7 +26,7 @@ import { freeLocalPort } from './local-ports';
 import { workerMetrics } from './metrics/scrape-sources';
 import { MetricsServer, runtimeMetrics } from './metrics/server';
 import { ProviderRegistry } from './providers/registry';
-import { describeStore, openStore } from './store/open-store';
+import { describeStore, openStore, type StoreFaults } from './store/open-store';
 import { temporalSettingsFromEnv } from './temporal-connection';
 import { createCampaignWorker } from './worker';
 
@@ -39,6 +40,16 @@ export function metricsSettings(fromFile: MetricsConfig | undefined, env: NodeJS
   const port = Number(portVar);
   if (!/^\d+$/.test(portVar) || port > 65535) throw new ConfigError(`MAILOVER_METRICS_PORT: expected a port 0-65535 (0: any free port), got '${portVar}'`);
   return { port, host: env.MAILOVER_METRICS_HOST || fromFile?.host || '0.0.0.0' };
+}
+
+/**
+ * Fault injection for the fault suite: with MAILOVER_FAULT_KILL_IN_TRANSACTION=N the worker
+ * kills itself (SIGKILL) inside its Nth ledger transaction, after the first statement and
+ * before the commit. Unset in production (no faults).
+ */
+export function storeFaultsFromEnv(env: NodeJS.ProcessEnv = process.env): StoreFaults | undefined {
+  const killInTransaction = Number(env.MAILOVER_FAULT_KILL_IN_TRANSACTION ?? 0);
+  return killInTransaction > 0 ? { killInTransaction } : undefined;
 }
 
 /** Logs a failing scrape source at most once a minute. */
@@ -64,7 +75,7 @@ export async function runWorker(configPath?: string): Promise<void> {
     shutdownSignals: ['SIGINT', 'SIGTERM'],
     ...(runtime ? { telemetryOptions: runtime.telemetryOptions } : {}),
   });
-  const store = await openStore();
+  const store = await openStore({ faults: storeFaultsFromEnv() });
   const providers = new ProviderRegistry(config.providers);
   const connection = await NativeConnection.connect({ address: settings.address, tls: settings.tls, apiKey: settings.apiKey });
   // Scrape-time gauges read Temporal (queries, visibility counts) through a client on the worker's connection.

@@ -730,3 +730,60 @@ describe('store (postgres, connections that die)', function () {
     }
   });
 });
+
+describe('store (sqlite, fault injection)', function () {
+  this.timeout(30_000);
+  let backend: Awaited<ReturnType<typeof sqliteBackend>>;
+
+  before(async () => {
+    backend = await sqliteBackend();
+  });
+  after(async () => {
+    await backend?.cleanup();
+  });
+
+  /** In a child process: open the store (with `faults`), import an audience (transaction 1), claim it (transaction 2). */
+  function importAndClaim(cid: string, faults: unknown, env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; signal: NodeJS.Signals | null; err: string }> {
+    const storeModule = path.resolve(__dirname, '../src/store/open-store.js');
+    const script = `
+      const { openStore } = require(${JSON.stringify(storeModule)});
+      (async () => {
+        const s = await openStore({ databaseUrl: '', sqlitePath: ${JSON.stringify(backend.file)}, faults: ${JSON.stringify(faults)} });
+        await s.createCampaign({ id: ${JSON.stringify(cid)}, from: 'x@example.com', template: { subject: 's', text: 't' }, providers: ['a'], batchSize: 10 });
+        await s.importAudience(${JSON.stringify(cid)}, ${JSON.stringify(audience(cid, 10))});
+        await s.claimRange(${JSON.stringify(cid)}, 1, 10, 'a', 'tok');
+        await s.close();
+      })().catch((e) => { console.error(e); process.exit(1); });`;
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    return new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, err })));
+  }
+
+  it('faults.killInTransaction: the process dies inside that transaction, which rolls back', async () => {
+    const cid = id('kill-2');
+    const r = await importAndClaim(cid, { killInTransaction: 2 });
+    assert.equal(r.signal, 'SIGKILL', r.err);
+    const store = await backend.open();
+    try {
+      const rows = await store.listRecipients(cid);
+      assert.equal(rows.length, 10, 'the import (transaction 1) was committed');
+      assert.ok(rows.every((row) => row.state === 'pending' && row.attempts === 0), 'the claim (transaction 2) was rolled back');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('the store reads no fault hook from the environment: MAILOVER_FAULT_KILL_IN_TRANSACTION alone does nothing', async () => {
+    const cid = id('env-only');
+    const r = await importAndClaim(cid, undefined, { MAILOVER_FAULT_KILL_IN_TRANSACTION: '1' });
+    assert.equal(r.signal, null, r.err);
+    assert.equal(r.code, 0, r.err);
+    const store = await backend.open();
+    try {
+      assert.ok((await store.listRecipients(cid)).every((row) => row.state === 'sending'));
+    } finally {
+      await store.close();
+    }
+  });
+});

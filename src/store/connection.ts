@@ -42,11 +42,21 @@ export const IN_CHUNK = 900;
 const STATEMENT_CACHE = 64;
 const PG_TX_ATTEMPTS = 5;
 
+/** Faults the store injects into itself, for the fault suite only (never set in production). */
+export interface StoreFaults {
+  /**
+   * Kill the process (SIGKILL) inside its Nth ledger transaction on this store, after the
+   * first statement and before the commit. 0 or absent: never.
+   */
+  killInTransaction?: number;
+}
+
 export interface StoreConnectionOptions {
   db: Kysely<Database>;
   dialect: Dialect;
   /** The better-sqlite3 handle behind `db` (required for sqlite: transactions run on it synchronously). */
   sqlite?: SqliteDatabase;
+  faults?: StoreFaults;
 }
 
 export class StoreConnection {
@@ -54,11 +64,14 @@ export class StoreConnection {
   readonly dialect: Dialect;
   readonly #sqlite: SqliteDatabase | undefined;
   readonly #statements = new Map<string, Statement>();
+  readonly #killInTransaction: number;
+  #transactions = 0;
 
   constructor(opts: StoreConnectionOptions) {
     this.db = opts.db;
     this.dialect = opts.dialect;
     this.#sqlite = opts.sqlite;
+    this.#killInTransaction = Number(opts.faults?.killInTransaction ?? 0);
     if (this.dialect === 'sqlite' && !this.#sqlite) {
       throw new Error('KyselyStore: the sqlite dialect needs the better-sqlite3 handle (opts.sqlite)');
     }
@@ -80,7 +93,7 @@ export class StoreConnection {
           .transaction(() => {
             const gen = body();
             let step = gen.next();
-            const crash = crashPointForThisTransaction();
+            const crash = this.crashPointForThisTransaction();
             while (!step.done) {
               const result = this.runSqlite(step.value);
               if (crash) crashNow();
@@ -109,7 +122,7 @@ export class StoreConnection {
         return await this.db.transaction().execute(async (trx) => {
           const gen = body();
           let step = gen.next();
-          const crash = crashPointForThisTransaction();
+          const crash = this.crashPointForThisTransaction();
           while (!step.done) {
             const result = await trx.executeQuery(step.value);
             if (crash) crashNow();
@@ -143,18 +156,16 @@ export class StoreConnection {
     const info = stmt.run(params);
     return { rows: [], numAffectedRows: BigInt(info.changes) };
   }
+
+  /**
+   * Fault injection (`faults.killInTransaction`): whether this transaction is the one to die in.
+   * Unset in production: a single comparison per transaction.
+   */
+  private crashPointForThisTransaction(): boolean {
+    return this.#killInTransaction > 0 && ++this.#transactions === this.#killInTransaction;
+  }
 }
 
-/**
- * Fault injection for the fault suite: with MAILOVER_FAULT_KILL_IN_TRANSACTION=N the process
- * kills itself (SIGKILL) inside its Nth ledger transaction, after the first statement and
- * before the commit. Unset in production: a single comparison per transaction.
- */
-const KILL_IN_TRANSACTION = Number(process.env.MAILOVER_FAULT_KILL_IN_TRANSACTION ?? 0);
-let transactions = 0;
-function crashPointForThisTransaction(): boolean {
-  return KILL_IN_TRANSACTION > 0 && ++transactions === KILL_IN_TRANSACTION;
-}
 function crashNow(): never {
   process.kill(process.pid, 'SIGKILL');
   throw new Error('unreachable: killed');

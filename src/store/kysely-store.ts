@@ -14,7 +14,7 @@ import type { Database as SqliteDatabase } from 'better-sqlite3';
 import type { Kysely } from 'kysely';
 import { Audience } from './audience';
 import { Campaigns } from './campaigns';
-import { StoreConnection } from './connection';
+import { StoreConnection, type StoreFaults } from './connection';
 import { Events } from './events';
 import { Ledger } from './ledger';
 import { RateGrants } from './rates';
@@ -32,6 +32,8 @@ export interface KyselyStoreOptions {
   sqlite?: SqliteDatabase;
   /** Human-readable location without secrets, e.g. `sqlite:./data/mailover.db`. */
   location?: string;
+  /** Faults to inject, for the fault suite only (see StoreFaults). */
+  faults?: StoreFaults;
 }
 
 export class KyselyStore implements Store {
@@ -47,7 +49,7 @@ export class KyselyStore implements Store {
   readonly #rates: RateGrants;
 
   constructor(opts: KyselyStoreOptions) {
-    this.#conn = new StoreConnection({ db: opts.db, dialect: opts.dialect, sqlite: opts.sqlite });
+    this.#conn = new StoreConnection({ db: opts.db, dialect: opts.dialect, sqlite: opts.sqlite, faults: opts.faults });
     this.db = opts.db;
     this.dialect = opts.dialect;
     this.location = opts.location ?? opts.dialect;

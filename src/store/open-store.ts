@@ -7,9 +7,12 @@ import * as fs from 'fs';
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
 import * as path from 'path';
 import { Pool } from 'pg';
+import type { StoreFaults } from './connection';
 import { KyselyStore } from './kysely-store';
 import type { Database } from './schema';
 import type { Store } from './types';
+
+export type { StoreFaults } from './connection';
 
 export const DEFAULT_SQLITE_PATH = './data/mailover.db';
 
@@ -25,6 +28,11 @@ export interface OpenStoreOptions {
    * crash loses nothing): a send settled then undone would be resent. Only as an explicit choice.
    */
   sqliteSynchronous?: SqliteSynchronous;
+  /**
+   * Faults the store injects into itself, for the fault suite only; never set in production
+   * (the worker process sets them from MAILOVER_FAULT_KILL_IN_TRANSACTION, see worker-main.ts).
+   */
+  faults?: StoreFaults;
 }
 
 export type SqliteSynchronous = 'full' | 'normal';
@@ -53,7 +61,7 @@ export async function openStore(opts: OpenStoreOptions = {}): Promise<Store> {
     pool.on('error', () => undefined);
     pool.on('connect', (client) => client.on('error', () => undefined));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-    store = new KyselyStore({ db, dialect: 'postgres', location: redactUrl(url) });
+    store = new KyselyStore({ db, dialect: 'postgres', location: redactUrl(url), faults: opts.faults });
   } else {
     const file = opts.sqlitePath ?? process.env.MAILOVER_DB ?? DEFAULT_SQLITE_PATH;
     const synchronous = opts.sqliteSynchronous ?? sqliteSynchronousFromEnv();
@@ -68,7 +76,7 @@ export async function openStore(opts: OpenStoreOptions = {}): Promise<Store> {
       throw err;
     }
     const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
-    store = new KyselyStore({ db, dialect: 'sqlite', sqlite, location: `sqlite:${file}` });
+    store = new KyselyStore({ db, dialect: 'sqlite', sqlite, location: `sqlite:${file}`, faults: opts.faults });
   }
   try {
     await store.migrate();
