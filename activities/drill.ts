@@ -5,7 +5,7 @@
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { progressQuery, type CampaignProgress } from '../workflows/campaign';
+import { progressQuery, type CampaignProgress } from '../workflows/campaign-api';
 import { normaliseAddress } from '../src/address';
 import type { DrillSettings } from '../src/drill-settings';
 import type { AudienceRow } from '../src/store/types';

@@ -19,7 +19,8 @@ import { ActivityFailure, ChildWorkflowFailure } from '@temporalio/workflow';
 import type { CampaignActivities } from '../activities';
 import type { DrillLedgerCheck, DrillPlan } from '../activities/drill';
 import type { ProbeResult } from '../activities/probe';
-import { campaignWorkflow, cancelSignal, type CampaignResult } from './campaign';
+import { campaignWorkflow } from './campaign';
+import { cancelSignal, type CampaignResult } from './campaign-api';
 
 export interface DrillInput {
   /** Names the drill (its synthetic campaign is `drill-<drillId>`). Default: from the workflow id and start time. */

@@ -9,11 +9,9 @@
  * plugs in as `sharedDown`: a provider whose circuit is open is skipped like one found down here.
  */
 
-export interface ProviderPlan {
-  order: string[];
-  /** provider name -> reason it was found down during this campaign */
-  down: Record<string, string>;
-}
+import type { ProviderPlan } from './campaign-api';
+
+export type { ProviderPlan };
 
 export function initialPlan(order: string[]): ProviderPlan {
   return { order: [...order], down: {} };

@@ -5,7 +5,7 @@ import { userInfo, hostname } from 'os';
 import { cancelCampaign, campaignProgress, pauseCampaign, releaseHeldRows, resumeCampaign, setCampaignProviders } from '../client';
 import { checkLaunch, launchCampaign } from '../launch';
 import { progressBar, rejectedRowLines, summaryTable, switchesTable, table } from '../progress';
-import type { CampaignProgress, CampaignResult } from '../../workflows/campaign';
+import type { CampaignProgress, CampaignResult } from '../../workflows/campaign-api';
 import { ActiveProviderKey, AcceptedCountKey, CampaignStatusKey } from '../../workflows/search-attributes';
 import { DRILL_WORKFLOW_PREFIX } from '../../workflows/drill';
 import { helpText, requireOption, type Command } from './command';
