@@ -8,7 +8,7 @@
  */
 import * as wf from '@temporalio/workflow';
 import { ActivityFailure, ApplicationFailure, TimeoutFailure } from '@temporalio/workflow';
-import type { BatchTally, CampaignActivities } from '../activities';
+import { ERROR_TYPES, type BatchTally, type CampaignActivities } from '../activities/contracts';
 import type { OpsEvent } from '../src/ops-events';
 import {
   cancelSignal,
@@ -51,18 +51,18 @@ export function providerFailureReason(err: unknown): string | undefined {
   if (!(err instanceof ActivityFailure)) return undefined;
   const cause = err.cause;
   if (cause instanceof ApplicationFailure) {
-    if (cause.type === 'ProviderUnavailableError') return cause.message;
-    if (cause.type === 'TransientProviderError') return `retry budget exhausted: ${cause.message}`;
+    if (cause.type === ERROR_TYPES.providerUnavailable) return cause.message;
+    if (cause.type === ERROR_TYPES.transient) return `retry budget exhausted: ${cause.message}`;
   }
   return undefined;
 }
 
 function isInvalidCampaign(err: unknown): boolean {
-  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'InvalidCampaignError';
+  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === ERROR_TYPES.invalidCampaign;
 }
 
 function isInvalidMessage(err: unknown): boolean {
-  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'InvalidMessageError';
+  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === ERROR_TYPES.invalidMessage;
 }
 
 /** The kind of a hold carried from a run before hold kinds (its reason says which). */
@@ -104,7 +104,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   const deferral = { firstRetryMs: opts.deferralFirstRetryMs, maxRetryMs: opts.deferralMaxRetryMs, windowMs: opts.deferralWindowMs };
   const { prepareCampaign } = wf.proxyActivities<CampaignActivities>({
     startToCloseTimeout: '1 minute',
-    retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['InvalidCampaignError'] },
+    retry: { maximumAttempts: 5, nonRetryableErrorTypes: [ERROR_TYPES.invalidCampaign] },
   });
   const sendOptions: wf.ActivityOptions = {
     startToCloseTimeout: '15 minutes',
@@ -114,7 +114,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       backoffCoefficient: 2,
       maximumInterval: opts.sendMaxIntervalMs,
       maximumAttempts: opts.sendMaxAttempts,
-      nonRetryableErrorTypes: ['ProviderUnavailableError', 'InvalidCampaignError', 'InvalidMessageError'],
+      nonRetryableErrorTypes: [ERROR_TYPES.providerUnavailable, ERROR_TYPES.invalidCampaign, ERROR_TYPES.invalidMessage],
     },
   };
   const { watchProviders } = wf.proxyActivities<CampaignActivities>({

@@ -16,9 +16,7 @@
  */
 import * as wf from '@temporalio/workflow';
 import { ActivityFailure, ChildWorkflowFailure } from '@temporalio/workflow';
-import type { CampaignActivities } from '../activities';
-import type { DrillLedgerCheck, DrillPlan } from '../activities/drill';
-import type { ProbeResult } from '../activities/probe';
+import { ERROR_TYPES, type CampaignActivities, type DrillLedgerCheck, type DrillPlan, type ProbeResult } from '../activities/contracts';
 import { campaignWorkflow } from './campaign';
 import { cancelSignal, type CampaignResult } from './campaign-api';
 
@@ -85,7 +83,7 @@ export async function drillWorkflow(input: DrillInput = {}): Promise<DrillReport
 
   const { drillPlan, prepareDrillCampaign, verifyDrillLedger } = wf.proxyActivities<CampaignActivities>({
     startToCloseTimeout: '1 minute',
-    retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['DrillNotConfiguredError'] },
+    retry: { maximumAttempts: 5, nonRetryableErrorTypes: [ERROR_TYPES.drillNotConfigured] },
   });
   const probeAs = (summary: string) =>
     wf.proxyActivities<CampaignActivities>({ startToCloseTimeout: '2 minutes', retry: { maximumAttempts: 2 }, summary }).probeDrillSeeds;
