@@ -25,12 +25,14 @@ import {
   type CampaignProgress,
   type CampaignResult,
   type CampaignStatus,
+  type CampaignHold,
+  type ProviderSwitch,
   type CarriedState,
   type HoldKind,
   type ReleaseHeldOutcome,
   type ReleaseHeldRequest,
 } from './campaign-api';
-import { activeProvider, initialPlan, onProviderFailure, providerOrderProblems, retryAll, withOrder } from './failover';
+import { activeProvider, decide, initialPlan, providerOrderProblems, type BatchFailure, type FailoverEvent, type FailoverState, type Hold } from './failover';
 import { providerHealthSignal, providerHealthWorkflowId, reportOutcomeSignal, unsubscribeSignal, type HealthNotice, type OutcomeReport } from './provider-health-api';
 import { DEFAULT_DEFERRAL } from './deferral';
 import { AcceptedCountKey, ActiveProviderKey, CampaignIdKey, CampaignStatusKey, HoldKindKey } from './search-attributes';
@@ -80,6 +82,16 @@ function errorMessage(err: unknown): string {
 /** A batch that ended on a timeout (a worker that died or hung), not on the provider's answer. */
 function isWorkerTimeout(err: unknown): boolean {
   return err instanceof ActivityFailure && err.cause instanceof TimeoutFailure;
+}
+
+/** How a batch failed: an invalid campaign fails the workflow; every other failure goes to the failover decision. */
+function batchFailure(err: unknown, holdKinds: boolean): BatchFailure | 'invalid-campaign' {
+  if (providerFailureReason(err) !== undefined) return 'provider';
+  if (isInvalidCampaign(err)) return 'invalid-campaign';
+  // Before hold kinds, a message the provider refused held the campaign as any other failure did.
+  if (holdKinds && isInvalidMessage(err)) return 'message-refused';
+  if (isWorkerTimeout(err)) return 'worker-timeout';
+  return 'store-or-bug';
 }
 
 const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
@@ -175,26 +187,43 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       .catch((err) => wf.log.warn('provider health not told', { provider, error: errorMessage(err) }));
   };
   const sharedDown = () => state.sharedDown ?? {};
-  const downReasons = () =>
-    Object.entries({ ...sharedDown(), ...state.plan.down })
-      .map(([p, r]) => `${p}: ${r}`)
-      .join('; ');
 
   /** The kind of the current hold (state carried from before hold kinds has none: its reason tells). */
   const holdKind = (): HoldKind | undefined => (state.paused ? state.holdKind ?? legacyHoldKind(state.pauseReason) : undefined);
-  const hold = (kind: HoldKind, reason: string) => {
-    state.paused = true;
-    state.pauseReason = reason;
-    state.holdKind = kind;
-    state.holdSince = new Date().toISOString();
-    if (kind !== 'operator') raise({ kind: 'campaign-holding', campaignId: input.campaignId, reason });
+  /** The failover decision's view of the campaign's state. */
+  const failoverState = (): FailoverState => {
+    const kind = holdKind();
+    const hold = kind ? ({ kind, reason: state.pauseReason ?? '', since: state.holdSince ?? '' } as Hold) : undefined;
+    return { plan: state.plan, sharedDown: sharedDown(), hold, lastProvider: state.lastProvider };
   };
-  const endHold = () => {
-    state.paused = false;
-    state.pauseReason = undefined;
-    state.holdKind = undefined;
-    state.holdSince = undefined;
+  const setHold = (h: Hold | undefined) => {
+    state.paused = h !== undefined;
+    state.pauseReason = h?.reason;
+    state.holdKind = h?.kind;
+    state.holdSince = h?.since;
   };
+  const recordSwitch = (sw: ProviderSwitch, announce: { failback: boolean } | undefined) => {
+    state.switches = [...state.switches, sw];
+    wf.log.warn('provider switch', { campaignId: input.campaignId, from: sw.from, to: sw.to ?? 'none', reason: sw.reason });
+    if (announce && sw.to !== undefined) raise({ kind: 'provider-switched', campaignId: input.campaignId, from: sw.from, to: sw.to, reason: sw.reason, atSeq: sw.atSeq, failback: announce.failback });
+  };
+  const holdStarted = (h: CampaignHold) => {
+    if (h.kind !== 'operator') raise({ kind: 'campaign-holding', campaignId: input.campaignId, reason: h.reason });
+  };
+  /** Runs a failover event through the decision (workflows/failover.ts) and records what it decided. */
+  const apply = (event: FailoverEvent) => {
+    const before = failoverState();
+    const d = decide(before, event);
+    if (d.state.plan !== before.plan) state.plan = d.state.plan;
+    if (d.state.sharedDown !== before.sharedDown) state.sharedDown = d.state.sharedDown;
+    if (d.state.lastProvider !== before.lastProvider) state.lastProvider = d.state.lastProvider;
+    if (d.state.hold !== before.hold) setHold(d.state.hold);
+    if (d.switch) recordSwitch(d.switch, d.announce);
+    if (d.hold) holdStarted(d.hold);
+    return d;
+  };
+  /** Workflow time, ISO 8601. */
+  const nowIso = () => new Date().toISOString();
   const deferredCount = () => state.counts.deferred ?? 0;
   /** The audience's first pass is done and nothing is left to retry or review. */
   const finished = () =>
@@ -280,16 +309,12 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
 
   wf.setHandler(progressQuery, progress);
   wf.setHandler(pauseSignal, (reason?: string) => {
-    state.paused = true;
-    state.pauseReason = reason ?? 'paused by operator';
-    state.holdKind = 'operator';
-    state.holdSince = new Date().toISOString();
+    apply({ type: 'pause', reason, at: nowIso() });
   });
   wf.setHandler(resumeSignal, () => {
-    if (activeProvider(state.plan, sharedDown()) === undefined) state.plan = retryAll(state.plan);
     // Resuming a review hold means: done reviewing, complete with whatever is still held.
     if (holdKind() === 'review') state.reviewDone = true;
-    endHold();
+    apply({ type: 'resume' });
   });
   wf.setHandler(cancelSignal, () => {
     cancelled = true;
@@ -297,11 +322,8 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   wf.setHandler(
     setProvidersUpdate,
     (providers: string[]) => {
-      state.plan = withOrder(providers);
+      apply({ type: 'operator-order', providers });
       watchNeeded = sharedHealth;
-      // An operator's new order is not a switch (failure or failback): nothing to record for it.
-      state.lastProvider = undefined;
-      if (holdKind() === 'no-provider') endHold();
       return state.plan.order;
     },
     {
@@ -322,7 +344,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       } else {
         state.releasedPending = (state.releasedPending ?? 0) + r.released;
       }
-      if (holdKind() === 'review') endHold();
+      apply({ type: 'rows-released' });
       upsertSearchAttributes();
       return { released: r.released, ranges: r.ranges };
     },
@@ -341,44 +363,14 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   );
 
   wf.setHandler(providerHealthSignal, (n: HealthNotice) => {
-    const shared = { ...sharedDown() };
-    if (n.circuit === 'closed') {
-      const current = activeProvider(state.plan, sharedDown());
-      const order = state.plan.order;
-      delete shared[n.provider];
-      const higher = current !== undefined && order.includes(n.provider) && order.indexOf(n.provider) < order.indexOf(current);
-      if (state.failback === 'manual' && higher) {
-        // Stay on the current provider until told (campaign providers / resume): keep the recovered one out.
-        state.plan = { ...state.plan, down: { ...state.plan.down, [n.provider]: `recovered (${n.reason}); failback is manual: set the provider order to go back` } };
-      } else if (state.plan.down[n.provider] !== undefined) {
-        const { [n.provider]: _gone, ...down } = state.plan.down;
-        state.plan = { ...state.plan, down };
-      }
-    } else {
-      shared[n.provider] = n.reason;
-    }
-    state.sharedDown = shared;
-    // A campaign holding for want of a provider goes on by itself when one comes back.
-    if (holdKind() === 'no-provider' && activeProvider(state.plan, shared) !== undefined) endHold();
+    apply({ type: 'health-changed', provider: n.provider, circuit: n.circuit === 'closed' ? 'closed' : 'open', reason: n.reason, failback: state.failback ?? 'auto' });
   });
 
   /** Subscribe to the providers' shared health; returns when their circuits are known. */
   const watch = async () => {
     const w = await watchProviders({ providers: state.plan.order });
     state.failback = w.failback;
-    state.sharedDown = Object.fromEntries(Object.entries(w.circuits).filter(([, c]) => c.circuit !== 'closed').map(([p, c]) => [p, c.reason ?? `circuit ${c.circuit}`]));
-  };
-  const holdNoProvider = () => hold('no-provider', `no provider left: ${downReasons()}`);
-  /** A provider-level failure of `provider` at `fromSeq`: mark it down here and move on (or hold). */
-  const failOver = (provider: string, reason: string, fromSeq: number, forced: boolean) => {
-    const decision = onProviderFailure(state.plan, provider, reason);
-    state.plan = decision.plan;
-    const next = activeProvider(state.plan, sharedDown());
-    state.switches = [...state.switches, { from: provider, to: next, reason, at: new Date().toISOString(), atSeq: fromSeq }];
-    state.lastProvider = next;
-    wf.log.warn('provider switch', { campaignId: input.campaignId, from: provider, to: next ?? 'none', reason });
-    if (next === undefined) holdNoProvider();
-    else if (!forced) raise({ kind: 'provider-switched', campaignId: input.campaignId, from: provider, to: next, reason, atSeq: fromSeq, failback: false });
+    apply({ type: 'health-known', down: Object.fromEntries(Object.entries(w.circuits).filter(([, c]) => c.circuit !== 'closed').map(([p, c]) => [p, c.reason ?? `circuit ${c.circuit}`])) });
   };
   const cancelledResult = (): CampaignResult => {
     const { batchInFlight: _b, paused: _p, pauseReason: _r, hold: _h, ...result } = progress();
@@ -398,7 +390,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
         await Promise.all(pendingEvents);
         throw err;
       }
-      hold('store-or-bug', `checking the campaign failed: ${errorMessage(err)}`);
+      apply({ type: 'hold', kind: 'store-or-bug', reason: `checking the campaign failed: ${errorMessage(err)}`, at: nowIso() });
       wf.log.error('campaign check failed; campaign holds', { campaignId: input.campaignId, error: errorMessage(err) });
       upsertSearchAttributes();
       await wf.condition(() => !state.paused || cancelled);
@@ -420,7 +412,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
         await watch();
       } catch (err) {
         watchNeeded = true;
-        hold('store-or-bug', `watching the providers' shared health failed: ${errorMessage(err)}`);
+        apply({ type: 'hold', kind: 'store-or-bug', reason: `watching the providers' shared health failed: ${errorMessage(err)}`, at: nowIso() });
         continue;
       }
     }
@@ -437,32 +429,23 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
         await wf.condition(() => state.paused || cancelled || (state.releasedPending ?? 0) !== releasedBefore, wait);
         continue;
       }
-      hold('review', `${state.counts.heldForReview} recipient(s) held for review (their outcome is unknown): list them with \`mailover campaign held ${input.campaignId}\`, settle them with \`mailover campaign release ${input.campaignId} --resend | --mark-sent\`, or resume to finish without them`);
+      apply({
+        type: 'hold',
+        kind: 'review',
+        reason: `${state.counts.heldForReview} recipient(s) held for review (their outcome is unknown): list them with \`mailover campaign held ${input.campaignId}\`, settle them with \`mailover campaign release ${input.campaignId} --resend | --mark-sent\`, or resume to finish without them`,
+        at: nowIso(),
+      });
       upsertSearchAttributes();
       continue;
     }
-    const provider = activeProvider(state.plan, sharedDown());
-    if (provider === undefined) {
-      // Every provider is down (here or by shared health): hold until one comes back or an operator acts.
-      holdNoProvider();
-      continue;
-    }
     const fromSeq = sweep ? 1 : state.cursor + 1;
-    if (sharedHealth && state.lastProvider !== undefined && provider !== state.lastProvider) {
-      // Moved without a failure of its own: another campaign's failure (shared health), or failback.
-      const order = state.plan.order;
-      const failback = order.indexOf(provider) < order.indexOf(state.lastProvider) || !order.includes(state.lastProvider);
-      const why = sharedDown()[state.lastProvider];
-      const reason = why !== undefined ? `shared health: ${why}` : failback ? `failback: ${provider} is healthy again` : `moved to ${provider}`;
-      state.switches = [...state.switches, { from: state.lastProvider, to: provider, reason, at: new Date().toISOString(), atSeq: fromSeq }];
-      wf.log.warn('provider switch', { campaignId: input.campaignId, from: state.lastProvider, to: provider, reason });
-      raise({ kind: 'provider-switched', campaignId: input.campaignId, from: state.lastProvider, to: provider, reason, atSeq: fromSeq, failback: why === undefined && failback });
-    }
-    state.lastProvider = provider;
+    const { provider } = apply({ type: 'batch-starting', atSeq: fromSeq, at: nowIso(), recordMoves: sharedHealth });
+    // Every provider is down (here or by shared health): holding until one comes back or an operator acts.
+    if (provider === undefined) continue;
     const forced = input.forcedDown;
     if (forced && forced.provider === provider && fromSeq >= forced.fromSeq) {
-      // A failover drill: the provider is treated as failed here only (shared health is not told).
-      failOver(provider, forced.reason, fromSeq, true);
+      // A failover drill: the provider fails here the way a real failure would (shared health is not told).
+      apply({ type: 'drill-forced', provider, reason: forced.reason, atSeq: fromSeq, at: nowIso() });
       upsertSearchAttributes();
       continue;
     }
@@ -501,27 +484,20 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
         }
       }
       reportOutcome(provider, { ok: true, campaignId: input.campaignId });
+      apply({ type: 'batch-succeeded', provider });
     } catch (err) {
-      const reason = providerFailureReason(err);
-      if (reason !== undefined) {
-        // Before shared health (old histories) reportOutcome and the events failOver raises are no-ops.
-        reportOutcome(provider, { ok: false, campaignId: input.campaignId, reason });
-        failOver(provider, reason, fromSeq, false);
-      } else if (isInvalidCampaign(err)) {
+      const failure = batchFailure(err, holdKinds);
+      if (failure === 'invalid-campaign') {
         raise({ kind: 'campaign-failed', campaignId: input.campaignId, reason: errorMessage(err) });
         await Promise.all(pendingEvents);
         throw err;
-      } else if (holdKinds && isInvalidMessage(err)) {
-        // The provider refused the message itself: no other provider is likelier to take it. Hold with its words.
-        hold('message-refused', `batch from recipient #${fromSeq}: ${errorMessage(err)}`);
-        wf.log.error('provider refused the message; campaign holds', { campaignId: input.campaignId, fromSeq, error: errorMessage(err) });
-      } else if (!isWorkerTimeout(err)) {
-        // Something other than the provider failed (the store, a bug): hold with the reason
-        // rather than fail, so an operator can fix it and resume from the same batch.
-        hold('store-or-bug', `batch from recipient #${fromSeq} failed: ${errorMessage(err)}`);
-        wf.log.error('batch failed; campaign holds', { campaignId: input.campaignId, fromSeq, error: errorMessage(err) });
       }
-      // A worker timeout (crash or hang) retries the same range on the same provider.
+      const reason = providerFailureReason(err) ?? errorMessage(err);
+      // Before shared health (old histories) reportOutcome and the events a switch raises are no-ops.
+      if (failure === 'provider') reportOutcome(provider, { ok: false, campaignId: input.campaignId, reason });
+      apply({ type: 'batch-failed', provider, failure, reason, atSeq: fromSeq, at: nowIso() });
+      if (failure === 'message-refused') wf.log.error('provider refused the message; campaign holds', { campaignId: input.campaignId, fromSeq, error: reason });
+      if (failure === 'store-or-bug') wf.log.error('batch failed; campaign holds', { campaignId: input.campaignId, fromSeq, error: reason });
     } finally {
       batchInFlight = false;
     }
