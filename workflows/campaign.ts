@@ -5,6 +5,9 @@
  * Loop: hold while paused; send the next batch (a seq range) on the active provider;
  * on a provider-level failure switch to the next provider and retry the same range;
  * with no provider left, hold with the reason until resumed or given a new order.
+ * Which provider, which switch and which hold is decided in one place (./failover.ts);
+ * this file keeps the state, the handlers, the loop and continue-as-new, in that order.
+ * The public surface (signals, query, updates, types, patch ids) is in ./campaign-api.ts.
  */
 import * as wf from '@temporalio/workflow';
 import { ActivityFailure, ApplicationFailure, TimeoutFailure } from '@temporalio/workflow';
@@ -25,150 +28,49 @@ import {
   type CampaignProgress,
   type CampaignResult,
   type CampaignStatus,
-  type CampaignHold,
-  type ProviderSwitch,
   type CarriedState,
   type HoldKind,
+  type ProviderSwitch,
   type ReleaseHeldOutcome,
   type ReleaseHeldRequest,
 } from './campaign-api';
-import { activeProvider, decide, initialPlan, providerOrderProblems, type BatchFailure, type FailoverEvent, type FailoverState, type Hold } from './failover';
+import { activeProvider, decide, initialPlan, providerOrderProblems, type BatchFailure, type Decision, type FailoverEvent, type FailoverState, type Hold } from './failover';
 import { providerHealthSignal, providerHealthWorkflowId, reportOutcomeSignal, unsubscribeSignal, type HealthNotice, type OutcomeReport } from './provider-health-api';
 import { DEFAULT_DEFERRAL } from './deferral';
 import { AcceptedCountKey, ActiveProviderKey, CampaignIdKey, CampaignStatusKey, HoldKindKey } from './search-attributes';
 
-const DEFAULTS: Required<CampaignOptions> = {
-  heartbeatTimeoutMs: 20_000,
-  sendMaxAttempts: 6,
-  sendInitialIntervalMs: 1_000,
-  sendMaxIntervalMs: 30_000,
-  batchesPerRun: 500,
-  deferralFirstRetryMs: DEFAULT_DEFERRAL.firstRetryMs,
-  deferralMaxRetryMs: DEFAULT_DEFERRAL.maxRetryMs,
-  deferralWindowMs: DEFAULT_DEFERRAL.windowMs,
-};
-
-/** Whether an activity failure means the provider is unavailable, and why; undefined for other failures. */
-export function providerFailureReason(err: unknown): string | undefined {
-  if (!(err instanceof ActivityFailure)) return undefined;
-  const cause = err.cause;
-  if (cause instanceof ApplicationFailure) {
-    if (cause.type === ERROR_TYPES.providerUnavailable) return cause.message;
-    if (cause.type === ERROR_TYPES.transient) return `retry budget exhausted: ${cause.message}`;
-  }
-  return undefined;
-}
-
-function isInvalidCampaign(err: unknown): boolean {
-  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === ERROR_TYPES.invalidCampaign;
-}
-
-function isInvalidMessage(err: unknown): boolean {
-  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === ERROR_TYPES.invalidMessage;
-}
-
-/** The kind of a hold carried from a run before hold kinds (its reason says which). */
-function legacyHoldKind(reason: string | undefined): HoldKind {
-  if (reason?.startsWith('no provider left')) return 'no-provider';
-  if (reason?.startsWith('batch from recipient')) return 'store-or-bug';
-  return 'operator';
-}
-
-function errorMessage(err: unknown): string {
-  if (err instanceof ActivityFailure && err.cause) return err.cause.message;
-  return err instanceof Error ? err.message : String(err);
-}
-
-/** A batch that ended on a timeout (a worker that died or hung), not on the provider's answer. */
-function isWorkerTimeout(err: unknown): boolean {
-  return err instanceof ActivityFailure && err.cause instanceof TimeoutFailure;
-}
-
-/** How a batch failed: an invalid campaign fails the workflow; every other failure goes to the failover decision. */
-function batchFailure(err: unknown, holdKinds: boolean): BatchFailure | 'invalid-campaign' {
-  if (providerFailureReason(err) !== undefined) return 'provider';
-  if (isInvalidCampaign(err)) return 'invalid-campaign';
-  // Before hold kinds, a message the provider refused held the campaign as any other failure did.
-  if (holdKinds && isInvalidMessage(err)) return 'message-refused';
-  if (isWorkerTimeout(err)) return 'worker-timeout';
-  return 'store-or-bug';
-}
-
-const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
-
-function addTally(counts: CampaignCounts, t: BatchTally): CampaignCounts {
-  const acceptedByProvider = { ...counts.acceptedByProvider };
-  for (const [p, n] of Object.entries(t.acceptedByProvider)) acceptedByProvider[p] = (acceptedByProvider[p] ?? 0) + n;
-  const next: CampaignCounts = {
-    acceptedByProvider,
-    rejected: counts.rejected + t.rejected,
-    suppressed: counts.suppressed + t.suppressed,
-    inFlightRecovered: counts.inFlightRecovered + t.inFlightRecovered,
-    heldForReview: counts.heldForReview + t.heldForReview,
-  };
-  // Only once deferrals exist: state carried (and results recorded) before them stay as they were.
-  if (counts.deferred !== undefined || t.deferred !== undefined) next.deferred = (counts.deferred ?? 0) + (t.deferred ?? 0);
-  return next;
-}
-
 export async function campaignWorkflow(input: CampaignInput): Promise<CampaignResult> {
+  // ── State ────────────────────────────────────────────────────────────────────────────────
   const opts = { ...DEFAULTS, ...input.options };
-  const deferral = { firstRetryMs: opts.deferralFirstRetryMs, maxRetryMs: opts.deferralMaxRetryMs, windowMs: opts.deferralWindowMs };
-  const { prepareCampaign } = wf.proxyActivities<CampaignActivities>({
-    startToCloseTimeout: '1 minute',
-    retry: { maximumAttempts: 5, nonRetryableErrorTypes: [ERROR_TYPES.invalidCampaign] },
-  });
-  const sendOptions: wf.ActivityOptions = {
-    startToCloseTimeout: '15 minutes',
-    heartbeatTimeout: opts.heartbeatTimeoutMs,
-    retry: {
-      initialInterval: opts.sendInitialIntervalMs,
-      backoffCoefficient: 2,
-      maximumInterval: opts.sendMaxIntervalMs,
-      maximumAttempts: opts.sendMaxAttempts,
-      nonRetryableErrorTypes: [ERROR_TYPES.providerUnavailable, ERROR_TYPES.invalidCampaign, ERROR_TYPES.invalidMessage],
-    },
-  };
-  const { watchProviders } = wf.proxyActivities<CampaignActivities>({
-    startToCloseTimeout: '1 minute',
-    retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10 },
-  });
-  // Alerts have their own retries and never hold a campaign up: not awaited, failures logged.
-  const { notify } = wf.proxyActivities<CampaignActivities>({
-    startToCloseTimeout: '30 seconds',
-    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 5 },
-  });
-  const { releaseHeld } = wf.proxyActivities<CampaignActivities>({
-    startToCloseTimeout: '1 minute',
-    retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5 },
-  });
-  /** sendBatch with a one-line summary the Web UI shows on the activity ("batch 3: recipients #101–150 via mailgun"). */
-  const sendBatchAs = (summary: string) => wf.proxyActivities<CampaignActivities>({ ...sendOptions, summary }).sendBatch;
-
+  const { prepareCampaign, watchProviders, notify, releaseHeld, sendBatchAs } = activitiesFor(opts);
+  const campaignId = input.campaignId;
   // Handlers answer from the first workflow task on; until prepareCampaign returns, the
   // campaign is `starting` with no counts yet.
-  let state: CarriedState = input.carried
-    ? { ...input.carried, runs: input.carried.runs + 1 }
-    : {
-        total: 0,
-        maxSeq: 0,
-        knownProviders: [],
-        cursor: 0,
-        counts: { acceptedByProvider: {}, rejected: 0, suppressed: 0, inFlightRecovered: 0, heldForReview: 0 },
-        plan: initialPlan(input.providers),
-        switches: [],
-        paused: false,
-        runs: 1,
-      };
+  let state: CarriedState = input.carried ? { ...input.carried, runs: input.carried.runs + 1 } : firstRunState(input.providers);
   let prepared = input.carried !== undefined;
   let cancelled = false;
   let batchInFlight = false;
+  let batchesThisRun = 0;
+  /** One line on the last batch, for the Web UI. */
+  let lastBatch = '';
   const sharedHealth = wf.patched(SHARED_HEALTH_PATCH);
   /** Hold kinds (status holding for every hold but the operator's, the HoldKind attribute), deferrals and reviews. */
   const holdKinds = wf.patched(HOLD_KINDS_PATCH);
   /** Set when the provider order changed: subscribe to the new providers' health before the next batch. */
   let watchNeeded = sharedHealth;
+
+  const finished = () => isFinished(state, holdKinds);
+  const status = (): CampaignStatus => statusOf(state, { cancelled, prepared, holdKinds });
+  const progress = (): CampaignProgress => progressOf(state, campaignId, status(), batchInFlight);
+  const result = (): CampaignResult => {
+    const { batchInFlight: _b, paused: _p, pauseReason: _r, hold: _h, ...r } = progress();
+    return r;
+  };
+
+  // ── Side effects: operational events, shared health, search attributes ──────────────────
+  // Before shared health (histories recorded then) events and outcome reports are no-ops.
   const pendingEvents = new Set<Promise<void>>();
+  /** Raise an operational event (alerts have their own retries and never hold a campaign up: not awaited, failures logged). */
   const raise = (event: OpsEvent) => {
     if (!sharedHealth) return;
     const p: Promise<void> = notify(event)
@@ -186,120 +88,16 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       .signal(reportOutcomeSignal, report)
       .catch((err) => wf.log.warn('provider health not told', { provider, error: errorMessage(err) }));
   };
-  const sharedDown = () => state.sharedDown ?? {};
-
-  /** The kind of the current hold (state carried from before hold kinds has none: its reason tells). */
-  const holdKind = (): HoldKind | undefined => (state.paused ? state.holdKind ?? legacyHoldKind(state.pauseReason) : undefined);
-  /** The failover decision's view of the campaign's state. */
-  const failoverState = (): FailoverState => {
-    const kind = holdKind();
-    const hold = kind ? ({ kind, reason: state.pauseReason ?? '', since: state.holdSince ?? '' } as Hold) : undefined;
-    return { plan: state.plan, sharedDown: sharedDown(), hold, lastProvider: state.lastProvider };
-  };
-  const setHold = (h: Hold | undefined) => {
-    state.paused = h !== undefined;
-    state.pauseReason = h?.reason;
-    state.holdKind = h?.kind;
-    state.holdSince = h?.since;
-  };
-  const recordSwitch = (sw: ProviderSwitch, announce: { failback: boolean } | undefined) => {
-    state.switches = [...state.switches, sw];
-    wf.log.warn('provider switch', { campaignId: input.campaignId, from: sw.from, to: sw.to ?? 'none', reason: sw.reason });
-    if (announce && sw.to !== undefined) raise({ kind: 'provider-switched', campaignId: input.campaignId, from: sw.from, to: sw.to, reason: sw.reason, atSeq: sw.atSeq, failback: announce.failback });
-  };
-  const holdStarted = (h: CampaignHold) => {
-    if (h.kind !== 'operator') raise({ kind: 'campaign-holding', campaignId: input.campaignId, reason: h.reason });
-  };
-  /** Runs a failover event through the decision (workflows/failover.ts) and records what it decided. */
-  const apply = (event: FailoverEvent) => {
-    const before = failoverState();
-    const d = decide(before, event);
-    if (d.state.plan !== before.plan) state.plan = d.state.plan;
-    if (d.state.sharedDown !== before.sharedDown) state.sharedDown = d.state.sharedDown;
-    if (d.state.lastProvider !== before.lastProvider) state.lastProvider = d.state.lastProvider;
-    if (d.state.hold !== before.hold) setHold(d.state.hold);
-    if (d.switch) recordSwitch(d.switch, d.announce);
-    if (d.hold) holdStarted(d.hold);
-    return d;
-  };
-  /** Workflow time, ISO 8601. */
-  const nowIso = () => new Date().toISOString();
-  const deferredCount = () => state.counts.deferred ?? 0;
-  /** The audience's first pass is done and nothing is left to retry or review. */
-  const finished = () =>
-    state.cursor >= state.maxSeq &&
-    deferredCount() === 0 &&
-    (state.releasedPending ?? 0) === 0 &&
-    (!holdKinds || state.counts.heldForReview === 0 || state.reviewDone === true);
-
-  const status = (): CampaignStatus => {
-    if (cancelled) return 'cancelled';
-    if (!prepared) return state.paused ? 'holding' : 'starting';
-    if (finished()) return 'completed';
-    if (state.paused) {
-      // Before hold kinds only "no provider left" showed as holding (runs recorded then replay so).
-      if (!holdKinds) return activeProvider(state.plan, sharedDown()) === undefined ? 'holding' : 'paused';
-      return holdKind() === 'operator' ? 'paused' : 'holding';
-    }
-    return 'running';
-  };
-  const progress = (): CampaignProgress => {
-    const accepted = sum(state.counts.acceptedByProvider);
-    const kind = holdKind();
-    return {
-      campaignId: input.campaignId,
-      status: status(),
-      total: state.total,
-      accepted,
-      acceptedByProvider: state.counts.acceptedByProvider,
-      rejected: state.counts.rejected,
-      suppressed: state.counts.suppressed,
-      remaining: Math.max(0, state.total - accepted - state.counts.rejected - state.counts.suppressed - state.counts.heldForReview),
-      inFlightRecovered: state.counts.inFlightRecovered,
-      heldForReview: state.counts.heldForReview,
-      deferred: deferredCount(),
-      ...(deferredCount() > 0 && state.nextDeferredAt !== undefined ? { nextDeferredAt: new Date(state.nextDeferredAt).toISOString() } : {}),
-      paused: state.paused,
-      pauseReason: state.pauseReason,
-      ...(kind ? { hold: { kind, reason: state.pauseReason ?? '', since: state.holdSince ?? '' } } : {}),
-      activeProvider: activeProvider(state.plan, sharedDown()),
-      providers: state.plan.order,
-      providersDown: state.plan.down,
-      sharedDown: sharedDown(),
-      switches: state.switches,
-      cursor: state.cursor,
-      batchInFlight,
-      runs: state.runs,
-    };
-  };
-  let lastBatch = '';
-  /** What the Web UI shows as the campaign's current details (markdown). */
-  const details = (p: CampaignProgress): string =>
-    [
-      `**${p.status}**${p.pauseReason ? ` (${p.hold ? `${p.hold.kind}: ` : ''}${p.pauseReason})` : ''} · ${p.total - p.remaining} of ${p.total} done · active provider **${p.activeProvider ?? 'none'}**`,
-      '',
-      '| accepted | rejected | suppressed | deferred | held | remaining | switches |',
-      '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-      `| ${p.accepted} | ${p.rejected} | ${p.suppressed} | ${p.deferred} | ${p.heldForReview} | ${p.remaining} | ${p.switches.length} |`,
-      ...Object.entries(p.acceptedByProvider).map(([name, n]) => `- accepted via ${name}: ${n}`),
-      ...(p.deferred ? ['', `${p.deferred} recipient(s) deferred (the provider said "later" for them); next retry ${p.nextDeferredAt ?? 'soon'}`] : []),
-      ...(p.heldForReview ? ['', `${p.heldForReview} recipient(s) held for review: \`mailover campaign held ${p.campaignId}\``] : []),
-      ...(lastBatch ? ['', `Last: ${lastBatch}`] : []),
-      ...(Object.keys(p.sharedDown).length ? ['', 'Shared provider health (every campaign avoids these):', ''] : []),
-      ...Object.entries(p.sharedDown).map(([name, why]) => `- ${name} is down: ${why}`),
-      ...(p.switches.length ? ['', 'Provider switches:', ''] : []),
-      ...p.switches.map((sw) => `- switched ${sw.from} → ${sw.to ?? 'none (holding)'} at recipient #${sw.atSeq}: ${sw.reason}`),
-    ].join('\n');
   let lastUpsert = '';
   const upsertSearchAttributes = () => {
     const p = progress();
-    wf.setCurrentDetails(details(p));
+    wf.setCurrentDetails(detailsOf(p, lastBatch));
     const kind = p.hold?.kind ?? 'none';
     const key = `${p.status}|${p.activeProvider ?? ''}|${p.accepted}${holdKinds ? `|${kind}` : ''}`;
     if (key === lastUpsert) return;
     lastUpsert = key;
     wf.upsertSearchAttributes([
-      { key: CampaignIdKey, value: input.campaignId },
+      { key: CampaignIdKey, value: campaignId },
       { key: CampaignStatusKey, value: p.status },
       { key: ActiveProviderKey, value: p.activeProvider ?? 'none' },
       { key: AcceptedCountKey, value: p.accepted },
@@ -307,13 +105,32 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     ]);
   };
 
+  // ── Failover: every event goes through decide (./failover.ts); this records what it decided ──
+  const recordSwitch = (sw: ProviderSwitch, announce: Decision['announce']) => {
+    state.switches = [...state.switches, sw];
+    wf.log.warn('provider switch', { campaignId, from: sw.from, to: sw.to ?? 'none', reason: sw.reason });
+    if (announce && sw.to !== undefined) raise({ kind: 'provider-switched', campaignId, from: sw.from, to: sw.to, reason: sw.reason, atSeq: sw.atSeq, failback: announce.failback });
+  };
+  const holdStarted = (hold: Hold) => {
+    if (hold.kind !== 'operator') raise({ kind: 'campaign-holding', campaignId, reason: hold.reason });
+  };
+  const apply = (event: FailoverEvent): Decision => {
+    const before = failoverStateOf(state);
+    const d = decide(before, event);
+    state = withFailoverState(state, before, d.state);
+    if (d.switch) recordSwitch(d.switch, d.announce);
+    if (d.hold) holdStarted(d.hold);
+    return d;
+  };
+
+  // ── Handlers ─────────────────────────────────────────────────────────────────────────────
   wf.setHandler(progressQuery, progress);
   wf.setHandler(pauseSignal, (reason?: string) => {
     apply({ type: 'pause', reason, at: nowIso() });
   });
   wf.setHandler(resumeSignal, () => {
     // Resuming a review hold means: done reviewing, complete with whatever is still held.
-    if (holdKind() === 'review') state.reviewDone = true;
+    if (holdKindOf(state) === 'review') state.reviewDone = true;
     apply({ type: 'resume' });
   });
   wf.setHandler(cancelSignal, () => {
@@ -337,7 +154,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   wf.setHandler(
     releaseHeldUpdate,
     async (request: ReleaseHeldRequest): Promise<ReleaseHeldOutcome> => {
-      const r = await releaseHeld({ campaignId: input.campaignId, ...request });
+      const r = await releaseHeld({ campaignId, ...request });
       state.counts = { ...state.counts, heldForReview: Math.max(0, state.counts.heldForReview - r.released) };
       if (request.action === 'mark-sent') {
         state.counts = addTally(state.counts, { acceptedByProvider: r.acceptedByProvider, rejected: 0, suppressed: 0, inFlightRecovered: 0, heldForReview: 0 });
@@ -348,167 +165,173 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       upsertSearchAttributes();
       return { released: r.released, ranges: r.ranges };
     },
-    {
-      validator: (request: ReleaseHeldRequest) => {
-        if (!prepared) throw new Error('the campaign is still starting; nothing can be held yet');
-        if (request.action !== 'resend' && request.action !== 'mark-sent') throw new Error(`action: expected 'resend' or 'mark-sent', got ${JSON.stringify(request.action)}`);
-        for (const k of ['fromSeq', 'toSeq'] as const) {
-          const v = request[k];
-          if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new Error(`${k}: expected a recipient number (1 or more), got ${JSON.stringify(v)}`);
-        }
-        if (request.fromSeq !== undefined && request.toSeq !== undefined && request.fromSeq > request.toSeq) throw new Error(`fromSeq ${request.fromSeq} is after toSeq ${request.toSeq}`);
-        if (typeof request.by !== 'string' || !request.by.trim()) throw new Error('by: who releases the rows is required');
-      },
-    },
+    { validator: (request: ReleaseHeldRequest) => validateRelease(request, prepared) },
   );
-
   wf.setHandler(providerHealthSignal, (n: HealthNotice) => {
     apply({ type: 'health-changed', provider: n.provider, circuit: n.circuit === 'closed' ? 'closed' : 'open', reason: n.reason, failback: state.failback ?? 'auto' });
   });
 
-  /** Subscribe to the providers' shared health; returns when their circuits are known. */
-  const watch = async () => {
-    const w = await watchProviders({ providers: state.plan.order });
-    state.failback = w.failback;
-    apply({ type: 'health-known', down: Object.fromEntries(Object.entries(w.circuits).filter(([, c]) => c.circuit !== 'closed').map(([p, c]) => [p, c.reason ?? `circuit ${c.circuit}`])) });
-  };
-  const cancelledResult = (): CampaignResult => {
-    const { batchInFlight: _b, paused: _p, pauseReason: _r, hold: _h, ...result } = progress();
-    return result;
+  // ── Steps of the loop ────────────────────────────────────────────────────────────────────
+  /** An invalid campaign fails the workflow (once its campaign-failed event is raised). */
+  const failInvalid = async (err: unknown): Promise<never> => {
+    raise({ kind: 'campaign-failed', campaignId, reason: errorMessage(err) });
+    await Promise.all(pendingEvents);
+    throw err;
   };
 
-  // Checking the campaign: an invalid one fails here, before anything is sent; anything else
-  // (the store is down, a bug) holds it with the reason until it is fixed and resumed.
+  /** Subscribe to the providers' shared health and learn their circuits; false (holding) when that failed. */
+  const watchHealth = async (): Promise<boolean> => {
+    watchNeeded = false;
+    try {
+      const w = await watchProviders({ providers: state.plan.order });
+      state.failback = w.failback;
+      apply({ type: 'health-known', down: Object.fromEntries(Object.entries(w.circuits).filter(([, c]) => c.circuit !== 'closed').map(([p, c]) => [p, c.reason ?? `circuit ${c.circuit}`])) });
+      return true;
+    } catch (err) {
+      watchNeeded = true;
+      apply({ type: 'hold', kind: 'store-or-bug', reason: `watching the providers' shared health failed: ${errorMessage(err)}`, at: nowIso() });
+      return false;
+    }
+  };
+
+  /** Every row is through its first pass and none is due: wait for the next deferred retry, or hold for review. */
+  const waitOrHoldForReview = async (now: number) => {
+    if (deferredCount(state) > 0) {
+      // Nothing else to send: wait for the next deferred retry (or an operator).
+      const wait = Math.max(1, (state.nextDeferredAt ?? now) - now);
+      const releasedBefore = state.releasedPending ?? 0;
+      await wf.condition(() => state.paused || cancelled || (state.releasedPending ?? 0) !== releasedBefore, wait);
+      return;
+    }
+    apply({
+      type: 'hold',
+      kind: 'review',
+      reason: `${state.counts.heldForReview} recipient(s) held for review (their outcome is unknown): list them with \`mailover campaign held ${campaignId}\`, settle them with \`mailover campaign release ${campaignId} --resend | --mark-sent\`, or resume to finish without them`,
+      at: nowIso(),
+    });
+    upsertSearchAttributes();
+  };
+
+  /** A failover drill forces its primary down from a recipient on: that failure goes through decide as a real one would (shared health is not told). */
+  const drillForced = (provider: string, fromSeq: number): boolean => {
+    const forced = input.forcedDown;
+    if (!forced || forced.provider !== provider || fromSeq < forced.fromSeq) return false;
+    apply({ type: 'drill-forced', provider, reason: forced.reason, atSeq: fromSeq, at: nowIso() });
+    upsertSearchAttributes();
+    return true;
+  };
+
+  /** Rows behind the cursor that still need sending (deferred ones now due, released ones), at most a batch. */
+  const sendSweep = async (provider: string, toSeq: number) => {
+    const tally = await sendBatchAs(`retry: deferred and released recipients up to #${toSeq} via ${provider}`)({
+      campaignId,
+      provider,
+      fromSeq: 1,
+      toSeq,
+      mode: 'sweep',
+      limit: input.batchSize,
+      deferral: deferralOf(opts),
+    });
+    const swept = tally.swept ?? { deferred: 0, pending: 0 };
+    state.counts = addTally({ ...state.counts, deferred: Math.max(0, deferredCount(state) - swept.deferred) }, tally);
+    state.releasedPending = swept.deferred + swept.pending === 0 ? 0 : Math.max(0, (state.releasedPending ?? 0) - swept.pending);
+    state.nextDeferredAt = tally.nextDeferredAt;
+    // The store has no deferred row left: nothing to wait for, whatever the counters thought.
+    if (tally.nextDeferredAt === undefined) state.counts = { ...state.counts, deferred: 0 };
+    lastBatch = `retry of ${swept.deferred + swept.pending} deferred or released recipient(s) via ${provider}: ${sum(tally.acceptedByProvider)} accepted, ${tally.rejected} rejected, ${tally.deferred ?? 0} deferred again`;
+  };
+
+  /** The next range of the audience's first pass. */
+  const sendRange = async (provider: string, fromSeq: number, toSeq: number) => {
+    const batchNo = Math.floor(state.cursor / input.batchSize) + 1;
+    const tally = await sendBatchAs(`batch ${batchNo}: recipients #${fromSeq}–${toSeq} via ${provider}`)({ campaignId, provider, fromSeq, toSeq, deferral: deferralOf(opts) });
+    if (tally.incomplete) {
+      // Rows of the batch are still in flight (their look-up did not fit the attempt): the same batch again.
+      lastBatch = `batch ${batchNo}: looking up messages in flight on ${provider}; the batch goes on`;
+      return;
+    }
+    state.counts = addTally(state.counts, tally);
+    state.cursor = toSeq;
+    batchesThisRun++;
+    if (tally.nextDeferredAt !== undefined || tally.deferred !== undefined) state.nextDeferredAt = tally.nextDeferredAt;
+    lastBatch = `batch ${batchNo}: ${toSeq - fromSeq + 1} recipients via ${provider}, ${sum(tally.acceptedByProvider)} accepted, ${tally.rejected} rejected, ${tally.suppressed} suppressed${tally.deferred ? `, ${tally.deferred} deferred` : ''}`;
+  };
+
+  /** One batch on `provider`; its outcome goes to shared health and to the failover decision. */
+  const sendBatch = async (provider: string, fromSeq: number, sweep: boolean) => {
+    batchInFlight = true;
+    try {
+      if (sweep) await sendSweep(provider, state.cursor);
+      else await sendRange(provider, fromSeq, Math.min(state.cursor + input.batchSize, state.maxSeq));
+      reportOutcome(provider, { ok: true, campaignId });
+      apply({ type: 'batch-succeeded', provider });
+    } catch (err) {
+      const failure = batchFailure(err, holdKinds);
+      if (failure === 'invalid-campaign') return await failInvalid(err);
+      const reason = providerFailureReason(err) ?? errorMessage(err);
+      if (failure === 'provider') reportOutcome(provider, { ok: false, campaignId, reason });
+      apply({ type: 'batch-failed', provider, failure, reason, atSeq: fromSeq, at: nowIso() });
+      if (failure === 'message-refused') wf.log.error('provider refused the message; campaign holds', { campaignId, fromSeq, error: reason });
+      if (failure === 'store-or-bug') wf.log.error('batch failed; campaign holds', { campaignId, fromSeq, error: reason });
+    } finally {
+      batchInFlight = false;
+    }
+  };
+
+  // ── Check the campaign ───────────────────────────────────────────────────────────────────
+  // An invalid one fails here, before anything is sent; anything else (the store is down, a
+  // bug) holds it with the reason until it is fixed and resumed.
   while (!prepared) {
     try {
-      const prep = await prepareCampaign({ campaignId: input.campaignId, providers: input.providers });
+      const prep = await prepareCampaign({ campaignId, providers: input.providers });
       state = { ...state, total: prep.total, maxSeq: prep.maxSeq, knownProviders: prep.knownProviders };
       prepared = true;
     } catch (err) {
-      if (isInvalidCampaign(err)) {
-        raise({ kind: 'campaign-failed', campaignId: input.campaignId, reason: errorMessage(err) });
-        await Promise.all(pendingEvents);
-        throw err;
-      }
+      if (isInvalidCampaign(err)) return failInvalid(err);
       apply({ type: 'hold', kind: 'store-or-bug', reason: `checking the campaign failed: ${errorMessage(err)}`, at: nowIso() });
-      wf.log.error('campaign check failed; campaign holds', { campaignId: input.campaignId, error: errorMessage(err) });
+      wf.log.error('campaign check failed; campaign holds', { campaignId, error: errorMessage(err) });
       upsertSearchAttributes();
       await wf.condition(() => !state.paused || cancelled);
       if (cancelled) {
         await Promise.all(pendingEvents);
-        return cancelledResult();
+        return result();
       }
     }
   }
   upsertSearchAttributes();
-  let batchesThisRun = 0;
+
+  // ── The loop: one batch per turn ─────────────────────────────────────────────────────────
   while (!cancelled) {
     await wf.condition(() => !state.paused || cancelled);
     upsertSearchAttributes();
     if (cancelled || finished()) break;
-    if (watchNeeded) {
-      watchNeeded = false;
-      try {
-        await watch();
-      } catch (err) {
-        watchNeeded = true;
-        apply({ type: 'hold', kind: 'store-or-bug', reason: `watching the providers' shared health failed: ${errorMessage(err)}`, at: nowIso() });
-        continue;
-      }
-    }
+    if (watchNeeded && !(await watchHealth())) continue;
     // What is left: the first pass through the audience, then rows behind the cursor (released ones
     // at once, deferred ones when due), then rows held for review.
     const now = Date.now();
-    const deferredDue = deferredCount() > 0 && (state.nextDeferredAt === undefined || state.nextDeferredAt <= now);
+    const deferredDue = deferredCount(state) > 0 && (state.nextDeferredAt === undefined || state.nextDeferredAt <= now);
     const sweep = (state.releasedPending ?? 0) > 0 || deferredDue;
     if (state.cursor >= state.maxSeq && !sweep) {
-      if (deferredCount() > 0) {
-        // Nothing else to send: wait for the next deferred retry (or an operator).
-        const wait = Math.max(1, (state.nextDeferredAt ?? now) - now);
-        const releasedBefore = state.releasedPending ?? 0;
-        await wf.condition(() => state.paused || cancelled || (state.releasedPending ?? 0) !== releasedBefore, wait);
-        continue;
-      }
-      apply({
-        type: 'hold',
-        kind: 'review',
-        reason: `${state.counts.heldForReview} recipient(s) held for review (their outcome is unknown): list them with \`mailover campaign held ${input.campaignId}\`, settle them with \`mailover campaign release ${input.campaignId} --resend | --mark-sent\`, or resume to finish without them`,
-        at: nowIso(),
-      });
-      upsertSearchAttributes();
+      await waitOrHoldForReview(now);
       continue;
     }
     const fromSeq = sweep ? 1 : state.cursor + 1;
     const { provider } = apply({ type: 'batch-starting', atSeq: fromSeq, at: nowIso(), recordMoves: sharedHealth });
-    // Every provider is down (here or by shared health): holding until one comes back or an operator acts.
+    // No provider left (here or by shared health): holding until one comes back or an operator acts.
     if (provider === undefined) continue;
-    const forced = input.forcedDown;
-    if (forced && forced.provider === provider && fromSeq >= forced.fromSeq) {
-      // A failover drill: the provider fails here the way a real failure would (shared health is not told).
-      apply({ type: 'drill-forced', provider, reason: forced.reason, atSeq: fromSeq, at: nowIso() });
-      upsertSearchAttributes();
-      continue;
-    }
-    const toSeq = sweep ? state.cursor : Math.min(state.cursor + input.batchSize, state.maxSeq);
-    const batchNo = Math.floor(state.cursor / input.batchSize) + 1;
-    batchInFlight = true;
-    try {
-      if (sweep) {
-        const tally = await sendBatchAs(`retry: deferred and released recipients up to #${toSeq} via ${provider}`)({
-          campaignId: input.campaignId,
-          provider,
-          fromSeq,
-          toSeq,
-          mode: 'sweep',
-          limit: input.batchSize,
-          deferral,
-        });
-        const swept = tally.swept ?? { deferred: 0, pending: 0 };
-        state.counts = addTally({ ...state.counts, deferred: Math.max(0, deferredCount() - swept.deferred) }, tally);
-        state.releasedPending = swept.deferred + swept.pending === 0 ? 0 : Math.max(0, (state.releasedPending ?? 0) - swept.pending);
-        state.nextDeferredAt = tally.nextDeferredAt;
-        // The store has no deferred row left: nothing to wait for, whatever the counters thought.
-        if (tally.nextDeferredAt === undefined) state.counts = { ...state.counts, deferred: 0 };
-        lastBatch = `retry of ${swept.deferred + swept.pending} deferred or released recipient(s) via ${provider}: ${sum(tally.acceptedByProvider)} accepted, ${tally.rejected} rejected, ${tally.deferred ?? 0} deferred again`;
-      } else {
-        const tally = await sendBatchAs(`batch ${batchNo}: recipients #${fromSeq}–${toSeq} via ${provider}`)({ campaignId: input.campaignId, provider, fromSeq, toSeq, deferral });
-        if (tally.incomplete) {
-          // Rows of the batch are still in flight (their look-up did not fit the attempt): the same batch again.
-          lastBatch = `batch ${batchNo}: looking up messages in flight on ${provider}; the batch goes on`;
-        } else {
-          state.counts = addTally(state.counts, tally);
-          state.cursor = toSeq;
-          batchesThisRun++;
-          if (tally.nextDeferredAt !== undefined || tally.deferred !== undefined) state.nextDeferredAt = tally.nextDeferredAt;
-          lastBatch = `batch ${batchNo}: ${toSeq - fromSeq + 1} recipients via ${provider}, ${sum(tally.acceptedByProvider)} accepted, ${tally.rejected} rejected, ${tally.suppressed} suppressed${tally.deferred ? `, ${tally.deferred} deferred` : ''}`;
-        }
-      }
-      reportOutcome(provider, { ok: true, campaignId: input.campaignId });
-      apply({ type: 'batch-succeeded', provider });
-    } catch (err) {
-      const failure = batchFailure(err, holdKinds);
-      if (failure === 'invalid-campaign') {
-        raise({ kind: 'campaign-failed', campaignId: input.campaignId, reason: errorMessage(err) });
-        await Promise.all(pendingEvents);
-        throw err;
-      }
-      const reason = providerFailureReason(err) ?? errorMessage(err);
-      // Before shared health (old histories) reportOutcome and the events a switch raises are no-ops.
-      if (failure === 'provider') reportOutcome(provider, { ok: false, campaignId: input.campaignId, reason });
-      apply({ type: 'batch-failed', provider, failure, reason, atSeq: fromSeq, at: nowIso() });
-      if (failure === 'message-refused') wf.log.error('provider refused the message; campaign holds', { campaignId: input.campaignId, fromSeq, error: reason });
-      if (failure === 'store-or-bug') wf.log.error('batch failed; campaign holds', { campaignId: input.campaignId, fromSeq, error: reason });
-    } finally {
-      batchInFlight = false;
-    }
+    if (drillForced(provider, fromSeq)) continue;
+    await sendBatch(provider, fromSeq, sweep);
     upsertSearchAttributes();
 
+    // ── Continue-as-new: a fresh history every batchesPerRun batches (or when Temporal suggests it) ──
     if (!finished() && !cancelled && (batchesThisRun >= opts.batchesPerRun || wf.workflowInfo().continueAsNewSuggested)) {
       await wf.condition(wf.allHandlersFinished);
       await Promise.all(pendingEvents);
       return await wf.continueAsNew<typeof campaignWorkflow>({ ...input, providers: state.plan.order, carried: state });
     }
   }
+
+  // ── Done (completed or cancelled) ────────────────────────────────────────────────────────
   upsertSearchAttributes();
   if (sharedHealth) {
     // Awaited: Temporal drops signals a workflow initiates in the task that closes it.
@@ -516,5 +339,248 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   }
   await Promise.all(pendingEvents);
   await wf.condition(wf.allHandlersFinished);
-  return cancelledResult();
+  return result();
+}
+
+// ── Options and activities ─────────────────────────────────────────────────────────────────
+
+const DEFAULTS: Required<CampaignOptions> = {
+  heartbeatTimeoutMs: 20_000,
+  sendMaxAttempts: 6,
+  sendInitialIntervalMs: 1_000,
+  sendMaxIntervalMs: 30_000,
+  batchesPerRun: 500,
+  deferralFirstRetryMs: DEFAULT_DEFERRAL.firstRetryMs,
+  deferralMaxRetryMs: DEFAULT_DEFERRAL.maxRetryMs,
+  deferralWindowMs: DEFAULT_DEFERRAL.windowMs,
+};
+
+function deferralOf(opts: Required<CampaignOptions>) {
+  return { firstRetryMs: opts.deferralFirstRetryMs, maxRetryMs: opts.deferralMaxRetryMs, windowMs: opts.deferralWindowMs };
+}
+
+function activitiesFor(opts: Required<CampaignOptions>) {
+  const { prepareCampaign } = wf.proxyActivities<CampaignActivities>({
+    startToCloseTimeout: '1 minute',
+    retry: { maximumAttempts: 5, nonRetryableErrorTypes: [ERROR_TYPES.invalidCampaign] },
+  });
+  const sendOptions: wf.ActivityOptions = {
+    startToCloseTimeout: '15 minutes',
+    heartbeatTimeout: opts.heartbeatTimeoutMs,
+    retry: {
+      initialInterval: opts.sendInitialIntervalMs,
+      backoffCoefficient: 2,
+      maximumInterval: opts.sendMaxIntervalMs,
+      maximumAttempts: opts.sendMaxAttempts,
+      nonRetryableErrorTypes: [ERROR_TYPES.providerUnavailable, ERROR_TYPES.invalidCampaign, ERROR_TYPES.invalidMessage],
+    },
+  };
+  const { watchProviders } = wf.proxyActivities<CampaignActivities>({
+    startToCloseTimeout: '1 minute',
+    retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10 },
+  });
+  const { notify } = wf.proxyActivities<CampaignActivities>({
+    startToCloseTimeout: '30 seconds',
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 5 },
+  });
+  const { releaseHeld } = wf.proxyActivities<CampaignActivities>({
+    startToCloseTimeout: '1 minute',
+    retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5 },
+  });
+  /** sendBatch with a one-line summary the Web UI shows on the activity ("batch 3: recipients #101–150 via mailgun"). */
+  const sendBatchAs = (summary: string) => wf.proxyActivities<CampaignActivities>({ ...sendOptions, summary }).sendBatch;
+  return { prepareCampaign, watchProviders, notify, releaseHeld, sendBatchAs };
+}
+
+// ── Failures ───────────────────────────────────────────────────────────────────────────────
+
+/** Whether an activity failure means the provider is unavailable, and why; undefined for other failures. */
+function providerFailureReason(err: unknown): string | undefined {
+  if (!(err instanceof ActivityFailure)) return undefined;
+  const cause = err.cause;
+  if (cause instanceof ApplicationFailure) {
+    if (cause.type === ERROR_TYPES.providerUnavailable) return cause.message;
+    if (cause.type === ERROR_TYPES.transient) return `retry budget exhausted: ${cause.message}`;
+  }
+  return undefined;
+}
+
+function isInvalidCampaign(err: unknown): boolean {
+  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === ERROR_TYPES.invalidCampaign;
+}
+
+function isInvalidMessage(err: unknown): boolean {
+  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === ERROR_TYPES.invalidMessage;
+}
+
+/** A batch that ended on a timeout (a worker that died or hung), not on the provider's answer. */
+function isWorkerTimeout(err: unknown): boolean {
+  return err instanceof ActivityFailure && err.cause instanceof TimeoutFailure;
+}
+
+/** How a batch failed: an invalid campaign fails the workflow; every other failure goes to the failover decision. */
+function batchFailure(err: unknown, holdKinds: boolean): BatchFailure | 'invalid-campaign' {
+  if (providerFailureReason(err) !== undefined) return 'provider';
+  if (isInvalidCampaign(err)) return 'invalid-campaign';
+  // Before hold kinds, a message the provider refused held the campaign as any other failure did.
+  if (holdKinds && isInvalidMessage(err)) return 'message-refused';
+  if (isWorkerTimeout(err)) return 'worker-timeout';
+  return 'store-or-bug';
+}
+
+function errorMessage(err: unknown): string {
+  if (err instanceof ActivityFailure && err.cause) return err.cause.message;
+  return err instanceof Error ? err.message : String(err);
+}
+
+function validateRelease(request: ReleaseHeldRequest, prepared: boolean): void {
+  if (!prepared) throw new Error('the campaign is still starting; nothing can be held yet');
+  if (request.action !== 'resend' && request.action !== 'mark-sent') throw new Error(`action: expected 'resend' or 'mark-sent', got ${JSON.stringify(request.action)}`);
+  for (const k of ['fromSeq', 'toSeq'] as const) {
+    const v = request[k];
+    if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new Error(`${k}: expected a recipient number (1 or more), got ${JSON.stringify(v)}`);
+  }
+  if (request.fromSeq !== undefined && request.toSeq !== undefined && request.fromSeq > request.toSeq) throw new Error(`fromSeq ${request.fromSeq} is after toSeq ${request.toSeq}`);
+  if (typeof request.by !== 'string' || !request.by.trim()) throw new Error('by: who releases the rows is required');
+}
+
+// ── The carried state (pure) ───────────────────────────────────────────────────────────────
+
+/** Workflow time, ISO 8601. */
+const nowIso = () => new Date().toISOString();
+
+function firstRunState(providers: string[]): CarriedState {
+  return {
+    total: 0,
+    maxSeq: 0,
+    knownProviders: [],
+    cursor: 0,
+    counts: { acceptedByProvider: {}, rejected: 0, suppressed: 0, inFlightRecovered: 0, heldForReview: 0 },
+    plan: initialPlan(providers),
+    switches: [],
+    paused: false,
+    runs: 1,
+  };
+}
+
+/** The kind of a hold carried from a run before hold kinds (its reason says which). */
+function legacyHoldKind(reason: string | undefined): HoldKind {
+  if (reason?.startsWith('no provider left')) return 'no-provider';
+  if (reason?.startsWith('batch from recipient')) return 'store-or-bug';
+  return 'operator';
+}
+
+/** The kind of the current hold (state carried from before hold kinds has none: its reason tells). */
+function holdKindOf(s: CarriedState): HoldKind | undefined {
+  return s.paused ? s.holdKind ?? legacyHoldKind(s.pauseReason) : undefined;
+}
+
+const sharedDownOf = (s: CarriedState) => s.sharedDown ?? {};
+
+/** The failover decision's view of the carried state. */
+function failoverStateOf(s: CarriedState): FailoverState {
+  const kind = holdKindOf(s);
+  const hold = kind ? ({ kind, reason: s.pauseReason ?? '', since: s.holdSince ?? '' } as Hold) : undefined;
+  return { plan: s.plan, sharedDown: sharedDownOf(s), hold, lastProvider: s.lastProvider };
+}
+
+/** The carried state with what the decision changed (only that: the rest keeps its shape). */
+function withFailoverState(s: CarriedState, before: FailoverState, after: FailoverState): CarriedState {
+  const next = { ...s };
+  if (after.plan !== before.plan) next.plan = after.plan;
+  if (after.sharedDown !== before.sharedDown) next.sharedDown = after.sharedDown;
+  if (after.lastProvider !== before.lastProvider) next.lastProvider = after.lastProvider;
+  if (after.hold !== before.hold) {
+    const h = after.hold;
+    next.paused = h !== undefined;
+    next.pauseReason = h?.reason;
+    next.holdKind = h?.kind;
+    next.holdSince = h?.since;
+  }
+  return next;
+}
+
+const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
+
+function addTally(counts: CampaignCounts, t: BatchTally): CampaignCounts {
+  const acceptedByProvider = { ...counts.acceptedByProvider };
+  for (const [p, n] of Object.entries(t.acceptedByProvider)) acceptedByProvider[p] = (acceptedByProvider[p] ?? 0) + n;
+  const next: CampaignCounts = {
+    acceptedByProvider,
+    rejected: counts.rejected + t.rejected,
+    suppressed: counts.suppressed + t.suppressed,
+    inFlightRecovered: counts.inFlightRecovered + t.inFlightRecovered,
+    heldForReview: counts.heldForReview + t.heldForReview,
+  };
+  // Only once deferrals exist: state carried (and results recorded) before them stay as they were.
+  if (counts.deferred !== undefined || t.deferred !== undefined) next.deferred = (counts.deferred ?? 0) + (t.deferred ?? 0);
+  return next;
+}
+
+const deferredCount = (s: CarriedState) => s.counts.deferred ?? 0;
+
+/** The audience's first pass is done and nothing is left to retry or review. */
+function isFinished(s: CarriedState, holdKinds: boolean): boolean {
+  return s.cursor >= s.maxSeq && deferredCount(s) === 0 && (s.releasedPending ?? 0) === 0 && (!holdKinds || s.counts.heldForReview === 0 || s.reviewDone === true);
+}
+
+function statusOf(s: CarriedState, run: { cancelled: boolean; prepared: boolean; holdKinds: boolean }): CampaignStatus {
+  if (run.cancelled) return 'cancelled';
+  if (!run.prepared) return s.paused ? 'holding' : 'starting';
+  if (isFinished(s, run.holdKinds)) return 'completed';
+  if (s.paused) {
+    // Before hold kinds only "no provider left" showed as holding (runs recorded then replay so).
+    if (!run.holdKinds) return activeProvider(s.plan, sharedDownOf(s)) === undefined ? 'holding' : 'paused';
+    return holdKindOf(s) === 'operator' ? 'paused' : 'holding';
+  }
+  return 'running';
+}
+
+function progressOf(s: CarriedState, campaignId: string, status: CampaignStatus, batchInFlight: boolean): CampaignProgress {
+  const accepted = sum(s.counts.acceptedByProvider);
+  const kind = holdKindOf(s);
+  return {
+    campaignId,
+    status,
+    total: s.total,
+    accepted,
+    acceptedByProvider: s.counts.acceptedByProvider,
+    rejected: s.counts.rejected,
+    suppressed: s.counts.suppressed,
+    remaining: Math.max(0, s.total - accepted - s.counts.rejected - s.counts.suppressed - s.counts.heldForReview),
+    inFlightRecovered: s.counts.inFlightRecovered,
+    heldForReview: s.counts.heldForReview,
+    deferred: deferredCount(s),
+    ...(deferredCount(s) > 0 && s.nextDeferredAt !== undefined ? { nextDeferredAt: new Date(s.nextDeferredAt).toISOString() } : {}),
+    paused: s.paused,
+    pauseReason: s.pauseReason,
+    ...(kind ? { hold: { kind, reason: s.pauseReason ?? '', since: s.holdSince ?? '' } } : {}),
+    activeProvider: activeProvider(s.plan, sharedDownOf(s)),
+    providers: s.plan.order,
+    providersDown: s.plan.down,
+    sharedDown: sharedDownOf(s),
+    switches: s.switches,
+    cursor: s.cursor,
+    batchInFlight,
+    runs: s.runs,
+  };
+}
+
+/** What the Web UI shows as the campaign's current details (markdown). */
+function detailsOf(p: CampaignProgress, lastBatch: string): string {
+  return [
+    `**${p.status}**${p.pauseReason ? ` (${p.hold ? `${p.hold.kind}: ` : ''}${p.pauseReason})` : ''} · ${p.total - p.remaining} of ${p.total} done · active provider **${p.activeProvider ?? 'none'}**`,
+    '',
+    '| accepted | rejected | suppressed | deferred | held | remaining | switches |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    `| ${p.accepted} | ${p.rejected} | ${p.suppressed} | ${p.deferred} | ${p.heldForReview} | ${p.remaining} | ${p.switches.length} |`,
+    ...Object.entries(p.acceptedByProvider).map(([name, n]) => `- accepted via ${name}: ${n}`),
+    ...(p.deferred ? ['', `${p.deferred} recipient(s) deferred (the provider said "later" for them); next retry ${p.nextDeferredAt ?? 'soon'}`] : []),
+    ...(p.heldForReview ? ['', `${p.heldForReview} recipient(s) held for review: \`mailover campaign held ${p.campaignId}\``] : []),
+    ...(lastBatch ? ['', `Last: ${lastBatch}`] : []),
+    ...(Object.keys(p.sharedDown).length ? ['', 'Shared provider health (every campaign avoids these):', ''] : []),
+    ...Object.entries(p.sharedDown).map(([name, why]) => `- ${name} is down: ${why}`),
+    ...(p.switches.length ? ['', 'Provider switches:', ''] : []),
+    ...p.switches.map((sw) => `- switched ${sw.from} → ${sw.to ?? 'none (holding)'} at recipient #${sw.atSeq}: ${sw.reason}`),
+  ].join('\n');
 }
