@@ -19,41 +19,7 @@ import { ActivityFailure, ChildWorkflowFailure } from '@temporalio/workflow';
 import { ERROR_TYPES, type CampaignActivities, type DrillLedgerCheck, type DrillPlan, type ProbeResult } from '../activities/contracts';
 import { campaignWorkflow } from './campaign';
 import { cancelSignal, type CampaignResult } from './campaign-api';
-
-export interface DrillInput {
-  /** Names the drill (its synthetic campaign is `drill-<drillId>`). Default: from the workflow id and start time. */
-  drillId?: string;
-}
-
-export interface DrillCheck {
-  /** probe, failover switch, failover delivery, exactly once, setup */
-  check: string;
-  /** provider name, or "a → b" */
-  provider: string;
-  passed: boolean;
-  detail: string;
-}
-
-export type DrillPhase = 'planning' | 'probing' | 'failover' | 'verifying' | 'done';
-
-export interface DrillReport {
-  drillId: string;
-  passed: boolean;
-  phase: DrillPhase;
-  checks: DrillCheck[];
-  /** The synthetic campaign's id (also its workflow id), once started. */
-  campaignId?: string;
-  /** One line: what passed, or what failed and why. */
-  summary: string;
-  /** workflow time, ISO 8601 */
-  startedAt: string;
-  finishedAt?: string;
-}
-
-export const drillProgressQuery = wf.defineQuery<DrillReport>('drillProgress');
-
-export const DRILL_FORCED_REASON = 'failover drill: primary forced down';
-export const DRILL_WORKFLOW_PREFIX = 'mailover-drill';
+import { DRILL_FORCED_REASON, DRILL_WORKFLOW_PREFIX, drillProgressQuery, type DrillCheck, type DrillInput, type DrillReport } from './drill-api';
 
 /** A drill id made from its workflow id (schedules append a timestamp): letters, digits, '-' and '_' only, short enough to plus-address. */
 export function drillIdFrom(workflowId: string, runId: string): string {

@@ -7,7 +7,7 @@ import { checkLaunch, launchCampaign } from '../launch';
 import { progressBar, rejectedRowLines, summaryTable, switchesTable, table } from '../progress';
 import type { CampaignProgress, CampaignResult } from '../../workflows/campaign-api';
 import { ActiveProviderKey, AcceptedCountKey, CampaignStatusKey } from '../../workflows/search-attributes';
-import { DRILL_WORKFLOW_PREFIX } from '../../workflows/drill';
+import { DRILL_WORKFLOW_PREFIX } from '../../workflows/drill-api';
 import { helpText, requireOption, type Command } from './command';
 import { LiveLine } from './live-line';
 import { UsageError } from './usage';
