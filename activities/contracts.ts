@@ -191,7 +191,7 @@ export interface CampaignActivities {
   drillPlan(): Promise<DrillPlan>;
   probeDrillSeeds(input: ProbeDrillSeedsInput): Promise<ProbeResult>;
   prepareDrillCampaign(input: PrepareDrillInput): Promise<{ total: number }>;
-  /** Watches a drill's synthetic campaign (its progress query) until it holds or ends. */
+  /** Watches a drill's synthetic campaign (its progress query) until it holds or ends: drills recorded before the campaign signalled its drill only. */
   awaitCampaignHold(input: AwaitCampaignHoldInput): Promise<AwaitCampaignHoldResult>;
   verifyDrillLedger(input: VerifyDrillInput): Promise<DrillLedgerCheck>;
 }

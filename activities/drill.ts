@@ -88,7 +88,8 @@ export function drillActivities(deps: ActivityDeps) {
 
     /**
      * Watches the synthetic campaign (its progress query) until it holds (no provider left) or
-     * ends. The drill cancels this when the campaign finishes first.
+     * ends. The drill cancels this when the campaign finishes first. Only drills that started
+     * before the campaign signalled its drill (DRILL_CAMPAIGN_SIGNAL_PATCH) still schedule it.
      */
     async awaitCampaignHold(input: AwaitCampaignHoldInput): Promise<AwaitCampaignHoldResult> {
       const ctx = Context.current();

@@ -65,6 +65,11 @@ export interface CampaignInput {
    * recipient `fromSeq` on, so the drill sees a real switch. Real campaigns never set it.
    */
   forcedDown?: { provider: string; fromSeq: number; reason: string };
+  /**
+   * Failover drills only: signal the parent workflow (the drill) when the campaign starts holding
+   * and when it ends (drillCampaignSignal in ./drill-api.ts), so the drill need not poll it.
+   */
+  notifyParent?: boolean;
   /** State carried over continue-as-new; absent on the first run. */
   carried?: CarriedState;
 }

@@ -38,6 +38,7 @@ import { activeProvider, decide, initialPlan, providerOrderProblems, type BatchF
 import { providerHealthSignal, providerHealthWorkflowId, reportOutcomeSignal, unsubscribeSignal, type HealthNotice, type OutcomeReport } from './provider-health-api';
 import { DEFAULT_DEFERRAL } from './deferral';
 import { AcceptedCountKey, ActiveProviderKey, CampaignIdKey, CampaignStatusKey, HoldKindKey } from './search-attributes';
+import { drillCampaignSignal, type DrillCampaignNotice } from './drill-api';
 
 export async function campaignWorkflow(input: CampaignInput): Promise<CampaignResult> {
   // ── State ────────────────────────────────────────────────────────────────────────────────
@@ -88,6 +89,18 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       .signal(reportOutcomeSignal, report)
       .catch((err) => wf.log.warn('provider health not told', { provider, error: errorMessage(err) }));
   };
+  /**
+   * A drill's synthetic campaign (started with notifyParent) tells its drill when it starts holding
+   * and when it ends; failures are logged (a drill that is gone has nothing to be told).
+   */
+  const tellDrill = (notice: Omit<DrillCampaignNotice, 'campaignId'>): Promise<void> => {
+    const parent = wf.workflowInfo().parent;
+    if (!input.notifyParent || !parent) return Promise.resolve();
+    return wf
+      .getExternalWorkflowHandle(parent.workflowId, parent.runId)
+      .signal(drillCampaignSignal, { campaignId, ...notice })
+      .catch((err) => wf.log.warn('drill not told', { campaignId, status: notice.status, error: errorMessage(err) }));
+  };
   let lastUpsert = '';
   const upsertSearchAttributes = () => {
     const p = progress();
@@ -112,7 +125,9 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     if (announce && sw.to !== undefined) raise({ kind: 'provider-switched', campaignId, from: sw.from, to: sw.to, reason: sw.reason, atSeq: sw.atSeq, failback: announce.failback });
   };
   const holdStarted = (hold: Hold) => {
-    if (hold.kind !== 'operator') raise({ kind: 'campaign-holding', campaignId, reason: hold.reason });
+    if (hold.kind === 'operator') return;
+    raise({ kind: 'campaign-holding', campaignId, reason: hold.reason });
+    void tellDrill({ status: 'holding', reason: hold.reason });
   };
   const apply = (event: FailoverEvent): Decision => {
     const before = failoverStateOf(state);
@@ -175,6 +190,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   /** An invalid campaign fails the workflow (once its campaign-failed event is raised). */
   const failInvalid = async (err: unknown): Promise<never> => {
     raise({ kind: 'campaign-failed', campaignId, reason: errorMessage(err) });
+    if (input.notifyParent) await tellDrill({ status: 'failed', reason: errorMessage(err) });
     await Promise.all(pendingEvents);
     throw err;
   };
@@ -293,6 +309,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       upsertSearchAttributes();
       await wf.condition(() => !state.paused || cancelled);
       if (cancelled) {
+        if (input.notifyParent) await tellDrill({ status: 'cancelled' });
         await Promise.all(pendingEvents);
         return result();
       }
@@ -333,10 +350,11 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
 
   // ── Done (completed or cancelled) ────────────────────────────────────────────────────────
   upsertSearchAttributes();
-  if (sharedHealth) {
-    // Awaited: Temporal drops signals a workflow initiates in the task that closes it.
-    await Promise.allSettled(state.plan.order.map((provider) => wf.getExternalWorkflowHandle(healthId(provider)).signal(unsubscribeSignal, wf.workflowInfo().workflowId)));
-  }
+  const goodbyes: Array<Promise<unknown>> = [];
+  if (sharedHealth) goodbyes.push(...state.plan.order.map((provider) => wf.getExternalWorkflowHandle(healthId(provider)).signal(unsubscribeSignal, wf.workflowInfo().workflowId)));
+  if (input.notifyParent) goodbyes.push(tellDrill({ status: cancelled ? 'cancelled' : 'completed' }));
+  // Awaited: Temporal drops signals a workflow initiates in the task that closes it.
+  if (goodbyes.length) await Promise.allSettled(goodbyes);
   await Promise.all(pendingEvents);
   await wf.condition(wf.allHandlersFinished);
   return result();

@@ -39,3 +39,22 @@ export const drillProgressQuery = wf.defineQuery<DrillReport>('drillProgress');
 
 export const DRILL_FORCED_REASON = 'failover drill: primary forced down';
 export const DRILL_WORKFLOW_PREFIX = 'mailover-drill';
+
+/** What a drill's synthetic campaign tells its drill (the parent workflow), instead of being polled. */
+export interface DrillCampaignNotice {
+  campaignId: string;
+  /** holding: it started holding (it would wait for an operator); completed, cancelled, failed: it ended. */
+  status: 'holding' | 'completed' | 'cancelled' | 'failed';
+  /** Why it holds, or failed. */
+  reason?: string;
+}
+
+/** Sent by a campaign started with `notifyParent` (a drill's synthetic campaign) to its parent workflow. */
+export const drillCampaignSignal = wf.defineSignal<[DrillCampaignNotice]>('drillCampaign');
+
+/**
+ * Patch id of the drill waiting for its campaign's signal (the campaign started with `notifyParent`)
+ * instead of an activity polling the campaign's progress query (`awaitCampaignHold`); drills
+ * recorded before it replay with the activity.
+ */
+export const DRILL_CAMPAIGN_SIGNAL_PATCH = 'drill-campaign-signal';
