@@ -130,6 +130,12 @@ describe('failover decision (decide)', () => {
         expect: { state: state({ lastProvider: 'a', hold: hold('operator') }) },
       },
       {
+        title: 'succeeded after an operator set a new order during the batch: the last provider stays unknown, so the next batch records no switch',
+        given: state({ plan: { order: ['c', 'a'], down: {} } }),
+        event: { type: 'batch-succeeded', provider: 'a' },
+        expect: { state: state({ plan: { order: ['c', 'a'], down: {} } }) },
+      },
+      {
         title: 'failed at the provider level: marked down with the reason, switch to the next from the same batch, raised (not a failback)',
         given: state({ lastProvider: 'a' }),
         event: { type: 'batch-failed', provider: 'a', failure: 'provider', reason: 'a: 535 authentication failed', atSeq: 11, at: AT },
