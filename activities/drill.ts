@@ -5,50 +5,25 @@
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { progressQuery, type CampaignProgress } from '../workflows/campaign';
+import { progressQuery, type CampaignProgress } from '../workflows/campaign-api';
 import { normaliseAddress } from '../src/address';
 import type { DrillSettings } from '../src/drill-settings';
 import type { AudienceRow } from '../src/store/types';
+import {
+  ERROR_TYPES,
+  type AwaitCampaignHoldInput,
+  type AwaitCampaignHoldResult,
+  type DrillLedgerCheck,
+  type DrillPlan,
+  type PrepareDrillInput,
+  type ProbeDrillSeedsInput,
+  type ProbeResult,
+  type VerifyDrillInput,
+} from './contracts';
 import type { ActivityDeps } from './index';
-import { probeProvider, type ProbeResult } from './probe';
+import { probeProvider } from './probe';
 
-export const DRILL_NOT_CONFIGURED = 'DrillNotConfiguredError';
-
-export interface DrillPlan {
-  /** Providers to drill in priority order; the first two are the primary and the secondary. */
-  providers: string[];
-  seedCount: number;
-  recipients: number;
-  batchSize: number;
-  timeoutMs: number;
-}
-
-export interface PrepareDrillInput {
-  drillId: string;
-  campaignId: string;
-  providers: string[];
-}
-
-export interface VerifyDrillInput {
-  campaignId: string;
-  primary: string;
-  secondary: string;
-  /** First seq sent on the secondary. */
-  switchSeq: number;
-}
-
-export interface DrillLedgerCheck {
-  rows: number;
-  accepted: number;
-  /** accepted rows on the primary before switchSeq and on the secondary from it */
-  inPlace: number;
-  /** seqs whose row is not accepted, or accepted on the wrong side of the switch (at most 10) */
-  misplacedSeqs: number[];
-  /** rows found in flight after a crash (their message may have gone out twice) */
-  inFlightRecovered: number;
-  distinctMessageIds: number;
-  acceptedByProvider: Record<string, number>;
-}
+export const DRILL_NOT_CONFIGURED = ERROR_TYPES.drillNotConfigured;
 
 function settingsOf(deps: ActivityDeps): DrillSettings {
   if (!deps.drills) {
@@ -92,7 +67,7 @@ export function drillActivities(deps: ActivityDeps) {
     },
 
     /** One message per seed through one provider. */
-    async probeDrillSeeds(input: { drillId: string; provider: string }): Promise<ProbeResult> {
+    async probeDrillSeeds(input: ProbeDrillSeedsInput): Promise<ProbeResult> {
       const s = settingsOf(deps);
       return probeProvider(deps, { provider: input.provider, to: s.seeds, from: s.from, subject: `mailover failover drill ${input.drillId}: probe via ${input.provider}` });
     },
@@ -113,9 +88,10 @@ export function drillActivities(deps: ActivityDeps) {
 
     /**
      * Watches the synthetic campaign (its progress query) until it holds (no provider left) or
-     * ends. The drill cancels this when the campaign finishes first.
+     * ends. The drill cancels this when the campaign finishes first. Only drills that started
+     * before the campaign signalled its drill (DRILL_CAMPAIGN_SIGNAL_PATCH) still schedule it.
      */
-    async awaitCampaignHold(input: { campaignId: string; pollMs?: number }): Promise<{ holding: boolean; reason?: string }> {
+    async awaitCampaignHold(input: AwaitCampaignHoldInput): Promise<AwaitCampaignHoldResult> {
       const ctx = Context.current();
       const handle = ctx.client.workflow.getHandle(input.campaignId);
       for (;;) {
@@ -154,4 +130,3 @@ export function drillActivities(deps: ActivityDeps) {
   };
 }
 
-export type DrillActivities = ReturnType<typeof drillActivities>;

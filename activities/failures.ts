@@ -7,16 +7,17 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { InvalidCampaignError, InvalidMessageError, ProviderUnavailableError, TransientProviderError } from '../src/errors';
 import { scrubAddresses } from '../src/providers/smtp-replies';
+import { ERROR_TYPES } from './contracts';
 
 export function toApplicationFailure(err: unknown): unknown {
   if (err instanceof ApplicationFailure) return err;
-  if (err instanceof ProviderUnavailableError) return ApplicationFailure.nonRetryable(scrubAddresses(err.message), 'ProviderUnavailableError');
+  if (err instanceof ProviderUnavailableError) return ApplicationFailure.nonRetryable(scrubAddresses(err.message), ERROR_TYPES.providerUnavailable);
   if (err instanceof InvalidCampaignError) {
-    return ApplicationFailure.create({ message: scrubAddresses(err.message), type: 'InvalidCampaignError', nonRetryable: true, details: [err.problems.map(scrubAddresses)] });
+    return ApplicationFailure.create({ message: scrubAddresses(err.message), type: ERROR_TYPES.invalidCampaign, nonRetryable: true, details: [err.problems.map(scrubAddresses)] });
   }
-  if (err instanceof InvalidMessageError) return ApplicationFailure.nonRetryable(scrubAddresses(err.message), 'InvalidMessageError');
+  if (err instanceof InvalidMessageError) return ApplicationFailure.nonRetryable(scrubAddresses(err.message), ERROR_TYPES.invalidMessage);
   if (err instanceof TransientProviderError) {
-    return ApplicationFailure.create({ message: scrubAddresses(err.message), type: 'TransientProviderError', nextRetryDelay: err.retryAfterMs });
+    return ApplicationFailure.create({ message: scrubAddresses(err.message), type: ERROR_TYPES.transient, nextRetryDelay: err.retryAfterMs });
   }
   if (err instanceof Error && err.name !== 'CancelledFailure' && err.name !== 'AbortError') {
     // Anything else (the store, a bug): retried as before, with its type, but without addresses.

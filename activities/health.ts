@@ -4,24 +4,9 @@
  */
 import { Context, log } from '@temporalio/activity';
 import { healthSettings, signalHealthWorkflow } from '../src/provider-health-client';
-import {
-  healthStateQuery,
-  subscribeSignal,
-  updateSettingsSignal,
-  type CircuitState,
-  type ProbeResult,
-} from '../workflows/provider-health-api';
+import { healthStateQuery, subscribeSignal, updateSettingsSignal } from '../workflows/provider-health-api';
+import type { HealthProbeResult, WatchProvidersInput, WatchProvidersResult } from './contracts';
 import type { ActivityDeps } from './index';
-
-export interface WatchProvidersInput {
-  providers: string[];
-}
-
-export interface WatchProvidersResult {
-  /** Each provider's circuit as its health workflow sees it now (and why it is not closed). */
-  circuits: Record<string, { circuit: CircuitState; reason?: string }>;
-  failback: 'auto' | 'manual';
-}
 
 /**
  * Subscribe the calling campaign workflow to each provider's health workflow on this task queue,
@@ -46,7 +31,7 @@ export async function watchProviders(deps: ActivityDeps, input: WatchProvidersIn
 }
 
 /** The half-open probe: one small message to the configured probe address, or a connection check. */
-export async function probeHealth(deps: ActivityDeps, input: { provider: string }): Promise<ProbeResult> {
+export async function probeHealth(deps: ActivityDeps, input: { provider: string }): Promise<HealthProbeResult> {
   if (!deps.providers.has(input.provider)) return { ok: false, detail: `provider '${input.provider}' is not configured on this worker` };
   const provider = deps.providers.get(input.provider);
   const probe = deps.health.probe;

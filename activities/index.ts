@@ -1,20 +1,20 @@
 /**
  * Campaign activities: all I/O of a campaign happens here (store, providers).
- * Inputs and results carry ids, seq ranges, counts and provider names only.
+ * Inputs and results carry ids, seq ranges, counts and provider names only; their types, and the
+ * failure types the workflows decide on, are in ./contracts.ts.
  */
 import type { AlertTarget, HealthConfig, InFlightPolicy } from '../src/config';
 import type { DrillSettings } from '../src/drill-settings';
 import type { MailoverMetrics } from '../src/metrics/metrics';
 import type { BounceSettings, UnsubscribeSettings } from '../src/compliance/settings';
 import type { ProviderRegistry } from '../src/providers/registry';
-import type { DeferralPolicy, ReleaseHeldInput, ReleaseHeldResult, Store } from '../src/store/types';
-import type { OpsEvent } from '../src/ops-events';
+import type { Store } from '../src/store/types';
 import { CampaignCache } from './campaign-cache';
+import type { CampaignActivities } from './contracts';
 import { drillActivities } from './drill';
-import { probeProvider, type ProbeInput, type ProbeResult } from './probe';
+import { probeProvider } from './probe';
 import { notify } from './notify';
-import { probeHealth, watchProviders, type WatchProvidersInput, type WatchProvidersResult } from './health';
-import type { ProbeResult as HealthProbeResult } from '../workflows/provider-health-api';
+import { probeHealth, watchProviders } from './health';
 import { prepareCampaign } from './prepare-campaign';
 import { sendBatch } from './send-batch';
 
@@ -34,67 +34,16 @@ export interface ActivityDeps {
   compliance?: { unsubscribe?: UnsubscribeSettings; bounces?: BounceSettings };
 }
 
-export interface PrepareInput {
-  campaignId: string;
-  providers: string[];
-}
-
-export interface PrepareResult {
-  total: number;
-  maxSeq: number;
-  /** Provider names this worker can send through (for validating provider updates). */
-  knownProviders: string[];
-}
-
-export interface SendBatchInput {
-  campaignId: string;
-  provider: string;
-  fromSeq: number;
-  toSeq: number;
-  /**
-   * 'range' (default): the rows fromSeq..toSeq. 'sweep': rows up to toSeq (the cursor) that still
-   * need sending (deferred rows whose time has come, rows released from held), at most `limit`.
-   */
-  mode?: 'range' | 'sweep';
-  limit?: number;
-  /** How recipients the provider answers "later" are retried (default DEFAULT_DEFERRAL). */
-  deferral?: DeferralPolicy;
-}
-
-/** Final states of one batch's rows (recomputed from the ledger, so retries never double count). */
-export interface BatchTally {
-  acceptedByProvider: Record<string, number>;
-  rejected: number;
-  suppressed: number;
-  inFlightRecovered: number;
-  /** Rows held for an operator (outcome unknown and not settled by a look-up). */
-  heldForReview: number;
-  /** Rows waiting for their deferred retry. Absent in results recorded before deferrals. */
-  deferred?: number;
-  /** When the campaign's next deferred row is due (epoch ms), if any is deferred. */
-  nextDeferredAt?: number;
-  /** A sweep: how many of the rows it took were deferred and how many pending before. */
-  swept?: { deferred: number; pending: number };
-  /**
-   * Rows found in flight are still to be looked up (the attempt ran out of time for them): the
-   * workflow sends the same batch again (it is not a failure).
-   */
-  incomplete?: boolean;
-}
-
-export function createActivities(deps: ActivityDeps) {
+export function createActivities(deps: ActivityDeps): CampaignActivities {
   const cache = new CampaignCache(deps.store);
   return {
-    prepareCampaign: (input: PrepareInput): Promise<PrepareResult> => prepareCampaign(deps, cache, input),
-    sendBatch: (input: SendBatchInput): Promise<BatchTally> => sendBatch(deps, cache, input),
-    /** Held rows -> pending (resend) or accepted (mark-sent), recorded with who and when. */
-    releaseHeld: (input: ReleaseHeldInput & { campaignId: string }): Promise<ReleaseHeldResult> => deps.store.releaseHeld(input.campaignId, input),
-    notify: (event: OpsEvent): Promise<void> => notify(deps, event),
-    watchProviders: (input: WatchProvidersInput): Promise<WatchProvidersResult> => watchProviders(deps, input),
-    probeHealth: (input: { provider: string }): Promise<HealthProbeResult> => probeHealth(deps, input),
-    probeProvider: (input: ProbeInput): Promise<ProbeResult> => probeProvider(deps, input),
+    prepareCampaign: (input) => prepareCampaign(deps, cache, input),
+    sendBatch: (input) => sendBatch(deps, cache, input),
+    releaseHeld: (input) => deps.store.releaseHeld(input.campaignId, input),
+    notify: (event) => notify(deps, event),
+    watchProviders: (input) => watchProviders(deps, input),
+    probeHealth: (input) => probeHealth(deps, input),
+    probeProvider: (input) => probeProvider(deps, input),
     ...drillActivities(deps),
   };
 }
-
-export type CampaignActivities = ReturnType<typeof createActivities>;

@@ -16,6 +16,7 @@ import { deliverAlert } from '../src/alerts';
 import type { AlertTarget } from '../src/config';
 import type { MailoverMetrics } from '../src/metrics/metrics';
 import { describeOpsEvent, isAlarming, type OpsEvent } from '../src/ops-events';
+import { ERROR_TYPES } from './contracts';
 
 export interface NotifyDeps {
   alerts?: AlertTarget[];
@@ -70,7 +71,7 @@ export async function notify(deps: NotifyDeps, event: OpsEvent): Promise<void> {
   if (failures.length) {
     throw ApplicationFailure.retryable(
       `${failures.length} of ${targets.length} alert target(s) not reached (attempt ${info.attempt}): ${failures.join('; ')}`,
-      'AlertDeliveryError',
+      ERROR_TYPES.alertDelivery,
     );
   }
 }

@@ -1,7 +1,8 @@
 /** Checks a campaign before anything is sent: it exists, has an audience, its template fields are all there, its providers are known. */
 import { InvalidCampaignError } from '../src/errors';
 import { toApplicationFailure } from './failures';
-import type { ActivityDeps, PrepareInput, PrepareResult } from './index';
+import type { PrepareInput, PrepareResult } from './contracts';
+import type { ActivityDeps } from './index';
 import type { CampaignCache } from './campaign-cache';
 
 export async function prepareCampaign(deps: ActivityDeps, cache: CampaignCache, input: PrepareInput): Promise<PrepareResult> {

@@ -9,23 +9,8 @@
 import { randomUUID } from 'crypto';
 import { heartbeat, log } from '@temporalio/activity';
 import type { OutgoingMessage, SendResult } from '../src/providers/provider';
+import type { ProbeInput, ProbeResult } from './contracts';
 import type { ActivityDeps } from './index';
-
-export interface ProbeInput {
-  provider: string;
-  to: string[];
-  subject?: string;
-  /** Sender; default: the drills sender from the worker config, else mailover-probe@<first address's domain>. */
-  from?: string;
-}
-
-export interface ProbeResult {
-  provider: string;
-  accepted: number;
-  rejected: number;
-  /** Distinct reasons, addresses replaced by `recipient #n` (1-based index into `to`). */
-  errors: string[];
-}
 
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 

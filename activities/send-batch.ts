@@ -30,7 +30,8 @@ import { LedgerWriter } from './ledger-writer';
 import { acquireSends } from './rate-limit';
 import { reconcileInFlight } from './reconcile-in-flight';
 import { toApplicationFailure } from './failures';
-import type { ActivityDeps, BatchTally, SendBatchInput } from './index';
+import type { BatchTally, SendBatchInput } from './contracts';
+import type { ActivityDeps } from './index';
 
 export function messageIdFor(campaignId: string, seq: number, domain: string): string {
   return `<mo.${campaignId}.${seq}@${domain}>`;

@@ -4,9 +4,9 @@
  */
 import { Client, WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
+import { campaignWorkflow } from '../workflows/campaign';
 import {
   cancelSignal,
-  campaignWorkflow,
   pauseSignal,
   progressQuery,
   releaseHeldUpdate,
@@ -17,7 +17,7 @@ import {
   type ReleaseHeldRequest,
   type CampaignOptions,
   type CampaignProgress,
-} from '../workflows/campaign';
+} from '../workflows/campaign-api';
 import { CampaignIdKey, CampaignStatusKey, ActiveProviderKey, AcceptedCountKey } from '../workflows/search-attributes';
 import { DEFAULT_TASK_QUEUE } from './worker';
 

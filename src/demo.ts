@@ -11,7 +11,7 @@ import { startDevStack } from './dev/stack';
 import { launchCampaign } from './launch';
 import { progressBar, summaryTable, switchesTable } from './progress';
 import { describeStore } from './store/open-store';
-import type { CampaignResult } from '../workflows/campaign';
+import type { CampaignResult } from '../workflows/campaign-api';
 
 const ROOT = resolve(__dirname, '..', '..');
 const BOUNCES = ['cleo.oak3@example.com'];

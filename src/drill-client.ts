@@ -4,7 +4,8 @@
  */
 import { randomBytes } from 'crypto';
 import { Client, ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, WorkflowNotFoundError, type ScheduleDescription, type WorkflowHandle } from '@temporalio/client';
-import { drillProgressQuery, drillWorkflow, DRILL_WORKFLOW_PREFIX, type DrillReport } from '../workflows/drill';
+import { drillWorkflow } from '../workflows/drill';
+import { drillProgressQuery, DRILL_WORKFLOW_PREFIX, type DrillReport } from '../workflows/drill-api';
 import { table } from './progress';
 import { DEFAULT_TASK_QUEUE } from './worker';
 

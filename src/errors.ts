@@ -2,7 +2,8 @@
  * The failure taxonomy of design.md, one named error type per class.
  *
  * Activities convert these into Temporal ApplicationFailures whose `type` is the
- * class name below, so workflow code can decide on them without importing Node code.
+ * class name below, so workflow code can decide on them without importing Node code
+ * (the names, as `ERROR_TYPES`, are in activities/contracts.ts).
  */
 
 export type FailureClass = 'transient' | 'recipient-deferred' | 'recipient-permanent' | 'provider-unavailable' | 'invalid-campaign' | 'invalid-message';
@@ -66,11 +67,3 @@ export class InvalidMessageError extends Error {
 }
 
 export type ClassifiedError = TransientProviderError | RecipientDeferredError | RecipientPermanentError | ProviderUnavailableError | InvalidMessageError;
-
-/** ApplicationFailure types the workflow reacts to (kept as strings: workflow code cannot import this module's classes). */
-export const FailureTypes = {
-  transient: 'TransientProviderError',
-  providerUnavailable: 'ProviderUnavailableError',
-  invalidCampaign: 'InvalidCampaignError',
-  invalidMessage: 'InvalidMessageError',
-} as const;

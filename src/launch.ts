@@ -11,7 +11,7 @@ import { CampaignAlreadyStartedError, startCampaign } from './client';
 import { InvalidCampaignError } from './errors';
 import type { Store } from './store/types';
 import { compileTemplate, TemplateError, type CompiledTemplate } from './template';
-import type { CampaignOptions } from '../workflows/campaign';
+import type { CampaignOptions } from '../workflows/campaign-api';
 
 export interface LaunchOptions {
   client: Client;

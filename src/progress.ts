@@ -1,5 +1,5 @@
 /** Human views of a campaign: a one-line progress bar and a summary table. */
-import type { CampaignProgress, CampaignResult } from '../workflows/campaign';
+import type { CampaignProgress, CampaignResult } from '../workflows/campaign-api';
 
 const done = (p: Pick<CampaignProgress, 'accepted' | 'rejected' | 'suppressed' | 'heldForReview'>) => p.accepted + p.rejected + p.suppressed + p.heldForReview;
 

@@ -16,8 +16,8 @@ import { drillTable, startDrill } from '../src/drill-client';
 import type { AlertTarget } from '../src/config';
 import type { DrillSettings } from '../src/drill-settings';
 import type { OpsEvent } from '../src/ops-events';
-import type { DrillReport } from '../workflows/drill';
-import { DRILL_FORCED_REASON, drillIdFrom, forcedSwitchSeq } from '../workflows/drill';
+import { drillIdFrom, forcedSwitchSeq } from '../workflows/drill';
+import { DRILL_FORCED_REASON, type DrillCampaignNotice, type DrillReport } from '../workflows/drill-api';
 import { withoutAddresses } from '../activities/probe';
 import { AlertReceiver } from './support/alert-receiver';
 import { Harness, uniqueId } from './support/harness';
@@ -47,6 +47,18 @@ async function notifiedEvents(client: Client, workflowId: string): Promise<OpsEv
     .map((e) => e.activityTaskScheduledEventAttributes)
     .filter((a) => a?.activityType?.name === 'notify')
     .map((a) => defaultPayloadConverter.fromPayload<OpsEvent>(a!.input!.payloads![0] as never));
+}
+
+/** What the drill heard from its synthetic campaign (its drillCampaign signals) and the activities it scheduled. */
+async function drillHistory(client: Client, workflowId: string): Promise<{ notices: DrillCampaignNotice[]; activities: string[] }> {
+  const events = (await client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+  return {
+    notices: events
+      .map((e) => e.workflowExecutionSignaledEventAttributes)
+      .filter((a) => a?.signalName === 'drillCampaign')
+      .map((a) => defaultPayloadConverter.fromPayload<DrillCampaignNotice>(a!.input!.payloads![0] as never)),
+    activities: events.map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? '').filter(Boolean),
+  };
 }
 
 /** Every payload in a fetched history, decoded as text. */
@@ -178,6 +190,10 @@ describe('failover drills', function () {
 
       const events = await notifiedEvents(h.client, handle.workflowId);
       assert.deepEqual(events.map((e) => e.kind === 'drill-finished' && [e.drillId, e.passed]), [[drillId, true]]);
+      // The synthetic campaign told the drill it ended (a signal); nothing polled it.
+      const heard = await drillHistory(h.client, handle.workflowId);
+      assert.deepEqual(heard.notices, [{ campaignId: `drill-${drillId}`, status: 'completed' }]);
+      assert.ok(!heard.activities.includes('awaitCampaignHold'), `no polling activity: ${heard.activities.join(', ')}`);
       const payloads = payloadTexts(await handle.fetchHistory());
       assert.ok(payloads.some((p) => p.includes(drillId)), 'the payloads were decoded');
       for (const p of payloads) assert.ok(!/example\.com/.test(p), `no seed address in the drill history: ${p.slice(0, 200)}`);
@@ -241,6 +257,11 @@ describe('failover drills', function () {
       assert.equal(campaign.status.name, 'COMPLETED', 'the synthetic campaign was stopped (cancelled), not left holding');
       const events = await notifiedEvents(h.client, handle.workflowId);
       assert.deepEqual(events.map((e) => e.kind === 'drill-finished' && e.passed), [false]);
+      // The campaign signalled the drill when it started holding, and again when the drill's cancel ended it.
+      const heard = await drillHistory(h.client, handle.workflowId);
+      assert.deepEqual(heard.notices.map((n) => [n.campaignId, n.status]), [[`drill-${drillId}`, 'holding'], [`drill-${drillId}`, 'cancelled']]);
+      assert.match(heard.notices[0].reason ?? '', /^no provider left: .*smtp-secondary: authentication failed/);
+      assert.ok(!heard.activities.includes('awaitCampaignHold'), `no polling activity: ${heard.activities.join(', ')}`);
       await maybeRecordHistory('drill-hold', handle, env.address);
     });
 

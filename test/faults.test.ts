@@ -16,7 +16,7 @@ import { Client } from 'pg';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { campaignProgress, resumeCampaign } from '../src/client';
 import { table } from '../src/progress';
-import type { CampaignOptions } from '../workflows/campaign';
+import type { CampaignOptions } from '../workflows/campaign-api';
 import { audience, Harness, uniqueId, type HarnessOptions } from './support/harness';
 import { freePort } from './support/ports';
 import { createScratchDatabase } from './support/postgres';

@@ -10,7 +10,7 @@ import { strict as assert } from 'assert';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { campaignProgress, releaseHeldRows } from '../src/client';
 import { providerHealth } from '../src/provider-health-client';
-import type { CampaignProgress, CampaignResult } from '../workflows/campaign';
+import type { CampaignProgress, CampaignResult } from '../workflows/campaign-api';
 import { assertExactlyOnce, audience, Harness, type HarnessOptions, uniqueId } from './support/harness';
 import { addressInHistory, ANY_ADDRESS } from './support/pii';
 import { startDevServer, writeWorkflowBundle } from './support/temporal';

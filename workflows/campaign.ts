@@ -5,178 +5,362 @@
  * Loop: hold while paused; send the next batch (a seq range) on the active provider;
  * on a provider-level failure switch to the next provider and retry the same range;
  * with no provider left, hold with the reason until resumed or given a new order.
+ * Which provider, which switch and which hold is decided in one place (./failover.ts);
+ * this file keeps the state, the handlers, the loop and continue-as-new, in that order.
+ * The public surface (signals, query, updates, types, patch ids) is in ./campaign-api.ts.
  */
 import * as wf from '@temporalio/workflow';
 import { ActivityFailure, ApplicationFailure, TimeoutFailure } from '@temporalio/workflow';
-import type { BatchTally, CampaignActivities } from '../activities';
+import { ERROR_TYPES, type BatchTally, type CampaignActivities } from '../activities/contracts';
 import type { OpsEvent } from '../src/ops-events';
-import { activeProvider, initialPlan, onProviderFailure, providerOrderProblems, retryAll, withOrder, type ProviderPlan } from './failover';
+import {
+  cancelSignal,
+  HOLD_KINDS_PATCH,
+  pauseSignal,
+  progressQuery,
+  releaseHeldUpdate,
+  resumeSignal,
+  setProvidersUpdate,
+  SHARED_HEALTH_PATCH,
+  type CampaignCounts,
+  type CampaignInput,
+  type CampaignOptions,
+  type CampaignProgress,
+  type CampaignResult,
+  type CampaignStatus,
+  type CarriedState,
+  type HoldKind,
+  type ProviderSwitch,
+  type ReleaseHeldOutcome,
+  type ReleaseHeldRequest,
+} from './campaign-api';
+import { activeProvider, decide, initialPlan, providerOrderProblems, type BatchFailure, type Decision, type FailoverEvent, type FailoverState, type Hold } from './failover';
 import { providerHealthSignal, providerHealthWorkflowId, reportOutcomeSignal, unsubscribeSignal, type HealthNotice, type OutcomeReport } from './provider-health-api';
 import { DEFAULT_DEFERRAL } from './deferral';
 import { AcceptedCountKey, ActiveProviderKey, CampaignIdKey, CampaignStatusKey, HoldKindKey } from './search-attributes';
+import { drillCampaignSignal, type DrillCampaignNotice } from './drill-api';
 
-export type CampaignStatus = 'starting' | 'running' | 'paused' | 'holding' | 'completed' | 'cancelled';
+export async function campaignWorkflow(input: CampaignInput): Promise<CampaignResult> {
+  // ── State ────────────────────────────────────────────────────────────────────────────────
+  const opts = { ...DEFAULTS, ...input.options };
+  const { prepareCampaign, watchProviders, notify, releaseHeld, sendBatchAs } = activitiesFor(opts);
+  const campaignId = input.campaignId;
+  // Handlers answer from the first workflow task on; until prepareCampaign returns, the
+  // campaign is `starting` with no counts yet.
+  let state: CarriedState = input.carried ? { ...input.carried, runs: input.carried.runs + 1 } : firstRunState(input.providers);
+  let prepared = input.carried !== undefined;
+  let cancelled = false;
+  let batchInFlight = false;
+  let batchesThisRun = 0;
+  /** One line on the last batch, for the Web UI. */
+  let lastBatch = '';
+  const sharedHealth = wf.patched(SHARED_HEALTH_PATCH);
+  /** Hold kinds (status holding for every hold but the operator's, the HoldKind attribute), deferrals and reviews. */
+  const holdKinds = wf.patched(HOLD_KINDS_PATCH);
+  /** Set when the provider order changed: subscribe to the new providers' health before the next batch. */
+  let watchNeeded = sharedHealth;
 
-/**
- * Why a campaign is not sending. `operator`: paused by a person (status `paused`); every other
- * kind is a hold (status `holding`), resumable once fixed:
- * - `no-provider`: every provider is down (ends by itself when one recovers);
- * - `message-refused`: the provider refused the message itself (its text says why);
- * - `store-or-bug`: the store, Temporal or a bug failed a step after its retries;
- * - `review`: recipients are held for review (outcome unknown): `mailover campaign held` / `release`.
- */
-export type HoldKind = 'operator' | 'no-provider' | 'message-refused' | 'store-or-bug' | 'review';
+  const finished = () => isFinished(state, holdKinds);
+  const status = (): CampaignStatus => statusOf(state, { cancelled, prepared, holdKinds });
+  const progress = (): CampaignProgress => progressOf(state, campaignId, status(), batchInFlight);
+  const result = (): CampaignResult => {
+    const { batchInFlight: _b, paused: _p, pauseReason: _r, hold: _h, ...r } = progress();
+    return r;
+  };
 
-export interface CampaignHold {
-  kind: HoldKind;
-  reason: string;
-  /** workflow time, ISO 8601 */
-  since: string;
-}
-
-export interface ProviderSwitch {
-  from: string;
-  /** undefined when no provider was left and the campaign started holding */
-  to?: string;
-  reason: string;
-  /** workflow time, ISO 8601 */
-  at: string;
-  /** first seq of the batch that was moved */
-  atSeq: number;
-}
-
-export interface CampaignOptions {
-  /** Heartbeat timeout of a batch send: how fast a crashed worker's batch is retried. Default 20 s. */
-  heartbeatTimeoutMs?: number;
-  /** Attempts per batch on one provider before it counts as unavailable. Default 6. */
-  sendMaxAttempts?: number;
-  /** First retry delay for transient provider errors. Default 1 s. */
-  sendInitialIntervalMs?: number;
-  /** Longest retry delay. Default 30 s. */
-  sendMaxIntervalMs?: number;
-  /** Continue-as-new after this many batches (besides Temporal's own suggestion). Default 500. */
-  batchesPerRun?: number;
-  /** A recipient the provider answers "later" (4xx) is first retried after this. Default 5 minutes. */
-  deferralFirstRetryMs?: number;
-  /** Its retries double up to this. Default 1 hour. */
-  deferralMaxRetryMs?: number;
-  /** After this long since its first "later" it is rejected as a soft bounce with the last answer. Default 4 hours. */
-  deferralWindowMs?: number;
-}
-
-export interface CampaignInput {
-  campaignId: string;
-  /** Provider names in priority order. */
-  providers: string[];
-  batchSize: number;
-  options?: CampaignOptions;
+  // ── Side effects: operational events, shared health, search attributes ──────────────────
+  // Before shared health (histories recorded then) events and outcome reports are no-ops.
+  const pendingEvents = new Set<Promise<void>>();
+  /** Raise an operational event (alerts have their own retries and never hold a campaign up: not awaited, failures logged). */
+  const raise = (event: OpsEvent) => {
+    if (!sharedHealth) return;
+    const p: Promise<void> = notify(event)
+      .catch((err) => wf.log.warn('operational event not delivered', { event: event.kind, error: errorMessage(err) }))
+      .then(() => {
+        pendingEvents.delete(p);
+      });
+    pendingEvents.add(p);
+  };
+  const healthId = (provider: string) => providerHealthWorkflowId(wf.workflowInfo().taskQueue, provider);
+  /** Tell the provider's health workflow how a batch went (not awaited: the campaign never waits on health). */
+  const reportOutcome = (provider: string, report: OutcomeReport) => {
+    if (!sharedHealth) return;
+    wf.getExternalWorkflowHandle(healthId(provider))
+      .signal(reportOutcomeSignal, report)
+      .catch((err) => wf.log.warn('provider health not told', { provider, error: errorMessage(err) }));
+  };
   /**
-   * Failover drills only: treat `provider` as down (provider-level failure with `reason`) from
-   * recipient `fromSeq` on, so the drill sees a real switch. Real campaigns never set it.
+   * A drill's synthetic campaign (started with notifyParent) tells its drill when it starts holding
+   * and when it ends; failures are logged (a drill that is gone has nothing to be told).
    */
-  forcedDown?: { provider: string; fromSeq: number; reason: string };
-  /** State carried over continue-as-new; absent on the first run. */
-  carried?: CarriedState;
+  const tellDrill = (notice: Omit<DrillCampaignNotice, 'campaignId'>): Promise<void> => {
+    const parent = wf.workflowInfo().parent;
+    if (!input.notifyParent || !parent) return Promise.resolve();
+    return wf
+      .getExternalWorkflowHandle(parent.workflowId, parent.runId)
+      .signal(drillCampaignSignal, { campaignId, ...notice })
+      .catch((err) => wf.log.warn('drill not told', { campaignId, status: notice.status, error: errorMessage(err) }));
+  };
+  let lastUpsert = '';
+  const upsertSearchAttributes = () => {
+    const p = progress();
+    wf.setCurrentDetails(detailsOf(p, lastBatch));
+    const kind = p.hold?.kind ?? 'none';
+    const key = `${p.status}|${p.activeProvider ?? ''}|${p.accepted}${holdKinds ? `|${kind}` : ''}`;
+    if (key === lastUpsert) return;
+    lastUpsert = key;
+    wf.upsertSearchAttributes([
+      { key: CampaignIdKey, value: campaignId },
+      { key: CampaignStatusKey, value: p.status },
+      { key: ActiveProviderKey, value: p.activeProvider ?? 'none' },
+      { key: AcceptedCountKey, value: p.accepted },
+      ...(holdKinds ? [{ key: HoldKindKey, value: kind }] : []),
+    ]);
+  };
+
+  // ── Failover: every event goes through decide (./failover.ts); this records what it decided ──
+  const recordSwitch = (sw: ProviderSwitch, announce: Decision['announce']) => {
+    state.switches = [...state.switches, sw];
+    wf.log.warn('provider switch', { campaignId, from: sw.from, to: sw.to ?? 'none', reason: sw.reason });
+    if (announce && sw.to !== undefined) raise({ kind: 'provider-switched', campaignId, from: sw.from, to: sw.to, reason: sw.reason, atSeq: sw.atSeq, failback: announce.failback });
+  };
+  const holdStarted = (hold: Hold) => {
+    if (hold.kind === 'operator') return;
+    raise({ kind: 'campaign-holding', campaignId, reason: hold.reason });
+    void tellDrill({ status: 'holding', reason: hold.reason });
+  };
+  const apply = (event: FailoverEvent): Decision => {
+    const before = failoverStateOf(state);
+    const d = decide(before, event);
+    state = withFailoverState(state, before, d.state);
+    if (d.switch) recordSwitch(d.switch, d.announce);
+    if (d.hold) holdStarted(d.hold);
+    return d;
+  };
+
+  // ── Handlers ─────────────────────────────────────────────────────────────────────────────
+  wf.setHandler(progressQuery, progress);
+  wf.setHandler(pauseSignal, (reason?: string) => {
+    apply({ type: 'pause', reason, at: nowIso() });
+  });
+  wf.setHandler(resumeSignal, () => {
+    // Resuming a review hold means: done reviewing, complete with whatever is still held.
+    if (holdKindOf(state) === 'review') state.reviewDone = true;
+    apply({ type: 'resume' });
+  });
+  wf.setHandler(cancelSignal, () => {
+    cancelled = true;
+  });
+  wf.setHandler(
+    setProvidersUpdate,
+    (providers: string[]) => {
+      apply({ type: 'operator-order', providers });
+      watchNeeded = sharedHealth;
+      return state.plan.order;
+    },
+    {
+      validator: (providers: string[]) => {
+        if (!prepared) throw new Error('the campaign is still starting (checking its audience and providers); try again in a moment');
+        const problems = providerOrderProblems(providers, state.knownProviders);
+        if (problems.length) throw new Error(problems.join('; '));
+      },
+    },
+  );
+  wf.setHandler(
+    releaseHeldUpdate,
+    async (request: ReleaseHeldRequest): Promise<ReleaseHeldOutcome> => {
+      const r = await releaseHeld({ campaignId, ...request });
+      state.counts = { ...state.counts, heldForReview: Math.max(0, state.counts.heldForReview - r.released) };
+      if (request.action === 'mark-sent') {
+        state.counts = addTally(state.counts, { acceptedByProvider: r.acceptedByProvider, rejected: 0, suppressed: 0, inFlightRecovered: 0, heldForReview: 0 });
+      } else {
+        state.releasedPending = (state.releasedPending ?? 0) + r.released;
+      }
+      apply({ type: 'rows-released' });
+      upsertSearchAttributes();
+      return { released: r.released, ranges: r.ranges };
+    },
+    { validator: (request: ReleaseHeldRequest) => validateRelease(request, prepared) },
+  );
+  wf.setHandler(providerHealthSignal, (n: HealthNotice) => {
+    apply({ type: 'health-changed', provider: n.provider, circuit: n.circuit === 'closed' ? 'closed' : 'open', reason: n.reason, failback: state.failback ?? 'auto' });
+  });
+
+  // ── Steps of the loop ────────────────────────────────────────────────────────────────────
+  /** An invalid campaign fails the workflow (once its campaign-failed event is raised). */
+  const failInvalid = async (err: unknown): Promise<never> => {
+    raise({ kind: 'campaign-failed', campaignId, reason: errorMessage(err) });
+    if (input.notifyParent) await tellDrill({ status: 'failed', reason: errorMessage(err) });
+    await Promise.all(pendingEvents);
+    throw err;
+  };
+
+  /** Subscribe to the providers' shared health and learn their circuits; false (holding) when that failed. */
+  const watchHealth = async (): Promise<boolean> => {
+    watchNeeded = false;
+    try {
+      const w = await watchProviders({ providers: state.plan.order });
+      state.failback = w.failback;
+      apply({ type: 'health-known', down: Object.fromEntries(Object.entries(w.circuits).filter(([, c]) => c.circuit !== 'closed').map(([p, c]) => [p, c.reason ?? `circuit ${c.circuit}`])) });
+      return true;
+    } catch (err) {
+      watchNeeded = true;
+      apply({ type: 'hold', kind: 'store-or-bug', reason: `watching the providers' shared health failed: ${errorMessage(err)}`, at: nowIso() });
+      return false;
+    }
+  };
+
+  /** Every row is through its first pass and none is due: wait for the next deferred retry, or hold for review. */
+  const waitOrHoldForReview = async (now: number) => {
+    if (deferredCount(state) > 0) {
+      // Nothing else to send: wait for the next deferred retry (or an operator).
+      const wait = Math.max(1, (state.nextDeferredAt ?? now) - now);
+      const releasedBefore = state.releasedPending ?? 0;
+      await wf.condition(() => state.paused || cancelled || (state.releasedPending ?? 0) !== releasedBefore, wait);
+      return;
+    }
+    apply({
+      type: 'hold',
+      kind: 'review',
+      reason: `${state.counts.heldForReview} recipient(s) held for review (their outcome is unknown): list them with \`mailover campaign held ${campaignId}\`, settle them with \`mailover campaign release ${campaignId} --resend | --mark-sent\`, or resume to finish without them`,
+      at: nowIso(),
+    });
+    upsertSearchAttributes();
+  };
+
+  /** A failover drill forces its primary down from a recipient on: that failure goes through decide as a real one would (shared health is not told). */
+  const drillForced = (provider: string, fromSeq: number): boolean => {
+    const forced = input.forcedDown;
+    if (!forced || forced.provider !== provider || fromSeq < forced.fromSeq) return false;
+    apply({ type: 'drill-forced', provider, reason: forced.reason, atSeq: fromSeq, at: nowIso() });
+    upsertSearchAttributes();
+    return true;
+  };
+
+  /** Rows behind the cursor that still need sending (deferred ones now due, released ones), at most a batch. */
+  const sendSweep = async (provider: string, toSeq: number) => {
+    const tally = await sendBatchAs(`retry: deferred and released recipients up to #${toSeq} via ${provider}`)({
+      campaignId,
+      provider,
+      fromSeq: 1,
+      toSeq,
+      mode: 'sweep',
+      limit: input.batchSize,
+      deferral: deferralOf(opts),
+    });
+    const swept = tally.swept ?? { deferred: 0, pending: 0 };
+    state.counts = addTally({ ...state.counts, deferred: Math.max(0, deferredCount(state) - swept.deferred) }, tally);
+    state.releasedPending = swept.deferred + swept.pending === 0 ? 0 : Math.max(0, (state.releasedPending ?? 0) - swept.pending);
+    state.nextDeferredAt = tally.nextDeferredAt;
+    // The store has no deferred row left: nothing to wait for, whatever the counters thought.
+    if (tally.nextDeferredAt === undefined) state.counts = { ...state.counts, deferred: 0 };
+    lastBatch = `retry of ${swept.deferred + swept.pending} deferred or released recipient(s) via ${provider}: ${sum(tally.acceptedByProvider)} accepted, ${tally.rejected} rejected, ${tally.deferred ?? 0} deferred again`;
+  };
+
+  /** The next range of the audience's first pass. */
+  const sendRange = async (provider: string, fromSeq: number, toSeq: number) => {
+    const batchNo = Math.floor(state.cursor / input.batchSize) + 1;
+    const tally = await sendBatchAs(`batch ${batchNo}: recipients #${fromSeq}–${toSeq} via ${provider}`)({ campaignId, provider, fromSeq, toSeq, deferral: deferralOf(opts) });
+    if (tally.incomplete) {
+      // Rows of the batch are still in flight (their look-up did not fit the attempt): the same batch again.
+      lastBatch = `batch ${batchNo}: looking up messages in flight on ${provider}; the batch goes on`;
+      return;
+    }
+    state.counts = addTally(state.counts, tally);
+    state.cursor = toSeq;
+    batchesThisRun++;
+    if (tally.nextDeferredAt !== undefined || tally.deferred !== undefined) state.nextDeferredAt = tally.nextDeferredAt;
+    lastBatch = `batch ${batchNo}: ${toSeq - fromSeq + 1} recipients via ${provider}, ${sum(tally.acceptedByProvider)} accepted, ${tally.rejected} rejected, ${tally.suppressed} suppressed${tally.deferred ? `, ${tally.deferred} deferred` : ''}`;
+  };
+
+  /** One batch on `provider`; its outcome goes to shared health and to the failover decision. */
+  const sendBatch = async (provider: string, fromSeq: number, sweep: boolean) => {
+    batchInFlight = true;
+    try {
+      if (sweep) await sendSweep(provider, state.cursor);
+      else await sendRange(provider, fromSeq, Math.min(state.cursor + input.batchSize, state.maxSeq));
+      reportOutcome(provider, { ok: true, campaignId });
+      apply({ type: 'batch-succeeded', provider });
+    } catch (err) {
+      const failure = batchFailure(err, holdKinds);
+      if (failure === 'invalid-campaign') return await failInvalid(err);
+      const reason = providerFailureReason(err) ?? errorMessage(err);
+      if (failure === 'provider') reportOutcome(provider, { ok: false, campaignId, reason });
+      apply({ type: 'batch-failed', provider, failure, reason, atSeq: fromSeq, at: nowIso() });
+      if (failure === 'message-refused') wf.log.error('provider refused the message; campaign holds', { campaignId, fromSeq, error: reason });
+      if (failure === 'store-or-bug') wf.log.error('batch failed; campaign holds', { campaignId, fromSeq, error: reason });
+    } finally {
+      batchInFlight = false;
+    }
+  };
+
+  // ── Check the campaign ───────────────────────────────────────────────────────────────────
+  // An invalid one fails here, before anything is sent; anything else (the store is down, a
+  // bug) holds it with the reason until it is fixed and resumed.
+  while (!prepared) {
+    try {
+      const prep = await prepareCampaign({ campaignId, providers: input.providers });
+      state = { ...state, total: prep.total, maxSeq: prep.maxSeq, knownProviders: prep.knownProviders };
+      prepared = true;
+    } catch (err) {
+      if (isInvalidCampaign(err)) return failInvalid(err);
+      apply({ type: 'hold', kind: 'store-or-bug', reason: `checking the campaign failed: ${errorMessage(err)}`, at: nowIso() });
+      wf.log.error('campaign check failed; campaign holds', { campaignId, error: errorMessage(err) });
+      upsertSearchAttributes();
+      await wf.condition(() => !state.paused || cancelled);
+      if (cancelled) {
+        if (input.notifyParent) await tellDrill({ status: 'cancelled' });
+        await Promise.all(pendingEvents);
+        return result();
+      }
+    }
+  }
+  upsertSearchAttributes();
+
+  // ── The loop: one batch per turn ─────────────────────────────────────────────────────────
+  while (!cancelled) {
+    await wf.condition(() => !state.paused || cancelled);
+    upsertSearchAttributes();
+    if (cancelled || finished()) break;
+    if (watchNeeded && !(await watchHealth())) continue;
+    // What is left: the first pass through the audience, then rows behind the cursor (released ones
+    // at once, deferred ones when due), then rows held for review.
+    const now = Date.now();
+    const deferredDue = deferredCount(state) > 0 && (state.nextDeferredAt === undefined || state.nextDeferredAt <= now);
+    const sweep = (state.releasedPending ?? 0) > 0 || deferredDue;
+    if (state.cursor >= state.maxSeq && !sweep) {
+      await waitOrHoldForReview(now);
+      continue;
+    }
+    const fromSeq = sweep ? 1 : state.cursor + 1;
+    const { provider } = apply({ type: 'batch-starting', atSeq: fromSeq, at: nowIso(), recordMoves: sharedHealth });
+    // No provider left (here or by shared health): holding until one comes back or an operator acts.
+    if (provider === undefined) continue;
+    if (drillForced(provider, fromSeq)) continue;
+    await sendBatch(provider, fromSeq, sweep);
+    upsertSearchAttributes();
+
+    // ── Continue-as-new: a fresh history every batchesPerRun batches (or when Temporal suggests it) ──
+    if (!finished() && !cancelled && (batchesThisRun >= opts.batchesPerRun || wf.workflowInfo().continueAsNewSuggested)) {
+      await wf.condition(wf.allHandlersFinished);
+      await Promise.all(pendingEvents);
+      return await wf.continueAsNew<typeof campaignWorkflow>({ ...input, providers: state.plan.order, carried: state });
+    }
+  }
+
+  // ── Done (completed or cancelled) ────────────────────────────────────────────────────────
+  upsertSearchAttributes();
+  const goodbyes: Array<Promise<unknown>> = [];
+  if (sharedHealth) goodbyes.push(...state.plan.order.map((provider) => wf.getExternalWorkflowHandle(healthId(provider)).signal(unsubscribeSignal, wf.workflowInfo().workflowId)));
+  if (input.notifyParent) goodbyes.push(tellDrill({ status: cancelled ? 'cancelled' : 'completed' }));
+  // Awaited: Temporal drops signals a workflow initiates in the task that closes it.
+  if (goodbyes.length) await Promise.allSettled(goodbyes);
+  await Promise.all(pendingEvents);
+  await wf.condition(wf.allHandlersFinished);
+  return result();
 }
 
-export interface CampaignCounts {
-  acceptedByProvider: Record<string, number>;
-  rejected: number;
-  suppressed: number;
-  /** rows found in flight after a crash (resent, settled from a look-up, or held) */
-  inFlightRecovered: number;
-  /** rows held for review (outcome unknown: in-flight policy `hold`, or a failed look-up) */
-  heldForReview: number;
-  /** rows waiting for their deferred retry (absent in state carried before deferrals) */
-  deferred?: number;
-}
-
-export interface CarriedState {
-  total: number;
-  maxSeq: number;
-  knownProviders: string[];
-  cursor: number;
-  counts: CampaignCounts;
-  plan: ProviderPlan;
-  switches: ProviderSwitch[];
-  paused: boolean;
-  pauseReason?: string;
-  /** What kind of hold `paused` is (absent in state carried before hold kinds: derived from the reason). */
-  holdKind?: HoldKind;
-  holdSince?: string;
-  runs: number;
-  /** When the next deferred row is due (epoch ms, workflow time). */
-  nextDeferredAt?: number;
-  /** Rows released from held to be sent again (behind the cursor: a sweep sends them). */
-  releasedPending?: number;
-  /** The operator resumed a review hold: complete with the held rows left held. */
-  reviewDone?: boolean;
-  /** Shared provider health: provider -> why its circuit is open (campaigns started before it have none). */
-  sharedDown?: Record<string, string>;
-  /** Whether to go back to a recovered higher-priority provider by itself (from the worker's health config). */
-  failback?: 'auto' | 'manual';
-  /** The provider the last batch was sent through. */
-  lastProvider?: string;
-}
-
-export interface CampaignProgress {
-  campaignId: string;
-  status: CampaignStatus;
-  total: number;
-  accepted: number;
-  acceptedByProvider: Record<string, number>;
-  rejected: number;
-  suppressed: number;
-  remaining: number;
-  inFlightRecovered: number;
-  heldForReview: number;
-  /** Recipients waiting for their deferred retry (the provider said "later" for them). */
-  deferred: number;
-  /** When the next deferred retry is due (ISO 8601). */
-  nextDeferredAt?: string;
-  paused: boolean;
-  pauseReason?: string;
-  /** Why it is not sending, when it is paused or holding. */
-  hold?: CampaignHold;
-  activeProvider?: string;
-  providers: string[];
-  providersDown: Record<string, string>;
-  /** Providers whose shared circuit is open (every campaign avoids them), with why. */
-  sharedDown: Record<string, string>;
-  switches: ProviderSwitch[];
-  /** last seq whose batch is settled */
-  cursor: number;
-  batchInFlight: boolean;
-  /** continue-as-new runs so far */
-  runs: number;
-}
-
-export type CampaignResult = Omit<CampaignProgress, 'batchInFlight' | 'paused' | 'pauseReason' | 'hold'>;
-
-export const pauseSignal = wf.defineSignal<[reason?: string]>('pause');
-export const resumeSignal = wf.defineSignal('resume');
-export const cancelSignal = wf.defineSignal('cancel');
-export const progressQuery = wf.defineQuery<CampaignProgress>('progress');
-export const setProvidersUpdate = wf.defineUpdate<string[], [string[]]>('setProviders');
-
-export interface ReleaseHeldRequest {
-  /** resend: the campaign sends them again; mark-sent: settled as accepted (the operator knows they went out). */
-  action: 'resend' | 'mark-sent';
-  /** Only held rows in this seq range (inclusive); all of them when absent. */
-  fromSeq?: number;
-  toSeq?: number;
-  /** Who releases them (recorded on the rows). */
-  by: string;
-}
-
-export interface ReleaseHeldOutcome {
-  released: number;
-  /** The seqs released, as inclusive ranges. */
-  ranges: Array<[number, number]>;
-}
-
-/** Releases rows held for review; answered once the ledger has them (and the counters moved). */
-export const releaseHeldUpdate = wf.defineUpdate<ReleaseHeldOutcome, [ReleaseHeldRequest]>('releaseHeld');
+// ── Options and activities ─────────────────────────────────────────────────────────────────
 
 const DEFAULTS: Required<CampaignOptions> = {
   heartbeatTimeoutMs: 20_000,
@@ -189,23 +373,112 @@ const DEFAULTS: Required<CampaignOptions> = {
   deferralWindowMs: DEFAULT_DEFERRAL.windowMs,
 };
 
+function deferralOf(opts: Required<CampaignOptions>) {
+  return { firstRetryMs: opts.deferralFirstRetryMs, maxRetryMs: opts.deferralMaxRetryMs, windowMs: opts.deferralWindowMs };
+}
+
+function activitiesFor(opts: Required<CampaignOptions>) {
+  const { prepareCampaign } = wf.proxyActivities<CampaignActivities>({
+    startToCloseTimeout: '1 minute',
+    retry: { maximumAttempts: 5, nonRetryableErrorTypes: [ERROR_TYPES.invalidCampaign] },
+  });
+  const sendOptions: wf.ActivityOptions = {
+    startToCloseTimeout: '15 minutes',
+    heartbeatTimeout: opts.heartbeatTimeoutMs,
+    retry: {
+      initialInterval: opts.sendInitialIntervalMs,
+      backoffCoefficient: 2,
+      maximumInterval: opts.sendMaxIntervalMs,
+      maximumAttempts: opts.sendMaxAttempts,
+      nonRetryableErrorTypes: [ERROR_TYPES.providerUnavailable, ERROR_TYPES.invalidCampaign, ERROR_TYPES.invalidMessage],
+    },
+  };
+  const { watchProviders } = wf.proxyActivities<CampaignActivities>({
+    startToCloseTimeout: '1 minute',
+    retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10 },
+  });
+  const { notify } = wf.proxyActivities<CampaignActivities>({
+    startToCloseTimeout: '30 seconds',
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 5 },
+  });
+  const { releaseHeld } = wf.proxyActivities<CampaignActivities>({
+    startToCloseTimeout: '1 minute',
+    retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5 },
+  });
+  /** sendBatch with a one-line summary the Web UI shows on the activity ("batch 3: recipients #101–150 via mailgun"). */
+  const sendBatchAs = (summary: string) => wf.proxyActivities<CampaignActivities>({ ...sendOptions, summary }).sendBatch;
+  return { prepareCampaign, watchProviders, notify, releaseHeld, sendBatchAs };
+}
+
+// ── Failures ───────────────────────────────────────────────────────────────────────────────
+
 /** Whether an activity failure means the provider is unavailable, and why; undefined for other failures. */
-export function providerFailureReason(err: unknown): string | undefined {
+function providerFailureReason(err: unknown): string | undefined {
   if (!(err instanceof ActivityFailure)) return undefined;
   const cause = err.cause;
   if (cause instanceof ApplicationFailure) {
-    if (cause.type === 'ProviderUnavailableError') return cause.message;
-    if (cause.type === 'TransientProviderError') return `retry budget exhausted: ${cause.message}`;
+    if (cause.type === ERROR_TYPES.providerUnavailable) return cause.message;
+    if (cause.type === ERROR_TYPES.transient) return `retry budget exhausted: ${cause.message}`;
   }
   return undefined;
 }
 
 function isInvalidCampaign(err: unknown): boolean {
-  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'InvalidCampaignError';
+  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === ERROR_TYPES.invalidCampaign;
 }
 
 function isInvalidMessage(err: unknown): boolean {
-  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'InvalidMessageError';
+  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === ERROR_TYPES.invalidMessage;
+}
+
+/** A batch that ended on a timeout (a worker that died or hung), not on the provider's answer. */
+function isWorkerTimeout(err: unknown): boolean {
+  return err instanceof ActivityFailure && err.cause instanceof TimeoutFailure;
+}
+
+/** How a batch failed: an invalid campaign fails the workflow; every other failure goes to the failover decision. */
+function batchFailure(err: unknown, holdKinds: boolean): BatchFailure | 'invalid-campaign' {
+  if (providerFailureReason(err) !== undefined) return 'provider';
+  if (isInvalidCampaign(err)) return 'invalid-campaign';
+  // Before hold kinds, a message the provider refused held the campaign as any other failure did.
+  if (holdKinds && isInvalidMessage(err)) return 'message-refused';
+  if (isWorkerTimeout(err)) return 'worker-timeout';
+  return 'store-or-bug';
+}
+
+function errorMessage(err: unknown): string {
+  if (err instanceof ActivityFailure && err.cause) return err.cause.message;
+  return err instanceof Error ? err.message : String(err);
+}
+
+function validateRelease(request: ReleaseHeldRequest, prepared: boolean): void {
+  if (!prepared) throw new Error('the campaign is still starting; nothing can be held yet');
+  if (request.action !== 'resend' && request.action !== 'mark-sent') throw new Error(`action: expected 'resend' or 'mark-sent', got ${JSON.stringify(request.action)}`);
+  for (const k of ['fromSeq', 'toSeq'] as const) {
+    const v = request[k];
+    if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new Error(`${k}: expected a recipient number (1 or more), got ${JSON.stringify(v)}`);
+  }
+  if (request.fromSeq !== undefined && request.toSeq !== undefined && request.fromSeq > request.toSeq) throw new Error(`fromSeq ${request.fromSeq} is after toSeq ${request.toSeq}`);
+  if (typeof request.by !== 'string' || !request.by.trim()) throw new Error('by: who releases the rows is required');
+}
+
+// ── The carried state (pure) ───────────────────────────────────────────────────────────────
+
+/** Workflow time, ISO 8601. */
+const nowIso = () => new Date().toISOString();
+
+function firstRunState(providers: string[]): CarriedState {
+  return {
+    total: 0,
+    maxSeq: 0,
+    knownProviders: [],
+    cursor: 0,
+    counts: { acceptedByProvider: {}, rejected: 0, suppressed: 0, inFlightRecovered: 0, heldForReview: 0 },
+    plan: initialPlan(providers),
+    switches: [],
+    paused: false,
+    runs: 1,
+  };
 }
 
 /** The kind of a hold carried from a run before hold kinds (its reason says which). */
@@ -215,19 +488,34 @@ function legacyHoldKind(reason: string | undefined): HoldKind {
   return 'operator';
 }
 
-function errorMessage(err: unknown): string {
-  if (err instanceof ActivityFailure && err.cause) return err.cause.message;
-  return err instanceof Error ? err.message : String(err);
+/** The kind of the current hold (state carried from before hold kinds has none: its reason tells). */
+function holdKindOf(s: CarriedState): HoldKind | undefined {
+  return s.paused ? s.holdKind ?? legacyHoldKind(s.pauseReason) : undefined;
 }
 
-/** Patch id of shared provider health, failback and operational events (histories recorded before it replay without). */
-export const SHARED_HEALTH_PATCH = 'shared-provider-health';
-/** Patch id of hold kinds (every hold but an operator's pause is `holding`), the HoldKind attribute, deferrals and review holds. */
-export const HOLD_KINDS_PATCH = 'hold-kinds';
+const sharedDownOf = (s: CarriedState) => s.sharedDown ?? {};
 
-/** A batch that ended on a timeout (a worker that died or hung), not on the provider's answer. */
-function isWorkerTimeout(err: unknown): boolean {
-  return err instanceof ActivityFailure && err.cause instanceof TimeoutFailure;
+/** The failover decision's view of the carried state. */
+function failoverStateOf(s: CarriedState): FailoverState {
+  const kind = holdKindOf(s);
+  const hold = kind ? ({ kind, reason: s.pauseReason ?? '', since: s.holdSince ?? '' } as Hold) : undefined;
+  return { plan: s.plan, sharedDown: sharedDownOf(s), hold, lastProvider: s.lastProvider };
+}
+
+/** The carried state with what the decision changed (only that: the rest keeps its shape). */
+function withFailoverState(s: CarriedState, before: FailoverState, after: FailoverState): CarriedState {
+  const next = { ...s };
+  if (after.plan !== before.plan) next.plan = after.plan;
+  if (after.sharedDown !== before.sharedDown) next.sharedDown = after.sharedDown;
+  if (after.lastProvider !== before.lastProvider) next.lastProvider = after.lastProvider;
+  if (after.hold !== before.hold) {
+    const h = after.hold;
+    next.paused = h !== undefined;
+    next.pauseReason = h?.reason;
+    next.holdKind = h?.kind;
+    next.holdSince = h?.since;
+  }
+  return next;
 }
 
 const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
@@ -247,446 +535,70 @@ function addTally(counts: CampaignCounts, t: BatchTally): CampaignCounts {
   return next;
 }
 
-export async function campaignWorkflow(input: CampaignInput): Promise<CampaignResult> {
-  const opts = { ...DEFAULTS, ...input.options };
-  const deferral = { firstRetryMs: opts.deferralFirstRetryMs, maxRetryMs: opts.deferralMaxRetryMs, windowMs: opts.deferralWindowMs };
-  const { prepareCampaign } = wf.proxyActivities<CampaignActivities>({
-    startToCloseTimeout: '1 minute',
-    retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['InvalidCampaignError'] },
-  });
-  const sendOptions: wf.ActivityOptions = {
-    startToCloseTimeout: '15 minutes',
-    heartbeatTimeout: opts.heartbeatTimeoutMs,
-    retry: {
-      initialInterval: opts.sendInitialIntervalMs,
-      backoffCoefficient: 2,
-      maximumInterval: opts.sendMaxIntervalMs,
-      maximumAttempts: opts.sendMaxAttempts,
-      nonRetryableErrorTypes: ['ProviderUnavailableError', 'InvalidCampaignError', 'InvalidMessageError'],
-    },
-  };
-  const { watchProviders } = wf.proxyActivities<CampaignActivities>({
-    startToCloseTimeout: '1 minute',
-    retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10 },
-  });
-  // Alerts have their own retries and never hold a campaign up: not awaited, failures logged.
-  const { notify } = wf.proxyActivities<CampaignActivities>({
-    startToCloseTimeout: '30 seconds',
-    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 5 },
-  });
-  const { releaseHeld } = wf.proxyActivities<CampaignActivities>({
-    startToCloseTimeout: '1 minute',
-    retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5 },
-  });
-  /** sendBatch with a one-line summary the Web UI shows on the activity ("batch 3: recipients #101–150 via mailgun"). */
-  const sendBatchAs = (summary: string) => wf.proxyActivities<CampaignActivities>({ ...sendOptions, summary }).sendBatch;
+const deferredCount = (s: CarriedState) => s.counts.deferred ?? 0;
 
-  // Handlers answer from the first workflow task on; until prepareCampaign returns, the
-  // campaign is `starting` with no counts yet.
-  let state: CarriedState = input.carried
-    ? { ...input.carried, runs: input.carried.runs + 1 }
-    : {
-        total: 0,
-        maxSeq: 0,
-        knownProviders: [],
-        cursor: 0,
-        counts: { acceptedByProvider: {}, rejected: 0, suppressed: 0, inFlightRecovered: 0, heldForReview: 0 },
-        plan: initialPlan(input.providers),
-        switches: [],
-        paused: false,
-        runs: 1,
-      };
-  let prepared = input.carried !== undefined;
-  let cancelled = false;
-  let batchInFlight = false;
-  const sharedHealth = wf.patched(SHARED_HEALTH_PATCH);
-  /** Hold kinds (status holding for every hold but the operator's, the HoldKind attribute), deferrals and reviews. */
-  const holdKinds = wf.patched(HOLD_KINDS_PATCH);
-  /** Set when the provider order changed: subscribe to the new providers' health before the next batch. */
-  let watchNeeded = sharedHealth;
-  const pendingEvents = new Set<Promise<void>>();
-  const raise = (event: OpsEvent) => {
-    if (!sharedHealth) return;
-    const p: Promise<void> = notify(event)
-      .catch((err) => wf.log.warn('operational event not delivered', { event: event.kind, error: errorMessage(err) }))
-      .then(() => {
-        pendingEvents.delete(p);
-      });
-    pendingEvents.add(p);
-  };
-  const healthId = (provider: string) => providerHealthWorkflowId(wf.workflowInfo().taskQueue, provider);
-  /** Tell the provider's health workflow how a batch went (not awaited: the campaign never waits on health). */
-  const reportOutcome = (provider: string, report: OutcomeReport) => {
-    if (!sharedHealth) return;
-    wf.getExternalWorkflowHandle(healthId(provider))
-      .signal(reportOutcomeSignal, report)
-      .catch((err) => wf.log.warn('provider health not told', { provider, error: errorMessage(err) }));
-  };
-  const sharedDown = () => state.sharedDown ?? {};
-  const downReasons = () =>
-    Object.entries({ ...sharedDown(), ...state.plan.down })
-      .map(([p, r]) => `${p}: ${r}`)
-      .join('; ');
+/** The audience's first pass is done and nothing is left to retry or review. */
+function isFinished(s: CarriedState, holdKinds: boolean): boolean {
+  return s.cursor >= s.maxSeq && deferredCount(s) === 0 && (s.releasedPending ?? 0) === 0 && (!holdKinds || s.counts.heldForReview === 0 || s.reviewDone === true);
+}
 
-  /** The kind of the current hold (state carried from before hold kinds has none: its reason tells). */
-  const holdKind = (): HoldKind | undefined => (state.paused ? state.holdKind ?? legacyHoldKind(state.pauseReason) : undefined);
-  const hold = (kind: HoldKind, reason: string) => {
-    state.paused = true;
-    state.pauseReason = reason;
-    state.holdKind = kind;
-    state.holdSince = new Date().toISOString();
-    if (kind !== 'operator') raise({ kind: 'campaign-holding', campaignId: input.campaignId, reason });
-  };
-  const endHold = () => {
-    state.paused = false;
-    state.pauseReason = undefined;
-    state.holdKind = undefined;
-    state.holdSince = undefined;
-  };
-  const deferredCount = () => state.counts.deferred ?? 0;
-  /** The audience's first pass is done and nothing is left to retry or review. */
-  const finished = () =>
-    state.cursor >= state.maxSeq &&
-    deferredCount() === 0 &&
-    (state.releasedPending ?? 0) === 0 &&
-    (!holdKinds || state.counts.heldForReview === 0 || state.reviewDone === true);
-
-  const status = (): CampaignStatus => {
-    if (cancelled) return 'cancelled';
-    if (!prepared) return state.paused ? 'holding' : 'starting';
-    if (finished()) return 'completed';
-    if (state.paused) {
-      // Before hold kinds only "no provider left" showed as holding (runs recorded then replay so).
-      if (!holdKinds) return activeProvider(state.plan, sharedDown()) === undefined ? 'holding' : 'paused';
-      return holdKind() === 'operator' ? 'paused' : 'holding';
-    }
-    return 'running';
-  };
-  const progress = (): CampaignProgress => {
-    const accepted = sum(state.counts.acceptedByProvider);
-    const kind = holdKind();
-    return {
-      campaignId: input.campaignId,
-      status: status(),
-      total: state.total,
-      accepted,
-      acceptedByProvider: state.counts.acceptedByProvider,
-      rejected: state.counts.rejected,
-      suppressed: state.counts.suppressed,
-      remaining: Math.max(0, state.total - accepted - state.counts.rejected - state.counts.suppressed - state.counts.heldForReview),
-      inFlightRecovered: state.counts.inFlightRecovered,
-      heldForReview: state.counts.heldForReview,
-      deferred: deferredCount(),
-      ...(deferredCount() > 0 && state.nextDeferredAt !== undefined ? { nextDeferredAt: new Date(state.nextDeferredAt).toISOString() } : {}),
-      paused: state.paused,
-      pauseReason: state.pauseReason,
-      ...(kind ? { hold: { kind, reason: state.pauseReason ?? '', since: state.holdSince ?? '' } } : {}),
-      activeProvider: activeProvider(state.plan, sharedDown()),
-      providers: state.plan.order,
-      providersDown: state.plan.down,
-      sharedDown: sharedDown(),
-      switches: state.switches,
-      cursor: state.cursor,
-      batchInFlight,
-      runs: state.runs,
-    };
-  };
-  let lastBatch = '';
-  /** What the Web UI shows as the campaign's current details (markdown). */
-  const details = (p: CampaignProgress): string =>
-    [
-      `**${p.status}**${p.pauseReason ? ` (${p.hold ? `${p.hold.kind}: ` : ''}${p.pauseReason})` : ''} · ${p.total - p.remaining} of ${p.total} done · active provider **${p.activeProvider ?? 'none'}**`,
-      '',
-      '| accepted | rejected | suppressed | deferred | held | remaining | switches |',
-      '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-      `| ${p.accepted} | ${p.rejected} | ${p.suppressed} | ${p.deferred} | ${p.heldForReview} | ${p.remaining} | ${p.switches.length} |`,
-      ...Object.entries(p.acceptedByProvider).map(([name, n]) => `- accepted via ${name}: ${n}`),
-      ...(p.deferred ? ['', `${p.deferred} recipient(s) deferred (the provider said "later" for them); next retry ${p.nextDeferredAt ?? 'soon'}`] : []),
-      ...(p.heldForReview ? ['', `${p.heldForReview} recipient(s) held for review: \`mailover campaign held ${p.campaignId}\``] : []),
-      ...(lastBatch ? ['', `Last: ${lastBatch}`] : []),
-      ...(Object.keys(p.sharedDown).length ? ['', 'Shared provider health (every campaign avoids these):', ''] : []),
-      ...Object.entries(p.sharedDown).map(([name, why]) => `- ${name} is down: ${why}`),
-      ...(p.switches.length ? ['', 'Provider switches:', ''] : []),
-      ...p.switches.map((sw) => `- switched ${sw.from} → ${sw.to ?? 'none (holding)'} at recipient #${sw.atSeq}: ${sw.reason}`),
-    ].join('\n');
-  let lastUpsert = '';
-  const upsertSearchAttributes = () => {
-    const p = progress();
-    wf.setCurrentDetails(details(p));
-    const kind = p.hold?.kind ?? 'none';
-    const key = `${p.status}|${p.activeProvider ?? ''}|${p.accepted}${holdKinds ? `|${kind}` : ''}`;
-    if (key === lastUpsert) return;
-    lastUpsert = key;
-    wf.upsertSearchAttributes([
-      { key: CampaignIdKey, value: input.campaignId },
-      { key: CampaignStatusKey, value: p.status },
-      { key: ActiveProviderKey, value: p.activeProvider ?? 'none' },
-      { key: AcceptedCountKey, value: p.accepted },
-      ...(holdKinds ? [{ key: HoldKindKey, value: kind }] : []),
-    ]);
-  };
-
-  wf.setHandler(progressQuery, progress);
-  wf.setHandler(pauseSignal, (reason?: string) => {
-    state.paused = true;
-    state.pauseReason = reason ?? 'paused by operator';
-    state.holdKind = 'operator';
-    state.holdSince = new Date().toISOString();
-  });
-  wf.setHandler(resumeSignal, () => {
-    if (activeProvider(state.plan, sharedDown()) === undefined) state.plan = retryAll(state.plan);
-    // Resuming a review hold means: done reviewing, complete with whatever is still held.
-    if (holdKind() === 'review') state.reviewDone = true;
-    endHold();
-  });
-  wf.setHandler(cancelSignal, () => {
-    cancelled = true;
-  });
-  wf.setHandler(
-    setProvidersUpdate,
-    (providers: string[]) => {
-      state.plan = withOrder(providers);
-      watchNeeded = sharedHealth;
-      // An operator's new order is not a switch (failure or failback): nothing to record for it.
-      state.lastProvider = undefined;
-      if (holdKind() === 'no-provider') endHold();
-      return state.plan.order;
-    },
-    {
-      validator: (providers: string[]) => {
-        if (!prepared) throw new Error('the campaign is still starting (checking its audience and providers); try again in a moment');
-        const problems = providerOrderProblems(providers, state.knownProviders);
-        if (problems.length) throw new Error(problems.join('; '));
-      },
-    },
-  );
-  wf.setHandler(
-    releaseHeldUpdate,
-    async (request: ReleaseHeldRequest): Promise<ReleaseHeldOutcome> => {
-      const r = await releaseHeld({ campaignId: input.campaignId, ...request });
-      state.counts = { ...state.counts, heldForReview: Math.max(0, state.counts.heldForReview - r.released) };
-      if (request.action === 'mark-sent') {
-        state.counts = addTally(state.counts, { acceptedByProvider: r.acceptedByProvider, rejected: 0, suppressed: 0, inFlightRecovered: 0, heldForReview: 0 });
-      } else {
-        state.releasedPending = (state.releasedPending ?? 0) + r.released;
-      }
-      if (holdKind() === 'review') endHold();
-      upsertSearchAttributes();
-      return { released: r.released, ranges: r.ranges };
-    },
-    {
-      validator: (request: ReleaseHeldRequest) => {
-        if (!prepared) throw new Error('the campaign is still starting; nothing can be held yet');
-        if (request.action !== 'resend' && request.action !== 'mark-sent') throw new Error(`action: expected 'resend' or 'mark-sent', got ${JSON.stringify(request.action)}`);
-        for (const k of ['fromSeq', 'toSeq'] as const) {
-          const v = request[k];
-          if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new Error(`${k}: expected a recipient number (1 or more), got ${JSON.stringify(v)}`);
-        }
-        if (request.fromSeq !== undefined && request.toSeq !== undefined && request.fromSeq > request.toSeq) throw new Error(`fromSeq ${request.fromSeq} is after toSeq ${request.toSeq}`);
-        if (typeof request.by !== 'string' || !request.by.trim()) throw new Error('by: who releases the rows is required');
-      },
-    },
-  );
-
-  wf.setHandler(providerHealthSignal, (n: HealthNotice) => {
-    const shared = { ...sharedDown() };
-    if (n.circuit === 'closed') {
-      const current = activeProvider(state.plan, sharedDown());
-      const order = state.plan.order;
-      delete shared[n.provider];
-      const higher = current !== undefined && order.includes(n.provider) && order.indexOf(n.provider) < order.indexOf(current);
-      if (state.failback === 'manual' && higher) {
-        // Stay on the current provider until told (campaign providers / resume): keep the recovered one out.
-        state.plan = { ...state.plan, down: { ...state.plan.down, [n.provider]: `recovered (${n.reason}); failback is manual: set the provider order to go back` } };
-      } else if (state.plan.down[n.provider] !== undefined) {
-        const { [n.provider]: _gone, ...down } = state.plan.down;
-        state.plan = { ...state.plan, down };
-      }
-    } else {
-      shared[n.provider] = n.reason;
-    }
-    state.sharedDown = shared;
-    // A campaign holding for want of a provider goes on by itself when one comes back.
-    if (holdKind() === 'no-provider' && activeProvider(state.plan, shared) !== undefined) endHold();
-  });
-
-  /** Subscribe to the providers' shared health; returns when their circuits are known. */
-  const watch = async () => {
-    const w = await watchProviders({ providers: state.plan.order });
-    state.failback = w.failback;
-    state.sharedDown = Object.fromEntries(Object.entries(w.circuits).filter(([, c]) => c.circuit !== 'closed').map(([p, c]) => [p, c.reason ?? `circuit ${c.circuit}`]));
-  };
-  const holdNoProvider = () => hold('no-provider', `no provider left: ${downReasons()}`);
-  /** A provider-level failure of `provider` at `fromSeq`: mark it down here and move on (or hold). */
-  const failOver = (provider: string, reason: string, fromSeq: number, forced: boolean) => {
-    const decision = onProviderFailure(state.plan, provider, reason);
-    state.plan = decision.plan;
-    const next = activeProvider(state.plan, sharedDown());
-    state.switches = [...state.switches, { from: provider, to: next, reason, at: new Date().toISOString(), atSeq: fromSeq }];
-    state.lastProvider = next;
-    wf.log.warn('provider switch', { campaignId: input.campaignId, from: provider, to: next ?? 'none', reason });
-    if (next === undefined) holdNoProvider();
-    else if (!forced) raise({ kind: 'provider-switched', campaignId: input.campaignId, from: provider, to: next, reason, atSeq: fromSeq, failback: false });
-  };
-  const cancelledResult = (): CampaignResult => {
-    const { batchInFlight: _b, paused: _p, pauseReason: _r, hold: _h, ...result } = progress();
-    return result;
-  };
-
-  // Checking the campaign: an invalid one fails here, before anything is sent; anything else
-  // (the store is down, a bug) holds it with the reason until it is fixed and resumed.
-  while (!prepared) {
-    try {
-      const prep = await prepareCampaign({ campaignId: input.campaignId, providers: input.providers });
-      state = { ...state, total: prep.total, maxSeq: prep.maxSeq, knownProviders: prep.knownProviders };
-      prepared = true;
-    } catch (err) {
-      if (isInvalidCampaign(err)) {
-        raise({ kind: 'campaign-failed', campaignId: input.campaignId, reason: errorMessage(err) });
-        await Promise.all(pendingEvents);
-        throw err;
-      }
-      hold('store-or-bug', `checking the campaign failed: ${errorMessage(err)}`);
-      wf.log.error('campaign check failed; campaign holds', { campaignId: input.campaignId, error: errorMessage(err) });
-      upsertSearchAttributes();
-      await wf.condition(() => !state.paused || cancelled);
-      if (cancelled) {
-        await Promise.all(pendingEvents);
-        return cancelledResult();
-      }
-    }
+function statusOf(s: CarriedState, run: { cancelled: boolean; prepared: boolean; holdKinds: boolean }): CampaignStatus {
+  if (run.cancelled) return 'cancelled';
+  if (!run.prepared) return s.paused ? 'holding' : 'starting';
+  if (isFinished(s, run.holdKinds)) return 'completed';
+  if (s.paused) {
+    // Before hold kinds only "no provider left" showed as holding (runs recorded then replay so).
+    if (!run.holdKinds) return activeProvider(s.plan, sharedDownOf(s)) === undefined ? 'holding' : 'paused';
+    return holdKindOf(s) === 'operator' ? 'paused' : 'holding';
   }
-  upsertSearchAttributes();
-  let batchesThisRun = 0;
-  while (!cancelled) {
-    await wf.condition(() => !state.paused || cancelled);
-    upsertSearchAttributes();
-    if (cancelled || finished()) break;
-    if (watchNeeded) {
-      watchNeeded = false;
-      try {
-        await watch();
-      } catch (err) {
-        watchNeeded = true;
-        hold('store-or-bug', `watching the providers' shared health failed: ${errorMessage(err)}`);
-        continue;
-      }
-    }
-    // What is left: the first pass through the audience, then rows behind the cursor (released ones
-    // at once, deferred ones when due), then rows held for review.
-    const now = Date.now();
-    const deferredDue = deferredCount() > 0 && (state.nextDeferredAt === undefined || state.nextDeferredAt <= now);
-    const sweep = (state.releasedPending ?? 0) > 0 || deferredDue;
-    if (state.cursor >= state.maxSeq && !sweep) {
-      if (deferredCount() > 0) {
-        // Nothing else to send: wait for the next deferred retry (or an operator).
-        const wait = Math.max(1, (state.nextDeferredAt ?? now) - now);
-        const releasedBefore = state.releasedPending ?? 0;
-        await wf.condition(() => state.paused || cancelled || (state.releasedPending ?? 0) !== releasedBefore, wait);
-        continue;
-      }
-      hold('review', `${state.counts.heldForReview} recipient(s) held for review (their outcome is unknown): list them with \`mailover campaign held ${input.campaignId}\`, settle them with \`mailover campaign release ${input.campaignId} --resend | --mark-sent\`, or resume to finish without them`);
-      upsertSearchAttributes();
-      continue;
-    }
-    const provider = activeProvider(state.plan, sharedDown());
-    if (provider === undefined) {
-      // Every provider is down (here or by shared health): hold until one comes back or an operator acts.
-      holdNoProvider();
-      continue;
-    }
-    const fromSeq = sweep ? 1 : state.cursor + 1;
-    if (sharedHealth && state.lastProvider !== undefined && provider !== state.lastProvider) {
-      // Moved without a failure of its own: another campaign's failure (shared health), or failback.
-      const order = state.plan.order;
-      const failback = order.indexOf(provider) < order.indexOf(state.lastProvider) || !order.includes(state.lastProvider);
-      const why = sharedDown()[state.lastProvider];
-      const reason = why !== undefined ? `shared health: ${why}` : failback ? `failback: ${provider} is healthy again` : `moved to ${provider}`;
-      state.switches = [...state.switches, { from: state.lastProvider, to: provider, reason, at: new Date().toISOString(), atSeq: fromSeq }];
-      wf.log.warn('provider switch', { campaignId: input.campaignId, from: state.lastProvider, to: provider, reason });
-      raise({ kind: 'provider-switched', campaignId: input.campaignId, from: state.lastProvider, to: provider, reason, atSeq: fromSeq, failback: why === undefined && failback });
-    }
-    state.lastProvider = provider;
-    const forced = input.forcedDown;
-    if (forced && forced.provider === provider && fromSeq >= forced.fromSeq) {
-      // A failover drill: the provider is treated as failed here only (shared health is not told).
-      failOver(provider, forced.reason, fromSeq, true);
-      upsertSearchAttributes();
-      continue;
-    }
-    const toSeq = sweep ? state.cursor : Math.min(state.cursor + input.batchSize, state.maxSeq);
-    const batchNo = Math.floor(state.cursor / input.batchSize) + 1;
-    batchInFlight = true;
-    try {
-      if (sweep) {
-        const tally = await sendBatchAs(`retry: deferred and released recipients up to #${toSeq} via ${provider}`)({
-          campaignId: input.campaignId,
-          provider,
-          fromSeq,
-          toSeq,
-          mode: 'sweep',
-          limit: input.batchSize,
-          deferral,
-        });
-        const swept = tally.swept ?? { deferred: 0, pending: 0 };
-        state.counts = addTally({ ...state.counts, deferred: Math.max(0, deferredCount() - swept.deferred) }, tally);
-        state.releasedPending = swept.deferred + swept.pending === 0 ? 0 : Math.max(0, (state.releasedPending ?? 0) - swept.pending);
-        state.nextDeferredAt = tally.nextDeferredAt;
-        // The store has no deferred row left: nothing to wait for, whatever the counters thought.
-        if (tally.nextDeferredAt === undefined) state.counts = { ...state.counts, deferred: 0 };
-        lastBatch = `retry of ${swept.deferred + swept.pending} deferred or released recipient(s) via ${provider}: ${sum(tally.acceptedByProvider)} accepted, ${tally.rejected} rejected, ${tally.deferred ?? 0} deferred again`;
-      } else {
-        const tally = await sendBatchAs(`batch ${batchNo}: recipients #${fromSeq}–${toSeq} via ${provider}`)({ campaignId: input.campaignId, provider, fromSeq, toSeq, deferral });
-        if (tally.incomplete) {
-          // Rows of the batch are still in flight (their look-up did not fit the attempt): the same batch again.
-          lastBatch = `batch ${batchNo}: looking up messages in flight on ${provider}; the batch goes on`;
-        } else {
-          state.counts = addTally(state.counts, tally);
-          state.cursor = toSeq;
-          batchesThisRun++;
-          if (tally.nextDeferredAt !== undefined || tally.deferred !== undefined) state.nextDeferredAt = tally.nextDeferredAt;
-          lastBatch = `batch ${batchNo}: ${toSeq - fromSeq + 1} recipients via ${provider}, ${sum(tally.acceptedByProvider)} accepted, ${tally.rejected} rejected, ${tally.suppressed} suppressed${tally.deferred ? `, ${tally.deferred} deferred` : ''}`;
-        }
-      }
-      reportOutcome(provider, { ok: true, campaignId: input.campaignId });
-    } catch (err) {
-      const reason = providerFailureReason(err);
-      if (reason !== undefined) {
-        // Before shared health (old histories) reportOutcome and the events failOver raises are no-ops.
-        reportOutcome(provider, { ok: false, campaignId: input.campaignId, reason });
-        failOver(provider, reason, fromSeq, false);
-      } else if (isInvalidCampaign(err)) {
-        raise({ kind: 'campaign-failed', campaignId: input.campaignId, reason: errorMessage(err) });
-        await Promise.all(pendingEvents);
-        throw err;
-      } else if (holdKinds && isInvalidMessage(err)) {
-        // The provider refused the message itself: no other provider is likelier to take it. Hold with its words.
-        hold('message-refused', `batch from recipient #${fromSeq}: ${errorMessage(err)}`);
-        wf.log.error('provider refused the message; campaign holds', { campaignId: input.campaignId, fromSeq, error: errorMessage(err) });
-      } else if (!isWorkerTimeout(err)) {
-        // Something other than the provider failed (the store, a bug): hold with the reason
-        // rather than fail, so an operator can fix it and resume from the same batch.
-        hold('store-or-bug', `batch from recipient #${fromSeq} failed: ${errorMessage(err)}`);
-        wf.log.error('batch failed; campaign holds', { campaignId: input.campaignId, fromSeq, error: errorMessage(err) });
-      }
-      // A worker timeout (crash or hang) retries the same range on the same provider.
-    } finally {
-      batchInFlight = false;
-    }
-    upsertSearchAttributes();
+  return 'running';
+}
 
-    if (!finished() && !cancelled && (batchesThisRun >= opts.batchesPerRun || wf.workflowInfo().continueAsNewSuggested)) {
-      await wf.condition(wf.allHandlersFinished);
-      await Promise.all(pendingEvents);
-      return await wf.continueAsNew<typeof campaignWorkflow>({ ...input, providers: state.plan.order, carried: state });
-    }
-  }
-  upsertSearchAttributes();
-  if (sharedHealth) {
-    // Awaited: Temporal drops signals a workflow initiates in the task that closes it.
-    await Promise.allSettled(state.plan.order.map((provider) => wf.getExternalWorkflowHandle(healthId(provider)).signal(unsubscribeSignal, wf.workflowInfo().workflowId)));
-  }
-  await Promise.all(pendingEvents);
-  await wf.condition(wf.allHandlersFinished);
-  return cancelledResult();
+function progressOf(s: CarriedState, campaignId: string, status: CampaignStatus, batchInFlight: boolean): CampaignProgress {
+  const accepted = sum(s.counts.acceptedByProvider);
+  const kind = holdKindOf(s);
+  return {
+    campaignId,
+    status,
+    total: s.total,
+    accepted,
+    acceptedByProvider: s.counts.acceptedByProvider,
+    rejected: s.counts.rejected,
+    suppressed: s.counts.suppressed,
+    remaining: Math.max(0, s.total - accepted - s.counts.rejected - s.counts.suppressed - s.counts.heldForReview),
+    inFlightRecovered: s.counts.inFlightRecovered,
+    heldForReview: s.counts.heldForReview,
+    deferred: deferredCount(s),
+    ...(deferredCount(s) > 0 && s.nextDeferredAt !== undefined ? { nextDeferredAt: new Date(s.nextDeferredAt).toISOString() } : {}),
+    paused: s.paused,
+    pauseReason: s.pauseReason,
+    ...(kind ? { hold: { kind, reason: s.pauseReason ?? '', since: s.holdSince ?? '' } } : {}),
+    activeProvider: activeProvider(s.plan, sharedDownOf(s)),
+    providers: s.plan.order,
+    providersDown: s.plan.down,
+    sharedDown: sharedDownOf(s),
+    switches: s.switches,
+    cursor: s.cursor,
+    batchInFlight,
+    runs: s.runs,
+  };
+}
+
+/** What the Web UI shows as the campaign's current details (markdown). */
+function detailsOf(p: CampaignProgress, lastBatch: string): string {
+  return [
+    `**${p.status}**${p.pauseReason ? ` (${p.hold ? `${p.hold.kind}: ` : ''}${p.pauseReason})` : ''} · ${p.total - p.remaining} of ${p.total} done · active provider **${p.activeProvider ?? 'none'}**`,
+    '',
+    '| accepted | rejected | suppressed | deferred | held | remaining | switches |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    `| ${p.accepted} | ${p.rejected} | ${p.suppressed} | ${p.deferred} | ${p.heldForReview} | ${p.remaining} | ${p.switches.length} |`,
+    ...Object.entries(p.acceptedByProvider).map(([name, n]) => `- accepted via ${name}: ${n}`),
+    ...(p.deferred ? ['', `${p.deferred} recipient(s) deferred (the provider said "later" for them); next retry ${p.nextDeferredAt ?? 'soon'}`] : []),
+    ...(p.heldForReview ? ['', `${p.heldForReview} recipient(s) held for review: \`mailover campaign held ${p.campaignId}\``] : []),
+    ...(lastBatch ? ['', `Last: ${lastBatch}`] : []),
+    ...(Object.keys(p.sharedDown).length ? ['', 'Shared provider health (every campaign avoids these):', ''] : []),
+    ...Object.entries(p.sharedDown).map(([name, why]) => `- ${name} is down: ${why}`),
+    ...(p.switches.length ? ['', 'Provider switches:', ''] : []),
+    ...p.switches.map((sw) => `- switched ${sw.from} → ${sw.to ?? 'none (holding)'} at recipient #${sw.atSeq}: ${sw.reason}`),
+  ].join('\n');
 }

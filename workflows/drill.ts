@@ -16,45 +16,20 @@
  */
 import * as wf from '@temporalio/workflow';
 import { ActivityFailure, ChildWorkflowFailure } from '@temporalio/workflow';
-import type { CampaignActivities } from '../activities';
-import type { DrillLedgerCheck, DrillPlan } from '../activities/drill';
-import type { ProbeResult } from '../activities/probe';
-import { campaignWorkflow, cancelSignal, type CampaignResult } from './campaign';
-
-export interface DrillInput {
-  /** Names the drill (its synthetic campaign is `drill-<drillId>`). Default: from the workflow id and start time. */
-  drillId?: string;
-}
-
-export interface DrillCheck {
-  /** probe, failover switch, failover delivery, exactly once, setup */
-  check: string;
-  /** provider name, or "a → b" */
-  provider: string;
-  passed: boolean;
-  detail: string;
-}
-
-export type DrillPhase = 'planning' | 'probing' | 'failover' | 'verifying' | 'done';
-
-export interface DrillReport {
-  drillId: string;
-  passed: boolean;
-  phase: DrillPhase;
-  checks: DrillCheck[];
-  /** The synthetic campaign's id (also its workflow id), once started. */
-  campaignId?: string;
-  /** One line: what passed, or what failed and why. */
-  summary: string;
-  /** workflow time, ISO 8601 */
-  startedAt: string;
-  finishedAt?: string;
-}
-
-export const drillProgressQuery = wf.defineQuery<DrillReport>('drillProgress');
-
-export const DRILL_FORCED_REASON = 'failover drill: primary forced down';
-export const DRILL_WORKFLOW_PREFIX = 'mailover-drill';
+import { ERROR_TYPES, type CampaignActivities, type DrillLedgerCheck, type DrillPlan, type ProbeResult } from '../activities/contracts';
+import { campaignWorkflow } from './campaign';
+import { cancelSignal, type CampaignResult } from './campaign-api';
+import {
+  DRILL_CAMPAIGN_SIGNAL_PATCH,
+  DRILL_FORCED_REASON,
+  DRILL_WORKFLOW_PREFIX,
+  drillCampaignSignal,
+  drillProgressQuery,
+  type DrillCampaignNotice,
+  type DrillCheck,
+  type DrillInput,
+  type DrillReport,
+} from './drill-api';
 
 /** A drill id made from its workflow id (schedules append a timestamp): letters, digits, '-' and '_' only, short enough to plus-address. */
 export function drillIdFrom(workflowId: string, runId: string): string {
@@ -81,13 +56,19 @@ export async function drillWorkflow(input: DrillInput = {}): Promise<DrillReport
   const drillId = input.drillId ?? drillIdFrom(info.workflowId, info.runId);
   const report: DrillReport = { drillId, passed: false, phase: 'planning', checks: [], summary: 'running', startedAt: new Date().toISOString() };
   wf.setHandler(drillProgressQuery, () => report);
+  /** What the synthetic campaign last told the drill (it signals when it starts holding and when it ends). */
+  let campaignNotice: DrillCampaignNotice | undefined;
+  wf.setHandler(drillCampaignSignal, (n: DrillCampaignNotice) => {
+    campaignNotice = n;
+  });
 
   const { drillPlan, prepareDrillCampaign, verifyDrillLedger } = wf.proxyActivities<CampaignActivities>({
     startToCloseTimeout: '1 minute',
-    retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['DrillNotConfiguredError'] },
+    retry: { maximumAttempts: 5, nonRetryableErrorTypes: [ERROR_TYPES.drillNotConfigured] },
   });
   const probeAs = (summary: string) =>
     wf.proxyActivities<CampaignActivities>({ startToCloseTimeout: '2 minutes', retry: { maximumAttempts: 2 }, summary }).probeDrillSeeds;
+  /** Drills recorded before the campaign signalled its drill: an activity polls its progress query. */
   const awaitCampaignHoldFor = (timeoutMs: number) =>
     wf.proxyActivities<CampaignActivities>({
       startToCloseTimeout: timeoutMs + 60_000,
@@ -174,9 +155,18 @@ export async function drillWorkflow(input: DrillInput = {}): Promise<DrillReport
     let childError: unknown;
     let settled = false;
     try {
+      const signalled = wf.patched(DRILL_CAMPAIGN_SIGNAL_PATCH);
       const child = await wf.startChild(campaignWorkflow, {
         workflowId: campaignId,
-        args: [{ campaignId, providers: [primary, secondary], batchSize: plan.batchSize, forcedDown: { provider: primary, fromSeq: switchSeq, reason: DRILL_FORCED_REASON } }],
+        args: [
+          {
+            campaignId,
+            providers: [primary, secondary],
+            batchSize: plan.batchSize,
+            forcedDown: { provider: primary, fromSeq: switchSeq, reason: DRILL_FORCED_REASON },
+            ...(signalled ? { notifyParent: true } : {}),
+          },
+        ],
         parentClosePolicy: 'TERMINATE',
         staticSummary: `Failover drill ${drillId}: ${total} synthetic recipients via ${pair}, ${primary} forced down from #${switchSeq}`,
       });
@@ -190,18 +180,22 @@ export async function drillWorkflow(input: DrillInput = {}): Promise<DrillReport
           settled = true;
         },
       );
-      // Watch for the campaign holding (no provider left): it would wait for an operator forever.
-      let holding = false;
-      const watch = new wf.CancellationScope();
-      const watching = watch
-        .run(() => awaitCampaignHoldFor(plan.timeoutMs)({ campaignId }))
-        .then(
-          (r) => (holding = r.holding),
-          () => undefined, // cancelled, or the watch failed: the timeout still applies
-        );
-      await wf.condition(() => settled || holding, plan.timeoutMs);
-      watch.cancel();
-      await watching; // the watch has stopped before the drill moves on (no activity outlives the drill)
+      // Wait for the campaign to end, or to start holding (no provider left): it would wait for an operator forever.
+      if (signalled) {
+        await wf.condition(() => settled || (campaignNotice?.campaignId === campaignId && campaignNotice.status === 'holding'), plan.timeoutMs);
+      } else {
+        let holding = false;
+        const watch = new wf.CancellationScope();
+        const watching = watch
+          .run(() => awaitCampaignHoldFor(plan.timeoutMs)({ campaignId }))
+          .then(
+            (r) => (holding = r.holding),
+            () => undefined, // cancelled, or the watch failed: the timeout still applies
+          );
+        await wf.condition(() => settled || holding, plan.timeoutMs);
+        watch.cancel();
+        await watching; // the watch has stopped before the drill moves on (no activity outlives the drill)
+      }
       if (!settled) {
         // Holding, or still running at the timeout: stop it and report what it did.
         await child.signal(cancelSignal);

@@ -1,51 +1,86 @@
 /**
- * The failover decision, in one place. Pure and deterministic (runs inside workflow code).
+ * The failover decision, in one place: a pure reducer `decide(state, event) → { state, switch?, hold? }`.
+ * Deterministic, no Temporal, no clock (events carry the workflow time): the campaign workflow
+ * feeds it what happened and records what it decided; unit tests drive it with tables.
  *
- * A campaign has a provider plan: names in priority order, and the ones it has found
- * down, with why. The active provider is the first in order that is not down. When the
- * active provider fails at the provider level it is marked down and the campaign moves
- * to the next; with none left the campaign holds (pauses with a reason) instead of failing.
- * Shared provider health (one circuit per provider across campaigns, workflows/provider-health.ts)
- * plugs in as `sharedDown`: a provider whose circuit is open is skipped like one found down here.
+ * A campaign has a provider plan: names in priority order, and the ones it has found down, with
+ * why. Shared provider health (one circuit per provider across campaigns, workflows/provider-health.ts)
+ * adds `sharedDown`: a provider whose circuit is open is skipped like one found down here. The
+ * active provider is the first in order that is neither. When the active provider fails at the
+ * provider level (or a drill forces it down) it is marked down and the campaign moves to the
+ * next, recording the switch; with none left the campaign holds (`no-provider`) instead of
+ * failing, until a provider recovers, an operator resumes (the order is retried from the top) or
+ * sets a new order. A campaign that moved without a failure of its own (another campaign's failure
+ * through shared health, or failback to a recovered provider) records that switch at its next batch.
+ * The current hold, whatever its kind, is part of the state, so what ends which hold is decided here too.
  */
+import type { HoldKind, ProviderPlan, ProviderSwitch } from './campaign-api';
 
-export interface ProviderPlan {
-  order: string[];
-  /** provider name -> reason it was found down during this campaign */
-  down: Record<string, string>;
+export type { ProviderPlan };
+
+/** Why the campaign is not sending: one hold kind, with why and since when (workflow time, ISO 8601). */
+export type Hold = { [K in HoldKind]: { kind: K; reason: string; since: string } }[HoldKind];
+
+export interface FailoverState {
+  plan: ProviderPlan;
+  /** Shared health: provider -> why its circuit is open. */
+  sharedDown: Record<string, string>;
+  /** Why the campaign is not sending; undefined while it may send. */
+  hold?: Hold;
+  /** The provider the last batch was sent through (undefined at the start, after an operator's order, or when none was left). */
+  lastProvider?: string;
+}
+
+/** How a batch failed, as the campaign classified the activity failure. */
+export type BatchFailure =
+  /** the provider refuses us, or its retry budget is spent: switch */
+  | 'provider'
+  /** the provider refused the message itself: hold with its words */
+  | 'message-refused'
+  /** the store, Temporal or a bug failed the batch after its retries: hold with the reason */
+  | 'store-or-bug'
+  /** the worker died or hung (heartbeat or start-to-close timeout): the same batch again, same provider */
+  | 'worker-timeout';
+
+export type FailoverEvent =
+  /** The campaign is about to send the batch from `atSeq`: on which provider (and did it move since the last batch)? */
+  | { type: 'batch-starting'; atSeq: number; at: string; /** record moves without a failure (shared health; not in runs recorded before it) */ recordMoves: boolean }
+  | { type: 'batch-succeeded'; provider: string }
+  | { type: 'batch-failed'; provider: string; failure: BatchFailure; reason: string; atSeq: number; at: string }
+  /** A failover drill treats `provider` as failed at the provider level from its forced recipient on. */
+  | { type: 'drill-forced'; provider: string; reason: string; atSeq: number; at: string }
+  /** A provider's shared circuit opened or closed; `failback` is the worker's policy for a recovered higher-priority provider. */
+  | { type: 'health-changed'; provider: string; circuit: 'open' | 'closed'; reason: string; failback: 'auto' | 'manual' }
+  /** The providers' shared circuits as the campaign found them when it (re)subscribed: provider -> why open. */
+  | { type: 'health-known'; down: Record<string, string> }
+  /** An operator set a new provider order (setProviders). */
+  | { type: 'operator-order'; providers: string[] }
+  | { type: 'pause'; reason?: string; at: string }
+  | { type: 'resume' }
+  /** A step other than a batch holds the campaign: checking it or watching shared health failed (store-or-bug), or rows wait for review. */
+  | { type: 'hold'; kind: 'store-or-bug' | 'review'; reason: string; at: string }
+  /** Held rows were released (releaseHeld). */
+  | { type: 'rows-released' };
+
+export interface Decision {
+  state: FailoverState;
+  /** A switch to append to the campaign's switch log. */
+  switch?: ProviderSwitch;
+  /** Raise the switch as a provider-switched event (not for a drill's forced switch, nor when none is left: that is a hold). */
+  announce?: { failback: boolean };
+  /** A hold that starts with this event (also in `state.hold`). */
+  hold?: Hold;
+  /** batch-starting: the provider to send the batch through (undefined: none is left, the campaign holds). */
+  provider?: string;
 }
 
 export function initialPlan(order: string[]): ProviderPlan {
   return { order: [...order], down: {} };
 }
 
-/**
- * The first provider in order that this campaign has not found down and, when shared health is
- * given (provider -> why its circuit is open), whose shared circuit is not open.
- */
+/** The first provider in order that this campaign has not found down and whose shared circuit is not open. */
 export function activeProvider(plan: ProviderPlan, sharedDown: Record<string, string> = {}): string | undefined {
   return plan.order.find((name) => plan.down[name] === undefined && sharedDown[name] === undefined);
-}
-
-export interface FailoverDecision {
-  plan: ProviderPlan;
-  /** The provider to continue on, or undefined when none is left (hold). */
-  next: string | undefined;
-}
-
-export function onProviderFailure(plan: ProviderPlan, failed: string, reason: string): FailoverDecision {
-  const next = { order: plan.order, down: { ...plan.down, [failed]: reason } };
-  return { plan: next, next: activeProvider(next) };
-}
-
-/** A new provider order from an operator: everything in it gets a fresh chance. */
-export function withOrder(order: string[]): ProviderPlan {
-  return initialPlan(order);
-}
-
-/** Resume after holding with no provider left: try the plan again from the top. */
-export function retryAll(plan: ProviderPlan): ProviderPlan {
-  return initialPlan(plan.order);
 }
 
 /** Problems with a proposed provider order (empty when valid). */
@@ -60,4 +95,122 @@ export function providerOrderProblems(order: unknown, known: string[]): string[]
     seen.add(String(name));
   });
   return problems;
+}
+
+/** What the event does to the campaign's providers and hold. Pure: `state` is not changed; parts left as they were keep their identity. */
+export function decide(state: FailoverState, event: FailoverEvent): Decision {
+  switch (event.type) {
+    case 'batch-starting':
+      return batchStarting(state, event.atSeq, event.at, event.recordMoves);
+    case 'batch-succeeded':
+      // The campaign stays where it is (its provider's shared health hears of it from the campaign).
+      return { state };
+    case 'batch-failed':
+      return batchFailed(state, event.provider, event.failure, event.reason, event.atSeq, event.at);
+    case 'drill-forced':
+      // A drill's failure goes the way a real one does, but is not raised as a provider switch (nor told to shared health).
+      return failOver(state, event.provider, event.reason, event.atSeq, event.at, false);
+    case 'health-changed':
+      return healthChanged(state, event.provider, event.circuit, event.reason, event.failback);
+    case 'health-known':
+      return { state: { ...state, sharedDown: { ...event.down } } };
+    case 'operator-order':
+      // Everything in the new order gets a fresh chance; an operator's order is not a switch (nothing recorded for it).
+      return {
+        state: { ...state, plan: initialPlan(event.providers), lastProvider: undefined, hold: state.hold?.kind === 'no-provider' ? undefined : state.hold },
+      };
+    case 'pause':
+      return holding(state, { kind: 'operator', reason: event.reason ?? 'paused by operator', since: event.at });
+    case 'resume': {
+      // With no provider left, try the order again from the top.
+      const plan = activeProvider(state.plan, state.sharedDown) === undefined ? initialPlan(state.plan.order) : state.plan;
+      return { state: { ...state, plan, hold: undefined } };
+    }
+    case 'hold':
+      return holding(state, { kind: event.kind, reason: event.reason, since: event.at });
+    case 'rows-released':
+      return state.hold?.kind === 'review' ? { state: { ...state, hold: undefined } } : { state };
+  }
+}
+
+function batchFailed(state: FailoverState, provider: string, failure: BatchFailure, reason: string, atSeq: number, at: string): Decision {
+  switch (failure) {
+    case 'provider':
+      return failOver(state, provider, reason, atSeq, at, true);
+    case 'message-refused':
+      // No other provider is likelier to take the message: hold with the provider's words.
+      return holding(state, { kind: 'message-refused', reason: `batch from recipient #${atSeq}: ${reason}`, since: at });
+    case 'store-or-bug':
+      // Not the provider's fault: hold rather than fail, so an operator can fix it and resume from the same batch.
+      return holding(state, { kind: 'store-or-bug', reason: `batch from recipient #${atSeq} failed: ${reason}`, since: at });
+    case 'worker-timeout':
+      // A crashed or hung worker is not the provider's fault: the same range again on the same provider.
+      return { state };
+  }
+}
+
+function holding(state: FailoverState, hold: Hold): Decision {
+  return { state: { ...state, hold }, hold };
+}
+
+/** Why each provider is down, here or by shared health (here wins). */
+function downReasons(state: FailoverState): string {
+  return Object.entries({ ...state.sharedDown, ...state.plan.down })
+    .map(([p, r]) => `${p}: ${r}`)
+    .join('; ');
+}
+
+function noProviderLeft(state: FailoverState, at: string): Hold {
+  return { kind: 'no-provider', reason: `no provider left: ${downReasons(state)}`, since: at };
+}
+
+/** `provider` failed at the provider level at `atSeq`: mark it down here and move on to the next, or hold with none left. */
+function failOver(state: FailoverState, provider: string, reason: string, atSeq: number, at: string, announce: boolean): Decision {
+  const plan = { order: state.plan.order, down: { ...state.plan.down, [provider]: reason } };
+  const next = activeProvider(plan, state.sharedDown);
+  const moved: FailoverState = { ...state, plan, lastProvider: next };
+  const sw: ProviderSwitch = { from: provider, to: next, reason, at, atSeq };
+  if (next === undefined) {
+    const hold = noProviderLeft(moved, at);
+    return { state: { ...moved, hold }, switch: sw, hold };
+  }
+  return { state: moved, switch: sw, ...(announce ? { announce: { failback: false } } : {}) };
+}
+
+function batchStarting(state: FailoverState, atSeq: number, at: string, recordMoves: boolean): Decision {
+  const provider = activeProvider(state.plan, state.sharedDown);
+  // Every provider is down (here or by shared health): hold until one comes back or an operator acts.
+  if (provider === undefined) return holding(state, noProviderLeft(state, at));
+  const last = state.lastProvider;
+  const next: FailoverState = last === provider ? state : { ...state, lastProvider: provider };
+  if (!recordMoves || last === undefined || provider === last) return { state: next, provider };
+  // Moved without a failure of its own: another campaign's failure (shared health), or failback.
+  const order = state.plan.order;
+  const failback = order.indexOf(provider) < order.indexOf(last) || !order.includes(last);
+  const why = state.sharedDown[last];
+  const reason = why !== undefined ? `shared health: ${why}` : failback ? `failback: ${provider} is healthy again` : `moved to ${provider}`;
+  return { state: next, provider, switch: { from: last, to: provider, reason, at, atSeq }, announce: { failback: why === undefined && failback } };
+}
+
+function healthChanged(state: FailoverState, provider: string, circuit: 'open' | 'closed', reason: string, failback: 'auto' | 'manual'): Decision {
+  const sharedDown = { ...state.sharedDown };
+  let plan = state.plan;
+  if (circuit === 'closed') {
+    const current = activeProvider(state.plan, state.sharedDown);
+    const order = state.plan.order;
+    delete sharedDown[provider];
+    const higher = current !== undefined && order.includes(provider) && order.indexOf(provider) < order.indexOf(current);
+    if (failback === 'manual' && higher) {
+      // Stay on the current provider until told (campaign providers / resume): keep the recovered one out.
+      plan = { ...plan, down: { ...plan.down, [provider]: `recovered (${reason}); failback is manual: set the provider order to go back` } };
+    } else if (plan.down[provider] !== undefined) {
+      const { [provider]: _gone, ...down } = plan.down;
+      plan = { ...plan, down };
+    }
+  } else {
+    sharedDown[provider] = reason;
+  }
+  // A campaign holding for want of a provider goes on by itself when one comes back (other holds wait for their own end).
+  const recovered = state.hold?.kind === 'no-provider' && activeProvider(plan, sharedDown) !== undefined;
+  return { state: { ...state, plan, sharedDown, hold: recovered ? undefined : state.hold } };
 }

@@ -78,13 +78,6 @@ export interface ProviderHealthInput {
   carried?: { state: ProviderHealthState; window: boolean[]; cooldownMs: number };
 }
 
-/** What the half-open probe found (the probe's address, if any, stays in the worker's config). */
-export interface ProbeResult {
-  ok: boolean;
-  /** "sent a probe message to the probe address", or the provider's error */
-  detail: string;
-}
-
 export const reportOutcomeSignal = wf.defineSignal<[OutcomeReport]>('reportOutcome');
 export const subscribeSignal = wf.defineSignal<[workflowId: string]>('subscribe');
 export const unsubscribeSignal = wf.defineSignal<[workflowId: string]>('unsubscribe');

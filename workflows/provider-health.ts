@@ -12,7 +12,7 @@
  * boundary, and the change is raised as an operational event (alerts, metrics).
  */
 import * as wf from '@temporalio/workflow';
-import type { CampaignActivities } from '../activities';
+import type { CampaignActivities } from '../activities/contracts';
 import type { OpsEvent } from '../src/ops-events';
 import {
   healthStateQuery,

@@ -25,7 +25,7 @@ import { compileTemplate } from '../template';
 import { ensureTemporalCli } from '../temporal-cli';
 import { workflowsPath } from '../worker';
 import { campaignSearchAttributes } from '../../workflows/search-attributes';
-import type { CampaignResult } from '../../workflows/campaign';
+import type { CampaignResult } from '../../workflows/campaign-api';
 
 const TEMPLATE = { subject: 'Hello {{first_name}}, your {{city}} news', text: 'Hi {{first_name}},\n\nHere is what changed in {{city}}.\n', html: '<p>Hi {{first_name}},</p><p>Here is what changed in <b>{{city}}</b>.</p>' };
 const FROM = 'Bench <bench@example.org>';

@@ -25,7 +25,7 @@ import { ProviderRegistry } from '../../src/providers/registry';
 import { openStore } from '../../src/store/open-store';
 import type { AudienceRow, CampaignTemplate, Store } from '../../src/store/types';
 import { createCampaignWorker } from '../../src/worker';
-import type { CampaignOptions } from '../../workflows/campaign';
+import type { CampaignOptions } from '../../workflows/campaign-api';
 import { TcpProxy } from './tcp-proxy';
 import { workflowBundle } from './temporal';
 

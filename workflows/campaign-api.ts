@@ -1,0 +1,190 @@
+/**
+ * The campaign workflow's public surface: its input and result types, signals, query, updates
+ * and patch ids. Definitions only (no workflow logic), importable from the workflow, activities,
+ * the client, the CLI and tests; the workflow itself is in ./campaign.ts.
+ */
+import * as wf from '@temporalio/workflow';
+
+export type CampaignStatus = 'starting' | 'running' | 'paused' | 'holding' | 'completed' | 'cancelled';
+
+/**
+ * Why a campaign is not sending. `operator`: paused by a person (status `paused`); every other
+ * kind is a hold (status `holding`), resumable once fixed:
+ * - `no-provider`: every provider is down (ends by itself when one recovers);
+ * - `message-refused`: the provider refused the message itself (its text says why);
+ * - `store-or-bug`: the store, Temporal or a bug failed a step after its retries;
+ * - `review`: recipients are held for review (outcome unknown): `mailover campaign held` / `release`.
+ */
+export type HoldKind = 'operator' | 'no-provider' | 'message-refused' | 'store-or-bug' | 'review';
+
+export interface CampaignHold {
+  kind: HoldKind;
+  reason: string;
+  /** workflow time, ISO 8601 */
+  since: string;
+}
+
+export interface ProviderSwitch {
+  from: string;
+  /** undefined when no provider was left and the campaign started holding */
+  to?: string;
+  reason: string;
+  /** workflow time, ISO 8601 */
+  at: string;
+  /** first seq of the batch that was moved */
+  atSeq: number;
+}
+
+export interface CampaignOptions {
+  /** Heartbeat timeout of a batch send: how fast a crashed worker's batch is retried. Default 20 s. */
+  heartbeatTimeoutMs?: number;
+  /** Attempts per batch on one provider before it counts as unavailable. Default 6. */
+  sendMaxAttempts?: number;
+  /** First retry delay for transient provider errors. Default 1 s. */
+  sendInitialIntervalMs?: number;
+  /** Longest retry delay. Default 30 s. */
+  sendMaxIntervalMs?: number;
+  /** Continue-as-new after this many batches (besides Temporal's own suggestion). Default 500. */
+  batchesPerRun?: number;
+  /** A recipient the provider answers "later" (4xx) is first retried after this. Default 5 minutes. */
+  deferralFirstRetryMs?: number;
+  /** Its retries double up to this. Default 1 hour. */
+  deferralMaxRetryMs?: number;
+  /** After this long since its first "later" it is rejected as a soft bounce with the last answer. Default 4 hours. */
+  deferralWindowMs?: number;
+}
+
+export interface CampaignInput {
+  campaignId: string;
+  /** Provider names in priority order. */
+  providers: string[];
+  batchSize: number;
+  options?: CampaignOptions;
+  /**
+   * Failover drills only: treat `provider` as down (provider-level failure with `reason`) from
+   * recipient `fromSeq` on, so the drill sees a real switch. Real campaigns never set it.
+   */
+  forcedDown?: { provider: string; fromSeq: number; reason: string };
+  /**
+   * Failover drills only: signal the parent workflow (the drill) when the campaign starts holding
+   * and when it ends (drillCampaignSignal in ./drill-api.ts), so the drill need not poll it.
+   */
+  notifyParent?: boolean;
+  /** State carried over continue-as-new; absent on the first run. */
+  carried?: CarriedState;
+}
+
+export interface CampaignCounts {
+  acceptedByProvider: Record<string, number>;
+  rejected: number;
+  suppressed: number;
+  /** rows found in flight after a crash (resent, settled from a look-up, or held) */
+  inFlightRecovered: number;
+  /** rows held for review (outcome unknown: in-flight policy `hold`, or a failed look-up) */
+  heldForReview: number;
+  /** rows waiting for their deferred retry (absent in state carried before deferrals) */
+  deferred?: number;
+}
+
+export interface CarriedState {
+  total: number;
+  maxSeq: number;
+  knownProviders: string[];
+  cursor: number;
+  counts: CampaignCounts;
+  plan: ProviderPlan;
+  switches: ProviderSwitch[];
+  paused: boolean;
+  pauseReason?: string;
+  /** What kind of hold `paused` is (absent in state carried before hold kinds: derived from the reason). */
+  holdKind?: HoldKind;
+  holdSince?: string;
+  runs: number;
+  /** When the next deferred row is due (epoch ms, workflow time). */
+  nextDeferredAt?: number;
+  /** Rows released from held to be sent again (behind the cursor: a sweep sends them). */
+  releasedPending?: number;
+  /** The operator resumed a review hold: complete with the held rows left held. */
+  reviewDone?: boolean;
+  /** Shared provider health: provider -> why its circuit is open (campaigns started before it have none). */
+  sharedDown?: Record<string, string>;
+  /** Whether to go back to a recovered higher-priority provider by itself (from the worker's health config). */
+  failback?: 'auto' | 'manual';
+  /** The provider the last batch was sent through. */
+  lastProvider?: string;
+}
+
+export interface CampaignProgress {
+  campaignId: string;
+  status: CampaignStatus;
+  total: number;
+  accepted: number;
+  acceptedByProvider: Record<string, number>;
+  rejected: number;
+  suppressed: number;
+  remaining: number;
+  inFlightRecovered: number;
+  heldForReview: number;
+  /** Recipients waiting for their deferred retry (the provider said "later" for them). */
+  deferred: number;
+  /** When the next deferred retry is due (ISO 8601). */
+  nextDeferredAt?: string;
+  paused: boolean;
+  pauseReason?: string;
+  /** Why it is not sending, when it is paused or holding. */
+  hold?: CampaignHold;
+  activeProvider?: string;
+  providers: string[];
+  providersDown: Record<string, string>;
+  /** Providers whose shared circuit is open (every campaign avoids them), with why. */
+  sharedDown: Record<string, string>;
+  switches: ProviderSwitch[];
+  /** last seq whose batch is settled */
+  cursor: number;
+  batchInFlight: boolean;
+  /** continue-as-new runs so far */
+  runs: number;
+}
+
+export type CampaignResult = Omit<CampaignProgress, 'batchInFlight' | 'paused' | 'pauseReason' | 'hold'>;
+
+export interface ReleaseHeldRequest {
+  /** resend: the campaign sends them again; mark-sent: settled as accepted (the operator knows they went out). */
+  action: 'resend' | 'mark-sent';
+  /** Only held rows in this seq range (inclusive); all of them when absent. */
+  fromSeq?: number;
+  toSeq?: number;
+  /** Who releases them (recorded on the rows). */
+  by: string;
+}
+
+export interface ReleaseHeldOutcome {
+  released: number;
+  /** The seqs released, as inclusive ranges. */
+  ranges: Array<[number, number]>;
+}
+
+/** A campaign's providers: names in priority order, and the ones it has found down, with why. */
+export interface ProviderPlan {
+  order: string[];
+  /** provider name -> reason it was found down during this campaign */
+  down: Record<string, string>;
+}
+
+/** Operator: finish the current batch, then send nothing until resumed (hold kind `operator`). */
+export const pauseSignal = wf.defineSignal<[reason?: string]>('pause');
+/** Operator: go on (after a no-provider hold, the order is retried from the top; after a review hold, finish). */
+export const resumeSignal = wf.defineSignal('resume');
+/** Operator: stop after the current batch; unsent rows stay pending. */
+export const cancelSignal = wf.defineSignal('cancel');
+export const progressQuery = wf.defineQuery<CampaignProgress>('progress');
+/** Operator: a new provider order (validated against the worker's providers); answered with the order in use. */
+export const setProvidersUpdate = wf.defineUpdate<string[], [string[]]>('setProviders');
+
+/** Releases rows held for review; answered once the ledger has them (and the counters moved). */
+export const releaseHeldUpdate = wf.defineUpdate<ReleaseHeldOutcome, [ReleaseHeldRequest]>('releaseHeld');
+
+/** Patch id of shared provider health, failback and operational events (histories recorded before it replay without). */
+export const SHARED_HEALTH_PATCH = 'shared-provider-health';
+/** Patch id of hold kinds (every hold but an operator's pause is `holding`), the HoldKind attribute, deferrals and review holds. */
+export const HOLD_KINDS_PATCH = 'hold-kinds';
