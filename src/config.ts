@@ -4,8 +4,8 @@
  * Secrets are only ever references to environment variables: `${MAILGUN_API_KEY}`.
  */
 import { readYamlFile } from './yaml-file';
-import { MAILGUN_MAX_RECIPIENTS_PER_CALL, MAILGUN_REGIONS, type MailgunProviderConfig } from './providers/mailgun';
-import type { SmtpProviderConfig } from './providers/smtp';
+import { MAILGUN_MAX_RECIPIENTS_PER_CALL, MAILGUN_REGIONS, type MailgunProviderConfig } from './providers/mailgun/provider';
+import type { SmtpProviderConfig } from './providers/smtp/provider';
 import { DEFAULT_HEALTH_SETTINGS, type HealthSettings } from '../workflows/provider-health-api';
 import { parseDrillSettings, type DrillSettings } from './drill-settings';
 import { OPS_EVENT_KINDS, type OpsEventKind } from './ops-events';

@@ -10,7 +10,7 @@ import { join } from 'path';
 import { parseCampaignDefinition } from '../src/campaign-definition';
 import { parseConfig } from '../src/config';
 import { ComplianceServer } from '../src/compliance/server';
-import { signMailgunWebhook } from '../src/compliance/mailgun-events';
+import { signMailgunWebhook } from '../src/providers/mailgun/webhooks';
 import { bounceAddress, bounceTokenMatches, parseBounceAddress, signUnsubscribeToken, verifyUnsubscribeToken } from '../src/compliance/tokens';
 import { listUnsubscribeHeaders } from '../src/compliance/unsubscribe';
 import { InvalidCampaignError } from '../src/errors';

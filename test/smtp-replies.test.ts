@@ -14,7 +14,7 @@ import {
   scrubAddresses,
   type ReplyAction,
   type SmtpPhase,
-} from '../src/providers/smtp-replies';
+} from '../src/providers/smtp/replies';
 
 const CORPUS = path.join(__dirname, '..', '..', 'test', 'fixtures', 'smtp-replies.json');
 const PHASES: SmtpPhase[] = ['connect', 'ehlo', 'starttls', 'auth', 'mail', 'rcpt', 'data', 'message'];

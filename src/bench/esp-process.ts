@@ -4,8 +4,8 @@
  *   → { cmd: 'stats' } / { cmd: 'failAfter', n } / { cmd: 'stop' }
  *   ← { ready: { port, url } } / { stats: { accepted, firstAcceptAt, failingSince } }
  */
-import { MailgunServer } from '../dev/mailgun-server';
-import { SmtpSink } from '../dev/smtp-sink';
+import { MailgunServer } from '../providers/mailgun/emulator';
+import { SmtpSink } from '../providers/smtp/emulator';
 
 type Msg = { cmd: 'stats' } | { cmd: 'failAfter'; n: number } | { cmd: 'stop' };
 

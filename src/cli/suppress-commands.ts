@@ -2,7 +2,7 @@
 import { normaliseAddress } from '../address';
 import { forEachCheckedChunk, scanAudienceFile } from '../audience';
 import { loadConfig, type MailgunProviderDefinition } from '../config';
-import { pullMailgunSuppressions, pushMailgunSuppressions } from '../compliance/suppression-sync';
+import { pullMailgunSuppressions, pushMailgunSuppressions } from '../providers/mailgun/suppressions';
 import { rejectedRowLines, table } from '../progress';
 import type { Command } from './command';
 import { configPath, type CliContext } from './context';

@@ -22,7 +22,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import type { Store } from '../store/types';
 import { escapeHtml } from '../template';
-import { mailgunDeliveryEvent, mailgunSignatureValid, parseMailgunWebhook, SUPPRESSING, suppressionReason, WebhookBodyError } from './mailgun-events';
+import { mailgunDeliveryEvent, mailgunSignatureValid, parseMailgunWebhook, SUPPRESSING, suppressionReason, WebhookBodyError } from '../providers/mailgun/webhooks';
 import type { UnsubscribeSettings, WebhookSettings } from './settings';
 import { applyUnsubscribe, UNSUBSCRIBE_PATH } from './unsubscribe';
 import { verifyUnsubscribeToken } from './tokens';

@@ -24,9 +24,9 @@ import { createCampaignWorker } from '../worker';
 import { startComplianceServices, type ComplianceServices } from '../compliance/services';
 import type { ComplianceSettings } from '../compliance/settings';
 import { campaignSearchAttributes } from '../../workflows/search-attributes';
-import { MailgunServer } from './mailgun-server';
+import { MailgunServer } from '../providers/mailgun/emulator';
 import { childProcesses, isTemporalDevServer, stopChildrenWithThisProcess } from './orphan-guard';
-import { SmtpSink } from './smtp-sink';
+import { SmtpSink } from '../providers/smtp/emulator';
 
 /** The dev Mailgun-compatible API's key: a fake, but written to the provider file as an environment reference like any secret. */
 export const DEV_MAILGUN_KEY = 'key-mailover-dev';

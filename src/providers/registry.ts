@@ -4,8 +4,8 @@
  */
 import type { ProviderDefinition, RateLimit } from '../config';
 import type { Provider } from './provider';
-import { MailgunProvider } from './mailgun';
-import { SmtpProvider } from './smtp';
+import { MailgunProvider } from './mailgun/provider';
+import { SmtpProvider } from './smtp/provider';
 
 export function createProvider(def: ProviderDefinition): Provider {
   switch (def.kind) {

@@ -18,9 +18,9 @@ import type { AlertTarget, HealthConfig, ProviderDefinition } from '../../src/co
 import type { DrillSettings } from '../../src/drill-settings';
 import type { MailoverMetrics } from '../../src/metrics/metrics';
 import type { BounceSettings, UnsubscribeSettings } from '../../src/compliance/settings';
-import { MailgunServer } from '../../src/dev/mailgun-server';
-import { SmtpSink } from '../../src/dev/smtp-sink';
-import type { MailgunProviderConfig } from '../../src/providers/mailgun';
+import { MailgunServer } from '../../src/providers/mailgun/emulator';
+import { SmtpSink } from '../../src/providers/smtp/emulator';
+import type { MailgunProviderConfig } from '../../src/providers/mailgun/provider';
 import { ProviderRegistry } from '../../src/providers/registry';
 import { openStore } from '../../src/store/open-store';
 import type { AudienceRow, CampaignTemplate, Store } from '../../src/store/types';

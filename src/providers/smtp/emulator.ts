@@ -38,7 +38,7 @@
  * socket, so `messages` is exactly what a client could have been told was accepted.
  */
 import { EventEmitter } from 'node:events';
-import { waitForEvents } from './wait-for-event';
+import { waitForEvents } from '../../dev/wait-for-event';
 import type net from 'node:net';
 import { SMTPServer } from 'smtp-server';
 import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';

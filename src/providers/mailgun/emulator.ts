@@ -90,7 +90,7 @@
  * acceptSlowlyNext (`pendingAcceptCount` counts those still waiting).
  */
 import { EventEmitter } from 'node:events';
-import { waitForEvents } from './wait-for-event';
+import { waitForEvents } from '../../dev/wait-for-event';
 import http from 'node:http';
 import type net from 'node:net';
 import { createHmac, randomBytes } from 'node:crypto';

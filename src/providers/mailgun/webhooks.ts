@@ -10,7 +10,7 @@
  *                     "user-variables": { "mailover-campaign": "spring", "mailover-seq": "41" } } }
  */
 import { createHmac, timingSafeEqual } from 'crypto';
-import type { DeliveryEventInput, DeliveryEventType } from '../store/types';
+import type { DeliveryEventInput, DeliveryEventType } from '../../store/types';
 
 export interface MailgunSignature {
   timestamp: string;
