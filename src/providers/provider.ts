@@ -32,7 +32,7 @@ export interface OutgoingMessage {
 /**
  * What the provider answered for one recipient. `signature` (the reply code and enhanced code,
  * e.g. '550 5.1.1') lets the engine see when most of a batch was refused alike: then it is the
- * provider refusing us, not each recipient (see alikeRefusal in ./smtp/replies).
+ * provider refusing us, not each recipient (see alikeRefusal in ./refusals).
  */
 export type SendResult =
   | { status: 'accepted'; providerMessageId: string }

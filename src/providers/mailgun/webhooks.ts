@@ -11,6 +11,9 @@
  */
 import { createHmac, timingSafeEqual } from 'crypto';
 import type { DeliveryEventInput, DeliveryEventType } from '../../store/types';
+import { WebhookBodyError, type ParsedWebhook } from '../provider-module';
+
+export { WebhookBodyError };
 
 export interface MailgunSignature {
   timestamp: string;
@@ -29,10 +32,6 @@ export function mailgunSignatureValid(signingKey: string, s: MailgunSignature): 
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-export class WebhookBodyError extends Error {
-  override readonly name = 'WebhookBodyError';
-}
 
 /** The signature block and the event data of a webhook body; throws WebhookBodyError naming what is wrong. */
 export function parseMailgunWebhook(body: unknown): { signature: MailgunSignature; eventData: Record<string, unknown> } {
@@ -95,6 +94,28 @@ export function mailgunDeliveryEvent(provider: string, e: Record<string, unknown
     ...(campaignId ? { campaignId } : {}),
     ...(campaignId && Number.isSafeInteger(seq) && seq > 0 ? { seq } : {}),
     reason: reasonOf(e),
+  };
+}
+
+/**
+ * One webhook request (WebhookSupport.parse): the JSON body read, its signature checked with the
+ * signing key. A body that is not JSON, or lacks the signature block or the event data, is a
+ * WebhookBodyError.
+ */
+export function parseMailgunWebhookRequest(body: Buffer, signingKey: string): ParsedWebhook {
+  let json: unknown;
+  try {
+    json = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new WebhookBodyError('expected a JSON body');
+  }
+  const { signature, eventData } = parseMailgunWebhook(json);
+  return {
+    signatureValid: mailgunSignatureValid(signingKey, signature),
+    signedAtSeconds: Number(signature.timestamp),
+    token: signature.token,
+    eventName: eventData.event,
+    event: (provider) => mailgunDeliveryEvent(provider, eventData),
   };
 }
 

@@ -33,7 +33,8 @@ import {
 } from '../../errors';
 import { buildMime, type RawMessage } from '../mime-message';
 import type { OutgoingMessage, Provider, SendResult } from '../provider';
-import { classifySmtpReply, parseSmtpReply, scrubAddresses, type SmtpPhase } from './replies';
+import { scrubAddresses } from '../refusals';
+import { classifySmtpReply, parseSmtpReply, type SmtpPhase } from './replies';
 import { MessageWithdrawnError, phaseOfCommand, SmtpSession, SmtpSessionPool, SmtpStepError, type SmtpStepFailure } from './session';
 
 export interface SmtpProviderConfig {
