@@ -1,7 +1,8 @@
 /** `mailover suppress ...`: the one suppression list every provider sends by. */
 import { normaliseAddress } from '../address';
 import { forEachCheckedChunk, scanAudienceFile } from '../audience';
-import { loadConfig, type MailgunProviderDefinition } from '../config';
+import { loadConfig } from '../config';
+import type { MailgunProviderDefinition } from '../providers/mailgun';
 import { pullMailgunSuppressions, pushMailgunSuppressions } from '../providers/mailgun/suppressions';
 import { rejectedRowLines, table } from '../progress';
 import type { Command } from './command';

@@ -6,7 +6,7 @@
  */
 import type { RateLimit } from '../../config';
 import type { ProviderModule } from '../provider-module';
-import { MailgunServer } from './emulator';
+import type { MailgunServer } from './emulator';
 import { MAILGUN_MAX_RECIPIENTS_PER_CALL, MAILGUN_REGIONS, MailgunProvider, type MailgunProviderConfig } from './provider';
 import { pullMailgunSuppressions, pushMailgunSuppressions } from './suppressions';
 import { parseMailgunWebhookRequest } from './webhooks';
@@ -80,7 +80,8 @@ export const mailgunModule: ProviderModule<MailgunProviderDefinition, MailgunSer
 
   emulator: {
     description: 'a Mailgun-compatible API',
-    start: (opts) => MailgunServer.start({ name: opts.name, port: opts.port, apiKey: opts.credentials?.pass ?? EMULATOR_API_KEY }),
+    // Loaded only when started: a worker or the CLI never loads the emulator.
+    start: async (opts) => (await import('./emulator')).MailgunServer.start({ name: opts.name, port: opts.port, apiKey: opts.credentials?.pass ?? EMULATOR_API_KEY }),
     config: (server, opts = {}) => ({
       kind: 'mailgun',
       name: server.name,

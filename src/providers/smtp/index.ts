@@ -6,7 +6,7 @@
  */
 import type { RateLimit } from '../../config';
 import type { ProviderModule } from '../provider-module';
-import { SmtpSink } from './emulator';
+import type { SmtpSink } from './emulator';
 import { SmtpProvider, type SmtpProviderConfig } from './provider';
 
 export interface SmtpProviderDefinition extends SmtpProviderConfig {
@@ -38,7 +38,8 @@ export const smtpModule: ProviderModule<SmtpProviderDefinition, SmtpSink> = {
 
   emulator: {
     description: 'an SMTP inbox',
-    start: (opts) => SmtpSink.start({ name: opts.name, port: opts.port, auth: opts.credentials }),
+    // Loaded only when started: a worker or the CLI never loads the emulator.
+    start: async (opts) => (await import('./emulator')).SmtpSink.start({ name: opts.name, port: opts.port, auth: opts.credentials }),
     config: (sink) => ({
       kind: 'smtp',
       name: sink.name,
