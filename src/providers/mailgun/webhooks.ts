@@ -118,11 +118,3 @@ export function parseMailgunWebhookRequest(body: Buffer, signingKey: string): Pa
     event: (provider) => mailgunDeliveryEvent(provider, eventData),
   };
 }
-
-/** Event types that put the address on the suppression list at once. */
-export const SUPPRESSING: ReadonlySet<DeliveryEventType> = new Set(['failed-permanent', 'complained', 'unsubscribed']);
-
-export function suppressionReason(e: DeliveryEventInput): string {
-  const what = e.type === 'failed-permanent' ? 'hard bounce' : e.type === 'complained' ? 'complaint' : 'unsubscribed';
-  return `${what} (${e.provider}): ${e.reason}`.slice(0, 500);
-}
