@@ -28,7 +28,7 @@ export function providerWebhooks(config: { providers: readonly ProviderDefinitio
 }
 
 export async function startComplianceServices(
-  config: Pick<MailoverConfig, 'providers' | 'compliance'>,
+  config: Pick<MailoverConfig, 'compliance'> & { providers: readonly ProviderDefinitionBase[] },
   store: Store,
   ports: { http?: number; bounces?: number } = {},
 ): Promise<ComplianceServices> {
