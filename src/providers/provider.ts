@@ -1,6 +1,6 @@
 /**
- * The one small interface every ESP adapter implements (like a nodemailer transport).
- * Adding an ESP means one file implementing this, plus its entry in ./registry.ts.
+ * The one small interface every ESP adapter implements (like a nodemailer transport): the
+ * `create` of its kind's ProviderModule (./provider-module.ts) makes one per configured provider.
  */
 import type { ClassifiedError } from '../errors';
 
