@@ -6,7 +6,7 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { InvalidCampaignError, InvalidMessageError, ProviderUnavailableError, TransientProviderError } from '../src/errors';
-import { scrubAddresses } from '../src/providers/smtp-replies';
+import { scrubAddresses } from '../src/providers/refusals';
 import { ERROR_TYPES } from './contracts';
 
 export function toApplicationFailure(err: unknown): unknown {

@@ -18,7 +18,7 @@
 import { randomUUID } from 'crypto';
 import { ProviderUnavailableError, TransientProviderError } from '../src/errors';
 import type { OutgoingMessage, SendResult } from '../src/providers/provider';
-import { alikeRefusal } from '../src/providers/smtp-replies';
+import { alikeRefusal } from '../src/providers/refusals';
 import type { ClaimResult, RecipientRow } from '../src/store/types';
 import { TemplateError } from '../src/template';
 import { unsubscribeLinks } from '../src/compliance/unsubscribe';

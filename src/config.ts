@@ -4,8 +4,8 @@
  * Secrets are only ever references to environment variables: `${MAILGUN_API_KEY}`.
  */
 import { readYamlFile } from './yaml-file';
-import { MAILGUN_MAX_RECIPIENTS_PER_CALL, MAILGUN_REGIONS, type MailgunProviderConfig } from './providers/mailgun';
-import type { SmtpProviderConfig } from './providers/smtp';
+import { findProviderModule, providerKinds, secretFields, type ProviderDefinition } from './providers/modules';
+import { fieldAt } from './providers/provider-module';
 import { DEFAULT_HEALTH_SETTINGS, type HealthSettings } from '../workflows/provider-health-api';
 import { parseDrillSettings, type DrillSettings } from './drill-settings';
 import { OPS_EVENT_KINDS, type OpsEventKind } from './ops-events';
@@ -21,20 +21,8 @@ export interface RateLimit {
   perWindow?: { max: number; windowMs: number };
 }
 
-interface ProviderCommon {
-  rateLimit?: RateLimit;
-}
-
-export interface SmtpProviderDefinition extends SmtpProviderConfig, ProviderCommon {
-  kind: 'smtp';
-}
-
-export interface MailgunProviderDefinition extends MailgunProviderConfig, ProviderCommon {
-  kind: 'mailgun';
-}
-
-export type ProviderDefinition = SmtpProviderDefinition | MailgunProviderDefinition;
-export const PROVIDER_KINDS = ['smtp', 'mailgun'] as const;
+/** A provider's definition; its kind's module (src/providers/modules.ts) checks its own settings. */
+export type { ProviderDefinition };
 
 export const ALERT_KINDS = ['slack', 'webhook'] as const;
 export type AlertKind = (typeof ALERT_KINDS)[number];
@@ -119,9 +107,9 @@ function validateProvider(raw: unknown, path: string, problems: string[]): Provi
     problems.push(`${path}.name: expected a provider name (letters, digits, _ . -), got ${JSON.stringify(name)}`);
   }
   if (raw.rateLimit !== undefined) validateRateLimit(raw.rateLimit, `${path}.rateLimit`, problems);
-  if (raw.kind === 'smtp') return validateSmtp(raw, path, problems);
-  if (raw.kind === 'mailgun') return validateMailgun(raw, path, problems);
-  problems.push(`${path}.kind: expected one of ${PROVIDER_KINDS.join(', ')}, got ${JSON.stringify(raw.kind)}`);
+  const module = findProviderModule(raw.kind);
+  if (module) return module.parseConfig(raw, path, problems) as ProviderDefinition;
+  problems.push(`${path}.kind: expected one of ${providerKinds().join(', ')}, got ${JSON.stringify(raw.kind)}`);
   return undefined;
 }
 
@@ -185,47 +173,6 @@ function validateHealth(raw: unknown, problems: string[]): HealthConfig {
   return out;
 }
 
-function validateSmtp(raw: Record<string, unknown>, path: string, problems: string[]): SmtpProviderDefinition {
-  if (typeof raw.host !== 'string' || raw.host === '') problems.push(`${path}.host: expected a host name`);
-  const port = Number(raw.port);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) problems.push(`${path}.port: expected a port 1-65535, got ${JSON.stringify(raw.port)}`);
-  if (raw.auth !== undefined) {
-    if (!isObject(raw.auth) || typeof raw.auth.user !== 'string' || typeof raw.auth.pass !== 'string') {
-      problems.push(`${path}.auth: expected { user, pass }`);
-    }
-  }
-  return { ...(raw as unknown as SmtpProviderDefinition), port };
-}
-
-function validateMailgun(raw: Record<string, unknown>, path: string, problems: string[]): MailgunProviderDefinition {
-  if (typeof raw.domain !== 'string' || !/^[A-Za-z0-9.-]+\.[A-Za-z]{2,}$/.test(raw.domain)) problems.push(`${path}.domain: expected the sending domain (e.g. mg.example.org), got ${JSON.stringify(raw.domain)}`);
-  if (typeof raw.apiKey !== 'string' || raw.apiKey === '') problems.push(`${path}.apiKey: expected the API key, as a reference to an environment variable: apiKey: "\${MAILGUN_API_KEY}"`);
-  if (raw.region !== undefined && !(typeof raw.region === 'string' && raw.region in MAILGUN_REGIONS)) problems.push(`${path}.region: expected us or eu, got ${JSON.stringify(raw.region)}`);
-  if (raw.url !== undefined && (typeof raw.url !== 'string' || !/^https?:\/\//.test(raw.url))) problems.push(`${path}.url: expected an http(s) URL, got ${JSON.stringify(raw.url)}`);
-  const intField = (key: string, min: number, max: number) => {
-    if (raw[key] === undefined) return;
-    const v = raw[key];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) problems.push(`${path}.${key}: expected a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`);
-  };
-  intField('callSize', 1, MAILGUN_MAX_RECIPIENTS_PER_CALL);
-  intField('concurrency', 1, 32);
-  intField('timeoutMs', 100, 600_000);
-  intField('lookupSettleMs', 0, 3_600_000);
-  if (raw.webhookSigningKey !== undefined && (typeof raw.webhookSigningKey !== 'string' || raw.webhookSigningKey.length < 8)) {
-    problems.push(`${path}.webhookSigningKey: expected Mailgun's HTTP webhook signing key, as an environment reference: webhookSigningKey: "\${MAILGUN_WEBHOOK_SIGNING_KEY}"`);
-  }
-  return raw as unknown as MailgunProviderDefinition;
-}
-
-/** Fields that hold secrets: in the file they must be environment references, never the secret itself. */
-const SECRET_FIELDS: Array<[string, (p: Record<string, unknown>) => unknown]> = [
-  ['apiKey', (p) => p.apiKey],
-  ['auth.pass', (p) => (isObject(p.auth) ? p.auth.pass : undefined)],
-  ['webhookSigningKey', (p) => p.webhookSigningKey],
-];
-
-const SECRET_ENV_SUFFIX: Record<string, string> = { apiKey: 'API_KEY', 'auth.pass': 'PASSWORD', webhookSigningKey: 'WEBHOOK_SIGNING_KEY' };
-
 function literalSecrets(source: unknown): string[] {
   if (!isObject(source)) return [];
   const problems: string[] = [];
@@ -240,12 +187,15 @@ function literalSecrets(source: unknown): string[] {
     });
   }
   if (!Array.isArray(source.providers)) return problems;
+  // Fields that hold secrets (any module's, whatever the kind): in the file they must be
+  // environment references, never the secret itself.
+  const secrets = secretFields();
   source.providers.forEach((p, i) => {
     if (!isObject(p)) return;
-    for (const [field, get] of SECRET_FIELDS) {
-      const v = get(p);
+    for (const { path: field, envSuffix } of secrets) {
+      const v = fieldAt(p, field);
       if (typeof v === 'string' && v !== '' && !ENV_REF.test(v)) {
-        problems.push(`providers[${i}].${field}: write secrets as environment references (${field}: "\${${String(p.name ?? 'PROVIDER').toUpperCase().replace(/[^A-Z0-9]+/g, '_')}_${SECRET_ENV_SUFFIX[field]}}"), not in the file`);
+        problems.push(`providers[${i}].${field}: write secrets as environment references (${field}: "\${${String(p.name ?? 'PROVIDER').toUpperCase().replace(/[^A-Z0-9]+/g, '_')}_${envSuffix}}"), not in the file`);
       }
       ENV_REF.lastIndex = 0;
     }

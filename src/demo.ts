@@ -7,7 +7,10 @@
 import { join, resolve } from 'path';
 import { loadCampaignDefinition } from './campaign-definition';
 import { campaignProgress } from './client';
-import { startDevStack } from './dev/stack';
+import { DEV_ESPS } from './dev/dev-esps';
+import { startDevStack, type DevEsp } from './dev/stack';
+import { providerModule } from './providers/modules';
+import type { EspEmulator } from './providers/provider-module';
 import { launchCampaign } from './launch';
 import { progressBar, summaryTable, switchesTable } from './progress';
 import { describeStore } from './store/open-store';
@@ -20,8 +23,19 @@ const PRIMARY_FAILS_AFTER = 120;
 
 const say = (line = '') => process.stdout.write(line + '\n');
 
+/** An emulator control the demo needs; an error naming the provider when its kind's emulator lacks it. */
+function control<K extends keyof EspEmulator>(esp: DevEsp, key: K): NonNullable<EspEmulator[K]> {
+  const f = esp.emulator[key];
+  if (typeof f !== 'function') throw new Error(`the demo needs ${esp.name}'s emulator (${esp.module.title}) to offer ${String(key)}`);
+  return f.bind(esp.emulator) as NonNullable<EspEmulator[K]>;
+}
+
 async function main(): Promise<void> {
-  say('mailover demo: a campaign of 300 made-up recipients, an SMTP relay that goes down part-way, and Mailgun as the backup');
+  // The sample campaign sends through its first provider, the second being the backup.
+  const sample = loadCampaignDefinition(join(ROOT, 'samples', 'campaign.yaml'), DEV_ESPS.map((p) => p.name));
+  const titleOf = (name: string) => providerModule(DEV_ESPS.find((p) => p.name === name)!.kind).title;
+  const [primaryName, backupName] = sample.providers;
+  say(`mailover demo: a campaign of 300 made-up recipients through ${primaryName} (${titleOf(primaryName)}), which goes down part-way, with ${backupName} (${titleOf(backupName)}) as the backup`);
   const stack = await startDevStack({
     dataDir: process.env.MAILOVER_DATA_DIR ?? join(ROOT, 'data'),
     port: Number(process.env.MAILOVER_TEMPORAL_PORT ?? 7233),
@@ -29,14 +43,16 @@ async function main(): Promise<void> {
     taskQueue: 'mailover-demo',
     log: (l) => say(l),
   });
-  const { env, store, providers, primary, mailgun, taskQueue } = stack;
+  const { env, store, providers, taskQueue } = stack;
   try {
-    say(`providers: smtp-primary on 127.0.0.1:${primary.port}, mailgun API at ${mailgun.url}; store ${describeStore(store)}`);
-    primary.setAcceptDelay(10);
-    mailgun.setLatency(40);
-    primary.rejectRecipients(BOUNCES, 550, '5.1.1 mailbox unavailable');
+    const primary = stack.esp(primaryName);
+    const backup = stack.esp(backupName);
+    say(`providers: ${primary.name} at ${primary.emulator.endpoint}, ${backup.name} at ${backup.emulator.endpoint}; store ${describeStore(store)}`);
+    control(primary, 'setLatency')(10);
+    control(backup, 'setLatency')(40);
+    control(primary, 'bounceRecipients')(BOUNCES);
     for (const a of UNSUBSCRIBED) await store.addSuppression(a, 'unsubscribed', 'demo');
-    primary.failAfter(PRIMARY_FAILS_AFTER, 'refuse');
+    await control(primary, 'goDownAfter')(PRIMARY_FAILS_AFTER);
 
     const base = loadCampaignDefinition(join(ROOT, 'samples', 'campaign.yaml'), providers.names());
     const definition = { ...base, id: `${base.id}-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-')}` };
@@ -84,14 +100,14 @@ async function main(): Promise<void> {
     say(summaryTable(result));
     say(switchesTable(result));
     say();
-    await complianceTour(stack);
+    await complianceTour(stack, primary, backup);
     say();
     say('Where to look in the Temporal Web UI:');
     say(`  ${url}`);
-    say('  - History: every batch is named by its summary ("batch 5: recipients #101–125 via smtp-primary"); the failed one is red, then the same batch on mailgun');
+    say(`  - History: every batch is named by its summary ("batch 5: recipients #101–125 via ${primaryName}"); the failed one is red, then the same batch on ${backupName}`);
     say('  - User Metadata: the campaign summary, and its current details (counts per provider, every switch in words)');
     say('  - Queries → "progress": live counts, active provider, the switch log');
-    say(`  - Workflows list, filter: CampaignStatus = "completed" AND ActiveProvider = "mailgun"`);
+    say(`  - Workflows list, filter: CampaignStatus = "completed" AND ActiveProvider = "${backupName}"`);
     say(`Prometheus metrics of the worker (messages by provider and outcome, the switch): ${stack.metricsUrl}`);
     if (process.stdin.isTTY && !process.env.CI) {
       say();
@@ -103,22 +119,22 @@ async function main(): Promise<void> {
   }
 }
 
-/** What happens after the send: a complaint through Mailgun's signed webhook, and a one-click unsubscribe. */
-async function complianceTour({ store, primary, mailgun }: Awaited<ReturnType<typeof startDevStack>>): Promise<void> {
+/** What happens after the send: a one-click unsubscribe, and a complaint through the backup's signed webhook (when its kind has webhooks). */
+async function complianceTour({ store }: Awaited<ReturnType<typeof startDevStack>>, primary: DevEsp, backup: DevEsp): Promise<void> {
   say('Compliance (docs/compliance.md):');
-  const first = primary.messages[0];
+  const first = primary.emulator.received()[0];
   if (first) {
     say(`  every message carried List-Unsubscribe (one-click) and a signed per-recipient Return-Path, e.g. ${first.from}`);
     const url = /<(https?:[^>]+)>/.exec(first.headers['list-unsubscribe'] ?? '')?.[1];
     if (url) {
       const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'List-Unsubscribe=One-Click' });
-      say(`  ${first.to[0]} pressed "Unsubscribe" in their mail client (RFC 8058 one-click POST): ${res.status} ${await res.text()}; suppressed: ${(await store.isSuppressed(first.to[0])) ? 'yes' : 'no'}`);
+      say(`  ${first.to} pressed "Unsubscribe" in their mail client (RFC 8058 one-click POST): ${res.status} ${await res.text()}; suppressed: ${(await store.isSuppressed(first.to)) ? 'yes' : 'no'}`);
     }
   }
-  const viaMailgun = mailgun.messages[0];
-  if (viaMailgun) {
-    const { webhookStatus } = await mailgun.simulateEvent(viaMailgun.to, 'complained');
-    say(`  Mailgun reported a spam complaint from ${viaMailgun.to} by signed webhook (${webhookStatus}); suppressed on every provider: ${(await store.isSuppressed(viaMailgun.to)) ? 'yes' : 'no'}`);
+  const viaBackup = backup.emulator.received()[0];
+  if (viaBackup && backup.webhookUrl && backup.emulator.reportComplaint) {
+    const { webhookStatus } = await backup.emulator.reportComplaint(viaBackup.to);
+    say(`  ${backup.module.title} reported a spam complaint from ${viaBackup.to} by signed webhook (${webhookStatus}); suppressed on every provider: ${(await store.isSuppressed(viaBackup.to)) ? 'yes' : 'no'}`);
   }
 }
 

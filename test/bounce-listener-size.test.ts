@@ -190,7 +190,7 @@ describe('bounce listener: message size limit (raw SMTP client, SQLite store, no
         },
       },
       store,
-      { http: 0, smtp: 0 },
+      { http: 0, bounces: 0 },
     );
     listener = services.bounces!;
   });

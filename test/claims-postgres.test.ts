@@ -6,7 +6,7 @@
 import { strict as assert } from 'assert';
 import { sql } from 'kysely';
 import { createActivities } from '../activities';
-import { SmtpSink } from '../src/dev/smtp-sink';
+import { SmtpSink } from '../src/providers/smtp/emulator';
 import { ProviderRegistry } from '../src/providers/registry';
 import type { KyselyStore } from '../src/store/kysely-store';
 import { openStore } from '../src/store/open-store';

@@ -9,7 +9,7 @@ import { connect } from 'net';
 import { join } from 'path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { parse, stringify } from 'yaml';
-import { signMailgunWebhook } from '../src/compliance/mailgun-events';
+import { signMailgunWebhook } from '../src/providers/mailgun/webhooks';
 import { signUnsubscribeToken } from '../src/compliance/tokens';
 import { childProcesses, isTemporalDevServer } from '../src/dev/orphan-guard';
 import { Harness, POSTAL_ADDRESS, TEMPLATE, TEST_UNSUBSCRIBE_KEY, TEST_WEBHOOK_KEY, uniqueId } from './support/harness';

@@ -13,7 +13,7 @@ import { campaignProgress, pauseCampaign, resumeCampaign } from '../src/client';
 import { BounceListener } from '../src/compliance/bounce-listener';
 import type { BounceSettings } from '../src/compliance/settings';
 import { startComplianceServices, type ComplianceServices } from '../src/compliance/services';
-import { pullMailgunSuppressions, pushMailgunSuppressions } from '../src/compliance/suppression-sync';
+import { pullMailgunSuppressions, pushMailgunSuppressions } from '../src/providers/mailgun/suppressions';
 import { bounceTokenMatches, parseBounceAddress, verifyUnsubscribeToken } from '../src/compliance/tokens';
 import { applyUnsubscribe } from '../src/compliance/unsubscribe';
 import type { ProviderDefinition } from '../src/config';

@@ -10,7 +10,8 @@ import { join } from 'path';
 import { parseCampaignDefinition } from '../src/campaign-definition';
 import { parseConfig } from '../src/config';
 import { ComplianceServer } from '../src/compliance/server';
-import { signMailgunWebhook } from '../src/compliance/mailgun-events';
+import { mailgunModule } from '../src/providers/mailgun';
+import { signMailgunWebhook } from '../src/providers/mailgun/webhooks';
 import { bounceAddress, bounceTokenMatches, parseBounceAddress, signUnsubscribeToken, verifyUnsubscribeToken } from '../src/compliance/tokens';
 import { listUnsubscribeHeaders } from '../src/compliance/unsubscribe';
 import { InvalidCampaignError } from '../src/errors';
@@ -176,7 +177,7 @@ describe('compliance HTTP server (real HTTP, SQLite store)', function () {
       store,
       webhooks: { host: '127.0.0.1', port: 0, maxAgeSeconds: WINDOW, maxBodyBytes: 4096 },
       unsubscribe: { baseUrl: 'http://unused.example', signingKey: KEY, scope: 'all' },
-      mailgunSigningKeys: new Map([['mailgun', TEST_WEBHOOK_KEY]]),
+      providerWebhooks: new Map([['mailgun', { signingKey: TEST_WEBHOOK_KEY, webhooks: mailgunModule.webhooks! }]]),
     });
   });
   after(async () => {

@@ -88,7 +88,7 @@ describe('docker-compose.yml (parsed)', () => {
     assert.equal(await probe('worker', metrics.port, 9464), 1, 'nothing listening');
     const dir = mkdtempSync(join(tmpdir(), 'mailover-compose-'));
     const store = await openStore({ databaseUrl: '', sqlitePath: join(dir, 'db.sqlite') });
-    const webhooks = await ComplianceServer.start({ store, webhooks: { ...cfg.compliance.webhooks, host: '127.0.0.1' }, unsubscribe: cfg.compliance.unsubscribe, mailgunSigningKeys: new Map(), port: 0 });
+    const webhooks = await ComplianceServer.start({ store, webhooks: { ...cfg.compliance.webhooks, host: '127.0.0.1' }, unsubscribe: cfg.compliance.unsubscribe, providerWebhooks: new Map(), port: 0 });
     try {
       assert.equal(cfg.compliance.webhooks.port, 8025);
       assert.equal(await probe('webhooks', webhooks.port, 8025), 0);

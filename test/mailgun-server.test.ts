@@ -5,7 +5,7 @@
  */
 import { strict as assert } from 'assert';
 import Mailgun from 'mailgun.js';
-import { MailgunServer, type MailgunMessage } from '../src/dev/mailgun-server';
+import { MailgunServer, type MailgunMessage } from '../src/providers/mailgun/emulator';
 
 const API_KEY = 'key-test-0123456789';
 const DOMAIN = 'mg.example.com';

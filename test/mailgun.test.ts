@@ -6,7 +6,7 @@
 import { strict as assert } from 'assert';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { campaignProgress, releaseHeldRows, resumeCampaign } from '../src/client';
-import { MailgunProvider, multipartBody, parseRetryAfter } from '../src/providers/mailgun';
+import { MailgunProvider, multipartBody, parseRetryAfter } from '../src/providers/mailgun/provider';
 import { unsubscribeUrl } from '../src/compliance/unsubscribe';
 import { assertExactlyOnce, audience, Harness, POSTAL_ADDRESS, uniqueId } from './support/harness';
 import { maybeRecordHistory } from './support/histories';

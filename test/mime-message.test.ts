@@ -6,10 +6,10 @@
  * a real SmtpSink over TCP, and on the built bytes (line lengths, CRLF, ASCII only).
  */
 import { strict as assert } from 'assert';
-import { SmtpSink, parseMessage, type SinkMessage } from '../src/dev/smtp-sink';
+import { SmtpSink, parseMessage, type SinkMessage } from '../src/providers/smtp/emulator';
 import { buildMime } from '../src/providers/mime-message';
 import type { OutgoingMessage, SendResult } from '../src/providers/provider';
-import { SmtpProvider } from '../src/providers/smtp';
+import { SmtpProvider } from '../src/providers/smtp/provider';
 
 let sink: SmtpSink;
 let provider: SmtpProvider;

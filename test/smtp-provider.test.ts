@@ -4,8 +4,8 @@
  * accepted) and the concurrency bound. Also the sink's own message parsing.
  */
 import { strict as assert } from 'assert';
-import { SmtpSink, parseMessage } from '../src/dev/smtp-sink';
-import { SmtpProvider, type SmtpProviderConfig } from '../src/providers/smtp';
+import { SmtpSink, parseMessage } from '../src/providers/smtp/emulator';
+import { SmtpProvider, type SmtpProviderConfig } from '../src/providers/smtp/provider';
 import type { OutgoingMessage, SendResult } from '../src/providers/provider';
 import { ProviderUnavailableError, RecipientDeferredError, RecipientPermanentError, TransientProviderError } from '../src/errors';
 

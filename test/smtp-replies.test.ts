@@ -1,5 +1,5 @@
 /**
- * SMTP replies classified by phase and enhanced status code (src/providers/smtp-replies.ts):
+ * SMTP replies classified by phase and enhanced status code (src/providers/smtp/replies.ts):
  * the rules one by one, then the corpus of real replies published by real mail systems
  * (test/fixtures/smtp-replies.json, each with where it was published), then the parser,
  * the batch-alike rule and the address scrubber.
@@ -7,14 +7,8 @@
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import {
-  alikeRefusal,
-  classifySmtpReply,
-  parseSmtpReply,
-  scrubAddresses,
-  type ReplyAction,
-  type SmtpPhase,
-} from '../src/providers/smtp-replies';
+import { alikeRefusal, scrubAddresses } from '../src/providers/refusals';
+import { classifySmtpReply, parseSmtpReply, type ReplyAction, type SmtpPhase } from '../src/providers/smtp/replies';
 
 const CORPUS = path.join(__dirname, '..', '..', 'test', 'fixtures', 'smtp-replies.json');
 const PHASES: SmtpPhase[] = ['connect', 'ehlo', 'starttls', 'auth', 'mail', 'rcpt', 'data', 'message'];

@@ -1,7 +1,7 @@
 /** Merge templates: fields, escaping, and merge values that try to break out of their place. */
 import { strict as assert } from 'assert';
-import { SmtpSink } from '../src/dev/smtp-sink';
-import { SmtpProvider } from '../src/providers/smtp';
+import { SmtpSink } from '../src/providers/smtp/emulator';
+import { SmtpProvider } from '../src/providers/smtp/provider';
 import { compileTemplate, templateProblems } from '../src/template';
 
 describe('templates', () => {

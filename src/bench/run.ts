@@ -17,7 +17,8 @@ import nodemailer from 'nodemailer';
 import { stringify } from 'yaml';
 import { startCampaign } from '../client';
 import { dataConverterFromEnv } from '../codec/data-converter';
-import type { ProviderDefinition } from '../config';
+import { withSecretsAsEnvReferences } from '../providers/modules';
+import type { ProviderDefinitionBase } from '../providers/provider-module';
 import { table } from '../progress';
 import { openStore } from '../store/open-store';
 import type { AudienceRow, Store } from '../store/types';
@@ -31,21 +32,24 @@ const TEMPLATE = { subject: 'Hello {{first_name}}, your {{city}} news', text: 'H
 const FROM = 'Bench <bench@example.org>';
 const POOL = 5;
 const BATCH = 1000;
-const MAILGUN_KEY = 'key-bench';
 
 interface Esp {
   child: ChildProcess;
   port: number;
   url: string;
+  /** The provider definition that sends through it (fake secrets as values). */
+  config: ProviderDefinitionBase;
   stats(): Promise<{ accepted: number; firstAcceptAt?: number; failingSince?: number }>;
   send(msg: object): void;
   stop(): Promise<void>;
 }
 
-async function startEsp(kind: 'smtp' | 'mailgun', name: string): Promise<Esp> {
-  const child = fork(join(__dirname, 'esp-process.js'), [kind, name, MAILGUN_KEY], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const ready = await new Promise<{ port: number; url: string }>((res, rej) => {
-    child.once('message', (m: { ready?: { port: number; url: string } }) => (m.ready ? res(m.ready) : rej(new Error('unexpected message'))));
+/** The emulator of a provider kind in a process of its own (./esp-process.ts). */
+async function startEsp(kind: string, name: string): Promise<Esp> {
+  type Ready = { port: number; url: string; config: ProviderDefinitionBase };
+  const child = fork(join(__dirname, 'esp-process.js'), [kind, name], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const ready = await new Promise<Ready>((res, rej) => {
+    child.once('message', (m: { ready?: Ready }) => (m.ready ? res(m.ready) : rej(new Error('unexpected message'))));
     child.once('exit', (code) => rej(new Error(`${name} exited with ${code}`)));
   });
   return {
@@ -257,15 +261,19 @@ async function main(): Promise<void> {
   try {
     const bundlePath = join(dir, 'bundle.js');
     writeFileSync(bundlePath, (await bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: new DefaultLogger('ERROR') })).code);
-    const defs: ProviderDefinition[] = [
-      { kind: 'smtp', name: 'smtp-a', host: '127.0.0.1', port: smtpA.port, pool: { maxConnections: POOL } },
-      { kind: 'smtp', name: 'smtp-b', host: '127.0.0.1', port: smtpB.port, pool: { maxConnections: POOL } },
-      { kind: 'mailgun', name: 'mailgun', domain: 'mg.bench.test', apiKey: '${BENCH_MAILGUN_KEY}', url: mailgun.url, lookupSettleMs: 0 },
-    ];
+    // Each emulator's own definition, with the bench's settings; secrets go into the file as environment references.
+    const { defs, env: secrets } = withSecretsAsEnvReferences(
+      [
+        { ...smtpA.config, pool: { maxConnections: POOL } },
+        { ...smtpB.config, pool: { maxConnections: POOL } },
+        { ...mailgun.config, domain: 'mg.bench.test' },
+      ],
+      (d, field) => `BENCH_${d.name.toUpperCase().replace(/[^A-Z0-9]+/g, '_')}_${field.envSuffix}`,
+    );
     const configPath = join(dir, 'providers.yaml');
     writeFileSync(configPath, stringify({ providers: defs }));
     const taskQueue = 'mailover-bench';
-    const workerEnv = { TEMPORAL_ADDRESS: env.address, MAILOVER_TASK_QUEUE: taskQueue, MAILOVER_CONFIG: configPath, DATABASE_URL: '', MAILOVER_DB: join(dir, 'bench.db'), MAILOVER_WORKFLOW_BUNDLE: bundlePath, BENCH_MAILGUN_KEY: MAILGUN_KEY, MAILOVER_LOG_LEVEL: 'WARN' };
+    const workerEnv = { TEMPORAL_ADDRESS: env.address, MAILOVER_TASK_QUEUE: taskQueue, MAILOVER_CONFIG: configPath, DATABASE_URL: '', MAILOVER_DB: join(dir, 'bench.db'), MAILOVER_WORKFLOW_BUNDLE: bundlePath, ...secrets, MAILOVER_LOG_LEVEL: 'WARN' };
 
     log('raw baseline: nodemailer pool → smtp-a');
     const rawFirst = await rawBaseline(smtpA, audience(n, 'raw'));

@@ -6,7 +6,7 @@
 import { describeEncryption } from '../codec/data-converter';
 import { DEFAULT_ALERT_TIMEOUT_MS, type AlertTarget } from '../config';
 import { OPS_EVENT_KINDS } from '../ops-events';
-import { startDevStack } from '../dev/stack';
+import { describeDevEsps, startDevStack } from '../dev/stack';
 import { runWorker } from '../worker-main';
 import { campaignCommands } from './campaign-commands';
 import { codecServer } from './codec-commands';
@@ -20,7 +20,7 @@ import { EXIT, oneLine, UsageError } from './usage';
 
 const dev: Command = {
   name: 'dev',
-  summary: 'The embedded dev stack: Temporal dev server with its Web UI (state under ./data), a worker, local ESPs (two SMTP inboxes, a Mailgun-compatible API), the compliance services (webhooks, unsubscribe, bounces) and the worker\'s /metrics. Ctrl-C stops everything.',
+  summary: `The embedded dev stack: Temporal dev server with its Web UI (state under ./data), a worker, local ESPs (${describeDevEsps()}), the compliance services (webhooks, unsubscribe, bounces) and the worker's /metrics. Ctrl-C stops everything.`,
   usage: '[--data DIR] [--port 7233] [--ui-port 8233] [--alert-webhook URL] [--alert-slack URL]',
   details: [
     'Writes DIR/mailover.dev.yaml, the provider file other mailover commands pick up by default.',
@@ -48,10 +48,8 @@ const dev: Command = {
     console.log(`mailover dev is up:`);
     console.log(`  Temporal      ${stack.address} (namespace default, task queue ${stack.taskQueue})`);
     console.log(`  Web UI        ${stack.uiUrl}`);
-    console.log(`  smtp-primary  127.0.0.1:${stack.primary.port}`);
-    console.log(`  smtp-backup   127.0.0.1:${stack.backup.port}`);
-    console.log(`  mailgun       ${stack.mailgun.url}`);
-    console.log(`  webhooks      ${stack.compliance.http.url}/webhooks/mailgun (the Mailgun API posts its events here)`);
+    for (const e of stack.esps) console.log(`  ${e.name.padEnd(13)} ${e.emulator.endpoint}`);
+    for (const e of stack.esps) if (e.webhookUrl) console.log(`  webhooks      ${e.webhookUrl} (the ${e.module.title} emulator posts its events here)`);
     console.log(`  unsubscribe   ${stack.compliance.http.url}/u/<token>`);
     console.log(`  bounces       smtp://127.0.0.1:${stack.compliance.bounces?.port} (DSNs to bounces+<token>@bounces.mailover.dev)`);
     console.log(`  metrics       ${stack.metricsUrl} (Prometheus: messages, switches, circuits, Temporal SDK)`);

@@ -1,8 +1,9 @@
 /** `mailover suppress ...`: the one suppression list every provider sends by. */
 import { normaliseAddress } from '../address';
 import { forEachCheckedChunk, scanAudienceFile } from '../audience';
-import { loadConfig, type MailgunProviderDefinition } from '../config';
-import { pullMailgunSuppressions, pushMailgunSuppressions } from '../compliance/suppression-sync';
+import { loadConfig } from '../config';
+import { findProviderModule, providerModules } from '../providers/modules';
+import type { ProviderDefinitionBase, SuppressionSupport } from '../providers/provider-module';
 import { rejectedRowLines, table } from '../progress';
 import type { Command } from './command';
 import { configPath, type CliContext } from './context';
@@ -79,41 +80,42 @@ const list: Command = {
   },
 };
 
-/** The named provider from the full config (secrets resolved): it must keep its own lists (Mailgun). */
-function listKeepingProvider(ctx: CliContext, name: string): MailgunProviderDefinition {
+/** The named provider from the full config (secrets resolved): its kind must keep lists of its own. */
+function listKeepingProvider(ctx: CliContext, name: string): { provider: ProviderDefinitionBase; suppressions: SuppressionSupport } {
   const config = loadConfig(configPath(ctx.options));
   const p = config.providers.find((d) => d.name === name);
   if (!p) throw new Error(`unknown provider '${name}' (configured: ${config.providers.map((d) => d.name).join(', ')})`);
-  if (p.kind !== 'mailgun') throw new Error(`provider '${name}' is ${p.kind}: it keeps no suppression lists of its own (mailover's list already applies to it)`);
-  return p;
+  const suppressions = findProviderModule(p.kind)?.suppressions;
+  if (!suppressions) throw new Error(`provider '${name}' is ${p.kind}: it keeps no suppression lists of its own (mailover's list already applies to it)`);
+  return { provider: p, suppressions };
 }
+
+/** The kinds that keep suppression lists of their own, with those lists, for the help texts. */
+const LIST_KEEPERS = providerModules()
+  .filter((m) => m.suppressions)
+  .map((m) => `${m.title}: ${m.suppressions!.lists}`)
+  .join('; ');
 
 const sync: Command = {
   name: 'suppress sync',
-  summary: "Pull a provider's own suppression lists (Mailgun bounces, unsubscribes, complaints) into mailover's list, so every provider sends by what that one knew.",
+  summary: `Pull a provider's own suppression lists (${LIST_KEEPERS || 'no kind keeps any'}) into mailover's list, so every provider sends by what that one knew.`,
   usage: '<provider>',
   details: 'Reads the provider (and its API key, from the environment) from the config file. Addresses already suppressed are left as they are.',
   args: ['provider'],
   async run(ctx, _values, [name]) {
-    const provider = listKeepingProvider(ctx, name);
-    const report = await pullMailgunSuppressions(await ctx.openStore(), provider);
-    console.log(
-      `read ${report.read.bounces} bounces, ${report.read.unsubscribes} unsubscribes, ${report.read.complaints} complaints from ${name} (${report.pages} pages); ${report.added} addresses newly suppressed` +
-        (report.addedToLists ? `, ${report.addedToLists} for one list only (tag-scoped unsubscribes)` : ''),
-    );
+    const { provider, suppressions } = listKeepingProvider(ctx, name);
+    console.log((await suppressions.pull(await ctx.openStore(), provider)).summary);
   },
 };
 
 const push: Command = {
   name: 'suppress push',
-  summary: "Push mailover's suppression list to a provider that keeps its own (Mailgun): hard bounces to its bounces, complaints to complaints, the rest to unsubscribes (list-scoped ones for their list's tag only).",
+  summary: `Push mailover's suppression list to a provider that keeps its own (${LIST_KEEPERS || 'no kind keeps any'}), each suppression on the list its reason belongs to (list-scoped ones for that list only).`,
   usage: '<provider>',
   args: ['provider'],
   async run(ctx, _values, [name]) {
-    const provider = listKeepingProvider(ctx, name);
-    const report = await pushMailgunSuppressions(await ctx.openStore(), provider);
-    const forLists = report.pushedForLists ? `, ${report.pushedForLists} unsubscribes for their lists' tags only` : '';
-    console.log(`pushed ${report.pushed.bounces} bounces, ${report.pushed.unsubscribes} unsubscribes, ${report.pushed.complaints} complaints${forLists} to ${name} (${report.calls} calls)`);
+    const { provider, suppressions } = listKeepingProvider(ctx, name);
+    console.log((await suppressions.push(await ctx.openStore(), provider)).summary);
   },
 };
 

@@ -204,7 +204,8 @@ export class BounceListener {
       return;
     }
     const dsn = await parseDsn(raw);
-    const provider = row.provider ?? 'smtp';
+    // A row no provider was recorded for was never handed to one: whoever bounced it is unknown.
+    const provider = row.provider ?? 'unknown';
     const id = dsn.messageId ?? createHash('sha256').update(raw).digest('hex').slice(0, 32);
     const block = dsn.recipients.find((r) => r.action === 'failed') ?? dsn.recipients[0];
     const type = block ? dsnEventType(block) : null;

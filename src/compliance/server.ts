@@ -1,13 +1,14 @@
 /**
  * The compliance HTTP server run by `mailover webhooks` (and `mailover dev`):
  *
- *   POST /webhooks/<provider>   Mailgun event webhooks for a Mailgun provider that has a
- *                               webhookSigningKey: signature checked (HMAC-SHA256 of timestamp +
- *                               token), stale (outside webhooks.maxAgeSeconds) and replayed (token
- *                               seen before, remembered in the store) requests refused with 4xx;
- *                               delivered / failed / complained / unsubscribed stored as events,
- *                               linked to their ledger row; hard bounces, complaints and
- *                               unsubscribes suppress the address at once.
+ *   POST /webhooks/<provider>   event webhooks of a provider whose kind has them (its module's
+ *                               `webhooks`, src/providers/) and that has a signing key configured:
+ *                               body and signature read by the module; forged, stale (outside
+ *                               webhooks.maxAgeSeconds) and replayed (token seen before, remembered
+ *                               in the store) requests refused with 4xx; delivered / failed /
+ *                               complained / unsubscribed stored as events, linked to their ledger
+ *                               row; hard bounces, complaints and unsubscribes suppress the address
+ *                               at once.
  *   GET  /u/<token>             a small page asking to confirm the unsubscribe (a link scanner's
  *                               GET changes nothing), whose button POSTs:
  *   POST /u/<token>             unsubscribes at once: RFC 8058 one-click (`List-Unsubscribe=One-Click`)
@@ -20,9 +21,9 @@
  */
 import http from 'node:http';
 import type net from 'node:net';
-import type { Store } from '../store/types';
+import { WebhookBodyError, type ParsedWebhook, type WebhookSupport } from '../providers/provider-module';
+import type { DeliveryEventInput, DeliveryEventType, Store } from '../store/types';
 import { escapeHtml } from '../template';
-import { mailgunDeliveryEvent, mailgunSignatureValid, parseMailgunWebhook, SUPPRESSING, suppressionReason, WebhookBodyError } from './mailgun-events';
 import type { UnsubscribeSettings, WebhookSettings } from './settings';
 import { applyUnsubscribe, UNSUBSCRIBE_PATH } from './unsubscribe';
 import { verifyUnsubscribeToken } from './tokens';
@@ -31,10 +32,24 @@ export interface ComplianceServerOptions {
   store: Store;
   webhooks: WebhookSettings;
   unsubscribe?: UnsubscribeSettings;
-  /** Mailgun providers whose webhooks are taken: provider name -> webhook signing key. */
-  mailgunSigningKeys: Map<string, string>;
+  /** Providers whose webhooks are taken, by provider name (see providerWebhooks in ./services). */
+  providerWebhooks: Map<string, ProviderWebhook>;
   /** Override the port of `webhooks` (0: any free port). */
   port?: number;
+}
+
+/** One provider's webhooks: its kind's reader and the key its requests are signed with. */
+export interface ProviderWebhook {
+  signingKey: string;
+  webhooks: WebhookSupport;
+}
+
+/** Event types that put the address on the suppression list at once. */
+const SUPPRESSING: ReadonlySet<DeliveryEventType> = new Set(['failed-permanent', 'complained', 'unsubscribed']);
+
+function suppressionReason(e: DeliveryEventInput): string {
+  const what = e.type === 'failed-permanent' ? 'hard bounce' : e.type === 'complained' ? 'complaint' : 'unsubscribed';
+  return `${what} (${e.provider}): ${e.reason}`.slice(0, 500);
 }
 
 export const COUNTERS = [
@@ -167,16 +182,15 @@ export class ComplianceServer {
   // ------------------------------------------------------------------ webhooks
 
   private async webhook(req: http.IncomingMessage, res: http.ServerResponse, provider: string): Promise<void> {
-    const key = this.opts.mailgunSigningKeys.get(provider);
-    if (!key) {
+    const hook = this.opts.providerWebhooks.get(provider);
+    if (!hook) {
       req.resume();
       this.count('webhook_refused_unknown_provider');
-      return text(res, 404, `no Mailgun provider '${provider}' with a webhookSigningKey is configured`);
+      return text(res, 404, `no provider '${provider}' with webhooks and a webhook signing key is configured`);
     }
-    let parsed;
+    let parsed: ParsedWebhook;
     try {
-      const body = await this.readBody(req);
-      parsed = parseMailgunWebhook(JSON.parse(body.toString('utf8')));
+      parsed = hook.webhooks.parse(await this.readBody(req), hook.signingKey);
     } catch (err) {
       if (err instanceof TooLarge) {
         this.count('webhook_refused_too_large');
@@ -185,27 +199,26 @@ export class ComplianceServer {
       this.count('webhook_refused_malformed');
       return text(res, 400, err instanceof WebhookBodyError ? err.message : 'expected a JSON body');
     }
-    const { signature, eventData } = parsed;
-    if (!mailgunSignatureValid(key, signature)) {
+    if (!parsed.signatureValid) {
       this.count('webhook_refused_forged');
       return text(res, 401, 'signature does not match');
     }
-    const ageSeconds = Math.abs(Date.now() / 1000 - Number(signature.timestamp));
+    const ageSeconds = Math.abs(Date.now() / 1000 - parsed.signedAtSeconds);
     if (ageSeconds > this.opts.webhooks.maxAgeSeconds) {
       this.count('webhook_refused_stale');
       return text(res, 400, `stale request: signed ${Math.round(ageSeconds)} s from now (window ${this.opts.webhooks.maxAgeSeconds} s)`);
     }
     const { store } = this.opts;
     const forgetBefore = new Date(Date.now() - 2 * this.opts.webhooks.maxAgeSeconds * 1000);
-    if (!(await store.rememberWebhookToken(provider, signature.token, forgetBefore))) {
+    if (!(await store.rememberWebhookToken(provider, parsed.token, forgetBefore))) {
       this.count('webhook_refused_replayed');
       return text(res, 409, 'replayed request: this token was seen before');
     }
     try {
-      const event = mailgunDeliveryEvent(provider, eventData);
+      const event = parsed.event(provider);
       if (!event) {
         this.count('webhook_ignored');
-        return text(res, 200, `ignored event ${JSON.stringify(eventData.event)}`);
+        return text(res, 200, `ignored event ${JSON.stringify(parsed.eventName)}`);
       }
       const suppress = SUPPRESSING.has(event.type) ? { reason: suppressionReason(event), source: provider } : undefined;
       const result = await store.recordEvent(event, suppress);
@@ -213,8 +226,8 @@ export class ComplianceServer {
       if (result.suppressed) this.count('suppressed_by_webhook');
       return text(res, 200, `recorded ${event.type}${result.linked ? '' : ' (no ledger row matched)'}${result.suppressed ? '; suppressed' : ''}`);
     } catch (err) {
-      // Not processed: let Mailgun's retry through the replay check.
-      await store.forgetWebhookToken(provider, signature.token).catch(() => undefined);
+      // Not processed: let the ESP's retry through the replay check.
+      await store.forgetWebhookToken(provider, parsed.token).catch(() => undefined);
       if (err instanceof WebhookBodyError) {
         this.count('webhook_refused_malformed');
         return text(res, 400, err.message);

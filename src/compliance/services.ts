@@ -4,9 +4,11 @@
  * listener for delivery status notifications and mailto unsubscribes.
  */
 import type { MailoverConfig } from '../config';
+import { findProviderModule } from '../providers/modules';
+import type { ProviderDefinitionBase } from '../providers/provider-module';
 import type { Store } from '../store/types';
 import { BounceListener } from './bounce-listener';
-import { ComplianceServer } from './server';
+import { ComplianceServer, type ProviderWebhook } from './server';
 
 export interface ComplianceServices {
   http: ComplianceServer;
@@ -14,28 +16,33 @@ export interface ComplianceServices {
   stop(): Promise<void>;
 }
 
-export function mailgunSigningKeys(config: Pick<MailoverConfig, 'providers'>): Map<string, string> {
-  const keys = new Map<string, string>();
-  for (const p of config.providers) if (p.kind === 'mailgun' && p.webhookSigningKey) keys.set(p.name, p.webhookSigningKey);
-  return keys;
+/** The providers whose webhooks are taken: their kind has webhooks and they have a signing key configured. */
+export function providerWebhooks(config: { providers: readonly ProviderDefinitionBase[] }): Map<string, ProviderWebhook> {
+  const hooks = new Map<string, ProviderWebhook>();
+  for (const p of config.providers) {
+    const webhooks = findProviderModule(p.kind)?.webhooks;
+    const signingKey = webhooks?.signingKey(p);
+    if (webhooks && signingKey) hooks.set(p.name, { signingKey, webhooks });
+  }
+  return hooks;
 }
 
 export async function startComplianceServices(
-  config: Pick<MailoverConfig, 'providers' | 'compliance'>,
+  config: Pick<MailoverConfig, 'compliance'> & { providers: readonly ProviderDefinitionBase[] },
   store: Store,
-  ports: { http?: number; smtp?: number } = {},
+  ports: { http?: number; bounces?: number } = {},
 ): Promise<ComplianceServices> {
   const { compliance } = config;
   const http = await ComplianceServer.start({
     store,
     webhooks: compliance.webhooks,
     unsubscribe: compliance.unsubscribe,
-    mailgunSigningKeys: mailgunSigningKeys(config),
+    providerWebhooks: providerWebhooks(config),
     port: ports.http,
   });
   let bounces: BounceListener | undefined;
   try {
-    if (compliance.bounces) bounces = await BounceListener.start({ store, bounces: compliance.bounces, unsubscribe: compliance.unsubscribe, port: ports.smtp });
+    if (compliance.bounces) bounces = await BounceListener.start({ store, bounces: compliance.bounces, unsubscribe: compliance.unsubscribe, port: ports.bounces });
   } catch (err) {
     await http.stop();
     throw err;

@@ -1,8 +1,9 @@
 /**
  * The embedded dev stack behind `mailover dev` and `npm start`: the Temporal dev server (with
- * its Web UI, persisted under the data directory), a worker, and local ESPs: two SMTP inboxes
- * and a Mailgun-compatible API. It writes the provider file other `mailover` commands use
- * (data/mailover.dev.yaml) and stops everything in stop().
+ * its Web UI, persisted under the data directory), a worker, and local ESPs: the emulators
+ * ./dev-esps.ts chooses, each started and configured through its provider module. It writes the
+ * provider file other `mailover` commands use (data/mailover.dev.yaml) and stops everything in
+ * stop().
  */
 import { mkdirSync, writeFileSync } from 'fs';
 import { join, resolve } from 'path';
@@ -11,8 +12,10 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
 import { stringify } from 'yaml';
 import { dataConverterFromEnv } from '../codec/data-converter';
-import type { AlertTarget, ProviderDefinition } from '../config';
+import type { AlertTarget } from '../config';
 import { parseDrillSettings } from '../drill-settings';
+import { providerModule, withSecretsAsEnvReferences } from '../providers/modules';
+import type { EspEmulator, ProviderDefinitionBase, ProviderModule } from '../providers/provider-module';
 import { ProviderRegistry } from '../providers/registry';
 import { openStore } from '../store/open-store';
 import type { Store } from '../store/types';
@@ -24,20 +27,17 @@ import { createCampaignWorker } from '../worker';
 import { startComplianceServices, type ComplianceServices } from '../compliance/services';
 import type { ComplianceSettings } from '../compliance/settings';
 import { campaignSearchAttributes } from '../../workflows/search-attributes';
-import { MailgunServer } from './mailgun-server';
+import { DEV_ESPS } from './dev-esps';
 import { childProcesses, isTemporalDevServer, stopChildrenWithThisProcess } from './orphan-guard';
-import { SmtpSink } from './smtp-sink';
 
-/** The dev Mailgun-compatible API's key: a fake, but written to the provider file as an environment reference like any secret. */
-export const DEV_MAILGUN_KEY = 'key-mailover-dev';
-export const DEV_MAILGUN_KEY_ENV = 'MAILOVER_DEV_MAILGUN_KEY';
-export const DEV_MAILGUN_DOMAIN = 'mg.mailover.dev';
 export const DEV_CONFIG_FILE = 'mailover.dev.yaml';
 /** Failover drills of the dev stack: seeds at the local inboxes (`mailover drill run --wait`). */
 const DEV_DRILLS_FILE = { from: 'mailover drills <drills@mailover.dev>', seeds: ['ops@mailover.dev', 'oncall@mailover.dev'], recipients: 20, batchSize: 5 };
-/** Dev signing keys (fakes), written to the provider file as environment references like any secret. */
+/**
+ * Dev signing keys (fakes), written to the provider file as environment references like any
+ * secret; the ESPs' own fake secrets go there as MAILOVER_DEV_<PROVIDER>_<SECRET>.
+ */
 export const DEV_KEYS = {
-  MAILOVER_DEV_WEBHOOK_SIGNING_KEY: 'dev-mailgun-webhook-signing-key',
   MAILOVER_DEV_UNSUBSCRIBE_KEY: 'dev-unsubscribe-signing-key-0123',
   MAILOVER_DEV_BOUNCE_KEY: 'dev-bounce-signing-key-0123456789',
 } as const;
@@ -48,9 +48,8 @@ export interface DevStackOptions {
   /** Temporal frontend port; 0 = any free port. Default 7233, or a free one if taken. */
   port?: number;
   uiPort?: number;
-  /** Ports of the two SMTP inboxes and the Mailgun API (0 = any free port, the default). */
-  smtpPorts?: [number, number];
-  mailgunPort?: number;
+  /** Ports of the local ESPs by provider name (0 = any free port, the default). */
+  espPorts?: Record<string, number>;
   /** Port of the compliance HTTP server (webhooks, unsubscribe); default 8025, or a free one if taken. */
   webhooksPort?: number;
   /** Port of the inbound bounce listener; default any free port. */
@@ -72,9 +71,10 @@ export interface DevStack {
   taskQueue: string;
   store: Store;
   providers: ProviderRegistry;
-  primary: SmtpSink;
-  backup: SmtpSink;
-  mailgun: MailgunServer;
+  /** The local ESPs, in the order of ./dev-esps.ts. */
+  esps: DevEsp[];
+  /** The local ESP of a provider name (an error for a name the stack does not run). */
+  esp(name: string): DevEsp;
   configPath: string;
   worker: Worker;
   dataConverter?: DataConverter;
@@ -82,6 +82,22 @@ export interface DevStack {
   /** The worker's Prometheus endpoint: mailover's series and the Temporal SDK's runtime metrics. */
   metricsUrl: string;
   stop(): Promise<void>;
+}
+
+/** One local ESP of the stack: the emulator standing in for a provider, and its module. */
+export interface DevEsp {
+  name: string;
+  module: ProviderModule;
+  emulator: EspEmulator;
+  /** The definition the worker sends through it with (secrets as values). */
+  definition: ProviderDefinitionBase;
+  /** Where its events are posted, when its kind has webhooks. */
+  webhookUrl?: string;
+}
+
+/** The local ESPs, for help texts: `smtp-primary: an SMTP inbox, ...`. */
+export function describeDevEsps(): string {
+  return DEV_ESPS.map((p) => `${p.name}: ${providerModule(p.kind).emulator?.description ?? 'no emulator'}`).join(', ');
 }
 
 /** Where the Temporal runtime's own Prometheus exporter answers (installed once per process). */
@@ -122,19 +138,18 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
     for (const s of stops.splice(0).reverse()) await s().catch(() => undefined);
   };
   try {
-    const [p1, p2] = opts.smtpPorts ?? [0, 0];
-    const primary = await SmtpSink.start({ name: 'smtp-primary', port: p1 });
-    stops.push(() => primary.stop());
-    const backup = await SmtpSink.start({ name: 'smtp-backup', port: p2 });
-    stops.push(() => backup.stop());
-    const mailgun = await MailgunServer.start({ apiKey: DEV_MAILGUN_KEY, name: 'mailgun', port: opts.mailgunPort ?? 0 });
-    stops.push(() => mailgun.stop());
-
-    const defs: ProviderDefinition[] = [
-      { kind: 'smtp', name: primary.name, host: primary.host, port: primary.port, pool: { maxConnections: 4 } },
-      { kind: 'smtp', name: backup.name, host: backup.host, port: backup.port, pool: { maxConnections: 4 } },
-      { kind: 'mailgun', name: 'mailgun', domain: DEV_MAILGUN_DOMAIN, apiKey: DEV_MAILGUN_KEY, url: mailgun.url, lookupSettleMs: 0, webhookSigningKey: DEV_KEYS.MAILOVER_DEV_WEBHOOK_SIGNING_KEY },
-    ];
+    const esps: DevEsp[] = [];
+    for (const plan of DEV_ESPS) {
+      const module = providerModule(plan.kind);
+      const support = module.emulator;
+      if (!support) throw new Error(`dev stack: the ${module.title} module (kind ${plan.kind}) has no emulator`);
+      const emulator = await support.start({ name: plan.name, port: opts.espPorts?.[plan.name] ?? 0 });
+      stops.push(() => emulator.stop());
+      const webhookSigningKey = module.webhooks && emulator.setWebhook ? `dev-webhook-signing-key-${plan.name}` : undefined;
+      const definition = { ...support.config(emulator, { webhookSigningKey }), ...plan.settings, name: plan.name, kind: module.kind };
+      esps.push({ name: plan.name, module, emulator, definition });
+    }
+    const defs = esps.map((e) => e.definition);
     // The ports and the unsubscribe link's base are filled in once the servers listen.
     const unsubscribe = { baseUrl: '', mailto: `unsubscribe@${DEV_BOUNCE_DOMAIN}`, signingKey: DEV_KEYS.MAILOVER_DEV_UNSUBSCRIBE_KEY, scope: 'all' as const };
     const compliance: ComplianceSettings = {
@@ -149,18 +164,24 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
     compliance.webhooks.port = services.http.port;
     unsubscribe.baseUrl = services.http.url; // the same object the compliance server was given
     compliance.bounces!.port = services.bounces!.port;
-    mailgun.setWebhook(`${services.http.url}/webhooks/mailgun`, DEV_KEYS.MAILOVER_DEV_WEBHOOK_SIGNING_KEY);
+    for (const e of esps) {
+      const key = e.module.webhooks?.signingKey(e.definition);
+      if (!key || !e.emulator.setWebhook) continue;
+      e.webhookUrl = `${services.http.url}/webhooks/${e.name}`;
+      e.emulator.setWebhook(e.webhookUrl, key);
+    }
 
     const configPath = join(dataDir, DEV_CONFIG_FILE);
     // Secrets go into the file as environment references, never as values.
     const envRef = (name: string) => `\${${name}}`;
-    const fileDefs = defs.map((d) => (d.kind === 'mailgun' ? { ...d, apiKey: envRef(DEV_MAILGUN_KEY_ENV), webhookSigningKey: envRef('MAILOVER_DEV_WEBHOOK_SIGNING_KEY' satisfies keyof typeof DEV_KEYS) } : d));
+    const espSecrets = withSecretsAsEnvReferences(defs, (d, field) => `MAILOVER_DEV_${d.name.toUpperCase().replace(/[^A-Z0-9]+/g, '_')}_${field.envSuffix}`);
+    const fileDefs = espSecrets.defs;
     const fileCompliance = {
       webhooks: compliance.webhooks,
       unsubscribe: { ...compliance.unsubscribe, signingKey: envRef('MAILOVER_DEV_UNSUBSCRIBE_KEY' satisfies keyof typeof DEV_KEYS) },
       bounces: { ...compliance.bounces, signingKey: envRef('MAILOVER_DEV_BOUNCE_KEY' satisfies keyof typeof DEV_KEYS) },
     };
-    const envLine = [`${DEV_MAILGUN_KEY_ENV}=${DEV_MAILGUN_KEY}`, ...Object.entries(DEV_KEYS).map(([k, v]) => `${k}=${v}`)].join(' ');
+    const envLine = [...Object.entries(espSecrets.env), ...Object.entries(DEV_KEYS)].map(([k, v]) => `${k}=${v}`).join(' ');
     writeFileSync(
       configPath,
       `# Written by \`mailover dev\`: the local ESPs and compliance services of the dev stack.\n# A worker (or \`mailover webhooks\`) using it needs these fake keys: ${envLine}\n` +
@@ -199,9 +220,12 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
       taskQueue,
       store,
       providers,
-      primary,
-      backup,
-      mailgun,
+      esps,
+      esp(name) {
+        const e = esps.find((x) => x.name === name);
+        if (!e) throw new Error(`the dev stack runs no provider '${name}' (it runs ${esps.map((x) => x.name).join(', ')})`);
+        return e;
+      },
       configPath,
       worker,
       dataConverter,

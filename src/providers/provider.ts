@@ -1,6 +1,6 @@
 /**
- * The one small interface every ESP adapter implements (like a nodemailer transport).
- * Adding an ESP means one file implementing this, plus its entry in ./registry.ts.
+ * The one small interface every ESP adapter implements (like a nodemailer transport): the
+ * `create` of its kind's ProviderModule (./provider-module.ts) makes one per configured provider.
  */
 import type { ClassifiedError } from '../errors';
 
@@ -32,7 +32,7 @@ export interface OutgoingMessage {
 /**
  * What the provider answered for one recipient. `signature` (the reply code and enhanced code,
  * e.g. '550 5.1.1') lets the engine see when most of a batch was refused alike: then it is the
- * provider refusing us, not each recipient (see alikeRefusal in ./smtp-replies).
+ * provider refusing us, not each recipient (see alikeRefusal in ./refusals).
  */
 export type SendResult =
   | { status: 'accepted'; providerMessageId: string }

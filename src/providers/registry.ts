@@ -2,25 +2,21 @@
  * The providers a worker can send through, built from configuration and shared by
  * every activity on the worker (one pooled transport per provider).
  */
-import type { ProviderDefinition, RateLimit } from '../config';
+import type { RateLimit } from '../config';
+import { moduleOf } from './modules';
 import type { Provider } from './provider';
-import { MailgunProvider } from './mailgun';
-import { SmtpProvider } from './smtp';
+import type { ProviderDefinitionBase } from './provider-module';
 
-export function createProvider(def: ProviderDefinition): Provider {
-  switch (def.kind) {
-    case 'smtp':
-      return new SmtpProvider(def);
-    case 'mailgun':
-      return new MailgunProvider(def);
-  }
+/** The sending adapter of a definition, made by its kind's module. */
+export function createProvider(def: ProviderDefinitionBase): Provider {
+  return moduleOf(def).create(def);
 }
 
 export class ProviderRegistry {
   private readonly instances = new Map<string, Provider>();
-  private readonly defs = new Map<string, ProviderDefinition>();
+  private readonly defs = new Map<string, ProviderDefinitionBase>();
 
-  constructor(definitions: ProviderDefinition[], private readonly factory: (def: ProviderDefinition) => Provider = createProvider) {
+  constructor(definitions: readonly ProviderDefinitionBase[], private readonly factory: (def: ProviderDefinitionBase) => Provider = createProvider) {
     for (const d of definitions) this.defs.set(d.name, d);
   }
 

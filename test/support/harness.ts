@@ -1,7 +1,9 @@
 /**
  * One campaign scenario's real parts: a Temporal dev server, two SMTP sinks acting as two
- * independent providers, a store (SQLite in a temp dir, or PostgreSQL), and an in-process
- * worker on its own task queue. Everything is stopped in close().
+ * independent providers (optionally a Mailgun-compatible API, and local ESPs of any registered
+ * kind), a store (SQLite in a temp dir, or PostgreSQL), and an in-process worker on its own task
+ * queue. The ESPs are started and configured through their provider modules' emulators.
+ * Everything is stopped in close().
  */
 import { strict as assert } from 'assert';
 import { mkdtempSync, rmSync } from 'fs';
@@ -18,10 +20,14 @@ import type { AlertTarget, HealthConfig, ProviderDefinition } from '../../src/co
 import type { DrillSettings } from '../../src/drill-settings';
 import type { MailoverMetrics } from '../../src/metrics/metrics';
 import type { BounceSettings, UnsubscribeSettings } from '../../src/compliance/settings';
-import { MailgunServer } from '../../src/dev/mailgun-server';
-import { SmtpSink } from '../../src/dev/smtp-sink';
-import type { MailgunProviderConfig } from '../../src/providers/mailgun';
+import { mailgunModule } from '../../src/providers/mailgun';
+import type { MailgunServer } from '../../src/providers/mailgun/emulator';
+import type { MailgunProviderConfig } from '../../src/providers/mailgun/provider';
+import { providerModule } from '../../src/providers/modules';
+import type { EspEmulator } from '../../src/providers/provider-module';
 import { ProviderRegistry } from '../../src/providers/registry';
+import { smtpModule } from '../../src/providers/smtp';
+import type { SmtpSink } from '../../src/providers/smtp/emulator';
 import { openStore } from '../../src/store/open-store';
 import type { AudienceRow, CampaignTemplate, Store } from '../../src/store/types';
 import { createCampaignWorker } from '../../src/worker';
@@ -70,6 +76,11 @@ export interface HarnessOptions {
   proxyPrimary?: boolean;
   /** Also run a Mailgun-compatible API and configure a provider `mailgun` on it (with these settings). */
   mailgun?: boolean | Partial<MailgunProviderConfig>;
+  /**
+   * Also run local ESPs of any registered kind (its module's emulator) and configure a provider
+   * on each: the emulator's own definition with `settings` merged in.
+   */
+  esps?: Array<{ kind: string; name: string; settings?: Record<string, unknown> }>;
   /** Shared provider health settings of the worker (circuit thresholds, cool-down, failback, probe). */
   health?: HealthConfig;
   /** Provider settings merged into the SMTP sinks' definitions (e.g. rateLimit), by provider name. */
@@ -107,31 +118,49 @@ export class Harness {
     private readonly opts: HarnessOptions,
     readonly mailgun?: MailgunServer,
     readonly proxy?: TcpProxy,
+    /** Every local ESP (the SMTP sinks, the Mailgun API and `esps`), in that order. */
+    readonly emulators: EspEmulator[] = [],
   ) {}
+
+  /** The local ESP a provider of this name sends to. */
+  esp(name: string): EspEmulator {
+    const e = this.emulators.find((x) => x.name === name);
+    if (!e) throw new Error(`no local ESP '${name}' (have ${this.emulators.map((x) => x.name).join(', ')})`);
+    return e;
+  }
 
   static async create(opts: HarnessOptions): Promise<Harness> {
     const dir = mkdtempSync(join(tmpdir(), 'mailover-test-'));
     const store = await openStore(opts.database && opts.database !== 'sqlite' ? { databaseUrl: opts.database } : { databaseUrl: '', sqlitePath: join(dir, 'mailover.db') });
-    const primary = await SmtpSink.start({ name: 'smtp-primary', auth: opts.sinkAuth });
-    const secondary = await SmtpSink.start({ name: 'smtp-secondary', auth: opts.sinkAuth });
+    const sinks = smtpModule.emulator!;
+    const primary = await sinks.start({ name: 'smtp-primary', credentials: opts.sinkAuth });
+    const secondary = await sinks.start({ name: 'smtp-secondary', credentials: opts.sinkAuth });
     const proxy = opts.proxyPrimary ? await TcpProxy.start({ host: primary.host, port: primary.port }) : undefined;
     const defs: ProviderDefinition[] = [primary, secondary].map((s) => ({
-      kind: 'smtp' as const,
-      name: s.name,
+      ...sinks.config(s),
       host: '127.0.0.1',
       port: s === primary && proxy ? proxy.port : s.port,
-      ...(opts.sinkAuth ? { auth: opts.sinkAuth } : {}),
       pool: { maxConnections: 4 },
       timeouts: { connectionMs: 2_000, greetingMs: 2_000, socketMs: 5_000 },
       ...(opts.providerExtras?.[s.name] as object | undefined),
     }));
+    const emulators: EspEmulator[] = [primary, secondary];
     let mailgun: MailgunServer | undefined;
     if (opts.mailgun) {
-      mailgun = await MailgunServer.start({ apiKey: MAILGUN_KEY, name: 'mailgun' });
+      mailgun = await mailgunModule.emulator!.start({ name: 'mailgun', credentials: { user: 'api', pass: MAILGUN_KEY } });
+      emulators.push(mailgun);
       const extra = typeof opts.mailgun === 'object' ? opts.mailgun : {};
-      defs.push({ kind: 'mailgun', name: 'mailgun', domain: MAILGUN_DOMAIN, apiKey: MAILGUN_KEY, url: mailgun.url, timeoutMs: 2_000, lookupSettleMs: 0, ...extra });
+      defs.push({ ...mailgunModule.emulator!.config(mailgun), domain: MAILGUN_DOMAIN, timeoutMs: 2_000, lookupSettleMs: 0, ...extra });
     }
-    return new Harness(opts.env, store, primary, secondary, defs, new ProviderRegistry(defs), dir, opts, mailgun, proxy);
+    for (const { kind, name, settings } of opts.esps ?? []) {
+      const support = providerModule(kind).emulator;
+      if (!support) throw new Error(`harness: kind '${kind}' has no emulator`);
+      const esp = await support.start({ name });
+      emulators.push(esp);
+      // A kind registered at run time has its own definition type; ProviderDefinition types the built-in ones.
+      defs.push({ ...support.config(esp), ...settings, name } as unknown as ProviderDefinition);
+    }
+    return new Harness(opts.env, store, primary, secondary, defs, new ProviderRegistry(defs), dir, opts, mailgun, proxy, emulators);
   }
 
   /** The environment's client, or one with the harness's data converter when it has one. */
@@ -189,20 +218,17 @@ export class Harness {
     }
   }
 
-  /** Per address, how many messages every provider (both SMTP sinks and the Mailgun API, if any) accepted. */
+  /** Per address, how many messages every local ESP (both SMTP sinks, the Mailgun API and `esps`) accepted. */
   deliveries(): Map<string, number> {
     const all = new Map<string, number>();
-    const counts = [this.primary.countByRecipient(), this.secondary.countByRecipient(), ...(this.mailgun ? [this.mailgun.countByRecipient()] : [])];
-    for (const c of counts) for (const [addr, n] of c) all.set(addr, (all.get(addr) ?? 0) + n);
+    for (const e of this.emulators) for (const [addr, n] of e.countByRecipient()) all.set(addr, (all.get(addr) ?? 0) + n);
     return all;
   }
 
   async close(): Promise<void> {
     await this.stopWorker();
     await this.registry.closeAll();
-    await this.primary.stop();
-    await this.secondary.stop();
-    await this.mailgun?.stop();
+    for (const e of this.emulators) await e.stop();
     await this.proxy?.stop();
     await this.store.close();
     rmSync(this.dir, { recursive: true, force: true });

@@ -1,14 +1,14 @@
 /** A mailover worker in its own process (build/src/worker-main.js), so tests can kill -9 it and start another. */
 import { spawn, type ChildProcess } from 'child_process';
 import { join } from 'path';
-import type { ProviderDefinition } from '../../src/config';
+import type { ProviderDefinitionBase } from '../../src/providers/provider-module';
 import { writeProviderFile } from './provider-file';
 
 export interface WorkerProcessOptions {
   address: string;
   taskQueue: string;
   dir: string;
-  providers: ProviderDefinition[];
+  providers: readonly ProviderDefinitionBase[];
   sqlitePath?: string;
   databaseUrl?: string;
   bundlePath: string;

@@ -10,7 +10,10 @@
  *                     "user-variables": { "mailover-campaign": "spring", "mailover-seq": "41" } } }
  */
 import { createHmac, timingSafeEqual } from 'crypto';
-import type { DeliveryEventInput, DeliveryEventType } from '../store/types';
+import type { DeliveryEventInput, DeliveryEventType } from '../../store/types';
+import { WebhookBodyError, type ParsedWebhook } from '../provider-module';
+
+export { WebhookBodyError };
 
 export interface MailgunSignature {
   timestamp: string;
@@ -29,10 +32,6 @@ export function mailgunSignatureValid(signingKey: string, s: MailgunSignature): 
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-export class WebhookBodyError extends Error {
-  override readonly name = 'WebhookBodyError';
-}
 
 /** The signature block and the event data of a webhook body; throws WebhookBodyError naming what is wrong. */
 export function parseMailgunWebhook(body: unknown): { signature: MailgunSignature; eventData: Record<string, unknown> } {
@@ -98,10 +97,24 @@ export function mailgunDeliveryEvent(provider: string, e: Record<string, unknown
   };
 }
 
-/** Event types that put the address on the suppression list at once. */
-export const SUPPRESSING: ReadonlySet<DeliveryEventType> = new Set(['failed-permanent', 'complained', 'unsubscribed']);
-
-export function suppressionReason(e: DeliveryEventInput): string {
-  const what = e.type === 'failed-permanent' ? 'hard bounce' : e.type === 'complained' ? 'complaint' : 'unsubscribed';
-  return `${what} (${e.provider}): ${e.reason}`.slice(0, 500);
+/**
+ * One webhook request (WebhookSupport.parse): the JSON body read, its signature checked with the
+ * signing key. A body that is not JSON, or lacks the signature block or the event data, is a
+ * WebhookBodyError.
+ */
+export function parseMailgunWebhookRequest(body: Buffer, signingKey: string): ParsedWebhook {
+  let json: unknown;
+  try {
+    json = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new WebhookBodyError('expected a JSON body');
+  }
+  const { signature, eventData } = parseMailgunWebhook(json);
+  return {
+    signatureValid: mailgunSignatureValid(signingKey, signature),
+    signedAtSeconds: Number(signature.timestamp),
+    token: signature.token,
+    eventName: eventData.event,
+    event: (provider) => mailgunDeliveryEvent(provider, eventData),
+  };
 }

@@ -4,8 +4,8 @@
  * push mailover's list to it. Through mailgun.js, following Mailgun's paging to the end.
  */
 import Mailgun from 'mailgun.js';
-import { MAILGUN_REGIONS, type MailgunProviderConfig } from '../providers/mailgun';
-import type { Store, SuppressionRow } from '../store/types';
+import { MAILGUN_REGIONS, type MailgunProviderConfig } from './provider';
+import type { Store, SuppressionRow } from '../../store/types';
 
 export type MailgunList = 'bounces' | 'unsubscribes' | 'complaints';
 export const MAILGUN_LISTS: readonly MailgunList[] = ['bounces', 'unsubscribes', 'complaints'];

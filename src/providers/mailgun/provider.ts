@@ -21,8 +21,8 @@
  */
 import { randomBytes } from 'crypto';
 import Mailgun from 'mailgun.js';
-import { InvalidMessageError, ProviderUnavailableError, RecipientPermanentError, TransientProviderError, type ClassifiedError } from '../errors';
-import type { InFlightMessage, LookupResult, OutgoingMessage, Provider, SendResult } from './provider';
+import { InvalidMessageError, ProviderUnavailableError, RecipientPermanentError, TransientProviderError, type ClassifiedError } from '../../errors';
+import type { InFlightMessage, LookupResult, OutgoingMessage, Provider, SendResult } from '../provider';
 
 export const MAILGUN_REGIONS = { us: 'https://api.mailgun.net', eu: 'https://api.eu.mailgun.net' } as const;
 export const MAILGUN_MAX_RECIPIENTS_PER_CALL = 1000;

@@ -38,7 +38,8 @@
  * socket, so `messages` is exactly what a client could have been told was accepted.
  */
 import { EventEmitter } from 'node:events';
-import { waitForEvents } from './wait-for-event';
+import { waitForEvents } from '../../dev/wait-for-event';
+import type { EspEmulator, ReceivedMessage } from '../provider-module';
 import type net from 'node:net';
 import { SMTPServer } from 'smtp-server';
 import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
@@ -112,7 +113,7 @@ function normalizeAddress(address: string | undefined): string {
  * Loopback SMTP server for tests and `mailover dev`. Emits 'message' (a SinkMessage) for each
  * accepted message. Create with `SmtpSink.start()`; always `stop()` it.
  */
-export class SmtpSink extends EventEmitter {
+export class SmtpSink extends EventEmitter implements EspEmulator {
   readonly name: string;
   readonly host: string;
   private _port: number;
@@ -182,9 +183,24 @@ export class SmtpSink extends EventEmitter {
     return this._port;
   }
 
+  /** `127.0.0.1:PORT`: where an SMTP provider is pointed (host and port). */
+  get endpoint(): string {
+    return `${this.host}:${this._port}`;
+  }
+
+  /** The credentials clients must AUTH with, if any. */
+  get credentials(): { user: string; pass: string } | undefined {
+    return this.auth;
+  }
+
   /** Messages accepted so far, in acceptance order. */
   get messages(): readonly SinkMessage[] {
     return this.recorded;
+  }
+
+  /** Accepted messages one per envelope recipient, with the envelope sender (EspEmulator). */
+  received(): ReceivedMessage[] {
+    return this.recorded.flatMap((m) => m.to.map((to) => ({ to, from: m.from, headers: m.headers })));
   }
 
   get acceptedCount(): number {
@@ -320,6 +336,23 @@ export class SmtpSink extends EventEmitter {
   /** Waits `ms` before the 250 reply to DATA (0 = reply at once). */
   setAcceptDelay(ms: number): void {
     this.acceptDelayMs = Math.max(0, ms);
+  }
+
+  // The controls every emulator may offer (EspEmulator), in SMTP terms.
+
+  /** setAcceptDelay. */
+  setLatency(ms: number): void {
+    this.setAcceptDelay(ms);
+  }
+
+  /** rejectRecipients with 550 5.1.1: no such mailbox. */
+  bounceRecipients(addresses: string[]): void {
+    this.rejectRecipients(addresses);
+  }
+
+  /** failAfter(n, 'refuse'): connections are refused after `n` more accepted messages (0: now). */
+  goDownAfter(n: number): void {
+    this.failAfter(n, 'refuse');
   }
 
   /** Closes the listener and destroys every client socket. Idempotent. */

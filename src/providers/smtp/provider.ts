@@ -1,6 +1,6 @@
 /**
  * SMTP provider adapter: any SMTP relay, through nodemailer's SMTPConnection in a pool of
- * sessions per provider (./smtp-session), classified by what the relay means (./smtp-replies).
+ * sessions per provider (./session), classified by what the relay means (./replies).
  *
  * - sendBatch runs at most `pool.maxConnections` messages at a time, one per session. Each
  *   answer is read by its phase of the dialogue and its enhanced status code (RFC 3463):
@@ -30,11 +30,12 @@ import {
   RecipientPermanentError,
   TransientProviderError,
   type ClassifiedError,
-} from '../errors';
-import { buildMime, type RawMessage } from './mime-message';
-import type { OutgoingMessage, Provider, SendResult } from './provider';
-import { classifySmtpReply, parseSmtpReply, scrubAddresses, type SmtpPhase } from './smtp-replies';
-import { MessageWithdrawnError, phaseOfCommand, SmtpSession, SmtpSessionPool, SmtpStepError, type SmtpStepFailure } from './smtp-session';
+} from '../../errors';
+import { buildMime, type RawMessage } from '../mime-message';
+import type { OutgoingMessage, Provider, SendResult } from '../provider';
+import { scrubAddresses } from '../refusals';
+import { classifySmtpReply, parseSmtpReply, type SmtpPhase } from './replies';
+import { MessageWithdrawnError, phaseOfCommand, SmtpSession, SmtpSessionPool, SmtpStepError, type SmtpStepFailure } from './session';
 
 export interface SmtpProviderConfig {
   name: string;

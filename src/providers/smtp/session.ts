@@ -17,7 +17,7 @@
  */
 import { Readable } from 'stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import type { SmtpPhase } from './smtp-replies';
+import type { SmtpPhase } from './replies';
 
 export interface SmtpSessionSettings {
   host: string;

@@ -4,7 +4,7 @@
  *
  * Pure logic: no network, no Temporal. The SMTP adapter parses nodemailer's `err.response`
  * with {@link parseSmtpReply}, classifies it with {@link classifySmtpReply} and, per batch,
- * asks {@link alikeRefusal} whether most recipients got the same refusal (then it is about
+ * asks alikeRefusal (../refusals) whether most recipients got the same refusal (then it is about
  * the provider, not about them).
  *
  * Where a code alone is ambiguous the reply text is consulted, but only through a few
@@ -13,6 +13,7 @@
  * `no-such-user@example.org` can never steer the verdict. test/fixtures/smtp-replies.json
  * holds the real replies (with where each was published) that these rules are checked on.
  */
+import { scrubAddresses } from '../refusals';
 
 /** Where in the SMTP dialogue a reply came. */
 export type SmtpPhase =
@@ -83,26 +84,6 @@ export function parseSmtpReply(raw: string): SmtpReply | undefined {
   });
   const text = parts.join(' ').replace(/\s+/g, ' ').trim();
   return enhanced === undefined ? { code, text } : { code, enhanced, text };
-}
-
-/**
- * An e-mail address: a dot-atom local part (RFC 5322 atext, UTF-8 letters allowed as in
- * RFC 6531) and a domain of letter/digit labels (IDN in Unicode or punycode) or a domain
- * literal. Quoted local parts are not needed: no reply we know of echoes one.
- */
-const ATEXT = "[\\p{L}\\p{M}\\p{N}!#$%&'*+/=?^_`{|}~-]";
-const LOCAL_PART = `${ATEXT}+(?:\\.${ATEXT}+)*`;
-const DOMAIN_LABEL = String.raw`[\p{L}\p{M}\p{N}](?:[\p{L}\p{M}\p{N}-]*[\p{L}\p{M}\p{N}])?`;
-const DOMAIN = String.raw`(?:${DOMAIN_LABEL}(?:\.${DOMAIN_LABEL})*|\[[^\]\s]+\])`;
-const ADDRESS = new RegExp(String.raw`<\s*${LOCAL_PART}@${DOMAIN}\s*>|${LOCAL_PART}@${DOMAIN}`, 'gu');
-
-/**
- * Replaces every e-mail address in a text with '[address]': both `<bob@example.org>`
- * (brackets included) and bare `bob@example.org`, internationalised ones too.
- * Reply texts often echo the recipient ("<bob@example.org>: Relay access denied").
- */
-export function scrubAddresses(text: string): string {
-  return text.replace(ADDRESS, '[address]');
 }
 
 // ---------------------------------------------------------------------------------------
@@ -430,27 +411,4 @@ function classifyAfterData(code: number, e: Enhanced | undefined, text: string, 
   // A 5xx to the DATA command itself that says nothing more refuses the session, not a recipient.
   if (dataCommand) return verdict('provider', 'the server refuses the data');
   return verdict('rejected', 'the message is refused');
-}
-
-/** Fewer alike refusals than this are never taken for a provider problem. */
-const ALIKE_MINIMUM = 3;
-
-/**
- * The batch-alike rule: when MOST of one batch's recipients got the same refusal (same
- * signature), it is about the provider, not about them (e.g. a relay answering every RCPT TO
- * with 550 5.1.1 because it only knows its own users). `attempted` = recipients of the batch
- * that got any answer; `refusals` = one entry per 'rejected' or 'deferred' recipient.
- * Returns the signature and count when one signature covers at least 3 recipients AND more
- * than half of `attempted`; else undefined.
- */
-export function alikeRefusal(attempted: number, refusals: Array<{ signature: string }>): { signature: string; count: number } | undefined {
-  const counts = new Map<string, number>();
-  let best: { signature: string; count: number } | undefined;
-  for (const { signature } of refusals) {
-    const count = (counts.get(signature) ?? 0) + 1;
-    counts.set(signature, count);
-    if (best === undefined || count > best.count) best = { signature, count };
-  }
-  if (best === undefined || best.count < ALIKE_MINIMUM || best.count * 2 <= attempted) return undefined;
-  return best;
 }

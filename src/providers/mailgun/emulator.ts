@@ -90,7 +90,8 @@
  * acceptSlowlyNext (`pendingAcceptCount` counts those still waiting).
  */
 import { EventEmitter } from 'node:events';
-import { waitForEvents } from './wait-for-event';
+import { waitForEvents } from '../../dev/wait-for-event';
+import type { EspEmulator, ReceivedMessage } from '../provider-module';
 import http from 'node:http';
 import type net from 'node:net';
 import { createHmac, randomBytes } from 'node:crypto';
@@ -259,11 +260,12 @@ const STATUS_TEXT: Record<number, string> = {
  * Loopback Mailgun API for tests and `mailover dev`. Create with `MailgunServer.start()`;
  * always `stop()` it.
  */
-export class MailgunServer extends EventEmitter {
+export class MailgunServer extends EventEmitter implements EspEmulator {
   readonly name: string;
   readonly host = '127.0.0.1';
   private _port: number;
-  private readonly apiKey: string;
+  /** The API key clients must send (a fake). */
+  readonly apiKey: string;
   private readonly http: http.Server;
 
   private readonly recorded: MailgunMessage[] = [];
@@ -290,6 +292,9 @@ export class MailgunServer extends EventEmitter {
   private acceptThenFailFault: (Fault & { remaining: number }) | null = null;
   private eventsFailAll: Fault | null = null;
   private eventsFailNext: (Fault & { remaining: number }) | null = null;
+
+  /** goDownAfter's count-down, until the outage starts. */
+  private outageAfter: (() => void) | null = null;
 
   private stopped = false;
   private stopping: Promise<void> | null = null;
@@ -321,9 +326,19 @@ export class MailgunServer extends EventEmitter {
     return `http://${this.host}:${this._port}`;
   }
 
+  /** The base URL (EspEmulator). */
+  get endpoint(): string {
+    return this.url;
+  }
+
   /** Messages accepted so far (one per recipient), in acceptance order. */
   get messages(): readonly MailgunMessage[] {
     return this.recorded;
+  }
+
+  /** Accepted messages with their From and h: headers (EspEmulator). */
+  received(): ReceivedMessage[] {
+    return this.recorded.map((m) => ({ to: m.to, from: m.from, headers: m.headers }));
   }
 
   /** Every POST /messages call, in arrival order (faulted, hung and dropped ones included). */
@@ -541,10 +556,37 @@ export class MailgunServer extends EventEmitter {
   }
 
   /**
+   * An outage after `n` more accepted messages (0: now): every send call answers 503 until
+   * heal(), as Mailgun does when it is down.
+   */
+  goDownAfter(n: number): void {
+    if (this.outageAfter) this.off('message', this.outageAfter);
+    this.outageAfter = null;
+    const down = () => this.failAll(503, { message: 'Service Unavailable' });
+    if (n <= 0) return down();
+    const target = this.recorded.length + n;
+    const check = () => {
+      if (this.recorded.length < target) return;
+      this.off('message', check);
+      this.outageAfter = null;
+      down();
+    };
+    this.outageAfter = check;
+    this.on('message', check);
+  }
+
+  /** simulateEvent(recipient, 'complained'): a spam complaint, posted to the webhook (EspEmulator). */
+  reportComplaint(recipient: string): Promise<{ webhookStatus?: number }> {
+    return this.simulateEvent(recipient, 'complained');
+  }
+
+  /**
    * Clears every fault and the latency. Calls already waiting out acceptSlowlyNext are still
    * accepted when their time comes (Mailgun already has them).
    */
   heal(): void {
+    if (this.outageAfter) this.off('message', this.outageAfter);
+    this.outageAfter = null;
     this.failNextFault = null;
     this.failAllFault = null;
     this.latencyMs = 0;

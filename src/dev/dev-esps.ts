@@ -1,0 +1,19 @@
+/**
+ * Which local ESPs `mailover dev` and the demo run: the emulators of which kinds, under which
+ * provider names, with which settings of their own. The only place outside src/providers/ that
+ * names kinds; everything else about them comes from their modules (src/providers/modules.ts).
+ * The demo (samples/campaign.yaml) sends through smtp-primary with mailgun as the backup.
+ */
+export interface DevEspPlan {
+  kind: string;
+  /** The provider name (and the emulator's). */
+  name: string;
+  /** Settings merged into the definition the emulator's module gives. */
+  settings?: Record<string, unknown>;
+}
+
+export const DEV_ESPS: readonly DevEspPlan[] = [
+  { kind: 'smtp', name: 'smtp-primary', settings: { pool: { maxConnections: 4 } } },
+  { kind: 'smtp', name: 'smtp-backup', settings: { pool: { maxConnections: 4 } } },
+  { kind: 'mailgun', name: 'mailgun', settings: { domain: 'mg.mailover.dev' } },
+];
