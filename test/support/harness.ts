@@ -12,7 +12,7 @@ import { join } from 'path';
 import { Client } from '@temporalio/client';
 import type { DataConverter } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
+import { type Worker } from '@temporalio/worker';
 import { startCampaign } from '../../src/client';
 import { markProviderUp, providerHealth } from '../../src/provider-health-client';
 import { DEFAULT_HEALTH_SETTINGS } from '../../workflows/provider-health-api';

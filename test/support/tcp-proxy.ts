@@ -23,10 +23,9 @@ export class TcpProxy {
   private constructor(private readonly server: Server, readonly port: number) {}
 
   static async start(target: { host: string; port: number }): Promise<TcpProxy> {
-    let proxy: TcpProxy | undefined;
-    const server = createServer((client) => proxy!.handle(client, target));
+    const server = createServer((client) => proxy.handle(client, target));
     await new Promise<void>((res) => server.listen(0, '127.0.0.1', () => res()));
-    proxy = new TcpProxy(server, (server.address() as { port: number }).port);
+    const proxy = new TcpProxy(server, (server.address() as { port: number }).port);
     return proxy;
   }
 
