@@ -4,12 +4,13 @@ RUN apt-get update && apt-get install -y --no-install-recommends python3 make g+
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json ./
+COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/build.js ./scripts/
 COPY src ./src
 COPY workflows ./workflows
 COPY activities ./activities
-COPY test ./test
-RUN npm run build && npm prune --omit=dev
+# No tests, dev stack or local ESP emulators in the image (scripts/build.js --production).
+RUN npm run build:production && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
 WORKDIR /app

@@ -7,7 +7,7 @@ import { existsSync } from 'fs';
 import { join } from 'path';
 import { Client, Connection } from '@temporalio/client';
 import { loadProviderNames } from '../config';
-import { DEV_CONFIG_FILE } from '../dev/stack';
+import { DEV_CONFIG_FILE } from '../dev/dev-esps';
 import { openStore } from '../store/open-store';
 import type { Store } from '../store/types';
 import { temporalSettingsFromEnv, type TemporalSettings } from '../temporal-connection';
@@ -59,7 +59,7 @@ export class CliContext {
       try {
         this.connection = await Connection.connect({ address: this.settings.address, tls: this.settings.tls, apiKey: this.settings.apiKey, connectTimeout: '5s' });
       } catch (err) {
-        throw new Error(`cannot reach Temporal at ${this.settings.address} (${(err as Error).message}); start one with \`mailover dev\` or set TEMPORAL_ADDRESS`);
+        throw new Error(`cannot reach Temporal at ${this.settings.address} (${(err as Error).message}); start one with \`mailover dev\` or set TEMPORAL_ADDRESS`, { cause: err });
       }
       this.client = new Client({ connection: this.connection, namespace: this.settings.namespace, dataConverter: this.settings.dataConverter });
     }

@@ -6,7 +6,8 @@
 import { describeEncryption } from '../codec/data-converter';
 import { DEFAULT_ALERT_TIMEOUT_MS, type AlertTarget } from '../config';
 import { OPS_EVENT_KINDS } from '../ops-events';
-import { describeDevEsps, startDevStack } from '../dev/stack';
+import { describeDevEsps } from '../dev/dev-esps';
+import type * as DevStackModule from '../dev/stack';
 import { runWorker } from '../worker-main';
 import { campaignCommands } from './campaign-commands';
 import { codecServer } from './codec-commands';
@@ -17,6 +18,21 @@ import { drillCommands } from './drill-commands';
 import { suppressCommands } from './suppress-commands';
 import { webhooksCommand } from './webhooks-command';
 import { EXIT, oneLine, UsageError } from './usage';
+
+/**
+ * The dev stack (Temporal dev server, emulators) is loaded only when `mailover dev` runs; the
+ * production build leaves it out (scripts/build.js --production), and says so here.
+ */
+async function loadDevStack(): Promise<typeof DevStackModule> {
+  try {
+    return await import('../dev/stack');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND') {
+      throw new Error('not part of this build: the production image leaves the dev stack and local ESPs out; run it from a source checkout (npm ci && npm start)', { cause: err });
+    }
+    throw err;
+  }
+}
 
 const dev: Command = {
   name: 'dev',
@@ -44,6 +60,7 @@ const dev: Command = {
       alerts.push({ name: `dev-${kind}`, kind, url, events: [...OPS_EVENT_KINDS], timeoutMs: DEFAULT_ALERT_TIMEOUT_MS });
     }
     const dataDir = typeof values.data === 'string' ? values.data : process.env.MAILOVER_DATA_DIR ?? 'data';
+    const { startDevStack } = await loadDevStack();
     const stack = await startDevStack({ dataDir, port: port('port', 7233), uiPort: port('ui-port', 8233), alerts, log: (l) => console.log(l) });
     console.log(`mailover dev is up:`);
     console.log(`  Temporal      ${stack.address} (namespace default, task queue ${stack.taskQueue})`);

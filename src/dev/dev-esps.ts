@@ -4,6 +4,11 @@
  * names kinds; everything else about them comes from their modules (src/providers/modules.ts).
  * The demo (samples/campaign.yaml) sends through smtp-primary with mailgun as the backup.
  */
+import { providerModule } from '../providers/modules';
+
+/** The provider file `mailover dev` writes into its data directory; other commands pick it up by default. */
+export const DEV_CONFIG_FILE = 'mailover.dev.yaml';
+
 export interface DevEspPlan {
   kind: string;
   /** The provider name (and the emulator's). */
@@ -17,3 +22,8 @@ export const DEV_ESPS: readonly DevEspPlan[] = [
   { kind: 'smtp', name: 'smtp-backup', settings: { pool: { maxConnections: 4 } } },
   { kind: 'mailgun', name: 'mailgun', settings: { domain: 'mg.mailover.dev' } },
 ];
+
+/** The local ESPs, for help texts: `smtp-primary: an SMTP inbox, ...`. */
+export function describeDevEsps(): string {
+  return DEV_ESPS.map((p) => `${p.name}: ${providerModule(p.kind).emulator?.description ?? 'no emulator'}`).join(', ');
+}

@@ -27,10 +27,9 @@ import { createCampaignWorker } from '../worker';
 import { startComplianceServices, type ComplianceServices } from '../compliance/services';
 import type { ComplianceSettings } from '../compliance/settings';
 import { campaignSearchAttributes } from '../../workflows/search-attributes';
-import { DEV_ESPS } from './dev-esps';
+import { DEV_CONFIG_FILE, DEV_ESPS } from './dev-esps';
 import { childProcesses, isTemporalDevServer, stopChildrenWithThisProcess } from './orphan-guard';
 
-export const DEV_CONFIG_FILE = 'mailover.dev.yaml';
 /** Failover drills of the dev stack: seeds at the local inboxes (`mailover drill run --wait`). */
 const DEV_DRILLS_FILE = { from: 'mailover drills <drills@mailover.dev>', seeds: ['ops@mailover.dev', 'oncall@mailover.dev'], recipients: 20, batchSize: 5 };
 /**
@@ -93,11 +92,6 @@ export interface DevEsp {
   definition: ProviderDefinitionBase;
   /** Where its events are posted, when its kind has webhooks. */
   webhookUrl?: string;
-}
-
-/** The local ESPs, for help texts: `smtp-primary: an SMTP inbox, ...`. */
-export function describeDevEsps(): string {
-  return DEV_ESPS.map((p) => `${p.name}: ${providerModule(p.kind).emulator?.description ?? 'no emulator'}`).join(', ');
 }
 
 /** Where the Temporal runtime's own Prometheus exporter answers (installed once per process). */
