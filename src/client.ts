@@ -2,7 +2,7 @@
  * Client functions: start a campaign (workflow id = campaign id), signal, query, update.
  * Everything that crosses into Temporal is ids, counts and provider names.
  */
-import { Client, WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
 import { campaignWorkflow } from '../workflows/campaign';
 import {
@@ -71,7 +71,7 @@ export async function setCampaignProviders(client: Client, campaignId: string, p
   try {
     return await handle(client, campaignId).executeUpdate(setProvidersUpdate, { args: [providers] });
   } catch (err) {
-    if (err instanceof WorkflowUpdateFailedError && err.cause instanceof Error) throw new Error(`campaign '${campaignId}': provider order rejected: ${err.cause.message}`);
+    if (err instanceof WorkflowUpdateFailedError && err.cause instanceof Error) throw new Error(`campaign '${campaignId}': provider order rejected: ${err.cause.message}`, { cause: err });
     throw err;
   }
 }
@@ -84,7 +84,7 @@ export async function releaseHeldRows(client: Client, campaignId: string, reques
   try {
     return await handle(client, campaignId).executeUpdate(releaseHeldUpdate, { args: [request] });
   } catch (err) {
-    if (err instanceof WorkflowUpdateFailedError && err.cause instanceof Error) throw new Error(`campaign '${campaignId}': release refused: ${err.cause.message}`);
+    if (err instanceof WorkflowUpdateFailedError && err.cause instanceof Error) throw new Error(`campaign '${campaignId}': release refused: ${err.cause.message}`, { cause: err });
     throw err;
   }
 }

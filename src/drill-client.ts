@@ -3,7 +3,7 @@
  * the last runs back (from Temporal visibility), with the report as a table.
  */
 import { randomBytes } from 'crypto';
-import { Client, ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, WorkflowNotFoundError, type ScheduleDescription, type WorkflowHandle } from '@temporalio/client';
+import { type Client, ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, WorkflowNotFoundError, type ScheduleDescription, type WorkflowHandle } from '@temporalio/client';
 import { drillWorkflow } from '../workflows/drill';
 import { drillProgressQuery, DRILL_WORKFLOW_PREFIX, type DrillReport } from '../workflows/drill-api';
 import { table } from './progress';
@@ -100,7 +100,7 @@ export async function drillRun(client: Client, workflowId: string): Promise<Dril
   try {
     desc = await handle.describe();
   } catch (err) {
-    if (err instanceof WorkflowNotFoundError) throw new Error(`drill '${workflowId}' not found (no workflow with that id)`);
+    if (err instanceof WorkflowNotFoundError) throw new Error(`drill '${workflowId}' not found (no workflow with that id)`, { cause: err });
     throw err;
   }
   const status = desc.status.name;

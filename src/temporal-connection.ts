@@ -22,7 +22,7 @@ export function temporalSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): T
     try {
       return readFileSync(path);
     } catch (err) {
-      throw new Error(`${name}=${path}: ${(err as Error).message}`);
+      throw new Error(`${name}=${path}: ${(err as Error).message}`, { cause: err });
     }
   };
   const tls = certPath && keyPath ? { clientCertPair: { crt: read('TEMPORAL_TLS_CERT', certPath), key: read('TEMPORAL_TLS_KEY', keyPath) } } : env.TEMPORAL_API_KEY ? true : undefined;

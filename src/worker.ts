@@ -1,6 +1,6 @@
 /** Builds a mailover worker: campaign workflows plus their activities, on one task queue. */
 import type { DataConverter } from '@temporalio/common';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { type NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { DEFAULT_HEALTH_SETTINGS } from '../workflows/provider-health-api';
 import type { AlertTarget, HealthConfig, InFlightPolicy } from './config';

@@ -21,7 +21,7 @@ export async function campaignState(client: Client, id: string): Promise<Campaig
   try {
     desc = await handle.describe();
   } catch (err) {
-    if (err instanceof WorkflowNotFoundError) throw new Error(`campaign '${id}' not found (no workflow with that id)`);
+    if (err instanceof WorkflowNotFoundError) throw new Error(`campaign '${id}' not found (no workflow with that id)`, { cause: err });
     throw err;
   }
   if (desc.status.name === 'RUNNING') return campaignProgress(client, id);

@@ -14,6 +14,9 @@ import { smtpModule } from './smtp';
 
 const BUILT_IN = [smtpModule, mailgunModule] as const;
 
+// A registry holds modules of different config types; their methods take the config as a parameter,
+// so only `any` lets one map hold them (each module checks its own config in parseConfig).
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyModule = ProviderModule<any, any>;
 type DefinitionOf<M> = M extends ProviderModule<infer C, infer _E> ? C : never;
 

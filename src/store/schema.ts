@@ -5,7 +5,7 @@
  * dialects: they sort correctly as text and round-trip to Date without driver quirks.
  * JSON columns are text (parsed in the store).
  */
-import { Kysely, sql } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { RecipientState } from './types';
 
 export type Dialect = 'sqlite' | 'postgres';

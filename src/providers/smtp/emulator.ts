@@ -594,7 +594,7 @@ export function parseMessage(raw: Buffer): ParsedMessage {
 }
 
 function splitPart(raw: Buffer): MimePart {
-  let headerEnd = -1;
+  let headerEnd: number;
   let bodyStart = raw.length;
   const crlf = raw.indexOf('\r\n\r\n');
   const lf = raw.indexOf('\n\n');
