@@ -2,6 +2,7 @@
 import { InvalidCampaignError } from '../src/errors';
 import type { CampaignRecord, Store } from '../src/store/types';
 import { compileTemplate, TemplateError, type CompiledTemplate } from '../src/template';
+import { needsUnsubscribeLink } from '../src/worker-campaign-checks';
 
 export interface LoadedCampaign {
   record: CampaignRecord;
@@ -32,8 +33,7 @@ export class CampaignCache {
       throw err;
     }
     const domain = record.from.replace(/^.*@/, '').replace(/>.*$/, '') || 'mailover.invalid';
-    const needsUnsubscribeLink = !record.transactional || template.engineFields.includes('unsubscribe_url');
-    const loaded = { record, template, domain, needsUnsubscribeLink };
+    const loaded = { record, template, domain, needsUnsubscribeLink: needsUnsubscribeLink(record, template.engineFields) };
     if (this.entries.size >= this.capacity) this.entries.delete(this.entries.keys().next().value as string);
     this.entries.set(campaignId, loaded);
     return loaded;

@@ -1,5 +1,6 @@
 /** Checks a campaign before anything is sent: it exists, has an audience, its template fields are all there, its providers are known. */
 import { InvalidCampaignError } from '../src/errors';
+import { workerCampaignProblems } from '../src/worker-campaign-checks';
 import { toApplicationFailure } from './failures';
 import type { PrepareInput, PrepareResult } from './contracts';
 import type { ActivityDeps } from './index';
@@ -7,18 +8,13 @@ import type { CampaignCache } from './campaign-cache';
 
 export async function prepareCampaign(deps: ActivityDeps, cache: CampaignCache, input: PrepareInput): Promise<PrepareResult> {
   try {
-    const { template, record, needsUnsubscribeLink } = await cache.get(input.campaignId);
-    const problems: string[] = [];
-    if (!deps.compliance?.unsubscribe && needsUnsubscribeLink) {
-      problems.push(`unsubscribe: this worker has no unsubscribe: section in its config, so it cannot add the unsubscribe link a ${record.transactional ? 'template using {{unsubscribe_url}}' : 'marketing campaign'} needs`);
-    }
-    if (template.engineFields.includes('postal_address') && !record.postalAddress) {
-      problems.push(`postalAddress: the template uses {{postal_address}} but the campaign has no postalAddress`);
-    }
+    const { template, record } = await cache.get(input.campaignId);
     const known = deps.providers.names();
-    for (const p of input.providers) {
-      if (!deps.providers.has(p)) problems.push(`providers: unknown provider '${p}' (configured on the worker: ${known.join(', ') || 'none'})`);
-    }
+    // The checks against this worker's configuration are shared with `mailover campaign start --dry-run`.
+    const problems = workerCampaignProblems(
+      { record, engineFields: template.engineFields, providers: input.providers },
+      { providerNames: known, compliance: deps.compliance },
+    );
     const total = await deps.store.countAudience(input.campaignId);
     if (total === 0) problems.push(`audience: campaign '${input.campaignId}' has no recipients`);
     if (template.fields.length > 0 && total > 0) {

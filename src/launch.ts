@@ -9,8 +9,9 @@ import { insertAudienceFile, scanAudienceFile, type AudienceImportReport, type A
 import { assertSendable, type CampaignDefinition } from './campaign-definition';
 import { CampaignAlreadyStartedError, startCampaign } from './client';
 import { InvalidCampaignError } from './errors';
-import type { Store } from './store/types';
+import type { CampaignStore, Store } from './store/types';
 import { compileTemplate, TemplateError, type CompiledTemplate } from './template';
+import { workerCampaignProblems, type WorkerCampaignContext } from './worker-campaign-checks';
 import type { CampaignOptions } from '../workflows/campaign-api';
 
 export interface LaunchOptions {
@@ -36,15 +37,23 @@ const MAX_LISTED = 10;
 /** What the checks found: the audience file's scan (valid rows, duplicates, rejected rows). */
 export type LaunchCheck = AudienceScan;
 
+export interface LaunchCheckOptions extends Pick<LaunchOptions, 'definition' | 'audienceFile' | 'onCheckProgress'> {
+  /** Where the id must be new; absent: no store exists yet, so every id is. */
+  store?: Pick<CampaignStore, 'getCampaign'>;
+  /** Also what a worker with this configuration (from `configPath`) refuses before it sends: prepareCampaign's checks. */
+  worker?: WorkerCampaignContext & { configPath: string };
+}
+
 /**
  * Every check a launch makes, with nothing stored or started: the id is new, the audience file
  * parses, every valid row has usable merge values, the template is sound, a marketing campaign
- * carries its unsubscribe link and postal address. Throws InvalidCampaignError (or
- * CampaignAlreadyStartedError) naming what is wrong. `mailover campaign start --dry-run` is this.
+ * carries its unsubscribe link and postal address; given `worker`, what that worker refuses too.
+ * Throws InvalidCampaignError (or CampaignAlreadyStartedError) naming what is wrong.
+ * `mailover campaign start --dry-run` is this, with the worker's configuration.
  */
-export async function checkLaunch(opts: Pick<LaunchOptions, 'store' | 'definition' | 'audienceFile' | 'onCheckProgress'>): Promise<LaunchCheck> {
+export async function checkLaunch(opts: LaunchCheckOptions): Promise<LaunchCheck> {
   const { store, definition: def } = opts;
-  if (await store.getCampaign(def.id)) {
+  if (await store?.getCampaign(def.id)) {
     throw new CampaignAlreadyStartedError(`campaign '${def.id}' already exists in the store; a campaign runs once (pick a new id)`);
   }
   const source = basename(opts.audienceFile);
@@ -78,6 +87,12 @@ export async function checkLaunch(opts: Pick<LaunchOptions, 'store' | 'definitio
     throw new InvalidCampaignError(`${badCount} recipient(s) have merge values the template cannot use (nothing was stored or sent):\n  - ${listed.join('\n  - ')}${more}`, listed);
   }
   assertSendable(def);
+  if (opts.worker && template) {
+    const problems = workerCampaignProblems({ record: def, engineFields: template.engineFields, providers: def.providers }, opts.worker);
+    if (problems.length) {
+      throw new InvalidCampaignError(`campaign '${def.id}' would be refused by a worker with ${opts.worker.configPath}: ${problems.join('; ')}`, problems);
+    }
+  }
   return scan;
 }
 

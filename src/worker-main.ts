@@ -14,20 +14,20 @@ import { DefaultLogger, NativeConnection, Runtime, type LogLevel } from '@tempor
 const LOG_LEVELS: LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'];
 
 /** MAILOVER_LOG_LEVEL: TRACE, DEBUG, INFO (default), WARN or ERROR. */
-function logLevel(): LogLevel {
-  const v = (process.env.MAILOVER_LOG_LEVEL || 'INFO').toUpperCase() as LogLevel;
-  if (!LOG_LEVELS.includes(v)) throw new Error(`MAILOVER_LOG_LEVEL: expected one of ${LOG_LEVELS.join(', ')}, got '${process.env.MAILOVER_LOG_LEVEL}'`);
+function logLevel(env: NodeJS.ProcessEnv): LogLevel {
+  const v = (env.MAILOVER_LOG_LEVEL || 'INFO').toUpperCase() as LogLevel;
+  if (!LOG_LEVELS.includes(v)) throw new Error(`MAILOVER_LOG_LEVEL: expected one of ${LOG_LEVELS.join(', ')}, got '${env.MAILOVER_LOG_LEVEL}'`);
   return v;
 }
 import { describeEncryption } from './codec/data-converter';
 import { Client } from '@temporalio/client';
-import { ConfigError, loadConfig, type MetricsConfig } from './config';
+import { ConfigError, loadConfig, type MailoverConfig, type MetricsConfig } from './config';
 import { freeLocalPort } from './local-ports';
 import { workerMetrics } from './metrics/scrape-sources';
 import { MetricsServer, runtimeMetrics } from './metrics/server';
 import { ProviderRegistry } from './providers/registry';
 import { describeStore, openStore, type StoreFaults } from './store/open-store';
-import { temporalSettingsFromEnv } from './temporal-connection';
+import { temporalSettingsFromEnv, type TemporalSettings } from './temporal-connection';
 import { createCampaignWorker } from './worker';
 
 /**
@@ -63,15 +63,33 @@ function scrapeErrorLogger(): (source: string, err: unknown) => void {
   };
 }
 
+/** What a worker reads and checks before it connects to anything. */
+export interface WorkerStartup {
+  /** The config file, every secret resolved from the environment. */
+  config: MailoverConfig;
+  settings: TemporalSettings;
+  metrics?: MetricsConfig;
+  logLevel: LogLevel;
+}
+
+/**
+ * Every check a worker makes at start-up before it connects anywhere: the config file (literal
+ * secrets, unset environment variables, duplicate names, each provider's settings...), the Temporal
+ * settings (TLS files, payload keys), the metrics settings and the log level. Throws the first
+ * problem as one message. `mailover campaign start --dry-run` runs it too.
+ */
+export function workerStartup(configPath?: string, env: NodeJS.ProcessEnv = process.env): WorkerStartup {
+  const config = loadConfig(configPath ?? env.MAILOVER_CONFIG ?? './mailover.yaml', env);
+  return { config, settings: temporalSettingsFromEnv(env), metrics: metricsSettings(config.metrics, env), logLevel: logLevel(env) };
+}
+
 /** Runs a worker until SIGTERM/SIGINT. */
 export async function runWorker(configPath?: string): Promise<void> {
-  const config = loadConfig(configPath);
-  const settings = temporalSettingsFromEnv();
-  const metricsConfig = metricsSettings(config.metrics);
+  const { config, settings, metrics: metricsConfig, logLevel: level } = workerStartup(configPath);
   // The SDK's runtime metrics are served on a private local port and appended to /metrics.
   const runtime = metricsConfig ? runtimeMetrics(Number(process.env.MAILOVER_TEMPORAL_METRICS_PORT || 0) || (await freeLocalPort())) : undefined;
   Runtime.install({
-    logger: new DefaultLogger(logLevel()),
+    logger: new DefaultLogger(level),
     shutdownSignals: ['SIGINT', 'SIGTERM'],
     ...(runtime ? { telemetryOptions: runtime.telemetryOptions } : {}),
   });

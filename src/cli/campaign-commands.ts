@@ -8,7 +8,10 @@ import { progressBar, rejectedRowLines, summaryTable, switchesTable, table } fro
 import type { CampaignProgress, CampaignResult } from '../../workflows/campaign-api';
 import { ActiveProviderKey, AcceptedCountKey, CampaignStatusKey } from '../../workflows/search-attributes';
 import { DRILL_WORKFLOW_PREFIX } from '../../workflows/drill-api';
+import { openStoreReadOnly } from '../store/read-only-store';
+import { workerStartup } from '../worker-main';
 import { helpText, requireOption, type Command } from './command';
+import { configPath, type CliContext } from './context';
 import { LiveLine } from './live-line';
 import { UsageError } from './usage';
 
@@ -67,7 +70,8 @@ const start: Command = {
     '  --file PATH       campaign definition (YAML or JSON): id, name, from, template, providers, batchSize',
     '  --audience PATH   recipients, .csv (with an email column) or .jsonl',
     '  --wait            show a live progress bar until the campaign ends',
-    '  --dry-run         run every check and say what would be imported; store nothing, start nothing',
+    '  --dry-run         run every check a launch and a worker would (provider file included) and say what would be',
+    '                    imported and what could not be checked (the ESPs, Temporal); write nothing, start nothing',
     'Nothing is stored or sent if the file, the audience or a merge field is wrong.',
   ].join('\n'),
   options: { file: { type: 'string', short: 'f' }, audience: { type: 'string', short: 'a' }, wait: { type: 'boolean' }, 'dry-run': { type: 'boolean' } },
@@ -75,18 +79,11 @@ const start: Command = {
     const file = requireOption(values, 'file', start);
     const audienceFile = requireOption(values, 'audience', start);
     if (values['dry-run'] && values.wait) throw new UsageError('--dry-run and --wait cannot go together (a dry run starts nothing)', helpText(start));
+    if (values['dry-run']) return dryRun(ctx, file, audienceFile);
     const definition = loadCampaignDefinition(file, ctx.providerNames());
     const store = await ctx.openStore();
     const bar = new LiveLine(process.stderr);
     const onCheckProgress = (rows: number) => bar.update(`checking the audience: ${rows} rows`);
-    if (values['dry-run']) {
-      const scan = await checkLaunch({ store, definition, audienceFile, onCheckProgress });
-      bar.done();
-      console.log(`campaign ${definition.id} is ready to start: ${scan.valid} recipients would be imported (${scan.duplicates.length} duplicates dropped, ${scan.rejected.length} rejected)`);
-      for (const line of rejectedRowLines(scan.rejected)) console.log(line);
-      console.log('dry run: nothing was stored or started');
-      return;
-    }
     const client = await ctx.temporal();
     const launched = await launchCampaign({
       client,
@@ -105,6 +102,46 @@ const start: Command = {
     if (values.wait) return watchUntilDone(client, launched.workflowId);
   },
 };
+
+/**
+ * `campaign start --dry-run`: every check a launch makes, plus every check a worker makes, on the
+ * provider file a worker here would load (secrets resolved from this environment, as the worker
+ * resolves them from its own) and against the campaign. It writes nothing, anywhere (the store is
+ * only read, never created), reaches no ESP and no Temporal server, and says what it so left unchecked.
+ */
+async function dryRun(ctx: CliContext, file: string, audienceFile: string): Promise<void> {
+  const config = configPath(ctx.options);
+  const worker = workerStartup(config);
+  const providerNames = worker.config.providers.map((p) => p.name);
+  const definition = loadCampaignDefinition(file, providerNames);
+  const reader = await openStoreReadOnly();
+  const bar = new LiveLine(process.stderr);
+  let scan;
+  try {
+    scan = await checkLaunch({
+      store: reader.state === 'open' ? reader.campaigns : undefined,
+      definition,
+      audienceFile,
+      onCheckProgress: (rows) => bar.update(`checking the audience: ${rows} rows`),
+      worker: { configPath: config, providerNames, compliance: worker.config.compliance },
+    });
+  } finally {
+    bar.done();
+    if (reader.state === 'open') await reader.close();
+  }
+  console.log(
+    `campaign ${definition.id} is ready to start: ${scan.valid} recipients would be imported (${scan.duplicates.length} duplicates dropped, ${scan.rejected.length} rejected)`,
+  );
+  for (const line of rejectedRowLines(scan.rejected)) console.log(line);
+  const esps = definition.providers;
+  const { address, taskQueue } = worker.settings;
+  const they = esps.length === 1 ? 'it accepts' : 'they accept';
+  console.log(`not checked: reaching ${esps.join(', ')} and whether ${they} mailover's credentials (tried at the first send)`);
+  console.log(`not checked: the Temporal server at ${address} and a worker on task queue ${taskQueue} (a dry run connects to neither)`);
+  console.log(`not checked: the worker's own environment (secrets and settings were read from this one)`);
+  if (reader.state === 'unread') console.log(`not checked: that campaign id ${definition.id} is new in ${reader.location} (${reader.reason})`);
+  console.log('dry run: nothing was stored or started');
+}
 
 function progressFraction(done: number, total: number, width = 30): string {
   const ratio = total ? done / total : 1;

@@ -50,10 +50,20 @@ export function isPostgresUrl(url: string | undefined): url is string {
   return !!url && /^postgres(?:ql)?:\/\//i.test(url);
 }
 
-export async function openStore(opts: OpenStoreOptions = {}): Promise<Store> {
+/** Where the store is: a PostgreSQL URL, or the SQLite file (opts, then DATABASE_URL, MAILOVER_DB, the default file). */
+export function storeTarget(
+  opts: Pick<OpenStoreOptions, 'databaseUrl' | 'sqlitePath'> = {},
+): { dialect: 'postgres'; url: string } | { dialect: 'sqlite'; file: string } {
   const url = opts.databaseUrl ?? process.env.DATABASE_URL;
+  if (isPostgresUrl(url)) return { dialect: 'postgres', url };
+  return { dialect: 'sqlite', file: opts.sqlitePath ?? process.env.MAILOVER_DB ?? DEFAULT_SQLITE_PATH };
+}
+
+export async function openStore(opts: OpenStoreOptions = {}): Promise<Store> {
+  const target = storeTarget(opts);
   let store: KyselyStore;
-  if (isPostgresUrl(url)) {
+  if (target.dialect === 'postgres') {
+    const url = target.url;
     const pool = new Pool({ connectionString: url, max: 10 });
     // A connection that dies (server restart, pg_terminate_backend, network) must not crash the
     // process: an idle client reports on the pool; a checked-out client (between the statements of
@@ -63,7 +73,7 @@ export async function openStore(opts: OpenStoreOptions = {}): Promise<Store> {
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     store = new KyselyStore({ db, dialect: 'postgres', location: redactUrl(url), faults: opts.faults });
   } else {
-    const file = opts.sqlitePath ?? process.env.MAILOVER_DB ?? DEFAULT_SQLITE_PATH;
+    const file = target.file;
     const synchronous = opts.sqliteSynchronous ?? sqliteSynchronousFromEnv();
     if (file !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
     const sqlite = new BetterSqlite3(file);
