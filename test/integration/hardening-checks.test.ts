@@ -11,10 +11,10 @@ import * as os from 'os';
 import * as path from 'path';
 import { Client as PgClient } from 'pg';
 import { stringify } from 'yaml';
-import { openStore } from '../src/store/open-store';
-import { createScratchDatabase, type ScratchDatabase } from './support/postgres';
+import { openStore } from '../../src/store/open-store';
+import { createScratchDatabase, type ScratchDatabase } from '../support/postgres';
 
-const ROOT = path.resolve(__dirname, '..', '..');
+const ROOT = path.resolve(__dirname, '..', '..', '..');
 const CLI = path.join(ROOT, 'build', 'src', 'cli', 'main.js');
 const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'bad-input');
 const fixture = (name: string) => path.join(FIXTURES, name);
