@@ -5,7 +5,8 @@
  *                               `webhooks`, src/providers/) and that has a signing key configured:
  *                               body and signature read by the module; forged, stale (outside
  *                               webhooks.maxAgeSeconds) and replayed (token seen before, remembered
- *                               in the store) requests refused with 4xx; delivered / failed /
+ *                               in the store; spent once its signature checks out, whatever follows)
+ *                               requests refused with 4xx; delivered / failed /
  *                               complained / unsubscribed stored as events, linked to their ledger
  *                               row; hard bounces, complaints and unsubscribes suppress the address
  *                               at once.
@@ -210,6 +211,9 @@ export class ComplianceServer {
     }
     const { store } = this.opts;
     const forgetBefore = new Date(Date.now() - 2 * this.opts.webhooks.maxAgeSeconds * 1000);
+    // From here the token is spent, whatever follows (a 400 for its event data, a 503 when storing
+    // fails): the signature covers timestamp and token, not the body, so a token given back would
+    // let a captured signature carry any body once more.
     if (!(await store.rememberWebhookToken(provider, parsed.token, forgetBefore))) {
       this.count('webhook_refused_replayed');
       return text(res, 409, 'replayed request: this token was seen before');
@@ -226,8 +230,6 @@ export class ComplianceServer {
       if (result.suppressed) this.count('suppressed_by_webhook');
       return text(res, 200, `recorded ${event.type}${result.linked ? '' : ' (no ledger row matched)'}${result.suppressed ? '; suppressed' : ''}`);
     } catch (err) {
-      // Not processed: let the ESP's retry through the replay check.
-      await store.forgetWebhookToken(provider, parsed.token).catch(() => undefined);
       if (err instanceof WebhookBodyError) {
         this.count('webhook_refused_malformed');
         return text(res, 400, err.message);
