@@ -13,7 +13,8 @@
  *   GET  /u/<token>             a small page asking to confirm the unsubscribe (a link scanner's
  *                               GET changes nothing), whose button POSTs:
  *   POST /u/<token>             unsubscribes at once: RFC 8058 one-click (`List-Unsubscribe=One-Click`)
- *                               or the page's button; idempotent. A forged or altered token is refused (403).
+ *                               or the page's button; idempotent. A forged or altered token is refused (403),
+ *                               a badly percent-encoded one (`/u/%E0%A4%A`) with 400.
  *   GET  /metrics               counters (Prometheus text): accepted and refused requests by reason,
  *                               and the bounce listener's (mailover_bounce_*_total) when it runs beside.
  *   GET  /healthz               `ok`.
@@ -68,6 +69,7 @@ export const COUNTERS = [
   'unsubscribe_confirmed',
   'unsubscribe_page_shown',
   'unsubscribe_refused',
+  'request_failed',
 ] as const;
 export type Counter = (typeof COUNTERS)[number];
 
@@ -82,6 +84,7 @@ export class ComplianceServer {
   private constructor(private readonly opts: ComplianceServerOptions) {
     this.http = http.createServer((req, res) => {
       this.route(req, res).catch(() => {
+        this.count('request_failed');
         if (!res.headersSent) text(res, 500, 'internal error');
         else res.destroy();
       });
@@ -134,7 +137,12 @@ export class ComplianceServer {
       return this.webhook(req, res, hook[1]);
     }
     if (path.startsWith(UNSUBSCRIBE_PATH)) {
-      const token = decodeURIComponent(path.slice(UNSUBSCRIBE_PATH.length)).replace(/\/+$/, '');
+      const token = decodePathPart(path.slice(UNSUBSCRIBE_PATH.length))?.replace(/\/+$/, '');
+      if (token === undefined) {
+        req.resume();
+        this.count('unsubscribe_refused');
+        return html(res, 400, 'Invalid link', '<p>This unsubscribe link is not valid (it is not correctly encoded). Please use the link from the email.</p>');
+      }
       if (req.method === 'GET' || req.method === 'HEAD') return this.unsubscribePage(res, token);
       if (req.method === 'POST') return this.unsubscribe(req, res, token);
       return text(res, 405, 'GET or POST', 'text/plain', { allow: 'GET, POST' });
@@ -285,6 +293,15 @@ export function maskAddress(email: string): string {
   const at = email.lastIndexOf('@');
   if (at <= 0) return email;
   return `${email[0]}${'*'.repeat(Math.min(at - 1, 8))}${email.slice(at)}`;
+}
+
+/** A percent-encoded path segment decoded, or undefined when its encoding is broken (`%E0%A4%A`). */
+function decodePathPart(part: string): string | undefined {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return undefined;
+  }
 }
 
 function text(res: http.ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8', headers: Record<string, string> = {}): void {
