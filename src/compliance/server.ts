@@ -19,8 +19,11 @@
  *                               and the bounce listener's (mailover_bounce_*_total) when it runs beside.
  *   GET  /healthz               `ok`.
  *
- * Bodies over webhooks.maxBodyBytes are refused with 413 before they are read in full.
+ * Bodies over webhooks.maxBodyBytes are refused with 413 before they are read in full. Every
+ * response says `X-Content-Type-Options: nosniff`; the HTML pages also carry a
+ * Content-Security-Policy (nothing loaded, no script, never framed) and `X-Frame-Options: DENY`.
  */
+import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type net from 'node:net';
 import { WebhookBodyError, type ParsedWebhook, type WebhookSupport } from '../providers/provider-module';
@@ -304,12 +307,25 @@ function decodePathPart(part: string): string | undefined {
   }
 }
 
+/** Every response: the browser takes the content type as sent, never sniffs another. */
 function text(res: http.ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8', headers: Record<string, string> = {}): void {
-  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', ...headers });
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', ...headers });
   res.end(body);
 }
 
+const PAGE_STYLE = 'body{font-family:sans-serif;max-width:32em;margin:3em auto}';
+/**
+ * The pages load nothing, run no script, post their form only back here and are never framed
+ * (a framed unsubscribe button could be clicked for the recipient): their one style sheet is
+ * allowed by its hash.
+ */
+const PAGE_HEADERS = {
+  'content-security-policy': `default-src 'none'; style-src 'sha256-${createHash('sha256').update(PAGE_STYLE).digest('base64')}'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`,
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+};
+
 function html(res: http.ServerResponse, status: number, title: string, content: string): void {
-  const page = `<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>${title}</title></head><body style="font-family:sans-serif;max-width:32em;margin:3em auto">${content}</body></html>`;
-  text(res, status, page, 'text/html; charset=utf-8', { 'referrer-policy': 'no-referrer' });
+  const page = `<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>${title}</title><style>${PAGE_STYLE}</style></head><body>${content}</body></html>`;
+  text(res, status, page, 'text/html; charset=utf-8', PAGE_HEADERS);
 }
