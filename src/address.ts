@@ -106,7 +106,9 @@ export function parseSender(raw: string): ParsedSender {
   if (shown.includes('@')) return refuse(`the display name ${JSON.stringify(shown)} holds an address (a display name must not look like one)`);
   if (/=\?/.test(shown)) return refuse(`the display name ${JSON.stringify(shown)} holds an encoded word ("=?"); write the name as plain text`);
   const special = quoted ? null : UNQUOTED_SPECIALS.exec(name);
-  if (special) return refuse(`the display name ${JSON.stringify(name)} has '${special[0]}', which mail software reads as a separator; put the name in double quotes`);
+  if (special) {
+    return refuse(`the display name ${JSON.stringify(name)} has '${special[0]}', which mail software reads as a separator; put the name in double quotes`);
+  }
   return { ok: true, from: `${name} <${addr.email}>` };
 }
 

@@ -83,7 +83,9 @@ describe('hardening: campaign content (bad input corpus, SQLite store, no Tempor
   it('hardening: a link assembled from merge values (two values, template text before a value, a refresh meta) is checked as it renders: launch refuses naming line, fields and value; nothing stored', async () => {
     const id = uniqueId('assembled-links');
     const template = { ...MARKETING, html: ASSEMBLED_LINKS + MARKETING.html };
-    const err = await rejectionOf(launchCampaign({ client: NO_CLIENT, store, definition: definition(id, { template }), audienceFile: fixture('javascript-links-assembled.csv') }));
+    const err = await rejectionOf(
+      launchCampaign({ client: NO_CLIENT, store, definition: definition(id, { template }), audienceFile: fixture('javascript-links-assembled.csv') }),
+    );
     assert.match(err.message, /^4 recipient\(s\) have merge values the template cannot use \(nothing was stored or sent\)/);
     const line = (n: number, who: string, fields: string, link: string) =>
       new RegExp(String.raw`javascript-links-assembled\.csv line ${n}: ${who}@example\.com has an unsafe link in ${fields}: ${link}` + ALLOWED);
@@ -99,7 +101,15 @@ describe('hardening: campaign content (bad input corpus, SQLite store, no Tempor
     const t = compileTemplate({ ...MARKETING, html: ASSEMBLED_LINKS + MARKETING.html });
     assert.deepEqual(t.urlFields, ['link', 'next', 'protocol', 'rest', 'scheme']);
     const engine = { unsubscribe_url: 'https://mail.example.org/u/t', postal_address: '1 Example Street' };
-    const safe = { first_name: 'Ann', scheme: 'https', rest: '://example.org/a', protocol: 'https', host: 'example.org', link: 'https://example.org/b', next: 'https://example.org/c' };
+    const safe = {
+      first_name: 'Ann',
+      scheme: 'https',
+      rest: '://example.org/a',
+      protocol: 'https',
+      host: 'example.org',
+      link: 'https://example.org/b',
+      next: 'https://example.org/c',
+    };
     assert.match(t.render(safe, engine).html!, /<meta http-equiv="refresh" content="0;url=https:\/\/example\.org\/c">/);
     const cases: Array<[Record<string, string>, string]> = [
       [{ scheme: 'javascript', rest: ':alert(1)' }, `merge fields 'scheme', 'rest': "javascript:alert(1)"`],
@@ -110,33 +120,55 @@ describe('hardening: campaign content (bad input corpus, SQLite store, no Tempor
     ];
     for (const [over, reason] of cases) {
       const message = `unsafe link in ${reason} (scheme 'javascript:'; allowed: http, https, mailto, tel)`;
-      assert.throws(() => t.render({ ...safe, ...over }, engine), (err: Error) => err instanceof TemplateError && err.message === message, JSON.stringify(over));
+      assert.throws(
+        () => t.render({ ...safe, ...over }, engine),
+        (err: Error) => err instanceof TemplateError && err.message === message,
+        JSON.stringify(over),
+      );
       assert.deepEqual(t.problemsWith({ ...safe, ...over }, engine), [`has an ${message}`], JSON.stringify(over));
     }
     // A refresh meta in any spelling an HTML parser accepts is a link; other metas' content is not.
-    const refused = (html: string) => assert.throws(() => compileTemplate({ subject: 'Hi', text: 'Hi', html }).render({ next: 'javascript:alert(1)' }), /unsafe link in merge field 'next'/, html);
+    const refused = (html: string) =>
+      assert.throws(
+        () => compileTemplate({ subject: 'Hi', text: 'Hi', html }).render({ next: 'javascript:alert(1)' }),
+        /unsafe link in merge field 'next'/,
+        html,
+      );
     refused('<META HTTP-EQUIV=Refresh CONTENT=5;URL={{next}}>');
     refused(`<meta content="0; url = '{{next}}'" http-equiv="refresh">`);
     refused('<meta http-equiv="refresh" content="{{next}}">');
-    const description = compileTemplate({ subject: 'Hi', text: 'Hi', html: '<meta name="description" content="{{next}}"><meta http-equiv="refresh" content="0;url=https://example.org/?u={{next}}">' });
+    const description = compileTemplate({
+      subject: 'Hi',
+      text: 'Hi',
+      html: '<meta name="description" content="{{next}}"><meta http-equiv="refresh" content="0;url=https://example.org/?u={{next}}">',
+    });
     assert.deepEqual(description.urlFields, []);
     assert.deepEqual(description.problemsWith({ next: '3 reasons: javascript:alert(1)' }), []);
   });
 
   it('hardening: a from with two mailboxes or a display name that is an address is refused naming the field and value; launch from code refuses it before storing anything', async () => {
-    assert.deepEqual(problemsOf(() => loadCampaignDefinition(fixture('from-two-mailboxes.yaml'), PROVIDERS)), [
-      `from: invalid sender address "news@example.org, <ceo@bank.example>" (more than one address: expected one mailbox, "Name <local@domain>" (a display name with ',' or ';' goes in double quotes))`,
-    ]);
-    assert.deepEqual(problemsOf(() => loadCampaignDefinition(fixture('from-display-name-is-address.yaml'), PROVIDERS)), [
-      `from: invalid sender address "\\"ceo@bank.example\\" <news@example.org>" (the display name "ceo@bank.example" holds an address (a display name must not look like one))`,
-    ]);
+    assert.deepEqual(
+      problemsOf(() => loadCampaignDefinition(fixture('from-two-mailboxes.yaml'), PROVIDERS)),
+      [
+        `from: invalid sender address "news@example.org, <ceo@bank.example>" (more than one address: expected one mailbox, "Name <local@domain>" (a display name with ',' or ';' goes in double quotes))`,
+      ],
+    );
+    assert.deepEqual(
+      problemsOf(() => loadCampaignDefinition(fixture('from-display-name-is-address.yaml'), PROVIDERS)),
+      [
+        `from: invalid sender address "\\"ceo@bank.example\\" <news@example.org>" (the display name "ceo@bank.example" holds an address (a display name must not look like one))`,
+      ],
+    );
     const refused = (from: string) => problemsOf(() => parseCampaignDefinition({ ...definition('from-check'), from }, PROVIDERS));
     for (const from of ['a@example.org, b@example.org', 'a@example.org; b@example.org', '<a@example.org> <b@example.org>', 'Acme, Inc. <news@example.org>']) {
       assert.match(refused(from)[0] ?? '', /^from: invalid sender address .* \(more than one address: expected one mailbox/, from);
     }
     assert.match(refused('ceo@bank.example <news@example.org>')[0] ?? '', /display name "ceo@bank\.example" holds an address/);
     assert.match(refused('=?utf-8?b?Y2VvQGJhbmsuZXhhbXBsZQ==?= <news@example.org>')[0] ?? '', /holds an encoded word/);
-    assert.match(refused('News: Weekly <news@example.org>')[0] ?? '', /display name "News: Weekly" has ':', which mail software reads as a separator; put the name in double quotes/);
+    assert.match(
+      refused('News: Weekly <news@example.org>')[0] ?? '',
+      /display name "News: Weekly" has ':', which mail software reads as a separator; put the name in double quotes/,
+    );
     // One mailbox, with a plain, quoted or non-ASCII display name, is accepted.
     const accepted = (from: string) => parseCampaignDefinition({ ...definition('from-ok'), from }, PROVIDERS).from;
     assert.equal(accepted('News <News@Example.org>'), 'News <news@example.org>');
@@ -147,7 +179,14 @@ describe('hardening: campaign content (bad input corpus, SQLite store, no Tempor
 
     // A definition from code skips the parser: launch checks the sender itself.
     const id = uniqueId('from-two');
-    const err = await rejectionOf(launchCampaign({ client: NO_CLIENT, store, definition: definition(id, { from: 'news@example.org, <ceo@bank.example>' }), audienceFile: fixture('javascript-links.csv') }));
+    const err = await rejectionOf(
+      launchCampaign({
+        client: NO_CLIENT,
+        store,
+        definition: definition(id, { from: 'news@example.org, <ceo@bank.example>' }),
+        audienceFile: fixture('javascript-links.csv'),
+      }),
+    );
     assert.deepEqual(err.problems, [
       `from: invalid sender address "news@example.org, <ceo@bank.example>" (more than one address: expected one mailbox, "Name <local@domain>" (a display name with ',' or ';' goes in double quotes))`,
     ]);
@@ -156,6 +195,8 @@ describe('hardening: campaign content (bad input corpus, SQLite store, no Tempor
     // Drill messages have a sender too.
     const problems: string[] = [];
     parseDrillSettings({ from: 'news@example.org, <ceo@bank.example>', seeds: ['ops@example.org'] }, PROVIDERS, problems);
-    assert.deepEqual(problems, [`drills.from: invalid sender address "news@example.org, <ceo@bank.example>" (more than one address: expected one mailbox, "Name <local@domain>" (a display name with ',' or ';' goes in double quotes))`]);
+    assert.deepEqual(problems, [
+      `drills.from: invalid sender address "news@example.org, <ceo@bank.example>" (more than one address: expected one mailbox, "Name <local@domain>" (a display name with ',' or ';' goes in double quotes))`,
+    ]);
   });
 });

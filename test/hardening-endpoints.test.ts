@@ -31,7 +31,10 @@ const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012345678
  */
 function otherSpellings(token: string): string[] {
   const last = BASE64URL.indexOf(token[token.length - 1]);
-  return [0, 1, 2, 3].map((low) => (last & ~3) | low).filter((v) => v !== last).map((v) => token.slice(0, -1) + BASE64URL[v]);
+  return [0, 1, 2, 3]
+    .map((low) => (last & ~3) | low)
+    .filter((v) => v !== last)
+    .map((v) => token.slice(0, -1) + BASE64URL[v]);
 }
 
 describe('hardening: compliance server endpoints (real HTTP, SQLite store)', function () {
@@ -56,7 +59,8 @@ describe('hardening: compliance server endpoints (real HTTP, SQLite store)', fun
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const metric = async (name: string) => Number(new RegExp(`^mailover_${name}_total (\\d+)$`, 'm').exec(await (await fetch(`${server.url}/metrics`)).text())?.[1] ?? NaN);
+  const metric = async (name: string) =>
+    Number(new RegExp(`^mailover_${name}_total (\\d+)$`, 'm').exec(await (await fetch(`${server.url}/metrics`)).text())?.[1] ?? NaN);
   const oneClick = (token: string) =>
     fetch(`${server.url}/u/${token}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'List-Unsubscribe=One-Click' });
 
@@ -80,7 +84,11 @@ describe('hardening: compliance server endpoints (real HTTP, SQLite store)', fun
     const token = `token-${process.pid}-${Date.now()}-spent`;
     const signature = { timestamp, token, signature: signMailgunWebhook(TEST_WEBHOOK_KEY, timestamp, token) };
     const post = (eventData: Record<string, unknown>) =>
-      fetch(`${server.url}/webhooks/mailgun`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ signature, 'event-data': eventData }) });
+      fetch(`${server.url}/webhooks/mailgun`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ signature, 'event-data': eventData }),
+      });
     const replayedBefore = await metric('webhook_refused_replayed');
 
     const refused = await post({ id: 'ev-no-recipient', event: 'complained', timestamp: Date.now() / 1000 });
@@ -110,13 +118,27 @@ describe('hardening: compliance server endpoints (real HTTP, SQLite store)', fun
     const token = signUnsubscribeToken(KEY, { campaignId: 'spring', email: 'headers@example.com' });
     const confirm = await fetch(`${server.url}/u/${token}`);
     const invalid = await fetch(`${server.url}/u/not-a-token`);
-    const done = await fetch(`${server.url}/u/${token}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'confirm=yes' });
+    const done = await fetch(`${server.url}/u/${token}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'confirm=yes',
+    });
     const badlyEncoded = await fetch(`${server.url}/u/%E0%A4%A`);
-    for (const [name, res, status] of [['confirm', confirm, 200], ['invalid', invalid, 403], ['unsubscribed', done, 200], ['badly encoded', badlyEncoded, 400]] as const) {
+    for (const [name, res, status] of [
+      ['confirm', confirm, 200],
+      ['invalid', invalid, 403],
+      ['unsubscribed', done, 200],
+      ['badly encoded', badlyEncoded, 400],
+    ] as const) {
       assert.equal(res.status, status, name);
       assert.match(res.headers.get('content-type') ?? '', /^text\/html/, name);
       const csp = res.headers.get('content-security-policy') ?? '';
-      const directives = new Map(csp.split(';').map((d) => d.trim().split(/\s+/)).map(([k, ...v]) => [k, v.join(' ')]));
+      const directives = new Map(
+        csp
+          .split(';')
+          .map((d) => d.trim().split(/\s+/))
+          .map(([k, ...v]) => [k, v.join(' ')]),
+      );
       assert.equal(directives.get('default-src'), "'none'", `${name}: ${csp}`);
       assert.equal(directives.get('frame-ancestors'), "'none'", `${name}: ${csp}`);
       assert.equal(directives.get('form-action'), "'self'", `${name}: ${csp}`);
@@ -129,7 +151,13 @@ describe('hardening: compliance server endpoints (real HTTP, SQLite store)', fun
       assert.equal(directives.get('style-src'), `'sha256-${createHash('sha256').update(style).digest('base64')}'`, name);
       assert.doesNotMatch(body, /\sstyle=|<script/i, name);
     }
-    for (const [method, path] of [['GET', '/healthz'], ['GET', '/metrics'], ['GET', '/nowhere'], ['PUT', '/u/x'], ['GET', '/webhooks/mailgun']]) {
+    for (const [method, path] of [
+      ['GET', '/healthz'],
+      ['GET', '/metrics'],
+      ['GET', '/nowhere'],
+      ['PUT', '/u/x'],
+      ['GET', '/webhooks/mailgun'],
+    ]) {
       const res = await fetch(`${server.url}${path}`, { method });
       await res.arrayBuffer();
       assert.equal(res.headers.get('x-content-type-options'), 'nosniff', `${method} ${path} (${res.status})`);
@@ -137,7 +165,7 @@ describe('hardening: compliance server endpoints (real HTTP, SQLite store)', fun
   });
 });
 
-describe('hardening: the dev stack\'s metrics port (mailover dev as a process, real Temporal dev server)', function () {
+describe("hardening: the dev stack's metrics port (mailover dev as a process, real Temporal dev server)", function () {
   this.timeout(180_000);
   let dir: string;
   let child: ReturnType<typeof spawn> | undefined;
@@ -168,7 +196,7 @@ describe('hardening: the dev stack\'s metrics port (mailover dev as a process, r
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('hardening: GET /healthz on the dev stack\'s metrics port answers 200 while its worker runs, as the docs say (the worker\'s metrics server does the same)', async () => {
+  it("hardening: GET /healthz on the dev stack's metrics port answers 200 while its worker runs, as the docs say (the worker's metrics server does the same)", async () => {
     const metricsUrl = /^ {2}metrics +(http:\/\/\S+\/metrics) /m.exec(out)?.[1];
     assert.ok(metricsUrl, `the metrics URL is printed:\n${out}`);
     const health = await fetch(metricsUrl.replace(/\/metrics$/, '/healthz'));
