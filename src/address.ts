@@ -74,3 +74,44 @@ function idnToAscii(s: string): string {
 function bad(reason: string): NormalisedAddress {
   return { ok: false, reason };
 }
+
+export type ParsedSender = { ok: true; from: string } | { ok: false; reason: string };
+
+/** Characters that end or split a display name written without quotes (RFC 5322 specials but '.'). */
+const UNQUOTED_SPECIALS = /[()<>[\]:;@\\,"]/;
+
+/**
+ * A sender (`from`): exactly one mailbox, `local@domain` or `Display Name <local@domain>`, whose
+ * display name is not itself an address. A name with a comma, colon or other separator must be
+ * quoted (`"Acme, Inc." <news@acme.example>`): unquoted, mail software reads an address list or a
+ * group (`news@example.org, <ceo@bank.example>` is two mailboxes). Returns the sender with its
+ * address normalised, or a short reason.
+ */
+export function parseSender(raw: string): ParsedSender {
+  const m = /^\s*(.*?)\s*<([^<>]*)>\s*$/.exec(raw);
+  if (!m) {
+    if (/[,;]/.test(raw)) return refuse('more than one address: expected one mailbox, "Name <local@domain>"');
+    const addr = normaliseAddress(raw);
+    return addr.ok ? { ok: true, from: addr.email } : addr;
+  }
+  const name = m[1]!;
+  const addr = normaliseAddress(m[2]!);
+  if (!addr.ok) return addr;
+  if (name === '') return { ok: true, from: addr.email };
+  const quoted = /^"((?:[^"\\]|\\.)*)"$/.exec(name);
+  const shown = quoted ? quoted[1]!.replace(/\\(.)/g, '$1') : name;
+  if (!quoted && /[<>,;]/.test(name)) {
+    return refuse(`more than one address: expected one mailbox, "Name <local@domain>" (a display name with ',' or ';' goes in double quotes)`);
+  }
+  if (shown.includes('@')) return refuse(`the display name ${JSON.stringify(shown)} holds an address (a display name must not look like one)`);
+  if (/=\?/.test(shown)) return refuse(`the display name ${JSON.stringify(shown)} holds an encoded word ("=?"); write the name as plain text`);
+  const special = quoted ? null : UNQUOTED_SPECIALS.exec(name);
+  if (special) {
+    return refuse(`the display name ${JSON.stringify(name)} has '${special[0]}', which mail software reads as a separator; put the name in double quotes`);
+  }
+  return { ok: true, from: `${name} <${addr.email}>` };
+}
+
+function refuse(reason: string): ParsedSender {
+  return { ok: false, reason };
+}

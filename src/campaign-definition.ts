@@ -3,7 +3,7 @@
  * errors that name the exact field and what was expected. Nothing is stored or sent
  * until it is valid.
  */
-import { normaliseAddress } from './address';
+import { parseSender } from './address';
 import { InvalidCampaignError } from './errors';
 import type { CampaignRecord } from './store/types';
 import { templateProblems, usesField } from './template';
@@ -43,11 +43,10 @@ export function parseCampaignDefinition(raw: unknown, knownProviders?: string[],
   else if (/[\u0000-\u001f\u007f\u0085\u2028\u2029]/.test(raw.from)) problems.push(`from: must be one line without control characters (a line break could inject headers), got ${show(raw.from)}`);
   else if (raw.from.length > 320) problems.push(`from: longer than 320 characters (got ${raw.from.length})`);
   else {
-    // Allow "Name <addr>"; validate the address part.
-    const m = /^\s*(.*?)\s*<([^>]+)>\s*$/.exec(raw.from);
-    const addr = normaliseAddress(m ? m[2] : raw.from);
-    if (!addr.ok) problems.push(`from: invalid sender address ${show(raw.from)} (${addr.reason})`);
-    else from = m && m[1] ? `${m[1]} <${addr.email}>` : addr.email;
+    // One mailbox, "Name <addr>" or "addr", whose display name is not an address.
+    const sender = parseSender(raw.from);
+    if (!sender.ok) problems.push(`from: invalid sender address ${show(raw.from)} (${sender.reason})`);
+    else from = sender.from;
   }
 
   const t = raw.template;
@@ -134,10 +133,12 @@ export function marketingProblems(template: Record<string, unknown>, postalAddre
   return problems;
 }
 
-/** The same checks on a definition from code (launchCampaign), as an error naming every problem. */
+/** The same checks on a definition from code (launchCampaign): its sender, and what a marketing campaign carries; an error naming every problem. */
 export function assertSendable(def: CampaignDefinition): void {
-  if (def.transactional) return;
-  const problems = marketingProblems(def.template as unknown as Record<string, unknown>, def.postalAddress);
+  const problems: string[] = [];
+  const sender = typeof def.from === 'string' ? parseSender(def.from) : undefined;
+  if (!sender?.ok) problems.push(`from: invalid sender address ${show(def.from)}${sender ? ` (${sender.reason})` : ''}`);
+  if (!def.transactional) problems.push(...marketingProblems(def.template as unknown as Record<string, unknown>, def.postalAddress));
   if (problems.length) throw new InvalidCampaignError(`campaign '${def.id}' is invalid:\n  - ${problems.join('\n  - ')}`, problems);
 }
 

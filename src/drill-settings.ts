@@ -5,7 +5,7 @@
  * counts and provider names, never the seed addresses.
  */
 import { msToNumber } from '@temporalio/common';
-import { normaliseAddress } from './address';
+import { normaliseAddress, parseSender } from './address';
 
 export interface DrillSettings {
   /** Sender of probe and synthetic messages ("Name <addr>" or addr). */
@@ -61,10 +61,9 @@ export function parseDrillSettings(raw: unknown, providerNames: string[], proble
   // eslint-disable-next-line no-control-regex
   else if (/[\u0000-\u001f\u007f]/.test(raw.from)) problems.push(`drills.from: must be one line without control characters, got ${show(raw.from)}`);
   else {
-    const m = /^\s*(.*?)\s*<([^>]+)>\s*$/.exec(raw.from);
-    const addr = normaliseAddress(m ? m[2] : raw.from);
-    if (!addr.ok) problems.push(`drills.from: invalid sender address ${show(raw.from)} (${addr.reason})`);
-    else from = m && m[1] ? `${m[1]} <${addr.email}>` : addr.email;
+    const sender = parseSender(raw.from);
+    if (!sender.ok) problems.push(`drills.from: invalid sender address ${show(raw.from)} (${sender.reason})`);
+    else from = sender.from;
   }
 
   const seeds: string[] = [];

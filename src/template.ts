@@ -2,8 +2,9 @@
  * `{{field}}` merge templates. Values are inserted verbatim in subject and text, and
  * HTML-escaped in html (inside a tag outside quotes, spaces too: escapeHtmlInTag); a link in
  * html whose scheme merge values decide (`href="{{link}}"`, `href={{link}}`,
- * `href="{{scheme}}{{rest}}"`) must be an http, https, mailto or tel URL (a `javascript:` link
- * is refused, not sent). A template names its fields up front so a campaign can be checked
+ * `href="{{scheme}}{{rest}}"`, `<meta http-equiv="refresh" content="0;url={{link}}">`) must be an
+ * http, https, mailto or tel URL, as the attribute value renders (a `javascript:` link is
+ * refused, not sent). A template names its fields up front so a campaign can be checked
  * against its audience before anything is sent.
  */
 import type { CampaignTemplate } from './store/types';
@@ -32,8 +33,9 @@ export interface CompiledTemplate {
   engineFields: string[];
   /**
    * Merge fields that start a link in the html part (`<a href="{{link}}">`, `<a href={{link}}>`,
-   * `src`, `action`, ...), alone or with others (`href="{{scheme}}{{rest}}"`): their values
-   * decide the URL's scheme, so the link they make must be http, https, mailto or tel.
+   * `src`, `action`, ..., a refresh `<meta>`'s `content="0;url={{link}}"`), alone or with others
+   * (`href="{{scheme}}{{rest}}"`): their values decide the URL's scheme, so the link they make
+   * must be http, https, mailto or tel.
    */
   urlFields: string[];
   /**
@@ -57,6 +59,8 @@ export const SAFE_URL_SCHEMES = ['http', 'https', 'mailto', 'tel'] as const;
  */
 interface LinkValue {
   parts: Array<{ text: string } | { field: string }>;
+  /** A refresh `<meta>`'s content (`0;url=...`): the link starts after the delay and `url=`. */
+  refresh: boolean;
   /** Audience fields that may decide the scheme (no fixed text before them settles it), in order. */
   deciders: string[];
 }
@@ -99,10 +103,11 @@ function htmlLayout(html: string): HtmlLayout {
   const tagStartsAt = (i: number) => /[A-Za-z]/.test(html[i] ?? '') || fieldEnd.has(i);
   for (let i = html.indexOf('<'); i >= 0 && i < html.length; i = html.indexOf('<', i)) {
     if (tagStartsAt(i + 1)) {
-      const tag = readTag(html, i + 1, runTo, (attr, start, end) => attributeValue(html, attr, start, end, layout));
+      const tag = readTag(html, i + 1, runTo);
+      linksOfTag(html, tag, layout);
       i = RAW_TEXT.has(tag.name) ? rawTextEnd(html, tag.end, tag.name, runTo, fieldEnd) : tag.end;
     } else if (html[i + 1] === '/' && tagStartsAt(i + 2)) {
-      i = readTag(html, i + 2, runTo, () => undefined).end; // an end tag's attributes are ignored
+      i = readTag(html, i + 2, runTo).end; // an end tag's attributes are ignored
     } else if (html.startsWith('<!--', i)) {
       i = commentEnd(html, i + 4);
     } else if (html[i + 1] === '!' || html[i + 1] === '?' || html[i + 1] === '/') {
@@ -116,21 +121,27 @@ function htmlLayout(html: string): HtmlLayout {
 }
 
 type RunTo = (i: number, stop: (c: string) => boolean, where?: 'value' | 'name') => number;
-type OnValue = (attribute: string, start: number, end: number) => void;
+/** A tag as read: its lowercased name, its attributes (names lowercased, value spans) and the index past its `>`. */
+interface Tag {
+  name: string;
+  attributes: Array<{ name: string; value?: { start: number; end: number } }>;
+  end: number;
+}
 
-/** Reads a tag from its name at `at`, reporting each attribute value's span; returns its lowercased name and the index past its `>`. */
-function readTag(html: string, at: number, runTo: RunTo, onValue: OnValue): { name: string; end: number } {
+/** Reads a tag from its name at `at`. */
+function readTag(html: string, at: number, runTo: RunTo): Tag {
   const nameEnd = runTo(at, (c) => HTML_SPACE.has(c) || c === '/' || c === '>', 'name');
-  const name = html.slice(at, nameEnd).toLowerCase();
+  const tag: Tag = { name: html.slice(at, nameEnd).toLowerCase(), attributes: [], end: html.length };
   const skipSpace = (i: number) => runTo(i, (c) => !HTML_SPACE.has(c));
   let i = nameEnd;
   for (;;) {
     i = runTo(i, (c) => !HTML_SPACE.has(c) && c !== '/');
-    if (i >= html.length) return { name, end: html.length };
-    if (html[i] === '>') return { name, end: i + 1 };
+    if (i >= html.length) return tag;
+    if (html[i] === '>') return { ...tag, end: i + 1 };
     // An attribute name may start with '=' (`<a =x>`); it runs to a space, '/', '>' or '='.
     const attrEnd = runTo(i + (html[i] === '=' ? 1 : 0), (c) => HTML_SPACE.has(c) || c === '/' || c === '>' || c === '=', 'name');
-    const attribute = html.slice(i, attrEnd).toLowerCase();
+    const attribute: Tag['attributes'][number] = { name: html.slice(i, attrEnd).toLowerCase() };
+    tag.attributes.push(attribute);
     i = skipSpace(attrEnd);
     if (html[i] !== '=') continue; // no value
     i = skipSpace(i + 1);
@@ -139,18 +150,41 @@ function readTag(html: string, at: number, runTo: RunTo, onValue: OnValue): { na
     if (quote) {
       const close = html.indexOf(quote, i + 1); // a merge field never holds a quote
       const end = close < 0 ? html.length : close;
-      onValue(attribute, i + 1, end);
+      attribute.value = { start: i + 1, end };
       i = Math.min(end + 1, html.length);
     } else {
       const end = runTo(i, (c) => HTML_SPACE.has(c) || c === '>', 'value');
-      onValue(attribute, i, end);
+      attribute.value = { start: i, end };
       i = end;
     }
   }
 }
 
-/** Records one attribute value as a link if merge values may decide its scheme. */
-function attributeValue(html: string, attribute: string, start: number, end: number, layout: HtmlLayout): void {
+/**
+ * Records the attribute values of a start tag that are links: URL attributes (`href`, `src`, ...)
+ * and the content of a refresh `<meta>` (`<meta http-equiv="refresh" content="0;url=...">`).
+ * A meta whose tag name, attribute names or http-equiv a merge value may decide counts as a
+ * refresh: its content is checked too often rather than too rarely.
+ */
+function linksOfTag(html: string, tag: Tag, layout: HtmlLayout): void {
+  const maybeMeta = tag.name === 'meta' || tag.name.includes('{{');
+  const refresh =
+    maybeMeta &&
+    tag.attributes.some((a) => {
+      if (a.name.includes('{{')) return true;
+      if (a.name !== 'http-equiv' || !a.value) return false;
+      const value = html.slice(a.value.start, a.value.end);
+      return value.includes('{{') || decodeReferences(value).trim().toLowerCase() === 'refresh';
+    });
+  for (const a of tag.attributes) {
+    if (!a.value) continue;
+    if (URL_ATTRIBUTES.has(a.name)) attributeValue(html, a.value.start, a.value.end, false, layout);
+    else if (refresh && a.name === 'content') attributeValue(html, a.value.start, a.value.end, true, layout);
+  }
+}
+
+/** Records one link attribute value if merge values may decide its scheme. */
+function attributeValue(html: string, start: number, end: number, refresh: boolean, layout: HtmlLayout): void {
   const parts: LinkValue['parts'] = [];
   let last = start;
   for (const m of html.slice(start, end).matchAll(FIELD)) {
@@ -160,9 +194,8 @@ function attributeValue(html: string, attribute: string, start: number, end: num
     last = at + m[0].length;
   }
   if (last < end) parts.push({ text: html.slice(last, end) });
-  if (!URL_ATTRIBUTES.has(attribute)) return;
-  const deciders = fieldsDecidingScheme(parts).filter((name) => !isEngineField(name));
-  if (deciders.length) layout.links.push({ parts, deciders });
+  const deciders = (refresh ? fieldsDecidingRefresh(parts) : fieldsDecidingScheme(parts)).filter((name) => !isEngineField(name));
+  if (deciders.length) layout.links.push({ parts, refresh, deciders });
 }
 
 /**
@@ -270,6 +303,45 @@ function fieldsDecidingScheme(parts: LinkValue['parts']): string[] {
 }
 
 /**
+ * Where the URL starts in a refresh `<meta>`'s content, read the way browsers read it (the
+ * HTML standard's declarative refresh: spaces, a delay of digits and dots, ';' or ',', then
+ * `url=` and a quote, each optional) but leniently: a content the standard would refuse is
+ * still checked, from where its URL would start.
+ */
+function refreshUrlStart(content: string): number {
+  let i = 0;
+  const skipSpace = () => {
+    while (i < content.length && HTML_SPACE.has(content[i])) i++;
+  };
+  skipSpace();
+  while (i < content.length && /[0-9.]/.test(content[i])) i++;
+  skipSpace();
+  if (content[i] === ';' || content[i] === ',') i++;
+  skipSpace();
+  const url = /^url[\t\n\f\r ]*=[\t\n\f\r ]*/i.exec(content.slice(i));
+  if (url) i += url[0].length;
+  if (content[i] === '"' || content[i] === "'") i++;
+  return i;
+}
+
+/**
+ * The merge fields (engine fields included) that may decide the scheme of the URL in a refresh
+ * `<meta>`'s content made of `parts`: none when the template text before the first field already
+ * settles it (`0;url=https://example.org/?u={{id}}`), else every field (`0;url={{link}}`,
+ * `{{delay}};url={{link}}`): a value may move where the URL starts.
+ */
+function fieldsDecidingRefresh(parts: LinkValue['parts']): string[] {
+  const first = parts[0];
+  if (first && 'text' in first) {
+    const split = parts.length > 1 ? /&[#A-Za-z0-9]*$/.exec(first.text) : null;
+    const text = decodeReferences(split ? first.text.slice(0, split.index) : first.text);
+    const start = refreshUrlStart(text);
+    if (start < text.length && schemeOf(text.slice(start)).decidedAt < text.length - start) return [];
+  }
+  return [...new Set(parts.flatMap((part) => ('field' in part ? [part.field] : [])))];
+}
+
+/**
  * Why one link, rendered with these values, must not be sent (undefined when it may): its
  * scheme is not http, https, mailto or tel and merge values decided it. Names every audience
  * field that helped decide it and shows the link as a mail client reads it. `valueOf` gives a
@@ -292,7 +364,10 @@ function unsafeLink(link: LinkValue, valueOf: (name: string) => string | undefin
     source += decode ? escapeHtml(value) : value;
   }
   const rendered = decode ? decodeReferences(source) : source;
-  const { scheme, decidedAt } = schemeOf(rendered);
+  const urlStart = link.refresh ? refreshUrlStart(rendered) : 0;
+  const decided = schemeOf(rendered.slice(urlStart));
+  const scheme = decided.scheme;
+  const decidedAt = urlStart + decided.decidedAt;
   if (scheme === '' || (SAFE_URL_SCHEMES as readonly string[]).includes(scheme)) return undefined;
   const names = [...new Set(starts.filter((s) => s.at <= decidedAt).map((s) => s.name))];
   if (!names.length) return undefined; // the template's own text (or an engine value) fixed it

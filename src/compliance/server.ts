@@ -5,20 +5,25 @@
  *                               `webhooks`, src/providers/) and that has a signing key configured:
  *                               body and signature read by the module; forged, stale (outside
  *                               webhooks.maxAgeSeconds) and replayed (token seen before, remembered
- *                               in the store) requests refused with 4xx; delivered / failed /
+ *                               in the store; spent once its signature checks out, whatever follows)
+ *                               requests refused with 4xx; delivered / failed /
  *                               complained / unsubscribed stored as events, linked to their ledger
  *                               row; hard bounces, complaints and unsubscribes suppress the address
  *                               at once.
  *   GET  /u/<token>             a small page asking to confirm the unsubscribe (a link scanner's
  *                               GET changes nothing), whose button POSTs:
  *   POST /u/<token>             unsubscribes at once: RFC 8058 one-click (`List-Unsubscribe=One-Click`)
- *                               or the page's button; idempotent. A forged or altered token is refused (403).
+ *                               or the page's button; idempotent. A forged or altered token is refused (403),
+ *                               a badly percent-encoded one (`/u/%E0%A4%A`) with 400.
  *   GET  /metrics               counters (Prometheus text): accepted and refused requests by reason,
  *                               and the bounce listener's (mailover_bounce_*_total) when it runs beside.
  *   GET  /healthz               `ok`.
  *
- * Bodies over webhooks.maxBodyBytes are refused with 413 before they are read in full.
+ * Bodies over webhooks.maxBodyBytes are refused with 413 before they are read in full. Every
+ * response says `X-Content-Type-Options: nosniff`; the HTML pages also carry a
+ * Content-Security-Policy (nothing loaded, no script, never framed) and `X-Frame-Options: DENY`.
  */
+import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type net from 'node:net';
 import { WebhookBodyError, type ParsedWebhook, type WebhookSupport } from '../providers/provider-module';
@@ -67,6 +72,7 @@ export const COUNTERS = [
   'unsubscribe_confirmed',
   'unsubscribe_page_shown',
   'unsubscribe_refused',
+  'request_failed',
 ] as const;
 export type Counter = (typeof COUNTERS)[number];
 
@@ -81,6 +87,7 @@ export class ComplianceServer {
   private constructor(private readonly opts: ComplianceServerOptions) {
     this.http = http.createServer((req, res) => {
       this.route(req, res).catch(() => {
+        this.count('request_failed');
         if (!res.headersSent) text(res, 500, 'internal error');
         else res.destroy();
       });
@@ -133,7 +140,12 @@ export class ComplianceServer {
       return this.webhook(req, res, hook[1]);
     }
     if (path.startsWith(UNSUBSCRIBE_PATH)) {
-      const token = decodeURIComponent(path.slice(UNSUBSCRIBE_PATH.length)).replace(/\/+$/, '');
+      const token = decodePathPart(path.slice(UNSUBSCRIBE_PATH.length))?.replace(/\/+$/, '');
+      if (token === undefined) {
+        req.resume();
+        this.count('unsubscribe_refused');
+        return html(res, 400, 'Invalid link', '<p>This unsubscribe link is not valid (it is not correctly encoded). Please use the link from the email.</p>');
+      }
       if (req.method === 'GET' || req.method === 'HEAD') return this.unsubscribePage(res, token);
       if (req.method === 'POST') return this.unsubscribe(req, res, token);
       return text(res, 405, 'GET or POST', 'text/plain', { allow: 'GET, POST' });
@@ -210,6 +222,9 @@ export class ComplianceServer {
     }
     const { store } = this.opts;
     const forgetBefore = new Date(Date.now() - 2 * this.opts.webhooks.maxAgeSeconds * 1000);
+    // From here the token is spent, whatever follows (a 400 for its event data, a 503 when storing
+    // fails): the signature covers timestamp and token, not the body, so a token given back would
+    // let a captured signature carry any body once more.
     if (!(await store.rememberWebhookToken(provider, parsed.token, forgetBefore))) {
       this.count('webhook_refused_replayed');
       return text(res, 409, 'replayed request: this token was seen before');
@@ -226,8 +241,6 @@ export class ComplianceServer {
       if (result.suppressed) this.count('suppressed_by_webhook');
       return text(res, 200, `recorded ${event.type}${result.linked ? '' : ' (no ledger row matched)'}${result.suppressed ? '; suppressed' : ''}`);
     } catch (err) {
-      // Not processed: let the ESP's retry through the replay check.
-      await store.forgetWebhookToken(provider, parsed.token).catch(() => undefined);
       if (err instanceof WebhookBodyError) {
         this.count('webhook_refused_malformed');
         return text(res, 400, err.message);
@@ -285,12 +298,40 @@ export function maskAddress(email: string): string {
   return `${email[0]}${'*'.repeat(Math.min(at - 1, 8))}${email.slice(at)}`;
 }
 
+/** A percent-encoded path segment decoded, or undefined when its encoding is broken (`%E0%A4%A`). */
+function decodePathPart(part: string): string | undefined {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every response: the browser takes the content type as sent, never sniffs another. */
 function text(res: http.ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8', headers: Record<string, string> = {}): void {
-  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', ...headers });
+  res.writeHead(status, {
+    'content-type': type,
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    ...headers,
+  });
   res.end(body);
 }
 
+const PAGE_STYLE = 'body{font-family:sans-serif;max-width:32em;margin:3em auto}';
+/**
+ * The pages load nothing, run no script, post their form only back here and are never framed
+ * (a framed unsubscribe button could be clicked for the recipient): their one style sheet is
+ * allowed by its hash.
+ */
+const PAGE_HEADERS = {
+  'content-security-policy': `default-src 'none'; style-src 'sha256-${createHash('sha256').update(PAGE_STYLE).digest('base64')}'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`,
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+};
+
 function html(res: http.ServerResponse, status: number, title: string, content: string): void {
-  const page = `<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>${title}</title></head><body style="font-family:sans-serif;max-width:32em;margin:3em auto">${content}</body></html>`;
-  text(res, status, page, 'text/html; charset=utf-8', { 'referrer-policy': 'no-referrer' });
+  const page = `<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>${title}</title><style>${PAGE_STYLE}</style></head><body>${content}</body></html>`;
+  text(res, status, page, 'text/html; charset=utf-8', PAGE_HEADERS);
 }

@@ -43,7 +43,9 @@ export function verifyUnsubscribeToken(key: string, token: string): UnsubscribeT
   const payload = Buffer.from(m[1], 'base64url').toString('utf8');
   // base64url decoding is lenient: re-encode to refuse any altered spelling of the same bytes.
   if (Buffer.from(payload, 'utf8').toString('base64url') !== m[1]) return null;
-  if (!sameBytes(Buffer.from(m[2], 'base64url'), hmac(key, UNSUBSCRIBE_CONTEXT, payload))) return null;
+  // The signature is compared as its canonical spelling: 43 characters carry 258 bits for 256, so
+  // decoding alone would accept four spellings of each signature (any changed character must fail).
+  if (!sameBytes(Buffer.from(m[2]), Buffer.from(hmac(key, UNSUBSCRIBE_CONTEXT, payload).toString('base64url')))) return null;
   const parts = payload.split('\n');
   if (parts.length !== 2 || !parts[0] || !parts[1].includes('@')) return null;
   return { campaignId: parts[0], email: parts[1] };

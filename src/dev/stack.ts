@@ -53,7 +53,7 @@ export interface DevStackOptions {
   webhooksPort?: number;
   /** Port of the inbound bounce listener; default any free port. */
   bouncePort?: number;
-  /** Port of the worker's Prometheus endpoint (/metrics); default 9464, or a free one if taken. */
+  /** Port of the worker's Prometheus endpoint (/metrics, and /healthz); default 9464, or a free one if taken. */
   metricsPort?: number;
   /** Where the dev worker sends its alerts (circuit, switch, holding, failed, drill finished); default none. */
   alerts?: AlertTarget[];
@@ -187,10 +187,6 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
     const drills = parseDrillSettings(DEV_DRILLS_FILE, defs.map((d) => d.name), []);
     const alerts = opts.alerts ?? [];
     const metrics = workerMetrics({ client: env.client, taskQueue, providers: providers.names(), alertTargets: alerts.map((a) => a.name), store });
-    const metricsServer = await listenPreferring(opts.metricsPort ?? 9464, (port) =>
-      MetricsServer.start({ metrics, host: '127.0.0.1', port, temporalRuntimeUrl: runtimeMetricsUrl }),
-    );
-    stops.push(() => metricsServer.close());
     const worker = await createCampaignWorker({
       connection: env.nativeConnection,
       taskQueue,
@@ -207,6 +203,17 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
       if (worker.getState() === 'RUNNING') worker.shutdown();
       await running;
     });
+    // Like `mailover worker`'s: /metrics, and /healthz answering 200 while the worker runs.
+    const metricsServer = await listenPreferring(opts.metricsPort ?? 9464, (port) =>
+      MetricsServer.start({
+        metrics,
+        host: '127.0.0.1',
+        port,
+        temporalRuntimeUrl: runtimeMetricsUrl,
+        health: () => ({ ok: worker.getState() === 'RUNNING', state: worker.getState() }),
+      }),
+    );
+    stops.push(() => metricsServer.close());
     return {
       env,
       address: `127.0.0.1:${port}`,
