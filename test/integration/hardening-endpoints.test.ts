@@ -10,16 +10,16 @@ import { createHash } from 'crypto';
 import { mkdtempSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
-import { ComplianceServer } from '../src/compliance/server';
-import { signUnsubscribeToken, verifyUnsubscribeToken } from '../src/compliance/tokens';
-import { mailgunModule } from '../src/providers/mailgun';
-import { signMailgunWebhook } from '../src/providers/mailgun/webhooks';
-import { openStore } from '../src/store/open-store';
-import type { Store } from '../src/store/types';
-import { TEST_UNSUBSCRIBE_KEY, TEST_WEBHOOK_KEY } from './support/harness';
-import { waitUntil } from './support/wait';
+import { ComplianceServer } from '../../src/compliance/server';
+import { signUnsubscribeToken, verifyUnsubscribeToken } from '../../src/compliance/tokens';
+import { mailgunModule } from '../../src/providers/mailgun';
+import { signMailgunWebhook } from '../../src/providers/mailgun/webhooks';
+import { openStore } from '../../src/store/open-store';
+import type { Store } from '../../src/store/types';
+import { TEST_UNSUBSCRIBE_KEY, TEST_WEBHOOK_KEY } from '../support/harness';
+import { waitUntil } from '../support/wait';
 
-const ROOT = join(__dirname, '..', '..');
+const ROOT = join(__dirname, '..', '..', '..');
 const CLI = join(ROOT, 'build', 'src', 'cli', 'main.js');
 
 const KEY = TEST_UNSUBSCRIBE_KEY;

@@ -10,16 +10,16 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import type { Client } from '@temporalio/client';
-import { loadCampaignDefinition, parseCampaignDefinition, type CampaignDefinition } from '../src/campaign-definition';
-import { parseDrillSettings } from '../src/drill-settings';
-import { InvalidCampaignError } from '../src/errors';
-import { launchCampaign } from '../src/launch';
-import { openStore } from '../src/store/open-store';
-import type { Store } from '../src/store/types';
-import { compileTemplate, TemplateError } from '../src/template';
-import { uniqueId } from './support/harness';
+import { loadCampaignDefinition, parseCampaignDefinition, type CampaignDefinition } from '../../src/campaign-definition';
+import { parseDrillSettings } from '../../src/drill-settings';
+import { InvalidCampaignError } from '../../src/errors';
+import { launchCampaign } from '../../src/launch';
+import { openStore } from '../../src/store/open-store';
+import type { Store } from '../../src/store/types';
+import { compileTemplate, TemplateError } from '../../src/template';
+import { uniqueId } from '../support/harness';
 
-const FIXTURES = path.join(__dirname, '..', '..', 'test', 'fixtures', 'bad-input');
+const FIXTURES = path.join(__dirname, '..', '..', '..', 'test', 'fixtures', 'bad-input');
 const fixture = (name: string) => path.join(FIXTURES, name);
 const PROVIDERS = ['smtp-primary', 'smtp-secondary'];
 const MARKETING = {
