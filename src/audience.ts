@@ -23,6 +23,7 @@ import * as path from 'path';
 import { TextDecoder } from 'util';
 import { normaliseAddress } from './address';
 import { InvalidCampaignError } from './errors';
+import { clip } from './quote-value';
 import type { AudienceRow, Store } from './store/types';
 
 export type AudienceFormat = 'csv' | 'jsonl';
@@ -58,8 +59,6 @@ export interface AudienceImportReport {
 /** Called with each valid, distinct row and its source line. */
 export type RowHandler = (row: AudienceRow, line: number) => void;
 
-/** Longest offending value kept in a rejection (whole raw lines can be long). */
-const MAX_VALUE = 200;
 /** Longest merge value accepted (characters); a longer one rejects its row. */
 export const MAX_FIELD_CHARS = 65_536;
 export const IMPORT_CHUNK = 1000;
@@ -351,7 +350,7 @@ class RowCollector {
     }
     for (const [name, value] of Object.entries(fields)) {
       if (value.length > MAX_FIELD_CHARS) {
-        this.reject(line, rawEmail, `field '${name}' is ${value.length} characters long (limit ${MAX_FIELD_CHARS})`);
+        this.reject(line, rawEmail, `field '${clip(name)}' is ${value.length} characters long (limit ${MAX_FIELD_CHARS})`);
         return;
       }
     }
@@ -364,10 +363,6 @@ class RowCollector {
     this.valid++;
     this.onRow({ email: addr.email, fields }, line);
   }
-}
-
-function clip(s: string): string {
-  return s.length > MAX_VALUE ? s.slice(0, MAX_VALUE - 1) + '…' : s;
 }
 
 // ------------------------------------------------------------------ CSV
@@ -431,14 +426,14 @@ class CsvRows {
     if (emailCols.length === 0) {
       const other = [';', '\t', '|'].find((d) => header.some((h) => h.split(d).some((part) => part.trim().toLowerCase() === 'email')));
       const hint = other ? ` — the file looks ${other === '\t' ? 'tab' : `'${other}'`}-separated; save it as comma-separated CSV` : '';
-      throw new InvalidCampaignError(`${this.source}: no 'email' column in header (columns: ${named.join(', ') || 'none'})${hint}`);
+      throw new InvalidCampaignError(`${this.source}: no 'email' column in header (columns: ${clip(named.join(', ')) || 'none'})${hint}`);
     }
     if (emailCols.length > 1) {
       throw new InvalidCampaignError(`${this.source} line ${line}: more than one 'email' column in header (${emailCols.map((i) => header[i]).join(', ')})`);
     }
     const seen = new Set<string>();
     for (const h of named) {
-      if (seen.has(h)) throw new InvalidCampaignError(`${this.source} line ${line}: duplicate column '${h}' in header`);
+      if (seen.has(h)) throw new InvalidCampaignError(`${this.source} line ${line}: duplicate column '${clip(h)}' in header`);
       seen.add(h);
     }
     this.header = header;
@@ -522,7 +517,7 @@ class JsonlRows {
     for (const [k, v] of Object.entries(obj)) {
       if (k === emailKey) continue;
       if (v !== null && typeof v === 'object') {
-        out.reject(lineNo, line, `field '${k}' is ${Array.isArray(v) ? 'an array' : 'an object'} (only flat values are supported)`);
+        out.reject(lineNo, line, `field '${clip(k)}' is ${Array.isArray(v) ? 'an array' : 'an object'} (only flat values are supported)`);
         return;
       }
       fields[k] = v === null ? '' : typeof v === 'string' ? v : String(v);

@@ -5,13 +5,14 @@ import { loadConfig } from '../config';
 import { findProviderModule, providerModules } from '../providers/modules';
 import type { ProviderDefinitionBase, SuppressionSupport } from '../providers/provider-module';
 import { rejectedRowLines, table } from '../progress';
+import { quote } from '../quote-value';
 import type { Command } from './command';
 import { configPath, type CliContext } from './context';
 import { LiveLine } from './live-line';
 
 function address(raw: string): string {
   const a = normaliseAddress(raw);
-  if (!a.ok) throw new Error(`invalid address ${JSON.stringify(raw)}: ${a.reason}`);
+  if (!a.ok) throw new Error(`invalid address ${quote(raw)}: ${a.reason}`);
   return a.email;
 }
 

@@ -1,0 +1,169 @@
+/**
+ * Hardening from outside (issue 16), the input files: long lines, long values in error
+ * messages, old Mac line endings, duplicate JSONL keys, suppression imports with no valid
+ * row, and progress output when stderr is not a terminal.
+ * Large inputs are generated into a temp dir here, never committed.
+ */
+import { strict as assert } from 'assert';
+import { spawn } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { Writable } from 'stream';
+import { parseAudience, scanAudienceFile } from '../src/audience';
+import { parseCampaignDefinition } from '../src/campaign-definition';
+import { LiveLine } from '../src/cli/live-line';
+import { ConfigError, parseConfig } from '../src/config';
+import { InvalidCampaignError } from '../src/errors';
+import { clip, MAX_QUOTED_CHARS, quote } from '../src/quote-value';
+import { openStore } from '../src/store/open-store';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'bad-input');
+const CLI = path.join(ROOT, 'build', 'src', 'cli', 'main.js');
+
+const fixture = (name: string) => path.join(FIXTURES, name);
+const text = (name: string) => fs.readFileSync(fixture(name), 'utf8');
+
+/** The error thrown by fn, which must be `type` (a clear error, not a crash). */
+function errorOf(fn: () => unknown, type: new (...a: never[]) => Error = InvalidCampaignError): Error {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof type, `expected ${type.name}, got ${(err as Error)?.stack ?? String(err)}`);
+    return err as Error;
+  }
+  assert.fail('expected an error');
+}
+
+async function rejectionOf(p: Promise<unknown>, type: new (...a: never[]) => Error = InvalidCampaignError): Promise<Error> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof type, `expected ${type.name}, got ${(err as Error)?.stack ?? String(err)}`);
+    return err as Error;
+  }
+  assert.fail('expected a rejection');
+}
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** The CLI as a process, stdout and stderr piped (not a terminal). */
+function cli(args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** A stream that keeps what is written to it, a terminal or not. */
+class Capture extends Writable {
+  written = '';
+  constructor(readonly isTTY: boolean) {
+    super();
+  }
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
+    this.written += chunk.toString();
+    done();
+  }
+}
+
+describe('hardening: input files', function () {
+  this.timeout(120_000);
+  let dir: string;
+
+  before(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mailover-hardening-files-'));
+  });
+  after(() => {
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  describe('long values in error messages (item 4)', () => {
+    it('hardening: a CSV whose long header has no email column is refused with the columns clipped, not the whole header', async () => {
+      const columns = Array.from({ length: 30_000 }, (_, i) => `column_${i}`);
+      const file = path.join(dir, 'wide-header.csv');
+      fs.writeFileSync(file, `${columns.join(',')}\nx,y\n`);
+      const err = await rejectionOf(scanAudienceFile(file));
+      const all = columns.join(', ');
+      assert.ok(err.message.length <= 400, `the message is ${err.message.length} characters long`);
+      assert.match(err.message, /^wide-header\.csv: no 'email' column in header \(columns: column_0, column_1, column_2, .*… \(\d+ characters\)\)$/);
+      assert.ok(err.message.includes(`… (${all.length} characters)`), err.message);
+    });
+
+    it('hardening: long values in campaign and config errors are quoted clipped, with their length', () => {
+      const id = 'x'.repeat(100_000);
+      const camp = errorOf(() => parseCampaignDefinition({ id, from: 'a@example.org', template: { subject: 's', text: 't' }, providers: ['p'], transactional: true }));
+      assert.ok(camp.message.length < 400, `campaign error is ${camp.message.length} characters long`);
+      assert.match(camp.message, /id: expected .*, got "x{50,}…" \(100000 characters\)/);
+      const kind = 'k'.repeat(1_000_000);
+      const config = errorOf(() => parseConfig({ providers: [{ name: 'p', kind }] }, {}), ConfigError);
+      assert.ok(config.message.length < 600, `config error is ${config.message.length} characters long`);
+      assert.match(config.message, /providers\[0\]\.kind: expected one of .*, got "k{50,}…" \(1000000 characters\)/);
+    });
+
+    it('hardening: the quoting helper keeps short values whole, cuts long ones to the limit with their length, never splitting an escape or a surrogate pair', () => {
+      assert.equal(quote('short'), '"short"');
+      assert.equal(quote(undefined), 'nothing');
+      assert.equal(quote(42), '42');
+      assert.equal(clip('short'), 'short');
+      const long = quote('a'.repeat(1_000_000));
+      assert.equal(long, `"${'a'.repeat(MAX_QUOTED_CHARS - ' (1000000 characters)'.length - 3)}…" (1000000 characters)`);
+      assert.equal(long.length, MAX_QUOTED_CHARS);
+      const controls = quote('\u0001'.repeat(1000));
+      assert.ok(controls.length <= MAX_QUOTED_CHARS, controls);
+      assert.match(controls, /^"(\\u0001)+…" \(1000 characters\)$/);
+      const emoji = clip('😀'.repeat(500));
+      assert.ok(emoji.length <= MAX_QUOTED_CHARS);
+      assert.match(emoji, /^(😀)+… \(1000 characters\)$/u);
+      assert.equal(quote({ list: Array.from({ length: 1000 }, (_, i) => i) }).length, MAX_QUOTED_CHARS);
+    });
+
+    it('hardening: a long JSONL key named in a rejection reason is clipped', () => {
+      const key = 'k'.repeat(10_000);
+      const r = parseAudience(`{"email":"a@example.com","${key}":[1]}\n`, 'jsonl');
+      assert.equal(r.rejected.length, 1);
+      assert.ok(r.rejected[0]!.reason.length <= 300, `the reason is ${r.rejected[0]!.reason.length} characters long`);
+      assert.match(r.rejected[0]!.reason, /^field 'k+… \(10000 characters\)' is an array/);
+    });
+  });
+
+
+
+
+  describe('mailover suppress import (items 8, 11, 4), as a process', () => {
+    let env: NodeJS.ProcessEnv;
+    let db: string;
+    before(() => {
+      db = path.join(dir, 'suppress.db');
+      env = { MAILOVER_DB: db, DATABASE_URL: '', MAILOVER_CONFIG: path.join(dir, 'none.yaml') };
+    });
+
+    async function suppressedCount(): Promise<number> {
+      const store = await openStore({ databaseUrl: '', sqlitePath: db });
+      try {
+        return (await store.listSuppressions()).length;
+      } finally {
+        await store.close();
+      }
+    }
+
+    it('hardening: suppress import of a file with a long header and no email column prints a short error, not the header', async () => {
+      const file = path.join(dir, 'long-header.csv');
+      fs.writeFileSync(file, `${'h'.repeat(500_000)},name\n`);
+      const r = await cli(['suppress', 'import', file], env);
+      assert.equal(r.code, 1);
+      assert.ok(r.stderr.length < 400, `stderr is ${r.stderr.length} bytes`);
+      assert.match(r.stderr, /^mailover suppress import: long-header\.csv: no 'email' column in header \(columns: h+… \(500006 characters\)\)\n$/);
+    });
+  });
+});
