@@ -23,6 +23,7 @@ import * as path from 'path';
 import { TextDecoder } from 'util';
 import { normaliseAddress } from './address';
 import { InvalidCampaignError } from './errors';
+import { LineSplitter } from './line-splitter';
 import { clip } from './quote-value';
 import type { AudienceRow, Store } from './store/types';
 
@@ -64,6 +65,13 @@ export const MAX_FIELD_CHARS = 65_536;
 export const IMPORT_CHUNK = 1000;
 /** Bytes read from an audience file at a time. */
 const READ_CHUNK = 256 * 1024;
+/**
+ * Longest line (JSONL, in characters) or record (CSV, in bytes: a quoted field can span lines)
+ * read. Nothing this long is a row of an audience (a merge value is at most MAX_FIELD_CHARS); it
+ * is a quote never closed or not an audience file, refused before more than the limit and one
+ * chunk are held.
+ */
+export const MAX_LINE_LENGTH = 4 * 1024 * 1024;
 
 export function detectAudienceFormat(file: string): AudienceFormat {
   const ext = path.extname(file).toLowerCase();
@@ -305,8 +313,11 @@ function countNewlines(text: string): number {
 
 // ------------------------------------------------------------------ text -> rows
 
-/** Text chunks in, checked rows out (to `onRow`); `end()` says what was rejected and duplicated. */
-class AudienceReader {
+/**
+ * Text chunks in, checked rows out (to `onRow`); `end()` says what was rejected and duplicated.
+ * Throws InvalidCampaignError (naming the line) as soon as the text cannot be an audience.
+ */
+export class AudienceReader {
   private readonly rows: RowCollector;
   private readonly parser: CsvRows | JsonlRows;
   private readonly checker: TextChecker;
@@ -370,6 +381,8 @@ class RowCollector {
 /** csv-parse's incremental parser, fed synchronously (the same calls its stream makes). */
 interface CsvParseApi {
   parse(buf: Buffer | undefined, end: boolean, push: (record: { record: string[]; raw: string }) => void, close: () => void): CsvError | undefined;
+  /** `bytes`: where the record being handed out ends (bytes from the start of the text). */
+  info: { bytes: number };
 }
 
 class CsvRows {
@@ -378,7 +391,13 @@ class CsvRows {
   private nextLine = 1;
   private header: string[] | undefined;
   private emailCol = 0;
-  private readonly onRecord = (r: { record: string[]; raw: string }) => this.record(r.record, r.raw);
+  /** Bytes pushed so far, and where the last record ended: the record being read is the difference. */
+  private bytesPushed = 0;
+  private recordEnd = 0;
+  private readonly onRecord = (r: { record: string[]; raw: string }) => {
+    this.recordEnd = this.api.info.bytes;
+    this.record(r.record, r.raw);
+  };
 
   constructor(
     readonly source: string,
@@ -389,7 +408,15 @@ class CsvRows {
   }
 
   push(text: string): void {
-    if (text) this.check(this.api.parse(Buffer.from(text, 'utf8'), false, this.onRecord, () => undefined));
+    if (!text) return;
+    const buf = Buffer.from(text, 'utf8');
+    this.bytesPushed += buf.length;
+    this.check(this.api.parse(buf, false, this.onRecord, () => undefined));
+    if (this.bytesPushed - this.recordEnd > MAX_LINE_LENGTH) {
+      throw new InvalidCampaignError(
+        `${this.source} line ${this.nextLine}: record longer than ${MAX_LINE_LENGTH} bytes (the limit for one row; a quote that is never closed makes the rest of the file one record)`,
+      );
+    }
   }
 
   end(): void {
@@ -458,29 +485,27 @@ function describeCsvError(e: Error & { code?: string }): string {
 // ------------------------------------------------------------------ JSONL
 
 class JsonlRows {
-  private carry = '';
-  private lineNo = 0;
+  private readonly lines: LineSplitter;
   private any = false;
+  private readonly onLine = (line: string, lineNo: number) => this.line(line, lineNo);
 
   constructor(
     readonly source: string,
     private readonly out: RowCollector,
-  ) {}
+  ) {
+    this.lines = new LineSplitter(MAX_LINE_LENGTH, (lineNo) => new InvalidCampaignError(`${source} line ${lineNo}: line longer than ${MAX_LINE_LENGTH} characters (the limit for one row)`));
+  }
 
   push(text: string): void {
-    const parts = (this.carry + text).split('\n');
-    this.carry = parts.pop()!;
-    for (const part of parts) this.line(part);
+    this.lines.push(text, this.onLine);
   }
 
   end(): void {
-    this.line(this.carry);
-    this.carry = '';
+    this.lines.end(this.onLine);
     if (!this.any) throw new InvalidCampaignError(`${this.source}: empty file (expected one JSON object per line)`);
   }
 
-  private line(rawLine: string): void {
-    const lineNo = ++this.lineNo;
+  private line(rawLine: string, lineNo: number): void {
     let line = rawLine.replace(/\r$/, '');
     if (lineNo === 1 && line.charCodeAt(0) === 0xfeff) line = line.slice(1);
     if (line.trim() === '') return;

@@ -10,11 +10,12 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Writable } from 'stream';
-import { parseAudience, scanAudienceFile } from '../src/audience';
+import { AudienceReader, MAX_LINE_LENGTH, parseAudience, scanAudienceFile } from '../src/audience';
 import { parseCampaignDefinition } from '../src/campaign-definition';
 import { LiveLine } from '../src/cli/live-line';
 import { ConfigError, parseConfig } from '../src/config';
 import { InvalidCampaignError } from '../src/errors';
+import { LineSplitter } from '../src/line-splitter';
 import { clip, MAX_QUOTED_CHARS, quote } from '../src/quote-value';
 import { openStore } from '../src/store/open-store';
 
@@ -88,6 +89,68 @@ describe('hardening: input files', function () {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  describe('long lines (item 3)', () => {
+    const CHUNK = 'x'.repeat(64 * 1024);
+
+    /** Pushes CHUNK after CHUNK (up to three times the limit) until the reader refuses; how much it took. */
+    function pushUntilRefused(reader: AudienceReader): { err: Error; read: number } {
+      let read = 0;
+      const err = errorOf(() => {
+        while (read < 3 * MAX_LINE_LENGTH) {
+          read += CHUNK.length;
+          reader.push(CHUNK);
+        }
+      });
+      return { err, read };
+    }
+
+    it('hardening: a JSONL line longer than the limit is refused naming file, line and limit, after reading at most the limit and one chunk', () => {
+      const reader = new AudienceReader('jsonl', 'long.jsonl', () => undefined);
+      const start = '{"email":"b@example.com","note":"';
+      reader.push(`{"email":"a@example.com"}\n${start}`);
+      const { err, read } = pushUntilRefused(reader);
+      assert.equal(err.message, `long.jsonl line 2: line longer than ${MAX_LINE_LENGTH} characters (the limit for one row)`);
+      assert.ok(start.length + read <= MAX_LINE_LENGTH + CHUNK.length, `read ${read} characters of the line`);
+    });
+
+    it('hardening: a CSV record longer than the limit (a quote never closed) is refused naming file, line and limit, after reading at most the limit and one chunk', () => {
+      const reader = new AudienceReader('csv', 'long.csv', () => undefined);
+      const start = 'b@example.com,"';
+      reader.push(`email,bio\na@example.com,ok\n${start}`);
+      const { err, read } = pushUntilRefused(reader);
+      assert.equal(err.message, `long.csv line 3: record longer than ${MAX_LINE_LENGTH} bytes (the limit for one row; a quote that is never closed makes the rest of the file one record)`);
+      assert.ok(start.length + read <= MAX_LINE_LENGTH + CHUNK.length, `read ${read} bytes of the record`);
+    });
+
+    it('hardening: splitting a 50 MB line that comes in 64 KiB chunks searches each character once (linear, not re-split on every chunk)', () => {
+      const splitter = new LineSplitter(Number.MAX_SAFE_INTEGER, () => new Error('no limit here'));
+      const lines: Array<[number, number]> = [];
+      const onLine = (line: string, n: number) => lines.push([n, line.length]);
+      const chunks = 800; // 800 × 64 KiB = 52,428,800 characters
+      for (let i = 0; i < chunks; i++) splitter.push(CHUNK, onLine);
+      splitter.push('\nnext\n', onLine);
+      splitter.end(onLine);
+      assert.deepEqual(lines, [
+        [1, chunks * CHUNK.length],
+        [2, 4],
+        [3, 0],
+      ]);
+      assert.equal(splitter.scanned, chunks * CHUNK.length + 6);
+    });
+
+    it('hardening: the line splitter gives what split gives, however the text is cut into chunks', () => {
+      const text = 'a\n\nbc\r\ndef\n' + 'g'.repeat(1000) + '\nh\n\ni';
+      for (let cut = 1; cut <= 17; cut += 4) {
+        const splitter = new LineSplitter(10_000, () => new Error('too long'));
+        const lines: string[] = [];
+        for (let i = 0; i < text.length; i += cut) splitter.push(text.slice(i, i + cut), (l) => lines.push(l));
+        splitter.end((l) => lines.push(l));
+        assert.deepEqual(lines, text.split('\n'), `chunks of ${cut}`);
+        assert.equal(splitter.scanned, text.length);
+      }
+    });
+  });
+
   describe('long values in error messages (item 4)', () => {
     it('hardening: a CSV whose long header has no email column is refused with the columns clipped, not the whole header', async () => {
       const columns = Array.from({ length: 30_000 }, (_, i) => `column_${i}`);
@@ -140,7 +203,7 @@ describe('hardening: input files', function () {
 
 
 
-  describe('mailover suppress import (items 8, 11, 4), as a process', () => {
+  describe('mailover suppress import (items 3, 4, 8, 11), as a process', () => {
     let env: NodeJS.ProcessEnv;
     let db: string;
     before(() => {
@@ -156,6 +219,19 @@ describe('hardening: input files', function () {
         await store.close();
       }
     }
+
+    it('hardening: suppress import of a file with a 20 MB line exits 1 naming file, line and limit; nothing is added', async () => {
+      const file = path.join(dir, 'long-line.jsonl');
+      const out = fs.openSync(file, 'w');
+      fs.writeSync(out, '{"email":"a@example.com"}\n{"email":"b@example.com","note":"');
+      for (let i = 0; i < 20; i++) fs.writeSync(out, 'x'.repeat(1_000_000));
+      fs.writeSync(out, '"}\n');
+      fs.closeSync(out);
+      const r = await cli(['suppress', 'import', file], env);
+      assert.equal(r.code, 1, r.stdout);
+      assert.equal(r.stderr, `mailover suppress import: long-line.jsonl line 2: line longer than ${MAX_LINE_LENGTH} characters (the limit for one row)\n`);
+      assert.equal(await suppressedCount(), 0);
+    });
 
     it('hardening: suppress import of a file with a long header and no email column prints a short error, not the header', async () => {
       const file = path.join(dir, 'long-header.csv');
