@@ -278,9 +278,15 @@ class AudienceDecoder {
  */
 class TextChecker {
   private linesBefore = 0;
+  /** Lines before this chunk, counted by CR (for a CR-only file). */
+  private crLinesBefore = 0;
   private first = true;
 
-  constructor(private readonly source: string) {}
+  /** @param endings how the file ends its lines (CSV); JSONL lines end in '\n'. */
+  constructor(
+    private readonly source: string,
+    private readonly endings?: LineEndings,
+  ) {}
 
   check(text: string): void {
     const nul = text.indexOf('\u0000');
@@ -298,18 +304,48 @@ class TextChecker {
     }
     if (text) this.first = false;
     this.linesBefore += countNewlines(text);
+    if (this.endings && this.endings.crOnly !== false) this.crLinesBefore += countChar(text, '\r');
   }
 
   private lineAt(text: string, index: number): number {
-    return this.linesBefore + countNewlines(text.slice(0, index)) + 1;
+    const before = text.slice(0, index);
+    if (this.endings?.crOnly) return this.crLinesBefore + countChar(before, '\r') + 1;
+    return this.linesBefore + countNewlines(before) + 1;
   }
 }
 
-function countNewlines(text: string): number {
+/**
+ * How a text ends its lines, told by its first line break as csv-parse tells its record
+ * delimiter: '\n' (LF or CRLF) or '\r' alone (old Mac files). Fed every chunk before it is used.
+ */
+class LineEndings {
+  /** True for CR-only line ends; undefined until the first line break. */
+  crOnly: boolean | undefined;
+  private endsInCr = false;
+
+  see(text: string): void {
+    if (this.crOnly !== undefined || !text) return;
+    if (this.endsInCr) {
+      this.crOnly = text[0] !== '\n';
+      return;
+    }
+    const cr = text.indexOf('\r');
+    const lf = text.indexOf('\n');
+    if (cr === -1) {
+      if (lf !== -1) this.crOnly = false;
+    } else if (lf !== -1 && lf < cr) this.crOnly = false;
+    else if (cr === text.length - 1) this.endsInCr = true;
+    else this.crOnly = text[cr + 1] !== '\n';
+  }
+}
+
+function countChar(text: string, ch: string): number {
   let n = 0;
-  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++;
+  for (let i = text.indexOf(ch); i !== -1; i = text.indexOf(ch, i + 1)) n++;
   return n;
 }
+
+const countNewlines = (text: string) => countChar(text, '\n');
 
 // ------------------------------------------------------------------ text -> rows
 
@@ -321,16 +357,20 @@ export class AudienceReader {
   private readonly rows: RowCollector;
   private readonly parser: CsvRows | JsonlRows;
   private readonly checker: TextChecker;
+  /** CSV only: a CSV file may end its lines in CR alone. */
+  private readonly endings: LineEndings | undefined;
 
   constructor(format: AudienceFormat, source: string, onRow: RowHandler) {
     this.rows = new RowCollector(onRow);
-    this.checker = new TextChecker(source);
-    if (format === 'csv') this.parser = new CsvRows(source, this.rows);
+    if (format === 'csv') this.endings = new LineEndings();
+    this.checker = new TextChecker(source, this.endings);
+    if (format === 'csv') this.parser = new CsvRows(source, this.rows, this.endings!);
     else if (format === 'jsonl') this.parser = new JsonlRows(source, this.rows);
     else throw new InvalidCampaignError(`${source}: unknown audience format '${String(format)}'`);
   }
 
   push(text: string): void {
+    this.endings?.see(text);
     this.checker.check(text);
     this.parser.push(text);
   }
@@ -402,6 +442,7 @@ class CsvRows {
   constructor(
     readonly source: string,
     private readonly out: RowCollector,
+    private readonly endings: LineEndings,
   ) {
     const parser = new CsvParser({ bom: true, relax_column_count: true, raw: true });
     this.api = (parser as unknown as { api: CsvParseApi }).api;
@@ -430,8 +471,9 @@ class CsvRows {
 
   private record(fields: string[], raw: string): void {
     const line = this.nextLine;
-    // The raw text of a record ends with its line break ("\n", or "\r" of "\r\n").
-    this.nextLine += countNewlines(raw) + (raw.endsWith('\r') ? 1 : 0);
+    // The raw text of a record ends with its line break: "\n", "\r" (CR-only files), or the "\r"
+    // of "\r\n" (csv-parse leaves out the "\n"). In a CR-only file every "\r" in it ends a line.
+    this.nextLine += this.endings.crOnly ? countChar(raw, '\r') : countNewlines(raw) + (raw.endsWith('\r') ? 1 : 0);
     if (fields.every((f) => f.trim() === '')) return; // blank or whitespace-only line
     if (!this.header) return this.readHeader(fields, line);
     const header = this.header;

@@ -200,6 +200,27 @@ describe('hardening: input files', function () {
     });
   });
 
+  describe('old Mac (CR-only) line endings (item 5)', () => {
+    it('hardening: in a CR-only CSV, rows after quoted multi-line fields keep their own line numbers', () => {
+      const r = parseAudience(text('cr-only-multiline.csv'), 'csv', 'cr-only-multiline.csv');
+      assert.deepEqual(r.rows.map((x) => x.email), ['a@example.com', 'c@example.com', 'd@example.com', 'e@example.com']);
+      assert.deepEqual(r.lines, [2, 5, 6, 9]);
+      assert.deepEqual(r.rejected, [{ line: 4, value: 'bad', reason: 'expected 2 columns, found 1' }]);
+      assert.equal(r.rows[2]!.fields.first_name, 'Dee\r\rThird line');
+      // The same, read one character at a time (a CR at the end of a read says nothing yet).
+      const lines: number[] = [];
+      const reader = new AudienceReader('csv', 'cr-only-multiline.csv', (_row, line) => lines.push(line));
+      for (const ch of text('cr-only-multiline.csv')) reader.push(ch);
+      const scan = reader.end();
+      assert.deepEqual(lines, [2, 5, 6, 9]);
+      assert.deepEqual(scan.rejected.map((x) => x.line), [4]);
+    });
+
+    it('hardening: invalid UTF-8 in a CR-only CSV is refused naming its own line, not line 1', async () => {
+      const err = await rejectionOf(scanAudienceFile(fixture('cr-only-latin1.csv')));
+      assert.match(err.message, /^cr-only-latin1\.csv line 4: invalid UTF-8 bytes/);
+    });
+  });
 
 
 
