@@ -564,6 +564,11 @@ class JsonlRows {
       out.reject(lineNo, line, 'not a JSON object');
       return;
     }
+    const twice = duplicateKey(line);
+    if (twice !== undefined) {
+      out.reject(lineNo, line, `duplicate key '${clip(twice)}' (a JSON object names each key once)`);
+      return;
+    }
     const obj = value as Record<string, unknown>;
     const emailKeys = Object.keys(obj).filter((k) => k.toLowerCase() === 'email');
     if (emailKeys.length === 0) {
@@ -592,3 +597,41 @@ class JsonlRows {
     out.add(lineNo, email, fields);
   }
 }
+
+/**
+ * The first key that the text of a JSON object names twice at its top level, if any: JSON.parse
+ * keeps the last value silently ({"email": a, "email": b} would import b). `text` is valid JSON.
+ */
+function duplicateKey(text: string): string | undefined {
+  const seen = new Set<string>();
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x7b || c === 0x5b) depth++; // { [
+    else if (c === 0x7d || c === 0x5d) depth--; // } ]
+    else if (c === 0x22) {
+      // A string: its closing quote is the first one after an even run of backslashes.
+      let end = text.indexOf('"', i + 1);
+      for (;;) {
+        let slashes = 0;
+        while (text.charCodeAt(end - 1 - slashes) === 0x5c) slashes++;
+        if (slashes % 2 === 0) break;
+        end = text.indexOf('"', end + 1);
+      }
+      if (depth === 1) {
+        let next = end + 1;
+        while (isJsonSpace(text.charCodeAt(next))) next++;
+        if (text.charCodeAt(next) === 0x3a) {
+          const raw = text.slice(i + 1, end);
+          const key = raw.includes('\\') ? (JSON.parse(text.slice(i, end + 1)) as string) : raw;
+          if (seen.has(key)) return key;
+          seen.add(key);
+        }
+      }
+      i = end;
+    }
+  }
+  return undefined;
+}
+
+const isJsonSpace = (c: number) => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;

@@ -222,6 +222,21 @@ describe('hardening: input files', function () {
     });
   });
 
+  describe('duplicate JSONL keys (item 6)', () => {
+    it('hardening: a JSONL object with a key twice ("email" or any other) is rejected naming the line and key, never keeping one of them', () => {
+      const r = parseAudience(text('jsonl-duplicate-keys.jsonl'), 'jsonl', 'jsonl-duplicate-keys.jsonl');
+      assert.deepEqual(r.rows.map((x) => x.email), ['a@example.com', 'f@example.com', 'g@example.com']);
+      assert.deepEqual(r.lines, [1, 6, 7]);
+      // Quotes, backslashes and brackets inside keys and values are not keys.
+      assert.deepEqual(r.rows[2]!.fields, { 'q"uote\\': 'va\\"l\\\\', first_name: 'G {"email": 1}', tags: '["x"]' });
+      assert.deepEqual(r.rejected.map((x) => [x.line, x.reason]), [
+        [2, "duplicate key 'email' (a JSON object names each key once)"],
+        [3, "duplicate key 'first_name' (a JSON object names each key once)"],
+        [4, "duplicate key 'first_name' (a JSON object names each key once)"],
+        [5, "field 'note' is an object (only flat values are supported)"],
+      ]);
+    });
+  });
 
 
   describe('mailover suppress import (items 3, 4, 8, 11), as a process', () => {
