@@ -269,6 +269,25 @@ describe('hardening: input files', function () {
       assert.equal(await suppressedCount(), 0);
     });
 
+    it('hardening: suppress import of a header-only file exits 1 with the reason; nothing is added', async () => {
+      const r = await cli(['suppress', 'import', fixture('header-only.csv')], env);
+      assert.equal(r.code, 1, r.stdout);
+      assert.equal(r.stderr.trim(), 'mailover suppress import: header-only.csv: no valid addresses (0 rejected); nothing was added to the suppression list');
+      assert.doesNotMatch(r.stdout, /suppressed/);
+    });
+
+    it('hardening: suppress import of a file whose every row is invalid exits 1 naming the first bad line; nothing is added', async () => {
+      const r = await cli(['suppress', 'import', fixture('suppress-no-valid-rows.csv')], env);
+      assert.equal(r.code, 1, r.stdout);
+      assert.equal(r.stderr.trim(), 'mailover suppress import: suppress-no-valid-rows.csv: no valid addresses (3 rejected, first: line 2: missing @); nothing was added to the suppression list');
+      const many = path.join(dir, 'many-invalid.csv');
+      fs.writeFileSync(many, 'email\n' + 'not-an-address\n'.repeat(200_000));
+      const m = await cli(['suppress', 'import', many], env);
+      assert.equal(m.code, 1, m.stdout);
+      assert.match(m.stderr, /^mailover suppress import: many-invalid\.csv: no valid addresses \(200000 rejected, first: line 2: missing @\); nothing was added to the suppression list\n$/);
+      assert.equal(await suppressedCount(), 0);
+    });
+
     it('hardening: suppress import of a file with a long header and no email column prints a short error, not the header', async () => {
       const file = path.join(dir, 'long-header.csv');
       fs.writeFileSync(file, `${'h'.repeat(500_000)},name\n`);
