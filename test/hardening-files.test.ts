@@ -238,6 +238,39 @@ describe('hardening: input files', function () {
     });
   });
 
+  describe('progress when stderr is not a terminal (item 11)', () => {
+    it('hardening: a live line off a terminal prints no progress, only its last line as a summary; on a terminal it redraws', () => {
+      const piped = new Capture(false);
+      const line = new LiveLine(piped as unknown as NodeJS.WriteStream);
+      for (let done = 1000; done <= 1_000_000; done += 1000) line.update(`importing ${done}/1000000`);
+      line.done();
+      assert.equal(piped.written, 'importing 1000000/1000000\n');
+      const tty = new Capture(true);
+      const live = new LiveLine(tty as unknown as NodeJS.WriteStream);
+      for (let done = 1; done <= 3; done++) live.update(`importing ${done}/3`);
+      live.done();
+      assert.equal(tty.written, '\r\x1b[2Kimporting 1/3\r\x1b[2Kimporting 2/3\r\x1b[2Kimporting 3/3\n');
+    });
+
+    it('hardening: off a terminal a live line prints a state change (paused, completed) and the lines printed above it, not each count', () => {
+      const piped = new Capture(false);
+      const line = new LiveLine(piped as unknown as NodeJS.WriteStream);
+      line.update('[██░] 10% 10/100 · accepted 10 · running', 'running');
+      line.update('[██░] 20% 20/100 · accepted 20 · running', 'running');
+      line.print('⚠ switched a → b at recipient #21');
+      line.update('[██░] 30% 30/100 · accepted 30 · running', 'running');
+      line.update('[██░] 30% 30/100 · accepted 30 · paused: by operator', 'paused');
+      line.update('[███] 100% 100/100 · accepted 100 · completed', 'completed');
+      line.done();
+      assert.deepEqual(piped.written.split('\n'), [
+        '[██░] 10% 10/100 · accepted 10 · running',
+        '⚠ switched a → b at recipient #21',
+        '[██░] 30% 30/100 · accepted 30 · paused: by operator',
+        '[███] 100% 100/100 · accepted 100 · completed',
+        '',
+      ]);
+    });
+  });
 
   describe('mailover suppress import (items 3, 4, 8, 11), as a process', () => {
     let env: NodeJS.ProcessEnv;
@@ -286,6 +319,16 @@ describe('hardening: input files', function () {
       assert.equal(m.code, 1, m.stdout);
       assert.match(m.stderr, /^mailover suppress import: many-invalid\.csv: no valid addresses \(200000 rejected, first: line 2: missing @\); nothing was added to the suppression list\n$/);
       assert.equal(await suppressedCount(), 0);
+    });
+
+    it('hardening: suppress import with stderr not a terminal prints one summary line, not a progress line per chunk', async () => {
+      const file = path.join(dir, 'many.csv');
+      fs.writeFileSync(file, 'email\n' + Array.from({ length: 30_000 }, (_, i) => `user${i}@example.com\n`).join(''));
+      const r = await cli(['suppress', 'import', file], env);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^suppressed 30000 addresses from .*many\.csv \(0 already listed, 0 duplicates, 0 rejected\)$/m);
+      assert.equal(r.stderr, 'suppressing 30000/30000\n');
+      assert.equal(await suppressedCount(), 30_000);
     });
 
     it('hardening: suppress import of a file with a long header and no email column prints a short error, not the header', async () => {

@@ -120,7 +120,8 @@ async function watchUntilDone(client: Client, id: string): Promise<number> {
     const p = await campaignState(client, id);
     for (const s of p.switches.slice(switches)) line.print(`⚠ switched ${s.from} → ${s.to ?? 'none (holding)'} at recipient #${s.atSeq}: ${s.reason}`);
     switches = p.switches.length;
-    line.update(progressBar(p));
+    // Off a terminal only a change of status prints (and the last line, at the end).
+    line.update(progressBar(p), `${p.status}${p.pauseReason ? `: ${p.pauseReason}` : ''}`);
     if (p.status === 'completed' || p.status === 'cancelled') {
       line.done();
       console.log(summaryTable({ ...p }));
