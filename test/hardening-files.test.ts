@@ -118,7 +118,10 @@ describe('hardening: input files', function () {
       const start = 'b@example.com,"';
       reader.push(`email,bio\na@example.com,ok\n${start}`);
       const { err, read } = pushUntilRefused(reader);
-      assert.equal(err.message, `long.csv line 3: record longer than ${MAX_LINE_LENGTH} bytes (the limit for one row; a quote that is never closed makes the rest of the file one record)`);
+      assert.equal(
+        err.message,
+        `long.csv line 3: record longer than ${MAX_LINE_LENGTH} bytes (the limit for one row; a quote that is never closed makes the rest of the file one record)`,
+      );
       assert.ok(start.length + read <= MAX_LINE_LENGTH + CHUNK.length, `read ${read} bytes of the record`);
     });
 
@@ -165,7 +168,9 @@ describe('hardening: input files', function () {
 
     it('hardening: long values in campaign and config errors are quoted clipped, with their length', () => {
       const id = 'x'.repeat(100_000);
-      const camp = errorOf(() => parseCampaignDefinition({ id, from: 'a@example.org', template: { subject: 's', text: 't' }, providers: ['p'], transactional: true }));
+      const camp = errorOf(() =>
+        parseCampaignDefinition({ id, from: 'a@example.org', template: { subject: 's', text: 't' }, providers: ['p'], transactional: true }),
+      );
       assert.ok(camp.message.length < 400, `campaign error is ${camp.message.length} characters long`);
       assert.match(camp.message, /id: expected .*, got "x{50,}…" \(100000 characters\)/);
       const kind = 'k'.repeat(1_000_000);
@@ -203,7 +208,10 @@ describe('hardening: input files', function () {
   describe('old Mac (CR-only) line endings (item 5)', () => {
     it('hardening: in a CR-only CSV, rows after quoted multi-line fields keep their own line numbers', () => {
       const r = parseAudience(text('cr-only-multiline.csv'), 'csv', 'cr-only-multiline.csv');
-      assert.deepEqual(r.rows.map((x) => x.email), ['a@example.com', 'c@example.com', 'd@example.com', 'e@example.com']);
+      assert.deepEqual(
+        r.rows.map((x) => x.email),
+        ['a@example.com', 'c@example.com', 'd@example.com', 'e@example.com'],
+      );
       assert.deepEqual(r.lines, [2, 5, 6, 9]);
       assert.deepEqual(r.rejected, [{ line: 4, value: 'bad', reason: 'expected 2 columns, found 1' }]);
       assert.equal(r.rows[2]!.fields.first_name, 'Dee\r\rThird line');
@@ -213,7 +221,10 @@ describe('hardening: input files', function () {
       for (const ch of text('cr-only-multiline.csv')) reader.push(ch);
       const scan = reader.end();
       assert.deepEqual(lines, [2, 5, 6, 9]);
-      assert.deepEqual(scan.rejected.map((x) => x.line), [4]);
+      assert.deepEqual(
+        scan.rejected.map((x) => x.line),
+        [4],
+      );
     });
 
     it('hardening: invalid UTF-8 in a CR-only CSV is refused naming its own line, not line 1', async () => {
@@ -225,16 +236,22 @@ describe('hardening: input files', function () {
   describe('duplicate JSONL keys (item 6)', () => {
     it('hardening: a JSONL object with a key twice ("email" or any other) is rejected naming the line and key, never keeping one of them', () => {
       const r = parseAudience(text('jsonl-duplicate-keys.jsonl'), 'jsonl', 'jsonl-duplicate-keys.jsonl');
-      assert.deepEqual(r.rows.map((x) => x.email), ['a@example.com', 'f@example.com', 'g@example.com']);
+      assert.deepEqual(
+        r.rows.map((x) => x.email),
+        ['a@example.com', 'f@example.com', 'g@example.com'],
+      );
       assert.deepEqual(r.lines, [1, 6, 7]);
       // Quotes, backslashes and brackets inside keys and values are not keys.
       assert.deepEqual(r.rows[2]!.fields, { 'q"uote\\': 'va\\"l\\\\', first_name: 'G {"email": 1}', tags: '["x"]' });
-      assert.deepEqual(r.rejected.map((x) => [x.line, x.reason]), [
-        [2, "duplicate key 'email' (a JSON object names each key once)"],
-        [3, "duplicate key 'first_name' (a JSON object names each key once)"],
-        [4, "duplicate key 'first_name' (a JSON object names each key once)"],
-        [5, "field 'note' is an object (only flat values are supported)"],
-      ]);
+      assert.deepEqual(
+        r.rejected.map((x) => [x.line, x.reason]),
+        [
+          [2, "duplicate key 'email' (a JSON object names each key once)"],
+          [3, "duplicate key 'first_name' (a JSON object names each key once)"],
+          [4, "duplicate key 'first_name' (a JSON object names each key once)"],
+          [5, "field 'note' is an object (only flat values are supported)"],
+        ],
+      );
     });
   });
 
@@ -312,12 +329,18 @@ describe('hardening: input files', function () {
     it('hardening: suppress import of a file whose every row is invalid exits 1 naming the first bad line; nothing is added', async () => {
       const r = await cli(['suppress', 'import', fixture('suppress-no-valid-rows.csv')], env);
       assert.equal(r.code, 1, r.stdout);
-      assert.equal(r.stderr.trim(), 'mailover suppress import: suppress-no-valid-rows.csv: no valid addresses (3 rejected, first: line 2: missing @); nothing was added to the suppression list');
+      assert.equal(
+        r.stderr.trim(),
+        'mailover suppress import: suppress-no-valid-rows.csv: no valid addresses (3 rejected, first: line 2: missing @); nothing was added to the suppression list',
+      );
       const many = path.join(dir, 'many-invalid.csv');
       fs.writeFileSync(many, 'email\n' + 'not-an-address\n'.repeat(200_000));
       const m = await cli(['suppress', 'import', many], env);
       assert.equal(m.code, 1, m.stdout);
-      assert.match(m.stderr, /^mailover suppress import: many-invalid\.csv: no valid addresses \(200000 rejected, first: line 2: missing @\); nothing was added to the suppression list\n$/);
+      assert.match(
+        m.stderr,
+        /^mailover suppress import: many-invalid\.csv: no valid addresses \(200000 rejected, first: line 2: missing @\); nothing was added to the suppression list\n$/,
+      );
       assert.equal(await suppressedCount(), 0);
     });
 
