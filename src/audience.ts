@@ -23,6 +23,8 @@ import * as path from 'path';
 import { TextDecoder } from 'util';
 import { normaliseAddress } from './address';
 import { InvalidCampaignError } from './errors';
+import { LineSplitter } from './line-splitter';
+import { clip } from './quote-value';
 import type { AudienceRow, Store } from './store/types';
 
 export type AudienceFormat = 'csv' | 'jsonl';
@@ -58,13 +60,18 @@ export interface AudienceImportReport {
 /** Called with each valid, distinct row and its source line. */
 export type RowHandler = (row: AudienceRow, line: number) => void;
 
-/** Longest offending value kept in a rejection (whole raw lines can be long). */
-const MAX_VALUE = 200;
 /** Longest merge value accepted (characters); a longer one rejects its row. */
 export const MAX_FIELD_CHARS = 65_536;
 export const IMPORT_CHUNK = 1000;
 /** Bytes read from an audience file at a time. */
 const READ_CHUNK = 256 * 1024;
+/**
+ * Longest line (JSONL, in characters) or record (CSV, in bytes: a quoted field can span lines)
+ * read. Nothing this long is a row of an audience (a merge value is at most MAX_FIELD_CHARS); it
+ * is a quote never closed or not an audience file, refused before more than the limit and one
+ * chunk are held.
+ */
+export const MAX_LINE_LENGTH = 4 * 1024 * 1024;
 
 export function detectAudienceFormat(file: string): AudienceFormat {
   const ext = path.extname(file).toLowerCase();
@@ -271,9 +278,15 @@ class AudienceDecoder {
  */
 class TextChecker {
   private linesBefore = 0;
+  /** Lines before this chunk, counted by CR (for a CR-only file). */
+  private crLinesBefore = 0;
   private first = true;
 
-  constructor(private readonly source: string) {}
+  /** @param endings how the file ends its lines (CSV); JSONL lines end in '\n'. */
+  constructor(
+    private readonly source: string,
+    private readonly endings?: LineEndings,
+  ) {}
 
   check(text: string): void {
     const nul = text.indexOf('\u0000');
@@ -291,36 +304,73 @@ class TextChecker {
     }
     if (text) this.first = false;
     this.linesBefore += countNewlines(text);
+    if (this.endings && this.endings.crOnly !== false) this.crLinesBefore += countChar(text, '\r');
   }
 
   private lineAt(text: string, index: number): number {
-    return this.linesBefore + countNewlines(text.slice(0, index)) + 1;
+    const before = text.slice(0, index);
+    if (this.endings?.crOnly) return this.crLinesBefore + countChar(before, '\r') + 1;
+    return this.linesBefore + countNewlines(before) + 1;
   }
 }
 
-function countNewlines(text: string): number {
+/**
+ * How a text ends its lines, told by its first line break as csv-parse tells its record
+ * delimiter: '\n' (LF or CRLF) or '\r' alone (old Mac files). Fed every chunk before it is used.
+ */
+class LineEndings {
+  /** True for CR-only line ends; undefined until the first line break. */
+  crOnly: boolean | undefined;
+  private endsInCr = false;
+
+  see(text: string): void {
+    if (this.crOnly !== undefined || !text) return;
+    if (this.endsInCr) {
+      this.crOnly = text[0] !== '\n';
+      return;
+    }
+    const cr = text.indexOf('\r');
+    const lf = text.indexOf('\n');
+    if (cr === -1) {
+      if (lf !== -1) this.crOnly = false;
+    } else if (lf !== -1 && lf < cr) this.crOnly = false;
+    else if (cr === text.length - 1) this.endsInCr = true;
+    else this.crOnly = text[cr + 1] !== '\n';
+  }
+}
+
+function countChar(text: string, ch: string): number {
   let n = 0;
-  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++;
+  for (let i = text.indexOf(ch); i !== -1; i = text.indexOf(ch, i + 1)) n++;
   return n;
 }
 
+const countNewlines = (text: string) => countChar(text, '\n');
+
 // ------------------------------------------------------------------ text -> rows
 
-/** Text chunks in, checked rows out (to `onRow`); `end()` says what was rejected and duplicated. */
-class AudienceReader {
+/**
+ * Text chunks in, checked rows out (to `onRow`); `end()` says what was rejected and duplicated.
+ * Throws InvalidCampaignError (naming the line) as soon as the text cannot be an audience.
+ */
+export class AudienceReader {
   private readonly rows: RowCollector;
   private readonly parser: CsvRows | JsonlRows;
   private readonly checker: TextChecker;
+  /** CSV only: a CSV file may end its lines in CR alone. */
+  private readonly endings: LineEndings | undefined;
 
   constructor(format: AudienceFormat, source: string, onRow: RowHandler) {
     this.rows = new RowCollector(onRow);
-    this.checker = new TextChecker(source);
-    if (format === 'csv') this.parser = new CsvRows(source, this.rows);
+    if (format === 'csv') this.endings = new LineEndings();
+    this.checker = new TextChecker(source, this.endings);
+    if (format === 'csv') this.parser = new CsvRows(source, this.rows, this.endings!);
     else if (format === 'jsonl') this.parser = new JsonlRows(source, this.rows);
     else throw new InvalidCampaignError(`${source}: unknown audience format '${String(format)}'`);
   }
 
   push(text: string): void {
+    this.endings?.see(text);
     this.checker.check(text);
     this.parser.push(text);
   }
@@ -351,7 +401,7 @@ class RowCollector {
     }
     for (const [name, value] of Object.entries(fields)) {
       if (value.length > MAX_FIELD_CHARS) {
-        this.reject(line, rawEmail, `field '${name}' is ${value.length} characters long (limit ${MAX_FIELD_CHARS})`);
+        this.reject(line, rawEmail, `field '${clip(name)}' is ${value.length} characters long (limit ${MAX_FIELD_CHARS})`);
         return;
       }
     }
@@ -366,15 +416,13 @@ class RowCollector {
   }
 }
 
-function clip(s: string): string {
-  return s.length > MAX_VALUE ? s.slice(0, MAX_VALUE - 1) + '…' : s;
-}
-
 // ------------------------------------------------------------------ CSV
 
 /** csv-parse's incremental parser, fed synchronously (the same calls its stream makes). */
 interface CsvParseApi {
   parse(buf: Buffer | undefined, end: boolean, push: (record: { record: string[]; raw: string }) => void, close: () => void): CsvError | undefined;
+  /** `bytes`: where the record being handed out ends (bytes from the start of the text). */
+  info: { bytes: number };
 }
 
 class CsvRows {
@@ -383,18 +431,33 @@ class CsvRows {
   private nextLine = 1;
   private header: string[] | undefined;
   private emailCol = 0;
-  private readonly onRecord = (r: { record: string[]; raw: string }) => this.record(r.record, r.raw);
+  /** Bytes pushed so far, and where the last record ended: the record being read is the difference. */
+  private bytesPushed = 0;
+  private recordEnd = 0;
+  private readonly onRecord = (r: { record: string[]; raw: string }) => {
+    this.recordEnd = this.api.info.bytes;
+    this.record(r.record, r.raw);
+  };
 
   constructor(
     readonly source: string,
     private readonly out: RowCollector,
+    private readonly endings: LineEndings,
   ) {
     const parser = new CsvParser({ bom: true, relax_column_count: true, raw: true });
     this.api = (parser as unknown as { api: CsvParseApi }).api;
   }
 
   push(text: string): void {
-    if (text) this.check(this.api.parse(Buffer.from(text, 'utf8'), false, this.onRecord, () => undefined));
+    if (!text) return;
+    const buf = Buffer.from(text, 'utf8');
+    this.bytesPushed += buf.length;
+    this.check(this.api.parse(buf, false, this.onRecord, () => undefined));
+    if (this.bytesPushed - this.recordEnd > MAX_LINE_LENGTH) {
+      throw new InvalidCampaignError(
+        `${this.source} line ${this.nextLine}: record longer than ${MAX_LINE_LENGTH} bytes (the limit for one row; a quote that is never closed makes the rest of the file one record)`,
+      );
+    }
   }
 
   end(): void {
@@ -408,8 +471,9 @@ class CsvRows {
 
   private record(fields: string[], raw: string): void {
     const line = this.nextLine;
-    // The raw text of a record ends with its line break ("\n", or "\r" of "\r\n").
-    this.nextLine += countNewlines(raw) + (raw.endsWith('\r') ? 1 : 0);
+    // The raw text of a record ends with its line break: "\n", "\r" (CR-only files), or the "\r"
+    // of "\r\n" (csv-parse leaves out the "\n"). In a CR-only file every "\r" in it ends a line.
+    this.nextLine += this.endings.crOnly ? countChar(raw, '\r') : countNewlines(raw) + (raw.endsWith('\r') ? 1 : 0);
     if (fields.every((f) => f.trim() === '')) return; // blank or whitespace-only line
     if (!this.header) return this.readHeader(fields, line);
     const header = this.header;
@@ -431,14 +495,14 @@ class CsvRows {
     if (emailCols.length === 0) {
       const other = [';', '\t', '|'].find((d) => header.some((h) => h.split(d).some((part) => part.trim().toLowerCase() === 'email')));
       const hint = other ? ` — the file looks ${other === '\t' ? 'tab' : `'${other}'`}-separated; save it as comma-separated CSV` : '';
-      throw new InvalidCampaignError(`${this.source}: no 'email' column in header (columns: ${named.join(', ') || 'none'})${hint}`);
+      throw new InvalidCampaignError(`${this.source}: no 'email' column in header (columns: ${clip(named.join(', ')) || 'none'})${hint}`);
     }
     if (emailCols.length > 1) {
       throw new InvalidCampaignError(`${this.source} line ${line}: more than one 'email' column in header (${emailCols.map((i) => header[i]).join(', ')})`);
     }
     const seen = new Set<string>();
     for (const h of named) {
-      if (seen.has(h)) throw new InvalidCampaignError(`${this.source} line ${line}: duplicate column '${h}' in header`);
+      if (seen.has(h)) throw new InvalidCampaignError(`${this.source} line ${line}: duplicate column '${clip(h)}' in header`);
       seen.add(h);
     }
     this.header = header;
@@ -463,29 +527,27 @@ function describeCsvError(e: Error & { code?: string }): string {
 // ------------------------------------------------------------------ JSONL
 
 class JsonlRows {
-  private carry = '';
-  private lineNo = 0;
+  private readonly lines: LineSplitter;
   private any = false;
+  private readonly onLine = (line: string, lineNo: number) => this.line(line, lineNo);
 
   constructor(
     readonly source: string,
     private readonly out: RowCollector,
-  ) {}
+  ) {
+    this.lines = new LineSplitter(MAX_LINE_LENGTH, (lineNo) => new InvalidCampaignError(`${source} line ${lineNo}: line longer than ${MAX_LINE_LENGTH} characters (the limit for one row)`));
+  }
 
   push(text: string): void {
-    const parts = (this.carry + text).split('\n');
-    this.carry = parts.pop()!;
-    for (const part of parts) this.line(part);
+    this.lines.push(text, this.onLine);
   }
 
   end(): void {
-    this.line(this.carry);
-    this.carry = '';
+    this.lines.end(this.onLine);
     if (!this.any) throw new InvalidCampaignError(`${this.source}: empty file (expected one JSON object per line)`);
   }
 
-  private line(rawLine: string): void {
-    const lineNo = ++this.lineNo;
+  private line(rawLine: string, lineNo: number): void {
     let line = rawLine.replace(/\r$/, '');
     if (lineNo === 1 && line.charCodeAt(0) === 0xfeff) line = line.slice(1);
     if (line.trim() === '') return;
@@ -500,6 +562,11 @@ class JsonlRows {
     }
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
       out.reject(lineNo, line, 'not a JSON object');
+      return;
+    }
+    const twice = duplicateKey(line);
+    if (twice !== undefined) {
+      out.reject(lineNo, line, `duplicate key '${clip(twice)}' (a JSON object names each key once)`);
       return;
     }
     const obj = value as Record<string, unknown>;
@@ -522,7 +589,7 @@ class JsonlRows {
     for (const [k, v] of Object.entries(obj)) {
       if (k === emailKey) continue;
       if (v !== null && typeof v === 'object') {
-        out.reject(lineNo, line, `field '${k}' is ${Array.isArray(v) ? 'an array' : 'an object'} (only flat values are supported)`);
+        out.reject(lineNo, line, `field '${clip(k)}' is ${Array.isArray(v) ? 'an array' : 'an object'} (only flat values are supported)`);
         return;
       }
       fields[k] = v === null ? '' : typeof v === 'string' ? v : String(v);
@@ -530,3 +597,41 @@ class JsonlRows {
     out.add(lineNo, email, fields);
   }
 }
+
+/**
+ * The first key that the text of a JSON object names twice at its top level, if any: JSON.parse
+ * keeps the last value silently ({"email": a, "email": b} would import b). `text` is valid JSON.
+ */
+function duplicateKey(text: string): string | undefined {
+  const seen = new Set<string>();
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x7b || c === 0x5b) depth++; // { [
+    else if (c === 0x7d || c === 0x5d) depth--; // } ]
+    else if (c === 0x22) {
+      // A string: its closing quote is the first one after an even run of backslashes.
+      let end = text.indexOf('"', i + 1);
+      for (;;) {
+        let slashes = 0;
+        while (text.charCodeAt(end - 1 - slashes) === 0x5c) slashes++;
+        if (slashes % 2 === 0) break;
+        end = text.indexOf('"', end + 1);
+      }
+      if (depth === 1) {
+        let next = end + 1;
+        while (isJsonSpace(text.charCodeAt(next))) next++;
+        if (text.charCodeAt(next) === 0x3a) {
+          const raw = text.slice(i + 1, end);
+          const key = raw.includes('\\') ? (JSON.parse(text.slice(i, end + 1)) as string) : raw;
+          if (seen.has(key)) return key;
+          seen.add(key);
+        }
+      }
+      i = end;
+    }
+  }
+  return undefined;
+}
+
+const isJsonSpace = (c: number) => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;

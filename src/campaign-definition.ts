@@ -8,6 +8,7 @@ import { InvalidCampaignError } from './errors';
 import type { CampaignRecord } from './store/types';
 import { templateProblems, usesField } from './template';
 import { readYamlFile } from './yaml-file';
+import { clip, quote } from './quote-value';
 
 export type CampaignDefinition = Omit<CampaignRecord, 'createdAt'>;
 
@@ -22,7 +23,8 @@ const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export const MAX_POSTAL_ADDRESS = 500;
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const show = (v: unknown) => (v === undefined ? 'nothing' : JSON.stringify(v));
+/** A value given, quoted and clipped for an error message ("nothing" when absent). */
+const show = quote;
 
 /**
  * @param knownProviders provider names the configuration defines; when given, unknown names are errors.
@@ -72,8 +74,8 @@ export function parseCampaignDefinition(raw: unknown, knownProviders?: string[],
     const seen = new Set<string>();
     providers.forEach((p, i) => {
       if (typeof p !== 'string' || p === '') problems.push(`providers[${i}]: expected a provider name, got ${show(p)}`);
-      else if (knownProviders && !knownProviders.includes(p)) problems.push(`providers[${i}]: unknown provider '${p}' (configured: ${knownProviders.join(', ') || 'none'})`);
-      else if (seen.has(p)) problems.push(`providers[${i}]: '${p}' is listed twice`);
+      else if (knownProviders && !knownProviders.includes(p)) problems.push(`providers[${i}]: unknown provider '${clip(p)}' (configured: ${knownProviders.join(', ') || 'none'})`);
+      else if (seen.has(p)) problems.push(`providers[${i}]: '${clip(p)}' is listed twice`);
       if (typeof p === 'string') seen.add(p);
     });
   }

@@ -10,6 +10,7 @@ import { DEFAULT_HEALTH_SETTINGS, type HealthSettings } from '../workflows/provi
 import { parseDrillSettings, type DrillSettings } from './drill-settings';
 import { OPS_EVENT_KINDS, type OpsEventKind } from './ops-events';
 import { COMPLIANCE_SECRET_FIELDS, parseComplianceSettings, type ComplianceSettings } from './compliance/settings';
+import { quote } from './quote-value';
 
 export type InFlightPolicy = 'resend' | 'hold';
 
@@ -104,12 +105,12 @@ function validateProvider(raw: unknown, path: string, problems: string[]): Provi
   }
   const name = raw.name;
   if (typeof name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(name)) {
-    problems.push(`${path}.name: expected a provider name (letters, digits, _ . -), got ${JSON.stringify(name)}`);
+    problems.push(`${path}.name: expected a provider name (letters, digits, _ . -), got ${quote(name)}`);
   }
   if (raw.rateLimit !== undefined) validateRateLimit(raw.rateLimit, `${path}.rateLimit`, problems);
   const module = findProviderModule(raw.kind);
   if (module) return module.parseConfig(raw, path, problems) as ProviderDefinition;
-  problems.push(`${path}.kind: expected one of ${providerKinds().join(', ')}, got ${JSON.stringify(raw.kind)}`);
+  problems.push(`${path}.kind: expected one of ${providerKinds().join(', ')}, got ${quote(raw.kind)}`);
   return undefined;
 }
 
@@ -121,11 +122,11 @@ function validateRateLimit(raw: unknown, path: string, problems: string[]): void
     return;
   }
   for (const key of Object.keys(raw)) if (key !== 'perSecond' && key !== 'perWindow') problems.push(`${path}.${key}: unknown setting (expected perSecond, perWindow)`);
-  if (raw.perSecond !== undefined && !isPositiveInt(raw.perSecond)) problems.push(`${path}.perSecond: expected a whole number of messages above 0, got ${JSON.stringify(raw.perSecond)}`);
+  if (raw.perSecond !== undefined && !isPositiveInt(raw.perSecond)) problems.push(`${path}.perSecond: expected a whole number of messages above 0, got ${quote(raw.perSecond)}`);
   if (raw.perWindow !== undefined) {
     const w = raw.perWindow;
     if (!isObject(w) || !isPositiveInt(w.max) || !isPositiveInt(w.windowMs)) {
-      problems.push(`${path}.perWindow: expected { max: messages, windowMs: milliseconds } with whole numbers above 0, got ${JSON.stringify(w)}`);
+      problems.push(`${path}.perWindow: expected { max: messages, windowMs: milliseconds } with whole numbers above 0, got ${quote(w)}`);
     }
   }
   if (raw.perSecond === undefined && raw.perWindow === undefined) problems.push(`${path}: set perSecond, perWindow or both`);
@@ -143,7 +144,7 @@ function validateHealth(raw: unknown, problems: string[]): HealthConfig {
   const int = (key: 'consecutiveFailures' | 'cooldownMs' | 'maxCooldownMs', min: number) => {
     const v = raw[key];
     if (v === undefined) return;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) problems.push(`health.${key}: expected a whole number of at least ${min}, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) problems.push(`health.${key}: expected a whole number of at least ${min}, got ${quote(v)}`);
     else out[key] = v;
   };
   int('consecutiveFailures', 1);
@@ -152,20 +153,20 @@ function validateHealth(raw: unknown, problems: string[]): HealthConfig {
   if (raw.failureRate !== undefined) {
     const r = raw.failureRate;
     if (!isObject(r) || typeof r.threshold !== 'number' || !(r.threshold > 0 && r.threshold <= 1) || !isPositiveInt(r.window) || (r.minReports !== undefined && !isPositiveInt(r.minReports))) {
-      problems.push(`health.failureRate: expected { threshold: 0 < t <= 1, window: outcomes, minReports: outcomes }, got ${JSON.stringify(r)}`);
+      problems.push(`health.failureRate: expected { threshold: 0 < t <= 1, window: outcomes, minReports: outcomes }, got ${quote(r)}`);
     } else {
       out.failureRate = { threshold: r.threshold, window: r.window, minReports: (r.minReports as number | undefined) ?? r.window };
     }
   }
   if (raw.failback !== undefined) {
-    if (raw.failback !== 'auto' && raw.failback !== 'manual') problems.push(`health.failback: expected auto or manual, got ${JSON.stringify(raw.failback)}`);
+    if (raw.failback !== 'auto' && raw.failback !== 'manual') problems.push(`health.failback: expected auto or manual, got ${quote(raw.failback)}`);
     else out.failback = raw.failback;
   }
   if (raw.probe !== undefined) {
     const p = raw.probe;
     const email = /^[^\s@<>]+@[^\s@<>]+$/;
     if (!isObject(p) || typeof p.to !== 'string' || !email.test(p.to) || typeof p.from !== 'string' || !/@/.test(p.from)) {
-      problems.push(`health.probe: expected { to: an address you own, from: a sender address }, got ${JSON.stringify(p)}`);
+      problems.push(`health.probe: expected { to: an address you own, from: a sender address }, got ${quote(p)}`);
     } else {
       out.probe = { to: p.to, from: p.from };
     }
@@ -221,8 +222,8 @@ function validateAlert(raw: unknown, path: string, problems: string[]): AlertTar
   const known = ['name', 'kind', 'url', 'events', 'timeoutMs'];
   for (const key of Object.keys(raw)) if (!known.includes(key)) problems.push(`${path}.${key}: unknown field (expected ${known.join(', ')})`);
   const before = problems.length;
-  if (typeof raw.name !== 'string' || !NAME_RE.test(raw.name)) problems.push(`${path}.name: expected a name (letters, digits, _ . -), got ${JSON.stringify(raw.name)}`);
-  if (!ALERT_KINDS.includes(raw.kind as AlertKind)) problems.push(`${path}.kind: expected one of ${ALERT_KINDS.join(', ')}, got ${JSON.stringify(raw.kind)}`);
+  if (typeof raw.name !== 'string' || !NAME_RE.test(raw.name)) problems.push(`${path}.name: expected a name (letters, digits, _ . -), got ${quote(raw.name)}`);
+  if (!ALERT_KINDS.includes(raw.kind as AlertKind)) problems.push(`${path}.kind: expected one of ${ALERT_KINDS.join(', ')}, got ${quote(raw.kind)}`);
   // The resolved URL is a secret: the message names the field, never the value.
   if (typeof raw.url !== 'string' || !/^https?:\/\/[^\s/]+/.test(raw.url)) problems.push(`${path}.url: expected an http(s) URL (from the environment variable it references)`);
   let events: OpsEventKind[] = [...OPS_EVENT_KINDS];
@@ -231,7 +232,7 @@ function validateAlert(raw: unknown, path: string, problems: string[]): AlertTar
       problems.push(`${path}.events: expected a non-empty list of event kinds (${OPS_EVENT_KINDS.join(', ')})`);
     } else {
       raw.events.forEach((e, j) => {
-        if (!OPS_EVENT_KINDS.includes(e as OpsEventKind)) problems.push(`${path}.events[${j}]: unknown event kind ${JSON.stringify(e)} (expected one of ${OPS_EVENT_KINDS.join(', ')})`);
+        if (!OPS_EVENT_KINDS.includes(e as OpsEventKind)) problems.push(`${path}.events[${j}]: unknown event kind ${quote(e)} (expected one of ${OPS_EVENT_KINDS.join(', ')})`);
       });
       events = [...new Set(raw.events as OpsEventKind[])];
     }
@@ -239,7 +240,7 @@ function validateAlert(raw: unknown, path: string, problems: string[]): AlertTar
   let timeoutMs = DEFAULT_ALERT_TIMEOUT_MS;
   if (raw.timeoutMs !== undefined) {
     if (typeof raw.timeoutMs !== 'number' || !Number.isInteger(raw.timeoutMs) || raw.timeoutMs < 100 || raw.timeoutMs > 120_000) {
-      problems.push(`${path}.timeoutMs: expected a whole number from 100 to 120000, got ${JSON.stringify(raw.timeoutMs)}`);
+      problems.push(`${path}.timeoutMs: expected a whole number from 100 to 120000, got ${quote(raw.timeoutMs)}`);
     } else timeoutMs = raw.timeoutMs;
   }
   if (problems.length > before) return undefined;
@@ -254,9 +255,9 @@ function validateMetrics(raw: unknown, problems: string[]): MetricsConfig | unde
   }
   for (const key of Object.keys(raw)) if (key !== 'port' && key !== 'host') problems.push(`metrics.${key}: unknown field (expected port, host)`);
   const port = raw.port;
-  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) problems.push(`metrics.port: expected a port 0-65535 (0: any free port), got ${JSON.stringify(port)}`);
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) problems.push(`metrics.port: expected a port 0-65535 (0: any free port), got ${quote(port)}`);
   const host = raw.host ?? '0.0.0.0';
-  if (typeof host !== 'string' || host === '' || /\s/.test(host)) problems.push(`metrics.host: expected an address to listen on (e.g. 0.0.0.0 or 127.0.0.1), got ${JSON.stringify(raw.host)}`);
+  if (typeof host !== 'string' || host === '' || /\s/.test(host)) problems.push(`metrics.host: expected an address to listen on (e.g. 0.0.0.0 or 127.0.0.1), got ${quote(raw.host)}`);
   return { port: port as number, host: host as string };
 }
 
@@ -280,7 +281,7 @@ export function parseConfig(source: unknown, env: NodeJS.ProcessEnv = process.en
     }
   }
   const inFlight = resolved.inFlight ?? 'resend';
-  if (inFlight !== 'resend' && inFlight !== 'hold') problems.push(`inFlight: expected resend or hold, got ${JSON.stringify(inFlight)}`);
+  if (inFlight !== 'resend' && inFlight !== 'hold') problems.push(`inFlight: expected resend or hold, got ${quote(inFlight)}`);
   const health = validateHealth(resolved.health, problems);
   const drills = parseDrillSettings(resolved.drills, providers.map((p) => p.name), problems);
   const alerts: AlertTarget[] = [];

@@ -6,6 +6,7 @@
  */
 import { msToNumber } from '@temporalio/common';
 import { normaliseAddress, parseSender } from './address';
+import { quote } from './quote-value';
 
 export interface DrillSettings {
   /** Sender of probe and synthetic messages ("Name <addr>" or addr). */
@@ -27,7 +28,8 @@ const MAX_SEEDS = 20;
 const MAX_RECIPIENTS = 1000;
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const show = (v: unknown) => (v === undefined ? 'nothing' : JSON.stringify(v));
+/** A value given, quoted and clipped for an error message ("nothing" when absent). */
+const show = quote;
 
 /** A duration like 90s, 10m, 24h, 1d or milliseconds as a number; undefined when it is not one. */
 export function parseDuration(v: unknown): number | undefined {

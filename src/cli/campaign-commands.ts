@@ -5,6 +5,7 @@ import { userInfo, hostname } from 'os';
 import { cancelCampaign, campaignProgress, pauseCampaign, releaseHeldRows, resumeCampaign, setCampaignProviders } from '../client';
 import { checkLaunch, launchCampaign } from '../launch';
 import { progressBar, rejectedRowLines, summaryTable, switchesTable, table } from '../progress';
+import { clip } from '../quote-value';
 import type { CampaignProgress, CampaignResult } from '../../workflows/campaign-api';
 import { ActiveProviderKey, AcceptedCountKey, CampaignStatusKey } from '../../workflows/search-attributes';
 import { DRILL_WORKFLOW_PREFIX } from '../../workflows/drill-api';
@@ -156,7 +157,8 @@ async function watchUntilDone(client: Client, id: string): Promise<number> {
     const p = await campaignState(client, id);
     for (const s of p.switches.slice(switches)) line.print(`⚠ switched ${s.from} → ${s.to ?? 'none (holding)'} at recipient #${s.atSeq}: ${s.reason}`);
     switches = p.switches.length;
-    line.update(progressBar(p));
+    // Off a terminal only a change of status prints (and the last line, at the end).
+    line.update(progressBar(p), `${p.status}${p.pauseReason ? `: ${p.pauseReason}` : ''}`);
     if (p.status === 'completed' || p.status === 'cancelled') {
       line.done();
       console.log(summaryTable({ ...p }));
@@ -220,10 +222,10 @@ const list: Command = {
   async run(ctx, values) {
     const wanted = values.status;
     if (wanted !== undefined && (typeof wanted !== 'string' || !STATUSES.includes(wanted))) {
-      throw new UsageError(`--status: expected one of ${STATUSES.join(', ')}, got '${String(wanted)}'`, helpText(list));
+      throw new UsageError(`--status: expected one of ${STATUSES.join(', ')}, got '${clip(String(wanted))}'`, helpText(list));
     }
     const limit = values.limit === undefined ? 50 : Number(values.limit);
-    if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit: expected a positive whole number, got '${String(values.limit)}'`, helpText(list));
+    if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit: expected a positive whole number, got '${clip(String(values.limit))}'`, helpText(list));
     const client = await ctx.temporal();
     const query = `WorkflowType = 'campaignWorkflow'${wanted ? ` AND CampaignStatus = '${wanted}'` : ''}`;
     const rows: Array<{ id: string; status: string; provider: string; accepted: number; started: string }> = [];
@@ -269,7 +271,7 @@ export function parseSeqRange(value: string, cmd: Command): { fromSeq: number; t
   const from = m ? Number(m[1]) : NaN;
   const to = m ? Number(m[2] ?? m[1]) : NaN;
   if (!m || from < 1 || to < from || !Number.isSafeInteger(to)) {
-    throw new UsageError(`--seq: expected a recipient number or a range like 10-20 (from <= to, starting at 1), got '${value}'`, helpText(cmd));
+    throw new UsageError(`--seq: expected a recipient number or a range like 10-20 (from <= to, starting at 1), got '${clip(value)}'`, helpText(cmd));
   }
   return { fromSeq: from, toSeq: to };
 }

@@ -1,17 +1,19 @@
 /** `mailover suppress ...`: the one suppression list every provider sends by. */
+import { basename } from 'path';
 import { normaliseAddress } from '../address';
 import { forEachCheckedChunk, scanAudienceFile } from '../audience';
 import { loadConfig } from '../config';
 import { findProviderModule, providerModules } from '../providers/modules';
 import type { ProviderDefinitionBase, SuppressionSupport } from '../providers/provider-module';
 import { rejectedRowLines, table } from '../progress';
+import { quote } from '../quote-value';
 import type { Command } from './command';
 import { configPath, type CliContext } from './context';
 import { LiveLine } from './live-line';
 
 function address(raw: string): string {
   const a = normaliseAddress(raw);
-  if (!a.ok) throw new Error(`invalid address ${JSON.stringify(raw)}: ${a.reason}`);
+  if (!a.ok) throw new Error(`invalid address ${quote(raw)}: ${a.reason}`);
   return a.email;
 }
 
@@ -43,13 +45,17 @@ const remove: Command = {
 
 const importCmd: Command = {
   name: 'suppress import',
-  summary: 'Add every address of a .csv (email column) or .jsonl file to the suppression list.',
+  summary: 'Add every address of a .csv (email column) or .jsonl file to the suppression list (exit 1 when it has none).',
   usage: '<file> [--reason TEXT]',
   args: ['file'],
   options: { reason: { type: 'string' } },
   async run(ctx, values, [file]) {
     // Checked whole first (nothing is added from a file that cannot be read), then added in chunks.
     const scan = await scanAudienceFile(file);
+    if (scan.valid === 0) {
+      const first = scan.rejected[0] ? `, first: line ${scan.rejected[0].line}: ${scan.rejected[0].reason}` : '';
+      throw new Error(`${basename(file)}: no valid addresses (${scan.rejected.length} rejected${first}); nothing was added to the suppression list`);
+    }
     const store = await ctx.openStore();
     const reason = typeof values.reason === 'string' ? values.reason : `imported from ${file}`;
     const bar = new LiveLine(process.stderr);

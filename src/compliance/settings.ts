@@ -4,6 +4,7 @@
  * by src/config.ts before these are validated.
  */
 import { accessSync, constants } from 'fs';
+import { quote } from '../quote-value';
 
 export type UnsubscribeScope = 'all' | 'list';
 
@@ -63,14 +64,14 @@ const LOCAL = /^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/;
 /** `{ certFile, keyFile }`: PEM files that exist and can be read (the listener reads them when it starts). */
 function tlsFiles(raw: unknown, path: string, problems: string[]): { certFile: string; keyFile: string } {
   if (!isObject(raw)) {
-    problems.push(`${path}: expected a mapping with certFile and keyFile (PEM files), got ${JSON.stringify(raw)}`);
+    problems.push(`${path}: expected a mapping with certFile and keyFile (PEM files), got ${quote(raw)}`);
     return { certFile: '', keyFile: '' };
   }
   unknownKeys(raw, path, ['certFile', 'keyFile'], problems);
   const file = (key: 'certFile' | 'keyFile'): string => {
     const v = raw[key];
     if (typeof v !== 'string' || v === '') {
-      problems.push(`${path}.${key}: expected the path of a PEM file, got ${JSON.stringify(v)}`);
+      problems.push(`${path}.${key}: expected the path of a PEM file, got ${quote(v)}`);
       return '';
     }
     try {
@@ -92,7 +93,7 @@ function intField(raw: Record<string, unknown>, key: string, path: string, min: 
   if (v === undefined) return dflt;
   const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
-    problems.push(`${path}.${key}: expected a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`);
+    problems.push(`${path}.${key}: expected a whole number from ${min} to ${max}, got ${quote(v)}`);
     return dflt;
   }
   return n;
@@ -117,11 +118,11 @@ export function parseComplianceSettings(resolved: Record<string, unknown>, probl
     else {
       unknownKeys(u, 'unsubscribe', ['baseUrl', 'mailto', 'signingKey', 'scope'], problems);
       let baseUrl = '';
-      if (typeof u.baseUrl !== 'string' || !/^https?:\/\/[^\s/]+/.test(u.baseUrl)) problems.push(`unsubscribe.baseUrl: expected the public http(s) URL of the webhooks server, got ${JSON.stringify(u.baseUrl)}`);
+      if (typeof u.baseUrl !== 'string' || !/^https?:\/\/[^\s/]+/.test(u.baseUrl)) problems.push(`unsubscribe.baseUrl: expected the public http(s) URL of the webhooks server, got ${quote(u.baseUrl)}`);
       else baseUrl = u.baseUrl.replace(/\/+$/, '');
-      if (u.mailto !== undefined && (typeof u.mailto !== 'string' || !/^[^\s@<>?]+@[^\s@<>?]+\.[A-Za-z]{2,}$/.test(u.mailto))) problems.push(`unsubscribe.mailto: expected an address, got ${JSON.stringify(u.mailto)}`);
+      if (u.mailto !== undefined && (typeof u.mailto !== 'string' || !/^[^\s@<>?]+@[^\s@<>?]+\.[A-Za-z]{2,}$/.test(u.mailto))) problems.push(`unsubscribe.mailto: expected an address, got ${quote(u.mailto)}`);
       const scope = u.scope ?? 'all';
-      if (scope !== 'all' && scope !== 'list') problems.push(`unsubscribe.scope: expected all or list, got ${JSON.stringify(u.scope)}`);
+      if (scope !== 'all' && scope !== 'list') problems.push(`unsubscribe.scope: expected all or list, got ${quote(u.scope)}`);
       out.unsubscribe = {
         baseUrl,
         signingKey: keyField(u, 'unsubscribe', 'MAILOVER_UNSUBSCRIBE_KEY', problems),
@@ -136,7 +137,7 @@ export function parseComplianceSettings(resolved: Record<string, unknown>, probl
     if (!isObject(w)) problems.push('webhooks: expected a mapping with host, port, maxAgeSeconds, maxBodyBytes');
     else {
       unknownKeys(w, 'webhooks', ['host', 'port', 'maxAgeSeconds', 'maxBodyBytes'], problems);
-      if (w.host !== undefined && (typeof w.host !== 'string' || w.host === '')) problems.push(`webhooks.host: expected an interface address, got ${JSON.stringify(w.host)}`);
+      if (w.host !== undefined && (typeof w.host !== 'string' || w.host === '')) problems.push(`webhooks.host: expected an interface address, got ${quote(w.host)}`);
       out.webhooks = {
         host: typeof w.host === 'string' && w.host ? w.host : DEFAULT_WEBHOOKS.host,
         port: intField(w, 'port', 'webhooks', 0, 65535, DEFAULT_WEBHOOKS.port, problems),
@@ -151,9 +152,9 @@ export function parseComplianceSettings(resolved: Record<string, unknown>, probl
     if (!isObject(b)) problems.push('bounces: expected a mapping with domain, signingKey, optional localPart, host, port');
     else {
       unknownKeys(b, 'bounces', ['domain', 'localPart', 'signingKey', 'host', 'port', 'maxMessageBytes', 'tls'], problems);
-      if (typeof b.domain !== 'string' || !DOMAIN.test(b.domain)) problems.push(`bounces.domain: expected the bounce domain (its MX points at the inbound listener), got ${JSON.stringify(b.domain)}`);
+      if (typeof b.domain !== 'string' || !DOMAIN.test(b.domain)) problems.push(`bounces.domain: expected the bounce domain (its MX points at the inbound listener), got ${quote(b.domain)}`);
       const localPart = b.localPart ?? 'bounces';
-      if (typeof localPart !== 'string' || !LOCAL.test(localPart)) problems.push(`bounces.localPart: expected 1-32 letters, digits, . _ -, got ${JSON.stringify(b.localPart)}`);
+      if (typeof localPart !== 'string' || !LOCAL.test(localPart)) problems.push(`bounces.localPart: expected 1-32 letters, digits, . _ -, got ${quote(b.localPart)}`);
       out.bounces = {
         domain: typeof b.domain === 'string' ? b.domain.toLowerCase() : '',
         localPart: String(localPart),

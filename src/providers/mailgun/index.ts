@@ -10,6 +10,7 @@ import type { MailgunServer } from './emulator';
 import { MAILGUN_MAX_RECIPIENTS_PER_CALL, MAILGUN_REGIONS, MailgunProvider, type MailgunProviderConfig } from './provider';
 import { pullMailgunSuppressions, pushMailgunSuppressions } from './suppressions';
 import { parseMailgunWebhookRequest } from './webhooks';
+import { quote } from '../../quote-value';
 
 export interface MailgunProviderDefinition extends MailgunProviderConfig {
   kind: 'mailgun';
@@ -26,14 +27,14 @@ export const mailgunModule: ProviderModule<MailgunProviderDefinition, MailgunSer
   title: 'Mailgun',
 
   parseConfig(raw, path, problems) {
-    if (typeof raw.domain !== 'string' || !/^[A-Za-z0-9.-]+\.[A-Za-z]{2,}$/.test(raw.domain)) problems.push(`${path}.domain: expected the sending domain (e.g. mg.example.org), got ${JSON.stringify(raw.domain)}`);
+    if (typeof raw.domain !== 'string' || !/^[A-Za-z0-9.-]+\.[A-Za-z]{2,}$/.test(raw.domain)) problems.push(`${path}.domain: expected the sending domain (e.g. mg.example.org), got ${quote(raw.domain)}`);
     if (typeof raw.apiKey !== 'string' || raw.apiKey === '') problems.push(`${path}.apiKey: expected the API key, as a reference to an environment variable: apiKey: "\${MAILGUN_API_KEY}"`);
-    if (raw.region !== undefined && !(typeof raw.region === 'string' && raw.region in MAILGUN_REGIONS)) problems.push(`${path}.region: expected us or eu, got ${JSON.stringify(raw.region)}`);
-    if (raw.url !== undefined && (typeof raw.url !== 'string' || !/^https?:\/\//.test(raw.url))) problems.push(`${path}.url: expected an http(s) URL, got ${JSON.stringify(raw.url)}`);
+    if (raw.region !== undefined && !(typeof raw.region === 'string' && raw.region in MAILGUN_REGIONS)) problems.push(`${path}.region: expected us or eu, got ${quote(raw.region)}`);
+    if (raw.url !== undefined && (typeof raw.url !== 'string' || !/^https?:\/\//.test(raw.url))) problems.push(`${path}.url: expected an http(s) URL, got ${quote(raw.url)}`);
     const intField = (key: string, min: number, max: number) => {
       if (raw[key] === undefined) return;
       const v = raw[key];
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) problems.push(`${path}.${key}: expected a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`);
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) problems.push(`${path}.${key}: expected a whole number from ${min} to ${max}, got ${quote(v)}`);
     };
     intField('callSize', 1, MAILGUN_MAX_RECIPIENTS_PER_CALL);
     intField('concurrency', 1, 32);

@@ -8,6 +8,7 @@ import type { RateLimit } from '../../config';
 import type { ProviderModule } from '../provider-module';
 import type { SmtpSink } from './emulator';
 import { SmtpProvider, type SmtpProviderConfig } from './provider';
+import { quote } from '../../quote-value';
 
 export interface SmtpProviderDefinition extends SmtpProviderConfig {
   kind: 'smtp';
@@ -23,7 +24,7 @@ export const smtpModule: ProviderModule<SmtpProviderDefinition, SmtpSink> = {
   parseConfig(raw, path, problems) {
     if (typeof raw.host !== 'string' || raw.host === '') problems.push(`${path}.host: expected a host name`);
     const port = Number(raw.port);
-    if (!Number.isInteger(port) || port < 1 || port > 65535) problems.push(`${path}.port: expected a port 1-65535, got ${JSON.stringify(raw.port)}`);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) problems.push(`${path}.port: expected a port 1-65535, got ${quote(raw.port)}`);
     if (raw.auth !== undefined) {
       if (!isObject(raw.auth) || typeof raw.auth.user !== 'string' || typeof raw.auth.pass !== 'string') {
         problems.push(`${path}.auth: expected { user, pass }`);
