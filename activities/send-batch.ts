@@ -69,6 +69,7 @@ function render(campaign: LoadedCampaign, row: RecipientRow, compliance: Complia
       headers,
       ...(bounces ? { envelopeFrom: bounceAddress(bounces, record.id, row.seq) } : {}),
       ...(record.list ? { list: record.list } : {}),
+      ...(record.transactional ? { transactional: true } : {}),
     };
   } catch (err) {
     if (err instanceof TemplateError) return { seq: row.seq, error: err.message };

@@ -71,10 +71,14 @@ export interface WebhookSupport<C extends ProviderDefinitionBase = ProviderDefin
   /**
    * Reads one webhook request's body (throws WebhookBodyError naming what is wrong) and checks
    * its signature with the key. Stores nothing: the compliance server refuses forged, stale and
-   * replayed requests, then records the event.
+   * replayed requests, then records the event. `headers` (lower-case names, as Node gives them):
+   * for ESPs whose proof is in a header (HTTP basic auth, a signature header).
    */
-  parse(body: Buffer, signingKey: string): ParsedWebhook;
+  parse(body: Buffer, signingKey: string, headers: WebhookHeaders): ParsedWebhook;
 }
+
+/** A webhook request's headers, lower-case names (Node's IncomingHttpHeaders). */
+export type WebhookHeaders = Readonly<Record<string, string | string[] | undefined>>;
 
 export interface ParsedWebhook {
   /** Whether the signature matches the signing key. */

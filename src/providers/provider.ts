@@ -27,6 +27,11 @@ export interface OutgoingMessage {
    * an unsubscribe Mailgun records for that tag is this list's, and comes back as such on sync.
    */
   list?: string;
+  /**
+   * A transactional campaign's message (`transactional: true`), not marketing. ESPs that keep
+   * the two apart (Postmark's message streams) send it on their transactional side.
+   */
+  transactional?: boolean;
 }
 
 /**
