@@ -96,7 +96,7 @@ export interface WatchProvidersInput {
 
 export interface WatchProvidersResult {
   /** Each provider's circuit as its health workflow sees it now (and why it is not closed). */
-  circuits: Record<string, { circuit: CircuitState; reason?: string }>;
+  circuits: Record<string, { circuit: CircuitState; reason?: string; /** who holds it open: an operator (marked down), else failures or a probe */ by?: 'failures' | 'operator' }>;
   failback: 'auto' | 'manual';
 }
 
