@@ -12,12 +12,11 @@ import { delimiter, join } from 'path';
 
 export const PROMTOOL_PACKAGE = 'prometheus';
 export const PROMTOOL_INSTALL_COMMAND = `sudo apt-get install -y --no-install-recommends ${PROMTOOL_PACKAGE}`;
-/** Denies every service start while the package installs (invoke-rc.d and deb-systemd-invoke ask it). */
-const POLICY_RC_D = '/usr/sbin/policy-rc.d';
-
 export interface PromtoolHost {
   env: NodeJS.ProcessEnv;
   isRoot: boolean;
+  /** Denies every service start while the package installs (invoke-rc.d and deb-systemd-invoke ask it): /usr/sbin/policy-rc.d. */
+  policyRcD: string;
   /** Runs a command (inherits stdio); its exit code. */
   run(cmd: string, args: string[], env?: NodeJS.ProcessEnv): number | null;
   log(line: string): void;
@@ -46,12 +45,13 @@ export function findPromtool(env: NodeJS.ProcessEnv = process.env): string | und
     if (!isExecutable(fromEnv)) throw new Error(`PROMTOOL=${fromEnv} is not an executable file`);
     return fromEnv;
   }
-  return onPath('promtool', env) ?? (isExecutable('/usr/bin/promtool') ? '/usr/bin/promtool' : undefined);
+  return onPath('promtool', env);
 }
 
 const defaultHost = (): PromtoolHost => ({
   env: process.env,
   isRoot: process.getuid?.() === 0,
+  policyRcD: '/usr/sbin/policy-rc.d',
   run: (cmd, args, env) => spawnSync(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'], env: env ?? process.env }).status,
   log: (line) => process.stderr.write(line + '\n'),
 });
@@ -63,8 +63,8 @@ const defaultHost = (): PromtoolHost => ({
  */
 function aptInstall(host: PromtoolHost): boolean {
   const env = { ...host.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const ownPolicy = !existsSync(POLICY_RC_D);
-  if (ownPolicy) writeFileSync(POLICY_RC_D, '#!/bin/sh\n# mailover: no service starts while promtool installs\nexit 101\n', { mode: 0o755 });
+  const ownPolicy = !existsSync(host.policyRcD);
+  if (ownPolicy) writeFileSync(host.policyRcD, '#!/bin/sh\n# mailover: no service starts while promtool installs\nexit 101\n', { mode: 0o755 });
   try {
     const install = () => host.run('apt-get', ['install', '-y', '--no-install-recommends', PROMTOOL_PACKAGE], env);
     let ok = install() === 0;
@@ -77,7 +77,7 @@ function aptInstall(host: PromtoolHost): boolean {
     if (ok && existsSync('/run/systemd/system')) host.run('systemctl', ['disable', '--quiet', `${PROMTOOL_PACKAGE}.service`], env);
     return ok;
   } finally {
-    if (ownPolicy) rmSync(POLICY_RC_D, { force: true });
+    if (ownPolicy) rmSync(host.policyRcD, { force: true });
   }
 }
 
