@@ -90,7 +90,8 @@ export function ensurePromtool(host: PromtoolHost = defaultHost()): string {
     throw new Error(`promtool is not installed; install it with: ${PROMTOOL_INSTALL_COMMAND} (or set PROMTOOL to its path)`);
   }
   host.log(`mailover: installing promtool (Debian package ${PROMTOOL_PACKAGE}, its service not started)...`);
-  if (!aptInstall(host)) throw new Error(`apt-get could not install ${PROMTOOL_PACKAGE}; install it with: ${PROMTOOL_INSTALL_COMMAND} (or set PROMTOOL to its path)`);
+  if (!aptInstall(host))
+    throw new Error(`apt-get could not install ${PROMTOOL_PACKAGE}; install it with: ${PROMTOOL_INSTALL_COMMAND} (or set PROMTOOL to its path)`);
   const installed = findPromtool(host.env);
   if (!installed) throw new Error(`the ${PROMTOOL_PACKAGE} package is installed but promtool is not on PATH; set PROMTOOL to its path`);
   return installed;

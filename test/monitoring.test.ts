@@ -87,7 +87,12 @@ class PrometheusProcess {
     const port = await freeLocalPort();
     const child = spawn(
       binary,
-      [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'tsdb')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
+      [
+        `--config.file=${join(dir, 'prometheus.yml')}`,
+        `--storage.tsdb.path=${join(dir, 'tsdb')}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+        '--log.level=warn',
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -107,7 +112,9 @@ class PrometheusProcess {
   }
 
   async rules(): Promise<Array<{ name: string; health: string; lastError?: string }>> {
-    const body = (await (await fetch(`${this.url}/api/v1/rules`)).json()) as { data: { groups: Array<{ rules: Array<{ name: string; health: string; lastError?: string }> }> } };
+    const body = (await (await fetch(`${this.url}/api/v1/rules`)).json()) as {
+      data: { groups: Array<{ rules: Array<{ name: string; health: string; lastError?: string }> }> };
+    };
     return body.data.groups.flatMap((g) => g.rules);
   }
 
@@ -137,7 +144,7 @@ describe('monitoring: Prometheus config, alert rules and metrics text (promtool)
     for (const name of alertNames) assert.match(tested, new RegExp(`alertname: ${name}\\n\\s+exp_alerts:\\n\\s+- exp_labels`), `${name} is tested firing`);
   });
 
-  it('monitoring: the webhooks server\'s /metrics (with a bounce listener) passes promtool check metrics: HELP on every counter, delivery events by provider and type from 0', async () => {
+  it("monitoring: the webhooks server's /metrics (with a bounce listener) passes promtool check metrics: HELP on every counter, delivery events by provider and type from 0", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mailover-monitoring-'));
     const { openStore } = await import('../src/store/open-store');
     const store = await openStore({ databaseUrl: '', sqlitePath: join(dir, 'db.sqlite') });
@@ -147,11 +154,17 @@ describe('monitoring: Prometheus config, alert rules and metrics text (promtool)
       const text = await (await fetch(`${services.http.url}/metrics`)).text();
       const check = promtool(['check', 'metrics'], { input: text });
       assert.equal(check.status, 0, `${check.output}\n${text}`);
-      for (const name of ['mailover_webhook_refused_forged_total', 'mailover_unsubscribe_one_click_total', 'mailover_bounce_dsn_total', 'mailover_delivery_events_total']) {
+      for (const name of [
+        'mailover_webhook_refused_forged_total',
+        'mailover_unsubscribe_one_click_total',
+        'mailover_bounce_dsn_total',
+        'mailover_delivery_events_total',
+      ]) {
         assert.match(text, new RegExp(`^# HELP ${name} \\S`, 'm'), `${name} has HELP`);
       }
       for (const provider of ['mg-eu', 'smtp-backup']) {
-        for (const type of ['complained', 'failed-permanent']) assert.match(text, new RegExp(`^mailover_delivery_events_total\\{provider="${provider}",type="${type}"\\} 0$`, 'm'));
+        for (const type of ['complained', 'failed-permanent'])
+          assert.match(text, new RegExp(`^mailover_delivery_events_total\\{provider="${provider}",type="${type}"\\} 0$`, 'm'));
       }
     } finally {
       await services?.stop();
@@ -211,7 +224,7 @@ describe('monitoring: a real Prometheus scraping a worker process and a webhooks
     await env?.teardown();
   });
 
-  it('monitoring: the worker\'s /metrics (mailover, Node and the Temporal SDK\'s series) passes promtool check metrics', async () => {
+  it("monitoring: the worker's /metrics (mailover, Node and the Temporal SDK's series) passes promtool check metrics", async () => {
     const text = await (await fetch(metricsUrl)).text();
     assert.match(text, /^temporal_\w+_total\{/m, 'the SDK runtime counters are in the scrape, named with _total');
     const check = promtool(['check', 'metrics'], { input: text });
@@ -235,24 +248,46 @@ describe('monitoring: a real Prometheus scraping a worker process and a webhooks
     await waitUntil(async () => (missing = await empty()).length === 0, 'every dashboard query to return data', 30_000, 1_000).catch(() => undefined);
     assert.deepEqual(missing, [], 'dashboard queries without data');
     const failures = await prometheus!.query(forPrometheus(targets.find((t) => t.panel === 'Activity failures per second')!.expr));
-    assert.ok(failures.some((s) => s.metric.activity_type === 'sendBatch' && Number(s.value[1]) === 0), 'sendBatch at 0 failures');
+    assert.ok(
+      failures.some((s) => s.metric.activity_type === 'sendBatch' && Number(s.value[1]) === 0),
+      'sendBatch at 0 failures',
+    );
     const alerts = await prometheus!.query(forPrometheus(targets.find((t) => t.panel.startsWith('Alert delivery attempts'))!.expr));
-    assert.deepEqual(alerts.map((s) => s.metric.target), ['(no alert target configured)']);
+    assert.deepEqual(
+      alerts.map((s) => s.metric.target),
+      ['(no alert target configured)'],
+    );
     // The alert rules, loaded from deploy/prometheus/alerts.yml, evaluate against the real series without error.
-    const rules = await waitUntil(async () => {
-      const r = await prometheus!.rules();
-      return r.length && r.every((x) => x.health !== 'unknown') ? r : undefined;
-    }, 'every rule to be evaluated', 30_000, 500);
-    assert.deepEqual(rules.filter((r) => r.health !== 'ok').map((r) => `${r.name}: ${r.lastError}`), []);
+    const rules = await waitUntil(
+      async () => {
+        const r = await prometheus!.rules();
+        return r.length && r.every((x) => x.health !== 'unknown') ? r : undefined;
+      },
+      'every rule to be evaluated',
+      30_000,
+      500,
+    );
+    assert.deepEqual(
+      rules.filter((r) => r.health !== 'ok').map((r) => `${r.name}: ${r.lastError}`),
+      [],
+    );
     const firing = await prometheus!.query('ALERTS');
-    assert.deepEqual(firing.map((s) => s.metric.alertname), [], 'a healthy stack raises no alert');
+    assert.deepEqual(
+      firing.map((s) => s.metric.alertname),
+      [],
+      'a healthy stack raises no alert',
+    );
   });
 
-  it('monitoring: the dashboard\'s switch query shows the first failover of the worker\'s life (its series scraped at 0 before the switch)', async () => {
+  it("monitoring: the dashboard's switch query shows the first failover of the worker's life (its series scraped at 0 before the switch)", async () => {
     const switchQuery = dashboardTargets().find((t) => t.panel === 'Provider switches')!;
     const pair = 'from="smtp-primary",to="smtp-secondary",reason_class="provider-refused"';
     const before = await prometheus!.query(`mailover_provider_switches_total{${pair}}`);
-    assert.deepEqual(before.map((s) => s.value[1]), ['0'], 'the series exists at 0 before any switch');
+    assert.deepEqual(
+      before.map((s) => s.value[1]),
+      ['0'],
+      'the series exists at 0 before any switch',
+    );
 
     h.primary.failAfter(20, 'auth'); // 535: the provider refuses us
     const id = uniqueId('first-failover');
@@ -262,7 +297,12 @@ describe('monitoring: a real Prometheus scraping a worker process and a webhooks
       result.switches.map((s) => `${s.from}->${s.to}`),
       ['smtp-primary->smtp-secondary'],
     );
-    await waitUntil(async () => (await prometheus!.query(`mailover_provider_switches_total{${pair}}`)).some((s) => s.value[1] === '1'), 'Prometheus to scrape the switch', 30_000, 250);
+    await waitUntil(
+      async () => (await prometheus!.query(`mailover_provider_switches_total{${pair}}`)).some((s) => s.value[1] === '1'),
+      'Prometheus to scrape the switch',
+      30_000,
+      250,
+    );
     const shown = await prometheus!.query(forPrometheus(switchQuery.expr));
     const first = shown.find((s) => s.metric.from === 'smtp-primary' && s.metric.to === 'smtp-secondary' && s.metric.reason_class === 'provider-refused');
     assert.ok(first && Number(first.value[1]) > 0, `the switch panel shows it: ${JSON.stringify(shown.filter((s) => Number(s.value[1]) > 0))}`);
@@ -289,9 +329,18 @@ describe('monitoring: a real Prometheus scraping a worker process and a webhooks
       [['smtp-primary', 'smtp-secondary', 'shared health: marked down by an operator: fire drill in the datacenter']],
     );
     const operator = 'from="smtp-primary",to="smtp-secondary",reason_class="operator"';
-    await waitUntil(async () => (await prometheus!.query(`mailover_provider_switches_total{${operator}}`)).some((s) => s.value[1] === '1'), 'the operator switch to be scraped', 30_000, 250);
+    await waitUntil(
+      async () => (await prometheus!.query(`mailover_provider_switches_total{${operator}}`)).some((s) => s.value[1] === '1'),
+      'the operator switch to be scraped',
+      30_000,
+      250,
+    );
     const classes = await prometheus!.query('sum by (reason_class) (mailover_provider_switches_total{from="smtp-primary",to="smtp-secondary"}) > 0');
-    assert.deepEqual(Object.fromEntries(classes.map((s) => [s.metric.reason_class, s.value[1]])), { 'provider-refused': '1', operator: '1' }, 'the failover before, and this one: no "drill"');
+    assert.deepEqual(
+      Object.fromEntries(classes.map((s) => [s.metric.reason_class, s.value[1]])),
+      { 'provider-refused': '1', operator: '1' },
+      'the failover before, and this one: no "drill"',
+    );
   });
 
   it('monitoring: start-up is not a scrape error: a circuit not read yet is left out uncounted while its health workflow has no worker; once read, a failed read counts', async () => {
@@ -304,7 +353,9 @@ describe('monitoring: a real Prometheus scraping a worker process and a webhooks
         args: [{ provider, settings: DEFAULT_HEALTH_SETTINGS }],
       });
       const metrics = new MailoverMetrics({ providers: [provider], defaultMetrics: false });
-      metrics.setScrapeSources(temporalScrapeSources({ client: env.client, taskQueue: h2.taskQueue, providers: [provider], store: h2.store, metrics, timeoutMs: 1_000 }));
+      metrics.setScrapeSources(
+        temporalScrapeSources({ client: env.client, taskQueue: h2.taskQueue, providers: [provider], store: h2.store, metrics, timeoutMs: 1_000 }),
+      );
       /** One scrape: the circuit's sample and the circuit errors counted. */
       const scrape = async () => {
         const text = await metrics.text();
@@ -312,16 +363,24 @@ describe('monitoring: a real Prometheus scraping a worker process and a webhooks
           const m = new RegExp(`^${name}\\{${labels}\\} (\\S+)$`, 'm').exec(text);
           return m ? Number(m[1]) : undefined;
         };
-        return { circuit: sample('mailover_provider_circuit_state', `provider="${provider}"`), errors: sample('mailover_scrape_errors_total', 'source="circuit"') };
+        return {
+          circuit: sample('mailover_provider_circuit_state', `provider="${provider}"`),
+          errors: sample('mailover_scrape_errors_total', 'source="circuit"'),
+        };
       };
       // No worker polls the task queue yet: the query cannot be answered. Twice: still start-up.
       assert.deepEqual(await scrape(), { circuit: undefined, errors: 0 }, 'left out, not counted');
       assert.deepEqual(await scrape(), { circuit: undefined, errors: 0 }, 'left out, not counted');
       await h2.startWorker();
-      const read = await waitUntil(async () => {
-        const s = await scrape();
-        return s.circuit === 0 ? s : undefined;
-      }, 'the circuit to be read once the worker runs', 30_000, 250);
+      const read = await waitUntil(
+        async () => {
+          const s = await scrape();
+          return s.circuit === 0 ? s : undefined;
+        },
+        'the circuit to be read once the worker runs',
+        30_000,
+        250,
+      );
       assert.deepEqual(read, { circuit: 0, errors: 0 });
       await h2.stopWorker();
       assert.deepEqual(await scrape(), { circuit: undefined, errors: 1 }, 'its worker is gone: left out, and counted (it was read before)');
@@ -380,9 +439,16 @@ describe('monitoring: ensurePromtool (scripts/ensure-promtool.js, run by npm pre
     assert.throws(() => readFileSync(host.policyRcD), /ENOENT/, 'the policy made for the install is removed after it');
     rmSync(join(bin, 'promtool'));
     const notRoot = () => ensurePromtool(fakeHost({ env, isRoot: false }));
-    assert.throws(notRoot, (err: Error) => err.message === `promtool is not installed; install it with: ${PROMTOOL_INSTALL_COMMAND} (or set PROMTOOL to its path)`);
+    assert.throws(
+      notRoot,
+      (err: Error) => err.message === `promtool is not installed; install it with: ${PROMTOOL_INSTALL_COMMAND} (or set PROMTOOL to its path)`,
+    );
     assert.equal(PROMTOOL_INSTALL_COMMAND, 'sudo apt-get install -y --no-install-recommends prometheus');
-    assert.throws(() => ensurePromtool(fakeHost({ env: { PATH: tempDir() } })), /promtool is not installed; install it with: sudo apt-get install/, 'no apt-get');
+    assert.throws(
+      () => ensurePromtool(fakeHost({ env: { PATH: tempDir() } })),
+      /promtool is not installed; install it with: sudo apt-get install/,
+      'no apt-get',
+    );
     // apt-get fails (even after an update): the same command, no half-installed promise.
     assert.throws(() => ensurePromtool(fakeHost({ env, run: () => 100 })), /apt-get could not install prometheus; install it with: sudo apt-get install/);
   });

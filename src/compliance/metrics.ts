@@ -57,10 +57,12 @@ export class DeliveryEventCounts {
   }
 
   text(): string {
-    const samples = [...this.counts].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => {
-      const [provider, type] = JSON.parse(k) as [string, string];
-      return { labels: { provider, type }, value: v };
-    });
+    const samples = [...this.counts]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([k, v]) => {
+        const [provider, type] = JSON.parse(k) as [string, string];
+        return { labels: { provider, type }, value: v };
+      });
     return counterText(
       'mailover_delivery_events_total',
       'Delivery events stored from provider webhooks and bounce messages (a repeated event counts once), by provider and type (delivered, failed-permanent, failed-temporary, complained, unsubscribed).',
