@@ -7,7 +7,7 @@
  */
 import { strict as assert } from 'assert';
 import { spawn, spawnSync, type ChildProcess } from 'child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { dirname, join } from 'path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -65,7 +65,9 @@ class PrometheusProcess {
   ) {}
 
   static async start(dir: string, targets: Record<string, string[]>): Promise<PrometheusProcess> {
+    // The server from the same package as promtool (Debian's prometheus), beside it.
     const binary = join(dirname(ensurePromtool()), 'prometheus');
+    assert.ok(existsSync(binary), `no Prometheus server beside promtool (${binary}): ${PROMTOOL_INSTALL_COMMAND}`);
     const config = parse(readFileSync(join(PROMETHEUS_DIR, 'prometheus.yml'), 'utf8')) as {
       global: Record<string, string>;
       rule_files: string[];
