@@ -94,9 +94,18 @@ export interface WatchProvidersInput {
   providers: string[];
 }
 
+/** One provider's circuit as its health workflow sees it now. */
+export interface WatchedCircuit {
+  circuit: CircuitState;
+  /** Why it is not closed. */
+  reason?: string;
+  /** Who holds it open: an operator (marked down), else failures or a probe. */
+  by?: 'failures' | 'operator';
+}
+
 export interface WatchProvidersResult {
-  /** Each provider's circuit as its health workflow sees it now (and why it is not closed). */
-  circuits: Record<string, { circuit: CircuitState; reason?: string }>;
+  /** Each provider's circuit, by provider name. */
+  circuits: Record<string, WatchedCircuit>;
   failback: 'auto' | 'manual';
 }
 

@@ -25,7 +25,10 @@ export async function watchProviders(deps: ActivityDeps, input: WatchProvidersIn
       // The worker's config changed since the health workflow started: it takes the new settings.
       await handle.signal(updateSettingsSignal, settings);
     }
-    circuits[provider] = { circuit: state.circuit, ...(state.circuit !== 'closed' ? { reason: state.reason } : {}) };
+    circuits[provider] = {
+      circuit: state.circuit,
+      ...(state.circuit !== 'closed' ? { reason: state.reason, by: state.manualDown !== undefined ? 'operator' : 'failures' } : {}),
+    };
   }
   return { circuits, failback: deps.health.failback };
 }

@@ -3,14 +3,18 @@
  * Workflows raise them through the `notify` activity; they carry names, counts and reasons
  * only, never addresses or secrets, so they are safe in workflow history and in chat.
  */
+import type { SwitchCause } from '../workflows/failover';
 
 export type OpsEvent =
   /** A provider's shared circuit opened: every campaign on it moves to its next provider. */
   | { kind: 'circuit-opened'; provider: string; reason: string; by: 'failures' | 'operator' | 'probe' }
   /** A provider's circuit closed again (a good probe, or an operator marked it up). */
   | { kind: 'circuit-closed'; provider: string; reason: string; by: 'probe' | 'operator' }
-  /** One campaign moved from one provider to another (failover, or failback when `failback` is true). */
-  | { kind: 'provider-switched'; campaignId: string; from: string; to: string; reason: string; atSeq: number; failback: boolean }
+  /**
+   * One campaign moved from one provider to another (failover, or failback when `failback` is true);
+   * `cause` is what happened (absent in events raised before it was recorded).
+   */
+  | { kind: 'provider-switched'; campaignId: string; from: string; to: string; reason: string; atSeq: number; failback: boolean; cause?: SwitchCause }
   /** A campaign stopped sending: no provider left (or something else needs an operator). */
   | { kind: 'campaign-holding'; campaignId: string; reason: string }
   /** A campaign workflow failed (invalid campaign found late, or a bug). */

@@ -5,6 +5,7 @@ import { createActivities } from '../activities';
 import { DEFAULT_HEALTH_SETTINGS } from '../workflows/provider-health-api';
 import type { AlertTarget, HealthConfig, InFlightPolicy } from './config';
 import type { DrillSettings } from './drill-settings';
+import { activityFailureCounter } from './metrics/activity-failures';
 import type { MailoverMetrics } from './metrics/metrics';
 import type { BounceSettings, UnsubscribeSettings } from './compliance/settings';
 import type { ProviderRegistry } from './providers/registry';
@@ -52,6 +53,7 @@ export async function createCampaignWorker(opts: CampaignWorkerOptions): Promise
     metrics: opts.metrics,
     compliance: opts.compliance,
   });
+  if (opts.metrics) opts.metrics.knowActivities(Object.keys(activities));
   return Worker.create({
     connection: opts.connection,
     namespace: opts.namespace ?? 'default',
@@ -60,6 +62,7 @@ export async function createCampaignWorker(opts: CampaignWorkerOptions): Promise
     activities,
     ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
     shutdownGraceTime: '10 seconds',
+    ...(opts.metrics ? { interceptors: { activity: [activityFailureCounter(opts.metrics)] } } : {}),
     ...opts.workerOptions,
   });
 }

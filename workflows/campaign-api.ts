@@ -108,6 +108,8 @@ export interface CarriedState {
   reviewDone?: boolean;
   /** Shared provider health: provider -> why its circuit is open (campaigns started before it have none). */
   sharedDown?: Record<string, string>;
+  /** Providers whose shared circuit an operator opened (classifies the switches it causes; absent before it was kept). */
+  operatorDown?: string[];
   /** Whether to go back to a recovered higher-priority provider by itself (from the worker's health config). */
   failback?: 'auto' | 'manual';
   /** The provider the last batch was sent through. */

@@ -34,7 +34,7 @@ import {
   type ReleaseHeldOutcome,
   type ReleaseHeldRequest,
 } from './campaign-api';
-import { activeProvider, decide, initialPlan, providerOrderProblems, type BatchFailure, type Decision, type FailoverEvent, type FailoverState, type Hold } from './failover';
+import { activeProvider, decide, initialPlan, providerOrderProblems, type BatchFailure, type Decision, type FailoverEvent, type FailoverState, type Hold, type ProviderFailureCause } from './failover';
 import { providerHealthSignal, providerHealthWorkflowId, reportOutcomeSignal, unsubscribeSignal, type HealthNotice, type OutcomeReport } from './provider-health-api';
 import { DEFAULT_DEFERRAL } from './deferral';
 import { AcceptedCountKey, ActiveProviderKey, CampaignIdKey, CampaignStatusKey, HoldKindKey } from './search-attributes';
@@ -122,7 +122,9 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   const recordSwitch = (sw: ProviderSwitch, announce: Decision['announce']) => {
     state.switches = [...state.switches, sw];
     wf.log.warn('provider switch', { campaignId, from: sw.from, to: sw.to ?? 'none', reason: sw.reason });
-    if (announce && sw.to !== undefined) raise({ kind: 'provider-switched', campaignId, from: sw.from, to: sw.to, reason: sw.reason, atSeq: sw.atSeq, failback: announce.failback });
+    if (announce && sw.to !== undefined) {
+      raise({ kind: 'provider-switched', campaignId, from: sw.from, to: sw.to, reason: sw.reason, atSeq: sw.atSeq, failback: announce.failback, cause: announce.cause });
+    }
   };
   const holdStarted = (hold: Hold) => {
     if (hold.kind === 'operator') return;
@@ -183,7 +185,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     { validator: (request: ReleaseHeldRequest) => validateRelease(request, prepared) },
   );
   wf.setHandler(providerHealthSignal, (n: HealthNotice) => {
-    apply({ type: 'health-changed', provider: n.provider, circuit: n.circuit === 'closed' ? 'closed' : 'open', reason: n.reason, failback: state.failback ?? 'auto' });
+    apply({ type: 'health-changed', provider: n.provider, circuit: n.circuit === 'closed' ? 'closed' : 'open', reason: n.reason, failback: state.failback ?? 'auto', by: n.by });
   });
 
   // ── Steps of the loop ────────────────────────────────────────────────────────────────────
@@ -201,7 +203,8 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     try {
       const w = await watchProviders({ providers: state.plan.order });
       state.failback = w.failback;
-      apply({ type: 'health-known', down: Object.fromEntries(Object.entries(w.circuits).filter(([, c]) => c.circuit !== 'closed').map(([p, c]) => [p, c.reason ?? `circuit ${c.circuit}`])) });
+      const open = Object.entries(w.circuits).filter(([, c]) => c.circuit !== 'closed');
+      apply({ type: 'health-known', down: Object.fromEntries(open.map(([p, c]) => [p, c.reason ?? `circuit ${c.circuit}`])), operatorDown: open.filter(([, c]) => c.by === 'operator').map(([p]) => p) });
       return true;
     } catch (err) {
       watchNeeded = true;
@@ -286,7 +289,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       if (failure === 'invalid-campaign') return await failInvalid(err);
       const reason = providerFailureReason(err) ?? errorMessage(err);
       if (failure === 'provider') reportOutcome(provider, { ok: false, campaignId, reason });
-      apply({ type: 'batch-failed', provider, failure, reason, atSeq: fromSeq, at: nowIso() });
+      apply({ type: 'batch-failed', provider, failure, reason, atSeq: fromSeq, at: nowIso(), ...(failure === 'provider' ? { cause: providerFailureCause(err) } : {}) });
       if (failure === 'message-refused') wf.log.error('provider refused the message; campaign holds', { campaignId, fromSeq, error: reason });
       if (failure === 'store-or-bug') wf.log.error('batch failed; campaign holds', { campaignId, fromSeq, error: reason });
     } finally {
@@ -423,6 +426,11 @@ function providerFailureReason(err: unknown): string | undefined {
   return undefined;
 }
 
+/** A provider-level failure: the provider refused us, or transient errors spent the retry budget. */
+function providerFailureCause(err: unknown): ProviderFailureCause {
+  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === ERROR_TYPES.transient ? 'retries-exhausted' : 'provider-refused';
+}
+
 function isInvalidCampaign(err: unknown): boolean {
   return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === ERROR_TYPES.invalidCampaign;
 }
@@ -499,7 +507,7 @@ const sharedDownOf = (s: CarriedState) => s.sharedDown ?? {};
 function failoverStateOf(s: CarriedState): FailoverState {
   const kind = holdKindOf(s);
   const hold = kind ? ({ kind, reason: s.pauseReason ?? '', since: s.holdSince ?? '' } as Hold) : undefined;
-  return { plan: s.plan, sharedDown: sharedDownOf(s), hold, lastProvider: s.lastProvider };
+  return { plan: s.plan, sharedDown: sharedDownOf(s), hold, lastProvider: s.lastProvider, ...(s.operatorDown ? { operatorDown: s.operatorDown } : {}) };
 }
 
 /** The carried state with what the decision changed (only that: the rest keeps its shape). */
@@ -508,6 +516,7 @@ function withFailoverState(s: CarriedState, before: FailoverState, after: Failov
   if (after.plan !== before.plan) next.plan = after.plan;
   if (after.sharedDown !== before.sharedDown) next.sharedDown = after.sharedDown;
   if (after.lastProvider !== before.lastProvider) next.lastProvider = after.lastProvider;
+  if (after.operatorDown !== before.operatorDown) next.operatorDown = after.operatorDown;
   if (after.hold !== before.hold) {
     const h = after.hold;
     next.paused = h !== undefined;

@@ -25,11 +25,28 @@ export interface FailoverState {
   plan: ProviderPlan;
   /** Shared health: provider -> why its circuit is open. */
   sharedDown: Record<string, string>;
+  /** Providers whose shared circuit an operator opened last (`mailover provider down`); kept after it closes, for the switch it caused. */
+  operatorDown?: string[];
   /** Why the campaign is not sending; undefined while it may send. */
   hold?: Hold;
   /** The provider the last batch was sent through (undefined at the start, after an operator's order, or when none was left). */
   lastProvider?: string;
 }
+
+/**
+ * Why a campaign changed provider, from what happened (never from reason text): a bounded set,
+ * the `reason_class` of the provider-switched metric.
+ * - `provider-refused`: its own batch; the provider refuses us (auth, policy, connection refused...);
+ * - `retries-exhausted`: its own batch; transient errors until the retry budget was spent;
+ * - `shared-health`: the provider's shared circuit opened on other campaigns' failures (or a failed probe);
+ * - `operator`: an operator marked the provider down;
+ * - `failback`: back to a recovered higher-priority provider.
+ */
+export type SwitchCause = 'provider-refused' | 'retries-exhausted' | 'shared-health' | 'operator' | 'failback';
+export const SWITCH_CAUSES: readonly SwitchCause[] = ['provider-refused', 'retries-exhausted', 'shared-health', 'operator', 'failback'];
+
+/** How a batch failed at the provider level: the provider refused us, or transient errors spent the retry budget. */
+export type ProviderFailureCause = Extract<SwitchCause, 'provider-refused' | 'retries-exhausted'>;
 
 /** How a batch failed, as the campaign classified the activity failure. */
 export type BatchFailure =
@@ -46,13 +63,22 @@ export type FailoverEvent =
   /** The campaign is about to send the batch from `atSeq`: on which provider (and did it move since the last batch)? */
   | { type: 'batch-starting'; atSeq: number; at: string; /** record moves without a failure (shared health; not in runs recorded before it) */ recordMoves: boolean }
   | { type: 'batch-succeeded'; provider: string }
-  | { type: 'batch-failed'; provider: string; failure: BatchFailure; reason: string; atSeq: number; at: string }
+  | {
+      type: 'batch-failed';
+      provider: string;
+      failure: BatchFailure;
+      reason: string;
+      atSeq: number;
+      at: string;
+      /** failure `provider`: refused, or retries spent (absent: refused) */
+      cause?: ProviderFailureCause;
+    }
   /** A failover drill treats `provider` as failed at the provider level from its forced recipient on. */
   | { type: 'drill-forced'; provider: string; reason: string; atSeq: number; at: string }
   /** A provider's shared circuit opened or closed; `failback` is the worker's policy for a recovered higher-priority provider. */
-  | { type: 'health-changed'; provider: string; circuit: 'open' | 'closed'; reason: string; failback: 'auto' | 'manual' }
-  /** The providers' shared circuits as the campaign found them when it (re)subscribed: provider -> why open. */
-  | { type: 'health-known'; down: Record<string, string> }
+  | { type: 'health-changed'; provider: string; circuit: 'open' | 'closed'; reason: string; failback: 'auto' | 'manual'; /** who opened or closed it (absent in notices sent before it was told) */ by?: 'failures' | 'operator' | 'probe' }
+  /** The providers' shared circuits as the campaign found them when it (re)subscribed: provider -> why open; which of them an operator holds down. */
+  | { type: 'health-known'; down: Record<string, string>; operatorDown?: string[] }
   /** An operator set a new provider order (setProviders). */
   | { type: 'operator-order'; providers: string[] }
   | { type: 'pause'; reason?: string; at: string }
@@ -66,8 +92,8 @@ export interface Decision {
   state: FailoverState;
   /** A switch to append to the campaign's switch log. */
   switch?: ProviderSwitch;
-  /** Raise the switch as a provider-switched event (not for a drill's forced switch, nor when none is left: that is a hold). */
-  announce?: { failback: boolean };
+  /** Raise the switch as a provider-switched event (not for a drill's forced switch, nor when none is left: that is a hold), with what caused it. */
+  announce?: { failback: boolean; cause: SwitchCause };
   /** A hold that starts with this event (also in `state.hold`). */
   hold?: Hold;
   /** batch-starting: the provider to send the batch through (undefined: none is left, the campaign holds). */
@@ -106,14 +132,14 @@ export function decide(state: FailoverState, event: FailoverEvent): Decision {
       // The campaign stays where it is (its provider's shared health hears of it from the campaign).
       return { state };
     case 'batch-failed':
-      return batchFailed(state, event.provider, event.failure, event.reason, event.atSeq, event.at);
+      return batchFailed(state, event.provider, event.failure, event.reason, event.atSeq, event.at, event.cause ?? 'provider-refused');
     case 'drill-forced':
       // A drill's failure goes the way a real one does, but is not raised as a provider switch (nor told to shared health).
-      return failOver(state, event.provider, event.reason, event.atSeq, event.at, false);
+      return failOver(state, event.provider, event.reason, event.atSeq, event.at);
     case 'health-changed':
-      return healthChanged(state, event.provider, event.circuit, event.reason, event.failback);
+      return healthChanged(state, event.provider, event.circuit, event.reason, event.failback, event.by);
     case 'health-known':
-      return { state: { ...state, sharedDown: { ...event.down } } };
+      return { state: withOperatorDown({ ...state, sharedDown: { ...event.down } }, Object.keys(event.down), event.operatorDown ?? []) };
     case 'operator-order':
       // Everything in the new order gets a fresh chance; an operator's order is not a switch (nothing recorded for it).
       return {
@@ -133,10 +159,10 @@ export function decide(state: FailoverState, event: FailoverEvent): Decision {
   }
 }
 
-function batchFailed(state: FailoverState, provider: string, failure: BatchFailure, reason: string, atSeq: number, at: string): Decision {
+function batchFailed(state: FailoverState, provider: string, failure: BatchFailure, reason: string, atSeq: number, at: string, cause: ProviderFailureCause): Decision {
   switch (failure) {
     case 'provider':
-      return failOver(state, provider, reason, atSeq, at, true);
+      return failOver(state, provider, reason, atSeq, at, cause);
     case 'message-refused':
       // No other provider is likelier to take the message: hold with the provider's words.
       return holding(state, { kind: 'message-refused', reason: `batch from recipient #${atSeq}: ${reason}`, since: at });
@@ -164,8 +190,8 @@ function noProviderLeft(state: FailoverState, at: string): Hold {
   return { kind: 'no-provider', reason: `no provider left: ${downReasons(state)}`, since: at };
 }
 
-/** `provider` failed at the provider level at `atSeq`: mark it down here and move on to the next, or hold with none left. */
-function failOver(state: FailoverState, provider: string, reason: string, atSeq: number, at: string, announce: boolean): Decision {
+/** `provider` failed at the provider level at `atSeq`: mark it down here and move on to the next, or hold with none left. Raised with `cause` (a drill's forced failure has none: not raised). */
+function failOver(state: FailoverState, provider: string, reason: string, atSeq: number, at: string, cause?: ProviderFailureCause): Decision {
   const plan = { order: state.plan.order, down: { ...state.plan.down, [provider]: reason } };
   const next = activeProvider(plan, state.sharedDown);
   const moved: FailoverState = { ...state, plan, lastProvider: next };
@@ -174,7 +200,7 @@ function failOver(state: FailoverState, provider: string, reason: string, atSeq:
     const hold = noProviderLeft(moved, at);
     return { state: { ...moved, hold }, switch: sw, hold };
   }
-  return { state: moved, switch: sw, ...(announce ? { announce: { failback: false } } : {}) };
+  return { state: moved, switch: sw, ...(cause ? { announce: { failback: false, cause } } : {}) };
 }
 
 function batchStarting(state: FailoverState, atSeq: number, at: string, recordMoves: boolean): Decision {
@@ -189,10 +215,13 @@ function batchStarting(state: FailoverState, atSeq: number, at: string, recordMo
   const failback = order.indexOf(provider) < order.indexOf(last) || !order.includes(last);
   const why = state.sharedDown[last];
   const reason = why !== undefined ? `shared health: ${why}` : failback ? `failback: ${provider} is healthy again` : `moved to ${provider}`;
-  return { state: next, provider, switch: { from: last, to: provider, reason, at, atSeq }, announce: { failback: why === undefined && failback } };
+  const isFailback = why === undefined && failback;
+  // Not a failback: the last provider's shared circuit opened (or opened and closed with failback manual): by whom.
+  const cause: SwitchCause = isFailback ? 'failback' : state.operatorDown?.includes(last) ? 'operator' : 'shared-health';
+  return { state: next, provider, switch: { from: last, to: provider, reason, at, atSeq }, announce: { failback: isFailback, cause } };
 }
 
-function healthChanged(state: FailoverState, provider: string, circuit: 'open' | 'closed', reason: string, failback: 'auto' | 'manual'): Decision {
+function healthChanged(state: FailoverState, provider: string, circuit: 'open' | 'closed', reason: string, failback: 'auto' | 'manual', by?: 'failures' | 'operator' | 'probe'): Decision {
   const sharedDown = { ...state.sharedDown };
   let plan = state.plan;
   if (circuit === 'closed') {
@@ -212,5 +241,15 @@ function healthChanged(state: FailoverState, provider: string, circuit: 'open' |
   }
   // A campaign holding for want of a provider goes on by itself when one comes back (other holds wait for their own end).
   const recovered = state.hold?.kind === 'no-provider' && activeProvider(plan, sharedDown) !== undefined;
-  return { state: { ...state, plan, sharedDown, hold: recovered ? undefined : state.hold } };
+  const next = { ...state, plan, sharedDown, hold: recovered ? undefined : state.hold };
+  // Who opened it decides the cause of the switch it brings (kept after it closes: with failback manual the move may come later).
+  return { state: circuit === 'open' ? withOperatorDown(next, [provider], by === 'operator' ? [provider] : []) : next };
+}
+
+/** `state` with each of `providers` in operatorDown exactly when it is in `byOperator` (the same object when nothing changes). */
+function withOperatorDown(state: FailoverState, providers: string[], byOperator: string[]): FailoverState {
+  const before = state.operatorDown ?? [];
+  const after = [...before.filter((p) => !providers.includes(p)), ...providers.filter((p) => byOperator.includes(p))];
+  if (after.length === before.length && after.every((p) => before.includes(p))) return state;
+  return { ...state, operatorDown: after };
 }

@@ -69,6 +69,8 @@ export interface HealthNotice {
   provider: string;
   circuit: CircuitState;
   reason: string;
+  /** Who opened or closed it (absent in notices sent before it was told). */
+  by?: 'failures' | 'operator' | 'probe';
 }
 
 export interface ProviderHealthInput {

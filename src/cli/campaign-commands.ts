@@ -214,9 +214,31 @@ function signalCommand(name: 'pause' | 'resume' | 'cancel', summary: string): Co
   return cmd;
 }
 
+/** CampaignStatus values a campaign has while its workflow runs (the others once it has completed). */
+const RUNNING_STATUSES = ['starting', 'running', 'paused', 'holding'];
+
+/**
+ * The visibility query of `campaign list`: each campaign's latest run only (a run that continued as
+ * new keeps the CampaignStatus it had then, e.g. running), and with --status, runs in the matching
+ * execution state (a terminated run keeps its last CampaignStatus too).
+ */
+export function campaignListQuery(wanted?: string): string {
+  const base = `WorkflowType = 'campaignWorkflow' AND ExecutionStatus != 'ContinuedAsNew'`;
+  if (!wanted) return base;
+  return `${base} AND CampaignStatus = '${wanted}' AND ExecutionStatus = '${RUNNING_STATUSES.includes(wanted) ? 'Running' : 'Completed'}'`;
+}
+
+/** What `campaign list` shows as a run's status: its CampaignStatus while that is true, else how the workflow ended (terminated, failed, timed_out...). */
+export function listedStatus(execution: string, campaignStatus: unknown): string {
+  const status = typeof campaignStatus === 'string' ? campaignStatus : undefined;
+  if (execution === 'RUNNING') return status && RUNNING_STATUSES.includes(status) ? status : 'starting';
+  if (execution === 'COMPLETED') return status && !RUNNING_STATUSES.includes(status) ? status : 'completed';
+  return execution.toLowerCase();
+}
+
 const list: Command = {
   name: 'campaign list',
-  summary: 'Campaigns from Temporal visibility, newest first (the synthetic campaigns of failover drills only with --drills).',
+  summary: "Campaigns from Temporal visibility, newest first, each once with its latest run's status (the synthetic campaigns of failover drills only with --drills).",
   usage: '[--status running|paused|holding|completed|cancelled] [--limit N] [--drills] [--json]',
   options: { status: { type: 'string' }, limit: { type: 'string' }, drills: { type: 'boolean' }, json: { type: 'boolean' } },
   async run(ctx, values) {
@@ -227,10 +249,13 @@ const list: Command = {
     const limit = values.limit === undefined ? 50 : Number(values.limit);
     if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit: expected a positive whole number, got '${clip(String(values.limit))}'`, helpText(list));
     const client = await ctx.temporal();
-    const query = `WorkflowType = 'campaignWorkflow'${wanted ? ` AND CampaignStatus = '${wanted}'` : ''}`;
     const rows: Array<{ id: string; status: string; provider: string; accepted: number; started: string }> = [];
+    const seen = new Set<string>();
     let hiddenDrills = 0;
-    for await (const wf of client.workflow.list({ query })) {
+    for await (const wf of client.workflow.list({ query: campaignListQuery(wanted) })) {
+      // Newest first: a campaign id started again after it ended is listed once, as its latest run.
+      if (seen.has(wf.workflowId)) continue;
+      seen.add(wf.workflowId);
       // A drill's synthetic campaign is a child of its drill workflow: not one of the team's campaigns.
       if (!values.drills && wf.parentExecution?.workflowId?.startsWith(DRILL_WORKFLOW_PREFIX)) {
         hiddenDrills++;
@@ -238,7 +263,7 @@ const list: Command = {
       }
       rows.push({
         id: wf.workflowId,
-        status: String(wf.typedSearchAttributes.get(CampaignStatusKey) ?? wf.status.name.toLowerCase()),
+        status: listedStatus(wf.status.name, wf.typedSearchAttributes.get(CampaignStatusKey)),
         provider: String(wf.typedSearchAttributes.get(ActiveProviderKey) ?? ''),
         accepted: Number(wf.typedSearchAttributes.get(AcceptedCountKey) ?? 0),
         started: wf.startTime.toISOString().replace('T', ' ').slice(0, 19),

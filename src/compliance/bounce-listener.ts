@@ -27,6 +27,7 @@ import { dsnEventType, dsnReason, parseDsn } from './dsn';
 import type { BounceSettings, UnsubscribeSettings } from './settings';
 import { bounceTokenMatches, campaignHash, parseBounceAddress } from './tokens';
 import { applyUnsubscribe } from './unsubscribe';
+import type { DeliveryEventCounts } from './metrics';
 
 export interface BounceListenerOptions {
   store: Store;
@@ -34,6 +35,8 @@ export interface BounceListenerOptions {
   unsubscribe?: UnsubscribeSettings;
   /** Override bounces.port (0: any free port). */
   port?: number;
+  /** Where stored delivery events are counted (the compliance server's /metrics). */
+  events?: DeliveryEventCounts;
 }
 
 type Recipient = { kind: 'bounce'; campaignId: string; seq: number } | { kind: 'unsubscribe' };
@@ -224,6 +227,7 @@ export class BounceListener {
     // Only a real DSN saying "failed" permanently suppresses; anything else is recorded.
     const suppress = dsn.isDsn && event.type === 'failed-permanent' ? { reason: `hard bounce (${provider}, DSN): ${event.reason}`.slice(0, 500), source: `${provider} DSN` } : undefined;
     const result: RecordEventResult = await store.recordEvent(event, suppress);
+    if (result.recorded) this.opts.events?.count(event.provider, event.type);
     if (result.suppressed) this.counts.suppressed++;
   }
 }

@@ -15,8 +15,9 @@
  *   POST /u/<token>             unsubscribes at once: RFC 8058 one-click (`List-Unsubscribe=One-Click`)
  *                               or the page's button; idempotent. A forged or altered token is refused (403),
  *                               a badly percent-encoded one (`/u/%E0%A4%A`) with 400.
- *   GET  /metrics               counters (Prometheus text): accepted and refused requests by reason,
- *                               and the bounce listener's (mailover_bounce_*_total) when it runs beside.
+ *   GET  /metrics               counters (Prometheus text, ./metrics.ts): accepted and refused requests
+ *                               by reason, delivery events stored by provider and type, and the bounce
+ *                               listener's (mailover_bounce_*_total) when it runs beside.
  *   GET  /healthz               `ok`.
  *
  * Bodies over webhooks.maxBodyBytes are refused with 413 before they are read in full. Every
@@ -29,6 +30,7 @@ import type net from 'node:net';
 import { WebhookBodyError, type ParsedWebhook, type WebhookSupport } from '../providers/provider-module';
 import type { DeliveryEventInput, DeliveryEventType, Store } from '../store/types';
 import { escapeHtml } from '../template';
+import { counterText, DeliveryEventCounts, SERVER_COUNTER_HELP, snakeCase } from './metrics';
 import type { UnsubscribeSettings, WebhookSettings } from './settings';
 import { applyUnsubscribe, UNSUBSCRIBE_PATH } from './unsubscribe';
 import { verifyUnsubscribeToken } from './tokens';
@@ -41,6 +43,8 @@ export interface ComplianceServerOptions {
   providerWebhooks: Map<string, ProviderWebhook>;
   /** Override the port of `webhooks` (0: any free port). */
   port?: number;
+  /** Delivery events stored, shared with the bounce listener (./services); a fresh one when absent. */
+  events?: DeliveryEventCounts;
 }
 
 /** One provider's webhooks: its kind's reader and the key its requests are signed with. */
@@ -80,11 +84,13 @@ class TooLarge extends Error {}
 
 export class ComplianceServer {
   readonly counts: Record<Counter, number> = Object.fromEntries(COUNTERS.map((c) => [c, 0])) as Record<Counter, number>;
-  private readonly extraCounters: Array<{ prefix: string; read: () => Record<string, number> }> = [];
+  readonly events: DeliveryEventCounts;
+  private readonly extraCounters: Array<{ prefix: string; read: () => Record<string, number>; help: Record<string, string> }> = [];
   private readonly http: http.Server;
   private _port = 0;
 
   private constructor(private readonly opts: ComplianceServerOptions) {
+    this.events = opts.events ?? new DeliveryEventCounts();
     this.http = http.createServer((req, res) => {
       this.route(req, res).catch(() => {
         this.count('request_failed');
@@ -156,21 +162,21 @@ export class ComplianceServer {
 
   /**
    * Adds another component's counters to GET /metrics, as `mailover_<prefix>_<name>_total`
-   * (camelCase names in snake case): the bounce listener's, beside this server's own.
+   * (camelCase names in snake case) with `help[name]` as HELP: the bounce listener's, beside this server's own.
    */
-  addCounters(prefix: string, read: () => Record<string, number>): void {
-    this.extraCounters.push({ prefix, read });
+  addCounters(prefix: string, read: () => Record<string, number>, help: Record<string, string>): void {
+    this.extraCounters.push({ prefix, read, help });
   }
 
   private metrics(): string {
-    const lines = COUNTERS.map((c) => `# TYPE mailover_${c}_total counter\nmailover_${c}_total ${this.counts[c]}`);
-    for (const { prefix, read } of this.extraCounters) {
+    const blocks = COUNTERS.map((c) => counterText(`mailover_${c}_total`, SERVER_COUNTER_HELP[c], [{ value: this.counts[c] }]));
+    blocks.push(this.events.text());
+    for (const { prefix, read, help } of this.extraCounters) {
       for (const [name, value] of Object.entries(read())) {
-        const metric = `mailover_${prefix}_${name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}_total`;
-        lines.push(`# TYPE ${metric} counter\n${metric} ${value}`);
+        blocks.push(counterText(`mailover_${prefix}_${snakeCase(name)}_total`, help[name] ?? `${prefix} ${snakeCase(name).replace(/_/g, ' ')}.`, [{ value }]));
       }
     }
-    return lines.join('\n') + '\n';
+    return blocks.join('\n') + '\n';
   }
 
   private async readBody(req: http.IncomingMessage): Promise<Buffer> {
@@ -237,6 +243,7 @@ export class ComplianceServer {
       }
       const suppress = SUPPRESSING.has(event.type) ? { reason: suppressionReason(event), source: provider } : undefined;
       const result = await store.recordEvent(event, suppress);
+      if (result.recorded) this.events.count(event.provider, event.type);
       this.count('webhook_accepted');
       if (result.suppressed) this.count('suppressed_by_webhook');
       return text(res, 200, `recorded ${event.type}${result.linked ? '' : ' (no ledger row matched)'}${result.suppressed ? '; suppressed' : ''}`);

@@ -8,6 +8,7 @@ import { findProviderModule } from '../providers/modules';
 import type { ProviderDefinitionBase } from '../providers/provider-module';
 import type { Store } from '../store/types';
 import { BounceListener } from './bounce-listener';
+import { BOUNCE_COUNTER_HELP, DeliveryEventCounts } from './metrics';
 import { ComplianceServer, type ProviderWebhook } from './server';
 
 export interface ComplianceServices {
@@ -33,7 +34,10 @@ export async function startComplianceServices(
   ports: { http?: number; bounces?: number } = {},
 ): Promise<ComplianceServices> {
   const { compliance } = config;
+  // Delivery events from webhooks and DSNs alike, every configured provider's series from 0.
+  const events = new DeliveryEventCounts(config.providers.map((p) => p.name));
   const http = await ComplianceServer.start({
+    events,
     store,
     webhooks: compliance.webhooks,
     unsubscribe: compliance.unsubscribe,
@@ -42,13 +46,13 @@ export async function startComplianceServices(
   });
   let bounces: BounceListener | undefined;
   try {
-    if (compliance.bounces) bounces = await BounceListener.start({ store, bounces: compliance.bounces, unsubscribe: compliance.unsubscribe, port: ports.bounces });
+    if (compliance.bounces) bounces = await BounceListener.start({ store, bounces: compliance.bounces, unsubscribe: compliance.unsubscribe, port: ports.bounces, events });
   } catch (err) {
     await http.stop();
     throw err;
   }
   const listener = bounces;
-  if (listener) http.addCounters('bounce', () => ({ ...listener.counts }));
+  if (listener) http.addCounters('bounce', () => ({ ...listener.counts }), BOUNCE_COUNTER_HELP);
   return {
     http,
     bounces,

@@ -3,22 +3,38 @@
  *
  * Counted where things happen: messages and batch latency in the sendBatch activity (only rows
  * a send attempt settled itself, so retries never double count), provider switches and alert
- * deliveries in the notify activity. Read at scrape time: provider circuit states, campaigns by
- * status and ledger rows in flight (see scrape-sources.ts); a source that fails leaves its samples
- * out of that scrape and counts `mailover_scrape_errors_total`, it never fails the scrape.
+ * delivery attempts in the notify activity, failed activity attempts by an activity interceptor
+ * (src/worker.ts). Read at scrape time: provider circuit states, campaigns by status and ledger
+ * rows in flight (see scrape-sources.ts); a source that fails leaves its samples out of that
+ * scrape and counts `mailover_scrape_errors_total`, it never fails the scrape.
  *
- * Labels are bounded: provider and alert target names come from the config, outcomes and reason
- * classes are fixed sets; free text (reasons, campaign ids) is never a label.
+ * Every series whose labels are known up front exists from the start at 0 (per configured
+ * provider, provider pair, alert target, scrape source and activity type), so `increase()` and
+ * `rate()` see the first event of each.
+ *
+ * Labels are bounded: provider and alert target names come from the config, outcomes, switch
+ * causes, sources and activity types are fixed sets; free text (reasons, campaign ids) is never a label.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { CircuitState } from '../../workflows/provider-health-api';
 import type { OpsEvent } from '../ops-events';
+import { SWITCH_CAUSES, type SwitchCause } from '../../workflows/failover';
 
 export type MessageOutcome = 'accepted' | 'rejected' | 'suppressed';
 export const MESSAGE_OUTCOMES: readonly MessageOutcome[] = ['accepted', 'rejected', 'suppressed'];
 
-/** Why a campaign changed provider, as a bounded label. */
-export type SwitchReasonClass = 'failover' | 'failback' | 'drill';
+/**
+ * Why a campaign changed provider (the switch's cause, decided from what happened: workflows/failover.ts),
+ * or `unknown` for an event raised by a workflow run from before causes were recorded.
+ */
+export type SwitchReasonClass = SwitchCause | 'unknown';
+
+/** Node default metrics that are gauges named like counters. */
+const MISNAMED_DEFAULT_GAUGES = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
+/** Where the scrape-time samples come from (mailover_scrape_errors_total's `source`). */
+export const SCRAPE_SOURCES = ['circuit', 'campaigns', 'ledger', 'temporal_runtime'] as const;
+export type ScrapeSource = (typeof SCRAPE_SOURCES)[number];
 
 export type AlertResult = 'delivered' | 'failed';
 
@@ -37,11 +53,9 @@ export interface ScrapeSources {
   ledgerRowsInFlight(): Promise<number>;
 }
 
+/** The switch's recorded cause; never read from its reason text (an operator's words are not a class). */
 export function switchReasonClass(e: Extract<OpsEvent, { kind: 'provider-switched' }>): SwitchReasonClass {
-  if (e.failback) return 'failback';
-  // Drill campaigns force a provider down with a reason that names the drill.
-  if (/\bdrill\b/i.test(e.reason)) return 'drill';
-  return 'failover';
+  return e.cause ?? (e.failback ? 'failback' : 'unknown');
 }
 
 export class MailoverMetrics {
@@ -49,8 +63,9 @@ export class MailoverMetrics {
   private readonly messages: Counter<'provider' | 'outcome'>;
   private readonly batchSeconds: Histogram<'provider'>;
   private readonly switches: Counter<'from' | 'to' | 'reason_class'>;
-  private readonly alerts: Counter<'target' | 'result'>;
+  private readonly alertAttempts: Counter<'target' | 'result'>;
   private readonly scrapeErrors: Counter<'source'>;
+  private readonly activityFailures: Counter<'activity_type'>;
   private readonly circuit: Gauge<'provider'>;
   private readonly campaigns: Gauge<'status'>;
   private readonly inFlight: Gauge;
@@ -75,13 +90,13 @@ export class MailoverMetrics {
     });
     this.switches = new Counter({
       name: 'mailover_provider_switches_total',
-      help: 'Campaign provider switches, by from, to and reason class (failover, failback, drill).',
+      help: 'Campaign provider switches, by from, to and reason class (what caused it: provider-refused, retries-exhausted, shared-health, operator, failback).',
       labelNames: ['from', 'to', 'reason_class'],
       registers,
     });
-    this.alerts = new Counter({
-      name: 'mailover_alerts_total',
-      help: 'Alert delivery attempts, by target name and result (delivered, failed).',
+    this.alertAttempts = new Counter({
+      name: 'mailover_alert_attempts_total',
+      help: 'Alert delivery attempts, by target name and result (delivered, failed): every attempt counts, so an event retried 3 times against a target that is down adds 3 failed.',
       labelNames: ['target', 'result'],
       registers,
     });
@@ -89,6 +104,12 @@ export class MailoverMetrics {
       name: 'mailover_scrape_errors_total',
       help: 'Scrape-time sources that could not be read (circuit, campaigns, ledger, temporal_runtime); their samples were left out.',
       labelNames: ['source'],
+      registers,
+    });
+    this.activityFailures = new Counter({
+      name: 'mailover_activity_failures_total',
+      help: 'Activity attempts on this worker that ended with an error (retried or not), by activity type.',
+      labelNames: ['activity_type'],
       registers,
     });
     this.circuit = new Gauge({
@@ -108,13 +129,31 @@ export class MailoverMetrics {
       help: 'Ledger rows in state sending (claimed or handed to a provider, not settled), all campaigns in the store.',
       registers,
     });
-    // Zero series for the known label values, so dashboards show 0 rather than nothing.
-    for (const provider of opts.providers ?? []) {
+    // Zero series for the known label values: dashboards show 0 rather than nothing, and
+    // increase() counts the first event of a series (a series born at 1 has nothing to compare with).
+    const providers = opts.providers ?? [];
+    for (const provider of providers) {
       for (const outcome of MESSAGE_OUTCOMES) this.messages.inc({ provider, outcome }, 0);
       this.batchSeconds.zero({ provider });
+      for (const to of providers) if (to !== provider) for (const reason_class of SWITCH_CAUSES) this.switches.inc({ from: provider, to, reason_class }, 0);
     }
-    for (const target of opts.alertTargets ?? []) for (const result of ['delivered', 'failed'] as const) this.alerts.inc({ target, result }, 0);
-    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    for (const target of opts.alertTargets ?? []) for (const result of ['delivered', 'failed'] as const) this.alertAttempts.inc({ target, result }, 0);
+    for (const source of SCRAPE_SOURCES) this.scrapeErrors.inc({ source }, 0);
+    if (opts.defaultMetrics !== false) {
+      collectDefaultMetrics({ register: this.registry });
+      // prom-client names these gauges with a counter's `_total` (promtool check metrics refuses them); nothing here reads them.
+      for (const name of MISNAMED_DEFAULT_GAUGES) this.registry.removeSingleMetric(name);
+    }
+  }
+
+  /** The worker's activity types: their failure counters start at 0. */
+  knowActivities(types: Iterable<string>): void {
+    for (const activity_type of types) this.activityFailures.inc({ activity_type }, 0);
+  }
+
+  /** One activity attempt ended with an error. */
+  countActivityFailure(activityType: string): void {
+    this.activityFailures.inc({ activity_type: activityType });
   }
 
   /** Where the scrape-time gauges read from (set once the worker has its Temporal client and store). */
@@ -135,10 +174,10 @@ export class MailoverMetrics {
   }
 
   countAlert(target: string, result: AlertResult): void {
-    this.alerts.inc({ target, result });
+    this.alertAttempts.inc({ target, result });
   }
 
-  countScrapeError(source: string, err: unknown): void {
+  countScrapeError(source: ScrapeSource, err: unknown): void {
     this.scrapeErrors.inc({ source });
     this.onScrapeError(source, err);
   }
@@ -172,7 +211,7 @@ export class MailoverMetrics {
     return this.registry.contentType;
   }
 
-  private async read<T>(source: string, get: (s: ScrapeSources) => Promise<T>): Promise<T | undefined> {
+  private async read<T>(source: ScrapeSource, get: (s: ScrapeSources) => Promise<T>): Promise<T | undefined> {
     if (!this.sources) return undefined;
     try {
       return await get(this.sources);

@@ -2,6 +2,11 @@
  * What the scrape-time gauges read: provider circuits (each provider's health workflow, by query),
  * campaigns by status (Temporal visibility counts) and ledger rows in flight (the store).
  * Every Temporal call has a deadline, so a slow server makes a scrape lose samples, not hang.
+ *
+ * Start-up is not an error: while a worker starts, its task queue has no poller yet and the health
+ * workflows are replayed, so their queries fail or time out. A provider's circuit that has not been
+ * read yet, in the first `startupGraceMs` after the sources were made, is left out of the scrape
+ * without counting an error; once read (or after the grace period) a failed read counts.
  */
 import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
@@ -21,6 +26,8 @@ export interface TemporalScrapeOptions {
   metrics: MailoverMetrics;
   /** Deadline of each Temporal call. Default 3 s. */
   timeoutMs?: number;
+  /** How long after start a circuit not read yet may fail without counting as a scrape error. Default 60 s. */
+  startupGraceMs?: number;
 }
 
 /** A visibility query string literal (a quote inside is escaped). */
@@ -29,6 +36,9 @@ const lit = (s: string) => `'${s.replace(/'/g, "\\'")}'`;
 export function temporalScrapeSources(opts: TemporalScrapeOptions): ScrapeSources {
   const { client, taskQueue, providers, store, metrics } = opts;
   const timeoutMs = opts.timeoutMs ?? 3_000;
+  const graceUntil = Date.now() + (opts.startupGraceMs ?? 60_000);
+  /** Providers whose circuit has been read at least once. */
+  const read = new Set<string>();
   const withDeadline = <T>(fn: () => Promise<T>) => client.withDeadline(Date.now() + timeoutMs, fn);
 
   async function circuitOf(provider: string): Promise<CircuitState> {
@@ -50,8 +60,9 @@ export function temporalScrapeSources(opts: TemporalScrapeOptions): ScrapeSource
         providers.map(async (p) => {
           try {
             states.set(p, await circuitOf(p));
+            read.add(p);
           } catch (err) {
-            metrics.countScrapeError('circuit', err);
+            if (read.has(p) || Date.now() >= graceUntil) metrics.countScrapeError('circuit', err);
           }
         }),
       );

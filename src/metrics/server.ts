@@ -11,7 +11,8 @@ import type { MailoverMetrics } from './metrics';
 /** Runtime telemetry that serves the Temporal SDK's own metrics on a private local port, and where to read them. */
 export function runtimeMetrics(port: number) {
   return {
-    telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${port}`, useSecondsForDurations: true } } },
+    // Counters named with _total (Prometheus naming; promtool check metrics), durations in seconds.
+    telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${port}`, countersTotalSuffix: true, useSecondsForDurations: true } } },
     url: `http://127.0.0.1:${port}/metrics`,
   };
 }

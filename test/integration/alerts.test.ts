@@ -33,9 +33,9 @@ const target = (name: string, kind: AlertTarget['kind'], url: string, extra: Par
   ...extra,
 });
 
-/** alerts_total{target,result} from a registry. */
+/** mailover_alert_attempts_total{target,result} from a registry. */
 async function alertCount(metrics: MailoverMetrics, targetName: string, result: 'delivered' | 'failed'): Promise<number> {
-  const m = (await metrics.registry.getMetricsAsJSON()).find((x) => x.name === 'mailover_alerts_total');
+  const m = (await metrics.registry.getMetricsAsJSON()).find((x) => x.name === 'mailover_alert_attempts_total');
   return (m?.values ?? []).filter((v) => v.labels.target === targetName && v.labels.result === result).reduce((a, v) => a + v.value, 0);
 }
 

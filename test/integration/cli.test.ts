@@ -13,11 +13,12 @@ import { parse, stringify } from 'yaml';
 import { signMailgunWebhook } from '../../src/providers/mailgun/webhooks';
 import { signUnsubscribeToken } from '../../src/compliance/tokens';
 import { childProcesses, isTemporalDevServer } from '../../src/dev/orphan-guard';
-import { Harness, POSTAL_ADDRESS, TEMPLATE, TEST_UNSUBSCRIBE_KEY, TEST_WEBHOOK_KEY, uniqueId } from '../support/harness';
+import { audience, Harness, POSTAL_ADDRESS, TEMPLATE, TEST_UNSUBSCRIBE_KEY, TEST_WEBHOOK_KEY, uniqueId } from '../support/harness';
 import { AlertReceiver } from '../support/alert-receiver';
 import { writeProviderFile } from '../support/provider-file';
 import { startDevServer } from '../support/temporal';
 import { waitUntil } from '../support/wait';
+import { CampaignStatusKey } from '../../workflows/search-attributes';
 
 /** Whether a process with this pid is still alive (and not a zombie). */
 function isRunning(pid: number): boolean {
@@ -338,6 +339,41 @@ describe('mailover CLI (each command as a process)', function () {
       const bad = await run(['campaign', 'list', '--status', 'done'], cliEnv);
       assert.equal(bad.code, 2);
       assert.match(bad.stderr, /--status: expected one of running, paused, holding, completed, cancelled, got 'done'/);
+    });
+
+    it('monitoring: campaign list shows a campaign that continued as new once, with its latest run\'s status; a terminated run shows as terminated, not by its last CampaignStatus', async () => {
+      // Three runs (one batch per run): visibility has two ContinuedAsNew runs whose CampaignStatus stayed "running".
+      const id = uniqueId('cli-list-can');
+      const result = await (await h.launch(id, audience(30), { providers: ['smtp-primary', 'mailgun'], batchSize: 10, options: { batchesPerRun: 1 } })).result();
+      assert.equal(result.status, 'completed');
+      assert.ok(result.runs >= 3, `continued as new: ${result.runs} runs`);
+      const runs = await waitUntil(async () => {
+        let n = 0;
+        for await (const _ of env.client.workflow.list({ query: `WorkflowId = '${id}'` })) n++;
+        return n >= 3 ? n : undefined;
+      }, 'visibility to list every run', 30_000, 300);
+      assert.ok(runs >= 3);
+      const listed = async (args: string[] = []) => (JSON.parse((await run(['campaign', 'list', '--json', ...args], cliEnv)).stdout) as Array<{ id: string; status: string; accepted: number }>).filter((r) => r.id === id);
+      const once = await waitUntil(async () => {
+        const rows = await listed();
+        return rows.length === 1 && rows[0].status === 'completed' ? rows : undefined;
+      }, 'the campaign listed once, completed', 20_000, 300).catch(() => listed());
+      assert.deepEqual(once.map((r) => [r.status, r.accepted]), [['completed', 30]], "listed once, with its latest run's status");
+      assert.deepEqual(await listed(['--status', 'running']), [], 'none of its runs is running');
+      assert.equal((await listed(['--status', 'completed'])).length, 1);
+
+      // A run ended by hand (terminate) keeps CampaignStatus "running" in visibility: listed as terminated.
+      const stopped = uniqueId('cli-list-terminated');
+      const handle = await h.launch(stopped, audience(500), { providers: ['smtp-primary', 'mailgun'], batchSize: 5 });
+      await waitUntil(async () => (await handle.describe()).typedSearchAttributes.get(CampaignStatusKey) === 'running', 'the campaign to run', 30_000, 100);
+      await handle.terminate('test: stopped by hand');
+      const rows = await waitUntil(async () => {
+        const r = (JSON.parse((await run(['campaign', 'list', '--json'], cliEnv)).stdout) as Array<{ id: string; status: string }>).filter((x) => x.id === stopped);
+        return r.length && r[0].status === 'terminated' ? r : undefined;
+      }, 'the terminated campaign to be listed', 30_000, 300);
+      assert.deepEqual(rows.map((r) => r.status), ['terminated']);
+      const running = (JSON.parse((await run(['campaign', 'list', '--json', '--status', 'running'], cliEnv)).stdout) as Array<{ id: string }>).map((r) => r.id);
+      assert.ok(!running.includes(stopped), 'not listed as running');
     });
 
     it('cli: suppress add, import, list and remove manage the one suppression list; a suppressed address is skipped', async () => {

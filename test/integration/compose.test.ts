@@ -10,13 +10,20 @@ import { tmpdir } from 'os';
 import { join } from 'path';
 import { parse } from 'yaml';
 import { loadConfig } from '../../src/config';
-import { ComplianceServer } from '../../src/compliance/server';
+import { BOUNCE_COUNTER_HELP, snakeCase } from '../../src/compliance/metrics';
+import { ComplianceServer, COUNTERS } from '../../src/compliance/server';
 import { MailoverMetrics } from '../../src/metrics/metrics';
 import { MetricsServer } from '../../src/metrics/server';
 import { openStore } from '../../src/store/open-store';
 import { campaignSearchAttributes } from '../../workflows/search-attributes';
 
 const ROOT = join(__dirname, '..', '..', '..');
+
+interface PrometheusConfig {
+  rule_files: string[];
+  alerting?: { alertmanagers: Array<{ static_configs: Array<{ targets: string[] }> }> };
+  scrape_configs: Array<{ job_name: string; dns_sd_configs?: Array<{ names: string[]; type: string; port: number }> }>;
+}
 
 interface Service {
   image?: string;
@@ -143,13 +150,72 @@ describe('docker-compose.yml (parsed)', () => {
     for (const svc of [s.prometheus, s.grafana]) {
       for (const v of svc.volumes ?? []) if (v.startsWith('./')) assert.ok(existsSync(join(ROOT, v.split(':')[0])), `mount source ${v}`);
     }
-    const prom = parse(readFileSync(join(ROOT, 'deploy', 'prometheus.yml'), 'utf8')) as { scrape_configs: Array<{ job_name: string; dns_sd_configs?: Array<{ names: string[]; type: string; port: number }> }> };
+    const prom = parse(readFileSync(join(ROOT, 'deploy', 'prometheus', 'prometheus.yml'), 'utf8')) as PrometheusConfig;
     const job = prom.scrape_configs.find((j) => j.job_name === 'mailover-worker');
     assert.deepEqual(job?.dns_sd_configs?.[0], { names: ['worker'], type: 'A', port: 9464, refresh_interval: '15s' }, 'one target per replica, found by the service name');
-    assert.ok(s.prometheus.volumes?.includes('./deploy/prometheus.yml:/etc/prometheus/prometheus.yml:ro'));
+    assert.ok(s.prometheus.volumes?.includes('./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro'));
   });
 
-  it('compose: Grafana is provisioned with the Prometheus datasource and a valid mailover dashboard whose mailover_* queries name metrics the worker exports', async () => {
+  it('monitoring: compose scrapes the webhooks server on the port its config opens, and mounts the alert rules where the Prometheus config reads them', () => {
+    const prom = parse(readFileSync(join(ROOT, 'deploy', 'prometheus', 'prometheus.yml'), 'utf8')) as PrometheusConfig;
+    const cfg = loadConfig(join(ROOT, 'deploy', 'mailover.compose.yaml'), { MAILOVER_UNSUBSCRIBE_KEY: 'compose-demo-unsubscribe-key' });
+    const job = prom.scrape_configs.find((j) => j.job_name === 'mailover-webhooks');
+    assert.deepEqual(job?.dns_sd_configs?.[0], { names: ['webhooks'], type: 'A', port: cfg.compliance.webhooks.port, refresh_interval: '15s' }, 'the webhooks service, on its own port');
+    assert.equal(cfg.compliance.webhooks.host, '0.0.0.0', 'reachable from the prometheus container');
+    assert.ok(s.webhooks.expose?.includes(String(cfg.compliance.webhooks.port)));
+    assert.ok((s.prometheus.depends_on as string[]).includes('webhooks'));
+    // Rule files are read relative to the config file: each is mounted beside it.
+    assert.deepEqual(prom.rule_files, ['alerts.yml']);
+    for (const file of prom.rule_files) {
+      assert.ok(existsSync(join(ROOT, 'deploy', 'prometheus', file)));
+      assert.ok(s.prometheus.volumes?.includes(`./deploy/prometheus/${file}:/etc/prometheus/${file}:ro`), `${file} mounted beside the config`);
+    }
+  });
+
+  it('monitoring: compose runs Alertmanager where Prometheus sends alerts, with a config whose routes and inhibitions name receivers and alerts that exist', () => {
+    const am = s.alertmanager;
+    assert.ok(am, 'an alertmanager service');
+    assert.match(am.image ?? '', /^prom\/alertmanager:v\d+\.\d+\.\d+$/);
+    assert.ok(am.ports?.includes('9093:9093'));
+    const cmd = ([] as string[]).concat(am.command ?? []);
+    const configPath = cmd.find((c) => c.startsWith('--config.file='))?.split('=')[1];
+    const mount = am.volumes?.find((v) => v.split(':')[1] === configPath);
+    assert.equal(mount, './deploy/alertmanager/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro');
+    const prom = parse(readFileSync(join(ROOT, 'deploy', 'prometheus', 'prometheus.yml'), 'utf8')) as PrometheusConfig;
+    assert.deepEqual(prom.alerting?.alertmanagers.flatMap((a) => a.static_configs.flatMap((c) => c.targets)), ['alertmanager:9093']);
+    assert.ok((s.prometheus.depends_on as string[]).includes('alertmanager'));
+
+    interface Route {
+      receiver?: string;
+      matchers?: string[];
+      routes?: Route[];
+    }
+    const config = parse(readFileSync(join(ROOT, 'deploy', 'alertmanager', 'alertmanager.yml'), 'utf8')) as {
+      route: Route;
+      receivers: Array<{ name: string }>;
+      inhibit_rules: Array<{ source_matchers: string[]; target_matchers: string[] }>;
+    };
+    const receivers = new Set(config.receivers.map((r) => r.name));
+    const routes = (r: Route): Route[] => [r, ...(r.routes ?? []).flatMap(routes)];
+    for (const r of routes(config.route)) if (r.receiver) assert.ok(receivers.has(r.receiver), `receiver ${r.receiver} is defined`);
+    assert.ok(config.route.receiver, 'a default receiver');
+    const rules = parse(readFileSync(join(ROOT, 'deploy', 'prometheus', 'alerts.yml'), 'utf8')) as { groups: Array<{ rules: Array<{ alert: string; labels: { severity: string } }> }> };
+    const alerts = rules.groups.flatMap((g) => g.rules);
+    const names = alerts.map((a) => a.alert);
+    for (const rule of config.inhibit_rules) {
+      for (const m of [...rule.source_matchers, ...rule.target_matchers]) {
+        // alertname="A" or alertname=~"A|B": every name is an alert of alerts.yml.
+        const [, value] = /^alertname=~?"([\w|]+)"$/.exec(m) ?? [];
+        assert.ok(value?.split('|').every((v) => names.includes(v)), `inhibit matcher ${m} names alerts of alerts.yml`);
+      }
+    }
+    for (const m of routes(config.route).flatMap((r) => r.matchers ?? [])) {
+      const [, value] = /^severity="(\w+)"$/.exec(m) ?? [];
+      assert.ok(alerts.some((a) => a.labels.severity === value), `route matcher ${m} matches some alert`);
+    }
+  });
+
+  it('compose: Grafana is provisioned with the Prometheus datasource and a valid mailover dashboard whose mailover_* queries name metrics the worker or the webhooks server exports', async () => {
     const ds = parse(readFileSync(join(ROOT, 'deploy', 'grafana', 'provisioning', 'datasources', 'prometheus.yaml'), 'utf8')) as { datasources: Array<{ uid: string; url: string; type: string }> };
     assert.deepEqual({ type: ds.datasources[0].type, url: ds.datasources[0].url }, { type: 'prometheus', url: 'http://prometheus:9090' });
     const provider = parse(readFileSync(join(ROOT, 'deploy', 'grafana', 'provisioning', 'dashboards', 'mailover.yaml'), 'utf8')) as { providers: Array<{ options: { path: string } }> };
@@ -170,9 +236,24 @@ describe('docker-compose.yml (parsed)', () => {
       exported.add(m.name);
       if (String(m.type) === 'histogram') for (const suffix of ['_bucket', '_count', '_sum']) exported.add(m.name + suffix);
     }
+    // The webhooks server's: its counters, delivery events, and the bounce listener's beside.
+    for (const c of COUNTERS) exported.add(`mailover_${c}_total`);
+    for (const c of Object.keys(BOUNCE_COUNTER_HELP)) exported.add(`mailover_bounce_${snakeCase(c)}_total`);
+    exported.add('mailover_delivery_events_total');
     const used = new Set(queryPanels.flatMap((p) => p.targets!.flatMap((t) => [...t.expr.matchAll(/\b(mailover_[a-z0-9_]+)/g)].map((m) => m[1]))));
     assert.deepEqual([...used].filter((n) => !exported.has(n)), [], 'every mailover_* metric the dashboard queries exists');
-    for (const name of ['mailover_messages_total', 'mailover_batch_send_seconds_bucket', 'mailover_provider_switches_total', 'mailover_provider_circuit_state', 'mailover_campaigns', 'mailover_ledger_rows_in_flight', 'mailover_alerts_total']) {
+    for (const name of [
+      'mailover_messages_total',
+      'mailover_batch_send_seconds_bucket',
+      'mailover_provider_switches_total',
+      'mailover_provider_circuit_state',
+      'mailover_campaigns',
+      'mailover_ledger_rows_in_flight',
+      'mailover_alert_attempts_total',
+      'mailover_activity_failures_total',
+      'mailover_webhook_refused_forged_total',
+      'mailover_delivery_events_total',
+    ]) {
       assert.ok(used.has(name), `the dashboard shows ${name}`);
     }
   });

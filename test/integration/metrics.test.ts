@@ -10,10 +10,13 @@ import { WorkflowNotFoundError } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import { campaignProgress, cancelCampaign, pauseCampaign } from '../../src/client';
+import { BOUNCE_COUNTER_HELP } from '../../src/compliance/metrics';
+import { ComplianceServer } from '../../src/compliance/server';
 import { CIRCUIT_STATE_VALUE, MailoverMetrics } from '../../src/metrics/metrics';
 import { temporalScrapeSources } from '../../src/metrics/scrape-sources';
 import { MetricsServer } from '../../src/metrics/server';
 import type { OpsEvent } from '../../src/ops-events';
+import type { SwitchCause } from '../../workflows/failover';
 import { healthStateQuery, providerHealthWorkflowId } from '../../workflows/provider-health-api';
 import type { RaiseOutcome } from '../fixtures/ops-event-workflows';
 import { closedPortUrl } from '../support/alert-receiver';
@@ -129,7 +132,8 @@ describe('metrics endpoint (worker process, Temporal dev server, SMTP sinks)', f
 
     // The campaign's one switch, counted through the notify activity it raised.
     assert.equal(result.switches.length, 1);
-    assert.equal(value(s, 'mailover_provider_switches_total', { from: 'smtp-primary', to: 'smtp-secondary', reason_class: 'failover' }), 1);
+    assert.equal(value(s, 'mailover_provider_switches_total', { from: 'smtp-primary', to: 'smtp-secondary', reason_class: 'provider-refused' }), 1);
+    assert.equal(value(s, 'mailover_provider_switches_total'), 1, 'every other pair and class at 0');
 
     // Circuit state per configured provider, from its health workflow: the primary's circuit opened (2), the secondary's is closed (0).
     for (const provider of ['smtp-primary', 'smtp-secondary']) {
@@ -149,34 +153,53 @@ describe('metrics endpoint (worker process, Temporal dev server, SMTP sinks)', f
     assert.equal(value(s, 'mailover_scrape_errors_total') ?? 0, 0, 'every scrape source could be read');
   });
 
-  it('metrics: provider switches are counted by from, to and reason class (failover, failback, drill), never by the free-text reason', async () => {
-    const switched = (from: string, to: string, reason: string, failback: boolean): OpsEvent => ({ kind: 'provider-switched', campaignId: 'c1', from, to, reason, atSeq: 1, failback });
+  it('monitoring: provider switches are counted by from, to and the cause the workflow recorded (reason_class), never by the free-text reason', async () => {
+    const switched = (from: string, to: string, reason: string, failback: boolean, cause?: SwitchCause): OpsEvent => ({
+      kind: 'provider-switched',
+      campaignId: 'c1',
+      from,
+      to,
+      reason,
+      atSeq: 1,
+      failback,
+      ...(cause ? { cause } : {}),
+    });
     const events = [
-      switched('mg-eu', 'smtp-backup', 'HTTP 503 from Mailgun', false),
-      switched('mg-eu', 'smtp-backup', 'connection reset', false),
-      switched('smtp-backup', 'mg-eu', 'mg-eu is up again', true),
+      switched('mg-eu', 'smtp-backup', 'HTTP 503 from Mailgun', false, 'retries-exhausted'),
+      switched('mg-eu', 'smtp-backup', 'connection refused', false, 'provider-refused'),
+      switched('smtp-backup', 'mg-eu', 'failback: mg-eu is healthy again', true, 'failback'),
+      // An operator's words are not a class: `provider down --reason "fire drill in the datacenter"`.
+      switched('mg-eu', 'smtp-backup', 'shared health: marked down by an operator: fire drill in the datacenter', false, 'operator'),
+      switched('mg-eu', 'smtp-backup', 'shared health: failover drill d-7 (campaign x): refused', false, 'shared-health'),
+      // Raised by a run from before causes were recorded: failback is known, nothing else is guessed.
+      switched('smtp-backup', 'mg-eu', 'failback: mg-eu is healthy again', true),
       switched('mg-eu', 'smtp-backup', 'failover drill d-7: mg-eu forced down', false),
     ];
     const outcomes: RaiseOutcome[] = await env.client.workflow.execute('raiseOpsEvents', { taskQueue: h.taskQueue, workflowId: uniqueId('raise'), args: [events, { maximumAttempts: 3, initialIntervalMs: 100 }] });
     assert.ok(outcomes.every((o) => o.delivered), 'provider-switched goes to no alert target here');
     const s = await scrape();
-    assert.equal(value(s, 'mailover_provider_switches_total', { from: 'mg-eu', to: 'smtp-backup', reason_class: 'failover' }), 2);
-    assert.equal(value(s, 'mailover_provider_switches_total', { from: 'smtp-backup', to: 'mg-eu', reason_class: 'failback' }), 1);
-    assert.equal(value(s, 'mailover_provider_switches_total', { from: 'mg-eu', to: 'smtp-backup', reason_class: 'drill' }), 1);
-    assert.ok(!s.some((x) => x.name === 'mailover_provider_switches_total' && Object.values(x.labels).some((v) => /HTTP 503|reset/.test(v))));
+    const count = (from: string, to: string, reason_class: string) => value(s, 'mailover_provider_switches_total', { from, to, reason_class });
+    assert.equal(count('mg-eu', 'smtp-backup', 'retries-exhausted'), 1);
+    assert.equal(count('mg-eu', 'smtp-backup', 'provider-refused'), 1);
+    assert.equal(count('smtp-backup', 'mg-eu', 'failback'), 2);
+    assert.equal(count('mg-eu', 'smtp-backup', 'operator'), 1);
+    assert.equal(count('mg-eu', 'smtp-backup', 'shared-health'), 1);
+    assert.equal(count('mg-eu', 'smtp-backup', 'unknown'), 1);
+    assert.equal(value(s, 'mailover_provider_switches_total', { reason_class: 'drill' }), undefined, 'no class is read from the reason text');
+    assert.ok(!s.some((x) => x.name === 'mailover_provider_switches_total' && Object.values(x.labels).some((v) => /HTTP 503|connection refused|datacenter|drill d-7/.test(v))));
   });
 
   it('metrics: an alert target that is down is counted as failed and logged by name, never by its URL', async () => {
     const opened: OpsEvent = { kind: 'circuit-opened', provider: 'smtp-primary', reason: 'connection refused', by: 'failures' };
     // Earlier campaigns in this file raised real events to the same targets: count from here on.
     const before = await scrape();
-    const failedBefore = value(before, 'mailover_alerts_total', { target: 'ops-down', result: 'failed' }) ?? 0;
+    const failedBefore = value(before, 'mailover_alert_attempts_total', { target: 'ops-down', result: 'failed' }) ?? 0;
     const outcomes: RaiseOutcome[] = await env.client.workflow.execute('raiseOpsEvents', { taskQueue: h.taskQueue, workflowId: uniqueId('raise'), args: [[opened], { maximumAttempts: 2, initialIntervalMs: 100 }] });
     assert.equal(outcomes[0].delivered, false);
     const s = await scrape();
     // At least this event's two attempts (earlier events may still be retrying against the same dead target).
-    assert.ok((value(s, 'mailover_alerts_total', { target: 'ops-down', result: 'failed' }) ?? 0) >= failedBefore + 2, 'both attempts counted as failed');
-    assert.equal(value(s, 'mailover_alerts_total', { target: 'ops-down', result: 'delivered' }), 0);
+    assert.ok((value(s, 'mailover_alert_attempts_total', { target: 'ops-down', result: 'failed' }) ?? 0) >= failedBefore + 2, 'both attempts counted as failed');
+    assert.equal(value(s, 'mailover_alert_attempts_total', { target: 'ops-down', result: 'delivered' }), 0);
     await waitUntil(() => worker!.output.includes('alert not delivered (attempt 2): alert target ops-down: network error (ECONNREFUSED)'), 'the worker to log the failed delivery');
     assert.ok(!worker!.output.includes('SECRET-TOKEN-42'), 'the webhook URL never appears in the worker output');
   });
@@ -196,9 +219,17 @@ describe('metrics endpoint (worker process, Temporal dev server, SMTP sinks)', f
     await waitUntil(async () => value(await scrape(), 'mailover_campaigns', { status: 'paused' }) === 0, 'the cancelled campaign to leave the count');
   });
 
-  it('metrics: every metric the Grafana dashboard queries is in the scrape', async () => {
+  it('metrics: every metric the Grafana dashboard queries is in the scrape of the worker or of the webhooks server', async () => {
     const s = await scrape();
     const names = new Set(s.map((x) => x.name));
+    // The webhooks server's (`mailover webhooks`), with a bounce listener's counters beside.
+    const webhooks = await ComplianceServer.start({ store: h.store, webhooks: { host: '127.0.0.1', port: 0, maxAgeSeconds: 300, maxBodyBytes: 1024 }, providerWebhooks: new Map(), port: 0 });
+    try {
+      webhooks.addCounters('bounce', () => Object.fromEntries(Object.keys(BOUNCE_COUNTER_HELP).map((k) => [k, 0])), BOUNCE_COUNTER_HELP);
+      lastText += '\n' + (await (await fetch(`${webhooks.url}/metrics`)).text());
+    } finally {
+      await webhooks.stop();
+    }
     // Declared metrics count too (a counter with no samples yet, e.g. no activity failed in this run).
     for (const m of lastText.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
       names.add(m[1]);
@@ -214,7 +245,8 @@ describe('metrics endpoint (worker process, Temporal dev server, SMTP sinks)', f
     const taskQueue = uniqueId('no-worker'); // nothing polls it: a query there can only time out
     const stuck = await env.client.workflow.start('raiseOpsEvents', { taskQueue, workflowId: providerHealthWorkflowId(taskQueue, 'p-stuck'), args: [[], { maximumAttempts: 1, initialIntervalMs: 100 }] });
     const metrics = new MailoverMetrics({ providers: ['p-stuck', 'p-new'], defaultMetrics: false });
-    metrics.setScrapeSources(temporalScrapeSources({ client: env.client, taskQueue, providers: ['p-stuck', 'p-new'], store: h.store, metrics, timeoutMs: 1_000 }));
+    // No start-up grace: this worker has been up for a while.
+    metrics.setScrapeSources(temporalScrapeSources({ client: env.client, taskQueue, providers: ['p-stuck', 'p-new'], store: h.store, metrics, timeoutMs: 1_000, startupGraceMs: 0 }));
     const server = await MetricsServer.start({ metrics, host: '127.0.0.1', port: 0, temporalRuntimeUrl: (await closedPortUrl('/metrics')) });
     try {
       const res = await fetch(server.url);

@@ -70,26 +70,26 @@ describe('failover decision (decide)', () => {
           state: state({ sharedDown: { a: 'a: 535 authentication failed' }, lastProvider: 'b' }),
           provider: 'b',
           switch: { from: 'a', to: 'b', reason: 'shared health: a: 535 authentication failed', at: AT, atSeq: 21 },
-          announce: { failback: false },
+          announce: { failback: false, cause: 'shared-health' },
         },
       },
       {
         title: 'back on a recovered higher-priority provider: a "failback" switch, raised as a failback',
         given: state({ lastProvider: 'b' }),
         event: { type: 'batch-starting', atSeq: 31, at: AT, recordMoves: true },
-        expect: { provider: 'a', switch: { from: 'b', to: 'a', reason: 'failback: a is healthy again', at: AT, atSeq: 31 }, announce: { failback: true } },
+        expect: { provider: 'a', switch: { from: 'b', to: 'a', reason: 'failback: a is healthy again', at: AT, atSeq: 31 }, announce: { failback: true, cause: 'failback' } },
       },
       {
         title: 'the last provider is no longer in the order: counted as a failback to the new one',
         given: state({ plan: { order: ['b', 'c'], down: {} }, lastProvider: 'a' }),
         event: { type: 'batch-starting', atSeq: 5, at: AT, recordMoves: true },
-        expect: { provider: 'b', switch: { from: 'a', to: 'b', reason: 'failback: b is healthy again', at: AT, atSeq: 5 }, announce: { failback: true } },
+        expect: { provider: 'b', switch: { from: 'a', to: 'b', reason: 'failback: b is healthy again', at: AT, atSeq: 5 }, announce: { failback: true, cause: 'failback' } },
       },
       {
         title: 'moved down the order for another reason (the last one kept out here): "moved to"',
         given: state({ plan: { order: ['a', 'b'], down: { a: 'recovered; failback is manual' } }, lastProvider: 'a' }),
         event: { type: 'batch-starting', atSeq: 7, at: AT, recordMoves: true },
-        expect: { provider: 'b', switch: { from: 'a', to: 'b', reason: 'moved to b', at: AT, atSeq: 7 }, announce: { failback: false } },
+        expect: { provider: 'b', switch: { from: 'a', to: 'b', reason: 'moved to b', at: AT, atSeq: 7 }, announce: { failback: false, cause: 'shared-health' } },
       },
       {
         title: 'runs recorded before shared health record no move (the provider is still remembered)',
@@ -142,14 +142,14 @@ describe('failover decision (decide)', () => {
         expect: {
           state: state({ plan: { order: ['a', 'b', 'c'], down: { a: 'a: 535 authentication failed' } }, lastProvider: 'b' }),
           switch: { from: 'a', to: 'b', reason: 'a: 535 authentication failed', at: AT, atSeq: 11 },
-          announce: { failback: false },
+          announce: { failback: false, cause: 'provider-refused' },
         },
       },
       {
         title: 'failed at the provider level with the next one down by shared health: the switch skips it',
         given: state({ sharedDown: { b: 'circuit open' }, lastProvider: 'a' }),
         event: { type: 'batch-failed', provider: 'a', failure: 'provider', reason: 'refused', atSeq: 11, at: AT },
-        expect: { switch: { from: 'a', to: 'c', reason: 'refused', at: AT, atSeq: 11 }, announce: { failback: false } },
+        expect: { switch: { from: 'a', to: 'c', reason: 'refused', at: AT, atSeq: 11 }, announce: { failback: false, cause: 'provider-refused' } },
       },
       {
         title: 'failed at the provider level with none left: a switch to none (not raised) and a no-provider hold with every reason',
@@ -225,7 +225,7 @@ describe('failover decision (decide)', () => {
       assert.deepEqual(forced.state, real.state);
       assert.deepEqual(forced.switch, real.switch);
       assert.deepEqual(forced.hold, real.hold);
-      assert.deepEqual(real.announce, { failback: false }, 'a real failure is raised');
+      assert.deepEqual(real.announce, { failback: false, cause: 'provider-refused' }, 'a real failure is raised');
       assert.equal(forced.announce, undefined, 'a forced one is not');
     });
   });
@@ -394,8 +394,8 @@ describe('failover decision (decide)', () => {
         start(21),
       ]);
       assert.deepEqual(r.switches, [
-        { from: 'a', to: 'b', reason: 'shared health: opened by another campaign', at: AT, atSeq: 6, announced: { failback: false } },
-        { from: 'b', to: 'a', reason: 'failback: a is healthy again', at: AT, atSeq: 16, announced: { failback: true } },
+        { from: 'a', to: 'b', reason: 'shared health: opened by another campaign', at: AT, atSeq: 6, announced: { failback: false, cause: 'shared-health' } },
+        { from: 'b', to: 'a', reason: 'failback: a is healthy again', at: AT, atSeq: 16, announced: { failback: true, cause: 'failback' } },
       ]);
       assert.deepEqual(r.holds, []);
     });
@@ -417,12 +417,58 @@ describe('failover decision (decide)', () => {
         start(1),
       ]);
       assert.deepEqual(r.switches, [
-        { from: 'a', to: 'b', reason: 'ra', at: AT, atSeq: 1, announced: { failback: false } },
+        { from: 'a', to: 'b', reason: 'ra', at: AT, atSeq: 1, announced: { failback: false, cause: 'provider-refused' } },
         { from: 'b', reason: 'rb', at: AT, atSeq: 1 },
       ]);
       assert.deepEqual(r.holds, [{ kind: 'no-provider', reason: 'no provider left: a: ra; b: rb', since: AT }]);
       assert.equal(r.state.hold, undefined);
       assert.equal(r.state.lastProvider, 'a');
+    });
+  });
+
+  describe('switch causes: from what happened, never from the reason text', () => {
+    const opened = (by: 'failures' | 'operator' | 'probe' | undefined, reason: string): FailoverEvent => ({ type: 'health-changed', provider: 'a', circuit: 'open', reason, failback: 'auto', ...(by ? { by } : {}) });
+    const start = (atSeq: number): FailoverEvent => ({ type: 'batch-starting', atSeq, at: AT, recordMoves: true });
+    const causeAfter = (given: FailoverState, events: FailoverEvent[]) => {
+      let s = given;
+      const causes: unknown[] = [];
+      for (const e of events) {
+        const d = run(s, e);
+        s = d.state;
+        if (d.announce) causes.push(d.announce.cause);
+      }
+      return causes;
+    };
+    const onA = state({ plan: { order: ['a', 'b'], down: {} }, lastProvider: 'a' });
+
+    it('monitoring: its own batch refused by the provider is provider-refused; transient errors until the retries were spent is retries-exhausted', () => {
+      const failed = (cause?: 'provider-refused' | 'retries-exhausted'): FailoverEvent => ({ type: 'batch-failed', provider: 'a', failure: 'provider', reason: 'drill', atSeq: 6, at: AT, ...(cause ? { cause } : {}) });
+      assert.deepEqual(causeAfter(onA, [failed('retries-exhausted')]), ['retries-exhausted']);
+      assert.deepEqual(causeAfter(onA, [failed('provider-refused')]), ['provider-refused']);
+      assert.deepEqual(causeAfter(onA, [failed()]), ['provider-refused'], 'recorded before causes: a provider-level failure is a refusal');
+    });
+
+    it('monitoring: an operator marking the provider down is operator, whatever words they gave ("fire drill in the datacenter" is not a drill)', () => {
+      assert.deepEqual(causeAfter(onA, [opened('operator', 'marked down by an operator: fire drill in the datacenter'), start(6)]), ['operator']);
+      // Manual failback: the move comes after the circuit closed again; it is still the operator's.
+      const manual: FailoverEvent = { type: 'health-changed', provider: 'a', circuit: 'closed', reason: 'marked up', failback: 'manual', by: 'operator' };
+      assert.deepEqual(causeAfter(onA, [opened('operator', 'maintenance'), manual, start(6)]), ['operator']);
+      // Learned on (re)subscribing: the health workflow says who holds it down.
+      assert.deepEqual(causeAfter(onA, [{ type: 'health-known', down: { a: 'maintenance' }, operatorDown: ['a'] }, start(6)]), ['operator']);
+    });
+
+    it('monitoring: a circuit opened by other campaigns\' failures or a probe is shared-health, even when its reason names a drill or an operator', () => {
+      assert.deepEqual(causeAfter(onA, [opened('failures', 'failover drill d-7; marked down by an operator'), start(6)]), ['shared-health']);
+      assert.deepEqual(causeAfter(onA, [opened('probe', 'probe failed'), start(6)]), ['shared-health']);
+      assert.deepEqual(causeAfter(onA, [opened(undefined, 'opened'), start(6)]), ['shared-health'], 'a notice from before `by`');
+      assert.deepEqual(causeAfter(onA, [{ type: 'health-known', down: { a: 'operator drill' } }, start(6)]), ['shared-health']);
+      // Held down by an operator once, reopened later by failures: the failures' switch.
+      const closed: FailoverEvent = { type: 'health-changed', provider: 'a', circuit: 'closed', reason: 'up', failback: 'auto', by: 'operator' };
+      assert.deepEqual(causeAfter(onA, [opened('operator', 'x'), start(6), closed, start(11), opened('failures', 'y'), start(16)]), ['operator', 'failback', 'shared-health']);
+    });
+
+    it('monitoring: back on a recovered higher-priority provider is failback', () => {
+      assert.deepEqual(causeAfter(state({ plan: { order: ['a', 'b'], down: {} }, lastProvider: 'b' }), [start(6)]), ['failback']);
     });
   });
 
