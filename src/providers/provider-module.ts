@@ -71,9 +71,10 @@ export interface WebhookSupport<C extends ProviderDefinitionBase = ProviderDefin
   /**
    * Reads one webhook request's body (throws WebhookBodyError naming what is wrong) and checks
    * its signature with the key. Stores nothing: the compliance server refuses forged, stale and
-   * replayed requests, then records the event.
+   * replayed requests, then records the event. `headers` (lower-case names) carry the signature
+   * for ESPs that sign in headers (SendGrid).
    */
-  parse(body: Buffer, signingKey: string): ParsedWebhook;
+  parse(body: Buffer, signingKey: string, headers: Record<string, string | string[] | undefined>): ParsedWebhook;
 }
 
 export interface ParsedWebhook {
@@ -87,6 +88,11 @@ export interface ParsedWebhook {
   eventName: unknown;
   /** The delivery event it reports, or null for one mailover does not track. Throws WebhookBodyError. */
   event(provider: string): DeliveryEventInput | null;
+  /**
+   * For ESPs that post several events in one request (SendGrid): every event mailover tracks, in
+   * order (throws WebhookBodyError). When present, the server records these instead of `event`.
+   */
+  events?(provider: string): DeliveryEventInput[];
 }
 
 // ---------------------------------------------------------------------------------------
