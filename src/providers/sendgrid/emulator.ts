@@ -31,7 +31,7 @@
  *   validation            400;
  *   acceptThenDropNext(n) accepted and recorded, then the socket is destroyed with no answer;
  *   acceptThenFailNext(n, status) accepted and recorded, then answered status (a 5xx after the fact).
- * goDownAfter(n): after n more accepted messages every call answers 503.
+ * goDownAfter(n): after n more accepted messages every request (any endpoint) answers 503.
  *
  * Event Webhook: the server has its own P-256 key pair; `publicKey` is the verification key (base64,
  * as SendGrid shows it) and `setWebhook(url)` has events posted there, signed as SendGrid signs
@@ -369,6 +369,8 @@ export class SendGridServer extends EventEmitter implements EspEmulator {
     if (req.method === 'POST' && url.pathname === '/v3/mail/send') return this.mailSend(req, res, raw, authorized);
     if (!authorized || this.authFailure)
       return json(res, 401, errorsBody([{ field: null, message: 'The provided authorization grant is invalid, expired, or revoked' }]));
+    // An outage (goDownAfter) takes the whole API down.
+    if (this.failAllFault) return json(res, this.failAllFault.status, errorsBody([{ field: null, message: 'Service Unavailable' }]));
     if (req.method === 'GET' && url.pathname === '/v3/scopes')
       return json(res, 200, { scopes: ['mail.send', 'messages.read', 'suppression.read', 'suppression.create', 'asm.groups.suppressions.create'] });
     if (req.method === 'GET' && url.pathname === '/v3/messages') return this.activity(res, url);
