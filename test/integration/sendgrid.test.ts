@@ -14,13 +14,16 @@ import { unsubscribeUrl } from '../../src/compliance/unsubscribe';
 import { providerHealth } from '../../src/provider-health-client';
 import { sendgridModule } from '../../src/providers/sendgrid';
 import type { SendGridServer } from '../../src/providers/sendgrid/emulator';
-import type { SendGridProviderConfig } from '../../src/providers/sendgrid/provider';
+import { SendGridProvider, type SendGridProviderConfig } from '../../src/providers/sendgrid/provider';
+import type { OutgoingMessage } from '../../src/providers/provider';
 import { pullSendGridSuppressions, pushSendGridSuppressions } from '../../src/providers/sendgrid/suppressions';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER } from '../../src/providers/sendgrid/webhooks';
+import { ProviderUnavailableError, TransientProviderError } from '../../src/errors';
 import { DEFAULT_HEALTH_SETTINGS } from '../../workflows/provider-health-api';
 import { assertExactlyOnce, audience, Harness, type HarnessOptions, POSTAL_ADDRESS, uniqueId } from '../support/harness';
-import { startDevServer } from '../support/temporal';
+import { startDevServer, writeWorkflowBundle } from '../support/temporal';
 import { waitUntil } from '../support/wait';
+import { WorkerProcess } from '../support/worker-process';
 
 describe('sendgrid provider (SendGrid-compatible API on loopback, real Temporal dev server)', function () {
   this.timeout(240_000);
@@ -244,6 +247,98 @@ describe('sendgrid provider (SendGrid-compatible API on loopback, real Temporal 
     const result = await handle.result();
     assert.equal(result.status, 'completed');
     assertExactlyOnce(h, 200);
+  });
+
+  it('sendgrid reconciliation: worker killed right after SendGrid accepted a call; after restart nobody in that call is sent twice and nobody is lost', async () => {
+    const { h, sg } = await harness({ emailActivity: true });
+    const bundlePath = await writeWorkflowBundle(h.dir);
+    const workers: WorkerProcess[] = [];
+    const start = async () => {
+      const w = await WorkerProcess.start({
+        address: env.address,
+        taskQueue: h.taskQueue,
+        dir: h.dir,
+        providers: h.providerDefs,
+        sqlitePath: `${h.dir}/mailover.db`,
+        bundlePath,
+      });
+      workers.push(w);
+      return w;
+    };
+    try {
+      const first = await start();
+      // The worker dies the moment SendGrid accepts the 3rd call: before it can read the answer and settle the ledger.
+      let accepted = 0;
+      sg.on('message', () => {
+        if (++accepted === 201) process.kill(first.pid, 'SIGKILL');
+      });
+      const id = uniqueId('sg-kill');
+      const handle = await h.launch(id, audience(1000), { providers: ['sendgrid', 'smtp-primary'], batchSize: 100 });
+      await waitUntil(() => first.child.exitCode !== null || first.child.signalCode !== null, 'the worker to die');
+      await start();
+      const result = await handle.result();
+      assert.deepEqual(result.acceptedByProvider, { sendgrid: 1000 });
+      assertExactlyOnce(h, 1000);
+      assert.ok(
+        result.inFlightRecovered >= 1 && result.inFlightRecovered <= 100,
+        `the killed call's unsettled recipients were looked up (${result.inFlightRecovered})`,
+      );
+      assert.equal(sg.calls.filter((c) => c.status === 202).length, 10, 'ten calls of 100, none sent again');
+    } finally {
+      await Promise.all(workers.map((w) => w.kill()));
+    }
+  });
+});
+
+describe('sendgrid provider against its emulator (no Temporal)', () => {
+  let sg: SendGridServer;
+  before(async () => {
+    sg = await sendgridModule.emulator!.start({ name: 'sendgrid' });
+  });
+  after(async () => {
+    await sg?.stop();
+  });
+  afterEach(() => sg.heal());
+
+  const message = (seq: number): OutgoingMessage => ({
+    campaignId: 'c1',
+    seq,
+    to: `u${seq}@example.com`,
+    from: 'a@mailover.test',
+    subject: 's',
+    text: 't',
+    messageId: `<c1.${seq}@mailover>`,
+  });
+
+  it('sendgrid: a call cancelled while SendGrid has not answered (the attempt was cancelled) fails at once with its recipients in doubt', async () => {
+    const p = new SendGridProvider({ ...sendgridModule.emulator!.config(sg), timeoutMs: 30_000 });
+    sg.hangNext(1);
+    const ac = new AbortController();
+    const t0 = Date.now();
+    setTimeout(() => ac.abort(), 200);
+    const err = await p
+      .sendBatch([message(1), message(2)], async () => undefined, undefined, ac.signal)
+      .then(
+        () => assert.fail('expected a failure'),
+        (e: unknown) => e,
+      );
+    assert.ok(err instanceof TransientProviderError, String(err));
+    assert.deepEqual(err.inDoubt, [1, 2]);
+    assert.ok(Date.now() - t0 < 5_000, 'cancelled, not timed out');
+  });
+
+  it('sendgrid: verify reads the key’s scopes: passes with the key, names the failure without it, and a closed port refuses', async () => {
+    await new SendGridProvider(sendgridModule.emulator!.config(sg)).verify();
+    const bad = new SendGridProvider({ ...sendgridModule.emulator!.config(sg), apiKey: 'SG.wrong' });
+    await assert.rejects(
+      bad.verify(),
+      (e: Error) => e instanceof ProviderUnavailableError && /authentication failed \(401/.test(e.message) && !e.message.includes('SG.wrong'),
+    );
+    const closed = new SendGridProvider({ ...sendgridModule.emulator!.config(sg), url: 'http://127.0.0.1:1' });
+    await assert.rejects(
+      closed.verify(),
+      (e: Error) => e instanceof ProviderUnavailableError && /cannot reach http:\/\/127\.0\.0\.1:1 \(ECONNREFUSED\)/.test(e.message),
+    );
   });
 });
 
