@@ -327,6 +327,19 @@ describe('sendgrid provider against its emulator (no Temporal)', () => {
     assert.ok(Date.now() - t0 < 5_000, 'cancelled, not timed out');
   });
 
+  it('sendgrid: two calls in parallel both answered 500 after SendGrid took them: the batch error names every recipient of both as in doubt', async () => {
+    const p = new SendGridProvider({ ...sendgridModule.emulator!.config(sg), callSize: 2, concurrency: 2 });
+    sg.acceptThenFailNext(2, 500);
+    const err = await p
+      .sendBatch([1, 2, 3, 4].map(message), async () => undefined)
+      .then(
+        () => assert.fail('expected a failure'),
+        (e: unknown) => e,
+      );
+    assert.ok(err instanceof TransientProviderError, String(err));
+    assert.deepEqual([...err.inDoubt].sort(), [1, 2, 3, 4]);
+  });
+
   it('sendgrid: verify reads the key’s scopes: passes with the key, names the failure without it, and a closed port refuses', async () => {
     await new SendGridProvider(sendgridModule.emulator!.config(sg)).verify();
     const bad = new SendGridProvider({ ...sendgridModule.emulator!.config(sg), apiKey: 'SG.wrong' });

@@ -135,6 +135,24 @@ export function activityQuery(campaignId: string, from: Date, to: Date, recipien
   return parts.join(' AND ');
 }
 
+/**
+ * The one error a batch throws when calls in parallel failed: the first, but carrying every
+ * call's recipients in doubt (the engine releases unreported rows that no error names as in
+ * doubt, and would send them again). A provider-level refusal beside a call in doubt becomes a
+ * transient error naming both: the next attempt looks those recipients up first.
+ */
+export function combineFailures(failures: unknown[]): unknown {
+  const first = failures[0];
+  const inDoubt = [...new Set(failures.flatMap((f) => (f instanceof TransientProviderError ? f.inDoubt : [])))];
+  if (first instanceof TransientProviderError && inDoubt.length > first.inDoubt.length) {
+    return new TransientProviderError(`${first.message}; ${inDoubt.length} recipient(s) in doubt in all`, first.retryAfterMs, inDoubt);
+  }
+  if (first instanceof ProviderUnavailableError && inDoubt.length) {
+    return new TransientProviderError(`${first.message}; ${inDoubt.length} recipient(s) of a call in parallel in doubt`, undefined, inDoubt);
+  }
+  return first;
+}
+
 export class SendGridProvider implements Provider {
   readonly kind = 'sendgrid';
   readonly name: string;
@@ -164,20 +182,20 @@ export class SendGridProvider implements Provider {
   ): Promise<void> {
     const calls = planCalls(messages, this.callSize);
     let next = 0;
-    let failure: { error: unknown } | null = null;
+    const failures: unknown[] = [];
     const worker = async (): Promise<void> => {
-      while (failure === null && next < calls.length) {
+      while (failures.length === 0 && next < calls.length) {
         const call = calls[next++];
         try {
           const mine = dispatching ? await dispatching(call) : call;
           if (mine.length) await this.sendCall(mine, report, signal);
         } catch (err) {
-          failure ??= { error: err };
+          failures.push(err);
         }
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.concurrency, calls.length) }, worker));
-    if (failure) throw (failure as { error: unknown }).error;
+    if (failures.length) throw combineFailures(failures);
   }
 
   /** One Mail Send call; 413 splits it in halves. Reports every recipient of a call that was accepted. */
