@@ -340,6 +340,36 @@ describe('sendgrid provider against its emulator (no Temporal)', () => {
     assert.deepEqual([...err.inDoubt].sort(), [1, 2, 3, 4]);
   });
 
+  it('sendgrid: when Email Activity fills its 1,000-message page, a few recipients are looked up one by one and the rest held, never guessed', async () => {
+    const p = new SendGridProvider({ ...sendgridModule.emulator!.config(sg), callSize: 1000, concurrency: 1 });
+    const all = Array.from({ length: 1010 }, (_, i) => ({ ...message(i + 1), campaignId: 'c-page' }));
+    await p.sendBatch(all, async () => undefined);
+    // The newest 1,000 fill the page: seqs 1-10 are not in it.
+    const dispatchedAt = new Date(Date.now() - 5_000);
+    const asked = [1, 2, 3, 4, 5, 6, 7, 500].map((seq) => ({ message: all[seq - 1], dispatchedAt }));
+    const found = await p.lookup!(asked);
+    assert.deepEqual(
+      [...found].map(([seq, r]) => [seq, r.status]),
+      [
+        [1, 'accepted'],
+        [2, 'accepted'],
+        [3, 'accepted'],
+        [4, 'accepted'],
+        [5, 'accepted'],
+        [6, 'failed'],
+        [7, 'failed'],
+        [500, 'accepted'],
+      ],
+    );
+    const held = found.get(6);
+    assert.ok(held?.status === 'failed' && /more than 5 recipients are left to look up one by one/.test(held.reason));
+    assert.equal(
+      (await p.lookup!([{ message: { ...message(2000), campaignId: 'c-page' }, dispatchedAt: new Date(0) }])).get(2000)?.status,
+      'not-found',
+      'a message SendGrid never took, past its window',
+    );
+  });
+
   it('sendgrid: verify reads the key’s scopes: passes with the key, names the failure without it, and a closed port refuses', async () => {
     await new SendGridProvider(sendgridModule.emulator!.config(sg)).verify();
     const bad = new SendGridProvider({ ...sendgridModule.emulator!.config(sg), apiKey: 'SG.wrong' });

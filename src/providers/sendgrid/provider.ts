@@ -29,6 +29,11 @@ export const TEXT_TAG = '%mailover_text%';
 export const HTML_TAG = '%mailover_html%';
 /** The Email Activity API's page size limit. */
 const ACTIVITY_PAGE = 1000;
+/**
+ * Recipients looked up one by one, at most, per look-up when the window query filled its page
+ * (Email Activity allows 6 requests a minute); the others are held for review.
+ */
+export const ONE_BY_ONE_MAX = 5;
 /** Tries of one look-up query (a transient failure is retried after 1 s, then 4 s). */
 const LOOKUP_ATTEMPTS = 3;
 
@@ -272,8 +277,8 @@ export class SendGridProvider implements Provider {
   /**
    * Looks in-doubt messages up in Email Activity, by campaign: one query for the window from a
    * minute before the earliest dispatch to now, matched by recipient; then, when that page was
-   * full, one query per recipient not found in it. A query that keeps failing marks its messages
-   * 'failed' (held, never resent blindly).
+   * full, one query per recipient not found in it (at most ONE_BY_ONE_MAX). A query that keeps
+   * failing, or a recipient past that many, is 'failed' (held, never resent blindly).
    */
   private async lookupInActivity(messages: InFlightMessage[], signal?: AbortSignal): Promise<Map<number, LookupResult>> {
     const results = new Map<number, LookupResult>();
@@ -293,9 +298,15 @@ export class SendGridProvider implements Provider {
         for (const m of group) results.set(m.message.seq, { status: 'failed', reason: `look-up failed: ${this.classify(err).message}` });
         continue;
       }
+      let oneByOne = 0;
       for (const m of group) {
         let seen = page.has(m.message.to.toLowerCase());
         if (!seen && full) {
+          if (++oneByOne > ONE_BY_ONE_MAX) {
+            const reason = `look-up failed: ${this.name}: Email Activity's page was full and more than ${ONE_BY_ONE_MAX} recipients are left to look up one by one (6 requests a minute)`;
+            results.set(m.message.seq, { status: 'failed', reason });
+            continue;
+          }
           try {
             seen = (await this.activity(activityQuery(campaignId, from, now, m.message.to), signal)).length > 0;
           } catch (err) {
