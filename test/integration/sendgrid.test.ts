@@ -16,6 +16,7 @@ import { sendgridModule } from '../../src/providers/sendgrid';
 import type { SendGridServer } from '../../src/providers/sendgrid/emulator';
 import { SendGridProvider, type SendGridProviderConfig } from '../../src/providers/sendgrid/provider';
 import type { OutgoingMessage } from '../../src/providers/provider';
+import { sendGridRequest } from '../../src/providers/sendgrid/api';
 import { pullSendGridSuppressions, pushSendGridSuppressions } from '../../src/providers/sendgrid/suppressions';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER } from '../../src/providers/sendgrid/webhooks';
 import { ProviderUnavailableError, TransientProviderError } from '../../src/errors';
@@ -368,6 +369,39 @@ describe('sendgrid provider against its emulator (no Temporal)', () => {
       'not-found',
       'a message SendGrid never took, past its window',
     );
+  });
+
+  it("sendgrid: the emulator checks the Bearer key and the request as SendGrid does, naming fields, and applies each personalization's substitutions", async () => {
+    const config = sendgridModule.emulator!.config(sg);
+    const send = (body: unknown, apiKey = config.apiKey) =>
+      sendGridRequest({ ...config, apiKey }, { method: 'POST', url: '/v3/mail/send', body }, { timeoutMs: 2_000 });
+    const valid = {
+      from: { email: 'a@mailover.test' },
+      content: [{ type: 'text/plain', value: 'Hi -name-' }],
+      custom_args: { mailover_campaign: 'emu' },
+      personalizations: [
+        { to: [{ email: 'x@example.com' }], subject: 'S -name-', substitutions: { '-name-': 'Xena' }, custom_args: { mailover_seq: '1' } },
+        { to: [{ email: 'y@example.com' }], subject: 'S -name-', substitutions: { '-name-': 'Yan' }, custom_args: { mailover_seq: '2' } },
+      ],
+    };
+    const denied = await send(valid, 'SG.wrong');
+    assert.equal(denied.status, 401);
+    assert.deepEqual(denied.body, { errors: [{ field: null, message: 'The provided authorization grant is invalid, expired, or revoked', help: null }] });
+    const bad = await send({ from: { email: 'nope' }, content: [{ type: 'text/plain', value: '' }], personalizations: [] });
+    assert.equal(bad.status, 400);
+    assert.deepEqual(
+      (bad.body as { errors: Array<{ field: string }> }).errors.map((e) => e.field),
+      ['from.email', 'personalizations', 'content'],
+    );
+    const before = sg.acceptedCount;
+    const ok = await send(valid);
+    assert.equal(ok.status, 202);
+    assert.match(String(ok.headers['x-message-id']), /^[A-Za-z0-9_-]{10,}$/);
+    const [x, y] = sg.messages.slice(before);
+    assert.deepEqual([x.to, x.subject, x.text, x.customArgs], ['x@example.com', 'S Xena', 'Hi Xena', { mailover_campaign: 'emu', mailover_seq: '1' }]);
+    assert.deepEqual([y.to, y.subject, y.text], ['y@example.com', 'S Yan', 'Hi Yan']);
+    const query = await sendGridRequest(config, { method: 'GET', url: '/v3/messages', qs: { query: 'subject="S Yan"', limit: 10 } }, { timeoutMs: 2_000 });
+    assert.equal(query.status, 400, 'a query clause the emulator does not implement is refused, not ignored');
   });
 
   it('sendgrid: verify reads the key’s scopes: passes with the key, names the failure without it, and a closed port refuses', async () => {
