@@ -236,17 +236,22 @@ export class ComplianceServer {
       return text(res, 409, 'replayed request: this token was seen before');
     }
     try {
-      const event = parsed.event(provider);
-      if (!event) {
+      // One event per request, or a batch of them (SendGrid): all read before any is stored.
+      const events = parsed.events ? parsed.events(provider) : [parsed.event(provider)].filter((e): e is DeliveryEventInput => e !== null);
+      if (!events.length) {
         this.count('webhook_ignored');
         return text(res, 200, `ignored event ${JSON.stringify(parsed.eventName)}`);
       }
-      const suppress = SUPPRESSING.has(event.type) ? { reason: suppressionReason(event), source: provider } : undefined;
-      const result = await store.recordEvent(event, suppress);
-      if (result.recorded) this.events.count(event.provider, event.type);
+      const said: string[] = [];
+      for (const event of events) {
+        const suppress = SUPPRESSING.has(event.type) ? { reason: suppressionReason(event), source: provider } : undefined;
+        const result = await store.recordEvent(event, suppress);
+        if (result.recorded) this.events.count(event.provider, event.type);
+        if (result.suppressed) this.count('suppressed_by_webhook');
+        said.push(`recorded ${event.type}${result.linked ? '' : ' (no ledger row matched)'}${result.suppressed ? '; suppressed' : ''}`);
+      }
       this.count('webhook_accepted');
-      if (result.suppressed) this.count('suppressed_by_webhook');
-      return text(res, 200, `recorded ${event.type}${result.linked ? '' : ' (no ledger row matched)'}${result.suppressed ? '; suppressed' : ''}`);
+      return text(res, 200, said.join('\n'));
     } catch (err) {
       if (err instanceof WebhookBodyError) {
         this.count('webhook_refused_malformed');

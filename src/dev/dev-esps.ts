@@ -22,6 +22,7 @@ export const DEV_ESPS: readonly DevEspPlan[] = [
   { kind: 'smtp', name: 'smtp-backup', settings: { pool: { maxConnections: 4 } } },
   { kind: 'mailgun', name: 'mailgun', settings: { domain: 'mg.mailover.dev' } },
   { kind: 'postmark', name: 'postmark' },
+  { kind: 'sendgrid', name: 'sendgrid' },
 ];
 
 /** The local ESPs, for help texts: `smtp-primary: an SMTP inbox, ...`. */

@@ -11,9 +11,10 @@ import type { ProviderModule, ProviderDefinitionBase, SecretField } from './prov
 import { fieldAt, withFieldAt } from './provider-module';
 import { mailgunModule } from './mailgun';
 import { postmarkModule } from './postmark';
+import { sendgridModule } from './sendgrid';
 import { smtpModule } from './smtp';
 
-const BUILT_IN = [smtpModule, mailgunModule, postmarkModule] as const;
+const BUILT_IN = [smtpModule, mailgunModule, postmarkModule, sendgridModule] as const;
 
 // A registry holds modules of different config types; their methods take the config as a parameter,
 // so only `any` lets one map hold them (each module checks its own config in parseConfig).

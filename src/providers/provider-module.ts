@@ -72,7 +72,7 @@ export interface WebhookSupport<C extends ProviderDefinitionBase = ProviderDefin
    * Reads one webhook request's body (throws WebhookBodyError naming what is wrong) and checks
    * its signature with the key. Stores nothing: the compliance server refuses forged, stale and
    * replayed requests, then records the event. `headers` (lower-case names, as Node gives them):
-   * for ESPs whose proof is in a header (HTTP basic auth, a signature header).
+   * for ESPs whose proof is in a header (HTTP basic auth as Postmark, a signature header as SendGrid).
    */
   parse(body: Buffer, signingKey: string, headers: WebhookHeaders): ParsedWebhook;
 }
@@ -91,6 +91,11 @@ export interface ParsedWebhook {
   eventName: unknown;
   /** The delivery event it reports, or null for one mailover does not track. Throws WebhookBodyError. */
   event(provider: string): DeliveryEventInput | null;
+  /**
+   * For ESPs that post several events in one request (SendGrid): every event mailover tracks, in
+   * order (throws WebhookBodyError). When present, the server records these instead of `event`.
+   */
+  events?(provider: string): DeliveryEventInput[];
 }
 
 // ---------------------------------------------------------------------------------------
