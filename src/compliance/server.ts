@@ -202,7 +202,7 @@ export class ComplianceServer {
     }
     let parsed: ParsedWebhook;
     try {
-      parsed = hook.webhooks.parse(await this.readBody(req), hook.signingKey);
+      parsed = await hook.webhooks.parse(await this.readBody(req), hook.signingKey);
     } catch (err) {
       if (err instanceof TooLarge) {
         this.count('webhook_refused_too_large');

@@ -71,9 +71,10 @@ export interface WebhookSupport<C extends ProviderDefinitionBase = ProviderDefin
   /**
    * Reads one webhook request's body (throws WebhookBodyError naming what is wrong) and checks
    * its signature with the key. Stores nothing: the compliance server refuses forged, stale and
-   * replayed requests, then records the event.
+   * replayed requests, then records the event. May answer a promise (an ESP whose signature
+   * check fetches a certificate: SES through SNS).
    */
-  parse(body: Buffer, signingKey: string): ParsedWebhook;
+  parse(body: Buffer, signingKey: string): ParsedWebhook | Promise<ParsedWebhook>;
 }
 
 export interface ParsedWebhook {
