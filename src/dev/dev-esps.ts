@@ -21,6 +21,7 @@ export const DEV_ESPS: readonly DevEspPlan[] = [
   { kind: 'smtp', name: 'smtp-primary', settings: { pool: { maxConnections: 4 } } },
   { kind: 'smtp', name: 'smtp-backup', settings: { pool: { maxConnections: 4 } } },
   { kind: 'mailgun', name: 'mailgun', settings: { domain: 'mg.mailover.dev' } },
+  { kind: 'ses', name: 'ses' },
 ];
 
 /** The local ESPs, for help texts: `smtp-primary: an SMTP inbox, ...`. */

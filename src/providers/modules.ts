@@ -10,9 +10,10 @@
 import type { ProviderModule, ProviderDefinitionBase, SecretField } from './provider-module';
 import { fieldAt, withFieldAt } from './provider-module';
 import { mailgunModule } from './mailgun';
+import { sesModule } from './ses';
 import { smtpModule } from './smtp';
 
-const BUILT_IN = [smtpModule, mailgunModule] as const;
+const BUILT_IN = [smtpModule, mailgunModule, sesModule] as const;
 
 // A registry holds modules of different config types; their methods take the config as a parameter,
 // so only `any` lets one map hold them (each module checks its own config in parseConfig).
