@@ -27,7 +27,9 @@
  *   failAll(fault)       every SendEmail answers the fault; failNext(n, fault) the next n do;
  *   dropNext(n)          the message is accepted and recorded, then the connection is reset
  *                        without an answer (a lost answer: the client cannot tell);
- *   goDownAfter(n)       after n more accepted messages, sending is paused.
+ *   goDownAfter(n)       after n more accepted messages, sending is paused;
+ *   rejectRecipients(a)  SendEmail to these addresses answers 400 MessageRejected (Address blacklisted.).
+ * `peakConcurrentSends` is the most SendEmail calls it had open at once.
  * Faults: 'throttle' 429 TooManyRequestsException, 'auth' 403 UnrecognizedClientException,
  * 'server' 500 InternalFailure, 'unavailable' 503 ServiceUnavailable, 'paused' 400
  * SendingPausedException, 'suspended' 400 AccountSuspendedException, 'not-verified' 400
@@ -154,6 +156,10 @@ export class SesServer extends EventEmitter implements EspEmulator {
   private downAfter: number | null = null;
   private webhook: { url: string; topicArn: string } | null = null;
   private confirmedUrls = new Set<string>();
+  private rejected = new Map<string, string>();
+  private openSends = 0;
+  /** The most SendEmail calls it had open at once. */
+  peakConcurrentSends = 0;
 
   private constructor(
     private readonly server: http.Server,
@@ -260,7 +266,12 @@ export class SesServer extends EventEmitter implements EspEmulator {
     if (n <= 0) this.paused = true;
     else this.downAfter = n;
   }
+  /** SendEmail to these addresses answers 400 MessageRejected with this text (default SES's "Address blacklisted."). */
+  rejectRecipients(addresses: string[], text = 'Address blacklisted.'): void {
+    for (const a of addresses) this.rejected.set(a.toLowerCase(), text);
+  }
   heal(): void {
+    this.rejected.clear();
     this.latencyMs = 0;
     this.authFailure = false;
     this.paused = false;
@@ -441,7 +452,11 @@ export class SesServer extends EventEmitter implements EspEmulator {
     const route = `${req.method} ${url.pathname.replace(/\/+$/, '')}`;
     const sending = route === 'POST /v2/email/outbound-emails';
     const call: SesCall | undefined = sending ? { status: 0, recipients: 0, at: new Date() } : undefined;
-    if (call) this.calls.push(call);
+    if (call) {
+      this.calls.push(call);
+      this.peakConcurrentSends = Math.max(this.peakConcurrentSends, ++this.openSends);
+      res.once('close', () => this.openSends--);
+    }
     if (sending && this.hangRemaining > 0) {
       this.hangRemaining--;
       return; // never answered (the socket stays open until the client gives up or stop())
@@ -528,7 +543,9 @@ export class SesServer extends EventEmitter implements EspEmulator {
     const from = input.FromEmailAddress ?? bareAddress(headers.from ?? '');
     if (!from.includes('@')) return fail({ status: 400, type: 'MessageRejected', message: "Missing final '@domain'" });
     const bad = to.find((a) => !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(a));
-    if (bad !== undefined) return fail({ status: 400, type: 'MessageRejected', message: `Illegal address` });
+    if (bad !== undefined) return fail({ status: 400, type: 'MessageRejected', message: 'Illegal address' });
+    const refused = to.map((a) => this.rejected.get(a.toLowerCase())).find((t) => t !== undefined);
+    if (refused !== undefined) return fail({ status: 400, type: 'MessageRejected', message: refused });
     const tags: Record<string, string> = {};
     for (const t of input.EmailTags ?? []) if (t.Name) tags[t.Name] = t.Value ?? '';
     const id = `0100${Date.now().toString(16)}-${randomUUID()}-000000`;

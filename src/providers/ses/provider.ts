@@ -95,7 +95,7 @@ export class SesProvider implements Provider {
       const options: SESv2ClientConfig = {
         region,
         maxAttempts: 1,
-        requestHandler: { requestTimeout: this.timeoutMs, connectionTimeout: Math.min(this.timeoutMs, 10_000) },
+        requestHandler: { requestTimeout: this.timeoutMs, connectionTimeout: Math.min(this.timeoutMs, 10_000), throwOnRequestTimeout: true },
         ...(endpoint ? { endpoint } : {}),
         ...(accessKeyId && secretAccessKey ? { credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) } } : {}),
       };

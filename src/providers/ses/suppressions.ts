@@ -29,7 +29,7 @@ function client(config: SesProviderConfig): SESv2Client {
   return new SESv2Client({
     region,
     maxAttempts: 3,
-    requestHandler: { requestTimeout: config.timeoutMs ?? 30_000 },
+    requestHandler: { requestTimeout: config.timeoutMs ?? 30_000, throwOnRequestTimeout: true },
     ...(endpoint ? { endpoint } : {}),
     ...(accessKeyId && secretAccessKey ? { credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) } } : {}),
   });
