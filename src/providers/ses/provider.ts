@@ -15,11 +15,12 @@
  *   a message (its API has no look-up by message), so there is no `lookup`: the worker's
  *   `inFlight` policy (resend or hold) applies to them, as for SMTP.
  */
-import { GetAccountCommand, SendEmailCommand, SESv2Client, type SESv2ClientConfig } from '@aws-sdk/client-sesv2';
+import type { SESv2Client } from '@aws-sdk/client-sesv2';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import { ProviderUnavailableError, RecipientPermanentError, TransientProviderError, type ClassifiedError } from '../../errors';
 import { buildMime } from '../mime-message';
 import type { OutgoingMessage, Provider, SendResult } from '../provider';
+import { sesClient, type SesSdk } from './client';
 import { classifySesError } from './errors';
 
 export interface SesProviderConfig {
@@ -78,7 +79,7 @@ export class SesProvider implements Provider {
   readonly inDoubtWindowMs: number;
   private readonly timeoutMs: number;
   private readonly concurrency: number;
-  private client?: SESv2Client;
+  private client?: Promise<{ client: SESv2Client; sdk: SesSdk }>;
   private account?: Account;
   private nextSlotAt = 0;
 
@@ -89,18 +90,8 @@ export class SesProvider implements Provider {
     this.inDoubtWindowMs = this.timeoutMs + 2_000;
   }
 
-  private ses(): SESv2Client {
-    if (!this.client) {
-      const { region, endpoint, accessKeyId, secretAccessKey, sessionToken } = this.config;
-      const options: SESv2ClientConfig = {
-        region,
-        maxAttempts: 1,
-        requestHandler: { requestTimeout: this.timeoutMs, connectionTimeout: Math.min(this.timeoutMs, 10_000), throwOnRequestTimeout: true },
-        ...(endpoint ? { endpoint } : {}),
-        ...(accessKeyId && secretAccessKey ? { credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) } } : {}),
-      };
-      this.client = new SESv2Client(options);
-    }
+  private ses(): Promise<{ client: SESv2Client; sdk: SesSdk }> {
+    this.client ??= sesClient(this.config, 1);
     return this.client;
   }
 
@@ -109,7 +100,8 @@ export class SesProvider implements Provider {
     if (!force && this.account && Date.now() - this.account.readAt < ACCOUNT_TTL_MS) return this.account;
     let out;
     try {
-      out = await this.ses().send(new GetAccountCommand({}));
+      const { client, sdk } = await this.ses();
+      out = await client.send(new sdk.GetAccountCommand({}));
     } catch (err) {
       throw this.classify(err);
     }
@@ -178,7 +170,8 @@ export class SesProvider implements Provider {
   /** One SendEmail: accepted or rejected for this recipient, else throws a classified error (noting in `inDoubt` a call that may have reached SES). */
   private async sendOne(message: OutgoingMessage, signal: AbortSignal | undefined, inDoubt: number[]): Promise<SendResult> {
     const raw = await rawMessage(message);
-    const command = new SendEmailCommand({
+    const { client, sdk } = await this.ses();
+    const command = new sdk.SendEmailCommand({
       Destination: { ToAddresses: [message.to] },
       Content: { Raw: { Data: raw } },
       ...(this.config.configurationSet ? { ConfigurationSetName: this.config.configurationSet } : {}),
@@ -188,7 +181,7 @@ export class SesProvider implements Provider {
       ],
     });
     try {
-      const out = await this.ses().send(command, { abortSignal: signal });
+      const out = await client.send(command, { abortSignal: signal });
       return { status: 'accepted', providerMessageId: out.MessageId || message.messageId };
     } catch (err) {
       const verdict = classifySesError(err, this.name, true);
@@ -211,7 +204,8 @@ export class SesProvider implements Provider {
   }
 
   async close(): Promise<void> {
-    this.client?.destroy();
+    const pending = this.client;
     this.client = undefined;
+    if (pending) (await pending).client.destroy();
   }
 }

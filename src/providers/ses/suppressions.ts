@@ -7,8 +7,9 @@
  * that keeps SES from sending there just the same. List-scoped unsubscribes stay in mailover:
  * SES's list is for all mail of the account.
  */
-import { ListSuppressedDestinationsCommand, PutSuppressedDestinationCommand, SESv2Client, type SuppressionListReason } from '@aws-sdk/client-sesv2';
+import type { SuppressionListReason } from '@aws-sdk/client-sesv2';
 import type { Store, SuppressionRow } from '../../store/types';
+import { sesClient } from './client';
 import { classifySesError } from './errors';
 import type { SesProviderConfig } from './provider';
 
@@ -24,17 +25,6 @@ export interface SesPushReport {
   calls: number;
 }
 
-function client(config: SesProviderConfig): SESv2Client {
-  const { region, endpoint, accessKeyId, secretAccessKey, sessionToken } = config;
-  return new SESv2Client({
-    region,
-    maxAttempts: 3,
-    requestHandler: { requestTimeout: config.timeoutMs ?? 30_000, throwOnRequestTimeout: true },
-    ...(endpoint ? { endpoint } : {}),
-    ...(accessKeyId && secretAccessKey ? { credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) } } : {}),
-  });
-}
-
 function failed(err: unknown, config: SesProviderConfig, what: string): Error {
   const verdict = classifySesError(err, config.name, false);
   return new Error(`${what}: ${verdict.kind === 'error' ? verdict.error.message : verdict.reason}`);
@@ -47,7 +37,7 @@ export function sesReasonFor(row: SuppressionRow): SuppressionListReason {
 
 /** Reads the whole account-level suppression list into mailover's. */
 export async function pullSesSuppressions(store: Store, config: SesProviderConfig, opts: { pageSize?: number } = {}): Promise<SesPullReport> {
-  const ses = client(config);
+  const { client: ses, sdk } = await sesClient(config, 3);
   const report: SesPullReport = { read: { bounces: 0, complaints: 0 }, added: 0, pages: 0 };
   try {
     const suppressed = new Set((await store.listSuppressions()).map((r) => r.email));
@@ -55,7 +45,7 @@ export async function pullSesSuppressions(store: Store, config: SesProviderConfi
     do {
       let page;
       try {
-        page = await ses.send(new ListSuppressedDestinationsCommand({ PageSize: opts.pageSize ?? 1000, ...(token ? { NextToken: token } : {}) }));
+        page = await ses.send(new sdk.ListSuppressedDestinationsCommand({ PageSize: opts.pageSize ?? 1000, ...(token ? { NextToken: token } : {}) }));
       } catch (err) {
         throw failed(err, config, `reading the suppression list of ${config.name}`);
       }
@@ -83,13 +73,13 @@ export async function pullSesSuppressions(store: Store, config: SesProviderConfi
 
 /** Puts every address of mailover's suppression list on the account-level list (PutSuppressedDestination is idempotent). */
 export async function pushSesSuppressions(store: Store, config: SesProviderConfig): Promise<SesPushReport> {
-  const ses = client(config);
+  const { client: ses, sdk } = await sesClient(config, 3);
   const report: SesPushReport = { pushed: { bounces: 0, complaints: 0 }, calls: 0 };
   try {
     for (const row of await store.listSuppressions()) {
       const reason = sesReasonFor(row);
       try {
-        await ses.send(new PutSuppressedDestinationCommand({ EmailAddress: row.email, Reason: reason }));
+        await ses.send(new sdk.PutSuppressedDestinationCommand({ EmailAddress: row.email, Reason: reason }));
       } catch (err) {
         throw failed(err, config, `adding an address to the suppression list of ${config.name} (${report.calls} added before)`);
       }
