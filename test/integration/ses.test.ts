@@ -161,6 +161,25 @@ describe('ses provider (SES v2 emulator on loopback, real Temporal dev server)',
     assertExactlyOnce(h, 20, ['user3@example.com']);
   });
 
+  it('ses: BadRequestException (the message itself refused) holds the campaign with SES’s words, no switch; it completes on resume', async () => {
+    const { h, ses } = await create({ concurrency: 1 });
+    await h.startWorker();
+    ses.failNext(1, 'bad-request');
+    const id = uniqueId('ses-400');
+    const handle = await h.launch(id, audience(20), { providers: ['ses', 'smtp-primary'], batchSize: 10 });
+    const held = await waitUntil(async () => {
+      const p = await campaignProgress(h.client, id);
+      return p.paused ? p : undefined;
+    }, 'the campaign to hold on the refused request');
+    assert.match(held.pauseReason ?? '', /ses: SES refused the request \(400 Invalid message content\.\)/);
+    assert.equal(held.switches.length, 0);
+    assert.equal(h.primary.acceptedCount, 0, 'no switch to SMTP');
+    await resumeCampaign(h.client, id);
+    const result = await handle.result();
+    assert.deepEqual(result.acceptedByProvider, { ses: 20 });
+    assertExactlyOnce(h, 20);
+  });
+
   it('ses: 5xx answers and calls that time out leave their messages in doubt; inFlight resend sends them again, each recipient once', async () => {
     const { h, ses } = await create({ concurrency: 2, timeoutMs: 500 }, { inFlightPolicy: 'resend' });
     await h.startWorker();
