@@ -208,7 +208,7 @@ export class ComplianceServer {
     }
     let parsed: ParsedWebhook;
     try {
-      parsed = hook.webhooks.parse(await this.readBody(req), hook.signingKey, req.headers);
+      parsed = await hook.webhooks.parse(await this.readBody(req), hook.signingKey, req.headers);
     } catch (err) {
       if (err instanceof TooLarge) {
         this.count('webhook_refused_too_large');

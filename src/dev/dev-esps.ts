@@ -23,6 +23,7 @@ export const DEV_ESPS: readonly DevEspPlan[] = [
   { kind: 'mailgun', name: 'mailgun', settings: { domain: 'mg.mailover.dev' } },
   { kind: 'postmark', name: 'postmark' },
   { kind: 'sendgrid', name: 'sendgrid' },
+  { kind: 'ses', name: 'ses' },
 ];
 
 /** The local ESPs, for help texts: `smtp-primary: an SMTP inbox, ...`. */

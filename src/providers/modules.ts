@@ -12,9 +12,10 @@ import { fieldAt, withFieldAt } from './provider-module';
 import { mailgunModule } from './mailgun';
 import { postmarkModule } from './postmark';
 import { sendgridModule } from './sendgrid';
+import { sesModule } from './ses';
 import { smtpModule } from './smtp';
 
-const BUILT_IN = [smtpModule, mailgunModule, postmarkModule, sendgridModule] as const;
+const BUILT_IN = [smtpModule, mailgunModule, postmarkModule, sendgridModule, sesModule] as const;
 
 // A registry holds modules of different config types; their methods take the config as a parameter,
 // so only `any` lets one map hold them (each module checks its own config in parseConfig).

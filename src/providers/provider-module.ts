@@ -73,8 +73,9 @@ export interface WebhookSupport<C extends ProviderDefinitionBase = ProviderDefin
    * its signature with the key. Stores nothing: the compliance server refuses forged, stale and
    * replayed requests, then records the event. `headers` (lower-case names, as Node gives them):
    * for ESPs whose proof is in a header (HTTP basic auth as Postmark, a signature header as SendGrid).
+   * May answer a promise (an ESP whose signature check fetches a certificate: SES through SNS).
    */
-  parse(body: Buffer, signingKey: string, headers: WebhookHeaders): ParsedWebhook;
+  parse(body: Buffer, signingKey: string, headers: WebhookHeaders): ParsedWebhook | Promise<ParsedWebhook>;
 }
 
 /** A webhook request's headers, lower-case names (Node's IncomingHttpHeaders). */

@@ -147,6 +147,29 @@ export function scan(source: string): Scanned {
   return { code, strings, imports };
 }
 
+/**
+ * Whether an identifier names a kind: the kind (dashes left out) is one or more of its words in a
+ * row, words split at camelCase humps, digits, `_` and `$` (SmtpSink, DEV_MAILGUN_KEY, sesModule,
+ * fileDropSink); a kind that is only part of a word is not named (`session`, `closeSync` for ses).
+ */
+export function identifierNames(identifier: string, kind: string): boolean {
+  const words = identifier
+    .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+    .replace(/([A-Z]+)([A-Z][a-z])/g, '$1 $2')
+    .split(/[\s_$]+|(?<=\D)(?=\d)|(?<=\d)(?=\D)/)
+    .filter(Boolean)
+    .map((w) => w.toLowerCase());
+  const target = kind.replace(/-/g, '').toLowerCase();
+  for (let i = 0; i < words.length; i++) {
+    let run = '';
+    for (let j = i; j < words.length && run.length < target.length; j++) {
+      run += words[j];
+      if (run === target) return true;
+    }
+  }
+  return false;
+}
+
 /** What a file does wrong, one line each (empty: nothing). */
 export function kindNames(file: string, source: string, kinds: Array<{ kind: string; title: string }>, protocolNames: string[] = []): string[] {
   const { code, strings, imports } = scan(source);
@@ -159,7 +182,7 @@ export function kindNames(file: string, source: string, kinds: Array<{ kind: str
     if (!protocolNames.includes(kind)) {
       const idRe = new RegExp(`[A-Za-z_$][A-Za-z0-9_$]*`, 'g');
       code.split('\n').forEach((text, n) => {
-        for (const m of text.matchAll(idRe)) if (m[0].toLowerCase().includes(kind.replace(/-/g, '').toLowerCase())) problems.push(`${file}:${n + 1}: the identifier ${m[0]} names the ${kind} kind`);
+        for (const m of text.matchAll(idRe)) if (identifierNames(m[0], kind)) problems.push(`${file}:${n + 1}: the identifier ${m[0]} names the ${kind} kind`);
       });
     }
   }
@@ -194,6 +217,20 @@ describe('provider kinds stay in src/providers/', () => {
     assert.ok(found.some((p) => p.includes("x.ts:4: the string 'mailgun' names a provider kind")), found.join('\n'));
     assert.ok(found.some((p) => p.includes('x.ts:6') && p.includes('names Mailgun')), found.join('\n'));
     assert.ok(!found.some((p) => /x\.ts:[2357]:/.test(p)), `comments, template expressions and regex literals are not kind names:\n${found.join('\n')}`);
+    for (const [id, kind, named] of [
+      ['SmtpSink', 'smtp', true],
+      ['DEV_MAILGUN_KEY', 'mailgun', true],
+      ['mailgunSigningKeys', 'mailgun', true],
+      ['fileDropSink', 'file-drop', true],
+      ['FILEDROP_DIR', 'file-drop', true],
+      ['SesServer', 'ses', true],
+      ['amazonSES', 'ses', true],
+      ['session', 'ses', false],
+      ['RUNNING_CAMPAIGN_STATUSES', 'ses', false],
+      ['closeSync', 'ses', false],
+    ] as const) {
+      assert.equal(identifierNames(id, kind), named, `${id} names ${kind}: ${named}`);
+    }
     const clean = "const hooks = providerWebhooks(config);\nconst s = `${a.kind === 'slack' ? 'Slack' : 'JSON'}`;\n";
     assert.deepEqual(kindNames('y.ts', clean, kinds), []);
   });
