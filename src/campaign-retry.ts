@@ -1,7 +1,8 @@
 /**
  * `mailover campaign retry`: a follow-up campaign holding only the rows of a finished campaign
  * that are worth another try (deferred, soft-rejected, held), linked to it. Never a recipient that
- * was accepted, is suppressed since, hard-bounced, or that its ESP reported delivered.
+ * was accepted, is suppressed since, hard-bounced, that its ESP reported delivered, or that an
+ * earlier retry of the same campaign took (a retry of that retry takes it again, if need be).
  *
  * The follow-up goes through the normal launch path (checks, store, import, start): its audience
  * is written from the ledger to a private temporary JSONL file, imported, and deleted. Addresses
@@ -35,7 +36,7 @@ export interface RetryResult extends LaunchResult {
   retryOf: string;
   /** Rows taken, by kind. */
   taken: Record<RetryKind, number>;
-  /** Rows of those kinds left out (suppressed since, hard-bounced, or reported delivered by their ESP). */
+  /** Rows of those kinds left out (suppressed since, hard-bounced, reported delivered by their ESP, or taken by an earlier retry). */
   leftOut: number;
 }
 
@@ -79,7 +80,7 @@ export async function retryCampaign(opts: RetryOptions): Promise<RetryResult> {
     const leftOut = Object.values(present).reduce((a, b) => a + b, 0) - total;
     if (total === 0) {
       throw new RetryRefusedError(
-        `campaign '${campaignId}': nothing to retry (${kinds.join(', ')}: ${leftOut} row(s), all suppressed since, hard-bounced or reported delivered); no campaign created`,
+        `campaign '${campaignId}': nothing to retry (${kinds.join(', ')}: ${leftOut} row(s), all suppressed since, hard-bounced, reported delivered or taken by an earlier retry); no campaign created`,
       );
     }
     const launched = await launchCampaign({

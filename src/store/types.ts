@@ -409,7 +409,8 @@ export interface LedgerViewStore {
   /**
    * One page of the rows a retry of `campaignId` would take, by seq: rows of the given kinds, never
    * one whose address is suppressed (everywhere, or for the campaign's list), whose address hard-bounced
-   * (a `failed-permanent` event anywhere), or that its ESP reported delivered, complained or unsubscribed.
+   * (a `failed-permanent` event anywhere), that its ESP reported delivered, complained or unsubscribed,
+   * or whose address an earlier retry of the campaign took (retry that one instead).
    */
   pageRetryRows(campaignId: string, kinds: readonly RetryKind[], afterSeq: number, limit: number): Promise<RetryRow[]>;
   /** How many rows of these kinds the campaign has, before any exclusion. */

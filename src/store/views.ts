@@ -124,6 +124,18 @@ export class LedgerViews implements LedgerViewStore {
           ),
         ),
       )
+      // Rows an earlier retry of this campaign took are that retry's (retry it instead).
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('recipients as t')
+              .innerJoin('campaigns as c', 'c.id', 't.campaign_id')
+              .select('t.seq')
+              .where('c.retry_of', '=', campaignId)
+              .whereRef('t.email', '=', 'r.email'),
+          ),
+        ),
+      )
       .orderBy('r.seq')
       .limit(Math.max(1, limit))
       .execute();
