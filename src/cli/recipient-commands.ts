@@ -25,9 +25,33 @@ import { campaignState } from './campaign-commands';
 import { helpText, type Command, type Values } from './command';
 import { UsageError } from './usage';
 
-/** Write to stdout, waiting when the pipe is full (a million rows never pile up in memory). */
-async function write(chunk: string): Promise<void> {
-  if (!process.stdout.write(chunk)) await once(process.stdout, 'drain');
+/**
+ * Stdout for a stream of rows: each write waits when the pipe is full (a million rows never pile up
+ * in memory), and once the reader has gone (`| head`) the rest is not written: the command ends quietly.
+ */
+class RowOutput {
+  #closed = false;
+
+  constructor() {
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+      this.#closed = true;
+    });
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  async write(chunk: string): Promise<void> {
+    if (this.#closed || process.stdout.write(chunk)) return;
+    try {
+      await once(process.stdout, 'drain');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EPIPE') throw err;
+      this.#closed = true;
+    }
+  }
 }
 
 function positiveInt(values: Values, name: string, cmd: Command, min = 1): number | undefined {
@@ -91,21 +115,15 @@ const recipients: Command = {
       filter,
     );
     let n = 0;
-    if (values.csv) {
-      await write(`${outcomeCsvHeader()}\n`);
+    if (values.csv || values.json) {
+      const out = new RowOutput();
+      await out.write(values.csv ? `${outcomeCsvHeader()}\n` : '[');
       for await (const o of rows) {
-        if (n++ >= limit) break;
-        await write(`${outcomeCsvLine(o)}\n`);
+        if (n >= limit || out.closed) break;
+        await out.write(values.csv ? `${outcomeCsvLine(o)}\n` : `${n ? ',' : ''}\n${JSON.stringify(outcomeJson(o))}`);
+        n++;
       }
-      return;
-    }
-    if (values.json) {
-      await write('[');
-      for await (const o of rows) {
-        if (n >= limit) break;
-        await write(`${n++ ? ',' : ''}\n${JSON.stringify(outcomeJson(o))}`);
-      }
-      await write(n ? '\n]\n' : ']\n');
+      if (values.json) await out.write(n ? '\n]\n' : ']\n');
       return;
     }
     const shown: string[][] = [];

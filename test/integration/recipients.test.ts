@@ -401,4 +401,17 @@ describe('recipients: --csv on a 100,000-row campaign', function () {
     assert.equal(outOfOrder, 0);
     console.log(`      (100,000 rows as CSV: peak RSS ${Math.round(peakRssKb / 1024)} MB with a 48 MB heap limit)`);
   });
+
+  it('recipients: campaign recipients --csv piped into a reader that stops early (| head) ends quietly with exit 0', async () => {
+    const child = spawn(process.execPath, [CLI, 'campaign', 'recipients', id, '--csv'], {
+      env: { ...process.env, DATABASE_URL: '', MAILOVER_DB: join(dir, 'mailover.db') },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    child.stdout.once('data', () => child.stdout.destroy());
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    assert.equal(stderr, '');
+    assert.equal(code, 0);
+  });
 });
