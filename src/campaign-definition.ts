@@ -18,7 +18,7 @@ export const MAX_BATCH_SIZE = 1000;
 export const MAX_SUBJECT = 998;
 /** Longest text or html template (characters). */
 export const MAX_BODY = 1_000_000;
-const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+export const CAMPAIGN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 /** Longest postal address (characters). */
 export const MAX_POSTAL_ADDRESS = 500;
 
@@ -34,7 +34,7 @@ export function parseCampaignDefinition(raw: unknown, knownProviders?: string[],
   if (!isObject(raw)) throw new InvalidCampaignError(`${origin}: expected a mapping with id, from, template, providers`);
 
   const id = raw.id;
-  if (typeof id !== 'string' || !ID.test(id)) problems.push(`id: expected 1-128 letters, digits, '.', '_' or '-' (starting with a letter or digit), got ${show(id)}`);
+  if (typeof id !== 'string' || !CAMPAIGN_ID.test(id)) problems.push(`id: expected 1-128 letters, digits, '.', '_' or '-' (starting with a letter or digit), got ${show(id)}`);
 
   const name = raw.name;
   if (name !== undefined && typeof name !== 'string') problems.push(`name: expected text, got ${show(name)}`);
@@ -87,7 +87,7 @@ export function parseCampaignDefinition(raw: unknown, knownProviders?: string[],
     problems.push(`postalAddress: expected the sender's postal address (1-${MAX_POSTAL_ADDRESS} characters), got ${show(postal)}`);
   }
   const list = raw.list;
-  if (list !== undefined && (typeof list !== 'string' || !ID.test(list))) problems.push(`list: expected a list name (letters, digits, '.', '_', '-'), got ${show(list)}`);
+  if (list !== undefined && (typeof list !== 'string' || !CAMPAIGN_ID.test(list))) problems.push(`list: expected a list name (letters, digits, '.', '_', '-'), got ${show(list)}`);
   if (transactional === false && isObject(t)) problems.push(...marketingProblems(t, typeof postal === 'string' ? postal : undefined));
 
   const batchSize = raw.batchSize ?? DEFAULT_BATCH_SIZE;

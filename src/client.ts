@@ -33,6 +33,8 @@ export interface StartCampaignOptions {
   total?: number;
   taskQueue?: string;
   options?: CampaignOptions;
+  /** The campaign this one retries (named in its Web UI summary). */
+  retryOf?: string;
 }
 
 export async function startCampaign(client: Client, opts: StartCampaignOptions): Promise<WorkflowHandleWithFirstExecutionRunId<typeof campaignWorkflow>> {
@@ -49,7 +51,7 @@ export async function startCampaign(client: Client, opts: StartCampaignOptions):
         { key: ActiveProviderKey, value: opts.providers[0] },
         { key: AcceptedCountKey, value: 0 },
       ],
-      staticSummary: `Campaign ${opts.campaignId}${opts.total !== undefined ? `: ${opts.total} recipients` : ''} via ${opts.providers.join(' → ')}, batches of ${opts.batchSize}`,
+      staticSummary: `Campaign ${opts.campaignId}${opts.retryOf ? ` (retry of ${opts.retryOf})` : ''}${opts.total !== undefined ? `: ${opts.total} recipients` : ''} via ${opts.providers.join(' → ')}, batches of ${opts.batchSize}`,
       staticDetails: `Providers in priority order: ${opts.providers.join(', ')}. Pause/resume/cancel with signals; query "progress" for counts.`,
     });
   } catch (err) {

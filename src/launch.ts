@@ -109,6 +109,7 @@ export async function launchCampaign(opts: LaunchOptions): Promise<LaunchResult>
     total: report.inserted,
     taskQueue: opts.taskQueue,
     options: opts.options,
+    retryOf: def.retryOf,
   });
   return { ...report, workflowId: handle.workflowId, runId: handle.firstExecutionRunId };
 }

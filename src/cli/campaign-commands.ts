@@ -9,6 +9,7 @@ import { clip } from '../quote-value';
 import type { CampaignProgress, CampaignResult } from '../../workflows/campaign-api';
 import { ActiveProviderKey, AcceptedCountKey, CampaignStatusKey } from '../../workflows/search-attributes';
 import { DRILL_WORKFLOW_PREFIX } from '../../workflows/drill-api';
+import { retryLinks } from '../ledger-views';
 import { openStoreReadOnly } from '../store/read-only-store';
 import { workerStartup } from '../worker-main';
 import { helpText, requireOption, type Command } from './command';
@@ -177,9 +178,12 @@ const status: Command = {
   options: { json: { type: 'boolean' } },
   async run(ctx, values, [id]) {
     const p = await campaignState(await ctx.temporal(), id);
-    if (values.json) console.log(JSON.stringify(p, null, 2));
+    const links = await retryLinks(id);
+    if (values.json) console.log(JSON.stringify({ ...p, ...links }, null, 2));
     else {
       console.log(statusTable(p));
+      if (links?.retryOf) console.log(`retry of campaign ${links.retryOf}`);
+      if (links?.retries.length) console.log(`retried as ${links.retries.join(', ')}`);
       if (p.switches.length) console.log(switchesTable(p));
     }
   },

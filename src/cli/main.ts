@@ -14,6 +14,7 @@ import { codecServer } from './codec-commands';
 import { helpText, parseCommand, type Command } from './command';
 import { CliContext, configPath } from './context';
 import { providerCommands } from './provider-commands';
+import { recipientCommands } from './recipient-commands';
 import { drillCommands } from './drill-commands';
 import { suppressCommands } from './suppress-commands';
 import { webhooksCommand } from './webhooks-command';
@@ -94,7 +95,7 @@ const worker: Command = {
   },
 };
 
-const COMMANDS: Command[] = [dev, worker, webhooksCommand, ...campaignCommands, ...providerCommands, ...suppressCommands, ...drillCommands, codecServer];
+const COMMANDS: Command[] = [dev, worker, webhooksCommand, ...campaignCommands, ...recipientCommands, ...providerCommands, ...suppressCommands, ...drillCommands, codecServer];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

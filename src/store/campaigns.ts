@@ -19,6 +19,7 @@ export class Campaigns implements CampaignStore {
         providers_json: JSON.stringify(c.providers),
         batch_size: c.batchSize,
         compliance_json: complianceJson(c),
+        retry_of: c.retryOf ?? null,
         created_at: now(),
       })
       .onConflict((oc) => oc.column('id').doNothing())
@@ -40,6 +41,7 @@ export class Campaigns implements CampaignStore {
       createdAt: new Date(r.created_at),
     };
     if (r.name !== null) rec.name = r.name;
+    if (r.retry_of) rec.retryOf = r.retry_of;
     if (r.compliance_json) {
       const c = JSON.parse(r.compliance_json) as Pick<CampaignRecord, 'transactional' | 'postalAddress' | 'list'>;
       if (c.transactional) rec.transactional = true;

@@ -8,7 +8,8 @@
  * - ledger.ts (+ ledger-claim.ts): claims, sweeps, dispatch marks, settles, deferrals, holds, tallies;
  * - suppressions.ts: the suppression list and per-list suppressions;
  * - events.ts: provider events and webhook tokens;
- * - rates.ts: rate grants.
+ * - rates.ts: rate grants;
+ * - views.ts: operators' read views (recipient outcomes, an address's history, retry rows, report figures).
  */
 import type { Database as SqliteDatabase } from 'better-sqlite3';
 import type { Kysely } from 'kysely';
@@ -22,6 +23,7 @@ import type { Database } from './schema';
 import { migrate } from './schema';
 import { Suppressions } from './suppressions';
 import type { Store } from './types';
+import { LedgerViews } from './views';
 
 export { toRanges } from './ledger';
 
@@ -47,6 +49,7 @@ export class KyselyStore implements Store {
   readonly #suppressions: Suppressions;
   readonly #events: Events;
   readonly #rates: RateGrants;
+  readonly #views: LedgerViews;
 
   constructor(opts: KyselyStoreOptions) {
     this.#conn = new StoreConnection({ db: opts.db, dialect: opts.dialect, sqlite: opts.sqlite, faults: opts.faults });
@@ -59,6 +62,7 @@ export class KyselyStore implements Store {
     this.#suppressions = new Suppressions(this.#conn);
     this.#events = new Events(this.#conn);
     this.#rates = new RateGrants(this.#conn);
+    this.#views = new LedgerViews(this.#conn);
   }
 
   migrate(): Promise<void> {
@@ -199,5 +203,32 @@ export class KyselyStore implements Store {
 
   reserveSends(...a: Parameters<Store['reserveSends']>) {
     return this.#rates.reserveSends(...a);
+  }
+
+  // ---------------------------------------------------------------- operators' read views
+
+  pageOutcomes(...a: Parameters<Store['pageOutcomes']>) {
+    return this.#views.pageOutcomes(...a);
+  }
+  addressHistory(...a: Parameters<Store['addressHistory']>) {
+    return this.#views.addressHistory(...a);
+  }
+  pageRetryRows(...a: Parameters<Store['pageRetryRows']>) {
+    return this.#views.pageRetryRows(...a);
+  }
+  countRetryKinds(...a: Parameters<Store['countRetryKinds']>) {
+    return this.#views.countRetryKinds(...a);
+  }
+  sendsPerMinute(...a: Parameters<Store['sendsPerMinute']>) {
+    return this.#views.sendsPerMinute(...a);
+  }
+  stateCounts(...a: Parameters<Store['stateCounts']>) {
+    return this.#views.stateCounts(...a);
+  }
+  eventCounts(...a: Parameters<Store['eventCounts']>) {
+    return this.#views.eventCounts(...a);
+  }
+  retriesOf(...a: Parameters<Store['retriesOf']>) {
+    return this.#views.retriesOf(...a);
   }
 }

@@ -12,11 +12,11 @@ import { Pool } from 'pg';
 import { KyselyStore } from './kysely-store';
 import { redactUrl, storeTarget, type OpenStoreOptions } from './open-store';
 import type { Database } from './schema';
-import type { CampaignStore } from './types';
+import type { Store } from './types';
 
 export type StoreReader =
   /** Opened read-only: close it after use. */
-  | { state: 'open'; location: string; campaigns: Pick<CampaignStore, 'getCampaign'>; close(): Promise<void> }
+  | { state: 'open'; location: string; campaigns: Pick<Store, 'getCampaign' | 'retriesOf'>; close(): Promise<void> }
   /** No store yet: it holds no campaigns. */
   | { state: 'empty'; location: string }
   /** Left unread, because reading it would write. */

@@ -19,6 +19,8 @@ export interface CampaignsTable {
   batch_size: number;
   /** JSON: transactional, postalAddress, list (added later: null on older rows). */
   compliance_json: string | null;
+  /** The campaign this one retries (added later: null on older rows). */
+  retry_of: string | null;
   created_at: string;
 }
 
@@ -136,6 +138,7 @@ async function createAll(db: Kysely<Database>, dialect: Dialect): Promise<void> 
     .addColumn('compliance_json', 'text')
     .execute();
   await addColumnIfMissing(db, dialect, 'campaigns', 'compliance_json', 'text');
+  await addColumnIfMissing(db, dialect, 'campaigns', 'retry_of', 'text');
 
   await db.schema
     .createTable('recipients')
@@ -175,6 +178,9 @@ async function createAll(db: Kysely<Database>, dialect: Dialect): Promise<void> 
     .on('recipients')
     .columns(['campaign_id', 'state'])
     .execute();
+
+  // `mailover recipient <address>`: every campaign row of one address.
+  await db.schema.createIndex('recipients_email_idx').ifNotExists().on('recipients').column('email').execute();
 
   // Partial: holds only rows in flight (few at any time), so counting them never scans the ledger.
   await db.schema

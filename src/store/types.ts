@@ -33,6 +33,8 @@ export interface CampaignRecord {
   postalAddress?: string;
   /** Mailing list the campaign belongs to (unsubscribe scope `list`); default: the campaign id. */
   list?: string;
+  /** The campaign this one retries (`mailover campaign retry`): its rows came from that campaign's ledger. */
+  retryOf?: string;
   createdAt: Date;
 }
 
@@ -331,6 +333,97 @@ export interface EventStore {
   forgetWebhookToken(provider: string, token: string): Promise<void>;
 }
 
+/** A ledger row as an operator reads it: its outcome and the last thing its ESP reported about it. */
+export interface RecipientOutcome {
+  seq: number;
+  email: string;
+  state: RecipientState;
+  provider: string | null;
+  providerMessageId: string | null;
+  /** The last answer or reason recorded on the row (a rejection, a deferral, a hold). */
+  answer: string | null;
+  attempts: number;
+  /** When the row last changed. */
+  updatedAt: Date;
+  /** The last event its ESP reported for it (delivered, bounced, complained, unsubscribed...), by occurrence. */
+  lastEvent: { type: DeliveryEventType; provider: string; occurredAt: Date; reason: string } | null;
+}
+
+export interface OutcomePage {
+  /** Only rows in these states (all when absent or empty). */
+  states?: RecipientState[];
+  /** Only rows sent (or tried) through this provider. */
+  provider?: string;
+  /** Rows after this seq (keyset paging: pass the last seq of the previous page). */
+  afterSeq?: number;
+  limit: number;
+}
+
+/** The kinds of rows a retry campaign takes from the first one. */
+export type RetryKind = 'deferred' | 'rejected-soft' | 'held';
+export const RETRY_KINDS: readonly RetryKind[] = ['deferred', 'rejected-soft', 'held'];
+
+/** One row a retry takes (the audience of the follow-up campaign). */
+export interface RetryRow {
+  seq: number;
+  kind: RetryKind;
+  email: string;
+  fields: Record<string, string>;
+}
+
+/** Everything the store knows about one address. */
+export interface AddressHistory {
+  email: string;
+  /** Its row in every campaign that had it, oldest campaign row first. */
+  rows: Array<RecipientOutcome & { campaignId: string; createdAt: Date }>;
+  /** Every event its ESPs reported about it, by occurrence. */
+  events: DeliveryEvent[];
+  suppression: SuppressionRow | null;
+  listSuppressions: ListSuppressionRow[];
+}
+
+/** Ledger rows accepted per minute per provider (minute: `YYYY-MM-DDTHH:MM`, UTC). */
+export interface SendsPerMinute {
+  minute: string;
+  provider: string;
+  sent: number;
+}
+
+export interface StateCount {
+  state: RecipientState;
+  provider: string | null;
+  rows: number;
+}
+
+export interface EventCount {
+  provider: string;
+  type: DeliveryEventType;
+  rows: number;
+}
+
+/** Read views over the ledger and events for operators: keyset-paged, so memory stays flat with campaign size. */
+export interface LedgerViewStore {
+  /** One page of a campaign's rows (by seq) with their last ESP event. */
+  pageOutcomes(campaignId: string, page: OutcomePage): Promise<RecipientOutcome[]>;
+  addressHistory(email: string): Promise<AddressHistory>;
+  /**
+   * One page of the rows a retry of `campaignId` would take, by seq: rows of the given kinds, never
+   * one whose address is suppressed (everywhere, or for the campaign's list), whose address hard-bounced
+   * (a `failed-permanent` event anywhere), that its ESP reported delivered, complained or unsubscribed,
+   * or whose address an earlier retry of the campaign took (retry that one instead).
+   */
+  pageRetryRows(campaignId: string, kinds: readonly RetryKind[], afterSeq: number, limit: number): Promise<RetryRow[]>;
+  /** How many rows of these kinds the campaign has, before any exclusion. */
+  countRetryKinds(campaignId: string, kinds: readonly RetryKind[]): Promise<Record<RetryKind, number>>;
+  sendsPerMinute(campaignId: string): Promise<SendsPerMinute[]>;
+  /** How many of the campaign's rows are in each state, by provider. */
+  stateCounts(campaignId: string): Promise<StateCount[]>;
+  /** How many of the campaign's rows have at least one event of each type, by the provider that reported it. */
+  eventCounts(campaignId: string): Promise<EventCount[]>;
+  /** Campaigns created as retries of this one. */
+  retriesOf(campaignId: string): Promise<string[]>;
+}
+
 /** Providers' sending limits, shared by every worker and campaign on the store. */
 export interface RateStore {
   /**
@@ -341,7 +434,7 @@ export interface RateStore {
 }
 
 /** The whole data plane, as activities, the CLI and compliance code use it. */
-export interface Store extends CampaignStore, AudienceStore, LedgerStore, SuppressionStore, EventStore, RateStore {
+export interface Store extends CampaignStore, AudienceStore, LedgerStore, SuppressionStore, EventStore, RateStore, LedgerViewStore {
   readonly dialect: 'sqlite' | 'postgres';
   /** Create tables if missing. Idempotent. */
   migrate(): Promise<void>;
