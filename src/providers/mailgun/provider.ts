@@ -19,6 +19,7 @@
  *   dispatched less than `timeoutMs + lookupSettleMs` ago may still be in an open call (or not in
  *   the events API yet): `inDoubtWindowMs` tells the engine to wait that long before looking it up.
  */
+import { combineFailures } from '../batch-failure';
 import { randomBytes } from 'crypto';
 import Mailgun from 'mailgun.js';
 import { InvalidMessageError, ProviderUnavailableError, RecipientPermanentError, TransientProviderError, type ClassifiedError } from '../../errors';
@@ -141,20 +142,20 @@ export class MailgunProvider implements Provider {
     const calls: OutgoingMessage[][] = [];
     for (let i = 0; i < messages.length; i += this.callSize) calls.push(messages.slice(i, i + this.callSize));
     let next = 0;
-    let failure: { error: unknown } | null = null;
+    const failures: unknown[] = [];
     const worker = async (): Promise<void> => {
-      while (failure === null && next < calls.length) {
+      while (failures.length === 0 && next < calls.length) {
         const call = calls[next++];
         try {
           const mine = dispatching ? await dispatching(call) : call;
           if (mine.length) await this.sendCall(mine, report, signal);
         } catch (err) {
-          failure ??= { error: err };
+          failures.push(err);
         }
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.concurrency, calls.length) }, worker));
-    if (failure) throw (failure as { error: unknown }).error;
+    if (failures.length) throw combineFailures(failures);
   }
 
   /** One API call; 413 splits it in halves. Reports every recipient of a call that was accepted. */

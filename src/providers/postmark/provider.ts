@@ -17,6 +17,7 @@
  *   never resent blindly); connection refused → provider unavailable (nothing was sent).
  *   413 (payload too large) and ErrorCode 410 (too many batch messages) split the call in halves.
  */
+import { combineFailures } from '../batch-failure';
 import { createHash } from 'crypto';
 import { ServerClient } from 'postmark';
 import { InvalidMessageError, ProviderUnavailableError, RecipientPermanentError, TransientProviderError, type ClassifiedError } from '../../errors';
@@ -219,20 +220,20 @@ export class PostmarkProvider implements Provider {
     const calls: OutgoingMessage[][] = [];
     for (let i = 0; i < messages.length; i += this.callSize) calls.push(messages.slice(i, i + this.callSize));
     let next = 0;
-    let failure: { error: unknown } | null = null;
+    const failures: unknown[] = [];
     const worker = async (): Promise<void> => {
-      while (failure === null && next < calls.length) {
+      while (failures.length === 0 && next < calls.length) {
         const call = calls[next++];
         try {
           const mine = dispatching ? await dispatching(call) : call;
           if (mine.length) await this.sendCall(mine, report, signal);
         } catch (err) {
-          failure ??= { error: err };
+          failures.push(err);
         }
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.concurrency, calls.length) }, worker));
-    if (failure) throw (failure as { error: unknown }).error;
+    if (failures.length) throw combineFailures(failures);
   }
 
   /** The message as /email/batch takes it. */

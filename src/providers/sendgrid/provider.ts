@@ -17,6 +17,7 @@
  *   page (1,000 messages) is asked recipient by recipient. Without it the provider has no
  *   look-up and the provider file's `inFlight` policy applies.
  */
+import { combineFailures } from '../batch-failure';
 import { InvalidMessageError, ProviderUnavailableError, RecipientPermanentError, TransientProviderError, type ClassifiedError } from '../../errors';
 import type { InFlightMessage, LookupResult, OutgoingMessage, Provider, SendResult } from '../provider';
 import { sendGridBaseUrl, sendGridRequest, type SendGridApiConfig } from './api';
@@ -138,24 +139,6 @@ export function activityQuery(campaignId: string, from: Date, to: Date, recipien
     `last_event_time BETWEEN TIMESTAMP ${q(from.toISOString().replace(/\.\d{3}Z$/, 'Z'))} AND TIMESTAMP ${q(to.toISOString().replace(/\.\d{3}Z$/, 'Z'))}`,
   );
   return parts.join(' AND ');
-}
-
-/**
- * The one error a batch throws when calls in parallel failed: the first, but carrying every
- * call's recipients in doubt (the engine releases unreported rows that no error names as in
- * doubt, and would send them again). A provider-level refusal beside a call in doubt becomes a
- * transient error naming both: the next attempt looks those recipients up first.
- */
-export function combineFailures(failures: unknown[]): unknown {
-  const first = failures[0];
-  const inDoubt = [...new Set(failures.flatMap((f) => (f instanceof TransientProviderError ? f.inDoubt : [])))];
-  if (first instanceof TransientProviderError && inDoubt.length > first.inDoubt.length) {
-    return new TransientProviderError(`${first.message}; ${inDoubt.length} recipient(s) in doubt in all`, first.retryAfterMs, inDoubt);
-  }
-  if (first instanceof ProviderUnavailableError && inDoubt.length) {
-    return new TransientProviderError(`${first.message}; ${inDoubt.length} recipient(s) of a call in parallel in doubt`, undefined, inDoubt);
-  }
-  return first;
 }
 
 export class SendGridProvider implements Provider {

@@ -23,6 +23,7 @@
  * Error messages name the provider, the phase, what the reply means and the server's text with
  * addresses scrubbed; they never contain the password.
  */
+import { combineFailures } from '../batch-failure';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import {
   ProviderUnavailableError,
@@ -149,27 +150,27 @@ export class SmtpProvider implements Provider {
     if (messages.length === 0) return;
     const pool = this.sessions();
     let next = 0;
-    /** First failure: a provider-level ClassifiedError, or whatever `report` or `dispatching` threw. */
-    let failure: { error: unknown } | null = null;
+    /** Failures in order: a provider-level ClassifiedError, or whatever `report` or `dispatching` threw. */
+    const failures: unknown[] = [];
 
     const worker = async (): Promise<void> => {
       // The previous message's report is written by the time the next message is handed over.
       let reporting: Promise<void> = Promise.resolve();
       try {
-        while (failure === null && next < messages.length) {
+        while (failures.length === 0 && next < messages.length) {
           const message = messages[next++]!;
           const previous = reporting;
           let result: SendResult | 'withdrawn';
           try {
             result = await this.sendOne(pool, message, signal, async () => {
-              if (failure !== null) return false;
+              if (failures.length) return false;
               // The previous report and this dispatch mark are asked for together, so the ledger writes
               // them in one transaction (one commit, one fsync, per message and connection).
               const [, mine] = await Promise.all([previous, dispatching ? dispatching([message]) : Promise.resolve([message])]);
               return mine.length > 0;
             });
           } catch (err) {
-            failure ??= { error: err };
+            failures.push(err);
             return;
           }
           if (result !== 'withdrawn') {
@@ -183,7 +184,7 @@ export class SmtpProvider implements Provider {
         try {
           await reporting;
         } catch (err) {
-          failure ??= { error: err };
+          failures.push(err);
         }
       }
     };
@@ -191,8 +192,8 @@ export class SmtpProvider implements Provider {
     const workers: Promise<void>[] = [];
     for (let i = 0; i < Math.min(this.maxConnections, messages.length); i++) workers.push(worker());
     await Promise.all(workers);
-    if (failure !== null) {
-      const error = (failure as { error: unknown }).error;
+    if (failures.length) {
+      const error = combineFailures(failures);
       if (error instanceof TransientProviderError || error instanceof ProviderUnavailableError) pool.drain();
       throw error;
     }
