@@ -18,7 +18,10 @@ export interface LoadedCampaign {
 
 export class CampaignCache {
   private readonly entries = new Map<string, LoadedCampaign>();
-  constructor(private readonly store: Store, private readonly capacity = 100) {}
+  constructor(
+    private readonly store: Store,
+    private readonly capacity = 100,
+  ) {}
 
   async get(campaignId: string): Promise<LoadedCampaign> {
     const hit = this.entries.get(campaignId);

@@ -47,7 +47,10 @@ export function drillAudience(settings: DrillSettings, drillId: string): Audienc
     const email = drillAddress(settings.seeds[i % settings.seeds.length], drillId, i + 1);
     const ok = normaliseAddress(email);
     if (!ok.ok) {
-      throw ApplicationFailure.nonRetryable(`drill ${drillId}: the plus-addressed form of drills.seeds[${i % settings.seeds.length}] is not a valid address (${ok.reason}); use a shorter seed address`, DRILL_NOT_CONFIGURED);
+      throw ApplicationFailure.nonRetryable(
+        `drill ${drillId}: the plus-addressed form of drills.seeds[${i % settings.seeds.length}] is not a valid address (${ok.reason}); use a shorter seed address`,
+        DRILL_NOT_CONFIGURED,
+      );
     }
     return { email: ok.email, fields: { drill: drillId, n: String(i + 1) } };
   });
@@ -55,7 +58,7 @@ export function drillAudience(settings: DrillSettings, drillId: string): Audienc
 
 export const DRILL_TEMPLATE = {
   subject: 'mailover failover drill {{drill}} #{{n}}',
-  text: 'This is a mailover failover drill (synthetic campaign for drill {{drill}}, message {{n}}). It only ever goes to the team\'s seed addresses. No action is needed.',
+  text: "This is a mailover failover drill (synthetic campaign for drill {{drill}}, message {{n}}). It only ever goes to the team's seed addresses. No action is needed.",
 };
 
 export function drillActivities(deps: ActivityDeps) {
@@ -69,7 +72,12 @@ export function drillActivities(deps: ActivityDeps) {
     /** One message per seed through one provider. */
     async probeDrillSeeds(input: ProbeDrillSeedsInput): Promise<ProbeResult> {
       const s = settingsOf(deps);
-      return probeProvider(deps, { provider: input.provider, to: s.seeds, from: s.from, subject: `mailover failover drill ${input.drillId}: probe via ${input.provider}` });
+      return probeProvider(deps, {
+        provider: input.provider,
+        to: s.seeds,
+        from: s.from,
+        subject: `mailover failover drill ${input.drillId}: probe via ${input.provider}`,
+      });
     },
 
     /** Stores the synthetic campaign and its plus-addressed audience (idempotent: a retry finds it stored). */
@@ -77,9 +85,19 @@ export function drillActivities(deps: ActivityDeps) {
       const s = settingsOf(deps);
       const existing = await deps.store.getCampaign(input.campaignId);
       if (!existing) {
-        await deps.store.createCampaign({ id: input.campaignId, name: `failover drill ${input.drillId}`, from: s.from, template: DRILL_TEMPLATE, providers: input.providers, batchSize: s.batchSize });
+        await deps.store.createCampaign({
+          id: input.campaignId,
+          name: `failover drill ${input.drillId}`,
+          from: s.from,
+          template: DRILL_TEMPLATE,
+          providers: input.providers,
+          batchSize: s.batchSize,
+        });
       } else if (!existing.name?.startsWith('failover drill')) {
-        throw ApplicationFailure.nonRetryable(`campaign '${input.campaignId}' already exists and is not a drill campaign; pick another drill id`, DRILL_NOT_CONFIGURED);
+        throw ApplicationFailure.nonRetryable(
+          `campaign '${input.campaignId}' already exists and is not a drill campaign; pick another drill id`,
+          DRILL_NOT_CONFIGURED,
+        );
       }
       // importAudience skips addresses already there, so a retry after a crash adds nothing twice.
       await deps.store.importAudience(input.campaignId, drillAudience(s, input.drillId));
@@ -111,7 +129,15 @@ export function drillActivities(deps: ActivityDeps) {
     /** Reads the synthetic campaign's ledger: every row accepted once, on the right side of the switch. */
     async verifyDrillLedger(input: VerifyDrillInput): Promise<DrillLedgerCheck> {
       const rows = await deps.store.listRecipients(input.campaignId);
-      const check: DrillLedgerCheck = { rows: rows.length, accepted: 0, inPlace: 0, misplacedSeqs: [], inFlightRecovered: 0, distinctMessageIds: 0, acceptedByProvider: {} };
+      const check: DrillLedgerCheck = {
+        rows: rows.length,
+        accepted: 0,
+        inPlace: 0,
+        misplacedSeqs: [],
+        inFlightRecovered: 0,
+        distinctMessageIds: 0,
+        acceptedByProvider: {},
+      };
       const ids = new Set<string>();
       for (const r of rows) {
         check.inFlightRecovered += r.inFlightRecoveries > 0 ? 1 : 0;
@@ -129,4 +155,3 @@ export function drillActivities(deps: ActivityDeps) {
     },
   };
 }
-

@@ -13,7 +13,12 @@ export function toApplicationFailure(err: unknown): unknown {
   if (err instanceof ApplicationFailure) return err;
   if (err instanceof ProviderUnavailableError) return ApplicationFailure.nonRetryable(scrubAddresses(err.message), ERROR_TYPES.providerUnavailable);
   if (err instanceof InvalidCampaignError) {
-    return ApplicationFailure.create({ message: scrubAddresses(err.message), type: ERROR_TYPES.invalidCampaign, nonRetryable: true, details: [err.problems.map(scrubAddresses)] });
+    return ApplicationFailure.create({
+      message: scrubAddresses(err.message),
+      type: ERROR_TYPES.invalidCampaign,
+      nonRetryable: true,
+      details: [err.problems.map(scrubAddresses)],
+    });
   }
   if (err instanceof InvalidMessageError) return ApplicationFailure.nonRetryable(scrubAddresses(err.message), ERROR_TYPES.invalidMessage);
   if (err instanceof TransientProviderError) {

@@ -41,7 +41,13 @@ export interface ReconcileResult {
 
 type Render = (row: RecipientRow) => OutgoingMessage | undefined;
 
-export async function reconcileInFlight(deps: ActivityDeps, campaignId: string, rows: RecipientRow[], clock: AttemptClock, render: Render): Promise<ReconcileResult> {
+export async function reconcileInFlight(
+  deps: ActivityDeps,
+  campaignId: string,
+  rows: RecipientRow[],
+  clock: AttemptClock,
+  render: Render,
+): Promise<ReconcileResult> {
   const result: ReconcileResult = { resend: [], settled: 0, held: 0, remaining: 0 };
   const byProvider = new Map<string, RecipientRow[]>();
   for (const row of rows) {
@@ -64,7 +70,12 @@ export async function reconcileInFlight(deps: ActivityDeps, campaignId: string, 
       await clock.sleep(waitMs);
     }
     // The attempt that sent them may have settled some while we waited.
-    const still = (await deps.store.getRecipients(campaignId, group.map((r) => r.seq))).filter((r) => r.state === 'sending');
+    const still = (
+      await deps.store.getRecipients(
+        campaignId,
+        group.map((r) => r.seq),
+      )
+    ).filter((r) => r.state === 'sending');
     if (!still.length) continue;
     if (provider?.lookup) await lookUp(deps, campaignId, provider, still, clock, render, result);
     else if (deps.inFlightPolicy === 'resend') result.resend.push(...still);
@@ -80,7 +91,15 @@ export async function reconcileInFlight(deps: ActivityDeps, campaignId: string, 
   return result;
 }
 
-async function lookUp(deps: ActivityDeps, campaignId: string, provider: Provider, rows: RecipientRow[], clock: AttemptClock, render: Render, result: ReconcileResult): Promise<void> {
+async function lookUp(
+  deps: ActivityDeps,
+  campaignId: string,
+  provider: Provider,
+  rows: RecipientRow[],
+  clock: AttemptClock,
+  render: Render,
+  result: ReconcileResult,
+): Promise<void> {
   let pending = rows;
   for (let round = 1; pending.length; round++) {
     const unknown: Array<{ row: RecipientRow; retryAfterMs: number }> = [];
@@ -125,7 +144,11 @@ async function lookUp(deps: ActivityDeps, campaignId: string, provider: Provider
     }
     if (!unknown.length) return;
     if (round >= UNKNOWN_ROUNDS) {
-      await deps.store.holdRows(campaignId, unknown.map((u) => u.row.seq), `in doubt: handed to ${provider.name}, no answer, and ${provider.name} still could not say whether it took them`);
+      await deps.store.holdRows(
+        campaignId,
+        unknown.map((u) => u.row.seq),
+        `in doubt: handed to ${provider.name}, no answer, and ${provider.name} still could not say whether it took them`,
+      );
       result.held += unknown.length;
       return;
     }

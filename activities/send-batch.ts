@@ -146,7 +146,13 @@ async function sendBatchAttempt(deps: ActivityDeps, cache: CampaignCache, input:
     clock.progress({ fromSeq, settled: reported.size });
   };
   /** Most of the batch refused alike (so far, with nothing accepted): the provider refuses us. */
-  const alikeSoFar = () => (accepted === 0 && reported.size >= ALIKE_EARLY_ANSWERS ? alikeRefusal(reported.size, refusals.map((r) => ({ signature: r.result.signature ?? r.result.reason }))) : undefined);
+  const alikeSoFar = () =>
+    accepted === 0 && reported.size >= ALIKE_EARLY_ANSWERS
+      ? alikeRefusal(
+          reported.size,
+          refusals.map((r) => ({ signature: r.result.signature ?? r.result.reason })),
+        )
+      : undefined;
   const limits = deps.providers.rateLimit(input.provider);
   const dispatching = async (ms: OutgoingMessage[]) => {
     // A batch Temporal has given up on (heartbeat timeout, cancellation) stops handing out messages.
@@ -154,7 +160,11 @@ async function sendBatchAttempt(deps: ActivityDeps, cache: CampaignCache, input:
     const alike = alikeSoFar();
     if (alike) throw alikeFailure(input.provider, alike, reported.size, refusals);
     // The provider's plan limits hold across every campaign and worker (grants live in the store).
-    if (limits) await acquireSends(deps.store, input.provider, limits, ms.length, { signal: clock.signal, onWait: () => clock.progress({ fromSeq, settled: reported.size, waiting: 'rate limit' }) });
+    if (limits)
+      await acquireSends(deps.store, input.provider, limits, ms.length, {
+        signal: clock.signal,
+        onWait: () => clock.progress({ fromSeq, settled: reported.size, waiting: 'rate limit' }),
+      });
     const mine = await ledger.markDispatched(ms.map((m) => m.seq));
     // A newer attempt claimed the range (Temporal gave up on this one): it sends the rest, not us.
     if (mine.size < ms.length) throw new AttemptSupersededError(`batch from recipient #${fromSeq}: a newer send attempt took over its rows; this one stops`);
@@ -167,7 +177,10 @@ async function sendBatchAttempt(deps: ActivityDeps, cache: CampaignCache, input:
   } catch (err) {
     failure = err;
   }
-  const alike = alikeRefusal(reported.size, refusals.map((r) => ({ signature: r.result.signature ?? r.result.reason })));
+  const alike = alikeRefusal(
+    reported.size,
+    refusals.map((r) => ({ signature: r.result.signature ?? r.result.reason })),
+  );
   if (alike && (failure === undefined || failure instanceof TransientProviderError || failure instanceof ProviderUnavailableError)) {
     failure = alikeFailure(input.provider, alike, reported.size, refusals);
   } else {
@@ -219,7 +232,12 @@ export class AttemptSupersededError extends Error {
 }
 
 /** The provider-level failure of a batch refused alike: 5xx means it refuses us (switch), 4xx means not now (retry, then switch). */
-function alikeFailure(provider: string, alike: { signature: string; count: number }, answered: number, refusals: Refusal[]): TransientProviderError | ProviderUnavailableError {
+function alikeFailure(
+  provider: string,
+  alike: { signature: string; count: number },
+  answered: number,
+  refusals: Refusal[],
+): TransientProviderError | ProviderUnavailableError {
   const example = refusals.find((r) => (r.result.signature ?? r.result.reason) === alike.signature)?.result.reason ?? alike.signature;
   const text = `${provider}: ${alike.count} of ${answered} recipients of the batch were refused alike (${alike.signature}), so it is the provider refusing us, not them; nobody was rejected or suppressed. First answer: ${example}`;
   return refusals.some((r) => (r.result.signature ?? r.result.reason) === alike.signature && r.result.status === 'deferred')

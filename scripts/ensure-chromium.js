@@ -25,8 +25,11 @@ function fail(why) {
 
 function aptInstall() {
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  console.log('chromium: not found; installing Debian\'s package (apt-get install chromium)...');
-  for (const args of [['update', '-qq'], ['install', '-y', '-qq', '--no-install-recommends', 'chromium']]) {
+  console.log("chromium: not found; installing Debian's package (apt-get install chromium)...");
+  for (const args of [
+    ['update', '-qq'],
+    ['install', '-y', '-qq', '--no-install-recommends', 'chromium'],
+  ]) {
     const run = spawnSync('apt-get', args, { stdio: ['ignore', 'ignore', 'inherit'], env });
     if (run.status !== 0) fail(`apt-get ${args.join(' ')} failed (exit ${run.status ?? run.signal})`);
   }

@@ -30,10 +30,10 @@ export function normaliseAddress(raw: string): NormalisedAddress {
   if (s === '') return bad('empty address');
   if (/\s/.test(s)) return bad('contains spaces');
   s = idnToAscii(s);
-   
+
   if (/[^\x21-\x7e]/.test(s)) {
     const at = s.lastIndexOf('@');
-     
+
     if (at >= 0 && !/[^\x21-\x7e]/.test(s.slice(0, at))) return bad('non-ASCII characters in domain (not a valid internationalised domain name)');
     return bad('non-ASCII characters (only ASCII local parts are supported; domains may be internationalised)');
   }

@@ -30,7 +30,11 @@ export function alertSeverity(e: OpsEvent): AlertSeverity {
 export function alertBody(kind: AlertTarget['kind'], event: OpsEvent, at: Date): WebhookAlertBody | SlackAlertBody {
   const text = describeOpsEvent(event);
   if (kind === 'webhook') return { event, text, severity: alertSeverity(event), at: at.toISOString() };
-  const icon = isAlarming(event) ? ':rotating_light:' : event.kind === 'drill-finished' || event.kind === 'circuit-closed' ? ':white_check_mark:' : ':information_source:';
+  const icon = isAlarming(event)
+    ? ':rotating_light:'
+    : event.kind === 'drill-finished' || event.kind === 'circuit-closed'
+      ? ':white_check_mark:'
+      : ':information_source:';
   return {
     text: `${icon} mailover: ${text}`,
     blocks: [

@@ -77,9 +77,7 @@ export function detectAudienceFormat(file: string): AudienceFormat {
   const ext = path.extname(file).toLowerCase();
   if (ext === '.csv') return 'csv';
   if (ext === '.jsonl' || ext === '.ndjson') return 'jsonl';
-  throw new Error(
-    `audience file ${file}: unknown format '${ext || '(no extension)'}' (expected .csv, .jsonl or .ndjson)`,
-  );
+  throw new Error(`audience file ${file}: unknown format '${ext || '(no extension)'}' (expected .csv, .jsonl or .ndjson)`);
 }
 
 /**
@@ -169,7 +167,8 @@ export async function forEachCheckedChunk(
       kept += await onChunk(chunk, Math.min(seen - pending.length, scan.valid));
     }
   };
-  const changed = (detail: string) => new InvalidCampaignError(`${path.basename(file)} changed while it was being imported (${detail}); ${kept} row(s) ${stored}`);
+  const changed = (detail: string) =>
+    new InvalidCampaignError(`${path.basename(file)} changed while it was being imported (${detail}); ${kept} row(s) ${stored}`);
   const reader = new AudienceReader(detectAudienceFormat(file), path.basename(file), (row) => {
     seen++;
     pending.push(row);
@@ -300,7 +299,9 @@ class TextChecker {
     }
     const bad = text.indexOf('\ufffd');
     if (bad >= 0) {
-      throw new InvalidCampaignError(`${this.source} line ${this.lineAt(text, bad)}: invalid UTF-8 bytes (the file is probably Latin-1 / Windows-1252); save it as UTF-8`);
+      throw new InvalidCampaignError(
+        `${this.source} line ${this.lineAt(text, bad)}: invalid UTF-8 bytes (the file is probably Latin-1 / Windows-1252); save it as UTF-8`,
+      );
     }
     if (text) this.first = false;
     this.linesBefore += countNewlines(text);
@@ -535,7 +536,10 @@ class JsonlRows {
     readonly source: string,
     private readonly out: RowCollector,
   ) {
-    this.lines = new LineSplitter(MAX_LINE_LENGTH, (lineNo) => new InvalidCampaignError(`${source} line ${lineNo}: line longer than ${MAX_LINE_LENGTH} characters (the limit for one row)`));
+    this.lines = new LineSplitter(
+      MAX_LINE_LENGTH,
+      (lineNo) => new InvalidCampaignError(`${source} line ${lineNo}: line longer than ${MAX_LINE_LENGTH} characters (the limit for one row)`),
+    );
   }
 
   push(text: string): void {
@@ -607,8 +611,10 @@ function duplicateKey(text: string): string | undefined {
   let depth = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (c === 0x7b || c === 0x5b) depth++; // { [
-    else if (c === 0x7d || c === 0x5d) depth--; // } ]
+    if (c === 0x7b || c === 0x5b)
+      depth++; // { [
+    else if (c === 0x7d || c === 0x5d)
+      depth--; // } ]
     else if (c === 0x22) {
       // A string: its closing quote is the first one after an even run of backslashes.
       let end = text.indexOf('"', i + 1);

@@ -34,7 +34,8 @@ export function parseCampaignDefinition(raw: unknown, knownProviders?: string[],
   if (!isObject(raw)) throw new InvalidCampaignError(`${origin}: expected a mapping with id, from, template, providers`);
 
   const id = raw.id;
-  if (typeof id !== 'string' || !CAMPAIGN_ID.test(id)) problems.push(`id: expected 1-128 letters, digits, '.', '_' or '-' (starting with a letter or digit), got ${show(id)}`);
+  if (typeof id !== 'string' || !CAMPAIGN_ID.test(id))
+    problems.push(`id: expected 1-128 letters, digits, '.', '_' or '-' (starting with a letter or digit), got ${show(id)}`);
 
   const name = raw.name;
   if (name !== undefined && typeof name !== 'string') problems.push(`name: expected text, got ${show(name)}`);
@@ -42,7 +43,8 @@ export function parseCampaignDefinition(raw: unknown, knownProviders?: string[],
   let from = '';
   if (typeof raw.from !== 'string') problems.push(`from: expected the sender address, got ${show(raw.from)}`);
   // eslint-disable-next-line no-control-regex
-  else if (/[\u0000-\u001f\u007f\u0085\u2028\u2029]/.test(raw.from)) problems.push(`from: must be one line without control characters (a line break could inject headers), got ${show(raw.from)}`);
+  else if (/[\u0000-\u001f\u007f\u0085\u2028\u2029]/.test(raw.from))
+    problems.push(`from: must be one line without control characters (a line break could inject headers), got ${show(raw.from)}`);
   else if (raw.from.length > 320) problems.push(`from: longer than 320 characters (got ${raw.from.length})`);
   else {
     // One mailbox, "Name <addr>" or "addr", whose display name is not an address.
@@ -57,24 +59,28 @@ export function parseCampaignDefinition(raw: unknown, knownProviders?: string[],
     if (typeof t.subject !== 'string' || t.subject.trim() === '') problems.push(`template.subject: expected non-empty text, got ${show(t.subject)}`);
     if (typeof t.text !== 'string' || t.text.trim() === '') problems.push(`template.text: expected non-empty text, got ${show(t.text)}`);
     if (t.html !== undefined && typeof t.html !== 'string') problems.push(`template.html: expected text, got ${show(t.html)}`);
-    if (typeof t.subject === 'string' && t.subject.length > MAX_SUBJECT) problems.push(`template.subject: longer than ${MAX_SUBJECT} characters (got ${t.subject.length}); a subject is one header line`);
+    if (typeof t.subject === 'string' && t.subject.length > MAX_SUBJECT)
+      problems.push(`template.subject: longer than ${MAX_SUBJECT} characters (got ${t.subject.length}); a subject is one header line`);
     for (const part of ['text', 'html'] as const) {
       const v = t[part];
       if (typeof v === 'string' && v.length > MAX_BODY) problems.push(`template.${part}: longer than ${MAX_BODY} characters (got ${v.length})`);
     }
-    for (const key of Object.keys(t)) if (!['subject', 'text', 'html'].includes(key)) problems.push(`template.${key}: unknown field (expected subject, text, html)`);
+    for (const key of Object.keys(t))
+      if (!['subject', 'text', 'html'].includes(key)) problems.push(`template.${key}: unknown field (expected subject, text, html)`);
     if (typeof t.subject === 'string' && typeof t.text === 'string') {
       problems.push(...templateProblems({ subject: t.subject, text: t.text, html: typeof t.html === 'string' ? t.html : undefined }));
     }
   }
 
   const providers = raw.providers;
-  if (!Array.isArray(providers) || providers.length === 0) problems.push(`providers: expected a non-empty list of provider names in priority order, got ${show(providers)}`);
+  if (!Array.isArray(providers) || providers.length === 0)
+    problems.push(`providers: expected a non-empty list of provider names in priority order, got ${show(providers)}`);
   else {
     const seen = new Set<string>();
     providers.forEach((p, i) => {
       if (typeof p !== 'string' || p === '') problems.push(`providers[${i}]: expected a provider name, got ${show(p)}`);
-      else if (knownProviders && !knownProviders.includes(p)) problems.push(`providers[${i}]: unknown provider '${clip(p)}' (configured: ${knownProviders.join(', ') || 'none'})`);
+      else if (knownProviders && !knownProviders.includes(p))
+        problems.push(`providers[${i}]: unknown provider '${clip(p)}' (configured: ${knownProviders.join(', ') || 'none'})`);
       else if (seen.has(p)) problems.push(`providers[${i}]: '${clip(p)}' is listed twice`);
       if (typeof p === 'string') seen.add(p);
     });
@@ -87,7 +93,8 @@ export function parseCampaignDefinition(raw: unknown, knownProviders?: string[],
     problems.push(`postalAddress: expected the sender's postal address (1-${MAX_POSTAL_ADDRESS} characters), got ${show(postal)}`);
   }
   const list = raw.list;
-  if (list !== undefined && (typeof list !== 'string' || !CAMPAIGN_ID.test(list))) problems.push(`list: expected a list name (letters, digits, '.', '_', '-'), got ${show(list)}`);
+  if (list !== undefined && (typeof list !== 'string' || !CAMPAIGN_ID.test(list)))
+    problems.push(`list: expected a list name (letters, digits, '.', '_', '-'), got ${show(list)}`);
   if (transactional === false && isObject(t)) problems.push(...marketingProblems(t, typeof postal === 'string' ? postal : undefined));
 
   const batchSize = raw.batchSize ?? DEFAULT_BATCH_SIZE;
@@ -128,7 +135,8 @@ export function marketingProblems(template: Record<string, unknown>, postalAddre
   for (const part of ['text', 'html'] as const) {
     const source = template[part];
     if (typeof source !== 'string') continue;
-    if (!usesField(source, 'unsubscribe_url')) problems.push(`template.${part}: a marketing campaign must carry an unsubscribe link: put {{unsubscribe_url}} in it ${lift}`);
+    if (!usesField(source, 'unsubscribe_url'))
+      problems.push(`template.${part}: a marketing campaign must carry an unsubscribe link: put {{unsubscribe_url}} in it ${lift}`);
     const shown = usesField(source, 'postal_address') || (postalAddress !== undefined && source.includes(postalAddress.trim()));
     if (!shown) problems.push(`template.${part}: a marketing campaign must show the sender's postal address: put {{postal_address}} in it ${lift}`);
   }

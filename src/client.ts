@@ -56,7 +56,9 @@ export async function startCampaign(client: Client, opts: StartCampaignOptions):
     });
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {
-      throw new CampaignAlreadyStartedError(`campaign '${opts.campaignId}' was already started (workflow id ${opts.campaignId}); a campaign runs once. Check it with: mailover campaign status ${opts.campaignId}`);
+      throw new CampaignAlreadyStartedError(
+        `campaign '${opts.campaignId}' was already started (workflow id ${opts.campaignId}); a campaign runs once. Check it with: mailover campaign status ${opts.campaignId}`,
+      );
     }
     throw err;
   }
@@ -73,7 +75,8 @@ export async function setCampaignProviders(client: Client, campaignId: string, p
   try {
     return await handle(client, campaignId).executeUpdate(setProvidersUpdate, { args: [providers] });
   } catch (err) {
-    if (err instanceof WorkflowUpdateFailedError && err.cause instanceof Error) throw new Error(`campaign '${campaignId}': provider order rejected: ${err.cause.message}`, { cause: err });
+    if (err instanceof WorkflowUpdateFailedError && err.cause instanceof Error)
+      throw new Error(`campaign '${campaignId}': provider order rejected: ${err.cause.message}`, { cause: err });
     throw err;
   }
 }
@@ -86,7 +89,8 @@ export async function releaseHeldRows(client: Client, campaignId: string, reques
   try {
     return await handle(client, campaignId).executeUpdate(releaseHeldUpdate, { args: [request] });
   } catch (err) {
-    if (err instanceof WorkflowUpdateFailedError && err.cause instanceof Error) throw new Error(`campaign '${campaignId}': release refused: ${err.cause.message}`, { cause: err });
+    if (err instanceof WorkflowUpdateFailedError && err.cause instanceof Error)
+      throw new Error(`campaign '${campaignId}': release refused: ${err.cause.message}`, { cause: err });
     throw err;
   }
 }

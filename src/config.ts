@@ -121,8 +121,10 @@ function validateRateLimit(raw: unknown, path: string, problems: string[]): void
     problems.push(`${path}: expected a mapping with perSecond and/or perWindow: { max, windowMs }`);
     return;
   }
-  for (const key of Object.keys(raw)) if (key !== 'perSecond' && key !== 'perWindow') problems.push(`${path}.${key}: unknown setting (expected perSecond, perWindow)`);
-  if (raw.perSecond !== undefined && !isPositiveInt(raw.perSecond)) problems.push(`${path}.perSecond: expected a whole number of messages above 0, got ${quote(raw.perSecond)}`);
+  for (const key of Object.keys(raw))
+    if (key !== 'perSecond' && key !== 'perWindow') problems.push(`${path}.${key}: unknown setting (expected perSecond, perWindow)`);
+  if (raw.perSecond !== undefined && !isPositiveInt(raw.perSecond))
+    problems.push(`${path}.perSecond: expected a whole number of messages above 0, got ${quote(raw.perSecond)}`);
   if (raw.perWindow !== undefined) {
     const w = raw.perWindow;
     if (!isObject(w) || !isPositiveInt(w.max) || !isPositiveInt(w.windowMs)) {
@@ -152,7 +154,13 @@ function validateHealth(raw: unknown, problems: string[]): HealthConfig {
   int('maxCooldownMs', 100);
   if (raw.failureRate !== undefined) {
     const r = raw.failureRate;
-    if (!isObject(r) || typeof r.threshold !== 'number' || !(r.threshold > 0 && r.threshold <= 1) || !isPositiveInt(r.window) || (r.minReports !== undefined && !isPositiveInt(r.minReports))) {
+    if (
+      !isObject(r) ||
+      typeof r.threshold !== 'number' ||
+      !(r.threshold > 0 && r.threshold <= 1) ||
+      !isPositiveInt(r.window) ||
+      (r.minReports !== undefined && !isPositiveInt(r.minReports))
+    ) {
       problems.push(`health.failureRate: expected { threshold: 0 < t <= 1, window: outcomes, minReports: outcomes }, got ${quote(r)}`);
     } else {
       out.failureRate = { threshold: r.threshold, window: r.window, minReports: (r.minReports as number | undefined) ?? r.window };
@@ -181,7 +189,9 @@ function literalSecrets(source: unknown): string[] {
     source.alerts.forEach((a, i) => {
       if (!isObject(a) || typeof a.url !== 'string' || a.url === '') return;
       if (!ENV_REF.test(a.url)) {
-        const ref = `${String(a.name ?? 'ALERT').toUpperCase().replace(/[^A-Z0-9]+/g, '_')}_URL`;
+        const ref = `${String(a.name ?? 'ALERT')
+          .toUpperCase()
+          .replace(/[^A-Z0-9]+/g, '_')}_URL`;
         problems.push(`alerts[${i}].url: a webhook URL is a secret: write it as an environment reference (url: "\${${ref}}"), not in the file`);
       }
       ENV_REF.lastIndex = 0;
@@ -196,7 +206,11 @@ function literalSecrets(source: unknown): string[] {
     for (const { path: field, envSuffix } of secrets) {
       const v = fieldAt(p, field);
       if (typeof v === 'string' && v !== '' && !ENV_REF.test(v)) {
-        problems.push(`providers[${i}].${field}: write secrets as environment references (${field}: "\${${String(p.name ?? 'PROVIDER').toUpperCase().replace(/[^A-Z0-9]+/g, '_')}_${envSuffix}}"), not in the file`);
+        problems.push(
+          `providers[${i}].${field}: write secrets as environment references (${field}: "\${${String(p.name ?? 'PROVIDER')
+            .toUpperCase()
+            .replace(/[^A-Z0-9]+/g, '_')}_${envSuffix}}"), not in the file`,
+        );
       }
       ENV_REF.lastIndex = 0;
     }
@@ -225,14 +239,16 @@ function validateAlert(raw: unknown, path: string, problems: string[]): AlertTar
   if (typeof raw.name !== 'string' || !NAME_RE.test(raw.name)) problems.push(`${path}.name: expected a name (letters, digits, _ . -), got ${quote(raw.name)}`);
   if (!ALERT_KINDS.includes(raw.kind as AlertKind)) problems.push(`${path}.kind: expected one of ${ALERT_KINDS.join(', ')}, got ${quote(raw.kind)}`);
   // The resolved URL is a secret: the message names the field, never the value.
-  if (typeof raw.url !== 'string' || !/^https?:\/\/[^\s/]+/.test(raw.url)) problems.push(`${path}.url: expected an http(s) URL (from the environment variable it references)`);
+  if (typeof raw.url !== 'string' || !/^https?:\/\/[^\s/]+/.test(raw.url))
+    problems.push(`${path}.url: expected an http(s) URL (from the environment variable it references)`);
   let events: OpsEventKind[] = [...OPS_EVENT_KINDS];
   if (raw.events !== undefined) {
     if (!Array.isArray(raw.events) || raw.events.length === 0) {
       problems.push(`${path}.events: expected a non-empty list of event kinds (${OPS_EVENT_KINDS.join(', ')})`);
     } else {
       raw.events.forEach((e, j) => {
-        if (!OPS_EVENT_KINDS.includes(e as OpsEventKind)) problems.push(`${path}.events[${j}]: unknown event kind ${quote(e)} (expected one of ${OPS_EVENT_KINDS.join(', ')})`);
+        if (!OPS_EVENT_KINDS.includes(e as OpsEventKind))
+          problems.push(`${path}.events[${j}]: unknown event kind ${quote(e)} (expected one of ${OPS_EVENT_KINDS.join(', ')})`);
       });
       events = [...new Set(raw.events as OpsEventKind[])];
     }
@@ -255,9 +271,11 @@ function validateMetrics(raw: unknown, problems: string[]): MetricsConfig | unde
   }
   for (const key of Object.keys(raw)) if (key !== 'port' && key !== 'host') problems.push(`metrics.${key}: unknown field (expected port, host)`);
   const port = raw.port;
-  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) problems.push(`metrics.port: expected a port 0-65535 (0: any free port), got ${quote(port)}`);
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535)
+    problems.push(`metrics.port: expected a port 0-65535 (0: any free port), got ${quote(port)}`);
   const host = raw.host ?? '0.0.0.0';
-  if (typeof host !== 'string' || host === '' || /\s/.test(host)) problems.push(`metrics.host: expected an address to listen on (e.g. 0.0.0.0 or 127.0.0.1), got ${quote(raw.host)}`);
+  if (typeof host !== 'string' || host === '' || /\s/.test(host))
+    problems.push(`metrics.host: expected an address to listen on (e.g. 0.0.0.0 or 127.0.0.1), got ${quote(raw.host)}`);
   return { port: port as number, host: host as string };
 }
 
@@ -283,7 +301,11 @@ export function parseConfig(source: unknown, env: NodeJS.ProcessEnv = process.en
   const inFlight = resolved.inFlight ?? 'resend';
   if (inFlight !== 'resend' && inFlight !== 'hold') problems.push(`inFlight: expected resend or hold, got ${quote(inFlight)}`);
   const health = validateHealth(resolved.health, problems);
-  const drills = parseDrillSettings(resolved.drills, providers.map((p) => p.name), problems);
+  const drills = parseDrillSettings(
+    resolved.drills,
+    providers.map((p) => p.name),
+    problems,
+  );
   const alerts: AlertTarget[] = [];
   if (resolved.alerts !== undefined && resolved.alerts !== null) {
     if (!Array.isArray(resolved.alerts)) problems.push('alerts: expected a list of alert targets');

@@ -32,10 +32,15 @@ function control<K extends keyof EspEmulator>(esp: DevEsp, key: K): NonNullable<
 
 async function main(): Promise<void> {
   // The sample campaign sends through its first provider, the second being the backup.
-  const sample = loadCampaignDefinition(join(ROOT, 'samples', 'campaign.yaml'), DEV_ESPS.map((p) => p.name));
+  const sample = loadCampaignDefinition(
+    join(ROOT, 'samples', 'campaign.yaml'),
+    DEV_ESPS.map((p) => p.name),
+  );
   const titleOf = (name: string) => providerModule(DEV_ESPS.find((p) => p.name === name)!.kind).title;
   const [primaryName, backupName] = sample.providers;
-  say(`mailover demo: a campaign of 300 made-up recipients through ${primaryName} (${titleOf(primaryName)}), which goes down part-way, with ${backupName} (${titleOf(backupName)}) as the backup`);
+  say(
+    `mailover demo: a campaign of 300 made-up recipients through ${primaryName} (${titleOf(primaryName)}), which goes down part-way, with ${backupName} (${titleOf(backupName)}) as the backup`,
+  );
   const stack = await startDevStack({
     dataDir: process.env.MAILOVER_DATA_DIR ?? join(ROOT, 'data'),
     port: Number(process.env.MAILOVER_TEMPORAL_PORT ?? 7233),
@@ -57,7 +62,9 @@ async function main(): Promise<void> {
     const base = loadCampaignDefinition(join(ROOT, 'samples', 'campaign.yaml'), providers.names());
     const definition = { ...base, id: `${base.id}-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-')}` };
     const launched = await launchCampaign({ client: env.client, store, definition, audienceFile: join(ROOT, 'samples', 'audience.csv'), taskQueue });
-    say(`imported ${launched.inserted} recipients from samples/audience.csv (${launched.duplicates} duplicate, ${launched.rejected.length} rejected: ${launched.rejected.map((r) => `line ${r.line} ${r.reason}`).join(', ')})`);
+    say(
+      `imported ${launched.inserted} recipients from samples/audience.csv (${launched.duplicates} duplicate, ${launched.rejected.length} rejected: ${launched.rejected.map((r) => `line ${r.line} ${r.reason}`).join(', ')})`,
+    );
     const url = `${stack.uiUrl}/namespaces/default/workflows/${definition.id}`;
     say(`campaign ${definition.id} started: ${url}`);
     say(`(the primary provider will go down after ${PRIMARY_FAILS_AFTER} messages)`);
@@ -104,7 +111,9 @@ async function main(): Promise<void> {
     say();
     say('Where to look in the Temporal Web UI:');
     say(`  ${url}`);
-    say(`  - History: every batch is named by its summary ("batch 5: recipients #101–125 via ${primaryName}"); the failed one is red, then the same batch on ${backupName}`);
+    say(
+      `  - History: every batch is named by its summary ("batch 5: recipients #101–125 via ${primaryName}"); the failed one is red, then the same batch on ${backupName}`,
+    );
     say('  - User Metadata: the campaign summary, and its current details (counts per provider, every switch in words)');
     say('  - Queries → "progress": live counts, active provider, the switch log');
     say(`  - Workflows list, filter: CampaignStatus = "completed" AND ActiveProvider = "${backupName}"`);
@@ -128,13 +137,17 @@ async function complianceTour({ store }: Awaited<ReturnType<typeof startDevStack
     const url = /<(https?:[^>]+)>/.exec(first.headers['list-unsubscribe'] ?? '')?.[1];
     if (url) {
       const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'List-Unsubscribe=One-Click' });
-      say(`  ${first.to} pressed "Unsubscribe" in their mail client (RFC 8058 one-click POST): ${res.status} ${await res.text()}; suppressed: ${(await store.isSuppressed(first.to)) ? 'yes' : 'no'}`);
+      say(
+        `  ${first.to} pressed "Unsubscribe" in their mail client (RFC 8058 one-click POST): ${res.status} ${await res.text()}; suppressed: ${(await store.isSuppressed(first.to)) ? 'yes' : 'no'}`,
+      );
     }
   }
   const viaBackup = backup.emulator.received()[0];
   if (viaBackup && backup.webhookUrl && backup.emulator.reportComplaint) {
     const { webhookStatus } = await backup.emulator.reportComplaint(viaBackup.to);
-    say(`  ${backup.module.title} reported a spam complaint from ${viaBackup.to} by signed webhook (${webhookStatus}); suppressed on every provider: ${(await store.isSuppressed(viaBackup.to)) ? 'yes' : 'no'}`);
+    say(
+      `  ${backup.module.title} reported a spam complaint from ${viaBackup.to} by signed webhook (${webhookStatus}); suppressed on every provider: ${(await store.isSuppressed(viaBackup.to)) ? 'yes' : 'no'}`,
+    );
   }
 }
 

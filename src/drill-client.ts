@@ -3,7 +3,15 @@
  * the last runs back (from Temporal visibility), with the report as a table.
  */
 import { randomBytes } from 'crypto';
-import { type Client, ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, WorkflowNotFoundError, type ScheduleDescription, type WorkflowHandle } from '@temporalio/client';
+import {
+  type Client,
+  ScheduleAlreadyRunning,
+  ScheduleNotFoundError,
+  ScheduleOverlapPolicy,
+  WorkflowNotFoundError,
+  type ScheduleDescription,
+  type WorkflowHandle,
+} from '@temporalio/client';
 import { drillWorkflow } from '../workflows/drill';
 import { drillProgressQuery, DRILL_WORKFLOW_PREFIX, type DrillReport } from '../workflows/drill-api';
 import { table } from './progress';
@@ -13,7 +21,11 @@ export const DEFAULT_DRILL_SCHEDULE_ID = 'mailover-drill';
 
 /** A fresh drill id: UTC time plus a little randomness, e.g. 20261128-003251-7f3a. */
 export function newDrillId(now = new Date()): string {
-  const t = now.toISOString().replace(/\.\d+Z$/, '').replace(/[-:]/g, '').replace('T', '-');
+  const t = now
+    .toISOString()
+    .replace(/\.\d+Z$/, '')
+    .replace(/[-:]/g, '')
+    .replace('T', '-');
   return `${t}-${randomBytes(2).toString('hex')}`;
 }
 
@@ -135,6 +147,11 @@ export function drillRunsTable(runs: DrillRun[]): string {
   const when = (d: Date) => d.toISOString().replace('T', ' ').slice(0, 19);
   return table([
     ['started (UTC)', 'drill', 'result', 'summary'],
-    ...runs.map((r) => [when(r.startedAt), r.report?.drillId ?? r.workflowId, r.status, r.report ? (r.report.phase === 'done' ? r.report.summary : `in progress: ${r.report.phase}`) : '']),
+    ...runs.map((r) => [
+      when(r.startedAt),
+      r.report?.drillId ?? r.workflowId,
+      r.status,
+      r.report ? (r.report.phase === 'done' ? r.report.summary : `in progress: ${r.report.phase}`) : '',
+    ]),
   ]);
 }

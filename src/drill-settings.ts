@@ -55,7 +55,8 @@ export function parseDrillSettings(raw: unknown, providerNames: string[], proble
   }
   const before = problems.length;
   for (const key of Object.keys(raw)) {
-    if (!['from', 'seeds', 'recipients', 'batchSize', 'providers', 'timeout'].includes(key)) problems.push(`drills.${key}: unknown field (expected from, seeds, recipients, batchSize, providers, timeout)`);
+    if (!['from', 'seeds', 'recipients', 'batchSize', 'providers', 'timeout'].includes(key))
+      problems.push(`drills.${key}: unknown field (expected from, seeds, recipients, batchSize, providers, timeout)`);
   }
 
   let from = '';
@@ -69,14 +70,16 @@ export function parseDrillSettings(raw: unknown, providerNames: string[], proble
   }
 
   const seeds: string[] = [];
-  if (!Array.isArray(raw.seeds) || raw.seeds.length === 0) problems.push(`drills.seeds: expected a non-empty list of addresses your team owns, got ${show(raw.seeds)}`);
+  if (!Array.isArray(raw.seeds) || raw.seeds.length === 0)
+    problems.push(`drills.seeds: expected a non-empty list of addresses your team owns, got ${show(raw.seeds)}`);
   else if (raw.seeds.length > MAX_SEEDS) problems.push(`drills.seeds: at most ${MAX_SEEDS} seed addresses, got ${raw.seeds.length}`);
   else {
     raw.seeds.forEach((s, i) => {
       const addr = typeof s === 'string' ? normaliseAddress(s) : undefined;
       if (!addr?.ok) problems.push(`drills.seeds[${i}]: expected an email address, got ${show(s)}${addr && !addr.ok ? ` (${addr.reason})` : ''}`);
       else if (seeds.includes(addr.email)) problems.push(`drills.seeds[${i}]: '${addr.email}' is listed twice`);
-      else if (addr.email.split('@')[0].includes('+')) problems.push(`drills.seeds[${i}]: '${addr.email}' already has a +tag (drills plus-address each seed themselves)`);
+      else if (addr.email.split('@')[0].includes('+'))
+        problems.push(`drills.seeds[${i}]: '${addr.email}' already has a +tag (drills plus-address each seed themselves)`);
       else seeds.push(addr.email);
     });
   }
@@ -91,7 +94,10 @@ export function parseDrillSettings(raw: unknown, providerNames: string[], proble
   };
   const recipients = intField('recipients', DRILL_DEFAULTS.recipients, 2, MAX_RECIPIENTS);
   const batchSize = intField('batchSize', DRILL_DEFAULTS.batchSize, 1, MAX_RECIPIENTS);
-  if (batchSize * 2 > recipients) problems.push(`drills.batchSize: must be at most half of drills.recipients (${recipients}) so batches run on both sides of the forced switch, got ${batchSize}`);
+  if (batchSize * 2 > recipients)
+    problems.push(
+      `drills.batchSize: must be at most half of drills.recipients (${recipients}) so batches run on both sides of the forced switch, got ${batchSize}`,
+    );
 
   let providers = providerNames;
   if (raw.providers !== undefined) {
@@ -99,14 +105,18 @@ export function parseDrillSettings(raw: unknown, providerNames: string[], proble
     else {
       const seen = new Set<string>();
       raw.providers.forEach((p, i) => {
-        if (typeof p !== 'string' || !providerNames.includes(p)) problems.push(`drills.providers[${i}]: unknown provider ${show(p)} (configured: ${providerNames.join(', ') || 'none'})`);
+        if (typeof p !== 'string' || !providerNames.includes(p))
+          problems.push(`drills.providers[${i}]: unknown provider ${show(p)} (configured: ${providerNames.join(', ') || 'none'})`);
         else if (seen.has(p)) problems.push(`drills.providers[${i}]: '${p}' is listed twice`);
         if (typeof p === 'string') seen.add(p);
       });
       providers = raw.providers.filter((p): p is string => typeof p === 'string');
     }
   }
-  if (providers.length < 2) problems.push(`drills.providers: a failover drill needs at least two providers (primary and secondary), got ${providers.length}${raw.providers === undefined ? ' configured' : ''}`);
+  if (providers.length < 2)
+    problems.push(
+      `drills.providers: a failover drill needs at least two providers (primary and secondary), got ${providers.length}${raw.providers === undefined ? ' configured' : ''}`,
+    );
 
   const timeoutMs = raw.timeout === undefined ? DRILL_DEFAULTS.timeoutMs : parseDuration(raw.timeout);
   if (timeoutMs === undefined) problems.push(`drills.timeout: expected a duration like 90s, 10m or 1h, got ${show(raw.timeout)}`);

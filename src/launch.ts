@@ -79,12 +79,17 @@ export async function checkLaunch(opts: LaunchCheckOptions): Promise<LaunchCheck
     }
   });
   if (scan.valid === 0) {
-    throw new InvalidCampaignError(`${source}: no valid recipients (${scan.rejected.length} rejected${scan.rejected[0] ? `, first: line ${scan.rejected[0].line}: ${scan.rejected[0].reason}` : ''})`);
+    throw new InvalidCampaignError(
+      `${source}: no valid recipients (${scan.rejected.length} rejected${scan.rejected[0] ? `, first: line ${scan.rejected[0].line}: ${scan.rejected[0].reason}` : ''})`,
+    );
   }
   if (templateError) throw templateError;
   if (badCount) {
     const more = badCount > listed.length ? `\n  - ... and ${badCount - listed.length} more` : '';
-    throw new InvalidCampaignError(`${badCount} recipient(s) have merge values the template cannot use (nothing was stored or sent):\n  - ${listed.join('\n  - ')}${more}`, listed);
+    throw new InvalidCampaignError(
+      `${badCount} recipient(s) have merge values the template cannot use (nothing was stored or sent):\n  - ${listed.join('\n  - ')}${more}`,
+      listed,
+    );
   }
   assertSendable(def);
   if (opts.worker && template) {

@@ -24,7 +24,14 @@ export type OpsEvent =
 
 export type OpsEventKind = OpsEvent['kind'];
 
-export const OPS_EVENT_KINDS: readonly OpsEventKind[] = ['circuit-opened', 'circuit-closed', 'provider-switched', 'campaign-holding', 'campaign-failed', 'drill-finished'];
+export const OPS_EVENT_KINDS: readonly OpsEventKind[] = [
+  'circuit-opened',
+  'circuit-closed',
+  'provider-switched',
+  'campaign-holding',
+  'campaign-failed',
+  'drill-finished',
+];
 
 /** One line a person reads in Slack, a log or a pager. */
 export function describeOpsEvent(e: OpsEvent): string {

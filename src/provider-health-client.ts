@@ -35,7 +35,14 @@ export function healthSettings(config: HealthConfig): HealthSettings {
 }
 
 /** Signal a provider's health workflow on `taskQueue`, starting it with `settings` if it is not running. */
-export function signalHealthWorkflow(client: Client, taskQueue: string, provider: string, settings: HealthSettings, signal: SignalDefinition<[string]>, arg: string) {
+export function signalHealthWorkflow(
+  client: Client,
+  taskQueue: string,
+  provider: string,
+  settings: HealthSettings,
+  signal: SignalDefinition<[string]>,
+  arg: string,
+) {
   return client.workflow.signalWithStart('providerHealthWorkflow', {
     workflowId: providerHealthWorkflowId(taskQueue, provider),
     taskQueue,

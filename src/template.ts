@@ -219,14 +219,28 @@ function rawTextEnd(html: string, from: number, name: string, runTo: RunTo, fiel
   for (let j = html.indexOf('<', from); j >= 0; j = html.indexOf('<', j + 1)) {
     if (fieldEnd.has(j + 1)) return j;
     if (html[j + 1] !== '/') continue;
-    const tagName = html.slice(j + 2, runTo(j + 2, (c) => HTML_SPACE.has(c) || c === '/' || c === '>'));
+    const tagName = html.slice(
+      j + 2,
+      runTo(j + 2, (c) => HTML_SPACE.has(c) || c === '/' || c === '>'),
+    );
     if (tagName.toLowerCase() === name || tagName.includes('{{')) return j;
   }
   return html.length;
 }
 
 /** Named character references that can spell part of a scheme, and those escapeHtml writes. */
-const NAMED_REFERENCES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", colon: ':', plus: '+', period: '.', Tab: '\t', NewLine: '\n' };
+const NAMED_REFERENCES: Record<string, string> = {
+  amp: '&',
+  lt: '<',
+  gt: '>',
+  quot: '"',
+  apos: "'",
+  colon: ':',
+  plus: '+',
+  period: '.',
+  Tab: '\t',
+  NewLine: '\n',
+};
 
 /**
  * Decodes the character references a mail client decodes in an attribute value: numeric ones
@@ -400,7 +414,8 @@ export function templateProblems(template: CampaignTemplate): string[] {
     const open = stripped.indexOf('{{');
     const close = stripped.indexOf('}}');
     for (const m of source.matchAll(FIELD)) {
-      if (RESERVED.has(m[1])) problems.push(`template.${part}: merge field name '${m[1]}' at position ${(m.index ?? 0) + 1} is reserved (pick another column name)`);
+      if (RESERVED.has(m[1]))
+        problems.push(`template.${part}: merge field name '${m[1]}' at position ${(m.index ?? 0) + 1} is reserved (pick another column name)`);
     }
     if (open >= 0) {
       const snippet = source.slice(open, open + 30).split('\n')[0];
@@ -413,12 +428,7 @@ export function templateProblems(template: CampaignTemplate): string[] {
 }
 
 export function escapeHtml(value: string): string {
-  return value
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&#39;');
+  return value.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
 }
 
 /**
@@ -453,11 +463,7 @@ export function compileTemplate(template: CampaignTemplate): CompiledTemplate {
   type Mode = 'header' | 'text' | 'html';
   const fill = (source: string, values: Record<string, string>, mode: Mode, engine: EngineValues): string =>
     source.replace(FIELD, (_m, name: string, offset: number) => {
-      const value = isEngineField(name)
-        ? engine[name as keyof EngineValues]
-        : Object.prototype.hasOwnProperty.call(values, name)
-          ? values[name]
-          : undefined;
+      const value = isEngineField(name) ? engine[name as keyof EngineValues] : Object.prototype.hasOwnProperty.call(values, name) ? values[name] : undefined;
       if (typeof value !== 'string' || value === '') throw new TemplateError(`missing merge field '${name}'`);
       if (mode === 'html') {
         const where = bare.get(offset);

@@ -17,7 +17,8 @@ export interface TemporalSettings {
 export function temporalSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): TemporalSettings {
   const certPath = env.TEMPORAL_TLS_CERT;
   const keyPath = env.TEMPORAL_TLS_KEY;
-  if (Boolean(certPath) !== Boolean(keyPath)) throw new Error('TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together (mTLS client certificate and key paths)');
+  if (Boolean(certPath) !== Boolean(keyPath))
+    throw new Error('TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together (mTLS client certificate and key paths)');
   const read = (name: string, path: string) => {
     try {
       return readFileSync(path);
@@ -25,7 +26,12 @@ export function temporalSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): T
       throw new Error(`${name}=${path}: ${(err as Error).message}`, { cause: err });
     }
   };
-  const tls = certPath && keyPath ? { clientCertPair: { crt: read('TEMPORAL_TLS_CERT', certPath), key: read('TEMPORAL_TLS_KEY', keyPath) } } : env.TEMPORAL_API_KEY ? true : undefined;
+  const tls =
+    certPath && keyPath
+      ? { clientCertPair: { crt: read('TEMPORAL_TLS_CERT', certPath), key: read('TEMPORAL_TLS_KEY', keyPath) } }
+      : env.TEMPORAL_API_KEY
+        ? true
+        : undefined;
   return {
     address: env.TEMPORAL_ADDRESS || 'localhost:7233',
     namespace: env.TEMPORAL_NAMESPACE || 'default',

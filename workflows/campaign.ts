@@ -34,8 +34,26 @@ import {
   type ReleaseHeldOutcome,
   type ReleaseHeldRequest,
 } from './campaign-api';
-import { activeProvider, decide, initialPlan, providerOrderProblems, type BatchFailure, type Decision, type FailoverEvent, type FailoverState, type Hold, type ProviderFailureCause } from './failover';
-import { providerHealthSignal, providerHealthWorkflowId, reportOutcomeSignal, unsubscribeSignal, type HealthNotice, type OutcomeReport } from './provider-health-api';
+import {
+  activeProvider,
+  decide,
+  initialPlan,
+  providerOrderProblems,
+  type BatchFailure,
+  type Decision,
+  type FailoverEvent,
+  type FailoverState,
+  type Hold,
+  type ProviderFailureCause,
+} from './failover';
+import {
+  providerHealthSignal,
+  providerHealthWorkflowId,
+  reportOutcomeSignal,
+  unsubscribeSignal,
+  type HealthNotice,
+  type OutcomeReport,
+} from './provider-health-api';
 import { DEFAULT_DEFERRAL } from './deferral';
 import { AcceptedCountKey, ActiveProviderKey, CampaignIdKey, CampaignStatusKey, HoldKindKey } from './search-attributes';
 import { drillCampaignSignal, type DrillCampaignNotice } from './drill-api';
@@ -123,7 +141,16 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     state.switches = [...state.switches, sw];
     wf.log.warn('provider switch', { campaignId, from: sw.from, to: sw.to ?? 'none', reason: sw.reason });
     if (announce && sw.to !== undefined) {
-      raise({ kind: 'provider-switched', campaignId, from: sw.from, to: sw.to, reason: sw.reason, atSeq: sw.atSeq, failback: announce.failback, cause: announce.cause });
+      raise({
+        kind: 'provider-switched',
+        campaignId,
+        from: sw.from,
+        to: sw.to,
+        reason: sw.reason,
+        atSeq: sw.atSeq,
+        failback: announce.failback,
+        cause: announce.cause,
+      });
     }
   };
   const holdStarted = (hold: Hold) => {
@@ -185,7 +212,14 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     { validator: (request: ReleaseHeldRequest) => validateRelease(request, prepared) },
   );
   wf.setHandler(providerHealthSignal, (n: HealthNotice) => {
-    apply({ type: 'health-changed', provider: n.provider, circuit: n.circuit === 'closed' ? 'closed' : 'open', reason: n.reason, failback: state.failback ?? 'auto', by: n.by });
+    apply({
+      type: 'health-changed',
+      provider: n.provider,
+      circuit: n.circuit === 'closed' ? 'closed' : 'open',
+      reason: n.reason,
+      failback: state.failback ?? 'auto',
+      by: n.by,
+    });
   });
 
   // ── Steps of the loop ────────────────────────────────────────────────────────────────────
@@ -204,7 +238,11 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       const w = await watchProviders({ providers: state.plan.order });
       state.failback = w.failback;
       const open = Object.entries(w.circuits).filter(([, c]) => c.circuit !== 'closed');
-      apply({ type: 'health-known', down: Object.fromEntries(open.map(([p, c]) => [p, c.reason ?? `circuit ${c.circuit}`])), operatorDown: open.filter(([, c]) => c.by === 'operator').map(([p]) => p) });
+      apply({
+        type: 'health-known',
+        down: Object.fromEntries(open.map(([p, c]) => [p, c.reason ?? `circuit ${c.circuit}`])),
+        operatorDown: open.filter(([, c]) => c.by === 'operator').map(([p]) => p),
+      });
       return true;
     } catch (err) {
       watchNeeded = true;
@@ -263,7 +301,13 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   /** The next range of the audience's first pass. */
   const sendRange = async (provider: string, fromSeq: number, toSeq: number) => {
     const batchNo = Math.floor(state.cursor / input.batchSize) + 1;
-    const tally = await sendBatchAs(`batch ${batchNo}: recipients #${fromSeq}–${toSeq} via ${provider}`)({ campaignId, provider, fromSeq, toSeq, deferral: deferralOf(opts) });
+    const tally = await sendBatchAs(`batch ${batchNo}: recipients #${fromSeq}–${toSeq} via ${provider}`)({
+      campaignId,
+      provider,
+      fromSeq,
+      toSeq,
+      deferral: deferralOf(opts),
+    });
     if (tally.incomplete) {
       // Rows of the batch are still in flight (their look-up did not fit the attempt): the same batch again.
       lastBatch = `batch ${batchNo}: looking up messages in flight on ${provider}; the batch goes on`;
@@ -289,7 +333,15 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       if (failure === 'invalid-campaign') return await failInvalid(err);
       const reason = providerFailureReason(err) ?? errorMessage(err);
       if (failure === 'provider') reportOutcome(provider, { ok: false, campaignId, reason });
-      apply({ type: 'batch-failed', provider, failure, reason, atSeq: fromSeq, at: nowIso(), ...(failure === 'provider' ? { cause: providerFailureCause(err) } : {}) });
+      apply({
+        type: 'batch-failed',
+        provider,
+        failure,
+        reason,
+        atSeq: fromSeq,
+        at: nowIso(),
+        ...(failure === 'provider' ? { cause: providerFailureCause(err) } : {}),
+      });
       if (failure === 'message-refused') wf.log.error('provider refused the message; campaign holds', { campaignId, fromSeq, error: reason });
       if (failure === 'store-or-bug') wf.log.error('batch failed; campaign holds', { campaignId, fromSeq, error: reason });
     } finally {
@@ -354,7 +406,10 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   // ── Done (completed or cancelled) ────────────────────────────────────────────────────────
   upsertSearchAttributes();
   const goodbyes: Array<Promise<unknown>> = [];
-  if (sharedHealth) goodbyes.push(...state.plan.order.map((provider) => wf.getExternalWorkflowHandle(healthId(provider)).signal(unsubscribeSignal, wf.workflowInfo().workflowId)));
+  if (sharedHealth)
+    goodbyes.push(
+      ...state.plan.order.map((provider) => wf.getExternalWorkflowHandle(healthId(provider)).signal(unsubscribeSignal, wf.workflowInfo().workflowId)),
+    );
   if (input.notifyParent) goodbyes.push(tellDrill({ status: cancelled ? 'cancelled' : 'completed' }));
   // Awaited: Temporal drops signals a workflow initiates in the task that closes it.
   if (goodbyes.length) await Promise.allSettled(goodbyes);
@@ -428,7 +483,9 @@ function providerFailureReason(err: unknown): string | undefined {
 
 /** A provider-level failure: the provider refused us, or transient errors spent the retry budget. */
 function providerFailureCause(err: unknown): ProviderFailureCause {
-  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === ERROR_TYPES.transient ? 'retries-exhausted' : 'provider-refused';
+  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === ERROR_TYPES.transient
+    ? 'retries-exhausted'
+    : 'provider-refused';
 }
 
 function isInvalidCampaign(err: unknown): boolean {
@@ -461,12 +518,14 @@ function errorMessage(err: unknown): string {
 
 function validateRelease(request: ReleaseHeldRequest, prepared: boolean): void {
   if (!prepared) throw new Error('the campaign is still starting; nothing can be held yet');
-  if (request.action !== 'resend' && request.action !== 'mark-sent') throw new Error(`action: expected 'resend' or 'mark-sent', got ${JSON.stringify(request.action)}`);
+  if (request.action !== 'resend' && request.action !== 'mark-sent')
+    throw new Error(`action: expected 'resend' or 'mark-sent', got ${JSON.stringify(request.action)}`);
   for (const k of ['fromSeq', 'toSeq'] as const) {
     const v = request[k];
     if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new Error(`${k}: expected a recipient number (1 or more), got ${JSON.stringify(v)}`);
   }
-  if (request.fromSeq !== undefined && request.toSeq !== undefined && request.fromSeq > request.toSeq) throw new Error(`fromSeq ${request.fromSeq} is after toSeq ${request.toSeq}`);
+  if (request.fromSeq !== undefined && request.toSeq !== undefined && request.fromSeq > request.toSeq)
+    throw new Error(`fromSeq ${request.fromSeq} is after toSeq ${request.toSeq}`);
   if (typeof request.by !== 'string' || !request.by.trim()) throw new Error('by: who releases the rows is required');
 }
 
@@ -498,7 +557,7 @@ function legacyHoldKind(reason: string | undefined): HoldKind {
 
 /** The kind of the current hold (state carried from before hold kinds has none: its reason tells). */
 function holdKindOf(s: CarriedState): HoldKind | undefined {
-  return s.paused ? s.holdKind ?? legacyHoldKind(s.pauseReason) : undefined;
+  return s.paused ? (s.holdKind ?? legacyHoldKind(s.pauseReason)) : undefined;
 }
 
 const sharedDownOf = (s: CarriedState) => s.sharedDown ?? {};
@@ -548,7 +607,9 @@ const deferredCount = (s: CarriedState) => s.counts.deferred ?? 0;
 
 /** The audience's first pass is done and nothing is left to retry or review. */
 function isFinished(s: CarriedState, holdKinds: boolean): boolean {
-  return s.cursor >= s.maxSeq && deferredCount(s) === 0 && (s.releasedPending ?? 0) === 0 && (!holdKinds || s.counts.heldForReview === 0 || s.reviewDone === true);
+  return (
+    s.cursor >= s.maxSeq && deferredCount(s) === 0 && (s.releasedPending ?? 0) === 0 && (!holdKinds || s.counts.heldForReview === 0 || s.reviewDone === true)
+  );
 }
 
 function statusOf(s: CarriedState, run: { cancelled: boolean; prepared: boolean; holdKinds: boolean }): CampaignStatus {

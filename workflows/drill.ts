@@ -200,7 +200,12 @@ export async function drillWorkflow(input: DrillInput = {}): Promise<DrillReport
         // Holding, or still running at the timeout: stop it and report what it did.
         await child.signal(cancelSignal);
         if (!(await wf.condition(() => settled, '1 minute'))) {
-          add({ check: 'failover switch', provider: pair, passed: false, detail: `synthetic campaign ${campaignId} did not finish within ${Math.round(plan.timeoutMs / 1000)} s and did not stop when cancelled` });
+          add({
+            check: 'failover switch',
+            provider: pair,
+            passed: false,
+            detail: `synthetic campaign ${campaignId} did not finish within ${Math.round(plan.timeoutMs / 1000)} s and did not stop when cancelled`,
+          });
           return;
         }
       }
@@ -221,11 +226,19 @@ export async function drillWorkflow(input: DrillInput = {}): Promise<DrillReport
       check: 'failover switch',
       provider: pair,
       passed: expected,
-      detail: expected ? `switched at recipient #${switchSeq} as forced (${sw[0].reason})` : `expected one switch ${pair} at #${switchSeq}, got: ${switchesText}`,
+      detail: expected
+        ? `switched at recipient #${switchSeq} as forced (${sw[0].reason})`
+        : `expected one switch ${pair} at #${switchSeq}, got: ${switchesText}`,
     });
-    const byProvider = Object.entries(result.acceptedByProvider).map(([p, n]) => `${n} via ${p}`).join(', ') || 'none via any provider';
+    const byProvider =
+      Object.entries(result.acceptedByProvider)
+        .map(([p, n]) => `${n} via ${p}`)
+        .join(', ') || 'none via any provider';
     const delivered = result.status === 'completed' && result.accepted === total && result.rejected === 0 && result.suppressed === 0;
-    const notDone = result.status !== 'completed' ? `campaign ${result.status}${result.providersDown[secondary] ? ` (${secondary} down: ${result.providersDown[secondary]})` : ''}; ` : '';
+    const notDone =
+      result.status !== 'completed'
+        ? `campaign ${result.status}${result.providersDown[secondary] ? ` (${secondary} down: ${result.providersDown[secondary]})` : ''}; `
+        : '';
     add({
       check: 'failover delivery',
       provider: secondary,
@@ -241,7 +254,9 @@ export async function drillWorkflow(input: DrillInput = {}): Promise<DrillReport
     }
     const once = ledger.rows === total && ledger.inPlace === total && ledger.distinctMessageIds === total && ledger.inFlightRecovered === 0;
     const problems = [
-      ledger.inPlace < ledger.rows ? `${ledger.rows - ledger.inPlace} row(s) not accepted on the expected side of the switch (seq ${ledger.misplacedSeqs.join(', ')})` : '',
+      ledger.inPlace < ledger.rows
+        ? `${ledger.rows - ledger.inPlace} row(s) not accepted on the expected side of the switch (seq ${ledger.misplacedSeqs.join(', ')})`
+        : '',
       ledger.distinctMessageIds < ledger.accepted ? `${ledger.accepted - ledger.distinctMessageIds} repeated provider message id(s)` : '',
       ledger.inFlightRecovered ? `${ledger.inFlightRecovered} row(s) found in flight after a crash (may have gone out twice)` : '',
     ].filter(Boolean);

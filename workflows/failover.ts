@@ -61,7 +61,12 @@ export type BatchFailure =
 
 export type FailoverEvent =
   /** The campaign is about to send the batch from `atSeq`: on which provider (and did it move since the last batch)? */
-  | { type: 'batch-starting'; atSeq: number; at: string; /** record moves without a failure (shared health; not in runs recorded before it) */ recordMoves: boolean }
+  | {
+      type: 'batch-starting';
+      atSeq: number;
+      at: string;
+      /** record moves without a failure (shared health; not in runs recorded before it) */ recordMoves: boolean;
+    }
   | { type: 'batch-succeeded'; provider: string }
   | {
       type: 'batch-failed';
@@ -76,7 +81,14 @@ export type FailoverEvent =
   /** A failover drill treats `provider` as failed at the provider level from its forced recipient on. */
   | { type: 'drill-forced'; provider: string; reason: string; atSeq: number; at: string }
   /** A provider's shared circuit opened or closed; `failback` is the worker's policy for a recovered higher-priority provider. */
-  | { type: 'health-changed'; provider: string; circuit: 'open' | 'closed'; reason: string; failback: 'auto' | 'manual'; /** who opened or closed it (absent in notices sent before it was told) */ by?: 'failures' | 'operator' | 'probe' }
+  | {
+      type: 'health-changed';
+      provider: string;
+      circuit: 'open' | 'closed';
+      reason: string;
+      failback: 'auto' | 'manual';
+      /** who opened or closed it (absent in notices sent before it was told) */ by?: 'failures' | 'operator' | 'probe';
+    }
   /** The providers' shared circuits as the campaign found them when it (re)subscribed: provider -> why open; which of them an operator holds down. */
   | { type: 'health-known'; down: Record<string, string>; operatorDown?: string[] }
   /** An operator set a new provider order (setProviders). */
@@ -159,7 +171,15 @@ export function decide(state: FailoverState, event: FailoverEvent): Decision {
   }
 }
 
-function batchFailed(state: FailoverState, provider: string, failure: BatchFailure, reason: string, atSeq: number, at: string, cause: ProviderFailureCause): Decision {
+function batchFailed(
+  state: FailoverState,
+  provider: string,
+  failure: BatchFailure,
+  reason: string,
+  atSeq: number,
+  at: string,
+  cause: ProviderFailureCause,
+): Decision {
   switch (failure) {
     case 'provider':
       return failOver(state, provider, reason, atSeq, at, cause);
@@ -221,7 +241,14 @@ function batchStarting(state: FailoverState, atSeq: number, at: string, recordMo
   return { state: next, provider, switch: { from: last, to: provider, reason, at, atSeq }, announce: { failback: isFailback, cause } };
 }
 
-function healthChanged(state: FailoverState, provider: string, circuit: 'open' | 'closed', reason: string, failback: 'auto' | 'manual', by?: 'failures' | 'operator' | 'probe'): Decision {
+function healthChanged(
+  state: FailoverState,
+  provider: string,
+  circuit: 'open' | 'closed',
+  reason: string,
+  failback: 'auto' | 'manual',
+  by?: 'failures' | 'operator' | 'probe',
+): Decision {
   const sharedDown = { ...state.sharedDown };
   let plan = state.plan;
   if (circuit === 'closed') {

@@ -85,13 +85,19 @@ export async function providerHealthWorkflow(input: ProviderHealthInput): Promis
     state.transitions = [...state.transitions, { to, reason, at: state.since }].slice(-MAX_TRANSITIONS);
     if (to === 'open') {
       state.reason = reason;
-      outbox.push({ notice: { provider: input.provider, circuit: 'open', reason, by }, event: { kind: 'circuit-opened', provider: input.provider, reason, by } });
+      outbox.push({
+        notice: { provider: input.provider, circuit: 'open', reason, by },
+        event: { kind: 'circuit-opened', provider: input.provider, reason, by },
+      });
     } else if (to === 'closed') {
       state.consecutiveFailures = 0;
       window = [];
       state.recent = { ok: 0, failed: 0 };
       cooldownMs = settings.cooldownMs;
-      outbox.push({ notice: { provider: input.provider, circuit: 'closed', reason, by }, event: { kind: 'circuit-closed', provider: input.provider, reason, by: by === 'operator' ? 'operator' : 'probe' } });
+      outbox.push({
+        notice: { provider: input.provider, circuit: 'closed', reason, by },
+        event: { kind: 'circuit-closed', provider: input.provider, reason, by: by === 'operator' ? 'operator' : 'probe' },
+      });
     }
   };
 
@@ -172,7 +178,9 @@ export async function providerHealthWorkflow(input: ProviderHealthInput): Promis
         cooldownMs = Math.min(cooldownMs * 2, Math.max(settings.maxCooldownMs, settings.cooldownMs));
         state.circuit = 'open';
         state.since = now();
-        state.transitions = [...state.transitions, { to: 'open' as CircuitState, reason: `probe failed: ${probe.detail}`, at: state.since }].slice(-MAX_TRANSITIONS);
+        state.transitions = [...state.transitions, { to: 'open' as CircuitState, reason: `probe failed: ${probe.detail}`, at: state.since }].slice(
+          -MAX_TRANSITIONS,
+        );
       }
       continue;
     }

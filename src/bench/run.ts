@@ -28,7 +28,11 @@ import { workflowsPath } from '../worker';
 import { campaignSearchAttributes } from '../../workflows/search-attributes';
 import type { CampaignResult } from '../../workflows/campaign-api';
 
-const TEMPLATE = { subject: 'Hello {{first_name}}, your {{city}} news', text: 'Hi {{first_name}},\n\nHere is what changed in {{city}}.\n', html: '<p>Hi {{first_name}},</p><p>Here is what changed in <b>{{city}}</b>.</p>' };
+const TEMPLATE = {
+  subject: 'Hello {{first_name}}, your {{city}} news',
+  text: 'Hi {{first_name}},\n\nHere is what changed in {{city}}.\n',
+  html: '<p>Hi {{first_name}},</p><p>Here is what changed in <b>{{city}}</b>.</p>',
+};
 const FROM = 'Bench <bench@example.org>';
 const POOL = 5;
 const BATCH = 1000;
@@ -72,7 +76,10 @@ async function startEsp(kind: string, name: string): Promise<Esp> {
 
 function audience(n: number, tag: string): AudienceRow[] {
   const cities = ['Lisbon', 'Oslo', 'Austin', 'Kyoto', 'Lagos'];
-  return Array.from({ length: n }, (_, i) => ({ email: `r${i + 1}.${tag}@example.com`, fields: { first_name: `Reader${i + 1}`, city: cities[i % cities.length] } }));
+  return Array.from({ length: n }, (_, i) => ({
+    email: `r${i + 1}.${tag}@example.com`,
+    fields: { first_name: `Reader${i + 1}`, city: cities[i % cities.length] },
+  }));
 }
 
 /** CPU time (user + system, all threads) a process has used so far, in ms, from /proc. */
@@ -150,7 +157,11 @@ async function rawBaseline(esp: Esp, rows: AudienceRow[]): Promise<RawRun> {
   const seconds = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpuBefore);
   transport.close();
-  return { msgsPerS: rows.length / seconds, cpuMsPerMsg: (cpu.user + cpu.system) / 1000 / rows.length, sinkCpuMsPerMsg: (cpuMsOf(esp.child.pid!) - sinkBefore) / rows.length };
+  return {
+    msgsPerS: rows.length / seconds,
+    cpuMsPerMsg: (cpu.user + cpu.system) / 1000 / rows.length,
+    sinkCpuMsPerMsg: (cpuMsOf(esp.child.pid!) - sinkBefore) / rows.length,
+  };
 }
 
 class WorkerProc {
@@ -159,7 +170,10 @@ class WorkerProc {
     const profile = process.env.MAILOVER_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.MAILOVER_BENCH_PROFILE}`] : [];
     // e.g. MAILOVER_BENCH_WORKER_FLAGS=--max-old-space-size=128: is the worker's RSS a leak or a lazy heap?
     const flags = (process.env.MAILOVER_BENCH_WORKER_FLAGS ?? '').split(/\s+/).filter(Boolean);
-    const child = spawn(process.execPath, [...profile, ...flags, join(__dirname, '..', 'worker-main.js')], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...profile, ...flags, join(__dirname, '..', 'worker-main.js')], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     await new Promise<void>((res, rej) => {
       let out = '';
       child.stdout!.on('data', (d) => {
@@ -182,7 +196,9 @@ async function historyEvents(env: TestWorkflowEnvironment, workflowId: string, f
   let total = 0;
   let runId: string | undefined = firstRunId;
   while (runId) {
-    const history: Awaited<ReturnType<ReturnType<typeof env.client.workflow.getHandle>['fetchHistory']>> = await env.client.workflow.getHandle(workflowId, runId).fetchHistory();
+    const history: Awaited<ReturnType<ReturnType<typeof env.client.workflow.getHandle>['fetchHistory']>> = await env.client.workflow
+      .getHandle(workflowId, runId)
+      .fetchHistory();
     const events: NonNullable<typeof history.events> = history.events ?? [];
     total += events.length;
     runId = events[events.length - 1]?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
@@ -204,7 +220,16 @@ interface CampaignRun {
   result: CampaignResult;
 }
 
-async function runCampaign(env: TestWorkflowEnvironment, store: Store, workerEnv: NodeJS.ProcessEnv, taskQueue: string, id: string, providers: string[], rows: AudienceRow[], esps: Esp[]): Promise<CampaignRun> {
+async function runCampaign(
+  env: TestWorkflowEnvironment,
+  store: Store,
+  workerEnv: NodeJS.ProcessEnv,
+  taskQueue: string,
+  id: string,
+  providers: string[],
+  rows: AudienceRow[],
+  esps: Esp[],
+): Promise<CampaignRun> {
   const importStarted = performance.now();
   // transactional: the engine run renders exactly what the raw baseline sends (no unsubscribe link to sign).
   await store.createCampaign({ id, from: FROM, template: TEMPLATE, providers, batchSize: BATCH, transactional: true });
@@ -225,7 +250,17 @@ async function runCampaign(env: TestWorkflowEnvironment, store: Store, workerEnv
     const workerCpuMsPerMsg = (cpuMsOf(worker.child.pid!) - cpuBefore) / rows.length;
     const espCpuMsPerMsg = (cpuOf(esps.map((e) => e.child.pid!)) - espBefore) / rows.length;
     const temporalCpuMsPerMsg = (cpuOf(temporalPids) - temporalBefore) / rows.length;
-    return { msgsPerS: rows.length / seconds, seconds, importSeconds, peakRssMb: rss.stop(), workerCpuMsPerMsg, espCpuMsPerMsg, temporalCpuMsPerMsg, historyEvents: await historyEvents(env, id, handle.firstExecutionRunId), result };
+    return {
+      msgsPerS: rows.length / seconds,
+      seconds,
+      importSeconds,
+      peakRssMb: rss.stop(),
+      workerCpuMsPerMsg,
+      espCpuMsPerMsg,
+      temporalCpuMsPerMsg,
+      historyEvents: await historyEvents(env, id, handle.firstExecutionRunId),
+      result,
+    };
   } finally {
     rss.stop();
     await worker.stop();
@@ -273,7 +308,16 @@ async function main(): Promise<void> {
     const configPath = join(dir, 'providers.yaml');
     writeFileSync(configPath, stringify({ providers: defs }));
     const taskQueue = 'mailover-bench';
-    const workerEnv = { TEMPORAL_ADDRESS: env.address, MAILOVER_TASK_QUEUE: taskQueue, MAILOVER_CONFIG: configPath, DATABASE_URL: '', MAILOVER_DB: join(dir, 'bench.db'), MAILOVER_WORKFLOW_BUNDLE: bundlePath, ...secrets, MAILOVER_LOG_LEVEL: 'WARN' };
+    const workerEnv = {
+      TEMPORAL_ADDRESS: env.address,
+      MAILOVER_TASK_QUEUE: taskQueue,
+      MAILOVER_CONFIG: configPath,
+      DATABASE_URL: '',
+      MAILOVER_DB: join(dir, 'bench.db'),
+      MAILOVER_WORKFLOW_BUNDLE: bundlePath,
+      ...secrets,
+      MAILOVER_LOG_LEVEL: 'WARN',
+    };
 
     log('raw baseline: nodemailer pool → smtp-a');
     const rawFirst = await rawBaseline(smtpA, audience(n, 'raw'));
@@ -284,7 +328,16 @@ async function main(): Promise<void> {
     // The ledger's durability costs: the same campaign with SQLite synchronous=NORMAL (the worker's
     // explicit opt-out; FULL, the default, syncs the WAL on every commit).
     log('engine: campaign via smtp-a, ledger synchronous=NORMAL');
-    const smtpNormal = await runCampaign(env, store, { ...workerEnv, MAILOVER_SQLITE_SYNCHRONOUS: 'normal' }, taskQueue, 'bench-smtp-normal', ['smtp-a'], audience(n, 'smtpn'), [smtpA]);
+    const smtpNormal = await runCampaign(
+      env,
+      store,
+      { ...workerEnv, MAILOVER_SQLITE_SYNCHRONOUS: 'normal' },
+      taskQueue,
+      'bench-smtp-normal',
+      ['smtp-a'],
+      audience(n, 'smtpn'),
+      [smtpA],
+    );
     log(`engine smtp (synchronous=NORMAL): ${smtpNormal.msgsPerS.toFixed(0)} msg/s`);
     log('engine: campaign via mailgun');
     const mg = await runCampaign(env, store, workerEnv, taskQueue, 'bench-mailgun', ['mailgun'], audience(n, 'mg'), [mailgun]);
@@ -334,18 +387,40 @@ async function main(): Promise<void> {
         ['figure', 'value', 'goal', ''],
         ['raw SMTP (nodemailer pool, no Temporal, no ledger; best of 2)', `${figures.raw_smtp_msgs_per_s} msg/s`, '', ''],
         ['engine SMTP (campaign end to end; ledger synchronous=FULL, the default)', `${figures.engine_smtp_msgs_per_s} msg/s`, '', ''],
-        ['engine SMTP, ledger synchronous=NORMAL (explicit opt-out); cost of FULL', `${figures.engine_smtp_sync_normal_msgs_per_s} msg/s; ${figures.sync_full_cost_pct} %`, '', ''],
+        [
+          'engine SMTP, ledger synchronous=NORMAL (explicit opt-out); cost of FULL',
+          `${figures.engine_smtp_sync_normal_msgs_per_s} msg/s; ${figures.sync_full_cost_pct} %`,
+          '',
+          '',
+        ],
         ['ratio engine / raw', String(figures.ratio_smtp), '≥ 0.75', goal(figures.ratio_smtp >= 0.75)],
-        ['engine Mailgun (batch calls)', `${figures.engine_mailgun_msgs_per_s} msg/s`, `≥ 5 × SMTP`, goal(figures.engine_mailgun_msgs_per_s >= 5 * figures.engine_smtp_msgs_per_s)],
+        [
+          'engine Mailgun (batch calls)',
+          `${figures.engine_mailgun_msgs_per_s} msg/s`,
+          `≥ 5 × SMTP`,
+          goal(figures.engine_mailgun_msgs_per_s >= 5 * figures.engine_smtp_msgs_per_s),
+        ],
         ['worker peak RSS', `${figures.worker_peak_rss_mb} MB`, '< 300 MB', goal(figures.worker_peak_rss_mb < 300)],
         ['history events per 10,000 recipients', String(figures.history_events_per_10k), '≤ 1,000', goal(figures.history_events_per_10k <= 1000)],
         [`failover switch (N=${failN}, primary fails half-way)`, `${figures.failover_switch_ms} ms`, '< 2,000 ms', goal(figures.failover_switch_ms < 2000)],
-        ['CPU per message: raw sender / engine worker (SMTP) / engine worker (Mailgun)', `${figures.raw_cpu_ms_per_msg} / ${figures.worker_cpu_ms_per_msg_smtp} / ${figures.worker_cpu_ms_per_msg_mailgun} ms`, '', ''],
-        ['CPU per message, SMTP sink: raw run / engine run; Temporal server in the engine run', `${figures.sink_cpu_ms_per_msg_raw} / ${figures.sink_cpu_ms_per_msg_smtp}; ${figures.temporal_cpu_ms_per_msg_smtp} ms`, '', ''],
+        [
+          'CPU per message: raw sender / engine worker (SMTP) / engine worker (Mailgun)',
+          `${figures.raw_cpu_ms_per_msg} / ${figures.worker_cpu_ms_per_msg_smtp} / ${figures.worker_cpu_ms_per_msg_mailgun} ms`,
+          '',
+          '',
+        ],
+        [
+          'CPU per message, SMTP sink: raw run / engine run; Temporal server in the engine run',
+          `${figures.sink_cpu_ms_per_msg_raw} / ${figures.sink_cpu_ms_per_msg_smtp}; ${figures.temporal_cpu_ms_per_msg_smtp} ms`,
+          '',
+          '',
+        ],
         ['audience import (SQLite)', `${(n / smtp.importSeconds).toFixed(0)} rows/s`, '', ''],
       ]),
     );
-    console.log(`engine runs: smtp ${smtp.seconds.toFixed(1)} s (${smtp.result.runs} run(s), ${smtp.historyEvents} history events), mailgun ${mg.seconds.toFixed(1)} s; failover campaign accepted ${JSON.stringify(fo.result.acceptedByProvider)}`);
+    console.log(
+      `engine runs: smtp ${smtp.seconds.toFixed(1)} s (${smtp.result.runs} run(s), ${smtp.historyEvents} history events), mailgun ${mg.seconds.toFixed(1)} s; failover campaign accepted ${JSON.stringify(fo.result.acceptedByProvider)}`,
+    );
     console.log(JSON.stringify(figures));
   } finally {
     await store.close();

@@ -56,11 +56,15 @@ function statusTable(p: CampaignProgress): string {
     ['suppressed', String(p.suppressed)],
     ['remaining', String(p.remaining)],
   ];
-  if (p.deferred) rows.push(['deferred (retried later)', `${p.deferred}${p.nextDeferredAt ? ` (next ${p.nextDeferredAt.replace('T', ' ').slice(0, 19)} UTC)` : ''}`]);
+  if (p.deferred)
+    rows.push(['deferred (retried later)', `${p.deferred}${p.nextDeferredAt ? ` (next ${p.nextDeferredAt.replace('T', ' ').slice(0, 19)} UTC)` : ''}`]);
   if (p.heldForReview) rows.push(['held for review', `${p.heldForReview} (mailover campaign held ${p.campaignId})`]);
   if (p.inFlightRecovered) rows.push(['found in flight after a crash', String(p.inFlightRecovered)]);
   rows.push(['switches', String(p.switches.length)]);
-  return table([['', ''], ...rows]).split('\n').filter((_, i) => i !== 1 && i !== 2).join('\n');
+  return table([['', ''], ...rows])
+    .split('\n')
+    .filter((_, i) => i !== 1 && i !== 2)
+    .join('\n');
 }
 
 const start: Command = {
@@ -242,7 +246,8 @@ export function listedStatus(execution: string, campaignStatus: unknown): string
 
 const list: Command = {
   name: 'campaign list',
-  summary: "Campaigns from Temporal visibility, newest first, each once with its latest run's status (the synthetic campaigns of failover drills only with --drills).",
+  summary:
+    "Campaigns from Temporal visibility, newest first, each once with its latest run's status (the synthetic campaigns of failover drills only with --drills).",
   usage: '[--status running|paused|holding|completed|cancelled] [--limit N] [--drills] [--json]',
   options: { status: { type: 'string' }, limit: { type: 'string' }, drills: { type: 'boolean' }, json: { type: 'boolean' } },
   async run(ctx, values) {
@@ -251,7 +256,8 @@ const list: Command = {
       throw new UsageError(`--status: expected one of ${STATUSES.join(', ')}, got '${clip(String(wanted))}'`, helpText(list));
     }
     const limit = values.limit === undefined ? 50 : Number(values.limit);
-    if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit: expected a positive whole number, got '${clip(String(values.limit))}'`, helpText(list));
+    if (!Number.isInteger(limit) || limit < 1)
+      throw new UsageError(`--limit: expected a positive whole number, got '${clip(String(values.limit))}'`, helpText(list));
     const client = await ctx.temporal();
     const rows: Array<{ id: string; status: string; provider: string; accepted: number; started: string }> = [];
     const seen = new Set<string>();
@@ -276,7 +282,13 @@ const list: Command = {
     }
     if (values.json) console.log(JSON.stringify(rows, null, 2));
     else if (!rows.length) console.log(`no campaigns${wanted ? ` with status ${wanted}` : ''}`);
-    else console.log(table([['campaign', 'status', 'active provider', 'accepted', 'started (UTC)'], ...rows.map((r) => [r.id, r.status, r.provider, String(r.accepted), r.started])]));
+    else
+      console.log(
+        table([
+          ['campaign', 'status', 'active provider', 'accepted', 'started (UTC)'],
+          ...rows.map((r) => [r.id, r.status, r.provider, String(r.accepted), r.started]),
+        ]),
+      );
     if (!values.json && hiddenDrills) console.log(`(${hiddenDrills} drill campaign(s) not shown; --drills shows them)`);
   },
 };
@@ -287,12 +299,14 @@ const providers: Command = {
   usage: '<id> <name,name,...>',
   args: ['id', 'providers'],
   async run(ctx, _values, [id, names]) {
-    const order = names.split(',').map((s) => s.trim()).filter(Boolean);
+    const order = names
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     const accepted = await setCampaignProviders(await ctx.temporal(), id, order);
     console.log(`campaign ${id} now sends via ${accepted.join(' → ')}`);
   },
 };
-
 
 /** `--seq 12` or `--seq 10-20`: an inclusive range of recipient numbers. */
 export function parseSeqRange(value: string, cmd: Command): { fromSeq: number; toSeq: number } {
@@ -312,7 +326,7 @@ function rangesText(ranges: Array<[number, number]>, max = 8): string {
 
 const held: Command = {
   name: 'campaign held',
-  summary: "Recipients held for review (outcome unknown: a lost reply under inFlight: hold, or a failed look-up): seq, provider, since, why.",
+  summary: 'Recipients held for review (outcome unknown: a lost reply under inFlight: hold, or a failed look-up): seq, provider, since, why.',
   usage: '<id> [--show-addresses] [--json]',
   details: [
     'Addresses are left out unless --show-addresses is given (the list may be shown to anyone on the team).',
@@ -325,7 +339,13 @@ const held: Command = {
     if (!(await store.getCampaign(id))) throw new Error(`campaign '${id}' not found in the store`);
     const rows = await store.listHeld(id);
     const show = values['show-addresses'] === true;
-    const out = rows.map((r) => ({ seq: r.seq, provider: r.provider, since: r.heldAt?.toISOString() ?? null, reason: r.reason, ...(show ? { address: r.email } : {}) }));
+    const out = rows.map((r) => ({
+      seq: r.seq,
+      provider: r.provider,
+      since: r.heldAt?.toISOString() ?? null,
+      reason: r.reason,
+      ...(show ? { address: r.email } : {}),
+    }));
     if (values.json) {
       console.log(JSON.stringify(out, null, 2));
       return;
@@ -335,7 +355,12 @@ const held: Command = {
       return;
     }
     const header = ['seq', ...(show ? ['address'] : []), 'provider', 'held since (UTC)', 'why'];
-    console.log(table([header, ...out.map((r) => [String(r.seq), ...(show ? [r.address ?? ''] : []), r.provider ?? '', (r.since ?? '').replace('T', ' ').slice(0, 19), r.reason])]));
+    console.log(
+      table([
+        header,
+        ...out.map((r) => [String(r.seq), ...(show ? [r.address ?? ''] : []), r.provider ?? '', (r.since ?? '').replace('T', ' ').slice(0, 19), r.reason]),
+      ]),
+    );
     console.log(`${rows.length} held. Settle them: mailover campaign release ${id} --resend (send again) or --mark-sent (they went out) [--seq a-b]`);
   },
 };
@@ -347,10 +372,10 @@ const release: Command = {
   details: [
     'Options:',
     '  --resend      back to pending: the running campaign sends them again (check the provider first: they may have gone out)',
-    '  --mark-sent   settled as accepted (the provider\'s own log shows they went out)',
+    "  --mark-sent   settled as accepted (the provider's own log shows they went out)",
     '  --seq a-b     only held recipients in this range (default: all of them)',
     '  --by NAME     who releases them (default: this user@host), recorded on each row',
-    'A campaign holding for review goes on once nothing is held. A finished campaign\'s held rows can be marked sent, not resent.',
+    "A campaign holding for review goes on once nothing is held. A finished campaign's held rows can be marked sent, not resent.",
   ].join('\n'),
   args: ['id'],
   options: { resend: { type: 'boolean' }, 'mark-sent': { type: 'boolean' }, seq: { type: 'string' }, by: { type: 'string' } },
@@ -372,7 +397,9 @@ const release: Command = {
       ({ released, ranges } = await releaseHeldRows(client, id, { action, ...range, by }));
     } else {
       if (action === 'resend') {
-        throw new Error(`campaign '${id}' is not running, so nothing would send them: --resend works on a running campaign (mark them sent with --mark-sent, or start a follow-up campaign for them)`);
+        throw new Error(
+          `campaign '${id}' is not running, so nothing would send them: --resend works on a running campaign (mark them sent with --mark-sent, or start a follow-up campaign for them)`,
+        );
       }
       const store = await ctx.openStore();
       if (!(await store.getCampaign(id))) throw new Error(`campaign '${id}' not found`);
@@ -382,7 +409,9 @@ const release: Command = {
       console.log(`campaign ${id}: no held recipients${range.fromSeq !== undefined ? ` in #${range.fromSeq}-#${range.toSeq}` : ''}; nothing released`);
       return;
     }
-    console.log(`campaign ${id}: ${released} held recipient(s) ${action === 'resend' ? 'released to be sent again' : 'marked sent'} by ${by}: ${rangesText(ranges)}`);
+    console.log(
+      `campaign ${id}: ${released} held recipient(s) ${action === 'resend' ? 'released to be sent again' : 'marked sent'} by ${by}: ${rangesText(ranges)}`,
+    );
   },
 };
 

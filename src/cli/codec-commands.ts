@@ -32,7 +32,9 @@ export const codecServer: Command = {
     const token = codecTokenFromEnv();
     const host = typeof values.host === 'string' ? values.host : '127.0.0.1';
     const server = await startCodecServer({ codec, token, uiOrigins, host, port });
-    console.log(`mailover codec server on ${server.url}: keys ${codec.keyIds.join(', ')} (current ${codec.currentKeyId}); Web UI origins ${uiOrigins.join(', ')}`);
+    console.log(
+      `mailover codec server on ${server.url}: keys ${codec.keyIds.join(', ')} (current ${codec.currentKeyId}); Web UI origins ${uiOrigins.join(', ')}`,
+    );
     console.log(`Temporal CLI: temporal workflow show --workflow-id ID --codec-endpoint ${server.url} --codec-auth "Bearer $${CODEC_TOKEN_ENV}"`);
     await new Promise<void>((res) => {
       process.once('SIGINT', () => res());

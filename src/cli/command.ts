@@ -42,7 +42,13 @@ export function parseCommand(cmd: Command, argv: string[]): { values: Values; ar
   if (values.help) return { values, args: parsed.positionals, help: true };
   const expected = cmd.args ?? [];
   if (parsed.positionals.length < expected.length) {
-    throw new UsageError(`missing ${expected.slice(parsed.positionals.length).map((a) => `<${a}>`).join(' ')}`, helpText(cmd));
+    throw new UsageError(
+      `missing ${expected
+        .slice(parsed.positionals.length)
+        .map((a) => `<${a}>`)
+        .join(' ')}`,
+      helpText(cmd),
+    );
   }
   const most = expected.length + (cmd.optionalArgs?.length ?? 0);
   if (parsed.positionals.length > most) {

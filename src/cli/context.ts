@@ -57,9 +57,17 @@ export class CliContext {
   async temporal(): Promise<Client> {
     if (!this.client) {
       try {
-        this.connection = await Connection.connect({ address: this.settings.address, tls: this.settings.tls, apiKey: this.settings.apiKey, connectTimeout: '5s' });
+        this.connection = await Connection.connect({
+          address: this.settings.address,
+          tls: this.settings.tls,
+          apiKey: this.settings.apiKey,
+          connectTimeout: '5s',
+        });
       } catch (err) {
-        throw new Error(`cannot reach Temporal at ${this.settings.address} (${(err as Error).message}); start one with \`mailover dev\` or set TEMPORAL_ADDRESS`, { cause: err });
+        throw new Error(
+          `cannot reach Temporal at ${this.settings.address} (${(err as Error).message}); start one with \`mailover dev\` or set TEMPORAL_ADDRESS`,
+          { cause: err },
+        );
       }
       this.client = new Client({ connection: this.connection, namespace: this.settings.namespace, dataConverter: this.settings.dataConverter });
     }

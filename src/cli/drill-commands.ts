@@ -1,5 +1,14 @@
 /** `mailover drill ...`: failover drills on demand and on a Temporal Schedule. */
-import { DEFAULT_DRILL_SCHEDULE_ID, deleteDrillSchedule, describeDrillSchedule, drillRunsTable, drillTable, recentDrills, scheduleDrills, startDrill } from '../drill-client';
+import {
+  DEFAULT_DRILL_SCHEDULE_ID,
+  deleteDrillSchedule,
+  describeDrillSchedule,
+  drillRunsTable,
+  drillTable,
+  recentDrills,
+  scheduleDrills,
+  startDrill,
+} from '../drill-client';
 import { parseDuration } from '../drill-settings';
 import { helpText, type Command } from './command';
 import { EXIT, UsageError } from './usage';
@@ -8,13 +17,15 @@ const when = (d: Date) => d.toISOString().replace('T', ' ').slice(0, 19) + ' UTC
 
 function scheduleIdOf(values: Record<string, unknown>, cmd: Command): string {
   const id = values.id ?? DEFAULT_DRILL_SCHEDULE_ID;
-  if (typeof id !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(id)) throw new UsageError(`--id: expected letters, digits, '.', '_' or '-', got '${String(id)}'`, helpText(cmd));
+  if (typeof id !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(id))
+    throw new UsageError(`--id: expected letters, digits, '.', '_' or '-', got '${String(id)}'`, helpText(cmd));
   return id;
 }
 
 const run: Command = {
   name: 'drill run',
-  summary: 'Run a failover drill now: probe every provider with the seed list, then a synthetic campaign with the primary forced down (see docs/operations.md: Failover drills).',
+  summary:
+    'Run a failover drill now: probe every provider with the seed list, then a synthetic campaign with the primary forced down (see docs/operations.md: Failover drills).',
   usage: '[--wait]',
   details: [
     'Options:',
@@ -57,9 +68,12 @@ const schedule: Command = {
     }
     if (values.every === undefined) throw new UsageError('--every is required (or --delete)', helpText(schedule));
     const everyMs = parseDuration(values.every);
-    if (everyMs === undefined || everyMs < 60_000) throw new UsageError(`--every: expected a duration of at least 1m like 30m, 6h or 24h, got '${String(values.every)}'`, helpText(schedule));
+    if (everyMs === undefined || everyMs < 60_000)
+      throw new UsageError(`--every: expected a duration of at least 1m like 30m, 6h or 24h, got '${String(values.every)}'`, helpText(schedule));
     const { created, description } = await scheduleDrills(await ctx.temporal(), { scheduleId, everyMs, taskQueue: ctx.settings.taskQueue });
-    console.log(`${created ? 'created' : 'updated'} drill schedule ${scheduleId}: a failover drill every ${String(values.every)} on task queue ${ctx.settings.taskQueue}`);
+    console.log(
+      `${created ? 'created' : 'updated'} drill schedule ${scheduleId}: a failover drill every ${String(values.every)} on task queue ${ctx.settings.taskQueue}`,
+    );
     const next = description.info.nextActionTimes.slice(0, 3);
     console.log(`next runs: ${next.length ? next.map(when).join(', ') : 'none'}`);
   },
@@ -73,17 +87,26 @@ const status: Command = {
   async run(ctx, values) {
     const scheduleId = scheduleIdOf(values, status);
     const limit = values.limit === undefined ? 10 : Number(values.limit);
-    if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit: expected a positive whole number, got '${String(values.limit)}'`, helpText(status));
+    if (!Number.isInteger(limit) || limit < 1)
+      throw new UsageError(`--limit: expected a positive whole number, got '${String(values.limit)}'`, helpText(status));
     const client = await ctx.temporal();
     const sched = await describeDrillSchedule(client, scheduleId);
     const runs = await recentDrills(client, ctx.settings.taskQueue, limit);
     if (values.json) {
-      console.log(JSON.stringify({ schedule: sched ? { id: scheduleId, paused: sched.state.paused, nextRuns: sched.info.nextActionTimes } : null, drills: runs }, null, 2));
+      console.log(
+        JSON.stringify(
+          { schedule: sched ? { id: scheduleId, paused: sched.state.paused, nextRuns: sched.info.nextActionTimes } : null, drills: runs },
+          null,
+          2,
+        ),
+      );
       return;
     }
     if (sched) {
       const next = sched.info.nextActionTimes.slice(0, 3);
-      console.log(`drill schedule ${scheduleId}: ${sched.state.paused ? 'paused' : 'active'}, ${sched.info.numActionsTaken} run(s) so far, next: ${next.length ? next.map(when).join(', ') : 'none'}`);
+      console.log(
+        `drill schedule ${scheduleId}: ${sched.state.paused ? 'paused' : 'active'}, ${sched.info.numActionsTaken} run(s) so far, next: ${next.length ? next.map(when).join(', ') : 'none'}`,
+      );
     } else console.log(`no drill schedule ${scheduleId} (create one with: mailover drill schedule --every 24h)`);
     if (!runs.length) {
       console.log('no drills yet (run one with: mailover drill run --wait)');

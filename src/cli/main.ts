@@ -29,7 +29,10 @@ async function loadDevStack(): Promise<typeof DevStackModule> {
     return await import('../dev/stack');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND') {
-      throw new Error('not part of this build: the production image leaves the dev stack and local ESPs out; run it from a source checkout (npm ci && npm start)', { cause: err });
+      throw new Error(
+        'not part of this build: the production image leaves the dev stack and local ESPs out; run it from a source checkout (npm ci && npm start)',
+        { cause: err },
+      );
     }
     throw err;
   }
@@ -44,7 +47,13 @@ const dev: Command = {
     '--alert-webhook / --alert-slack: the dev worker posts its alerts (circuit opened or closed, provider switched,',
     'campaign holding or failed, drill finished) there, as generic JSON or Slack-compatible JSON.',
   ].join('\n'),
-  options: { data: { type: 'string' }, port: { type: 'string' }, 'ui-port': { type: 'string' }, 'alert-webhook': { type: 'string' }, 'alert-slack': { type: 'string' } },
+  options: {
+    data: { type: 'string' },
+    port: { type: 'string' },
+    'ui-port': { type: 'string' },
+    'alert-webhook': { type: 'string' },
+    'alert-slack': { type: 'string' },
+  },
   async run(_ctx, values) {
     const port = (name: string, dflt: number) => {
       const v = values[name];
@@ -60,7 +69,7 @@ const dev: Command = {
       if (typeof url !== 'string' || !/^https?:\/\/[^\s/]+/.test(url)) throw new UsageError(`--alert-${kind}: expected an http(s) URL`, helpText(dev));
       alerts.push({ name: `dev-${kind}`, kind, url, events: [...OPS_EVENT_KINDS], timeoutMs: DEFAULT_ALERT_TIMEOUT_MS });
     }
-    const dataDir = typeof values.data === 'string' ? values.data : process.env.MAILOVER_DATA_DIR ?? 'data';
+    const dataDir = typeof values.data === 'string' ? values.data : (process.env.MAILOVER_DATA_DIR ?? 'data');
     const { startDevStack } = await loadDevStack();
     const stack = await startDevStack({ dataDir, port: port('port', 7233), uiPort: port('ui-port', 8233), alerts, log: (l) => console.log(l) });
     console.log(`mailover dev is up:`);
@@ -71,10 +80,13 @@ const dev: Command = {
     console.log(`  unsubscribe   ${stack.compliance.http.url}/u/<token>`);
     console.log(`  bounces       smtp://127.0.0.1:${stack.compliance.bounces?.port} (DSNs to bounces+<token>@bounces.mailover.dev)`);
     console.log(`  metrics       ${stack.metricsUrl} (Prometheus: messages, switches, circuits, Temporal SDK)`);
-    if (alerts.length) console.log(`  alerts        ${alerts.map((a) => `${a.name} (${a.kind === 'slack' ? 'Slack-compatible' : 'generic JSON'})`).join(', ')}`);
+    if (alerts.length)
+      console.log(`  alerts        ${alerts.map((a) => `${a.name} (${a.kind === 'slack' ? 'Slack-compatible' : 'generic JSON'})`).join(', ')}`);
     console.log(`  providers     ${stack.configPath}`);
     console.log(`  payloads      ${describeEncryption(stack.dataConverter)}`);
-    console.log(`In another terminal: TEMPORAL_ADDRESS=${stack.address} MAILOVER_UI_URL=${stack.uiUrl} npx mailover campaign start --file samples/campaign.yaml --audience samples/audience.csv --wait`);
+    console.log(
+      `In another terminal: TEMPORAL_ADDRESS=${stack.address} MAILOVER_UI_URL=${stack.uiUrl} npx mailover campaign start --file samples/campaign.yaml --audience samples/audience.csv --wait`,
+    );
     console.log('Ctrl-C to stop.');
     await new Promise<void>((res) => {
       process.once('SIGINT', () => res());
@@ -88,14 +100,25 @@ const dev: Command = {
 
 const worker: Command = {
   name: 'worker',
-  summary: 'A production worker: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, MAILOVER_TASK_QUEUE, TEMPORAL_TLS_CERT + TEMPORAL_TLS_KEY or TEMPORAL_API_KEY, DATABASE_URL or MAILOVER_DB, MAILOVER_PAYLOAD_KEYS (payload encryption); MAILOVER_METRICS_PORT (or metrics: in the config) serves /metrics and prints its URL. Stops gracefully on SIGTERM.',
+  summary:
+    'A production worker: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, MAILOVER_TASK_QUEUE, TEMPORAL_TLS_CERT + TEMPORAL_TLS_KEY or TEMPORAL_API_KEY, DATABASE_URL or MAILOVER_DB, MAILOVER_PAYLOAD_KEYS (payload encryption); MAILOVER_METRICS_PORT (or metrics: in the config) serves /metrics and prints its URL. Stops gracefully on SIGTERM.',
   usage: '[--config providers.yaml]',
   async run(_ctx, values) {
     await runWorker(configPath({ config: typeof values.config === 'string' ? values.config : undefined }));
   },
 };
 
-const COMMANDS: Command[] = [dev, worker, webhooksCommand, ...campaignCommands, ...recipientCommands, ...providerCommands, ...suppressCommands, ...drillCommands, codecServer];
+const COMMANDS: Command[] = [
+  dev,
+  worker,
+  webhooksCommand,
+  ...campaignCommands,
+  ...recipientCommands,
+  ...providerCommands,
+  ...suppressCommands,
+  ...drillCommands,
+  codecServer,
+];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -127,7 +150,9 @@ export async function main(argv: string[]): Promise<number> {
   if (!cmd) {
     const group = COMMANDS.filter((c) => c.name.startsWith(`${argv[0]} `));
     if (group.length && (argv.length === 1 || argv[1] === '--help' || argv[1] === '-h')) {
-      console.log([`Usage: mailover ${argv[0]} <${group.map((c) => c.name.split(' ')[1]).join('|')}> ...`, '', ...group.map((c) => `  ${c.name}  ${c.usage}`)].join('\n'));
+      console.log(
+        [`Usage: mailover ${argv[0]} <${group.map((c) => c.name.split(' ')[1]).join('|')}> ...`, '', ...group.map((c) => `  ${c.name}  ${c.usage}`)].join('\n'),
+      );
       return argv.length === 1 ? EXIT.usage : EXIT.ok;
     }
     console.error(`mailover: unknown command '${argv.slice(0, group.length ? 2 : 1).join(' ')}' (see mailover --help)`);

@@ -36,7 +36,7 @@ const HEADER = ['provider', 'circuit', 'since', 'failures in a row', 'recent bat
 
 const status: Command = {
   name: 'provider status',
-  summary: 'Each provider\'s shared health: its circuit (closed = sending, open = down, half-open = probing), why, and the campaigns watching it.',
+  summary: "Each provider's shared health: its circuit (closed = sending, open = down, half-open = probing), why, and the campaigns watching it.",
   usage: '[name] [--json]',
   optionalArgs: ['name'],
   options: { json: { type: 'boolean' } },
@@ -45,7 +45,13 @@ const status: Command = {
     const client = await ctx.temporal();
     const states = await Promise.all(names.map((n) => providerHealth(client, ctx.settings.taskQueue, n)));
     if (values.json) {
-      console.log(JSON.stringify(names.map((n, i) => states[i] ?? { provider: n, circuit: 'closed', unused: true }), null, 2));
+      console.log(
+        JSON.stringify(
+          names.map((n, i) => states[i] ?? { provider: n, circuit: 'closed', unused: true }),
+          null,
+          2,
+        ),
+      );
       return;
     }
     console.log(table([HEADER, ...names.map((n, i) => stateRow(n, states[i]))]));
@@ -59,7 +65,8 @@ const status: Command = {
 
 const down: Command = {
   name: 'provider down',
-  summary: 'Mark a provider down by hand (planned maintenance): every campaign on it moves to its next provider at the next batch; no probes until `provider up`.',
+  summary:
+    'Mark a provider down by hand (planned maintenance): every campaign on it moves to its next provider at the next batch; no probes until `provider up`.',
   usage: '<name> [--reason TEXT]',
   args: ['name'],
   options: { reason: { type: 'string' } },

@@ -61,14 +61,20 @@ const importCmd: Command = {
     const bar = new LiveLine(process.stderr);
     let added = 0;
     await forEachCheckedChunk(file, scan, 'were added to the suppression list', async (rows, done) => {
-      const n = await store.addSuppressions(rows.map((r) => r.email), reason, 'cli import');
+      const n = await store.addSuppressions(
+        rows.map((r) => r.email),
+        reason,
+        'cli import',
+      );
       added += n;
       bar.update(`suppressing ${done}/${scan.valid}`);
       return n;
     });
     bar.done();
     const already = scan.valid - added;
-    console.log(`suppressed ${scan.valid} addresses from ${file} (${already} already listed, ${scan.duplicates.length} duplicates, ${scan.rejected.length} rejected)`);
+    console.log(
+      `suppressed ${scan.valid} addresses from ${file} (${already} already listed, ${scan.duplicates.length} duplicates, ${scan.rejected.length} rejected)`,
+    );
     for (const line of rejectedRowLines(scan.rejected)) console.log(line);
   },
 };
@@ -82,7 +88,13 @@ const list: Command = {
     const rows = await (await ctx.openStore()).listSuppressions();
     if (values.json) console.log(JSON.stringify(rows, null, 2));
     else if (!rows.length) console.log('the suppression list is empty');
-    else console.log(table([['address', 'reason', 'source', 'since (UTC)'], ...rows.map((r) => [r.email, r.reason, r.source, r.createdAt.toISOString().replace('T', ' ').slice(0, 19)])]));
+    else
+      console.log(
+        table([
+          ['address', 'reason', 'source', 'since (UTC)'],
+          ...rows.map((r) => [r.email, r.reason, r.source, r.createdAt.toISOString().replace('T', ' ').slice(0, 19)]),
+        ]),
+      );
   },
 };
 

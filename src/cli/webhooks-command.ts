@@ -24,8 +24,12 @@ export const webhooksCommand: Command = {
     console.log(`mailover webhooks ready: pid ${process.pid}, store ${describeStore(store)}`);
     console.log(`  http          ${services.http.url}  (metrics ${services.http.url}/metrics)`);
     console.log(`  webhooks      ${hooks.join(', ') || 'none (no provider with webhooks has a signing key configured)'}`);
-    console.log(`  unsubscribe   ${config.compliance.unsubscribe ? `${config.compliance.unsubscribe.baseUrl}/u/<token> (scope ${config.compliance.unsubscribe.scope})` : 'off (no unsubscribe: section)'}`);
-    console.log(`  bounces       ${services.bounces ? `smtp://${services.bounces.host}:${services.bounces.port} for ${config.compliance.bounces!.domain}` : 'off (no bounces: section)'}`);
+    console.log(
+      `  unsubscribe   ${config.compliance.unsubscribe ? `${config.compliance.unsubscribe.baseUrl}/u/<token> (scope ${config.compliance.unsubscribe.scope})` : 'off (no unsubscribe: section)'}`,
+    );
+    console.log(
+      `  bounces       ${services.bounces ? `smtp://${services.bounces.host}:${services.bounces.port} for ${config.compliance.bounces!.domain}` : 'off (no bounces: section)'}`,
+    );
     await new Promise<void>((res) => {
       process.once('SIGINT', () => res());
       process.once('SIGTERM', () => res());

@@ -47,7 +47,10 @@ export class AesGcmPayloadCodec implements PayloadCodec {
   private readonly current: PayloadKey;
 
   /** keys[0] encrypts; every key decrypts payloads that name it. `source` names where the keys came from, for errors. */
-  constructor(keys: PayloadKey[], private readonly source = PAYLOAD_KEYS_ENV) {
+  constructor(
+    keys: PayloadKey[],
+    private readonly source = PAYLOAD_KEYS_ENV,
+  ) {
     if (keys.length === 0) throw new Error(`${source}: at least one key is needed`);
     this.current = keys[0];
     this.byId = new Map(keys.map((k) => [k.id, k.key]));
@@ -87,10 +90,13 @@ export class AesGcmPayloadCodec implements PayloadCodec {
     const id = text(payload.metadata?.[KEY_ID_METADATA]);
     if (!id) throw new PayloadDecryptionError(`encrypted payload has no ${KEY_ID_METADATA} metadata; it was not written by mailover's codec`);
     const cipherName = text(payload.metadata?.[CIPHER_METADATA]);
-    if (cipherName !== undefined && cipherName !== CIPHER) throw new PayloadDecryptionError(`payload encrypted with key '${id}' uses cipher '${cipherName}', expected ${CIPHER}`);
+    if (cipherName !== undefined && cipherName !== CIPHER)
+      throw new PayloadDecryptionError(`payload encrypted with key '${id}' uses cipher '${cipherName}', expected ${CIPHER}`);
     const key = this.byId.get(id);
     if (!key) {
-      throw new PayloadDecryptionError(`payload was encrypted with key '${id}', which is not in ${this.source} (configured: ${this.keyIds.join(', ')}); add the old key back after the current one to read it`);
+      throw new PayloadDecryptionError(
+        `payload was encrypted with key '${id}', which is not in ${this.source} (configured: ${this.keyIds.join(', ')}); add the old key back after the current one to read it`,
+      );
     }
     const data = Buffer.from(payload.data ?? new Uint8Array());
     if (data.length < NONCE_BYTES + TAG_BYTES) throw new PayloadDecryptionError(`payload encrypted with key '${id}' is truncated (${data.length} bytes)`);
@@ -101,7 +107,9 @@ export class AesGcmPayloadCodec implements PayloadCodec {
     try {
       plain = Buffer.concat([decipher.update(data.subarray(NONCE_BYTES, data.length - TAG_BYTES)), decipher.final()]);
     } catch {
-      throw new PayloadDecryptionError(`payload encrypted with key '${id}' failed authentication: the payload was altered, or ${this.source} holds different key material for '${id}'`);
+      throw new PayloadDecryptionError(
+        `payload encrypted with key '${id}' failed authentication: the payload was altered, or ${this.source} holds different key material for '${id}'`,
+      );
     }
     const decoded = PayloadMessage.decode(plain);
     return { metadata: decoded.metadata, data: decoded.data };

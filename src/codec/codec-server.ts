@@ -44,7 +44,9 @@ export function codecTokenFromEnv(env: NodeJS.ProcessEnv = process.env): string 
   const token = env[CODEC_TOKEN_ENV];
   if (!token) throw new CodecServerConfigError(`${CODEC_TOKEN_ENV} is not set: the codec server needs a bearer token (e.g. \`openssl rand -hex 24\`)`);
   if (token.length < MIN_TOKEN_LENGTH || /\s|\//.test(token)) {
-    throw new CodecServerConfigError(`${CODEC_TOKEN_ENV}: expected at least ${MIN_TOKEN_LENGTH} characters without spaces or '/' (e.g. \`openssl rand -hex 24\`)`);
+    throw new CodecServerConfigError(
+      `${CODEC_TOKEN_ENV}: expected at least ${MIN_TOKEN_LENGTH} characters without spaces or '/' (e.g. \`openssl rand -hex 24\`)`,
+    );
   }
   return token;
 }
@@ -123,11 +125,13 @@ function payloadsFromJson(body: Buffer): Payload[] {
   } catch (err) {
     throw new HttpError(400, `body is not JSON: ${(err as Error).message}`);
   }
-  if (!doc || typeof doc !== 'object' || !Array.isArray((doc as { payloads?: unknown }).payloads)) throw new HttpError(400, 'body: expected {"payloads": [...]}');
+  if (!doc || typeof doc !== 'object' || !Array.isArray((doc as { payloads?: unknown }).payloads))
+    throw new HttpError(400, 'body: expected {"payloads": [...]}');
   return (doc as { payloads: unknown[] }).payloads.map((p, i) => {
     if (!p || typeof p !== 'object') throw new HttpError(400, `payloads[${i}]: expected an object with metadata and data`);
     const { metadata, data } = p as { metadata?: unknown; data?: unknown };
-    if (metadata !== undefined && (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata))) throw new HttpError(400, `payloads[${i}].metadata: expected an object`);
+    if (metadata !== undefined && (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)))
+      throw new HttpError(400, `payloads[${i}].metadata: expected an object`);
     return {
       metadata: Object.fromEntries(Object.entries((metadata ?? {}) as Record<string, unknown>).map(([k, v]) => [k, b64(v, `payloads[${i}].metadata.${k}`)])),
       data: data === undefined ? new Uint8Array() : b64(data, `payloads[${i}].data`),
@@ -168,7 +172,8 @@ export async function startCodecServer(opts: CodecServerOptions): Promise<CodecS
     const cors = corsHeaders(origin);
     const route = ROUTE.exec(new URL(req.url ?? '/', 'http://codec').pathname);
     if (!route) return send(res, 404, cors, JSON.stringify({ error: 'not found: use POST /encode or POST /decode' }));
-    if (origin && !origins.has(origin)) return send(res, 403, cors, JSON.stringify({ error: `origin ${origin} is not allowed (start the codec server with --ui-origin ${origin})` }));
+    if (origin && !origins.has(origin))
+      return send(res, 403, cors, JSON.stringify({ error: `origin ${origin} is not allowed (start the codec server with --ui-origin ${origin})` }));
     if (req.method === 'OPTIONS') return send(res, 204, cors);
     if (req.method !== 'POST') return send(res, 405, { ...cors, Allow: 'POST, OPTIONS' }, JSON.stringify({ error: 'use POST' }));
 

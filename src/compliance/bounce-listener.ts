@@ -84,7 +84,9 @@ export class BounceListener {
       onData: (stream, session, cb) => {
         this.receive(stream, session)
           .then(() => cb())
-          .catch((err: unknown) => cb(err instanceof Error && 'responseCode' in err ? (err as SmtpError) : smtpError(451, '4.3.0 temporary failure, try again later')));
+          .catch((err: unknown) =>
+            cb(err instanceof Error && 'responseCode' in err ? (err as SmtpError) : smtpError(451, '4.3.0 temporary failure, try again later')),
+          );
       },
     });
     this.smtp.on('error', () => undefined);
@@ -225,7 +227,10 @@ export class BounceListener {
     if (dsn.isDsn) this.counts.dsn++;
     else this.counts.notDsn++;
     // Only a real DSN saying "failed" permanently suppresses; anything else is recorded.
-    const suppress = dsn.isDsn && event.type === 'failed-permanent' ? { reason: `hard bounce (${provider}, DSN): ${event.reason}`.slice(0, 500), source: `${provider} DSN` } : undefined;
+    const suppress =
+      dsn.isDsn && event.type === 'failed-permanent'
+        ? { reason: `hard bounce (${provider}, DSN): ${event.reason}`.slice(0, 500), source: `${provider} DSN` }
+        : undefined;
     const result: RecordEventResult = await store.recordEvent(event, suppress);
     if (result.recorded) this.opts.events?.count(event.provider, event.type);
     if (result.suppressed) this.counts.suppressed++;

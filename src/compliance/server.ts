@@ -299,7 +299,12 @@ export class ComplianceServer {
     }
     this.count(oneClick ? 'unsubscribe_one_click' : 'unsubscribe_confirmed');
     if (oneClick) return text(res, 200, 'unsubscribed');
-    html(res, 200, 'Unsubscribed', `<p><b>${escapeHtml(maskAddress(outcome.target.email))}</b> will get no more email${outcome.scope === 'all' ? '' : ' from this list'}.</p>`);
+    html(
+      res,
+      200,
+      'Unsubscribed',
+      `<p><b>${escapeHtml(maskAddress(outcome.target.email))}</b> will get no more email${outcome.scope === 'all' ? '' : ' from this list'}.</p>`,
+    );
   }
 }
 

@@ -46,7 +46,8 @@ export async function startComplianceServices(
   });
   let bounces: BounceListener | undefined;
   try {
-    if (compliance.bounces) bounces = await BounceListener.start({ store, bounces: compliance.bounces, unsubscribe: compliance.unsubscribe, port: ports.bounces, events });
+    if (compliance.bounces)
+      bounces = await BounceListener.start({ store, bounces: compliance.bounces, unsubscribe: compliance.unsubscribe, port: ports.bounces, events });
   } catch (err) {
     await http.stop();
     throw err;

@@ -118,9 +118,11 @@ export function parseComplianceSettings(resolved: Record<string, unknown>, probl
     else {
       unknownKeys(u, 'unsubscribe', ['baseUrl', 'mailto', 'signingKey', 'scope'], problems);
       let baseUrl = '';
-      if (typeof u.baseUrl !== 'string' || !/^https?:\/\/[^\s/]+/.test(u.baseUrl)) problems.push(`unsubscribe.baseUrl: expected the public http(s) URL of the webhooks server, got ${quote(u.baseUrl)}`);
+      if (typeof u.baseUrl !== 'string' || !/^https?:\/\/[^\s/]+/.test(u.baseUrl))
+        problems.push(`unsubscribe.baseUrl: expected the public http(s) URL of the webhooks server, got ${quote(u.baseUrl)}`);
       else baseUrl = u.baseUrl.replace(/\/+$/, '');
-      if (u.mailto !== undefined && (typeof u.mailto !== 'string' || !/^[^\s@<>?]+@[^\s@<>?]+\.[A-Za-z]{2,}$/.test(u.mailto))) problems.push(`unsubscribe.mailto: expected an address, got ${quote(u.mailto)}`);
+      if (u.mailto !== undefined && (typeof u.mailto !== 'string' || !/^[^\s@<>?]+@[^\s@<>?]+\.[A-Za-z]{2,}$/.test(u.mailto)))
+        problems.push(`unsubscribe.mailto: expected an address, got ${quote(u.mailto)}`);
       const scope = u.scope ?? 'all';
       if (scope !== 'all' && scope !== 'list') problems.push(`unsubscribe.scope: expected all or list, got ${quote(u.scope)}`);
       out.unsubscribe = {
@@ -137,7 +139,8 @@ export function parseComplianceSettings(resolved: Record<string, unknown>, probl
     if (!isObject(w)) problems.push('webhooks: expected a mapping with host, port, maxAgeSeconds, maxBodyBytes');
     else {
       unknownKeys(w, 'webhooks', ['host', 'port', 'maxAgeSeconds', 'maxBodyBytes'], problems);
-      if (w.host !== undefined && (typeof w.host !== 'string' || w.host === '')) problems.push(`webhooks.host: expected an interface address, got ${quote(w.host)}`);
+      if (w.host !== undefined && (typeof w.host !== 'string' || w.host === ''))
+        problems.push(`webhooks.host: expected an interface address, got ${quote(w.host)}`);
       out.webhooks = {
         host: typeof w.host === 'string' && w.host ? w.host : DEFAULT_WEBHOOKS.host,
         port: intField(w, 'port', 'webhooks', 0, 65535, DEFAULT_WEBHOOKS.port, problems),
@@ -152,9 +155,11 @@ export function parseComplianceSettings(resolved: Record<string, unknown>, probl
     if (!isObject(b)) problems.push('bounces: expected a mapping with domain, signingKey, optional localPart, host, port');
     else {
       unknownKeys(b, 'bounces', ['domain', 'localPart', 'signingKey', 'host', 'port', 'maxMessageBytes', 'tls'], problems);
-      if (typeof b.domain !== 'string' || !DOMAIN.test(b.domain)) problems.push(`bounces.domain: expected the bounce domain (its MX points at the inbound listener), got ${quote(b.domain)}`);
+      if (typeof b.domain !== 'string' || !DOMAIN.test(b.domain))
+        problems.push(`bounces.domain: expected the bounce domain (its MX points at the inbound listener), got ${quote(b.domain)}`);
       const localPart = b.localPart ?? 'bounces';
-      if (typeof localPart !== 'string' || !LOCAL.test(localPart)) problems.push(`bounces.localPart: expected 1-32 letters, digits, . _ -, got ${quote(b.localPart)}`);
+      if (typeof localPart !== 'string' || !LOCAL.test(localPart))
+        problems.push(`bounces.localPart: expected 1-32 letters, digits, . _ -, got ${quote(b.localPart)}`);
       out.bounces = {
         domain: typeof b.domain === 'string' ? b.domain.toLowerCase() : '',
         localPart: String(localPart),

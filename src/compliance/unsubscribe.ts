@@ -40,7 +40,12 @@ export interface UnsubscribeOutcome {
  * campaign's list). Returns null for a forged, altered or malformed token (nothing changes).
  * Recorded as an `unsubscribed` event linked to the campaign's ledger row.
  */
-export async function applyUnsubscribe(store: Store, s: UnsubscribeSettings, token: string, via: 'one-click' | 'link' | 'mailto'): Promise<UnsubscribeOutcome | null> {
+export async function applyUnsubscribe(
+  store: Store,
+  s: UnsubscribeSettings,
+  token: string,
+  via: 'one-click' | 'link' | 'mailto',
+): Promise<UnsubscribeOutcome | null> {
   const target = verifyUnsubscribeToken(s.signingKey, token);
   if (!target) return null;
   let list: string | undefined;

@@ -149,11 +149,20 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
     const compliance: ComplianceSettings = {
       webhooks: { host: '127.0.0.1', port: 0, maxAgeSeconds: 300, maxBodyBytes: 64 * 1024 },
       unsubscribe,
-      bounces: { domain: DEV_BOUNCE_DOMAIN, localPart: 'bounces', signingKey: DEV_KEYS.MAILOVER_DEV_BOUNCE_KEY, host: '127.0.0.1', port: opts.bouncePort ?? 0, maxMessageBytes: 1024 * 1024 },
+      bounces: {
+        domain: DEV_BOUNCE_DOMAIN,
+        localPart: 'bounces',
+        signingKey: DEV_KEYS.MAILOVER_DEV_BOUNCE_KEY,
+        host: '127.0.0.1',
+        port: opts.bouncePort ?? 0,
+        maxMessageBytes: 1024 * 1024,
+      },
     };
     const store = await openStore({ databaseUrl: '', sqlitePath: join(dataDir, 'mailover.db') });
     stops.push(() => store.close());
-    const services = await listenPreferring(opts.webhooksPort ?? 8025, (port) => startComplianceServices({ providers: defs, compliance }, store, { http: port }));
+    const services = await listenPreferring(opts.webhooksPort ?? 8025, (port) =>
+      startComplianceServices({ providers: defs, compliance }, store, { http: port }),
+    );
     stops.push(() => services.stop());
     compliance.webhooks.port = services.http.port;
     unsubscribe.baseUrl = services.http.url; // the same object the compliance server was given
@@ -184,7 +193,11 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
     const providers = new ProviderRegistry(defs);
     stops.push(() => providers.closeAll());
     const taskQueue = opts.taskQueue ?? 'mailover';
-    const drills = parseDrillSettings(DEV_DRILLS_FILE, defs.map((d) => d.name), []);
+    const drills = parseDrillSettings(
+      DEV_DRILLS_FILE,
+      defs.map((d) => d.name),
+      [],
+    );
     const alerts = opts.alerts ?? [];
     const metrics = workerMetrics({ client: env.client, taskQueue, providers: providers.names(), alertTargets: alerts.map((a) => a.name), store });
     const worker = await createCampaignWorker({

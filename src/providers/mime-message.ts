@@ -174,7 +174,14 @@ export function buildMime(message: OutgoingMessage, now: number = Date.now()): R
   if (!SIMPLE_ADDRESS.test(envelopeFrom)) return null;
   if (!SIMPLE_MESSAGE_ID.test(message.messageId)) return null;
 
-  const head: string[] = [from.header, `To: ${to}`, foldHeader('Subject', headerValue(message.subject)), `Message-ID: ${message.messageId}`, date(now), 'MIME-Version: 1.0'];
+  const head: string[] = [
+    from.header,
+    `To: ${to}`,
+    foldHeader('Subject', headerValue(message.subject)),
+    `Message-ID: ${message.messageId}`,
+    date(now),
+    'MIME-Version: 1.0',
+  ];
   if (message.headers) {
     for (const [rawName, value] of Object.entries(message.headers)) {
       const name = rawName.replace(NOT_FIELD_NAME, '');

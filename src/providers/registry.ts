@@ -16,7 +16,10 @@ export class ProviderRegistry {
   private readonly instances = new Map<string, Provider>();
   private readonly defs = new Map<string, ProviderDefinitionBase>();
 
-  constructor(definitions: readonly ProviderDefinitionBase[], private readonly factory: (def: ProviderDefinitionBase) => Provider = createProvider) {
+  constructor(
+    definitions: readonly ProviderDefinitionBase[],
+    private readonly factory: (def: ProviderDefinitionBase) => Provider = createProvider,
+  ) {
     for (const d of definitions) this.defs.set(d.name, d);
   }
 

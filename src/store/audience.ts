@@ -34,9 +34,7 @@ export class Audience implements AudienceStore {
       const existing = new Set<string>();
       for (let i = 0; i < batch.length; i += IN_CHUNK) {
         const emails = batch.slice(i, i + IN_CHUNK).map((r) => r.email);
-        const found = yield* rows(
-          db.selectFrom('recipients').select('email').where('campaign_id', '=', campaignId).where('email', 'in', emails),
-        );
+        const found = yield* rows(db.selectFrom('recipients').select('email').where('campaign_id', '=', campaignId).where('email', 'in', emails));
         for (const f of found) existing.add(f.email);
       }
       const fresh = batch.filter((r) => !existing.has(r.email));
@@ -104,11 +102,7 @@ export class Audience implements AudienceStore {
     return res.rows.map((r) => r.key).sort();
   }
 
-  async rowsMissingFields(
-    campaignId: string,
-    fields: string[],
-    limit: number,
-  ): Promise<Array<{ seq: number; missing: string[] }>> {
+  async rowsMissingFields(campaignId: string, fields: string[], limit: number): Promise<Array<{ seq: number; missing: string[] }>> {
     if (fields.length === 0 || limit <= 0) return [];
     const value = (field: string) =>
       this.conn.dialect === 'postgres'

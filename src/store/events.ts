@@ -31,7 +31,17 @@ export class Events implements EventStore {
       const inserted = yield* exec(
         db
           .insertInto('events')
-          .values({ id, provider: event.provider, type: event.type, occurred_at: event.occurredAt.toISOString(), received_at: ts, email, campaign_id: campaignId, seq, reason: event.reason })
+          .values({
+            id,
+            provider: event.provider,
+            type: event.type,
+            occurred_at: event.occurredAt.toISOString(),
+            received_at: ts,
+            email,
+            campaign_id: campaignId,
+            seq,
+            reason: event.reason,
+          })
           .onConflict((oc) => oc.column('id').doNothing()),
       );
       let suppressed = false;

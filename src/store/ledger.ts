@@ -75,7 +75,14 @@ export class Ledger implements LedgerStore {
       const fromPending = picked.filter((r) => r.state === 'pending').length;
       // Due deferred rows are sent like pending ones (and suppressed like them, if the address was since).
       if (fromDeferred) {
-        yield* exec(db.updateTable('recipients').set({ state: 'pending', updated_at: now() }).where('campaign_id', '=', campaignId).where('seq', 'in', seqs).where('state', '=', 'deferred'));
+        yield* exec(
+          db
+            .updateTable('recipients')
+            .set({ state: 'pending', updated_at: now() })
+            .where('campaign_id', '=', campaignId)
+            .where('seq', 'in', seqs)
+            .where('state', '=', 'deferred'),
+        );
       }
       const claim = yield* claimBody(db, campaignId, provider, claimToken, (eb) => eb('seq', 'in', seqs));
       return { ...claim, fromDeferred, fromPending };
@@ -135,7 +142,9 @@ export class Ledger implements LedgerStore {
     );
     const dispatchOneQuery = this.#dispatchOneQuery;
     const dispatch = (seqs: number[]): Compilable<{ seq: number }> =>
-      seqs.length === 1 ? { compile: () => dispatchOneQuery.bind({ ts, provider, campaignId, seq: seqs[0], claimToken }) as CompiledQuery<{ seq: number }> } : dispatchMany(seqs);
+      seqs.length === 1
+        ? { compile: () => dispatchOneQuery.bind({ ts, provider, campaignId, seq: seqs[0], claimToken }) as CompiledQuery<{ seq: number }> }
+        : dispatchMany(seqs);
     const { accepted, dispatch: toDispatch } = writes;
     if (accepted.length + toDispatch.length === 0) return [];
     // Acceptances with the same provider message id (one Mailgun call) settle in one statement per chunk.
@@ -168,13 +177,7 @@ export class Ledger implements LedgerStore {
     });
   }
 
-  async settleRejected(
-    campaignId: string,
-    seq: number,
-    provider: string,
-    reason: string,
-    hardBounce: boolean,
-  ): Promise<void> {
+  async settleRejected(campaignId: string, seq: number, provider: string, reason: string, hardBounce: boolean): Promise<void> {
     const db = this.conn.db;
     const ts = now();
     const update = db
@@ -278,12 +281,23 @@ export class Ledger implements LedgerStore {
     return tally;
   }
 
-  settleDeferred(campaignId: string, seq: number, provider: string, reason: string, policy: DeferralPolicy, at: Date, retryAfterMs?: number): Promise<DeferOutcome> {
+  settleDeferred(
+    campaignId: string,
+    seq: number,
+    provider: string,
+    reason: string,
+    policy: DeferralPolicy,
+    at: Date,
+    retryAfterMs?: number,
+  ): Promise<DeferOutcome> {
     const db = this.conn.db;
     return this.conn.tx(function* () {
-      const [row] = yield* rows(db.selectFrom('recipients').select(['state', 'deferred_since', 'deferrals']).where('campaign_id', '=', campaignId).where('seq', '=', seq));
+      const [row] = yield* rows(
+        db.selectFrom('recipients').select(['state', 'deferred_since', 'deferrals']).where('campaign_id', '=', campaignId).where('seq', '=', seq),
+      );
       const ts = at.toISOString();
-      if (!row || (row.state !== 'sending' && row.state !== 'pending')) return { state: 'rejected', reason: `not deferred: the row is ${row?.state ?? 'missing'}` } as DeferOutcome;
+      if (!row || (row.state !== 'sending' && row.state !== 'pending'))
+        return { state: 'rejected', reason: `not deferred: the row is ${row?.state ?? 'missing'}` } as DeferOutcome;
       const since = row.deferred_since ? new Date(row.deferred_since) : at;
       const deferrals = Number(row.deferrals ?? 0) + 1;
       const elapsed = at.getTime() - since.getTime();
@@ -346,7 +360,13 @@ export class Ledger implements LedgerStore {
       .where('state', '=', 'held')
       .orderBy('seq')
       .execute();
-    return rs.map((r) => ({ seq: Number(r.seq), email: r.email, provider: r.provider, heldAt: r.held_at ? new Date(r.held_at) : null, reason: r.last_error ?? '' }));
+    return rs.map((r) => ({
+      seq: Number(r.seq),
+      email: r.email,
+      provider: r.provider,
+      heldAt: r.held_at ? new Date(r.held_at) : null,
+      reason: r.last_error ?? '',
+    }));
   }
 
   releaseHeld(campaignId: string, input: ReleaseHeldInput): Promise<ReleaseHeldResult> {
@@ -367,7 +387,14 @@ export class Ledger implements LedgerStore {
           yield* exec(
             db
               .updateTable('recipients')
-              .set({ state: 'accepted', last_error: `marked sent by ${input.by} at ${ts}${was}`, released_by: input.by, released_at: ts, held_at: null, updated_at: ts })
+              .set({
+                state: 'accepted',
+                last_error: `marked sent by ${input.by} at ${ts}${was}`,
+                released_by: input.by,
+                released_at: ts,
+                held_at: null,
+                updated_at: ts,
+              })
               .where('campaign_id', '=', campaignId)
               .where('seq', 'in', seqs)
               .where('state', '=', 'held'),
@@ -376,7 +403,16 @@ export class Ledger implements LedgerStore {
           yield* exec(
             db
               .updateTable('recipients')
-              .set({ state: 'pending', dispatched_at: null, claim_token: null, last_error: `released to resend by ${input.by} at ${ts}${was}`, released_by: input.by, released_at: ts, held_at: null, updated_at: ts })
+              .set({
+                state: 'pending',
+                dispatched_at: null,
+                claim_token: null,
+                last_error: `released to resend by ${input.by} at ${ts}${was}`,
+                released_by: input.by,
+                released_at: ts,
+                held_at: null,
+                updated_at: ts,
+              })
               .where('campaign_id', '=', campaignId)
               .where('seq', 'in', seqs)
               .where('state', '=', 'held'),
@@ -400,7 +436,12 @@ export class Ledger implements LedgerStore {
   async getRecipients(campaignId: string, seqs: number[]): Promise<RecipientRow[]> {
     const out: RecipientRow[] = [];
     for (let i = 0; i < seqs.length; i += IN_CHUNK) {
-      const rs = await this.conn.db.selectFrom('recipients').selectAll().where('campaign_id', '=', campaignId).where('seq', 'in', seqs.slice(i, i + IN_CHUNK)).execute();
+      const rs = await this.conn.db
+        .selectFrom('recipients')
+        .selectAll()
+        .where('campaign_id', '=', campaignId)
+        .where('seq', 'in', seqs.slice(i, i + IN_CHUNK))
+        .execute();
       out.push(...rs.map(toRecipient));
     }
     return out.sort(bySeq);
@@ -408,17 +449,16 @@ export class Ledger implements LedgerStore {
 
   async countInFlight(): Promise<number> {
     // Served by the partial index recipients_sending_idx: only in-flight rows are read.
-    const r = await this.conn.db.selectFrom('recipients').select((eb) => eb.fn.countAll().as('n')).where('state', '=', 'sending').executeTakeFirst();
+    const r = await this.conn.db
+      .selectFrom('recipients')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .where('state', '=', 'sending')
+      .executeTakeFirst();
     return Number(r?.n ?? 0);
   }
 
   async listRecipients(campaignId: string): Promise<RecipientRow[]> {
-    const rs = await this.conn.db
-      .selectFrom('recipients')
-      .selectAll()
-      .where('campaign_id', '=', campaignId)
-      .orderBy('seq')
-      .execute();
+    const rs = await this.conn.db.selectFrom('recipients').selectAll().where('campaign_id', '=', campaignId).orderBy('seq').execute();
     return rs.map(toRecipient);
   }
 

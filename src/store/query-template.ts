@@ -20,7 +20,7 @@ export class QueryTemplate<K extends string> {
     const markerOf = (key: K) => `\u0000mailover-param:${key}`;
     const keyOf = new Map(keys.map((k) => [markerOf(k), k]));
     const query = build((key) => markerOf(key) as never).compile();
-    const slots = query.parameters.map((p) => (typeof p === 'string' ? keyOf.get(p) ?? null : null));
+    const slots = query.parameters.map((p) => (typeof p === 'string' ? (keyOf.get(p) ?? null) : null));
     for (const k of keys) if (!slots.includes(k)) throw new Error(`QueryTemplate: value '${k}' is not a parameter of ${query.sql}`);
     return new QueryTemplate(query, slots);
   }

@@ -21,8 +21,20 @@ export class RateGrants implements RateStore {
     return this.conn.tx(function* () {
       // PostgreSQL: one reserver per provider at a time (SQLite's BEGIN IMMEDIATE already serialises).
       if (postgres) yield* rows({ compile: () => sql`select pg_advisory_xact_lock(hashtext(${'mailover-rate:' + provider}))`.compile(db) });
-      yield* exec(db.deleteFrom('rate_grants').where('provider', '=', provider).where('at_ms', '<=', nowMs - longest));
-      const recent = yield* rows(db.selectFrom('rate_grants').select(['at_ms', 'count']).where('provider', '=', provider).where('at_ms', '>', nowMs - longest).orderBy('at_ms'));
+      yield* exec(
+        db
+          .deleteFrom('rate_grants')
+          .where('provider', '=', provider)
+          .where('at_ms', '<=', nowMs - longest),
+      );
+      const recent = yield* rows(
+        db
+          .selectFrom('rate_grants')
+          .select(['at_ms', 'count'])
+          .where('provider', '=', provider)
+          .where('at_ms', '>', nowMs - longest)
+          .orderBy('at_ms'),
+      );
       const grants = recent.map((r) => ({ at: Number(r.at_ms), count: Number(r.count) }));
       let granted = want;
       let retryAfterMs = 0;

@@ -172,24 +172,13 @@ async function createAll(db: Kysely<Database>, dialect: Dialect): Promise<void> 
     await addColumnIfMissing(db, dialect, 'recipients', column, type);
   }
 
-  await db.schema
-    .createIndex('recipients_campaign_state_idx')
-    .ifNotExists()
-    .on('recipients')
-    .columns(['campaign_id', 'state'])
-    .execute();
+  await db.schema.createIndex('recipients_campaign_state_idx').ifNotExists().on('recipients').columns(['campaign_id', 'state']).execute();
 
   // `mailover recipient <address>`: every campaign row of one address.
   await db.schema.createIndex('recipients_email_idx').ifNotExists().on('recipients').column('email').execute();
 
   // Partial: holds only rows in flight (few at any time), so counting them never scans the ledger.
-  await db.schema
-    .createIndex('recipients_sending_idx')
-    .ifNotExists()
-    .on('recipients')
-    .column('state')
-    .where('state', '=', 'sending')
-    .execute();
+  await db.schema.createIndex('recipients_sending_idx').ifNotExists().on('recipients').column('state').where('state', '=', 'sending').execute();
 
   await db.schema
     .createTable('suppressions')
@@ -208,12 +197,7 @@ async function createAll(db: Kysely<Database>, dialect: Dialect): Promise<void> 
     .addColumn('count', 'integer', (c) => c.notNull())
     .execute();
 
-  await db.schema
-    .createIndex('rate_grants_provider_at_idx')
-    .ifNotExists()
-    .on('rate_grants')
-    .columns(['provider', 'at_ms'])
-    .execute();
+  await db.schema.createIndex('rate_grants_provider_at_idx').ifNotExists().on('rate_grants').columns(['provider', 'at_ms']).execute();
 
   await db.schema
     .createTable('list_suppressions')
@@ -257,7 +241,9 @@ async function createAll(db: Kysely<Database>, dialect: Dialect): Promise<void> 
 async function addColumnIfMissing(db: Kysely<Database>, dialect: Dialect, table: string, column: string, type: 'text' | 'integer'): Promise<void> {
   const probe =
     dialect === 'postgres'
-      ? sql<{ n: number | string }>`select count(*) as n from information_schema.columns where table_schema = current_schema() and table_name = ${table} and column_name = ${column}`
+      ? sql<{
+          n: number | string;
+        }>`select count(*) as n from information_schema.columns where table_schema = current_schema() and table_name = ${table} and column_name = ${column}`
       : sql<{ n: number | string }>`select count(*) as n from pragma_table_info(${table}) where name = ${column}`;
   const present = async () => Number((await probe.execute(db)).rows[0]?.n ?? 0) > 0;
   if (await present()) return;

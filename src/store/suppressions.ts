@@ -35,11 +35,7 @@ export class Suppressions implements SuppressionStore {
   }
 
   async isSuppressed(email: string): Promise<boolean> {
-    const r = await this.conn.db
-      .selectFrom('suppressions')
-      .select('email')
-      .where('email', '=', normEmail(email))
-      .executeTakeFirst();
+    const r = await this.conn.db.selectFrom('suppressions').select('email').where('email', '=', normEmail(email)).executeTakeFirst();
     return r !== undefined;
   }
 

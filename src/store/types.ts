@@ -284,7 +284,15 @@ export interface LedgerStore {
    * The provider answered "later" for this recipient: deferred until the next retry of `policy`, or
    * rejected (a soft bounce, never suppressed) once the deferral window since the first "later" is over.
    */
-  settleDeferred(campaignId: string, seq: number, provider: string, reason: string, policy: DeferralPolicy, now: Date, retryAfterMs?: number): Promise<DeferOutcome>;
+  settleDeferred(
+    campaignId: string,
+    seq: number,
+    provider: string,
+    reason: string,
+    policy: DeferralPolicy,
+    now: Date,
+    retryAfterMs?: number,
+  ): Promise<DeferOutcome>;
   /** sending -> held (outcome unknown, for an operator to release), with why. */
   holdRows(campaignId: string, seqs: number[], reason: string): Promise<void>;
   listHeld(campaignId: string): Promise<HeldRow[]>;

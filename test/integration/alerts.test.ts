@@ -22,7 +22,15 @@ import { assertExactlyOnce, audience, Harness, uniqueId } from '../support/harne
 import { startDevServer } from '../support/temporal';
 
 const OPENED: OpsEvent = { kind: 'circuit-opened', provider: 'smtp-primary', reason: 'connection refused (ECONNREFUSED)', by: 'failures' };
-const SWITCHED: OpsEvent = { kind: 'provider-switched', campaignId: 'autumn', from: 'smtp-primary', to: 'smtp-secondary', reason: 'connection refused', atSeq: 151, failback: false };
+const SWITCHED: OpsEvent = {
+  kind: 'provider-switched',
+  campaignId: 'autumn',
+  from: 'smtp-primary',
+  to: 'smtp-secondary',
+  reason: 'connection refused',
+  atSeq: 151,
+  failback: false,
+};
 
 const target = (name: string, kind: AlertTarget['kind'], url: string, extra: Partial<AlertTarget> = {}): AlertTarget => ({
   name,
@@ -45,10 +53,21 @@ describe('alerts (config)', () => {
   it('alerts config: a webhook URL written into the file is refused; an environment reference is resolved', () => {
     assert.throws(
       () => parseConfig({ providers, alerts: [{ name: 'ops-slack', kind: 'slack', url: 'https://hooks.slack.com/services/T0/B0/SECRET' }] }, {}),
-      (err: Error) => err instanceof ConfigError && /alerts\[0\]\.url: a webhook URL is a secret: write it as an environment reference \(url: "\$\{OPS_SLACK_URL\}"\)/.test(err.message) && !err.message.includes('SECRET'),
+      (err: Error) =>
+        err instanceof ConfigError &&
+        /alerts\[0\]\.url: a webhook URL is a secret: write it as an environment reference \(url: "\$\{OPS_SLACK_URL\}"\)/.test(err.message) &&
+        !err.message.includes('SECRET'),
     );
-    const cfg = parseConfig({ providers, alerts: [{ name: 'ops-slack', kind: 'slack', url: '${OPS_SLACK_WEBHOOK}', events: ['circuit-opened', 'campaign-holding'], timeoutMs: 2000 }] }, { OPS_SLACK_WEBHOOK: 'https://hooks.example/x' });
-    assert.deepEqual(cfg.alerts, [{ name: 'ops-slack', kind: 'slack', url: 'https://hooks.example/x', events: ['circuit-opened', 'campaign-holding'], timeoutMs: 2000 }]);
+    const cfg = parseConfig(
+      {
+        providers,
+        alerts: [{ name: 'ops-slack', kind: 'slack', url: '${OPS_SLACK_WEBHOOK}', events: ['circuit-opened', 'campaign-holding'], timeoutMs: 2000 }],
+      },
+      { OPS_SLACK_WEBHOOK: 'https://hooks.example/x' },
+    );
+    assert.deepEqual(cfg.alerts, [
+      { name: 'ops-slack', kind: 'slack', url: 'https://hooks.example/x', events: ['circuit-opened', 'campaign-holding'], timeoutMs: 2000 },
+    ]);
     const all = parseConfig({ providers, alerts: [{ name: 'ops-hook', kind: 'webhook', url: '${HOOK}' }] }, { HOOK: 'http://127.0.0.1:9/x' });
     assert.deepEqual(all.alerts[0].events, OPS_EVENT_KINDS, 'default: every event kind');
     assert.equal(all.alerts[0].timeoutMs, DEFAULT_ALERT_TIMEOUT_MS);
@@ -64,14 +83,26 @@ describe('alerts (config)', () => {
       }
       return assert.fail('expected a ConfigError');
     };
-    assert.match(problems([{ name: 'a', kind: 'slack', url: '${U}', events: ['circuit-opend'] }]), /alerts\[0\]\.events\[0\]: unknown event kind "circuit-opend" \(expected one of circuit-opened, circuit-closed, provider-switched, campaign-holding, campaign-failed, drill-finished\)/);
+    assert.match(
+      problems([{ name: 'a', kind: 'slack', url: '${U}', events: ['circuit-opend'] }]),
+      /alerts\[0\]\.events\[0\]: unknown event kind "circuit-opend" \(expected one of circuit-opened, circuit-closed, provider-switched, campaign-holding, campaign-failed, drill-finished\)/,
+    );
     assert.match(problems([{ name: 'a', kind: 'pager', url: '${U}' }]), /alerts\[0\]\.kind: expected one of slack, webhook, got "pager"/);
     assert.match(problems([{ name: 'a', kind: 'slack', url: '${NOPE}' }]), /alerts\[0\]\.url: environment variable NOPE is not set/);
     const bad = problems([{ name: 'a', kind: 'slack', url: '${U}' }], { U: 'ftp://secret-host/very-secret' });
     assert.match(bad, /alerts\[0\]\.url: expected an http\(s\) URL/);
     assert.ok(!bad.includes('very-secret'), 'the resolved URL is not repeated in the error');
-    assert.match(problems([{ name: 'a', kind: 'slack', url: '${U}' }, { name: 'a', kind: 'webhook', url: '${U}' }]), /alerts: duplicate alert name 'a'/);
-    assert.match(problems([{ name: 'a', kind: 'slack', url: '${U}', timeoutMs: 10 }]), /alerts\[0\]\.timeoutMs: expected a whole number from 100 to 120000, got 10/);
+    assert.match(
+      problems([
+        { name: 'a', kind: 'slack', url: '${U}' },
+        { name: 'a', kind: 'webhook', url: '${U}' },
+      ]),
+      /alerts: duplicate alert name 'a'/,
+    );
+    assert.match(
+      problems([{ name: 'a', kind: 'slack', url: '${U}', timeoutMs: 10 }]),
+      /alerts\[0\]\.timeoutMs: expected a whole number from 100 to 120000, got 10/,
+    );
     assert.match(problems([{ name: 'a', kind: 'slack', url: '${U}', channel: '#ops' }]), /alerts\[0\]\.channel: unknown field/);
     assert.match(problems({ name: 'a' }), /alerts: expected a list of alert targets/);
   });
@@ -83,7 +114,10 @@ describe('alerts (config)', () => {
     assert.deepEqual(metricsSettings(cfg.metrics, { MAILOVER_METRICS_PORT: '9500', MAILOVER_METRICS_HOST: '127.0.0.1' }), { port: 9500, host: '127.0.0.1' });
     assert.equal(metricsSettings(undefined, {}), undefined, 'off unless asked for');
     assert.deepEqual(metricsSettings(undefined, { MAILOVER_METRICS_PORT: '0' }), { port: 0, host: '0.0.0.0' });
-    assert.throws(() => metricsSettings(undefined, { MAILOVER_METRICS_PORT: 'http' }), /MAILOVER_METRICS_PORT: expected a port 0-65535 \(0: any free port\), got 'http'/);
+    assert.throws(
+      () => metricsSettings(undefined, { MAILOVER_METRICS_PORT: 'http' }),
+      /MAILOVER_METRICS_PORT: expected a port 0-65535 \(0: any free port\), got 'http'/,
+    );
     assert.throws(() => parseConfig({ providers, metrics: { port: 70000 } }, {}), /metrics\.port: expected a port 0-65535/);
   });
 });
@@ -140,7 +174,11 @@ describe('alerts (notify activity through a real worker on a Temporal dev server
   }
 
   function raise(events: OpsEvent[], maximumAttempts = 5): Promise<RaiseOutcome[]> {
-    return env.client.workflow.execute('raiseOpsEvents', { taskQueue, workflowId: uniqueId('raise'), args: [events, { maximumAttempts, initialIntervalMs: 100 }] });
+    return env.client.workflow.execute('raiseOpsEvents', {
+      taskQueue,
+      workflowId: uniqueId('raise'),
+      args: [events, { maximumAttempts, initialIntervalMs: 100 }],
+    });
   }
 
   it('alerts: an event reaches a Slack-compatible receiver and a generic webhook receiver with their documented payloads; event filters apply', async () => {
@@ -268,6 +306,9 @@ describe('alerts (campaigns)', function () {
     assert.equal(result.status, 'completed');
     const switched = hook.received.map((r) => r.body.event).filter((e) => e.kind === 'provider-switched');
     assert.equal(switched.length, 1);
-    assert.deepEqual({ campaignId: switched[0].campaignId, from: switched[0].from, to: switched[0].to, failback: switched[0].failback }, { campaignId: id, from: 'smtp-primary', to: 'smtp-secondary', failback: false });
+    assert.deepEqual(
+      { campaignId: switched[0].campaignId, from: switched[0].from, to: switched[0].to, failback: switched[0].failback },
+      { campaignId: id, from: 'smtp-primary', to: 'smtp-secondary', failback: false },
+    );
   });
 });

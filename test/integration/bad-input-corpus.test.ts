@@ -29,8 +29,20 @@ const text = (name: string) => fs.readFileSync(fixture(name), 'utf8');
 const PROVIDERS = ['smtp-primary', 'smtp-secondary'];
 const TEMPLATE = { subject: 'Hello {{first_name}}', text: 'Hi {{first_name}}, our news.', html: '<p>Hi {{first_name}}</p>' };
 /** A marketing campaign: TEMPLATE plus the unsubscribe link and postal address it must carry. */
-const MARKETING = { subject: TEMPLATE.subject, text: `${TEMPLATE.text}\n\nUnsubscribe: {{unsubscribe_url}}\n{{postal_address}}`, html: `${TEMPLATE.html}<p><a href="{{unsubscribe_url}}">Unsubscribe</a> {{postal_address}}</p>` };
-const definition = (id: string, over: Partial<CampaignDefinition> = {}): CampaignDefinition => ({ id, from: 'News <news@example.org>', template: MARKETING, postalAddress: '1 Example Street, Exampleton', providers: PROVIDERS, batchSize: 100, ...over });
+const MARKETING = {
+  subject: TEMPLATE.subject,
+  text: `${TEMPLATE.text}\n\nUnsubscribe: {{unsubscribe_url}}\n{{postal_address}}`,
+  html: `${TEMPLATE.html}<p><a href="{{unsubscribe_url}}">Unsubscribe</a> {{postal_address}}</p>`,
+};
+const definition = (id: string, over: Partial<CampaignDefinition> = {}): CampaignDefinition => ({
+  id,
+  from: 'News <news@example.org>',
+  template: MARKETING,
+  postalAddress: '1 Example Street, Exampleton',
+  providers: PROVIDERS,
+  batchSize: 100,
+  ...over,
+});
 
 /** The error thrown by fn: must be one of ours (a clear error), never a TypeError or other crash. */
 function errorOf(fn: () => unknown, type: new (...a: never[]) => Error = InvalidCampaignError): Error {
@@ -127,7 +139,13 @@ describe('bad input corpus', function () {
       const cid = await newCampaign();
       const report = await importAudienceFile(store, cid, fixture('email-empty-on-rows.csv'));
       assert.equal(report.inserted, 2);
-      assert.deepEqual(report.rejected.map((x) => [x.line, x.reason]), [[3, 'empty address'], [4, 'empty address']]);
+      assert.deepEqual(
+        report.rejected.map((x) => [x.line, x.reason]),
+        [
+          [3, 'empty address'],
+          [4, 'empty address'],
+        ],
+      );
     });
 
     it('bad input corpus: duplicate column names are refused naming the header line and column', async () => {
@@ -136,7 +154,10 @@ describe('bad input corpus', function () {
 
     it('bad input corpus: rows with more columns than the header are rejected by line with the counts', async () => {
       const r = parseAudience(text('extra-columns.csv'), 'csv', 'extra-columns.csv');
-      assert.deepEqual(r.rows.map((x) => x.email), ['a@example.com']);
+      assert.deepEqual(
+        r.rows.map((x) => x.email),
+        ['a@example.com'],
+      );
       assert.deepEqual(r.rejected, [
         { line: 3, value: 'b@example.com,Bob,extra', reason: 'expected 2 columns, found 3' },
         { line: 4, value: 'c@example.com,Cy,,', reason: 'expected 2 columns, found 4' },
@@ -144,7 +165,10 @@ describe('bad input corpus', function () {
     });
 
     it('bad input corpus: a semicolon-separated file is refused: no email column, with a hint about the delimiter', async () => {
-      await importFails('semicolon-delimiter.csv', /^semicolon-delimiter\.csv: no 'email' column in header \(columns: email;first_name\) — the file looks ';'-separated; save it as comma-separated CSV$/);
+      await importFails(
+        'semicolon-delimiter.csv',
+        /^semicolon-delimiter\.csv: no 'email' column in header \(columns: email;first_name\) — the file looks ';'-separated; save it as comma-separated CSV$/,
+      );
     });
 
     it('bad input corpus: Windows line endings parse, keep line numbers and leave no CR in values', () => {
@@ -180,7 +204,10 @@ describe('bad input corpus', function () {
 
     it('bad input corpus: a UTF-8 byte-order mark in a JSONL file is skipped', () => {
       const r = parseAudience(text('utf8-bom.jsonl'), 'jsonl');
-      assert.deepEqual(r.rows.map((x) => x.email), ['a@example.com', 'b@example.com']);
+      assert.deepEqual(
+        r.rows.map((x) => x.email),
+        ['a@example.com', 'b@example.com'],
+      );
       assert.deepEqual(r.rejected, []);
     });
 
@@ -189,7 +216,13 @@ describe('bad input corpus', function () {
       const report = await importAudienceFile(store, cid, fixture('utf16le-bom.csv'));
       assert.deepEqual([report.inserted, report.rejected.length], [2, 0]);
       const rows = await store.listRecipients(cid);
-      assert.deepEqual(rows.map((r) => [r.email, r.fields.first_name]), [['zoe@example.com', 'Zoë'], ['bjorn@example.com', 'Bjørn']]);
+      assert.deepEqual(
+        rows.map((r) => [r.email, r.fields.first_name]),
+        [
+          ['zoe@example.com', 'Zoë'],
+          ['bjorn@example.com', 'Bjørn'],
+        ],
+      );
       // launch.ts reads the file as UTF-8 itself: that path gets a clear refusal, not garbage.
       const err = errorOf(() => parseAudience(text('utf16le-bom.csv'), 'csv', 'utf16le-bom.csv'));
       assert.match(err.message, /^utf16le-bom\.csv: file is UTF-16; save it as UTF-8/);
@@ -201,7 +234,10 @@ describe('bad input corpus', function () {
       const report = await importAudienceFile(store, cid, fixture('utf16be-bom.csv'));
       assert.equal(report.inserted, 2);
       const rows = await store.listRecipients(cid);
-      assert.deepEqual(rows.map((r) => r.fields.first_name), ['Zoë', 'Bjørn']);
+      assert.deepEqual(
+        rows.map((r) => r.fields.first_name),
+        ['Zoë', 'Bjørn'],
+      );
     });
 
     it('bad input corpus: UTF-16 without a byte-order mark is refused naming the line (NUL byte)', async () => {
@@ -209,7 +245,10 @@ describe('bad input corpus', function () {
     });
 
     it('bad input corpus: invalid UTF-8 bytes (a Latin-1 file) are refused naming the line; nothing imported', async () => {
-      await importFails('invalid-utf8.csv', /^invalid-utf8\.csv line 3: invalid UTF-8 bytes \(the file is probably Latin-1 \/ Windows-1252\); save it as UTF-8$/);
+      await importFails(
+        'invalid-utf8.csv',
+        /^invalid-utf8\.csv line 3: invalid UTF-8 bytes \(the file is probably Latin-1 \/ Windows-1252\); save it as UTF-8$/,
+      );
     });
   });
 
@@ -217,21 +256,30 @@ describe('bad input corpus', function () {
     it('bad input corpus: JSONL arrays and nested objects reject their line; numbers, booleans and null become text', () => {
       const r = parseAudience(text('jsonl-nested-values.jsonl'), 'jsonl');
       assert.deepEqual(r.rows, [{ email: 'a@example.com', fields: { first_name: 'Ann', age: '41', score: '1.5', vip: 'true', note: '' } }]);
-      assert.deepEqual(r.rejected.map((x) => [x.line, x.reason]), [
-        [2, "field 'tags' is an array (only flat values are supported)"],
-        [3, "field 'address' is an object (only flat values are supported)"],
-        [4, 'not a JSON object'],
-        [5, 'not a JSON object'],
-        [6, 'not a JSON object'],
-        [7, "'email' is not a string"],
-        [8, "'email' is not a string"],
-      ]);
+      assert.deepEqual(
+        r.rejected.map((x) => [x.line, x.reason]),
+        [
+          [2, "field 'tags' is an array (only flat values are supported)"],
+          [3, "field 'address' is an object (only flat values are supported)"],
+          [4, 'not a JSON object'],
+          [5, 'not a JSON object'],
+          [6, 'not a JSON object'],
+          [7, "'email' is not a string"],
+          [8, "'email' is not a string"],
+        ],
+      );
     });
 
     it('bad input corpus: JSONL with trailing commas rejects those lines as invalid JSON, naming them', () => {
       const r = parseAudience(text('jsonl-trailing-comma.jsonl'), 'jsonl');
-      assert.deepEqual(r.rows.map((x) => x.email), ['a@example.com', 'd@example.com']);
-      assert.deepEqual(r.rejected.map((x) => x.line), [2, 3]);
+      assert.deepEqual(
+        r.rows.map((x) => x.email),
+        ['a@example.com', 'd@example.com'],
+      );
+      assert.deepEqual(
+        r.rejected.map((x) => x.line),
+        [2, 3],
+      );
       for (const x of r.rejected) assert.match(x.reason, /^invalid JSON: /);
       assert.equal(accounted(r), 4);
     });
@@ -240,7 +288,10 @@ describe('bad input corpus', function () {
   describe('addresses', () => {
     it('bad input corpus: mixed-case addresses are lowercased; IDN domains become punycode (and dedupe with their punycode form); non-ASCII local parts are refused', () => {
       const r = parseAudience(text('mixed-case-and-idn.csv'), 'csv');
-      assert.deepEqual(r.rows.map((x) => x.email), ['ann@example.com', 'zoe@xn--bcher-kva.example', 'bob@xn--xample-9ua.org']);
+      assert.deepEqual(
+        r.rows.map((x) => x.email),
+        ['ann@example.com', 'zoe@xn--bcher-kva.example', 'bob@xn--xample-9ua.org'],
+      );
       assert.deepEqual(r.duplicates, [{ line: 4, email: 'zoe@xn--bcher-kva.example', firstLine: 3 }]);
       assert.equal(r.rejected.length, 1);
       assert.equal(r.rejected[0]!.line, 6);
@@ -249,17 +300,26 @@ describe('bad input corpus', function () {
 
     it('bad input corpus: plus tags and apostrophes are kept; quoted local parts are refused with a reason', () => {
       const r = parseAudience(text('plus-tags-and-quotes.csv'), 'csv');
-      assert.deepEqual(r.rows.map((x) => x.email), ['ann+news@example.com', "o'brien@example.com"]);
-      assert.deepEqual(r.rejected.map((x) => [x.line, x.value, x.reason]), [
-        [3, '"ann lee"@example.com', 'contains spaces'],
-        [4, '"ann"@example.com', 'invalid characters in local part'],
-      ]);
+      assert.deepEqual(
+        r.rows.map((x) => x.email),
+        ['ann+news@example.com', "o'brien@example.com"],
+      );
+      assert.deepEqual(
+        r.rejected.map((x) => [x.line, x.value, x.reason]),
+        [
+          [3, '"ann lee"@example.com', 'contains spaces'],
+          [4, '"ann"@example.com', 'invalid characters in local part'],
+        ],
+      );
       assert.deepEqual(r.duplicates, [{ line: 6, email: 'ann+news@example.com', firstLine: 2 }]);
     });
 
     it('bad input corpus: a 300-character address is rejected (longer than 254), its value clipped in the report', () => {
       const r = parseAudience(text('address-300-chars.csv'), 'csv');
-      assert.deepEqual(r.rows.map((x) => x.email), ['ok@example.com']);
+      assert.deepEqual(
+        r.rows.map((x) => x.email),
+        ['ok@example.com'],
+      );
       assert.equal(r.rejected.length, 1);
       assert.equal(r.rejected[0]!.line, 2);
       assert.equal(r.rejected[0]!.reason, 'longer than 254 characters');
@@ -269,8 +329,14 @@ describe('bad input corpus', function () {
     it('bad input corpus: CR/LF in an audience display name is dropped with the name; CR/LF after an address is refused', () => {
       const r = parseAudience(text('crlf-display-names.csv'), 'csv');
       // "Name <addr>": only the address is kept, the (injected) display name is discarded.
-      assert.deepEqual(r.rows.map((x) => x.email), ['bob@example.com']);
-      assert.deepEqual(r.rejected.map((x) => [x.line, x.reason]), [[4, 'contains spaces']]);
+      assert.deepEqual(
+        r.rows.map((x) => x.email),
+        ['bob@example.com'],
+      );
+      assert.deepEqual(
+        r.rejected.map((x) => [x.line, x.reason]),
+        [[4, 'contains spaces']],
+      );
       assert.ok(!r.rows.some((x) => x.email.includes('evil')));
     });
   });
@@ -286,7 +352,10 @@ describe('bad input corpus', function () {
 
     it('bad input corpus: a line break in the subject template itself is folded to one line', () => {
       const def = loadCampaignDefinition(fixture('subject-with-line-break.yaml'), PROVIDERS);
-      const out = compileTemplate(def.template).render({ first_name: 'Ann' }, { unsubscribe_url: 'https://mail.example.org/u/t', postal_address: def.postalAddress });
+      const out = compileTemplate(def.template).render(
+        { first_name: 'Ann' },
+        { unsubscribe_url: 'https://mail.example.org/u/t', postal_address: def.postalAddress },
+      );
       assert.equal(out.subject, 'Hello Ann Bcc: victim@evil.example');
     });
 
@@ -311,23 +380,60 @@ describe('bad input corpus', function () {
     });
 
     it('bad input corpus: a 100 KB subject template is refused with its length (limit 998); a 1 MB text is accepted (generated)', () => {
-      const err = errorOf(() => parseCampaignDefinition({ ...definition('big-subject'), transactional: true, template: { subject: 'S'.repeat(100 * 1024), text: 'hi' } }, PROVIDERS));
+      const err = errorOf(() =>
+        parseCampaignDefinition({ ...definition('big-subject'), transactional: true, template: { subject: 'S'.repeat(100 * 1024), text: 'hi' } }, PROVIDERS),
+      );
       assert.deepEqual((err as InvalidCampaignError).problems, ['template.subject: longer than 998 characters (got 102400); a subject is one header line']);
       assert.ok(err.message.length < 500, 'the value is not echoed');
-      const ok = parseCampaignDefinition({ ...definition('big-text'), transactional: true, template: { subject: 'S', text: 't'.repeat(1_000_000) } }, PROVIDERS);
+      const ok = parseCampaignDefinition(
+        { ...definition('big-text'), transactional: true, template: { subject: 'S', text: 't'.repeat(1_000_000) } },
+        PROVIDERS,
+      );
       assert.equal(ok.template.text.length, 1_000_000);
     });
 
     it('bad input corpus: a javascript: or data: link from an unquoted href or from two merge values is refused at launch naming line, fields and link; nothing stored', async () => {
       const id = uniqueId('js-links-split');
-      const template = { ...MARKETING, html: `<p>Hi {{first_name}}, <a title="a > b" href={{link}}>offer</a> <a href="{{scheme}}{{rest}}">more</a></p>${MARKETING.html}` };
-      const err = await rejectionOf(launchCampaign({ client: NO_CLIENT, store, definition: definition(id, { template }), audienceFile: fixture('javascript-links-unquoted-and-split.csv') }));
+      const template = {
+        ...MARKETING,
+        html: `<p>Hi {{first_name}}, <a title="a > b" href={{link}}>offer</a> <a href="{{scheme}}{{rest}}">more</a></p>${MARKETING.html}`,
+      };
+      const err = await rejectionOf(
+        launchCampaign({
+          client: NO_CLIENT,
+          store,
+          definition: definition(id, { template }),
+          audienceFile: fixture('javascript-links-unquoted-and-split.csv'),
+        }),
+      );
       assert.match(err.message, /^4 recipient\(s\) have merge values the template cannot use \(nothing was stored or sent\)/);
       const allowed = String.raw`; allowed: http, https, mailto, tel\)`;
-      assert.match(err.message, new RegExp(String.raw`line 3: bob@example\.com has an unsafe link in merge field 'link': "javascript:alert\(document\.cookie\)" \(scheme 'javascript:'` + allowed));
-      assert.match(err.message, new RegExp(String.raw`line 4: cy@example\.com has an unsafe link in merge fields 'scheme', 'rest': "javascript:alert\(1\)" \(scheme 'javascript:'` + allowed));
-      assert.match(err.message, new RegExp(String.raw`line 6: eve@example\.com has an unsafe link in merge fields 'scheme', 'rest': "javascript:alert\(1\)" \(scheme 'javascript:'` + allowed));
-      assert.match(err.message, new RegExp(String.raw`line 7: fay@example\.com has an unsafe link in merge fields 'scheme', 'rest': "data:text/html;base64,PHNjcmlwdD4=" \(scheme 'data:'` + allowed));
+      assert.match(
+        err.message,
+        new RegExp(
+          String.raw`line 3: bob@example\.com has an unsafe link in merge field 'link': "javascript:alert\(document\.cookie\)" \(scheme 'javascript:'` +
+            allowed,
+        ),
+      );
+      assert.match(
+        err.message,
+        new RegExp(
+          String.raw`line 4: cy@example\.com has an unsafe link in merge fields 'scheme', 'rest': "javascript:alert\(1\)" \(scheme 'javascript:'` + allowed,
+        ),
+      );
+      assert.match(
+        err.message,
+        new RegExp(
+          String.raw`line 6: eve@example\.com has an unsafe link in merge fields 'scheme', 'rest': "javascript:alert\(1\)" \(scheme 'javascript:'` + allowed,
+        ),
+      );
+      assert.match(
+        err.message,
+        new RegExp(
+          String.raw`line 7: fay@example\.com has an unsafe link in merge fields 'scheme', 'rest': "data:text/html;base64,PHNjcmlwdD4=" \(scheme 'data:'` +
+            allowed,
+        ),
+      );
       assert.doesNotMatch(err.message, /ann@example\.com|dee@example\.com/);
       assert.equal(await store.getCampaign(id), undefined, 'nothing stored');
     });
@@ -341,7 +447,10 @@ describe('bad input corpus', function () {
       ]);
       // launchCampaign with an unparsed definition: an invalid-campaign error, before anything is stored.
       const id = uniqueId('reserved');
-      const e2 = await rejectionOf(launchCampaign({ client: NO_CLIENT, store, definition: definition(id, { template }), audienceFile: fixture('reserved-merge-field.csv') }), InvalidCampaignError);
+      const e2 = await rejectionOf(
+        launchCampaign({ client: NO_CLIENT, store, definition: definition(id, { template }), audienceFile: fixture('reserved-merge-field.csv') }),
+        InvalidCampaignError,
+      );
       assert.match(e2.message, /merge field name 'constructor'/);
       assert.equal(await store.getCampaign(id), undefined);
       // And rendering never reads an inherited property as a value.
@@ -352,7 +461,10 @@ describe('bad input corpus', function () {
   describe('campaign definition and configuration files', () => {
     it('bad input corpus: a from with CR/LF in the display name is refused', () => {
       const err = errorOf(() => loadCampaignDefinition(fixture('from-with-crlf.yaml'), PROVIDERS));
-      assert.match(err.message, /from: must be one line without control characters \(a line break could inject headers\), got "News\\r\\nBcc: victim@evil\.example <news@example\.org>"/);
+      assert.match(
+        err.message,
+        /from: must be one line without control characters \(a line break could inject headers\), got "News\\r\\nBcc: victim@evil\.example <news@example\.org>"/,
+      );
     });
 
     it('bad input corpus: a from with a line break after the address is refused', () => {
@@ -460,7 +572,15 @@ describe('bad input corpus', function () {
     it('bad input corpus: a template field the audience lacks is refused at launch naming line and field; nothing stored, started or sent', async () => {
       const id = uniqueId('lacks-field');
       const template = { subject: 'Hello {{first_name}}', text: 'See you in {{city}}' };
-      const err = await rejectionOf(launchCampaign({ client: h.client, store: h.store, definition: definition(id, { template }), audienceFile: fixture('missing-merge-field.csv'), taskQueue: h.taskQueue }));
+      const err = await rejectionOf(
+        launchCampaign({
+          client: h.client,
+          store: h.store,
+          definition: definition(id, { template }),
+          audienceFile: fixture('missing-merge-field.csv'),
+          taskQueue: h.taskQueue,
+        }),
+      );
       assert.match(err.message, /missing-merge-field\.csv line 2: a@example\.com has no value for merge field 'city'/);
       assert.match(err.message, /missing-merge-field\.csv line 3: b@example\.com has no value for merge field 'city'/);
       assert.equal(await h.store.getCampaign(id), undefined, 'nothing stored');
@@ -471,9 +591,20 @@ describe('bad input corpus', function () {
     it('bad input corpus: a merge value that would give a link a javascript: or data: URL is refused at launch naming line, field and value; nothing stored or sent', async () => {
       const id = uniqueId('js-links');
       const template = { ...MARKETING, html: `<p>Hi {{first_name}}, <a href="{{link}}">see the offer</a></p>${MARKETING.html}` };
-      const err = await rejectionOf(launchCampaign({ client: h.client, store: h.store, definition: definition(id, { template }), audienceFile: fixture('javascript-links.csv'), taskQueue: h.taskQueue }));
+      const err = await rejectionOf(
+        launchCampaign({
+          client: h.client,
+          store: h.store,
+          definition: definition(id, { template }),
+          audienceFile: fixture('javascript-links.csv'),
+          taskQueue: h.taskQueue,
+        }),
+      );
       assert.match(err.message, /^3 recipient\(s\) have merge values the template cannot use \(nothing was stored or sent\)/);
-      assert.match(err.message, /javascript-links\.csv line 3: bob@example\.com has an unsafe link in merge field 'link': "javascript:alert\(document\.cookie\)" \(scheme 'javascript:'; allowed: http, https, mailto, tel\)/);
+      assert.match(
+        err.message,
+        /javascript-links\.csv line 3: bob@example\.com has an unsafe link in merge field 'link': "javascript:alert\(document\.cookie\)" \(scheme 'javascript:'; allowed: http, https, mailto, tel\)/,
+      );
       assert.match(err.message, /javascript-links\.csv line 4: cy@example\.com has an unsafe link in merge field 'link': .*\(scheme 'javascript:'/);
       assert.match(err.message, /javascript-links\.csv line 6: eve@example\.com has an unsafe link in merge field 'link': .*\(scheme 'data:'/);
       assert.doesNotMatch(err.message, /ann@example\.com|dee@example\.com/);
@@ -500,7 +631,14 @@ describe('bad input corpus', function () {
     it('bad input corpus: CR/LF header injection in a merge value, end to end: one recipient, one-line subject, no injected header', async () => {
       const id = uniqueId('crlf-e2e');
       const before = h.primary.messages.length + h.secondary.messages.length;
-      const report = await launchCampaign({ client: h.client, store: h.store, definition: definition(id), audienceFile: fixture('crlf-merge-values.csv'), taskQueue: h.taskQueue, options: FAST });
+      const report = await launchCampaign({
+        client: h.client,
+        store: h.store,
+        definition: definition(id),
+        audienceFile: fixture('crlf-merge-values.csv'),
+        taskQueue: h.taskQueue,
+        options: FAST,
+      });
       assert.equal(report.inserted, 1);
       const result = await h.client.workflow.getHandle(id).result();
       assert.equal(result.accepted, 1);
@@ -515,12 +653,22 @@ describe('bad input corpus', function () {
 
     it('bad input corpus: a duplicate campaign id is refused at launch; the first campaign is sent once, the second audience never', async () => {
       const id = uniqueId('dup-launch');
-      const first = await launchCampaign({ client: h.client, store: h.store, definition: definition(id), audienceFile: fixture('duplicate-campaign-id.csv'), taskQueue: h.taskQueue, options: FAST });
+      const first = await launchCampaign({
+        client: h.client,
+        store: h.store,
+        definition: definition(id),
+        audienceFile: fixture('duplicate-campaign-id.csv'),
+        taskQueue: h.taskQueue,
+        options: FAST,
+      });
       assert.equal(first.inserted, 2);
       await h.client.workflow.getHandle(id).result();
       const other = path.join(h.dir, 'second.csv');
       fs.writeFileSync(other, 'email,first_name\nzed@example.com,Zed\n');
-      const err = await rejectionOf(launchCampaign({ client: h.client, store: h.store, definition: definition(id), audienceFile: other, taskQueue: h.taskQueue, options: FAST }), Error);
+      const err = await rejectionOf(
+        launchCampaign({ client: h.client, store: h.store, definition: definition(id), audienceFile: other, taskQueue: h.taskQueue, options: FAST }),
+        Error,
+      );
       assert.equal(err.name, 'CampaignAlreadyStartedError');
       assert.match(err.message, new RegExp(`campaign '${id}' already exists in the store; a campaign runs once \\(pick a new id\\)`));
       assert.equal(await h.store.countAudience(id), 2);

@@ -20,7 +20,14 @@ const LIMIT = 64 * 1024;
 const BOUNCE_DOMAIN = 'bounces.mailover.test';
 const CAMPAIGN = 'size-limit';
 const EMAILS = ['huge@size.example', 'after-huge@size.example', 'exact@size.example', 'one-over@size.example', 'after-one-over@size.example'];
-const bounces: BounceSettings = { domain: BOUNCE_DOMAIN, localPart: 'bounces', signingKey: 'test-bounce-key-0123456789abcdef', host: '127.0.0.1', port: 0, maxMessageBytes: LIMIT };
+const bounces: BounceSettings = {
+  domain: BOUNCE_DOMAIN,
+  localPart: 'bounces',
+  signingKey: 'test-bounce-key-0123456789abcdef',
+  host: '127.0.0.1',
+  port: 0,
+  maxMessageBytes: LIMIT,
+};
 const verp = (email: string) => bounceAddress(bounces, CAMPAIGN, EMAILS.indexOf(email) + 1);
 const REFUSED = new RegExp(`^552 5\\.3\\.4 .*\\b${LIMIT} bytes\\b`);
 
@@ -177,7 +184,10 @@ describe('bounce listener: message size limit (raw SMTP client, SQLite store, no
     dir = mkdtempSync(join(tmpdir(), 'mailover-bounce-size-'));
     store = await openStore({ databaseUrl: '', sqlitePath: join(dir, 'mailover.db') });
     await store.createCampaign({ id: CAMPAIGN, from: 'news@example.com', template: { subject: 's', text: 't' }, providers: ['smtp'], batchSize: 100 });
-    await store.importAudience(CAMPAIGN, EMAILS.map((email) => ({ email, fields: {} })));
+    await store.importAudience(
+      CAMPAIGN,
+      EMAILS.map((email) => ({ email, fields: {} })),
+    );
   });
   beforeEach(async () => {
     services = await startComplianceServices(
@@ -204,7 +214,8 @@ describe('bounce listener: message size limit (raw SMTP client, SQLite store, no
   });
 
   const connect = () => RawSmtp.connect(listener.port, listener.host, sockets);
-  const metric = async (name: string) => Number(new RegExp(`^mailover_bounce_${name}_total (\\d+)$`, 'm').exec(await (await fetch(`${services.http.url}/metrics`)).text())?.[1]);
+  const metric = async (name: string) =>
+    Number(new RegExp(`^mailover_bounce_${name}_total (\\d+)$`, 'm').exec(await (await fetch(`${services.http.url}/metrics`)).text())?.[1]);
   const eventOf = async (email: string) => (await store.listEvents({ campaignId: CAMPAIGN })).filter((e) => e.email === email);
 
   it('bounce listener: a 50 MB DSN from a client that ignores SIZE is refused with 552 5.3.4 naming the limit after at most the limit is buffered; nothing in it is acted on; it is counted, and a small DSN in the same session is then processed', async () => {
@@ -225,7 +236,10 @@ describe('bounce listener: message size limit (raw SMTP client, SQLite store, no
     });
     assert.ok(sent > 50 * 1024 * 1024);
     assert.match(reply, REFUSED, reply);
-    assert.ok(listener.peakBufferedBytes > 0 && listener.peakBufferedBytes <= LIMIT, `held at most the limit (${LIMIT} bytes) of a ${sent}-byte message, held ${listener.peakBufferedBytes}`);
+    assert.ok(
+      listener.peakBufferedBytes > 0 && listener.peakBufferedBytes <= LIMIT,
+      `held at most the limit (${LIMIT} bytes) of a ${sent}-byte message, held ${listener.peakBufferedBytes}`,
+    );
 
     // Nothing from it was parsed or acted on; it is counted, also on the compliance server's /metrics.
     assert.deepEqual(await eventOf('huge@size.example'), []);

@@ -4,7 +4,15 @@
  */
 import { strict as assert } from 'assert';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { cancelCampaign, campaignProgress, pauseCampaign, resumeCampaign, setCampaignProviders, startCampaign, CampaignAlreadyStartedError } from '../../src/client';
+import {
+  cancelCampaign,
+  campaignProgress,
+  pauseCampaign,
+  resumeCampaign,
+  setCampaignProviders,
+  startCampaign,
+  CampaignAlreadyStartedError,
+} from '../../src/client';
 import { ActiveProviderKey, AcceptedCountKey, CampaignStatusKey } from '../../workflows/search-attributes';
 import { assertExactlyOnce, audience, Harness, uniqueId } from '../support/harness';
 import { maybeRecordHistory } from '../support/histories';
@@ -98,7 +106,9 @@ describe('campaign engine (Temporal dev server, SMTP sinks, SQLite ledger)', fun
     const events = history.events ?? [];
     const pauseIdx = events.findIndex((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'pause');
     assert.ok(pauseIdx > 0);
-    const pendingBatchAtPause = events.slice(0, pauseIdx).filter((e) => e.activityTaskScheduledEventAttributes).length - events.slice(0, pauseIdx).filter((e) => e.activityTaskCompletedEventAttributes || e.activityTaskFailedEventAttributes).length;
+    const pendingBatchAtPause =
+      events.slice(0, pauseIdx).filter((e) => e.activityTaskScheduledEventAttributes).length -
+      events.slice(0, pauseIdx).filter((e) => e.activityTaskCompletedEventAttributes || e.activityTaskFailedEventAttributes).length;
     const scheduledAfterPause = events.slice(pauseIdx).filter((e) => e.activityTaskScheduledEventAttributes).length;
     assert.equal(scheduledAfterPause, 0, `no batch may be scheduled after the pause (batch in flight at pause: ${pendingBatchAtPause})`);
     await resumeCampaign(h.client, id);
@@ -132,7 +142,13 @@ describe('campaign engine (Temporal dev server, SMTP sinks, SQLite ledger)', fun
     assert.equal(result.switches.length, 1);
     assertExactlyOnce(h, 300, ['user3@example.com', 'user250@example.com']);
     const rows = await h.store.listRecipients(id);
-    assert.deepEqual(rows.filter((r) => r.state === 'suppressed').map((r) => r.email).sort(), ['user250@example.com', 'user3@example.com']);
+    assert.deepEqual(
+      rows
+        .filter((r) => r.state === 'suppressed')
+        .map((r) => r.email)
+        .sort(),
+      ['user250@example.com', 'user3@example.com'],
+    );
   });
 
   it('cancel: a cancelled campaign stops after the batch in flight; nothing is sent afterwards and unsent rows stay pending', async () => {

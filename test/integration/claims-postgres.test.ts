@@ -38,8 +38,17 @@ describe('claims on PostgreSQL: two attempts of one batch at once', function () 
   let n = 0;
   async function campaign(rows: number): Promise<string> {
     const id = `claims-${process.pid}-${++n}`;
-    await a.createCampaign({ id, from: 'news@mailover.test', template: { subject: 'Hi {{first}}', text: 'Hello {{first}}' }, providers: ['relay'], batchSize: rows });
-    await a.importAudience(id, Array.from({ length: rows }, (_, i) => ({ email: `user${i + 1}@example.com`, fields: { first: `U${i + 1}` } })));
+    await a.createCampaign({
+      id,
+      from: 'news@mailover.test',
+      template: { subject: 'Hi {{first}}', text: 'Hello {{first}}' },
+      providers: ['relay'],
+      batchSize: rows,
+    });
+    await a.importAudience(
+      id,
+      Array.from({ length: rows }, (_, i) => ({ email: `user${i + 1}@example.com`, fields: { first: `U${i + 1}` } })),
+    );
     return id;
   }
 
@@ -55,10 +64,18 @@ describe('claims on PostgreSQL: two attempts of one batch at once', function () 
       })();
       const newClaim = await b.claimRange(id, 1, 12, 'relay', 'new');
       await marks;
-      const rows = await sql<{ seq: number; claim_token: string | null; state: string }>`select seq, claim_token, state from recipients where campaign_id = ${id} order by seq`.execute((a as KyselyStore).db);
+      const rows = await sql<{
+        seq: number;
+        claim_token: string | null;
+        state: string;
+      }>`select seq, claim_token, state from recipients where campaign_id = ${id} order by seq`.execute((a as KyselyStore).db);
       const strays = rows.rows.filter((r) => r.claim_token !== 'new').map((r) => `#${r.seq} ${r.state} ${r.claim_token}`);
       assert.deepEqual(strays, [], `round ${round}: rows not held by the newer claim`);
-      assert.deepEqual([...newClaim.claimed, ...newClaim.inFlight].map((r) => r.seq).sort((x, y) => x - y), seqs, `round ${round}: the newer claim took every row (claimed or in flight)`);
+      assert.deepEqual(
+        [...newClaim.claimed, ...newClaim.inFlight].map((r) => r.seq).sort((x, y) => x - y),
+        seqs,
+        `round ${round}: the newer claim took every row (claimed or in flight)`,
+      );
     }
   });
 
@@ -66,7 +83,14 @@ describe('claims on PostgreSQL: two attempts of one batch at once', function () 
     const sink = await SmtpSink.start({ name: 'relay' });
     sinks.push(sink);
     sink.setAcceptDelay(15);
-    const def = { kind: 'smtp' as const, name: 'relay', host: '127.0.0.1', port: sink.port, pool: { maxConnections: 3 }, timeouts: { connectionMs: 2_000, greetingMs: 2_000, socketMs: 1_000 } };
+    const def = {
+      kind: 'smtp' as const,
+      name: 'relay',
+      host: '127.0.0.1',
+      port: sink.port,
+      pool: { maxConnections: 3 },
+      timeouts: { connectionMs: 2_000, greetingMs: 2_000, socketMs: 1_000 },
+    };
     const activitiesFor = (store: Store) => {
       const providers = new ProviderRegistry([def]);
       registries.push(providers);
@@ -83,13 +107,20 @@ describe('claims on PostgreSQL: two attempts of one batch at once', function () 
     await sink.waitForCount(15, 20_000);
     const second = await newer.sendBatch(input);
     const firstOutcome = await first;
-    if (!firstOutcome.ok) assert.match(String((firstOutcome.err as Error).message), /newer send attempt took over/, 'the older attempt stops once its rows are taken over');
+    if (!firstOutcome.ok)
+      assert.match(String((firstOutcome.err as Error).message), /newer send attempt took over/, 'the older attempt stops once its rows are taken over');
     assert.deepEqual(second.acceptedByProvider, { relay: 80 }, 'the newer attempt ends with every row accepted');
     const counts = sink.countByRecipient();
     const dupes = [...counts].filter(([, c]) => c > 1);
     assert.deepEqual(dupes, [], 'nobody sent twice');
     assert.equal(counts.size, 80, 'everybody sent');
     const rows = await a.listRecipients(id);
-    assert.ok(rows.every((r) => r.state === 'accepted'), `every row accepted: ${rows.filter((r) => r.state !== 'accepted').map((r) => `#${r.seq} ${r.state}`).join(', ')}`);
+    assert.ok(
+      rows.every((r) => r.state === 'accepted'),
+      `every row accepted: ${rows
+        .filter((r) => r.state !== 'accepted')
+        .map((r) => `#${r.seq} ${r.state}`)
+        .join(', ')}`,
+    );
   });
 });

@@ -143,13 +143,28 @@ describe('mailover CLI (each command as a process)', function () {
 
     function campaignFile(id: string, extra: Record<string, unknown> = {}): string {
       const path = join(h.dir, `${id}.yaml`);
-      writeFileSync(path, stringify({ id, from: 'News <news@example.org>', template: TEMPLATE, postalAddress: POSTAL_ADDRESS, providers: ['smtp-primary', 'mailgun'], batchSize: 50, ...extra }));
+      writeFileSync(
+        path,
+        stringify({
+          id,
+          from: 'News <news@example.org>',
+          template: TEMPLATE,
+          postalAddress: POSTAL_ADDRESS,
+          providers: ['smtp-primary', 'mailgun'],
+          batchSize: 50,
+          ...extra,
+        }),
+      );
       return path;
     }
 
     function audienceFile(name: string, n: number, extraLines: string[] = []): string {
       const path = join(h.dir, name);
-      writeFileSync(path, ['email,first_name', ...Array.from({ length: n }, (_, i) => `${name.replace(/\W/g, '')}${i + 1}@example.com,N${i + 1}`), ...extraLines].join('\n') + '\n');
+      writeFileSync(
+        path,
+        ['email,first_name', ...Array.from({ length: n }, (_, i) => `${name.replace(/\W/g, '')}${i + 1}@example.com,N${i + 1}`), ...extraLines].join('\n') +
+          '\n',
+      );
       return path;
     }
 
@@ -182,7 +197,10 @@ describe('mailover CLI (each command as a process)', function () {
 
     it('cli: a campaign file with errors names each field path; exit 1, nothing stored or started', async () => {
       const id = uniqueId('cli-bad');
-      const r = await run(['campaign', 'start', '--file', campaignFile(id, { providers: ['smtp-primary', 'ses'], batchSize: 5000 }), '--audience', audienceFile('bad.csv', 3)], cliEnv);
+      const r = await run(
+        ['campaign', 'start', '--file', campaignFile(id, { providers: ['smtp-primary', 'ses'], batchSize: 5000 }), '--audience', audienceFile('bad.csv', 3)],
+        cliEnv,
+      );
       assert.equal(r.code, 1);
       assert.equal(r.stderr.trim().split('\n').length, 1, 'one line');
       assert.match(r.stderr, /providers\[1\]: unknown provider 'ses' \(configured: smtp-primary, smtp-secondary, mailgun\)/);
@@ -197,7 +215,10 @@ describe('mailover CLI (each command as a process)', function () {
       const id = uniqueId('cli-dry');
       const audience = audienceFile('dry.csv', 2, ['drycsv1@example.com,Again', 'broken-address,X']);
       // A dry run needs the store, never Temporal: an unreachable server makes no difference.
-      const r = await run(['campaign', 'start', '--file', campaignFile(id), '--audience', audience, '--dry-run'], { ...cliEnv, TEMPORAL_ADDRESS: '127.0.0.1:1' });
+      const r = await run(['campaign', 'start', '--file', campaignFile(id), '--audience', audience, '--dry-run'], {
+        ...cliEnv,
+        TEMPORAL_ADDRESS: '127.0.0.1:1',
+      });
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, new RegExp(`^campaign ${id} is ready to start: 2 recipients would be imported \\(1 duplicates dropped, 1 rejected\\)$`, 'm'));
       assert.match(r.stdout, /^ {2}line 5: missing @: "broken-address"$/m);
@@ -207,7 +228,18 @@ describe('mailover CLI (each command as a process)', function () {
       assert.equal((await run(['campaign', 'status', id], cliEnv)).code, 1, 'no workflow started');
 
       const template = { ...TEMPLATE, html: `${TEMPLATE.html}<a href="{{first_name}}">x</a>` };
-      const bad = await run(['campaign', 'start', '--file', campaignFile(id, { template }), '--audience', audienceFile('dry-bad.csv', 1, ['evil@example.com,javascript:alert(1)']), '--dry-run'], cliEnv);
+      const bad = await run(
+        [
+          'campaign',
+          'start',
+          '--file',
+          campaignFile(id, { template }),
+          '--audience',
+          audienceFile('dry-bad.csv', 1, ['evil@example.com,javascript:alert(1)']),
+          '--dry-run',
+        ],
+        cliEnv,
+      );
       assert.equal(bad.code, 1);
       assert.match(bad.stderr, /dry-bad\.csv line 3: evil@example\.com has an unsafe link in merge field 'first_name': "javascript:alert\(1\)"/);
       assert.equal(await h.store.getCampaign(id), undefined);
@@ -230,7 +262,10 @@ describe('mailover CLI (each command as a process)', function () {
       const id = uniqueId('cli-steer');
       h.primary.setAcceptDelay(20);
       try {
-        assert.equal((await run(['campaign', 'start', '--file', campaignFile(id, { batchSize: 10 }), '--audience', audienceFile('steer.csv', 400)], cliEnv)).code, 0);
+        assert.equal(
+          (await run(['campaign', 'start', '--file', campaignFile(id, { batchSize: 10 }), '--audience', audienceFile('steer.csv', 400)], cliEnv)).code,
+          0,
+        );
         await h.primary.waitForCount(20, 30_000);
         const pause = await run(['campaign', 'pause', id, '--reason', 'checking the copy'], cliEnv);
         assert.equal(pause.code, 0, pause.stderr);
@@ -273,7 +308,15 @@ describe('mailover CLI (each command as a process)', function () {
       mg.acceptThenDropNext(1);
       mg.failEvents(503);
       try {
-        assert.equal((await run(['campaign', 'start', '--file', campaignFile(id, { providers: ['mailgun'], batchSize: 20 }), '--audience', audienceFile('held.csv', 40)], cliEnv)).code, 0);
+        assert.equal(
+          (
+            await run(
+              ['campaign', 'start', '--file', campaignFile(id, { providers: ['mailgun'], batchSize: 20 }), '--audience', audienceFile('held.csv', 40)],
+              cliEnv,
+            )
+          ).code,
+          0,
+        );
         const holding = await waitUntil(async () => {
           const r = await run(['campaign', 'status', id, '--json'], cliEnv);
           const p = r.code === 0 ? JSON.parse(r.stdout) : undefined;
@@ -288,7 +331,10 @@ describe('mailover CLI (each command as a process)', function () {
         const listed = await run(['campaign', 'held', id], cliEnv);
         assert.equal(listed.code, 0, listed.stderr);
         assert.match(listed.stdout, /│ seq │ provider │ held since \(UTC\)\s+│ why/);
-        assert.match(listed.stdout, /│\s+1 │ mailgun\s+│ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d │ in doubt: handed to mailgun, no answer, and look-up failed: mailgun: server error \(503/);
+        assert.match(
+          listed.stdout,
+          /│\s+1 │ mailgun\s+│ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d │ in doubt: handed to mailgun, no answer, and look-up failed: mailgun: server error \(503/,
+        );
         assert.match(listed.stdout, /^20 held\. Settle them: mailover campaign release/m);
         assert.doesNotMatch(listed.stdout, /@/, 'no addresses unless asked');
         const json = JSON.parse((await run(['campaign', 'held', id, '--show-addresses', '--json'], cliEnv)).stdout);
@@ -317,7 +363,10 @@ describe('mailover CLI (each command as a process)', function () {
         assert.equal(done.accepted, 40);
         assert.equal(done.heldForReview, 0);
         const rows = await h.store.getRecipients(id, [3, 12]);
-        assert.deepEqual(rows.map((r) => r.releasedBy), ['alice', 'bob']);
+        assert.deepEqual(
+          rows.map((r) => r.releasedBy),
+          ['alice', 'bob'],
+        );
         assert.equal((await run(['campaign', 'held', id], cliEnv)).stdout.trim(), `campaign ${id} has no recipients held for review`);
         const resendClosed = await run(['campaign', 'release', id, '--resend'], cliEnv);
         assert.equal(resendClosed.code, 1);
@@ -330,11 +379,16 @@ describe('mailover CLI (each command as a process)', function () {
     it('cli: campaign list shows campaigns from visibility and filters by status', async () => {
       const id = uniqueId('cli-list');
       assert.equal((await run(['campaign', 'start', '--file', campaignFile(id), '--audience', audienceFile('list.csv', 10), '--wait'], cliEnv)).code, 0);
-      const listed = await waitUntil(async () => {
-        const r = await run(['campaign', 'list', '--status', 'completed', '--json'], cliEnv);
-        const rows = JSON.parse(r.stdout) as Array<{ id: string; status: string; accepted: number }>;
-        return rows.find((row) => row.id === id);
-      }, 'visibility to list the completed campaign', 30_000, 300);
+      const listed = await waitUntil(
+        async () => {
+          const r = await run(['campaign', 'list', '--status', 'completed', '--json'], cliEnv);
+          const rows = JSON.parse(r.stdout) as Array<{ id: string; status: string; accepted: number }>;
+          return rows.find((row) => row.id === id);
+        },
+        'visibility to list the completed campaign',
+        30_000,
+        300,
+      );
       assert.equal(listed.status, 'completed');
       assert.equal(listed.accepted, 10);
       const table = await run(['campaign', 'list'], cliEnv);
@@ -345,24 +399,43 @@ describe('mailover CLI (each command as a process)', function () {
       assert.match(bad.stderr, /--status: expected one of running, paused, holding, completed, cancelled, got 'done'/);
     });
 
-    it('monitoring: campaign list shows a campaign that continued as new once, with its latest run\'s status; a terminated run shows as terminated, not by its last CampaignStatus', async () => {
+    it("monitoring: campaign list shows a campaign that continued as new once, with its latest run's status; a terminated run shows as terminated, not by its last CampaignStatus", async () => {
       // Three runs (one batch per run): visibility has two ContinuedAsNew runs whose CampaignStatus stayed "running".
       const id = uniqueId('cli-list-can');
-      const result = await (await h.launch(id, audience(30), { providers: ['smtp-primary', 'mailgun'], batchSize: 10, options: { batchesPerRun: 1 } })).result();
+      const result = await (
+        await h.launch(id, audience(30), { providers: ['smtp-primary', 'mailgun'], batchSize: 10, options: { batchesPerRun: 1 } })
+      ).result();
       assert.equal(result.status, 'completed');
       assert.ok(result.runs >= 3, `continued as new: ${result.runs} runs`);
-      const runs = await waitUntil(async () => {
-        let n = 0;
-        for await (const _ of env.client.workflow.list({ query: `WorkflowId = '${id}'` })) n++;
-        return n >= 3 ? n : undefined;
-      }, 'visibility to list every run', 30_000, 300);
+      const runs = await waitUntil(
+        async () => {
+          let n = 0;
+          for await (const _ of env.client.workflow.list({ query: `WorkflowId = '${id}'` })) n++;
+          return n >= 3 ? n : undefined;
+        },
+        'visibility to list every run',
+        30_000,
+        300,
+      );
       assert.ok(runs >= 3);
-      const listed = async (args: string[] = []) => (JSON.parse((await run(['campaign', 'list', '--json', ...args], cliEnv)).stdout) as Array<{ id: string; status: string; accepted: number }>).filter((r) => r.id === id);
-      const once = await waitUntil(async () => {
-        const rows = await listed();
-        return rows.length === 1 && rows[0].status === 'completed' ? rows : undefined;
-      }, 'the campaign listed once, completed', 20_000, 300).catch(() => listed());
-      assert.deepEqual(once.map((r) => [r.status, r.accepted]), [['completed', 30]], "listed once, with its latest run's status");
+      const listed = async (args: string[] = []) =>
+        (JSON.parse((await run(['campaign', 'list', '--json', ...args], cliEnv)).stdout) as Array<{ id: string; status: string; accepted: number }>).filter(
+          (r) => r.id === id,
+        );
+      const once = await waitUntil(
+        async () => {
+          const rows = await listed();
+          return rows.length === 1 && rows[0].status === 'completed' ? rows : undefined;
+        },
+        'the campaign listed once, completed',
+        20_000,
+        300,
+      ).catch(() => listed());
+      assert.deepEqual(
+        once.map((r) => [r.status, r.accepted]),
+        [['completed', 30]],
+        "listed once, with its latest run's status",
+      );
       assert.deepEqual(await listed(['--status', 'running']), [], 'none of its runs is running');
       assert.equal((await listed(['--status', 'completed'])).length, 1);
 
@@ -371,11 +444,21 @@ describe('mailover CLI (each command as a process)', function () {
       const handle = await h.launch(stopped, audience(500), { providers: ['smtp-primary', 'mailgun'], batchSize: 5 });
       await waitUntil(async () => (await handle.describe()).typedSearchAttributes.get(CampaignStatusKey) === 'running', 'the campaign to run', 30_000, 100);
       await handle.terminate('test: stopped by hand');
-      const rows = await waitUntil(async () => {
-        const r = (JSON.parse((await run(['campaign', 'list', '--json'], cliEnv)).stdout) as Array<{ id: string; status: string }>).filter((x) => x.id === stopped);
-        return r.length && r[0].status === 'terminated' ? r : undefined;
-      }, 'the terminated campaign to be listed', 30_000, 300);
-      assert.deepEqual(rows.map((r) => r.status), ['terminated']);
+      const rows = await waitUntil(
+        async () => {
+          const r = (JSON.parse((await run(['campaign', 'list', '--json'], cliEnv)).stdout) as Array<{ id: string; status: string }>).filter(
+            (x) => x.id === stopped,
+          );
+          return r.length && r[0].status === 'terminated' ? r : undefined;
+        },
+        'the terminated campaign to be listed',
+        30_000,
+        300,
+      );
+      assert.deepEqual(
+        rows.map((r) => r.status),
+        ['terminated'],
+      );
       const running = (JSON.parse((await run(['campaign', 'list', '--json', '--status', 'running'], cliEnv)).stdout) as Array<{ id: string }>).map((r) => r.id);
       assert.ok(!running.includes(stopped), 'not listed as running');
     });
@@ -409,7 +492,13 @@ describe('mailover CLI (each command as a process)', function () {
       const listed = JSON.parse((await run(['suppress', 'list', '--json'], cliEnv)).stdout) as Array<{ email: string }>;
       assert.equal(listed.filter((r) => r.email.endsWith('@many.example')).length, 2500);
       const list = JSON.parse((await run(['suppress', 'list', '--json'], cliEnv)).stdout) as Array<{ email: string; reason: string }>;
-      assert.deepEqual(list.filter((r) => /^(someone|sup\d)@/.test(r.email)).map((r) => `${r.email}:${r.reason}`).sort(), ['someone@example.com:complaint', 'sup1@example.com:unsubscribed', 'sup2@example.com:unsubscribed']);
+      assert.deepEqual(
+        list
+          .filter((r) => /^(someone|sup\d)@/.test(r.email))
+          .map((r) => `${r.email}:${r.reason}`)
+          .sort(),
+        ['someone@example.com:complaint', 'sup1@example.com:unsubscribed', 'sup2@example.com:unsubscribed'],
+      );
       const table = await run(['suppress', 'list'], cliEnv);
       assert.match(table.stdout, /│ sup1@example\.com\s+│ unsubscribed\s+│ cli import\s+│/);
       // A campaign skips them.
@@ -432,7 +521,10 @@ describe('mailover CLI (each command as a process)', function () {
       const secrets = writeProviderFile(configPath, defs);
       const doc = parse(readFileSync(configPath, 'utf8'));
       writeFileSync(configPath, stringify({ ...doc, webhooks: { port: 0, maxAgeSeconds: 60 } }));
-      const child = spawn(process.execPath, [CLI, 'webhooks'], { env: { ...process.env, ...cliEnv, ...secrets, MAILOVER_CONFIG: configPath }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [CLI, 'webhooks'], {
+        env: { ...process.env, ...cliEnv, ...secrets, MAILOVER_CONFIG: configPath },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let out = '';
       child.stdout.on('data', (d) => (out += d));
       child.stderr.on('data', (d) => (out += d));
@@ -445,18 +537,36 @@ describe('mailover CLI (each command as a process)', function () {
         const sign = (key: string, email: string) => {
           const timestamp = String(Math.floor(Date.now() / 1000));
           const token = uniqueId('tok');
-          return JSON.stringify({ signature: { timestamp, token, signature: signMailgunWebhook(key, timestamp, token) }, 'event-data': { id: uniqueId('ev'), event: 'complained', timestamp: Date.now() / 1000, recipient: email } });
+          return JSON.stringify({
+            signature: { timestamp, token, signature: signMailgunWebhook(key, timestamp, token) },
+            'event-data': { id: uniqueId('ev'), event: 'complained', timestamp: Date.now() / 1000, recipient: email },
+          });
         };
-        const ok = await fetch(`${base}/webhooks/mailgun`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: sign(TEST_WEBHOOK_KEY, 'hook-complainer@example.com') });
+        const ok = await fetch(`${base}/webhooks/mailgun`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: sign(TEST_WEBHOOK_KEY, 'hook-complainer@example.com'),
+        });
         assert.equal(ok.status, 200, await ok.text());
-        const forged = await fetch(`${base}/webhooks/mailgun`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: sign('wrong-key-0123456789', 'hook-forged@example.com') });
+        const forged = await fetch(`${base}/webhooks/mailgun`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: sign('wrong-key-0123456789', 'hook-forged@example.com'),
+        });
         assert.equal(forged.status, 401);
         const token = signUnsubscribeToken(TEST_UNSUBSCRIBE_KEY, { campaignId: 'any', email: 'hook-leaver@example.com' });
-        const one = await fetch(`${base}/u/${token}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'List-Unsubscribe=One-Click' });
+        const one = await fetch(`${base}/u/${token}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: 'List-Unsubscribe=One-Click',
+        });
         assert.equal(one.status, 200);
         const listed = await run(['suppress', 'list', '--json'], cliEnv);
         const emails = (JSON.parse(listed.stdout) as Array<{ email: string }>).map((r) => r.email);
-        assert.ok(emails.includes('hook-complainer@example.com') && emails.includes('hook-leaver@example.com') && !emails.includes('hook-forged@example.com'), emails.join(', '));
+        assert.ok(
+          emails.includes('hook-complainer@example.com') && emails.includes('hook-leaver@example.com') && !emails.includes('hook-forged@example.com'),
+          emails.join(', '),
+        );
         assert.match(await (await fetch(`${base}/metrics`)).text(), /^mailover_webhook_refused_forged_total 1$/m);
         child.kill('SIGTERM');
         assert.equal(await exited, 0, out);
@@ -466,7 +576,10 @@ describe('mailover CLI (each command as a process)', function () {
     });
 
     it('cli: mailover worker starts, says it is ready, and stops gracefully on SIGTERM (exit 0)', async () => {
-      const child = spawn(process.execPath, [CLI, 'worker'], { env: { ...process.env, ...cliEnv, MAILOVER_TASK_QUEUE: uniqueId('cli-worker') }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [CLI, 'worker'], {
+        env: { ...process.env, ...cliEnv, MAILOVER_TASK_QUEUE: uniqueId('cli-worker') },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let out = '';
       child.stdout.on('data', (d) => (out += d));
       child.stderr.on('data', (d) => (out += d));
@@ -483,7 +596,10 @@ describe('mailover CLI (each command as a process)', function () {
     /** `mailover dev` as a child process on free ports, with everything it prints collected. */
     function startDev(name: string, extraArgs: string[] = []) {
       const dir = join(tmpdir(), uniqueId(name));
-      const child = spawn(process.execPath, [CLI, 'dev', '--data', dir, '--port', '0', '--ui-port', '0', ...extraArgs], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [CLI, 'dev', '--data', dir, '--port', '0', '--ui-port', '0', ...extraArgs], {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       const dev = {
         dir,
         child,
@@ -514,7 +630,7 @@ describe('mailover CLI (each command as a process)', function () {
       });
     const running = (child: ReturnType<typeof spawn>) => child.exitCode === null && child.signalCode === null;
 
-    it('cli: mailover dev runs the whole stack; a campaign goes through it; a drill\'s result reaches --alert-webhook; Ctrl-C stops everything and frees its ports', async () => {
+    it("cli: mailover dev runs the whole stack; a campaign goes through it; a drill's result reaches --alert-webhook; Ctrl-C stops everything and frees its ports", async () => {
       const receiver = await AlertReceiver.start();
       const dev = startDev('mailover-dev', ['--alert-webhook', receiver.url('/dev-alerts')]);
       try {
@@ -529,7 +645,15 @@ describe('mailover CLI (each command as a process)', function () {
         assert.equal(await (await fetch(`${webhooks[1]}/healthz`)).text(), 'ok');
         const r = await run(
           ['campaign', 'start', '--file', 'samples/campaign.yaml', '--audience', 'samples/audience.csv', '--wait'],
-          { TEMPORAL_ADDRESS: address, MAILOVER_UI_URL: ui, MAILOVER_DATA_DIR: dev.dir, MAILOVER_CONFIG: '', MAILOVER_DB: join(dev.dir, 'mailover.db'), DATABASE_URL: '', MAILOVER_TASK_QUEUE: '' },
+          {
+            TEMPORAL_ADDRESS: address,
+            MAILOVER_UI_URL: ui,
+            MAILOVER_DATA_DIR: dev.dir,
+            MAILOVER_CONFIG: '',
+            MAILOVER_DB: join(dev.dir, 'mailover.db'),
+            DATABASE_URL: '',
+            MAILOVER_TASK_QUEUE: '',
+          },
           ROOT,
         );
         assert.equal(r.code, 0, r.stderr + r.stdout);
@@ -543,7 +667,14 @@ describe('mailover CLI (each command as a process)', function () {
         assert.match(scrape, /^temporal_/m);
         // Alerts: the dev worker posts a drill's result to the --alert-webhook receiver.
         assert.match(out, /^ {2}alerts\s+dev-webhook \(generic JSON\)$/m);
-        const devEnv = { TEMPORAL_ADDRESS: address, MAILOVER_DATA_DIR: dev.dir, MAILOVER_CONFIG: '', MAILOVER_DB: join(dev.dir, 'mailover.db'), DATABASE_URL: '', MAILOVER_TASK_QUEUE: '' };
+        const devEnv = {
+          TEMPORAL_ADDRESS: address,
+          MAILOVER_DATA_DIR: dev.dir,
+          MAILOVER_CONFIG: '',
+          MAILOVER_DB: join(dev.dir, 'mailover.db'),
+          DATABASE_URL: '',
+          MAILOVER_TASK_QUEUE: '',
+        };
         const drill = await run(['drill', 'run', '--wait'], devEnv, ROOT);
         assert.equal(drill.code, 0, drill.stdout + drill.stderr);
         const alert = await waitUntil(() => receiver.received.find((a) => a.body?.event?.kind === 'drill-finished'), 'the drill-finished alert');
@@ -568,7 +699,17 @@ describe('mailover CLI (each command as a process)', function () {
     });
 
     it('cli: mailover dev refuses an alert URL that is not http(s) before starting anything (exit 2)', async () => {
-      const bad = await run(['dev', '--data', join(tmpdir(), uniqueId('dev-bad-alert')), '--port', '0', '--ui-port', '0', '--alert-slack', 'ftp://hooks.example/x']);
+      const bad = await run([
+        'dev',
+        '--data',
+        join(tmpdir(), uniqueId('dev-bad-alert')),
+        '--port',
+        '0',
+        '--ui-port',
+        '0',
+        '--alert-slack',
+        'ftp://hooks.example/x',
+      ]);
       assert.equal(bad.code, 2);
       assert.equal(bad.stderr.split('\n')[0], 'mailover dev: --alert-slack: expected an http(s) URL');
       assert.doesNotMatch(bad.stdout, /mailover dev is up/);

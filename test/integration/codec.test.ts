@@ -84,12 +84,19 @@ function plaintextHits(history: History, needles: string[]): string[] {
 }
 
 async function post(url: string, body: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Namespace': 'default', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'X-Namespace': 'default', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
   return { status: res.status, headers: res.headers, text: await res.text() };
 }
 
 const toWire = (ps: Payload[]) => ({
-  payloads: ps.map((p) => ({ metadata: Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v).toString('base64')])), data: Buffer.from(p.data ?? new Uint8Array()).toString('base64') })),
+  payloads: ps.map((p) => ({
+    metadata: Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
+    data: Buffer.from(p.data ?? new Uint8Array()).toString('base64'),
+  })),
 });
 const fromWire = (text: string): Payload[] =>
   (JSON.parse(text) as { payloads: Array<{ metadata: Record<string, string>; data: string }> }).payloads.map((p) => ({
@@ -103,7 +110,12 @@ describe('payload encryption (AES-256-GCM codec, codec server, encrypted campaig
   describe('the payload codec', () => {
     it('codec: a round trip restores every payload exactly; the stored form is binary/encrypted with the key id and shows no plaintext', async () => {
       const codec = new AesGcmPayloadCodec([newKey('k1')]);
-      const originals = [json({ campaignId: 'autumn-newsletter', providers: ['smtp-primary', 'mailgun'] }), json('paused by operator'), json(42), defaultPayloadConverter.toPayload(undefined)];
+      const originals = [
+        json({ campaignId: 'autumn-newsletter', providers: ['smtp-primary', 'mailgun'] }),
+        json('paused by operator'),
+        json(42),
+        defaultPayloadConverter.toPayload(undefined),
+      ];
       const encoded = await codec.encode(originals);
       assert.equal(encoded.length, originals.length);
       for (const p of encoded) {
@@ -114,8 +126,16 @@ describe('payload encryption (AES-256-GCM codec, codec server, encrypted campaig
         for (const word of ['autumn-newsletter', 'smtp-primary', 'json/plain', 'paused']) assert.ok(!raw.includes(word), `ciphertext shows '${word}'`);
       }
       const decoded = await codec.decode(encoded);
-      assert.deepEqual(decoded.map(fromPayload), [{ campaignId: 'autumn-newsletter', providers: ['smtp-primary', 'mailgun'] }, 'paused by operator', 42, undefined]);
-      assert.deepEqual(decoded.map((p) => meta(p, 'encoding')), originals.map((p) => meta(p, 'encoding')));
+      assert.deepEqual(decoded.map(fromPayload), [
+        { campaignId: 'autumn-newsletter', providers: ['smtp-primary', 'mailgun'] },
+        'paused by operator',
+        42,
+        undefined,
+      ]);
+      assert.deepEqual(
+        decoded.map((p) => meta(p, 'encoding')),
+        originals.map((p) => meta(p, 'encoding')),
+      );
       // The same value encrypts differently each time (a fresh nonce per payload).
       const [a, b] = await codec.encode([json('same'), json('same')]);
       assert.notDeepEqual(Buffer.from(a.data!), Buffer.from(b.data!));
@@ -140,7 +160,10 @@ describe('payload encryption (AES-256-GCM codec, codec server, encrypted campaig
       assert.deepEqual(fromPayload((await after.decode([fresh]))[0]), { campaignId: 'after-rotation' });
       // Dropping k1 too early is a clear error naming the missing key.
       const k2Only = new AesGcmPayloadCodec([k2]);
-      await assert.rejects(k2Only.decode([old]), (err: Error) => err instanceof PayloadDecryptionError && /key 'k1', which is not in MAILOVER_PAYLOAD_KEYS \(configured: k2\)/.test(err.message));
+      await assert.rejects(
+        k2Only.decode([old]),
+        (err: Error) => err instanceof PayloadDecryptionError && /key 'k1', which is not in MAILOVER_PAYLOAD_KEYS \(configured: k2\)/.test(err.message),
+      );
     });
 
     it('tampering: an altered ciphertext, a relabelled key id and the wrong key material are refused with an error naming the key id', async () => {
@@ -160,7 +183,10 @@ describe('payload encryption (AES-256-GCM codec, codec server, encrypted campaig
 
     it('keys: MAILOVER_PAYLOAD_KEYS errors name the variable and the key id and never print the key material', () => {
       const good = randomBytes(32).toString('base64');
-      assert.deepEqual(parsePayloadKeys(`k2:${good}, k1:${randomBytes(32).toString('base64')}`).map((k) => k.id), ['k2', 'k1']);
+      assert.deepEqual(
+        parsePayloadKeys(`k2:${good}, k1:${randomBytes(32).toString('base64')}`).map((k) => k.id),
+        ['k2', 'k1'],
+      );
       const short = randomBytes(16).toString('base64');
       const cases: Array<[string, RegExp, string?]> = [
         [`k1:${short}`, /^MAILOVER_PAYLOAD_KEYS: key 'k1' is 16 bytes, AES-256 needs exactly 32/, short],
@@ -214,7 +240,12 @@ describe('payload encryption (AES-256-GCM codec, codec server, encrypted campaig
 
     it('codec server: without the token, or with a wrong one, it answers 401 and decodes nothing', async () => {
       const encrypted = toWire(await codec.encode([json({ campaignId: 'secret-campaign' })]));
-      for (const headers of [{} as Record<string, string>, { Authorization: 'Bearer wrong-token-0123456789' }, { Authorization: `Basic ${token}` }, { Authorization: `Bearer ${token}x` }]) {
+      for (const headers of [
+        {} as Record<string, string>,
+        { Authorization: 'Bearer wrong-token-0123456789' },
+        { Authorization: `Basic ${token}` },
+        { Authorization: `Bearer ${token}x` },
+      ]) {
         const res = await post(`${server.url}/decode`, encrypted, headers);
         assert.equal(res.status, 401, JSON.stringify(headers));
         assert.equal(res.headers.get('www-authenticate'), 'Bearer realm="mailover codec"');
@@ -227,7 +258,11 @@ describe('payload encryption (AES-256-GCM codec, codec server, encrypted campaig
     it('codec server: a CORS preflight from the Web UI origin is answered with its origin and the Authorization and X-Namespace headers; other origins are refused', async () => {
       const pre = await fetch(`${server.url}/decode`, {
         method: 'OPTIONS',
-        headers: { Origin: 'http://localhost:8233', 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'authorization,content-type,x-namespace' },
+        headers: {
+          Origin: 'http://localhost:8233',
+          'Access-Control-Request-Method': 'POST',
+          'Access-Control-Request-Headers': 'authorization,content-type,x-namespace',
+        },
       });
       assert.equal(pre.status, 204);
       assert.equal(pre.headers.get('access-control-allow-origin'), 'http://localhost:8233');
@@ -236,14 +271,23 @@ describe('payload encryption (AES-256-GCM codec, codec server, encrypted campaig
       for (const h of ['authorization', 'x-namespace', 'content-type']) assert.ok(allowed.includes(h), `allows ${h}`);
       assert.equal(pre.headers.get('access-control-allow-credentials'), 'true');
       // The actual request from that origin carries the CORS header too.
-      const res = await post(`${server.url}/decode`, toWire(await codec.encode([json(1)])), { Origin: 'http://localhost:8233', Authorization: `Bearer ${token}` });
+      const res = await post(`${server.url}/decode`, toWire(await codec.encode([json(1)])), {
+        Origin: 'http://localhost:8233',
+        Authorization: `Bearer ${token}`,
+      });
       assert.equal(res.status, 200);
       assert.equal(res.headers.get('access-control-allow-origin'), 'http://localhost:8233');
       // Another origin gets no CORS grant, and is not served even with the token.
-      const evilPre = await fetch(`${server.url}/decode`, { method: 'OPTIONS', headers: { Origin: 'http://evil.example', 'Access-Control-Request-Method': 'POST' } });
+      const evilPre = await fetch(`${server.url}/decode`, {
+        method: 'OPTIONS',
+        headers: { Origin: 'http://evil.example', 'Access-Control-Request-Method': 'POST' },
+      });
       assert.equal(evilPre.status, 403);
       assert.equal(evilPre.headers.get('access-control-allow-origin'), null);
-      const evil = await post(`${server.url}/decode`, toWire(await codec.encode([json(1)])), { Origin: 'http://evil.example', Authorization: `Bearer ${token}` });
+      const evil = await post(`${server.url}/decode`, toWire(await codec.encode([json(1)])), {
+        Origin: 'http://evil.example',
+        Authorization: `Bearer ${token}`,
+      });
       assert.equal(evil.status, 403);
     });
 
@@ -267,10 +311,11 @@ describe('payload encryption (AES-256-GCM codec, codec server, encrypted campaig
     });
 
     it('codec server: `mailover codec-server` refuses to start without MAILOVER_CODEC_TOKEN or keys, and serves decode with them', async () => {
-      const runCli = (env: NodeJS.ProcessEnv) => execFileP(process.execPath, [CLI, 'codec-server', '--port', '0'], { env: { ...process.env, ...env } }).then(
-        () => ({ code: 0, stderr: '' }),
-        (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }),
-      );
+      const runCli = (env: NodeJS.ProcessEnv) =>
+        execFileP(process.execPath, [CLI, 'codec-server', '--port', '0'], { env: { ...process.env, ...env } }).then(
+          () => ({ code: 0, stderr: '' }),
+          (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }),
+        );
       const noToken = await runCli({ MAILOVER_PAYLOAD_KEYS: keysEnv([k1]), MAILOVER_CODEC_TOKEN: '' });
       assert.equal(noToken.code, 1);
       assert.match(noToken.stderr, /MAILOVER_CODEC_TOKEN is not set/);
@@ -355,13 +400,16 @@ describe('payload encryption (AES-256-GCM codec, codec server, encrypted campaig
       for (const { path, payload } of payloads) {
         // Patch markers (workflow.patched) are written by the SDK core, not through the codec; they hold only the patch id.
         if (/markerRecordedEventAttributes\.details\.patch-data/.test(path)) {
-          assert.match(Buffer.from(payload.data ?? new Uint8Array()).toString("utf8"), /^\{"id":"(?:shared-provider-health|hold-kinds)","deprecated":false\}$/);
+          assert.match(Buffer.from(payload.data ?? new Uint8Array()).toString('utf8'), /^\{"id":"(?:shared-provider-health|hold-kinds)","deprecated":false\}$/);
           continue;
         }
         assert.equal(meta(payload, 'encoding'), ENCRYPTED_ENCODING, `${path} is encrypted`);
         assert.equal(meta(payload, KEY_ID_METADATA), 'k2', `${path} uses the current key`);
       }
-      assert.ok(payloads.some((p) => p.path.includes('userMetadata')), 'activity summaries and the static summary are payloads too, and encrypted');
+      assert.ok(
+        payloads.some((p) => p.path.includes('userMetadata')),
+        'activity summaries and the static summary are payloads too, and encrypted',
+      );
       assert.deepEqual(plaintextHits(history, [id, 'smtp-primary', 'smtp-secondary', 'batch ', 'refused']), []);
       const failed = history.events!.filter((e) => e.activityTaskFailedEventAttributes);
       assert.ok(failed.length >= 1, 'the failover left a failed activity in the history');
@@ -411,7 +459,10 @@ describe('payload encryption (AES-256-GCM codec, codec server, encrypted campaig
       assert.ok(decoded.ok, decoded.out);
       const decodedPayloads = historyPayloads(historyFromJSON(JSON.parse(decoded.out)));
       assert.ok(decodedPayloads.length > 20);
-      assert.ok(decodedPayloads.every((p) => meta(p.payload, 'encoding') !== ENCRYPTED_ENCODING), 'the CLI decoded every payload through the codec server');
+      assert.ok(
+        decodedPayloads.every((p) => meta(p.payload, 'encoding') !== ENCRYPTED_ENCODING),
+        'the CLI decoded every payload through the codec server',
+      );
       assert.ok(plaintextHits(historyFromJSON(JSON.parse(decoded.out)), ['smtp-secondary']).length > 0);
       const refused = await show(['--codec-endpoint', server.url, '--codec-auth', 'Bearer wrong-token-0123456789']);
       assert.equal(refused.ok, false, 'with a wrong token the CLI cannot show the history');
@@ -420,7 +471,11 @@ describe('payload encryption (AES-256-GCM codec, codec server, encrypted campaig
 
     it('replay with the codec: the encrypted history replays with the codec; without it (or with a wrong key) replay fails', async () => {
       const bundle = await workflowBundle();
-      const ok = await Worker.runReplayHistory({ workflowBundle: bundle, dataConverter: dataConverterForKeys(keys), replayName: 'codec-replay' }, history, id).then(
+      const ok = await Worker.runReplayHistory(
+        { workflowBundle: bundle, dataConverter: dataConverterForKeys(keys), replayName: 'codec-replay' },
+        history,
+        id,
+      ).then(
         () => undefined,
         (err: Error) => err,
       );
@@ -431,7 +486,10 @@ describe('payload encryption (AES-256-GCM codec, codec server, encrypted campaig
           (err: Error) => `${err.name}: ${err.message} ${(err.cause as Error | undefined)?.message ?? ''}`,
         );
       assert.match(await failure({ workflowBundle: bundle, replayName: 'codec-replay-plain' }), /binary\/encrypted/);
-      assert.match(await failure({ workflowBundle: bundle, dataConverter: dataConverterForKeys([{ id: 'k2', key: randomBytes(32) }]), replayName: 'codec-replay-wrong' }), /key 'k2' failed authentication|Encoded failure/);
+      assert.match(
+        await failure({ workflowBundle: bundle, dataConverter: dataConverterForKeys([{ id: 'k2', key: randomBytes(32) }]), replayName: 'codec-replay-wrong' }),
+        /key 'k2' failed authentication|Encoded failure/,
+      );
     });
   });
 

@@ -25,7 +25,8 @@ import { waitUntil } from '../support/wait';
 
 const BOUNCE_DOMAIN = 'bounces.mailover.test';
 const rows = (emails: string[]): AudienceRow[] => emails.map((email, i) => ({ email, fields: { first_name: `N${i + 1}` } }));
-const LIST_UNSUBSCRIBE = /^<(http:\/\/127\.0\.0\.1:\d+\/u\/([A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}))>, <mailto:unsubscribe@bounces\.mailover\.test\?subject=unsubscribe%20([A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43})>$/;
+const LIST_UNSUBSCRIBE =
+  /^<(http:\/\/127\.0\.0\.1:\d+\/u\/([A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}))>, <mailto:unsubscribe@bounces\.mailover\.test\?subject=unsubscribe%20([A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43})>$/;
 
 function dsn(verp: string, finalRecipient: string, action: string, status: string, diagnostic: string): string {
   return [
@@ -77,7 +78,14 @@ describe('compliance end to end (Temporal, SMTP sinks, Mailgun API with webhooks
     bounces = { domain: BOUNCE_DOMAIN, localPart: 'bounces', signingKey: TEST_BOUNCE_KEY, host: '127.0.0.1', port: 0, maxMessageBytes: 64 * 1024 };
     const unsubscribe = testCompliance().unsubscribe;
     services = await startComplianceServices(
-      { providers, compliance: { webhooks: { host: '127.0.0.1', port: 0, maxAgeSeconds: 300, maxBodyBytes: 64 * 1024 }, unsubscribe: { ...unsubscribe, mailto: `unsubscribe@${BOUNCE_DOMAIN}` }, bounces } },
+      {
+        providers,
+        compliance: {
+          webhooks: { host: '127.0.0.1', port: 0, maxAgeSeconds: 300, maxBodyBytes: 64 * 1024 },
+          unsubscribe: { ...unsubscribe, mailto: `unsubscribe@${BOUNCE_DOMAIN}` },
+          bounces,
+        },
+      },
       h.store,
     );
     // The worker signs links for this server and VERP addresses for this listener.
@@ -149,7 +157,10 @@ describe('compliance end to end (Temporal, SMTP sinks, Mailgun API with webhooks
       const p = await campaignProgress(h.client, id);
       return p.paused && !p.batchInFlight;
     }, 'the campaign to hold paused');
-    assert.ok((await h.store.listRecipients(id)).every((r) => r.state === 'pending'), 'nothing sent yet');
+    assert.ok(
+      (await h.store.listRecipients(id)).every((r) => r.state === 'pending'),
+      'nothing sent yet',
+    );
 
     const complaint = await h.mailgun!.simulateEvent(victimA, 'complained');
     assert.equal(complaint.webhookStatus, 200, complaint.webhookBody);
@@ -179,7 +190,13 @@ describe('compliance end to end (Temporal, SMTP sinks, Mailgun API with webhooks
     assert.ok(at > 8 && at <= 33, `switch at #${at}: one victim falls on each provider`);
     assert.ok(result.acceptedByProvider['smtp-primary'] > 0 && result.acceptedByProvider['mailgun'] > 0);
     const ledger = await h.store.listRecipients(id);
-    assert.deepEqual(ledger.filter((r) => r.state === 'suppressed').map((r) => r.email).sort(), [victimB, victimA].sort());
+    assert.deepEqual(
+      ledger
+        .filter((r) => r.state === 'suppressed')
+        .map((r) => r.email)
+        .sort(),
+      [victimB, victimA].sort(),
+    );
     const sentThisCampaign = [
       ...h.primary.messages.filter((m) => m.headers['x-mailover-campaign'] === id).map((m) => m.to[0]),
       ...h.secondary.messages.filter((m) => m.headers['x-mailover-campaign'] === id).map((m) => m.to[0]),
@@ -196,8 +213,14 @@ describe('compliance end to end (Temporal, SMTP sinks, Mailgun API with webhooks
     const verpOf = (to: string) => h.primary.messages.find((m) => m.to[0] === to && m.headers['x-mailover-campaign'] === id)!.from;
     const relay = nodemailer.createTransport({ host: services.bounces!.host, port: services.bounces!.port, secure: false, ignoreTLS: true });
     try {
-      await relay.sendMail({ envelope: { from: '', to: [verpOf('gone@dsn.example')] }, raw: dsn(verpOf('gone@dsn.example'), 'gone@dsn.example', 'failed', '5.1.1', '550 5.1.1 <gone@dsn.example>: Recipient address rejected: User unknown') });
-      await relay.sendMail({ envelope: { from: '', to: [verpOf('slow@dsn.example')] }, raw: dsn(verpOf('slow@dsn.example'), 'slow@dsn.example', 'delayed', '4.4.1', '421 4.4.1 connection timed out') });
+      await relay.sendMail({
+        envelope: { from: '', to: [verpOf('gone@dsn.example')] },
+        raw: dsn(verpOf('gone@dsn.example'), 'gone@dsn.example', 'failed', '5.1.1', '550 5.1.1 <gone@dsn.example>: Recipient address rejected: User unknown'),
+      });
+      await relay.sendMail({
+        envelope: { from: '', to: [verpOf('slow@dsn.example')] },
+        raw: dsn(verpOf('slow@dsn.example'), 'slow@dsn.example', 'delayed', '4.4.1', '421 4.4.1 connection timed out'),
+      });
 
       assert.equal(await h.store.isSuppressed('gone@dsn.example'), true);
       assert.equal(await h.store.isSuppressed('slow@dsn.example'), false, 'a delay is recorded, not suppressed');
@@ -210,8 +233,14 @@ describe('compliance end to end (Temporal, SMTP sinks, Mailgun API with webhooks
       // Forged: the right shape, a wrong signature (or an address that names no row).
       const real = verpOf('a@dsn.example');
       const forged = real.replace(/-([0-9a-f]{16})@/, (_m, sig: string) => `-${sig.startsWith('0') ? '1' : '0'}${sig.slice(1)}@`);
-      await assert.rejects(relay.sendMail({ envelope: { from: '', to: [forged] }, raw: dsn(forged, 'a@dsn.example', 'failed', '5.1.1', '550 no') }), (err: { responseCode?: number }) => err.responseCode === 550);
-      await assert.rejects(relay.sendMail({ envelope: { from: '', to: [`postmaster@${BOUNCE_DOMAIN}`] }, raw: 'Subject: hi\r\n\r\nhello' }), (err: { responseCode?: number }) => err.responseCode === 550);
+      await assert.rejects(
+        relay.sendMail({ envelope: { from: '', to: [forged] }, raw: dsn(forged, 'a@dsn.example', 'failed', '5.1.1', '550 no') }),
+        (err: { responseCode?: number }) => err.responseCode === 550,
+      );
+      await assert.rejects(
+        relay.sendMail({ envelope: { from: '', to: [`postmaster@${BOUNCE_DOMAIN}`] }, raw: 'Subject: hi\r\n\r\nhello' }),
+        (err: { responseCode?: number }) => err.responseCode === 550,
+      );
       assert.equal(await h.store.isSuppressed('a@dsn.example'), false);
     } finally {
       relay.close();
@@ -234,7 +263,11 @@ describe('compliance end to end (Temporal, SMTP sinks, Mailgun API with webhooks
   it('bounces over TLS: with bounces.tls the listener offers STARTTLS; a relay that requires TLS delivers its DSN encrypted, and it is matched and suppresses', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mailover-bounce-tls-'));
     const [certFile, keyFile] = [join(dir, 'cert.pem'), join(dir, 'key.pem')];
-    const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', `/CN=${BOUNCE_DOMAIN}`, '-keyout', keyFile, '-out', certFile], { encoding: 'utf8' });
+    const made = spawnSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', `/CN=${BOUNCE_DOMAIN}`, '-keyout', keyFile, '-out', certFile],
+      { encoding: 'utf8' },
+    );
     assert.equal(made.status, 0, made.stderr);
     const listener = await BounceListener.start({ store: h.store, bounces: { ...bounces, tls: { certFile, keyFile } }, port: 0 });
     const id = uniqueId('dsn-tls');
@@ -242,7 +275,13 @@ describe('compliance end to end (Temporal, SMTP sinks, Mailgun API with webhooks
       assert.equal((await (await h.launch(id, rows(['a@tls.example', 'gone@tls.example']), { providers: ['smtp-primary'] })).result()).accepted, 2);
       const verp = h.primary.messages.find((m) => m.to[0] === 'gone@tls.example' && m.headers['x-mailover-campaign'] === id)!.from;
       // The relay trusts exactly this certificate and refuses to go on without TLS.
-      const relay = nodemailer.createTransport({ host: listener.host, port: listener.port, secure: false, requireTLS: true, tls: { ca: readFileSync(certFile), servername: BOUNCE_DOMAIN } });
+      const relay = nodemailer.createTransport({
+        host: listener.host,
+        port: listener.port,
+        secure: false,
+        requireTLS: true,
+        tls: { ca: readFileSync(certFile), servername: BOUNCE_DOMAIN },
+      });
       try {
         await relay.sendMail({ envelope: { from: '', to: [verp] }, raw: dsn(verp, 'gone@tls.example', 'failed', '5.1.1', '550 5.1.1 user unknown') });
       } finally {
@@ -252,10 +291,13 @@ describe('compliance end to end (Temporal, SMTP sinks, Mailgun API with webhooks
       // Without bounces.tls the listener does not offer STARTTLS: the same relay cannot deliver there.
       const plain = nodemailer.createTransport({ host: services.bounces!.host, port: services.bounces!.port, secure: false, requireTLS: true });
       try {
-        await assert.rejects(plain.sendMail({ envelope: { from: '', to: [verp] }, raw: dsn(verp, 'gone@tls.example', 'failed', '5.1.1', '550 5.1.1 user unknown') }), (err: Error & { code?: string }) => {
-          assert.match(`${err.code} ${err.message}`, /STARTTLS|ETLS/, err.message);
-          return true;
-        });
+        await assert.rejects(
+          plain.sendMail({ envelope: { from: '', to: [verp] }, raw: dsn(verp, 'gone@tls.example', 'failed', '5.1.1', '550 5.1.1 user unknown') }),
+          (err: Error & { code?: string }) => {
+            assert.match(`${err.code} ${err.message}`, /STARTTLS|ETLS/, err.message);
+            return true;
+          },
+        );
       } finally {
         plain.close();
       }
@@ -282,14 +324,22 @@ describe('compliance end to end (Temporal, SMTP sinks, Mailgun API with webhooks
     assert.equal(await h.store.isSuppressed('leaver@oneclick.example'), true);
     assert.equal((await oneClick()).status, 200, 'idempotent');
     const events = (await h.store.listEvents({ email: 'leaver@oneclick.example' })).filter((e) => e.type === 'unsubscribed');
-    assert.deepEqual(events.map((e) => [e.campaignId, e.seq]), [[id, 1]], 'one event, linked to the row');
+    assert.deepEqual(
+      events.map((e) => [e.campaignId, e.seq]),
+      [[id, 1]],
+      'one event, linked to the row',
+    );
 
     // Altered: another recipient's address in the payload with the leaver's signature; one character changed.
     const [, sig] = token.split('.');
     const swapped = `${Buffer.from(`${id}\nstayer@oneclick.example`).toString('base64url')}.${sig}`;
     const altered = `${token.slice(0, 5)}${token[5] === 'x' ? 'y' : 'x'}${token.slice(6)}`;
     for (const bad of [swapped, altered]) {
-      const res = await fetch(url.replace(token, bad), { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'List-Unsubscribe=One-Click' });
+      const res = await fetch(url.replace(token, bad), {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'List-Unsubscribe=One-Click',
+      });
       assert.equal(res.status, 403);
     }
     assert.equal(await h.store.isSuppressed('stayer@oneclick.example'), false);
@@ -298,7 +348,12 @@ describe('compliance end to end (Temporal, SMTP sinks, Mailgun API with webhooks
     const mailtoToken = LIST_UNSUBSCRIBE.exec(headerOf('mailto@oneclick.example'))![3];
     const client = nodemailer.createTransport({ host: services.bounces!.host, port: services.bounces!.port, secure: false, ignoreTLS: true });
     try {
-      await client.sendMail({ from: 'mailto@oneclick.example', to: `unsubscribe@${BOUNCE_DOMAIN}`, subject: `unsubscribe ${mailtoToken}`, text: 'unsubscribe' });
+      await client.sendMail({
+        from: 'mailto@oneclick.example',
+        to: `unsubscribe@${BOUNCE_DOMAIN}`,
+        subject: `unsubscribe ${mailtoToken}`,
+        text: 'unsubscribe',
+      });
     } finally {
       client.close();
     }
@@ -311,7 +366,10 @@ describe('compliance end to end (Temporal, SMTP sinks, Mailgun API with webhooks
     await h.primary.heal();
     assert.equal(result.suppressed, 2);
     assert.deepEqual(result.acceptedByProvider, { mailgun: 1 });
-    const got = [...h.primary.messages.filter((m) => m.headers['x-mailover-campaign'] === next).map((m) => m.to[0]), ...h.mailgun!.messages.filter((m) => m.variables['mailover-campaign'] === next).map((m) => m.to)];
+    const got = [
+      ...h.primary.messages.filter((m) => m.headers['x-mailover-campaign'] === next).map((m) => m.to[0]),
+      ...h.mailgun!.messages.filter((m) => m.variables['mailover-campaign'] === next).map((m) => m.to),
+    ];
     assert.deepEqual(got, ['stayer@oneclick.example']);
   });
 
@@ -336,17 +394,32 @@ describe('compliance end to end (Temporal, SMTP sinks, Mailgun API with webhooks
     await h.startWorker();
     try {
       const id = uniqueId('no-unsubscribe');
-      await assert.rejects((await h.launch(id, rows(['x@nounsub.example']), { providers: ['smtp-primary'] })).result(), (err: Error & { cause?: { cause?: Error } }) => {
-        assert.match(String(err.cause?.cause?.message), /unsubscribe: this worker has no unsubscribe: section in its config, so it cannot add the unsubscribe link a marketing campaign needs/);
-        return true;
-      });
+      await assert.rejects(
+        (await h.launch(id, rows(['x@nounsub.example']), { providers: ['smtp-primary'] })).result(),
+        (err: Error & { cause?: { cause?: Error } }) => {
+          assert.match(
+            String(err.cause?.cause?.message),
+            /unsubscribe: this worker has no unsubscribe: section in its config, so it cannot add the unsubscribe link a marketing campaign needs/,
+          );
+          return true;
+        },
+      );
       assert.equal(h.primary.messages.filter((m) => m.headers['x-mailover-campaign'] === id).length, 0, 'nothing sent');
 
       const receipt = uniqueId('receipt');
-      await h.store.createCampaign({ id: receipt, from: 'shop@mailover.test', template: { subject: 'Your receipt', text: 'Thanks {{first_name}}' }, providers: ['smtp-primary'], batchSize: 10, transactional: true });
+      await h.store.createCampaign({
+        id: receipt,
+        from: 'shop@mailover.test',
+        template: { subject: 'Your receipt', text: 'Thanks {{first_name}}' },
+        providers: ['smtp-primary'],
+        batchSize: 10,
+        transactional: true,
+      });
       await h.store.importAudience(receipt, rows(['buyer@nounsub.example']));
       const { startCampaign } = await import('../../src/client');
-      const result = await (await startCampaign(h.client, { campaignId: receipt, providers: ['smtp-primary'], batchSize: 10, taskQueue: h.taskQueue })).result();
+      const result = await (
+        await startCampaign(h.client, { campaignId: receipt, providers: ['smtp-primary'], batchSize: 10, taskQueue: h.taskQueue })
+      ).result();
       assert.equal(result.accepted, 1);
       const sent = h.primary.messages.find((m) => m.headers['x-mailover-campaign'] === receipt)!;
       assert.equal(sent.headers['list-unsubscribe'], undefined);
@@ -360,7 +433,8 @@ describe('compliance end to end (Temporal, SMTP sinks, Mailgun API with webhooks
 
   it('suppress sync: pulls Mailgun bounces, unsubscribes and complaints through every page (mailgun.js against the compatible API), then the CLI pulls and pushes', async () => {
     const mg = h.mailgun!;
-    for (let i = 1; i <= 250; i++) mg.addSuppression('bounces', MAILGUN_DOMAIN, { address: `b${String(i).padStart(3, '0')}@sync.example`, code: 550, error: 'No such user' });
+    for (let i = 1; i <= 250; i++)
+      mg.addSuppression('bounces', MAILGUN_DOMAIN, { address: `b${String(i).padStart(3, '0')}@sync.example`, code: 550, error: 'No such user' });
     for (let i = 1; i <= 3; i++) mg.addSuppression('unsubscribes', MAILGUN_DOMAIN, { address: `u${i}@sync.example` });
     for (let i = 1; i <= 2; i++) mg.addSuppression('complaints', MAILGUN_DOMAIN, { address: `c${i}@sync.example` });
     await h.store.addSuppression('b001@sync.example', 'added by operator', 'cli');
@@ -368,7 +442,11 @@ describe('compliance end to end (Temporal, SMTP sinks, Mailgun API with webhooks
     assert.ok(mailgunDef?.kind === 'mailgun');
 
     // Mailgun's lists also hold what earlier tests' webhooks reported (already suppressed in mailover).
-    const onMailgun = { bounces: mg.suppressions('bounces', MAILGUN_DOMAIN).length, unsubscribes: mg.suppressions('unsubscribes', MAILGUN_DOMAIN).length, complaints: mg.suppressions('complaints', MAILGUN_DOMAIN).length };
+    const onMailgun = {
+      bounces: mg.suppressions('bounces', MAILGUN_DOMAIN).length,
+      unsubscribes: mg.suppressions('unsubscribes', MAILGUN_DOMAIN).length,
+      complaints: mg.suppressions('complaints', MAILGUN_DOMAIN).length,
+    };
     assert.ok(onMailgun.bounces >= 250 && onMailgun.bounces < 300);
     const report = await pullMailgunSuppressions(h.store, mailgunDef, { pageSize: 100 });
     assert.deepEqual(report.read, onMailgun);
@@ -397,7 +475,13 @@ describe('compliance end to end (Temporal, SMTP sinks, Mailgun API with webhooks
     mg.addSuppression('complaints', MAILGUN_DOMAIN, { address: 'late@sync.example' });
     const pulled = await cli(['suppress', 'sync', 'mailgun']);
     assert.equal(pulled.code, 0, pulled.out);
-    assert.match(pulled.out, new RegExp(`^read ${onMailgun.bounces} bounces, ${onMailgun.unsubscribes} unsubscribes, ${onMailgun.complaints + 1} complaints from mailgun \\(3 pages\\); 1 addresses newly suppressed$`, 'm'));
+    assert.match(
+      pulled.out,
+      new RegExp(
+        `^read ${onMailgun.bounces} bounces, ${onMailgun.unsubscribes} unsubscribes, ${onMailgun.complaints + 1} complaints from mailgun \\(3 pages\\); 1 addresses newly suppressed$`,
+        'm',
+      ),
+    );
     assert.equal(await h.store.isSuppressed('late@sync.example'), true);
 
     await h.store.addSuppression('local-only@sync.example', 'unsubscribed', 'cli');
@@ -406,7 +490,10 @@ describe('compliance end to end (Temporal, SMTP sinks, Mailgun API with webhooks
     const pushed = await cli(['suppress', 'push', 'mailgun']);
     assert.equal(pushed.code, 0, pushed.out);
     // A list suppression goes to Mailgun for its list's tag only.
-    assert.match(pushed.out, /^pushed \d+ bounces, \d+ unsubscribes, \d+ complaints, [1-9]\d* unsubscribes for their lists' tags only to mailgun \(\d+ calls\)$/m);
+    assert.match(
+      pushed.out,
+      /^pushed \d+ bounces, \d+ unsubscribes, \d+ complaints, [1-9]\d* unsubscribes for their lists' tags only to mailgun \(\d+ calls\)$/m,
+    );
     assert.ok(mg.suppressions('unsubscribes', MAILGUN_DOMAIN).some((e) => e.address === 'local-only@sync.example'));
     assert.deepEqual(mg.suppressions('unsubscribes', MAILGUN_DOMAIN).find((e) => e.address === 'weekly-only@sync.example')?.tags, ['sync-weekly']);
     const pushedBounce = mg.suppressions('bounces', MAILGUN_DOMAIN).find((e) => e.address === 'bounced-here@sync.example');
@@ -425,7 +512,11 @@ describe('compliance end to end (Temporal, SMTP sinks, Mailgun API with webhooks
     const id = uniqueId('tagged');
     await (await h.launch(id, rows(['fan@tags.example', 'other@tags.example']), { providers: ['mailgun'], list })).result();
     const sent = mg.messages.filter((m) => m.variables['mailover-campaign'] === id);
-    assert.deepEqual(sent.map((m) => m.options.tag), [list, list], 'every message carries its list as the tag');
+    assert.deepEqual(
+      sent.map((m) => m.options.tag),
+      [list, list],
+      'every message carries its list as the tag',
+    );
     const untagged = uniqueId('untagged');
     await (await h.launch(untagged, rows(['plain@tags.example']), { providers: ['mailgun'] })).result();
     assert.equal(mg.messages.find((m) => m.variables['mailover-campaign'] === untagged)?.options.tag, undefined, 'no list, no tag');
@@ -440,7 +531,9 @@ describe('compliance end to end (Temporal, SMTP sinks, Mailgun API with webhooks
     assert.equal((await pullMailgunSuppressions(h.store, mailgunDef)).addedToLists, 0, 'a second pull adds nothing');
 
     // The next campaign of that list skips the address (on any provider); another list's does not.
-    const again = await (await h.launch(uniqueId('same-list'), rows(['fan@tags.example', 'other@tags.example']), { providers: ['smtp-primary'], list })).result();
+    const again = await (
+      await h.launch(uniqueId('same-list'), rows(['fan@tags.example', 'other@tags.example']), { providers: ['smtp-primary'], list })
+    ).result();
     assert.deepEqual([again.suppressed, again.accepted], [1, 1]);
     const elsewhere = await (await h.launch(uniqueId('other-list'), rows(['fan@tags.example']), { providers: ['smtp-primary'] })).result();
     assert.equal(elsewhere.accepted, 1);

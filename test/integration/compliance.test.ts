@@ -61,7 +61,11 @@ describe('compliance: signed tokens', () => {
   });
 
   it('List-Unsubscribe carries the https and mailto forms with the same token; List-Unsubscribe-Post is RFC 8058 one-click', () => {
-    const h = listUnsubscribeHeaders({ baseUrl: 'https://mail.example.org', mailto: 'unsub@bounces.example.org', signingKey: KEY, scope: 'all' }, 'spring', 'ann@example.com');
+    const h = listUnsubscribeHeaders(
+      { baseUrl: 'https://mail.example.org', mailto: 'unsub@bounces.example.org', signingKey: KEY, scope: 'all' },
+      'spring',
+      'ann@example.com',
+    );
     const token = signUnsubscribeToken(KEY, { campaignId: 'spring', email: 'ann@example.com' });
     assert.equal(h['List-Unsubscribe'], `<https://mail.example.org/u/${token}>, <mailto:unsub@bounces.example.org?subject=unsubscribe%20${token}>`);
     assert.equal(h['List-Unsubscribe-Post'], 'List-Unsubscribe=One-Click');
@@ -98,7 +102,10 @@ describe('compliance: a marketing campaign must carry an unsubscribe link and th
 
   it('the postal address may be written out instead of {{postal_address}}; transactional: true lifts both rules', () => {
     assert.deepEqual(problems({ ...base, template: { subject: 'Hi', text: 'Bye: {{unsubscribe_url}}\n1 Main St, Springfield' } }), []);
-    const def = parseCampaignDefinition({ id: 'receipt', from: 'shop@example.org', providers: ['p'], transactional: true, template: { subject: 'Receipt', text: 'Thanks' } }, ['p']);
+    const def = parseCampaignDefinition(
+      { id: 'receipt', from: 'shop@example.org', providers: ['p'], transactional: true, template: { subject: 'Receipt', text: 'Thanks' } },
+      ['p'],
+    );
     assert.equal(def.transactional, true);
   });
 
@@ -106,7 +113,7 @@ describe('compliance: a marketing campaign must carry an unsubscribe link and th
     assert.deepEqual(problems({ ...base, transactional: 'yes', postalAddress: '', list: 'has space', template: { subject: 'Hi', text: 'x' } }).slice(0, 3), [
       'transactional: expected true or false, got "yes"',
       'postalAddress: expected the sender\'s postal address (1-500 characters), got ""',
-      'list: expected a list name (letters, digits, \'.\', \'_\', \'-\'), got "has space"',
+      "list: expected a list name (letters, digits, '.', '_', '-'), got \"has space\"",
     ]);
   });
 });
@@ -125,41 +132,77 @@ describe('compliance: configuration', () => {
       },
       env,
     );
-    assert.deepEqual(c.compliance.unsubscribe, { baseUrl: 'https://mail.example.org', mailto: 'unsub@bounces.example.org', signingKey: TEST_UNSUBSCRIBE_KEY, scope: 'list' });
+    assert.deepEqual(c.compliance.unsubscribe, {
+      baseUrl: 'https://mail.example.org',
+      mailto: 'unsub@bounces.example.org',
+      signingKey: TEST_UNSUBSCRIBE_KEY,
+      scope: 'list',
+    });
     assert.deepEqual(c.compliance.webhooks, { host: '127.0.0.1', port: 9000, maxAgeSeconds: 120, maxBodyBytes: 65536 });
-    assert.deepEqual(c.compliance.bounces, { domain: 'bounces.example.org', localPart: 'bounces', signingKey: TEST_BOUNCE_KEY, host: '127.0.0.1', port: 2525, maxMessageBytes: 1048576 });
+    assert.deepEqual(c.compliance.bounces, {
+      domain: 'bounces.example.org',
+      localPart: 'bounces',
+      signingKey: TEST_BOUNCE_KEY,
+      host: '127.0.0.1',
+      port: 2525,
+      maxMessageBytes: 1048576,
+    });
     assert.equal(c.providers[0].kind === 'mailgun' && c.providers[0].webhookSigningKey, 'hook-key-0123456789');
   });
 
   it('a signing key written into the file is refused, naming the field; bad values name theirs', () => {
     assert.throws(
-      () => parseConfig({ providers: [{ ...providers[0], webhookSigningKey: 'literal-key-123456' }], unsubscribe: { baseUrl: 'https://x.example', signingKey: 'literal-unsubscribe-key' }, bounces: { domain: 'b.example.org', signingKey: 'literal-bounce-key-123' } }, env),
+      () =>
+        parseConfig(
+          {
+            providers: [{ ...providers[0], webhookSigningKey: 'literal-key-123456' }],
+            unsubscribe: { baseUrl: 'https://x.example', signingKey: 'literal-unsubscribe-key' },
+            bounces: { domain: 'b.example.org', signingKey: 'literal-bounce-key-123' },
+          },
+          env,
+        ),
       (err: Error) => {
-        assert.match(err.message, /providers\[0\]\.webhookSigningKey: write secrets as environment references \(webhookSigningKey: "\$\{MG_WEBHOOK_SIGNING_KEY\}"\)/);
+        assert.match(
+          err.message,
+          /providers\[0\]\.webhookSigningKey: write secrets as environment references \(webhookSigningKey: "\$\{MG_WEBHOOK_SIGNING_KEY\}"\)/,
+        );
         assert.match(err.message, /unsubscribe\.signingKey: write secrets as environment references/);
         assert.match(err.message, /bounces\.signingKey: write secrets as environment references/);
         return true;
       },
     );
-    assert.throws(() => parseConfig({ providers, unsubscribe: { baseUrl: 'ftp://x', signingKey: '${UNSUB}', scope: 'some' }, webhooks: { maxAgeSeconds: 0 } }, env), (err: Error) => {
-      assert.match(err.message, /unsubscribe\.baseUrl: expected the public http\(s\) URL of the webhooks server, got "ftp:\/\/x"/);
-      assert.match(err.message, /unsubscribe\.scope: expected all or list, got "some"/);
-      assert.match(err.message, /webhooks\.maxAgeSeconds: expected a whole number from 1 to 86400, got 0/);
-      return true;
-    });
+    assert.throws(
+      () => parseConfig({ providers, unsubscribe: { baseUrl: 'ftp://x', signingKey: '${UNSUB}', scope: 'some' }, webhooks: { maxAgeSeconds: 0 } }, env),
+      (err: Error) => {
+        assert.match(err.message, /unsubscribe\.baseUrl: expected the public http\(s\) URL of the webhooks server, got "ftp:\/\/x"/);
+        assert.match(err.message, /unsubscribe\.scope: expected all or list, got "some"/);
+        assert.match(err.message, /webhooks\.maxAgeSeconds: expected a whole number from 1 to 86400, got 0/);
+        return true;
+      },
+    );
   });
 
   it('bounces.tls names a certificate and key the listener can read; a missing file or a bad shape is refused naming the field', () => {
     const here = __filename;
     const c = parseConfig({ providers, bounces: { domain: 'b.example.org', signingKey: '${BOUNCE}', tls: { certFile: here, keyFile: here } } }, env);
     assert.deepEqual(c.compliance.bounces?.tls, { certFile: here, keyFile: here });
-    assert.throws(() => parseConfig({ providers, bounces: { domain: 'b.example.org', signingKey: '${BOUNCE}', tls: { certFile: '/nowhere/cert.pem', keyFile: 7, ca: 'x' } } }, env), (err: Error) => {
-      assert.match(err.message, /bounces\.tls\.certFile: cannot read \/nowhere\/cert\.pem: ENOENT/);
-      assert.match(err.message, /bounces\.tls\.keyFile: expected the path of a PEM file, got 7/);
-      assert.match(err.message, /bounces\.tls\.ca: unknown field \(expected certFile, keyFile\)/);
-      return true;
-    });
-    assert.throws(() => parseConfig({ providers, bounces: { domain: 'b.example.org', signingKey: '${BOUNCE}', tls: true } }, env), /bounces\.tls: expected a mapping with certFile and keyFile \(PEM files\), got true/);
+    assert.throws(
+      () =>
+        parseConfig(
+          { providers, bounces: { domain: 'b.example.org', signingKey: '${BOUNCE}', tls: { certFile: '/nowhere/cert.pem', keyFile: 7, ca: 'x' } } },
+          env,
+        ),
+      (err: Error) => {
+        assert.match(err.message, /bounces\.tls\.certFile: cannot read \/nowhere\/cert\.pem: ENOENT/);
+        assert.match(err.message, /bounces\.tls\.keyFile: expected the path of a PEM file, got 7/);
+        assert.match(err.message, /bounces\.tls\.ca: unknown field \(expected certFile, keyFile\)/);
+        return true;
+      },
+    );
+    assert.throws(
+      () => parseConfig({ providers, bounces: { domain: 'b.example.org', signingKey: '${BOUNCE}', tls: true } }, env),
+      /bounces\.tls: expected a mapping with certFile and keyFile \(PEM files\), got true/,
+    );
   });
 });
 
@@ -193,8 +236,10 @@ describe('compliance HTTP server (real HTTP, SQLite store)', function () {
     return { signature: { timestamp, token, signature: signMailgunWebhook(opts.key ?? TEST_WEBHOOK_KEY, timestamp, token) }, 'event-data': eventData };
   }
   const complaint = (email: string) => ({ id: `ev-${++n}`, event: 'complained', timestamp: Date.now() / 1000, recipient: email, 'user-variables': {} });
-  const post = (body: unknown, path = '/webhooks/mailgun') => fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  const metric = async (name: string) => Number(new RegExp(`^mailover_${name}_total (\\d+)$`, 'm').exec(await (await fetch(`${server.url}/metrics`)).text())?.[1]);
+  const post = (body: unknown, path = '/webhooks/mailgun') =>
+    fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const metric = async (name: string) =>
+    Number(new RegExp(`^mailover_${name}_total (\\d+)$`, 'm').exec(await (await fetch(`${server.url}/metrics`)).text())?.[1]);
 
   it('webhook signatures: a valid request is accepted and suppresses; forged, stale and replayed ones get 4xx, change nothing, and are counted', async () => {
     const valid = signed(complaint('valid@example.com'));
@@ -213,7 +258,11 @@ describe('compliance HTTP server (real HTTP, SQLite store)', function () {
     const replay = await post(valid);
     assert.equal(replay.status, 409);
     const replayOther = await post({ ...valid, 'event-data': complaint('replayed@example.com') });
-    assert.equal(replayOther.status, 409, "Mailgun's signature covers timestamp and token, not the body: a captured signature on a new body is caught as a replay");
+    assert.equal(
+      replayOther.status,
+      409,
+      "Mailgun's signature covers timestamp and token, not the body: a captured signature on a new body is caught as a replay",
+    );
     const sameToken = await post(signed(complaint('replayed@example.com'), { token: valid.signature.token }));
     assert.equal(sameToken.status, 409, 'a correctly signed request reusing a seen token is a replay');
 
@@ -239,7 +288,15 @@ describe('compliance HTTP server (real HTTP, SQLite store)', function () {
   });
 
   it('webhooks: a temporary failure is stored and does not suppress; a permanent one suppresses; delivered is stored', async () => {
-    const fail = (email: string, severity: string) => ({ id: `ev-${++n}`, event: 'failed', severity, timestamp: Date.now() / 1000, recipient: email, reason: 'generic', 'delivery-status': { code: severity === 'permanent' ? 550 : 421, message: 'mailbox says no', description: '' } });
+    const fail = (email: string, severity: string) => ({
+      id: `ev-${++n}`,
+      event: 'failed',
+      severity,
+      timestamp: Date.now() / 1000,
+      recipient: email,
+      reason: 'generic',
+      'delivery-status': { code: severity === 'permanent' ? 550 : 421, message: 'mailbox says no', description: '' },
+    });
     assert.equal((await post(signed(fail('soft@example.com', 'temporary')))).status, 200);
     assert.equal((await post(signed(fail('hard@example.com', 'permanent')))).status, 200);
     assert.equal((await post(signed({ id: `ev-${++n}`, event: 'delivered', timestamp: Date.now() / 1000, recipient: 'fine@example.com' }))).status, 200);
@@ -265,11 +322,19 @@ describe('compliance HTTP server (real HTTP, SQLite store)', function () {
     assert.equal(await store.isSuppressed('page@example.com'), false, 'a link scanner GET does not unsubscribe');
     const forged = signUnsubscribeToken('attacker-key-0123456789', { campaignId: 'c1', email: 'victim@example.com' });
     assert.equal((await fetch(`${server.url}/u/${forged}`)).status, 403);
-    const post1 = await fetch(`${server.url}/u/${forged}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'List-Unsubscribe=One-Click' });
+    const post1 = await fetch(`${server.url}/u/${forged}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'List-Unsubscribe=One-Click',
+    });
     assert.equal(post1.status, 403);
     assert.equal(await store.isSuppressed('victim@example.com'), false);
     // The page's button: a form POST without the one-click body.
-    const confirmed = await fetch(`${server.url}/u/${token}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'confirm=yes' });
+    const confirmed = await fetch(`${server.url}/u/${token}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'confirm=yes',
+    });
     assert.equal(confirmed.status, 200);
     assert.match(await confirmed.text(), /will get no more email/);
     assert.equal(await store.isSuppressed('page@example.com'), true);

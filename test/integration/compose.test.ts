@@ -43,7 +43,8 @@ describe('docker-compose.yml (parsed)', () => {
   const s = compose.services;
 
   it('compose: has Temporal on PostgreSQL, the Web UI, a PostgreSQL store, two Mailpit inboxes and a replicated worker', () => {
-    for (const name of ['temporal-db', 'temporal', 'temporal-setup', 'temporal-ui', 'mailover-db', 'mailpit', 'mailpit-backup', 'worker']) assert.ok(s[name], `service ${name}`);
+    for (const name of ['temporal-db', 'temporal', 'temporal-setup', 'temporal-ui', 'mailover-db', 'mailpit', 'mailpit-backup', 'worker'])
+      assert.ok(s[name], `service ${name}`);
     assert.equal(s.temporal.environment?.DB, 'postgres12');
     assert.equal(s.temporal.environment?.POSTGRES_SEEDS, 'temporal-db');
     assert.ok(s.worker.build, 'the worker is built from the repo Dockerfile');
@@ -65,7 +66,10 @@ describe('docker-compose.yml (parsed)', () => {
     assert.equal(env.MAILOVER_CONFIG, '/app/deploy/mailover.compose.yaml');
     assert.equal(env.MAILOVER_UNSUBSCRIBE_KEY, '${MAILOVER_UNSUBSCRIBE_KEY:-compose-demo-unsubscribe-key}');
     const cfg = loadConfig(join(ROOT, 'deploy', 'mailover.compose.yaml'), { MAILOVER_UNSUBSCRIBE_KEY: 'compose-demo-unsubscribe-key' });
-    assert.deepEqual(cfg.providers.map((p) => (p.kind === "smtp" ? `${p.name}@${p.host}:${p.port}` : p.name)), ['smtp-primary@mailpit:1025', 'smtp-backup@mailpit-backup:1025']);
+    assert.deepEqual(
+      cfg.providers.map((p) => (p.kind === 'smtp' ? `${p.name}@${p.host}:${p.port}` : p.name)),
+      ['smtp-primary@mailpit:1025', 'smtp-backup@mailpit-backup:1025'],
+    );
     assert.equal(cfg.compliance.unsubscribe?.baseUrl, 'http://localhost:8088');
   });
 
@@ -82,7 +86,12 @@ describe('docker-compose.yml (parsed)', () => {
       });
     };
     let state = 'RUNNING';
-    const metrics = await MetricsServer.start({ metrics: new MailoverMetrics({ providers: [], alertTargets: [] }), host: '127.0.0.1', port: 0, health: () => ({ ok: state === 'RUNNING', state }) });
+    const metrics = await MetricsServer.start({
+      metrics: new MailoverMetrics({ providers: [], alertTargets: [] }),
+      host: '127.0.0.1',
+      port: 0,
+      health: () => ({ ok: state === 'RUNNING', state }),
+    });
     try {
       assert.equal(cfg.metrics?.port, 9464);
       assert.equal(await probe('worker', metrics.port, 9464), 0);
@@ -95,7 +104,13 @@ describe('docker-compose.yml (parsed)', () => {
     assert.equal(await probe('worker', metrics.port, 9464), 1, 'nothing listening');
     const dir = mkdtempSync(join(tmpdir(), 'mailover-compose-'));
     const store = await openStore({ databaseUrl: '', sqlitePath: join(dir, 'db.sqlite') });
-    const webhooks = await ComplianceServer.start({ store, webhooks: { ...cfg.compliance.webhooks, host: '127.0.0.1' }, unsubscribe: cfg.compliance.unsubscribe, providerWebhooks: new Map(), port: 0 });
+    const webhooks = await ComplianceServer.start({
+      store,
+      webhooks: { ...cfg.compliance.webhooks, host: '127.0.0.1' },
+      unsubscribe: cfg.compliance.unsubscribe,
+      providerWebhooks: new Map(),
+      port: 0,
+    });
     try {
       assert.equal(cfg.compliance.webhooks.port, 8025);
       assert.equal(await probe('webhooks', webhooks.port, 8025), 0);
@@ -152,7 +167,11 @@ describe('docker-compose.yml (parsed)', () => {
     }
     const prom = parse(readFileSync(join(ROOT, 'deploy', 'prometheus', 'prometheus.yml'), 'utf8')) as PrometheusConfig;
     const job = prom.scrape_configs.find((j) => j.job_name === 'mailover-worker');
-    assert.deepEqual(job?.dns_sd_configs?.[0], { names: ['worker'], type: 'A', port: 9464, refresh_interval: '15s' }, 'one target per replica, found by the service name');
+    assert.deepEqual(
+      job?.dns_sd_configs?.[0],
+      { names: ['worker'], type: 'A', port: 9464, refresh_interval: '15s' },
+      'one target per replica, found by the service name',
+    );
     assert.ok(s.prometheus.volumes?.includes('./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro'));
   });
 
@@ -160,7 +179,11 @@ describe('docker-compose.yml (parsed)', () => {
     const prom = parse(readFileSync(join(ROOT, 'deploy', 'prometheus', 'prometheus.yml'), 'utf8')) as PrometheusConfig;
     const cfg = loadConfig(join(ROOT, 'deploy', 'mailover.compose.yaml'), { MAILOVER_UNSUBSCRIBE_KEY: 'compose-demo-unsubscribe-key' });
     const job = prom.scrape_configs.find((j) => j.job_name === 'mailover-webhooks');
-    assert.deepEqual(job?.dns_sd_configs?.[0], { names: ['webhooks'], type: 'A', port: cfg.compliance.webhooks.port, refresh_interval: '15s' }, 'the webhooks service, on its own port');
+    assert.deepEqual(
+      job?.dns_sd_configs?.[0],
+      { names: ['webhooks'], type: 'A', port: cfg.compliance.webhooks.port, refresh_interval: '15s' },
+      'the webhooks service, on its own port',
+    );
     assert.equal(cfg.compliance.webhooks.host, '0.0.0.0', 'reachable from the prometheus container');
     assert.ok(s.webhooks.expose?.includes(String(cfg.compliance.webhooks.port)));
     assert.ok((s.prometheus.depends_on as string[]).includes('webhooks'));
@@ -182,7 +205,10 @@ describe('docker-compose.yml (parsed)', () => {
     const mount = am.volumes?.find((v) => v.split(':')[1] === configPath);
     assert.equal(mount, './deploy/alertmanager/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro');
     const prom = parse(readFileSync(join(ROOT, 'deploy', 'prometheus', 'prometheus.yml'), 'utf8')) as PrometheusConfig;
-    assert.deepEqual(prom.alerting?.alertmanagers.flatMap((a) => a.static_configs.flatMap((c) => c.targets)), ['alertmanager:9093']);
+    assert.deepEqual(
+      prom.alerting?.alertmanagers.flatMap((a) => a.static_configs.flatMap((c) => c.targets)),
+      ['alertmanager:9093'],
+    );
     assert.ok((s.prometheus.depends_on as string[]).includes('alertmanager'));
 
     interface Route {
@@ -199,27 +225,42 @@ describe('docker-compose.yml (parsed)', () => {
     const routes = (r: Route): Route[] => [r, ...(r.routes ?? []).flatMap(routes)];
     for (const r of routes(config.route)) if (r.receiver) assert.ok(receivers.has(r.receiver), `receiver ${r.receiver} is defined`);
     assert.ok(config.route.receiver, 'a default receiver');
-    const rules = parse(readFileSync(join(ROOT, 'deploy', 'prometheus', 'alerts.yml'), 'utf8')) as { groups: Array<{ rules: Array<{ alert: string; labels: { severity: string } }> }> };
+    const rules = parse(readFileSync(join(ROOT, 'deploy', 'prometheus', 'alerts.yml'), 'utf8')) as {
+      groups: Array<{ rules: Array<{ alert: string; labels: { severity: string } }> }>;
+    };
     const alerts = rules.groups.flatMap((g) => g.rules);
     const names = alerts.map((a) => a.alert);
     for (const rule of config.inhibit_rules) {
       for (const m of [...rule.source_matchers, ...rule.target_matchers]) {
         // alertname="A" or alertname=~"A|B": every name is an alert of alerts.yml.
         const [, value] = /^alertname=~?"([\w|]+)"$/.exec(m) ?? [];
-        assert.ok(value?.split('|').every((v) => names.includes(v)), `inhibit matcher ${m} names alerts of alerts.yml`);
+        assert.ok(
+          value?.split('|').every((v) => names.includes(v)),
+          `inhibit matcher ${m} names alerts of alerts.yml`,
+        );
       }
     }
     for (const m of routes(config.route).flatMap((r) => r.matchers ?? [])) {
       const [, value] = /^severity="(\w+)"$/.exec(m) ?? [];
-      assert.ok(alerts.some((a) => a.labels.severity === value), `route matcher ${m} matches some alert`);
+      assert.ok(
+        alerts.some((a) => a.labels.severity === value),
+        `route matcher ${m} matches some alert`,
+      );
     }
   });
 
   it('compose: Grafana is provisioned with the Prometheus datasource and a valid mailover dashboard whose mailover_* queries name metrics the worker or the webhooks server exports', async () => {
-    const ds = parse(readFileSync(join(ROOT, 'deploy', 'grafana', 'provisioning', 'datasources', 'prometheus.yaml'), 'utf8')) as { datasources: Array<{ uid: string; url: string; type: string }> };
+    const ds = parse(readFileSync(join(ROOT, 'deploy', 'grafana', 'provisioning', 'datasources', 'prometheus.yaml'), 'utf8')) as {
+      datasources: Array<{ uid: string; url: string; type: string }>;
+    };
     assert.deepEqual({ type: ds.datasources[0].type, url: ds.datasources[0].url }, { type: 'prometheus', url: 'http://prometheus:9090' });
-    const provider = parse(readFileSync(join(ROOT, 'deploy', 'grafana', 'provisioning', 'dashboards', 'mailover.yaml'), 'utf8')) as { providers: Array<{ options: { path: string } }> };
-    assert.ok(s.grafana.volumes?.includes(`./deploy/grafana/dashboards:${provider.providers[0].options.path}:ro`), 'the dashboards directory is mounted where the provisioning reads it');
+    const provider = parse(readFileSync(join(ROOT, 'deploy', 'grafana', 'provisioning', 'dashboards', 'mailover.yaml'), 'utf8')) as {
+      providers: Array<{ options: { path: string } }>;
+    };
+    assert.ok(
+      s.grafana.volumes?.includes(`./deploy/grafana/dashboards:${provider.providers[0].options.path}:ro`),
+      'the dashboards directory is mounted where the provisioning reads it',
+    );
     const dash = JSON.parse(readFileSync(join(ROOT, 'deploy', 'grafana', 'dashboards', 'mailover.json'), 'utf8')) as {
       uid: string;
       panels: Array<{ type: string; title: string; datasource?: { uid: string }; targets?: Array<{ expr: string }> }>;
@@ -241,7 +282,11 @@ describe('docker-compose.yml (parsed)', () => {
     for (const c of Object.keys(BOUNCE_COUNTER_HELP)) exported.add(`mailover_bounce_${snakeCase(c)}_total`);
     exported.add('mailover_delivery_events_total');
     const used = new Set(queryPanels.flatMap((p) => p.targets!.flatMap((t) => [...t.expr.matchAll(/\b(mailover_[a-z0-9_]+)/g)].map((m) => m[1]))));
-    assert.deepEqual([...used].filter((n) => !exported.has(n)), [], 'every mailover_* metric the dashboard queries exists');
+    assert.deepEqual(
+      [...used].filter((n) => !exported.has(n)),
+      [],
+      'every mailover_* metric the dashboard queries exists',
+    );
     for (const name of [
       'mailover_messages_total',
       'mailover_batch_send_seconds_bucket',

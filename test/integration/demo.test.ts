@@ -27,7 +27,10 @@ describe('demo (npm start)', function () {
     assert.match(out, /│ rejected\s+│\s+1 │/);
     assert.match(out, /│ suppressed\s+│\s+2 │/);
     assert.match(out, /100% 300\/300/);
-    assert.match(out, /every message carried List-Unsubscribe \(one-click\) and a signed per-recipient Return-Path, e\.g\. bounces\+[0-9a-z]+-[0-9a-f]{8}-[0-9a-f]{16}@bounces\.mailover\.dev/);
+    assert.match(
+      out,
+      /every message carried List-Unsubscribe \(one-click\) and a signed per-recipient Return-Path, e\.g\. bounces\+[0-9a-z]+-[0-9a-f]{8}-[0-9a-f]{16}@bounces\.mailover\.dev/,
+    );
     assert.match(out, /pressed "Unsubscribe" in their mail client \(RFC 8058 one-click POST\): 200 unsubscribed; suppressed: yes/);
     assert.match(out, /Mailgun reported a spam complaint from \S+ by signed webhook \(200\); suppressed on every provider: yes/);
     assert.match(out, /http:\/\/127\.0\.0\.1:\d+\/namespaces\/default\/workflows\/autumn-newsletter-/);

@@ -27,7 +27,14 @@ import { waitUntil } from '../support/wait';
 
 const CLI = join(__dirname, '..', '..', 'src', 'cli', 'main.js');
 const SEEDS = ['ops@example.com', 'oncall@example.com'];
-const DRILLS: DrillSettings = { from: 'Drills <drills@mailover.test>', seeds: SEEDS, recipients: 20, batchSize: 5, providers: ['smtp-primary', 'smtp-secondary'], timeoutMs: 120_000 };
+const DRILLS: DrillSettings = {
+  from: 'Drills <drills@mailover.test>',
+  seeds: SEEDS,
+  recipients: 20,
+  batchSize: 5,
+  providers: ['smtp-primary', 'smtp-secondary'],
+  timeoutMs: 120_000,
+};
 
 function run(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -98,22 +105,49 @@ describe('failover drills', function () {
 
     it('config: drills default to every configured provider in order, 20 recipients in batches of 5, a 10 minute timeout', () => {
       const c = parse({ from: 'Ops <ops@example.org>', seeds: ['Ops@Example.org', 'oncall@example.org'] });
-      assert.deepEqual(c.drills, { from: 'Ops <ops@example.org>', seeds: ['ops@example.org', 'oncall@example.org'], recipients: 20, batchSize: 5, providers: ['a', 'b'], timeoutMs: 600_000 });
+      assert.deepEqual(c.drills, {
+        from: 'Ops <ops@example.org>',
+        seeds: ['ops@example.org', 'oncall@example.org'],
+        recipients: 20,
+        batchSize: 5,
+        providers: ['a', 'b'],
+        timeoutMs: 600_000,
+      });
       assert.equal(parse(undefined).drills, undefined, 'no drills section, no drills');
     });
 
     it('config: bad drills settings are refused with errors naming each field', () => {
       const bad = (drills: unknown, expected: RegExp, list?: unknown[]) =>
-        assert.throws(() => parse(drills, list), (err: Error) => err instanceof ConfigError && expected.test(err.message), `expected ${expected}`);
+        assert.throws(
+          () => parse(drills, list),
+          (err: Error) => err instanceof ConfigError && expected.test(err.message),
+          `expected ${expected}`,
+        );
       bad({ seeds: ['ops@example.org'] }, /drills\.from: expected the sender address/);
       bad({ from: 'ops@example.org', seeds: [] }, /drills\.seeds: expected a non-empty list of addresses your team owns/);
-      bad({ from: 'ops@example.org', seeds: ['ops@example.org', 'not-an-address'] }, /drills\.seeds\[1\]: expected an email address, got "not-an-address" \(missing @\)/);
+      bad(
+        { from: 'ops@example.org', seeds: ['ops@example.org', 'not-an-address'] },
+        /drills\.seeds\[1\]: expected an email address, got "not-an-address" \(missing @\)/,
+      );
       bad({ from: 'ops@example.org', seeds: ['ops+x@example.org'] }, /drills\.seeds\[0\]: 'ops\+x@example\.org' already has a \+tag/);
-      bad({ from: 'ops@example.org', seeds: ['ops@example.org'], recipients: 10, batchSize: 6 }, /drills\.batchSize: must be at most half of drills\.recipients \(10\)/);
-      bad({ from: 'ops@example.org', seeds: ['ops@example.org'], recipients: 'many' }, /drills\.recipients: expected a whole number from 2 to 1000, got "many"/);
-      bad({ from: 'ops@example.org', seeds: ['ops@example.org'], providers: ['a', 'ses'] }, /drills\.providers\[1\]: unknown provider "ses" \(configured: a, b\)/);
+      bad(
+        { from: 'ops@example.org', seeds: ['ops@example.org'], recipients: 10, batchSize: 6 },
+        /drills\.batchSize: must be at most half of drills\.recipients \(10\)/,
+      );
+      bad(
+        { from: 'ops@example.org', seeds: ['ops@example.org'], recipients: 'many' },
+        /drills\.recipients: expected a whole number from 2 to 1000, got "many"/,
+      );
+      bad(
+        { from: 'ops@example.org', seeds: ['ops@example.org'], providers: ['a', 'ses'] },
+        /drills\.providers\[1\]: unknown provider "ses" \(configured: a, b\)/,
+      );
       bad({ from: 'ops@example.org', seeds: ['ops@example.org'], providers: ['a'] }, /drills\.providers: a failover drill needs at least two providers/);
-      bad({ from: 'ops@example.org', seeds: ['ops@example.org'] }, /drills\.providers: a failover drill needs at least two providers \(primary and secondary\), got 1 configured/, [providers[0]]);
+      bad(
+        { from: 'ops@example.org', seeds: ['ops@example.org'] },
+        /drills\.providers: a failover drill needs at least two providers \(primary and secondary\), got 1 configured/,
+        [providers[0]],
+      );
       bad({ from: 'ops@example.org', seeds: ['ops@example.org'], timeout: 'soon' }, /drills\.timeout: expected a duration like 90s, 10m or 1h, got "soon"/);
       bad({ from: 'ops@example.org', seeds: ['ops@example.org'], seed: 'x' }, /drills\.seed: unknown field/);
     });
@@ -133,8 +167,11 @@ describe('failover drills', function () {
       assert.equal(drillIdFrom(':::', '0123456789abcdef'), '01234567');
     });
 
-    it('probe: addresses in a provider\'s error text are replaced by the recipient\'s index', () => {
-      assert.equal(withoutAddresses('550 5.1.1 <Oncall@Example.com>: no such user (ops@example.com)', SEEDS), '550 5.1.1 <recipient #2>: no such user (recipient #1)');
+    it("probe: addresses in a provider's error text are replaced by the recipient's index", () => {
+      assert.equal(
+        withoutAddresses('550 5.1.1 <Oncall@Example.com>: no such user (ops@example.com)', SEEDS),
+        '550 5.1.1 <recipient #2>: no such user (recipient #1)',
+      );
     });
   });
 
@@ -172,7 +209,10 @@ describe('failover drills', function () {
           ['exactly once', 'smtp-primary → smtp-secondary', true],
         ],
       );
-      assert.match(check(report, 'failover switch', 'smtp-primary → smtp-secondary').detail, new RegExp(`switched at recipient #11 as forced \\(${DRILL_FORCED_REASON}\\)`));
+      assert.match(
+        check(report, 'failover switch', 'smtp-primary → smtp-secondary').detail,
+        new RegExp(`switched at recipient #11 as forced \\(${DRILL_FORCED_REASON}\\)`),
+      );
       assert.match(check(report, 'failover delivery', 'smtp-secondary').detail, /^20\/20 accepted \(10 via smtp-primary, 10 via smtp-secondary\)$/);
 
       // At the sinks: one probe per seed through each provider.
@@ -189,13 +229,19 @@ describe('failover drills', function () {
       assert.ok(h.primary.messages.some((m) => m.subject === `mailover failover drill ${drillId} #1`));
 
       const events = await notifiedEvents(h.client, handle.workflowId);
-      assert.deepEqual(events.map((e) => e.kind === 'drill-finished' && [e.drillId, e.passed]), [[drillId, true]]);
+      assert.deepEqual(
+        events.map((e) => e.kind === 'drill-finished' && [e.drillId, e.passed]),
+        [[drillId, true]],
+      );
       // The synthetic campaign told the drill it ended (a signal); nothing polled it.
       const heard = await drillHistory(h.client, handle.workflowId);
       assert.deepEqual(heard.notices, [{ campaignId: `drill-${drillId}`, status: 'completed' }]);
       assert.ok(!heard.activities.includes('awaitCampaignHold'), `no polling activity: ${heard.activities.join(', ')}`);
       const payloads = payloadTexts(await handle.fetchHistory());
-      assert.ok(payloads.some((p) => p.includes(drillId)), 'the payloads were decoded');
+      assert.ok(
+        payloads.some((p) => p.includes(drillId)),
+        'the payloads were decoded',
+      );
       for (const p of payloads) assert.ok(!/example\.com/.test(p), `no seed address in the drill history: ${p.slice(0, 200)}`);
       await maybeRecordHistory('drill-pass', handle, env.address);
     });
@@ -236,7 +282,7 @@ describe('failover drills', function () {
       await maybeRecordHistory('drill-fail', handle, env.address);
     });
 
-    it('drill fail: a secondary that breaks after its probe leaves the synthetic campaign holding; the drill sees the hold, stops the campaign and fails with the secondary\'s reason', async () => {
+    it("drill fail: a secondary that breaks after its probe leaves the synthetic campaign holding; the drill sees the hold, stops the campaign and fails with the secondary's reason", async () => {
       const h = await harness();
       h.secondary.failAfter(SEEDS.length, 'auth'); // accepts the probe, then answers 535
       const drillId = uniqueId('hold').replace(/[^A-Za-z0-9-]/g, '');
@@ -249,17 +295,29 @@ describe('failover drills', function () {
       assert.match(sw.detail, /smtp-secondary → none \(holding\) at #11 \(smtp-secondary: authentication failed/);
       const delivery = check(report, 'failover delivery', 'smtp-secondary');
       assert.equal(delivery.passed, false);
-      assert.match(delivery.detail, /^campaign cancelled \(smtp-secondary down: smtp-secondary: authentication failed .*\); 10\/20 accepted \(10 via smtp-primary\)$/);
+      assert.match(
+        delivery.detail,
+        /^campaign cancelled \(smtp-secondary down: smtp-secondary: authentication failed .*\); 10\/20 accepted \(10 via smtp-primary\)$/,
+      );
       const once = check(report, 'exactly once', 'smtp-primary → smtp-secondary');
       assert.equal(once.passed, false);
       assert.match(once.detail, /10 row\(s\) not accepted on the expected side of the switch \(seq 11, 12,/);
       const campaign = await h.client.workflow.getHandle(`drill-${drillId}`).describe();
       assert.equal(campaign.status.name, 'COMPLETED', 'the synthetic campaign was stopped (cancelled), not left holding');
       const events = await notifiedEvents(h.client, handle.workflowId);
-      assert.deepEqual(events.map((e) => e.kind === 'drill-finished' && e.passed), [false]);
+      assert.deepEqual(
+        events.map((e) => e.kind === 'drill-finished' && e.passed),
+        [false],
+      );
       // The campaign signalled the drill when it started holding, and again when the drill's cancel ended it.
       const heard = await drillHistory(h.client, handle.workflowId);
-      assert.deepEqual(heard.notices.map((n) => [n.campaignId, n.status]), [[`drill-${drillId}`, 'holding'], [`drill-${drillId}`, 'cancelled']]);
+      assert.deepEqual(
+        heard.notices.map((n) => [n.campaignId, n.status]),
+        [
+          [`drill-${drillId}`, 'holding'],
+          [`drill-${drillId}`, 'cancelled'],
+        ],
+      );
       assert.match(heard.notices[0].reason ?? '', /^no provider left: .*smtp-secondary: authentication failed/);
       assert.ok(!heard.activities.includes('awaitCampaignHold'), `no polling activity: ${heard.activities.join(', ')}`);
       await maybeRecordHistory('drill-hold', handle, env.address);
@@ -273,10 +331,19 @@ describe('failover drills', function () {
       const report = await handle.result();
       assert.equal(report.passed, false);
       assert.deepEqual(report.checks, [
-        { check: 'setup', provider: '-', passed: false, detail: 'failover drills are not configured on this worker: add a `drills:` section (from, seeds) to its provider file (see docs/operations.md: Failover drills)' },
+        {
+          check: 'setup',
+          provider: '-',
+          passed: false,
+          detail:
+            'failover drills are not configured on this worker: add a `drills:` section (from, seeds) to its provider file (see docs/operations.md: Failover drills)',
+        },
       ]);
       assert.equal(h.primary.acceptedCount + h.secondary.acceptedCount, 0, 'nothing was sent');
-      assert.deepEqual((await notifiedEvents(h.client, handle.workflowId)).map((e) => e.kind === 'drill-finished' && e.passed), [false]);
+      assert.deepEqual(
+        (await notifiedEvents(h.client, handle.workflowId)).map((e) => e.kind === 'drill-finished' && e.passed),
+        [false],
+      );
     });
 
     it('cli: drill run --wait prints the pass/fail table (exit 0, or 1 when the drill fails); drill schedule creates a schedule whose trigger runs a passing drill; drill status lists it; --delete removes it', async () => {
@@ -290,13 +357,22 @@ describe('failover drills', function () {
       assert.match(ok.stdout, /^drill \S+ PASSED$/m);
       // Its synthetic campaign is listed only on request: `campaign list` is the team's campaigns.
       const drillCampaign = `drill-${/^started failover drill mailover-drill-(\S+)$/m.exec(ok.stdout)![1]}`;
-      const withDrills = await waitUntil(async () => {
-        const r = await run(['campaign', 'list', '--drills', '--json'], cliEnv);
-        return (JSON.parse(r.stdout) as Array<{ id: string; status: string }>).find((row) => row.id === drillCampaign);
-      }, 'visibility to list the drill campaign', 30_000, 300);
+      const withDrills = await waitUntil(
+        async () => {
+          const r = await run(['campaign', 'list', '--drills', '--json'], cliEnv);
+          return (JSON.parse(r.stdout) as Array<{ id: string; status: string }>).find((row) => row.id === drillCampaign);
+        },
+        'visibility to list the drill campaign',
+        30_000,
+        300,
+      );
       assert.equal(withDrills.status, 'completed');
       const listed = await run(['campaign', 'list', '--json'], cliEnv);
-      assert.equal((JSON.parse(listed.stdout) as Array<{ id: string }>).some((row) => row.id === drillCampaign), false, 'no drill campaign without --drills');
+      assert.equal(
+        (JSON.parse(listed.stdout) as Array<{ id: string }>).some((row) => row.id === drillCampaign),
+        false,
+        'no drill campaign without --drills',
+      );
       assert.match((await run(['campaign', 'list'], cliEnv)).stdout, /\(\d+ drill campaign\(s\) not shown; --drills shows them\)/);
 
       const scheduleId = uniqueId('drills');
@@ -320,7 +396,7 @@ describe('failover drills', function () {
       assert.match(status.stdout, new RegExp(`│ ${report.drillId.replace(/[.-]/g, '\\$&')} +│ passed │ 5 checks passed`));
       const onDemand = /^drill (\S+) PASSED$/m.exec(ok.stdout)![1];
       assert.match(status.stdout, new RegExp(`│ ${onDemand} +│ passed │ 5 checks passed`), 'the on-demand drill is listed too');
-      assert.equal((status.stdout.match(/│ passed │/g) ?? []).length, 2, 'only this task queue\'s drills are listed');
+      assert.equal((status.stdout.match(/│ passed │/g) ?? []).length, 2, "only this task queue's drills are listed");
 
       const deleted = await run(['drill', 'schedule', '--delete', '--id', scheduleId], cliEnv);
       assert.equal(deleted.stdout.trim(), `deleted drill schedule ${scheduleId}`);

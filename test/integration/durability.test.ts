@@ -21,9 +21,17 @@ async function checkNothingLost(h: Harness, id: string, n: number): Promise<{ du
   const rows = await h.store.listRecipients(id);
   assert.equal(rows.length, n);
   const notAccepted = rows.filter((r) => r.state !== 'accepted');
-  assert.deepEqual(notAccepted.map((r) => `${r.email}:${r.state}`), [], 'every ledger row ends accepted');
+  assert.deepEqual(
+    notAccepted.map((r) => `${r.email}:${r.state}`),
+    [],
+    'every ledger row ends accepted',
+  );
   const lost = rows.filter((r) => !got.get(r.email));
-  assert.deepEqual(lost.map((r) => r.email), [], 'no recipient lost');
+  assert.deepEqual(
+    lost.map((r) => r.email),
+    [],
+    'no recipient lost',
+  );
   for (const r of rows) {
     const sink = r.provider === h.primary.name ? h.primary : h.secondary;
     assert.ok((sink.countByRecipient().get(r.email) ?? 0) >= 1, `ledger says ${r.email} went through ${r.provider}; that sink has it`);
@@ -57,7 +65,14 @@ describe('durability: worker crashes and Temporal server restarts', function () 
       h.primary.setAcceptDelay(1);
       const bundlePath = await writeWorkflowBundle(h.dir);
       const startWorker = async () => {
-        const w = await WorkerProcess.start({ address: env.address, taskQueue: h.taskQueue, dir: h.dir, providers: h.providerDefs, sqlitePath: join(h.dir, 'mailover.db'), bundlePath });
+        const w = await WorkerProcess.start({
+          address: env.address,
+          taskQueue: h.taskQueue,
+          dir: h.dir,
+          providers: h.providerDefs,
+          sqlitePath: join(h.dir, 'mailover.db'),
+          bundlePath,
+        });
         workers.push(w);
         return w;
       };
@@ -84,7 +99,9 @@ describe('durability: worker crashes and Temporal server restarts', function () 
       for (const d of duplicates) assert.ok(recovered.has(d), `${d} was delivered twice but was not in flight at a crash`);
       assert.ok(recovered.size <= 3 * 4, `at most the sends in flight on the pool (4) per kill are in doubt, got ${recovered.size}`);
       assert.equal(result.inFlightRecovered, recovered.size);
-      console.log(`      kills at ${kills.map((k) => k.atCount).join(', ')} accepted; in flight at kills: ${recovered.size}; delivered twice: ${duplicates.length}`);
+      console.log(
+        `      kills at ${kills.map((k) => k.atCount).join(', ')} accepted; in flight at kills: ${recovered.size}; delivered twice: ${duplicates.length}`,
+      );
     });
   });
 
@@ -112,7 +129,15 @@ describe('durability: worker crashes and Temporal server restarts', function () 
       const harness = h;
       const bundlePath = await writeWorkflowBundle(harness.dir);
       const start = async () => {
-        const w = await WorkerProcess.start({ address: env.address, taskQueue: harness.taskQueue, dir: harness.dir, providers: harness.providerDefs, sqlitePath: join(harness.dir, 'mailover.db'), bundlePath, inFlight: policy });
+        const w = await WorkerProcess.start({
+          address: env.address,
+          taskQueue: harness.taskQueue,
+          dir: harness.dir,
+          providers: harness.providerDefs,
+          sqlitePath: join(harness.dir, 'mailover.db'),
+          bundlePath,
+          inFlight: policy,
+        });
         workers.push(w);
         return w;
       };
@@ -140,7 +165,13 @@ describe('durability: worker crashes and Temporal server restarts', function () 
       for (const [addr, n] of harness.deliveries()) assert.equal(n, 1, `${addr} once (the relay never answered the killed worker, so it kept nothing)`);
       assert.equal(harness.deliveries().size, 40);
       const rows = await harness.store.listRecipients(id);
-      assert.deepEqual(rows.filter((r) => r.inFlightRecoveries > 0).map((r) => r.email).sort(), [...inDoubt].sort());
+      assert.deepEqual(
+        rows
+          .filter((r) => r.inFlightRecoveries > 0)
+          .map((r) => r.email)
+          .sort(),
+        [...inDoubt].sort(),
+      );
     });
 
     it('in-flight policy hold: messages handed to the relay when the worker died are held for review, never sent twice; the campaign holds until they are released, then sends them once', async () => {
@@ -192,7 +223,14 @@ describe('durability: worker crashes and Temporal server restarts', function () 
       env = first;
       h = await Harness.create({ env: first });
       const bundlePath = await writeWorkflowBundle(h.dir);
-      worker = await WorkerProcess.start({ address: first.address, taskQueue: h.taskQueue, dir: h.dir, providers: h.providerDefs, sqlitePath: join(h.dir, 'mailover.db'), bundlePath });
+      worker = await WorkerProcess.start({
+        address: first.address,
+        taskQueue: h.taskQueue,
+        dir: h.dir,
+        providers: h.providerDefs,
+        sqlitePath: join(h.dir, 'mailover.db'),
+        bundlePath,
+      });
       const id = uniqueId('restart');
       const n = 1000;
       h.primary.setAcceptDelay(2);

@@ -63,7 +63,11 @@ async function outcome(h: Harness, id: string, scenario: string, started: number
     seconds: ((Date.now() - started) / 1000).toFixed(1),
   };
   rows.push(row);
-  assert.deepEqual(lost.slice(0, 5).map((r) => `${r.email}:${r.state}`), [], `${scenario}: nobody lost`);
+  assert.deepEqual(
+    lost.slice(0, 5).map((r) => `${r.email}:${r.state}`),
+    [],
+    `${scenario}: nobody lost`,
+  );
   assert.deepEqual(duplicates.slice(0, 5), [], `${scenario}: no duplicates outside the SMTP in-flight window`);
   return row;
 }
@@ -79,7 +83,9 @@ describe(`fault suite (${FULL ? 'full' : 'representative subset; npm run test:fa
   after(async () => {
     await env?.teardown();
     if (rows.length) {
-      console.log(`\n${table([['scenario', 'recipients', 'accepted', 'rejected', 'suppressed', 'duplicates', 'lost', 'SMTP in flight at a crash', 'time (s)'], ...rows.map((r) => [r.scenario, String(r.recipients), String(r.accepted), String(r.rejected), String(r.suppressed), String(r.duplicates), String(r.lost), r.inFlight, r.seconds])])}\n`);
+      console.log(
+        `\n${table([['scenario', 'recipients', 'accepted', 'rejected', 'suppressed', 'duplicates', 'lost', 'SMTP in flight at a crash', 'time (s)'], ...rows.map((r) => [r.scenario, String(r.recipients), String(r.accepted), String(r.rejected), String(r.suppressed), String(r.duplicates), String(r.lost), r.inFlight, r.seconds])])}\n`,
+      );
     }
   });
 
@@ -93,7 +99,13 @@ describe(`fault suite (${FULL ? 'full' : 'representative subset; npm run test:fa
   }
 
   /** Runs a campaign on an in-process worker; `during` applies faults while it runs. */
-  async function campaign(h: Harness, scenario: string, n: number, opts: { providers?: string[]; batchSize?: number; options?: CampaignOptions }, during: (id: string) => Promise<void> = async () => undefined) {
+  async function campaign(
+    h: Harness,
+    scenario: string,
+    n: number,
+    opts: { providers?: string[]; batchSize?: number; options?: CampaignOptions },
+    during: (id: string) => Promise<void> = async () => undefined,
+  ) {
     const started = Date.now();
     const id = uniqueId('fault');
     const handle = await h.launch(id, audience(n), opts);
@@ -113,7 +125,10 @@ describe(`fault suite (${FULL ? 'full' : 'representative subset; npm run test:fa
       h.primary.rejectRecipients(['user450@example.com', 'user451@example.com'], 550);
       h.primary.rejectRecipients(['user520@example.com'], 554, '5.7.1 message refused');
       h.primary.failNextMessages(5, 451);
-      const { result, row } = await campaign(h, 'mixed 4xx/5xx (HTTP 503, 401; SMTP 451, 550, 554)', 600, { providers: ['mailgun', 'smtp-primary'], batchSize: 100 });
+      const { result, row } = await campaign(h, 'mixed 4xx/5xx (HTTP 503, 401; SMTP 451, 550, 554)', 600, {
+        providers: ['mailgun', 'smtp-primary'],
+        batchSize: 100,
+      });
       assert.equal(row.rejected, 3);
       assert.equal(result.switches.length, 1);
       assert.deepEqual(result.acceptedByProvider, { mailgun: 300, 'smtp-primary': 297 });
@@ -124,7 +139,11 @@ describe(`fault suite (${FULL ? 'full' : 'representative subset; npm run test:fa
     await withHarness({ mailgun: true }, async (h) => {
       await h.startWorker();
       h.mailgun!.failNext(6, 429, { retryAfterSeconds: 1 });
-      const { result } = await campaign(h, '429 storm (6 × Retry-After: 1)', 500, { providers: ['mailgun', 'smtp-primary'], batchSize: 100, options: { sendMaxAttempts: 10 } });
+      const { result } = await campaign(h, '429 storm (6 × Retry-After: 1)', 500, {
+        providers: ['mailgun', 'smtp-primary'],
+        batchSize: 100,
+        options: { sendMaxAttempts: 10 },
+      });
       assert.equal(result.switches.length, 0);
       assert.deepEqual(result.acceptedByProvider, { mailgun: 500 });
     });
@@ -177,7 +196,8 @@ describe(`fault suite (${FULL ? 'full' : 'representative subset; npm run test:fa
         h.proxy!.setFault(fault);
         const { result } = await campaign(h, `network: ${name}`, 120, { batchSize: 40 });
         assert.equal(result.accepted, 120);
-        if (fault.kind === 'half-open') assert.equal(result.switches[0]?.to, 'smtp-secondary', 'an ESP that never answers counts as down after its retry budget');
+        if (fault.kind === 'half-open')
+          assert.equal(result.switches[0]?.to, 'smtp-secondary', 'an ESP that never answers counts as down after its retry budget');
       });
     });
   }
@@ -193,7 +213,9 @@ describe(`fault suite (${FULL ? 'full' : 'representative subset; npm run test:fa
             await h.primary.waitForCount(at, 60_000);
             const admin = new Client({ connectionString: db.url });
             await admin.connect();
-            const r = await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()');
+            const r = await admin.query(
+              'select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()',
+            );
             await admin.end();
             assert.ok(r.rowCount && r.rowCount > 0, 'the worker’s connections were terminated');
           }
@@ -211,7 +233,8 @@ describe(`fault suite (${FULL ? 'full' : 'representative subset; npm run test:fa
         await withHarness({ database: db?.url ?? 'sqlite' }, async (h) => {
           const bundlePath = await writeWorkflowBundle(h.dir);
           const where = db ? { databaseUrl: db.url } : { sqlitePath: join(h.dir, 'mailover.db') };
-          const start = (env?: NodeJS.ProcessEnv) => WorkerProcess.start({ address: env_().address, taskQueue: h.taskQueue, dir: h.dir, providers: h.providerDefs, bundlePath, env, ...where });
+          const start = (env?: NodeJS.ProcessEnv) =>
+            WorkerProcess.start({ address: env_().address, taskQueue: h.taskQueue, dir: h.dir, providers: h.providerDefs, bundlePath, env, ...where });
           // It dies inside its 4th ledger transaction (a batch claim, or a grouped settle of acceptances).
           const doomed = await start({ MAILOVER_FAULT_KILL_IN_TRANSACTION: '4' });
           const started = Date.now();
@@ -238,7 +261,14 @@ describe(`fault suite (${FULL ? 'full' : 'representative subset; npm run test:fa
       const bundlePath = await writeWorkflowBundle(h.dir);
       const workers: WorkerProcess[] = [];
       const start = async () => {
-        const w = await WorkerProcess.start({ address: env.address, taskQueue: h.taskQueue, dir: h.dir, providers: h.providerDefs, sqlitePath: join(h.dir, 'mailover.db'), bundlePath });
+        const w = await WorkerProcess.start({
+          address: env.address,
+          taskQueue: h.taskQueue,
+          dir: h.dir,
+          providers: h.providerDefs,
+          sqlitePath: join(h.dir, 'mailover.db'),
+          bundlePath,
+        });
         workers.push(w);
         return w;
       };
@@ -266,7 +296,14 @@ describe(`fault suite (${FULL ? 'full' : 'representative subset; npm run test:fa
     let server = await startDevServer({ port, dbFilename: join(dir, 'temporal.db') });
     const h = await Harness.create({ env: server });
     const bundlePath = await writeWorkflowBundle(h.dir);
-    const worker = await WorkerProcess.start({ address: server.address, taskQueue: h.taskQueue, dir: h.dir, providers: h.providerDefs, sqlitePath: join(h.dir, 'mailover.db'), bundlePath });
+    const worker = await WorkerProcess.start({
+      address: server.address,
+      taskQueue: h.taskQueue,
+      dir: h.dir,
+      providers: h.providerDefs,
+      sqlitePath: join(h.dir, 'mailover.db'),
+      bundlePath,
+    });
     try {
       const n = 3_000;
       h.primary.setAcceptDelay(2);

@@ -33,7 +33,11 @@ function basicAuth(key = API_KEY): string {
 }
 
 /** A raw POST /messages with a multipart body built from `fields` (arrays repeat the field). */
-function post(server: MailgunServer, fields: Record<string, string | string[]>, init: { key?: string; signal?: AbortSignal; domain?: string } = {}): Promise<Response> {
+function post(
+  server: MailgunServer,
+  fields: Record<string, string | string[]>,
+  init: { key?: string; signal?: AbortSignal; domain?: string } = {},
+): Promise<Response> {
   const form = new FormData();
   for (const [name, value] of Object.entries(fields)) {
     for (const v of Array.isArray(value) ? value : [value]) form.append(name, v);
@@ -58,7 +62,14 @@ async function errorMessage(res: Response): Promise<string> {
 }
 
 interface EventsPage {
-  items: Array<{ id: string; event: string; timestamp: number; recipient: string; message: { headers: Record<string, string> }; 'user-variables': Record<string, string> }>;
+  items: Array<{
+    id: string;
+    event: string;
+    timestamp: number;
+    recipient: string;
+    message: { headers: Record<string, string> };
+    'user-variables': Record<string, string>;
+  }>;
   paging: { first: string; last: string; next: string; previous: string };
 }
 
@@ -103,7 +114,10 @@ describe('mailgun server', function () {
 
     assert.equal(server.acceptedCount, 3);
     assert.equal(server.callCount, 1);
-    assert.deepEqual(server.calls.map((c) => ({ id: c.id, recipients: c.recipients, status: c.status })), [{ id: res.id, recipients: 3, status: 200 }]);
+    assert.deepEqual(
+      server.calls.map((c) => ({ id: c.id, recipients: c.recipients, status: c.status })),
+      [{ id: res.id, recipients: 3, status: 200 }],
+    );
     assert.deepEqual(emitted, server.messages);
 
     const [ann, bob, cy] = server.messages;
@@ -115,7 +129,10 @@ describe('mailgun server', function () {
       assert.ok(m.acceptedAt instanceof Date);
       assert.deepEqual(m.options, { tag: 'spring', testmode: 'yes' });
     }
-    assert.deepEqual(server.messages.map((m) => m.to), ['ann@example.com', 'Bob@Example.com', 'cy@example.com']);
+    assert.deepEqual(
+      server.messages.map((m) => m.to),
+      ['ann@example.com', 'Bob@Example.com', 'cy@example.com'],
+    );
     assert.equal(ann.subject, 'Hello Ann, your 10% offer');
     assert.equal(bob.subject, 'Hello Bob, your 20% offer');
     assert.equal(ann.text, 'Hi Ann, code A-1 %recipient.unknown%', 'an unknown key is left as is');
@@ -123,7 +140,14 @@ describe('mailgun server', function () {
     assert.equal(bob.html, '<p>Hi <b>Bob</b></p>');
     assert.deepEqual(bob.headers, { 'X-Mailover-Campaign': 'camp-1', 'X-Greeting': 'for Bob' });
     assert.deepEqual(cy.variables, { seq: 'C-3', campaign: 'camp-1' });
-    assert.deepEqual([...server.countByRecipient()], [['ann@example.com', 1], ['bob@example.com', 1], ['cy@example.com', 1]]);
+    assert.deepEqual(
+      [...server.countByRecipient()],
+      [
+        ['ann@example.com', 1],
+        ['bob@example.com', 1],
+        ['cy@example.com', 1],
+      ],
+    );
 
     // The accepted events carry the rendered headers and user variables.
     assert.equal(server.events.length, 3);
@@ -139,11 +163,22 @@ describe('mailgun server', function () {
 
   it('mailgun server: also accepts application/x-www-form-urlencoded', async () => {
     const server = await startServer();
-    const body = new URLSearchParams([['from', 'a@shop.example'], ['to', 'x@example.com, y@example.com'], ['subject', 'S'], ['html', '<p>h</p>']]);
+    const body = new URLSearchParams([
+      ['from', 'a@shop.example'],
+      ['to', 'x@example.com, y@example.com'],
+      ['subject', 'S'],
+      ['html', '<p>h</p>'],
+    ]);
     const res = await fetch(`${server.url}/v3/${DOMAIN}/messages`, { method: 'POST', body, headers: { authorization: basicAuth() } });
     assert.equal(res.status, 200);
     assert.match(((await res.json()) as { id: string }).id, ID_SHAPE);
-    assert.deepEqual(server.messages.map((m) => [m.to, m.html, m.text]), [['x@example.com', '<p>h</p>', undefined], ['y@example.com', '<p>h</p>', undefined]]);
+    assert.deepEqual(
+      server.messages.map((m) => [m.to, m.html, m.text]),
+      [
+        ['x@example.com', '<p>h</p>', undefined],
+        ['y@example.com', '<p>h</p>', undefined],
+      ],
+    );
   });
 
   it('mailgun server: a wrong key gets 401 Forbidden (text/plain) and records nothing', async () => {
@@ -165,7 +200,10 @@ describe('mailgun server', function () {
     await noAuth.arrayBuffer();
 
     assert.equal(server.acceptedCount, 0);
-    assert.deepEqual(server.calls.map((c) => c.status), [401, 401]);
+    assert.deepEqual(
+      server.calls.map((c) => c.status),
+      [401, 401],
+    );
     assert.equal(server.events.length, 0);
   });
 
@@ -203,16 +241,23 @@ describe('mailgun server', function () {
       assert.match(await errorMessage(res), expected);
     }
     // A body that is not a form at all.
-    const json = await fetch(`${server.url}/v3/${DOMAIN}/messages`, { method: 'POST', body: '{}', headers: { authorization: basicAuth(), 'content-type': 'application/json' } });
+    const json = await fetch(`${server.url}/v3/${DOMAIN}/messages`, {
+      method: 'POST',
+      body: '{}',
+      headers: { authorization: basicAuth(), 'content-type': 'application/json' },
+    });
     assert.equal(json.status, 400);
     assert.match(await errorMessage(json), /Content-Type/);
 
     // Through mailgun.js the message is the error's details.
-    await assert.rejects(client(server).messages.create(DOMAIN, { from: 'a@shop.example', to: 'x@example.com', text: 't' }), (err: { status?: number; details?: string }) => {
-      assert.equal(err.status, 400);
-      assert.equal(err.details, "'subject' parameter is missing");
-      return true;
-    });
+    await assert.rejects(
+      client(server).messages.create(DOMAIN, { from: 'a@shop.example', to: 'x@example.com', text: 't' }),
+      (err: { status?: number; details?: string }) => {
+        assert.equal(err.status, 400);
+        assert.equal(err.details, "'subject' parameter is missing");
+        return true;
+      },
+    );
 
     assert.equal(server.acceptedCount, 0);
     assert.equal(server.events.length, 0);
@@ -257,9 +302,18 @@ describe('mailgun server', function () {
     assert.equal(again.status, 200);
     await again.arrayBuffer();
 
-    assert.deepEqual(server.calls.map((c) => c.status), [429, 429, 200, 503, 503, 503, 503, 200]);
-    assert.deepEqual(server.calls.map((c) => c.id !== undefined), [false, false, true, false, false, false, false, true]);
-    assert.deepEqual(server.messages.map((m) => m.to), ['x@example.com', 'y@example.com']);
+    assert.deepEqual(
+      server.calls.map((c) => c.status),
+      [429, 429, 200, 503, 503, 503, 503, 200],
+    );
+    assert.deepEqual(
+      server.calls.map((c) => c.id !== undefined),
+      [false, false, true, false, false, false, false, true],
+    );
+    assert.deepEqual(
+      server.messages.map((m) => m.to),
+      ['x@example.com', 'y@example.com'],
+    );
   });
 
   it('mailgun server: maxRecipientsPerCall answers 413 above the limit and records nothing', async () => {
@@ -277,7 +331,14 @@ describe('mailgun server', function () {
     assert.equal(ok.status, 200);
     await ok.arrayBuffer();
     assert.equal(server.acceptedCount, 10);
-    assert.deepEqual(server.calls.map((c) => [c.status, c.recipients]), [[413, 11], [413, 11], [200, 10]]);
+    assert.deepEqual(
+      server.calls.map((c) => [c.status, c.recipients]),
+      [
+        [413, 11],
+        [413, 11],
+        [200, 10],
+      ],
+    );
   });
 
   it('mailgun server: setLatency delays every answer', async () => {
@@ -303,7 +364,10 @@ describe('mailgun server', function () {
     });
     assert.equal(server.acceptedCount, 0);
     assert.equal(server.events.length, 0);
-    assert.deepEqual(server.calls.map((c) => ({ status: c.status, id: c.id, recipients: c.recipients })), [{ status: 0, id: undefined, recipients: 1 }]);
+    assert.deepEqual(
+      server.calls.map((c) => ({ status: c.status, id: c.id, recipients: c.recipients })),
+      [{ status: 0, id: undefined, recipients: 1 }],
+    );
 
     // Only the next n: the following call is answered.
     const res = await post(server, simple('x@example.com'), { signal: AbortSignal.timeout(5000) });
@@ -361,7 +425,10 @@ describe('mailgun server', function () {
     assert.equal((await mg.events.get(DOMAIN, { event: 'accepted' })).items.length, 0);
     assert.equal(server.acceptedCount, 0);
     assert.equal(server.pendingAcceptCount, 1);
-    assert.deepEqual(server.calls.map((c) => ({ status: c.status, id: c.id, recipients: c.recipients })), [{ status: 0, id: undefined, recipients: 2 }]);
+    assert.deepEqual(
+      server.calls.map((c) => ({ status: c.status, id: c.id, recipients: c.recipients })),
+      [{ status: 0, id: undefined, recipients: 2 }],
+    );
 
     // After it: accepted although the client is gone; the call stays unanswered (status 0).
     await server.waitFor((s) => s.acceptedCount === 2 && s.calls[0]?.id !== undefined, 5000);
@@ -370,7 +437,13 @@ describe('mailgun server', function () {
     assert.ok(first);
     assert.equal(first.status, 0, 'no HTTP response: the client had left');
     assert.match(first.id ?? '', ID_SHAPE);
-    assert.deepEqual(server.messages.map((m) => [m.to, m.id]), [['x@example.com', first.id], ['y@example.com', first.id]]);
+    assert.deepEqual(
+      server.messages.map((m) => [m.to, m.id]),
+      [
+        ['x@example.com', first.id],
+        ['y@example.com', first.id],
+      ],
+    );
     const acceptedAfter = (server.messages[0]?.acceptedAt.getTime() ?? 0) - first.at.getTime();
     assert.ok(acceptedAfter >= DELAY - 10, `accepted ${acceptedAfter} ms after arrival`);
     const listed = await mg.events.get(DOMAIN, { event: 'accepted', 'message-id': first.id });
@@ -385,7 +458,10 @@ describe('mailgun server', function () {
     assert.equal(body.message, 'Queued. Thank you.');
     assert.match(body.id, ID_SHAPE);
     assert.ok(waited >= DELAY - 10, `answered after ${waited} ms`);
-    assert.deepEqual(server.calls.map((c) => c.status), [0, 200]);
+    assert.deepEqual(
+      server.calls.map((c) => c.status),
+      [0, 200],
+    );
     assert.equal(server.calls[1]?.id, body.id);
 
     // Only the next n: the third call is accepted at once.
@@ -393,7 +469,10 @@ describe('mailgun server', function () {
     const ok = await mg.messages.create(DOMAIN, { from: 'a@shop.example', to: 'w@example.com', subject: 's', text: 't' });
     assert.equal(ok.status, 200);
     assert.ok(Date.now() - quick < DELAY - 10, `third call took ${Date.now() - quick} ms`);
-    assert.deepEqual(server.messages.map((m) => m.to), ['x@example.com', 'y@example.com', 'z@example.com', 'w@example.com']);
+    assert.deepEqual(
+      server.messages.map((m) => m.to),
+      ['x@example.com', 'y@example.com', 'z@example.com', 'w@example.com'],
+    );
   });
 
   it('mailgun server: stop() while an acceptance is slow resolves promptly and nothing is recorded later', async () => {
@@ -410,7 +489,10 @@ describe('mailgun server', function () {
     assert.ok(Date.now() - started < 250, `stop took ${Date.now() - started} ms`);
     assert.equal(await settled, 'TypeError', 'the client sees its connection closed');
     // Past the slow acceptance's time: still nothing (its timer went with stop()).
-    await assert.rejects(server.waitFor((s) => s.acceptedCount > 0, 500), /condition not met/);
+    await assert.rejects(
+      server.waitFor((s) => s.acceptedCount > 0, 500),
+      /condition not met/,
+    );
     assert.equal(server.acceptedCount, 0);
     assert.equal(server.events.length, 0);
   });
@@ -427,7 +509,10 @@ describe('mailgun server', function () {
     assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
     assert.equal(await errorMessage(res), 'Bad gateway');
 
-    assert.deepEqual(server.messages.map((m) => m.to), ['x@example.com', 'y@example.com']);
+    assert.deepEqual(
+      server.messages.map((m) => m.to),
+      ['x@example.com', 'y@example.com'],
+    );
     assert.deepEqual(emitted, server.messages);
     const call = server.calls[0];
     assert.ok(call);
@@ -439,11 +524,14 @@ describe('mailgun server', function () {
 
     // Through mailgun.js: the error carries status and message; Retry-After is sent when given.
     server.acceptThenFailNext(1, 503, { message: 'upstream timed out', retryAfterSeconds: 3 });
-    await assert.rejects(mg.messages.create(DOMAIN, { from: 'a@shop.example', to: 'z@example.com', subject: 's', text: 't' }), (err: { status?: number; details?: string }) => {
-      assert.equal(err.status, 503);
-      assert.equal(err.details, 'upstream timed out');
-      return true;
-    });
+    await assert.rejects(
+      mg.messages.create(DOMAIN, { from: 'a@shop.example', to: 'z@example.com', subject: 's', text: 't' }),
+      (err: { status?: number; details?: string }) => {
+        assert.equal(err.status, 503);
+        assert.equal(err.details, 'upstream timed out');
+        return true;
+      },
+    );
     assert.equal(server.countByRecipient().get('z@example.com'), 1);
 
     // Combined with acceptSlowlyNext: accepted after the delay, then answered with the fault.
@@ -460,9 +548,18 @@ describe('mailgun server', function () {
     const ok = await post(server, simple('z@example.com'));
     assert.equal(ok.status, 200);
     await ok.arrayBuffer();
-    assert.deepEqual(server.calls.map((c) => c.status), [502, 503, 504, 200]);
-    assert.ok(server.calls.every((c) => c.id !== undefined), 'every call was accepted');
-    assert.deepEqual(server.messages.map((m) => m.to), ['x@example.com', 'y@example.com', 'z@example.com', 'v@example.com', 'z@example.com']);
+    assert.deepEqual(
+      server.calls.map((c) => c.status),
+      [502, 503, 504, 200],
+    );
+    assert.ok(
+      server.calls.every((c) => c.id !== undefined),
+      'every call was accepted',
+    );
+    assert.deepEqual(
+      server.messages.map((m) => m.to),
+      ['x@example.com', 'y@example.com', 'z@example.com', 'v@example.com', 'z@example.com'],
+    );
   });
 
   it('mailgun server: failEvents(503) fails GET events (paging URLs too, auth still first) until heal(); failEventsNext fails only the next n', async () => {
@@ -521,23 +618,41 @@ describe('mailgun server', function () {
     await res.arrayBuffer();
     assert.ok(Date.now() - started < 1000, `answered after ${Date.now() - started} ms`);
     assert.equal((await getJson(`${server.url}/v3/${DOMAIN}/events`)).items.length, 1);
-    assert.deepEqual(server.calls.map((c) => c.status), [200]);
+    assert.deepEqual(
+      server.calls.map((c) => c.status),
+      [200],
+    );
   });
 
   it('mailgun server: events filter by recipient, event, message-id (with or without <>) and domain', async () => {
     const server = await startServer();
     const mg = client(server);
-    const first = await mg.messages.create(DOMAIN, { from: 'a@shop.example', to: ['ann@example.com', 'bob@example.com'], subject: 's1', text: 't', 'v:campaign': 'c1' });
-    const second = await mg.messages.create(DOMAIN, { from: 'a@shop.example', to: ['Ann@Example.com', 'cy@example.com'], subject: 's2', text: 't', 'v:campaign': 'c2' });
+    const first = await mg.messages.create(DOMAIN, {
+      from: 'a@shop.example',
+      to: ['ann@example.com', 'bob@example.com'],
+      subject: 's1',
+      text: 't',
+      'v:campaign': 'c1',
+    });
+    const second = await mg.messages.create(DOMAIN, {
+      from: 'a@shop.example',
+      to: ['Ann@Example.com', 'cy@example.com'],
+      subject: 's2',
+      text: 't',
+      'v:campaign': 'c2',
+    });
     await mg.messages.create('other.example.com', { from: 'a@shop.example', to: 'ann@example.com', subject: 's3', text: 't' });
 
     const ann = await mg.events.get(DOMAIN, { event: 'accepted', recipient: 'ann@example.com', limit: 300 });
     assert.equal(ann.status, 200);
     // Newest first by default.
-    assert.deepEqual(ann.items.map((e) => [e.recipient, e.message.headers.subject, e['user-variables']['campaign']]), [
-      ['Ann@Example.com', 's2', 'c2'],
-      ['ann@example.com', 's1', 'c1'],
-    ]);
+    assert.deepEqual(
+      ann.items.map((e) => [e.recipient, e.message.headers.subject, e['user-variables']['campaign']]),
+      [
+        ['Ann@Example.com', 's2', 'c2'],
+        ['ann@example.com', 's1', 'c1'],
+      ],
+    );
     for (const e of ann.items) {
       assert.equal(typeof e.id, 'string');
       assert.equal(e.event, 'accepted');
@@ -545,7 +660,10 @@ describe('mailgun server', function () {
       assert.ok(Math.abs(e.timestamp - Date.now() / 1000) < 60);
     }
     const ascending = await mg.events.get(DOMAIN, { recipient: 'ann@example.com', ascending: 'yes' });
-    assert.deepEqual(ascending.items.map((e) => e.message.headers.subject), ['s1', 's2']);
+    assert.deepEqual(
+      ascending.items.map((e) => e.message.headers.subject),
+      ['s1', 's2'],
+    );
 
     const withBrackets = await mg.events.get(DOMAIN, { 'message-id': first.id });
     assert.deepEqual(withBrackets.items.map((e) => e.recipient).sort(), ['ann@example.com', 'bob@example.com']);
@@ -598,7 +716,10 @@ describe('mailgun server', function () {
     const lastNext = page.pages.next.page;
     await mg.messages.create(DOMAIN, { from: 'a@shop.example', to: 'late@example.com', subject: 's', text: 't' });
     const later = await mg.events.get(DOMAIN, { page: lastNext });
-    assert.deepEqual(later.items.map((e) => e.recipient), ['late@example.com']);
+    assert.deepEqual(
+      later.items.map((e) => e.recipient),
+      ['late@example.com'],
+    );
 
     // Descending (the default), filtered by recipient on a page token, with previous.
     const newest = await mg.events.get(DOMAIN, { limit: 300 });
@@ -606,7 +727,10 @@ describe('mailgun server', function () {
     const older = await mg.events.get(DOMAIN, { page: newest.pages.next.page });
     assert.equal(older.items[0]?.recipient, 'user401@example.com');
     const back = await mg.events.get(DOMAIN, { page: older.pages.previous.page });
-    assert.deepEqual(back.items.map((e) => e.id), newest.items.map((e) => e.id));
+    assert.deepEqual(
+      back.items.map((e) => e.id),
+      newest.items.map((e) => e.id),
+    );
   });
 
   it('mailgun server: raw fetch follows paging.next across more than 300 events until items are empty', async () => {
@@ -644,7 +768,11 @@ describe('mailgun server', function () {
   it('mailgun server: suppression lists page like Mailgun (mailgun.js list with pages.next.page, previous and last), per domain, behind auth; POST adds a JSON array or one form entry', async () => {
     const server = await startServer();
     const mg = client(server);
-    const created = await mg.suppressions.create(DOMAIN, 'bounces', addresses(25, 'b').map((address) => ({ address, code: 550, error: 'No such user' })));
+    const created = await mg.suppressions.create(
+      DOMAIN,
+      'bounces',
+      addresses(25, 'b').map((address) => ({ address, code: 550, error: 'No such user' })),
+    );
     assert.equal(created.message, '25 addresses have been added to the bounces table');
     await mg.suppressions.create(DOMAIN, 'unsubscribes', { address: 'one@example.com', tag: 'news' });
     server.addSuppression('complaints', 'other.example.com', { address: 'elsewhere@example.com' });
@@ -657,16 +785,31 @@ describe('mailgun server', function () {
       page = (res.pages as Record<string, { page: string }>).next.page;
     }
     assert.deepEqual(seen, [...addresses(25, 'b')].sort(), 'every address once, in address order, over 3 pages and an empty one');
-    const first = (await (await fetch(`${server.url}/v3/${DOMAIN}/bounces?limit=10`, { headers: { authorization: basicAuth() } })).json()) as { items: Array<{ address: string; code: string; error: string; created_at: string }>; paging: Record<string, string> };
+    const first = (await (await fetch(`${server.url}/v3/${DOMAIN}/bounces?limit=10`, { headers: { authorization: basicAuth() } })).json()) as {
+      items: Array<{ address: string; code: string; error: string; created_at: string }>;
+      paging: Record<string, string>;
+    };
     assert.deepEqual(Object.keys(first.items[0]).sort(), ['address', 'code', 'created_at', 'error']);
     assert.equal(first.items[0].code, '550');
     assert.match(first.items[0].created_at, /^\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} UTC$/);
-    assert.match(first.paging.next, new RegExp(`^${server.url}/v3/${DOMAIN}/bounces\\?page=next&address=${encodeURIComponent(first.items[9].address).replace(/[.]/g, '\\.')}&limit=10$`));
-    const last = (await (await fetch(first.paging.last, { headers: { authorization: basicAuth() } })).json()) as { items: Array<{ address: string }>; paging: Record<string, string> };
+    assert.match(
+      first.paging.next,
+      new RegExp(`^${server.url}/v3/${DOMAIN}/bounces\\?page=next&address=${encodeURIComponent(first.items[9].address).replace(/[.]/g, '\\.')}&limit=10$`),
+    );
+    const last = (await (await fetch(first.paging.last, { headers: { authorization: basicAuth() } })).json()) as {
+      items: Array<{ address: string }>;
+      paging: Record<string, string>;
+    };
     assert.equal(last.items.length, 10);
     const previous = (await (await fetch(last.paging.previous, { headers: { authorization: basicAuth() } })).json()) as { items: Array<{ address: string }> };
-    assert.deepEqual(previous.items.map((i) => i.address), seen.slice(5, 15));
-    assert.deepEqual(server.suppressions('unsubscribes', DOMAIN).map((e) => [e.address, e.tags]), [['one@example.com', ['news']]]);
+    assert.deepEqual(
+      previous.items.map((i) => i.address),
+      seen.slice(5, 15),
+    );
+    assert.deepEqual(
+      server.suppressions('unsubscribes', DOMAIN).map((e) => [e.address, e.tags]),
+      [['one@example.com', ['news']]],
+    );
     assert.deepEqual(server.suppressions('complaints', DOMAIN), [], 'lists are per domain');
     assert.equal((await fetch(`${server.url}/v3/${DOMAIN}/bounces`, { headers: { authorization: basicAuth('key-wrong') } })).status, 401);
   });
@@ -694,11 +837,23 @@ describe('mailgun server', function () {
       assert.deepEqual(event['user-variables'], { 'mailover-campaign': 'spring', 'mailover-seq': '4' });
       const [hook] = received;
       const { createHmac } = await import('node:crypto');
-      assert.equal(hook.signature.signature, createHmac('sha256', 'signing-key-123').update(hook.signature.timestamp + hook.signature.token).digest('hex'));
+      assert.equal(
+        hook.signature.signature,
+        createHmac('sha256', 'signing-key-123')
+          .update(hook.signature.timestamp + hook.signature.token)
+          .digest('hex'),
+      );
       assert.equal(hook['event-data'].id, event.id);
-      assert.deepEqual(server.suppressions('bounces', DOMAIN).map((e) => e.address), ['ann@example.com']);
+      assert.deepEqual(
+        server.suppressions('bounces', DOMAIN).map((e) => e.address),
+        ['ann@example.com'],
+      );
       const failed = await client(server).events.get(DOMAIN, { event: 'failed' });
-      assert.deepEqual(failed.items.map((i) => i.recipient), ['ann@example.com'], 'the events API has it too');
+      assert.deepEqual(
+        failed.items.map((i) => i.recipient),
+        ['ann@example.com'],
+        'the events API has it too',
+      );
     } finally {
       await new Promise((r) => receiver.close(r));
     }
@@ -729,7 +884,10 @@ describe('mailgun server', function () {
     await res.arrayBuffer();
     await waiting;
     await assert.rejects(server.waitForCount(4, 50), /mailgun-test: expected at least 4 accepted messages within 50 ms, got 3/);
-    await assert.rejects(server.waitFor((s) => s.callCount > 5, 50), /mailgun-test: condition not met within 50 ms \(3 messages accepted, 1 calls\)/);
+    await assert.rejects(
+      server.waitFor((s) => s.callCount > 5, 50),
+      /mailgun-test: condition not met within 50 ms \(3 messages accepted, 1 calls\)/,
+    );
     server.clear();
     assert.equal(server.acceptedCount, 0);
     assert.equal(server.callCount, 0);

@@ -145,7 +145,10 @@ describe('mailgun provider (Mailgun-compatible API on loopback, real Temporal de
     assert.equal(result.switches.length, 0);
     assert.deepEqual(result.acceptedByProvider, { mailgun: 1000 });
     // 1000 → 413; 500 → 413; 250 ok; 250 ok; 500 → 413; 250 ok; 250 ok
-    assert.deepEqual(mg.calls.map((c) => `${c.recipients}:${c.status}`), ['1000:413', '500:413', '250:200', '250:200', '500:413', '250:200', '250:200']);
+    assert.deepEqual(
+      mg.calls.map((c) => `${c.recipients}:${c.status}`),
+      ['1000:413', '500:413', '250:200', '250:200', '500:413', '250:200', '250:200'],
+    );
     assertExactlyOnce(h, 1000);
   });
 
@@ -197,10 +200,14 @@ describe('mailgun provider (Mailgun-compatible API on loopback, real Temporal de
       if (mg.acceptedCount === 100) mg.setAuthFailure(true);
     });
     const handle = await h.launch(id, audience(300), { providers: ['mailgun', 'smtp-primary'], batchSize: 100 });
-    const holding = await waitUntil(async () => {
-      const p = await campaignProgress(h.client, id);
-      return p.status === 'holding' && p.hold?.kind === 'review' ? p : undefined;
-    }, 'the campaign to hold for review', 60_000);
+    const holding = await waitUntil(
+      async () => {
+        const p = await campaignProgress(h.client, id);
+        return p.status === 'holding' && p.hold?.kind === 'review' ? p : undefined;
+      },
+      'the campaign to hold for review',
+      60_000,
+    );
     assert.equal(holding.heldForReview, 100, 'the in-doubt call could not be looked up');
     assert.deepEqual(holding.acceptedByProvider, { 'smtp-primary': 200 });
     assert.equal(holding.switches.length, 1);
@@ -225,7 +232,14 @@ describe('mailgun provider (Mailgun-compatible API on loopback, real Temporal de
     const bundlePath = await writeWorkflowBundle(h.dir);
     const workers: WorkerProcess[] = [];
     const start = async () => {
-      const w = await WorkerProcess.start({ address: env.address, taskQueue: h.taskQueue, dir: h.dir, providers: h.providerDefs, sqlitePath: `${h.dir}/mailover.db`, bundlePath });
+      const w = await WorkerProcess.start({
+        address: env.address,
+        taskQueue: h.taskQueue,
+        dir: h.dir,
+        providers: h.providerDefs,
+        sqlitePath: `${h.dir}/mailover.db`,
+        bundlePath,
+      });
       workers.push(w);
       return w;
     };
@@ -246,8 +260,15 @@ describe('mailgun provider (Mailgun-compatible API on loopback, real Temporal de
       assertExactlyOnce(h, 1000);
       const rows = await h.store.listRecipients(id);
       assert.ok(rows.every((r) => r.state === 'accepted'));
-      assert.ok(result.inFlightRecovered >= 1 && result.inFlightRecovered <= 100, `the killed call's unsettled recipients were looked up (${result.inFlightRecovered})`);
-      assert.deepEqual(mg.calls.map((c) => c.status), Array(10).fill(200), 'ten calls of 100, none sent again');
+      assert.ok(
+        result.inFlightRecovered >= 1 && result.inFlightRecovered <= 100,
+        `the killed call's unsettled recipients were looked up (${result.inFlightRecovered})`,
+      );
+      assert.deepEqual(
+        mg.calls.map((c) => c.status),
+        Array(10).fill(200),
+        'ten calls of 100, none sent again',
+      );
     } finally {
       await Promise.all(workers.map((w) => w.kill()));
     }

@@ -54,9 +54,12 @@ function value(samples: Sample[], name: string, labels: Record<string, string> =
 
 /** Metric names a dashboard's PromQL expressions use (identifiers followed by `{`, `[` or `)` that look like metric names). */
 export function dashboardMetricNames(): string[] {
-  const dash = JSON.parse(readFileSync(join(ROOT, 'deploy', 'grafana', 'dashboards', 'mailover.json'), 'utf8')) as { panels: Array<{ targets?: Array<{ expr: string }> }> };
+  const dash = JSON.parse(readFileSync(join(ROOT, 'deploy', 'grafana', 'dashboards', 'mailover.json'), 'utf8')) as {
+    panels: Array<{ targets?: Array<{ expr: string }> }>;
+  };
   const names = new Set<string>();
-  for (const p of dash.panels) for (const t of p.targets ?? []) for (const m of t.expr.matchAll(/\b((?:mailover|temporal|process|nodejs)_[a-zA-Z0-9_]+)/g)) names.add(m[1]);
+  for (const p of dash.panels)
+    for (const t of p.targets ?? []) for (const m of t.expr.matchAll(/\b((?:mailover|temporal|process|nodejs)_[a-zA-Z0-9_]+)/g)) names.add(m[1]);
   return [...names];
 }
 
@@ -148,7 +151,10 @@ describe('metrics endpoint (worker process, Temporal dev server, SMTP sinks)', f
     assert.equal(value(s, 'mailover_provider_circuit_state', { provider: 'smtp-primary' }), 2, 'the failover opened the primary circuit');
 
     // The Temporal SDK's own runtime metrics come in the same scrape.
-    assert.ok(s.some((x) => x.name.startsWith('temporal_')), 'temporal_* runtime metrics are appended');
+    assert.ok(
+      s.some((x) => x.name.startsWith('temporal_')),
+      'temporal_* runtime metrics are appended',
+    );
     assert.ok((value(s, 'temporal_activity_execution_latency_count', { activity_type: 'sendBatch' }) ?? 0) > 0, 'the runtime timed the sendBatch activities');
     assert.equal(value(s, 'mailover_scrape_errors_total') ?? 0, 0, 'every scrape source could be read');
   });
@@ -175,8 +181,15 @@ describe('metrics endpoint (worker process, Temporal dev server, SMTP sinks)', f
       switched('smtp-backup', 'mg-eu', 'failback: mg-eu is healthy again', true),
       switched('mg-eu', 'smtp-backup', 'failover drill d-7: mg-eu forced down', false),
     ];
-    const outcomes: RaiseOutcome[] = await env.client.workflow.execute('raiseOpsEvents', { taskQueue: h.taskQueue, workflowId: uniqueId('raise'), args: [events, { maximumAttempts: 3, initialIntervalMs: 100 }] });
-    assert.ok(outcomes.every((o) => o.delivered), 'provider-switched goes to no alert target here');
+    const outcomes: RaiseOutcome[] = await env.client.workflow.execute('raiseOpsEvents', {
+      taskQueue: h.taskQueue,
+      workflowId: uniqueId('raise'),
+      args: [events, { maximumAttempts: 3, initialIntervalMs: 100 }],
+    });
+    assert.ok(
+      outcomes.every((o) => o.delivered),
+      'provider-switched goes to no alert target here',
+    );
     const s = await scrape();
     const count = (from: string, to: string, reason_class: string) => value(s, 'mailover_provider_switches_total', { from, to, reason_class });
     assert.equal(count('mg-eu', 'smtp-backup', 'retries-exhausted'), 1);
@@ -186,7 +199,11 @@ describe('metrics endpoint (worker process, Temporal dev server, SMTP sinks)', f
     assert.equal(count('mg-eu', 'smtp-backup', 'shared-health'), 1);
     assert.equal(count('mg-eu', 'smtp-backup', 'unknown'), 1);
     assert.equal(value(s, 'mailover_provider_switches_total', { reason_class: 'drill' }), undefined, 'no class is read from the reason text');
-    assert.ok(!s.some((x) => x.name === 'mailover_provider_switches_total' && Object.values(x.labels).some((v) => /HTTP 503|connection refused|datacenter|drill d-7/.test(v))));
+    assert.ok(
+      !s.some(
+        (x) => x.name === 'mailover_provider_switches_total' && Object.values(x.labels).some((v) => /HTTP 503|connection refused|datacenter|drill d-7/.test(v)),
+      ),
+    );
   });
 
   it('metrics: an alert target that is down is counted as failed and logged by name, never by its URL', async () => {
@@ -194,13 +211,23 @@ describe('metrics endpoint (worker process, Temporal dev server, SMTP sinks)', f
     // Earlier campaigns in this file raised real events to the same targets: count from here on.
     const before = await scrape();
     const failedBefore = value(before, 'mailover_alert_attempts_total', { target: 'ops-down', result: 'failed' }) ?? 0;
-    const outcomes: RaiseOutcome[] = await env.client.workflow.execute('raiseOpsEvents', { taskQueue: h.taskQueue, workflowId: uniqueId('raise'), args: [[opened], { maximumAttempts: 2, initialIntervalMs: 100 }] });
+    const outcomes: RaiseOutcome[] = await env.client.workflow.execute('raiseOpsEvents', {
+      taskQueue: h.taskQueue,
+      workflowId: uniqueId('raise'),
+      args: [[opened], { maximumAttempts: 2, initialIntervalMs: 100 }],
+    });
     assert.equal(outcomes[0].delivered, false);
     const s = await scrape();
     // At least this event's two attempts (earlier events may still be retrying against the same dead target).
-    assert.ok((value(s, 'mailover_alert_attempts_total', { target: 'ops-down', result: 'failed' }) ?? 0) >= failedBefore + 2, 'both attempts counted as failed');
+    assert.ok(
+      (value(s, 'mailover_alert_attempts_total', { target: 'ops-down', result: 'failed' }) ?? 0) >= failedBefore + 2,
+      'both attempts counted as failed',
+    );
     assert.equal(value(s, 'mailover_alert_attempts_total', { target: 'ops-down', result: 'delivered' }), 0);
-    await waitUntil(() => worker!.output.includes('alert not delivered (attempt 2): alert target ops-down: network error (ECONNREFUSED)'), 'the worker to log the failed delivery');
+    await waitUntil(
+      () => worker!.output.includes('alert not delivered (attempt 2): alert target ops-down: network error (ECONNREFUSED)'),
+      'the worker to log the failed delivery',
+    );
     assert.ok(!worker!.output.includes('SECRET-TOKEN-42'), 'the webhook URL never appears in the worker output');
   });
 
@@ -223,7 +250,12 @@ describe('metrics endpoint (worker process, Temporal dev server, SMTP sinks)', f
     const s = await scrape();
     const names = new Set(s.map((x) => x.name));
     // The webhooks server's (`mailover webhooks`), with a bounce listener's counters beside.
-    const webhooks = await ComplianceServer.start({ store: h.store, webhooks: { host: '127.0.0.1', port: 0, maxAgeSeconds: 300, maxBodyBytes: 1024 }, providerWebhooks: new Map(), port: 0 });
+    const webhooks = await ComplianceServer.start({
+      store: h.store,
+      webhooks: { host: '127.0.0.1', port: 0, maxAgeSeconds: 300, maxBodyBytes: 1024 },
+      providerWebhooks: new Map(),
+      port: 0,
+    });
     try {
       webhooks.addCounters('bounce', () => Object.fromEntries(Object.keys(BOUNCE_COUNTER_HELP).map((k) => [k, 0])), BOUNCE_COUNTER_HELP);
       lastText += '\n' + (await (await fetch(`${webhooks.url}/metrics`)).text());
@@ -243,11 +275,17 @@ describe('metrics endpoint (worker process, Temporal dev server, SMTP sinks)', f
 
   it('metrics: a health workflow that does not answer and a Temporal runtime endpoint that is down cost their samples, not the scrape', async () => {
     const taskQueue = uniqueId('no-worker'); // nothing polls it: a query there can only time out
-    const stuck = await env.client.workflow.start('raiseOpsEvents', { taskQueue, workflowId: providerHealthWorkflowId(taskQueue, 'p-stuck'), args: [[], { maximumAttempts: 1, initialIntervalMs: 100 }] });
+    const stuck = await env.client.workflow.start('raiseOpsEvents', {
+      taskQueue,
+      workflowId: providerHealthWorkflowId(taskQueue, 'p-stuck'),
+      args: [[], { maximumAttempts: 1, initialIntervalMs: 100 }],
+    });
     const metrics = new MailoverMetrics({ providers: ['p-stuck', 'p-new'], defaultMetrics: false });
     // No start-up grace: this worker has been up for a while.
-    metrics.setScrapeSources(temporalScrapeSources({ client: env.client, taskQueue, providers: ['p-stuck', 'p-new'], store: h.store, metrics, timeoutMs: 1_000, startupGraceMs: 0 }));
-    const server = await MetricsServer.start({ metrics, host: '127.0.0.1', port: 0, temporalRuntimeUrl: (await closedPortUrl('/metrics')) });
+    metrics.setScrapeSources(
+      temporalScrapeSources({ client: env.client, taskQueue, providers: ['p-stuck', 'p-new'], store: h.store, metrics, timeoutMs: 1_000, startupGraceMs: 0 }),
+    );
+    const server = await MetricsServer.start({ metrics, host: '127.0.0.1', port: 0, temporalRuntimeUrl: await closedPortUrl('/metrics') });
     try {
       const res = await fetch(server.url);
       assert.equal(res.status, 200);

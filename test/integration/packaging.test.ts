@@ -72,7 +72,10 @@ describe('packaging', function () {
 
     it('package: the production build ships no tests, dev stack, benchmark, demo or ESP emulators', () => {
       const files = filesUnder(out).map((f) => relative(out, f));
-      assert.ok(files.includes('src/cli/main.js') && files.includes('src/worker-main.js') && files.includes('workflows/index.js'), 'the worker and CLI are there');
+      assert.ok(
+        files.includes('src/cli/main.js') && files.includes('src/worker-main.js') && files.includes('workflows/index.js'),
+        'the worker and CLI are there',
+      );
       const devOnly = files.filter((f) => /^test\//.test(f) || /(^|\/)emulator\.js/.test(f) || /^src\/(bench\/|demo\.js|dev\/stack\.js)/.test(f));
       assert.deepEqual(devOnly, []);
       assert.ok(!existsSync(join(out, 'test')));
@@ -95,7 +98,10 @@ describe('packaging', function () {
       assert.match(help.stdout, /worker/);
       const dev = await run(process.execPath, [join(out, 'src', 'cli', 'main.js'), 'dev'], join(app, 'cwd'));
       assert.equal(dev.code, 1);
-      assert.equal(dev.stderr.trim(), 'mailover dev: not part of this build: the production image leaves the dev stack and local ESPs out; run it from a source checkout (npm ci && npm start)');
+      assert.equal(
+        dev.stderr.trim(),
+        'mailover dev: not part of this build: the production image leaves the dev stack and local ESPs out; run it from a source checkout (npm ci && npm start)',
+      );
       assert.ok(!existsSync(join(app, 'cwd', 'data')), 'nothing written');
     });
   });

@@ -24,10 +24,12 @@ const message = (seq: number): OutgoingMessage => ({
 });
 
 async function batchError(p: Provider): Promise<unknown> {
-  return p.sendBatch([1, 2, 3, 4].map(message), async () => undefined).then(
-    () => assert.fail('expected the batch to fail'),
-    (e: unknown) => e,
-  );
+  return p
+    .sendBatch([1, 2, 3, 4].map(message), async () => undefined)
+    .then(
+      () => assert.fail('expected the batch to fail'),
+      (e: unknown) => e,
+    );
 }
 
 describe('parallel calls in doubt', function () {

@@ -49,7 +49,14 @@ describe('campaign engine with the ledger in PostgreSQL', function () {
   it('postgres: a worker killed with SIGKILL mid-campaign is replaced; nobody is lost and only counted in-flight rows may repeat', async () => {
     const bundlePath = await writeWorkflowBundle(h.dir);
     const start = async () => {
-      const w = await WorkerProcess.start({ address: env.address, taskQueue: h.taskQueue, dir: h.dir, providers: h.providerDefs, databaseUrl: db.url, bundlePath });
+      const w = await WorkerProcess.start({
+        address: env.address,
+        taskQueue: h.taskQueue,
+        dir: h.dir,
+        providers: h.providerDefs,
+        databaseUrl: db.url,
+        bundlePath,
+      });
       workers.push(w);
       return w;
     };
@@ -65,7 +72,11 @@ describe('campaign engine with the ledger in PostgreSQL', function () {
     assert.equal(result.accepted, n);
     const rows = await h.store.listRecipients(id);
     const got = h.deliveries();
-    assert.deepEqual(rows.filter((r) => r.state !== 'accepted' || !got.get(r.email)).map((r) => r.email), [], 'nobody lost');
+    assert.deepEqual(
+      rows.filter((r) => r.state !== 'accepted' || !got.get(r.email)).map((r) => r.email),
+      [],
+      'nobody lost',
+    );
     const recovered = new Set(rows.filter((r) => r.inFlightRecoveries > 0).map((r) => r.email));
     const dupes = [...got].filter(([, c]) => c > 1).map(([a]) => a);
     for (const d of dupes) assert.ok(recovered.has(d), `${d} repeated without being in flight at the kill`);

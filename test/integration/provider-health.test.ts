@@ -132,10 +132,14 @@ describe('shared provider health (circuit breaker across campaigns, failback, op
     }, 'a failed half-open probe');
     await h.primary.heal();
     h.secondary.setAcceptDelay(0);
-    const closed = await waitUntil(async () => {
-      const s = await providerHealth(h!.client, h!.taskQueue, 'smtp-primary');
-      return s?.circuit === 'closed' ? s : undefined;
-    }, 'the circuit closing after a good probe', 30_000);
+    const closed = await waitUntil(
+      async () => {
+        const s = await providerHealth(h!.client, h!.taskQueue, 'smtp-primary');
+        return s?.circuit === 'closed' ? s : undefined;
+      },
+      'the circuit closing after a good probe',
+      30_000,
+    );
     const path = closed.transitions.map((t) => t.to);
     const firstOpen = path.indexOf('open');
     assert.deepEqual(path.slice(firstOpen, firstOpen + 3), ['open', 'half-open', 'open'], `transitions: ${path.join(' → ')}`);
@@ -169,7 +173,12 @@ describe('shared provider health (circuit breaker across campaigns, failback, op
     h = await Harness.create({ env });
     await h.startWorker();
     const configPath = join(h.dir, 'providers.yaml');
-    const cliEnv = { ...writeProviderFile(configPath, h.providerDefs), TEMPORAL_ADDRESS: env.address, MAILOVER_TASK_QUEUE: h.taskQueue, MAILOVER_CONFIG: configPath };
+    const cliEnv = {
+      ...writeProviderFile(configPath, h.providerDefs),
+      TEMPORAL_ADDRESS: env.address,
+      MAILOVER_TASK_QUEUE: h.taskQueue,
+      MAILOVER_CONFIG: configPath,
+    };
     const id = uniqueId('manual');
     h.primary.setAcceptDelay(5);
     h.secondary.setAcceptDelay(5);
@@ -220,7 +229,12 @@ describe('shared provider health (circuit breaker across campaigns, failback, op
     h = await Harness.create({ env, health: health({ failback: 'manual' }) });
     await h.startWorker();
     const configPath = join(h.dir, 'providers.yaml');
-    const cliEnv = { ...writeProviderFile(configPath, h.providerDefs), TEMPORAL_ADDRESS: env.address, MAILOVER_TASK_QUEUE: h.taskQueue, MAILOVER_CONFIG: configPath };
+    const cliEnv = {
+      ...writeProviderFile(configPath, h.providerDefs),
+      TEMPORAL_ADDRESS: env.address,
+      MAILOVER_TASK_QUEUE: h.taskQueue,
+      MAILOVER_CONFIG: configPath,
+    };
     const id = uniqueId('manual-failback');
     h.primary.setAcceptDelay(5);
     h.secondary.setAcceptDelay(5);
@@ -291,9 +305,22 @@ describe('shared provider health (circuit breaker across campaigns, failback, op
     try {
       const one = await h.launch(uniqueId('rate-1'), audience(60, 'one.example.com'), { batchSize: 10 });
       const id2 = uniqueId('rate-2');
-      await h.store.createCampaign({ id: id2, from: 'News <news@mailover.test>', template: TEMPLATE, providers: ['smtp-primary', 'smtp-secondary'], batchSize: 10, postalAddress: POSTAL_ADDRESS });
+      await h.store.createCampaign({
+        id: id2,
+        from: 'News <news@mailover.test>',
+        template: TEMPLATE,
+        providers: ['smtp-primary', 'smtp-secondary'],
+        batchSize: 10,
+        postalAddress: POSTAL_ADDRESS,
+      });
       await h.store.importAudience(id2, audience(60, 'two.example.com'));
-      const two = await startCampaign(h.client, { campaignId: id2, providers: ['smtp-primary', 'smtp-secondary'], batchSize: 10, taskQueue: taskQueue2, options: FAST });
+      const two = await startCampaign(h.client, {
+        campaignId: id2,
+        providers: ['smtp-primary', 'smtp-secondary'],
+        batchSize: 10,
+        taskQueue: taskQueue2,
+        options: FAST,
+      });
       const [r1, r2] = await Promise.all([one.result(), two.result()]);
       assert.equal(r1.accepted + r2.accepted, 120);
       assertDomainExactlyOnce(h, 'one.example.com', 60);

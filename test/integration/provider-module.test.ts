@@ -143,18 +143,27 @@ describe('provider modules: a new ESP is one folder', function () {
   it('module: registered through the registry alone, its kind is known to the config, whose errors name its field paths', () => {
     assert.ok(providerKinds().includes('file-drop'));
     assert.throws(() => registerProviderModule({ ...providerModule('file-drop') }), /a provider module of kind 'file-drop' is already registered/);
-    assert.throws(() => parseConfig({ providers: [{ name: 'a', kind: 'pigeon' }] }, {}), (err: Error) => {
-      assert.ok(err instanceof ConfigError);
-      assert.match(err.message, /providers\[0\]\.kind: expected one of smtp, mailgun(, [a-z-]+)*, file-drop, got "pigeon"/);
-      return true;
-    });
-    assert.throws(() => parseConfig({ providers: [{ name: 'drop', kind: 'file-drop', dir: 'relative/path', token: 'literal-token-123' }] }, {}), (err: Error) => {
-      assert.match(err.message, /providers\[0\]\.token: write secrets as environment references \(token: "\$\{DROP_DROP_TOKEN\}"\), not in the file/);
-      assert.match(err.message, /providers\[0\]\.dir: expected an absolute folder path, got "relative\/path"/);
-      assert.ok(!err.message.includes('literal-token-123'), 'the secret is not echoed');
-      return true;
-    });
-    assert.throws(() => parseConfig({ providers: [{ name: 'drop', kind: 'file-drop', dir: '/tmp', token: '${DROP_TOKEN}' }] }, {}), /providers\[0\]\.token: environment variable DROP_TOKEN is not set/);
+    assert.throws(
+      () => parseConfig({ providers: [{ name: 'a', kind: 'pigeon' }] }, {}),
+      (err: Error) => {
+        assert.ok(err instanceof ConfigError);
+        assert.match(err.message, /providers\[0\]\.kind: expected one of smtp, mailgun(, [a-z-]+)*, file-drop, got "pigeon"/);
+        return true;
+      },
+    );
+    assert.throws(
+      () => parseConfig({ providers: [{ name: 'drop', kind: 'file-drop', dir: 'relative/path', token: 'literal-token-123' }] }, {}),
+      (err: Error) => {
+        assert.match(err.message, /providers\[0\]\.token: write secrets as environment references \(token: "\$\{DROP_DROP_TOKEN\}"\), not in the file/);
+        assert.match(err.message, /providers\[0\]\.dir: expected an absolute folder path, got "relative\/path"/);
+        assert.ok(!err.message.includes('literal-token-123'), 'the secret is not echoed');
+        return true;
+      },
+    );
+    assert.throws(
+      () => parseConfig({ providers: [{ name: 'drop', kind: 'file-drop', dir: '/tmp', token: '${DROP_TOKEN}' }] }, {}),
+      /providers\[0\]\.token: environment variable DROP_TOKEN is not set/,
+    );
   });
 
   describe('a campaign through it (real Temporal dev server)', () => {
@@ -184,7 +193,14 @@ describe('provider modules: a new ESP is one folder', function () {
       assert.equal(drop.dir, h.esp('drop').endpoint);
       assert.equal(drop.token, 'drop-token-0123456789', 'the secret is resolved from the environment');
       const registry = new ProviderRegistry(config.providers);
-      worker = await createCampaignWorker({ connection: env.nativeConnection, taskQueue: h.taskQueue, store: h.store, providers: registry, compliance: h.compliance, workflowBundle: await workflowBundle() });
+      worker = await createCampaignWorker({
+        connection: env.nativeConnection,
+        taskQueue: h.taskQueue,
+        store: h.store,
+        providers: registry,
+        compliance: h.compliance,
+        workflowBundle: await workflowBundle(),
+      });
       running = worker.run();
 
       const n = 40;
@@ -198,12 +214,19 @@ describe('provider modules: a new ESP is one folder', function () {
       assert.match(first.headers['list-unsubscribe'] ?? '', /unsubscribe\.mailover\.test/, 'the engine rendered the message as for any ESP');
 
       // Its webhooks, through the compliance server that only knows the modules.
-      const services = await startComplianceServices({ providers: config.providers, compliance: { webhooks: { host: '127.0.0.1', port: 0, maxAgeSeconds: 60, maxBodyBytes: 4096 } } }, h.store, { http: 0 });
+      const services = await startComplianceServices(
+        { providers: config.providers, compliance: { webhooks: { host: '127.0.0.1', port: 0, maxAgeSeconds: 60, maxBodyBytes: 4096 } } },
+        h.store,
+        { http: 0 },
+      );
       try {
         const post = (key: string, nonce: string) => {
           const at = Math.floor(Date.now() / 1000);
           const sig = createHmac('sha256', key).update(`${at}.${nonce}`).digest('hex');
-          return fetch(`${services.http.url}/webhooks/drop`, { method: 'POST', body: JSON.stringify({ nonce, at, sig, type: 'complaint', email: 'user7@example.com' }) });
+          return fetch(`${services.http.url}/webhooks/drop`, {
+            method: 'POST',
+            body: JSON.stringify({ nonce, at, sig, type: 'complaint', email: 'user7@example.com' }),
+          });
         };
         const forged = await post('not-the-token', uniqueId('nonce'));
         assert.equal(forged.status, 401);

@@ -151,7 +151,10 @@ for (const database of ['sqlite', 'postgres'] as const) {
 
       const badId = await run(['campaign', 'retry', first, '--as', 'no spaces!'], cliEnv);
       assert.equal(badId.code, 2);
-      assert.equal(badId.stderr.split('\n')[0], "mailover campaign retry: --as: expected 1-128 letters, digits, '.', '_' or '-' (starting with a letter or digit), got 'no spaces!'");
+      assert.equal(
+        badId.stderr.split('\n')[0],
+        "mailover campaign retry: --as: expected 1-128 letters, digits, '.', '_' or '-' (starting with a letter or digit), got 'no spaces!'",
+      );
       // user4 is suppressed after the first campaign.
       const suppress = await run(['suppress', 'add', user(4), '--reason', 'asked by phone'], cliEnv);
       assert.equal(suppress.code, 0, suppress.stderr);

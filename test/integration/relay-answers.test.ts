@@ -50,7 +50,8 @@ describe('relay answers: real replies on real campaigns', function () {
     for (const [p, why] of Object.entries({ ...result.providersDown, ...result.sharedDown })) assert.doesNotMatch(why, ANY_ADDRESS, `${p} down: ${why}`);
     for (const name of harness.registry.names()) {
       const state = await providerHealth(harness.client, harness.taskQueue, name);
-      for (const text of [state?.reason ?? '', ...(state?.transitions ?? []).map((t) => t.reason)]) assert.doesNotMatch(text, ANY_ADDRESS, `${name} health: ${text}`);
+      for (const text of [state?.reason ?? '', ...(state?.transitions ?? []).map((t) => t.reason)])
+        assert.doesNotMatch(text, ANY_ADDRESS, `${name} health: ${text}`);
     }
     assert.equal(await addressInHistory(harness.client.workflow.getHandle(id)), undefined, 'no address in the workflow history');
   }
@@ -66,7 +67,10 @@ describe('relay answers: real replies on real campaigns', function () {
     assert.equal(result.suppressed, 0);
     assert.deepEqual(await t.store.listSuppressions(), [], 'nobody added to the suppression list');
     assert.equal(result.switches.length, 1);
-    assert.match(result.switches[0]!.reason, /^smtp-primary: relay access denied: the relay refuses us \(550 5\.7\.1\) at RCPT TO: "\[address\]: Relay access denied"$/);
+    assert.match(
+      result.switches[0]!.reason,
+      /^smtp-primary: relay access denied: the relay refuses us \(550 5\.7\.1\) at RCPT TO: "\[address\]: Relay access denied"$/,
+    );
     assert.equal((await providerHealth(t.client, t.taskQueue, 'smtp-primary'))?.circuit, 'open', 'the refusing relay is down for every campaign');
     assertExactlyOnce(t, 400);
     await assertNoAddress(t, id, result);
@@ -93,7 +97,10 @@ describe('relay answers: real replies on real campaigns', function () {
     assert.deepEqual(result.acceptedByProvider, { 'smtp-secondary': 200 });
     assert.equal(result.rejected, 0);
     assert.deepEqual(await t.store.listSuppressions(), []);
-    assert.match(result.switches[0]!.reason, /^smtp-primary: \d+ of \d+ recipients of the batch were refused alike \(550 5\.1\.1\), so it is the provider refusing us/);
+    assert.match(
+      result.switches[0]!.reason,
+      /^smtp-primary: \d+ of \d+ recipients of the batch were refused alike \(550 5\.1\.1\), so it is the provider refusing us/,
+    );
     assertExactlyOnce(t, 200);
     await assertNoAddress(t, id, result);
   });
@@ -103,7 +110,10 @@ describe('relay answers: real replies on real campaigns', function () {
     const full = ['user7@example.com', 'user150@example.com', 'user333@example.com'];
     for (const relay of [t.primary, t.secondary]) relay.rejectRecipients(full, 452, '4.2.2 <{address}>: Mailbox full');
     const id = uniqueId('mailbox-full');
-    const handle = await t.launch(id, audience(400), { batchSize: 50, options: { deferralFirstRetryMs: 300, deferralMaxRetryMs: 1_000, deferralWindowMs: 8_000 } });
+    const handle = await t.launch(id, audience(400), {
+      batchSize: 50,
+      options: { deferralFirstRetryMs: 300, deferralMaxRetryMs: 1_000, deferralWindowMs: 8_000 },
+    });
     const firstPass = await waitUntil(async () => {
       const p = await campaignProgress(t.client, id);
       return p.cursor === 400 ? p : undefined;
@@ -157,7 +167,10 @@ describe('relay answers: real replies on real campaigns', function () {
       assert.equal(holding.heldForReview, 1);
       assert.equal(holding.accepted, 39);
       const held = await t.store.listHeld(id);
-      assert.deepEqual(held.map((r) => [r.seq, r.provider]), [[1, 'smtp-primary']]);
+      assert.deepEqual(
+        held.map((r) => [r.seq, r.provider]),
+        [[1, 'smtp-primary']],
+      );
       assert.match(held[0]!.reason, /^in doubt: handed to smtp-primary and no answer came/);
       assert.equal(t.primary.messages.find((m) => m.to.includes('user1@example.com'))?.replyLost, how, 'the relay kept it');
       await releaseHeldRows(t.client, id, { action: 'mark-sent', by: 'ops@test' });
@@ -176,7 +189,15 @@ describe('relay answers: real replies on real campaigns', function () {
     const id = uniqueId('mg-slow');
     const result = await (await t.launch(id, audience(150), { providers: ['mailgun'], batchSize: 50 })).result();
     assert.deepEqual(result.acceptedByProvider, { mailgun: 150 });
-    assert.deepEqual(mg.calls.map((c) => [c.recipients, c.status]), [[50, 200], [50, 200], [50, 200]], 'three calls, none sent again');
+    assert.deepEqual(
+      mg.calls.map((c) => [c.recipients, c.status]),
+      [
+        [50, 200],
+        [50, 200],
+        [50, 200],
+      ],
+      'three calls, none sent again',
+    );
     assert.equal(result.inFlightRecovered, 0, 'the attempt with the slow call lived on: no later attempt found its rows in flight');
     assertExactlyOnce(t, 150);
   });
@@ -188,7 +209,14 @@ describe('relay answers: real replies on real campaigns', function () {
     const id = uniqueId('mg-late');
     const result = await (await t.launch(id, audience(100), { providers: ['mailgun'], batchSize: 50 })).result();
     assert.deepEqual(result.acceptedByProvider, { mailgun: 100 });
-    assert.deepEqual(mg.calls.map((c) => [c.recipients, c.status]), [[50, 0], [50, 200]], 'the late call was looked up, not repeated');
+    assert.deepEqual(
+      mg.calls.map((c) => [c.recipients, c.status]),
+      [
+        [50, 0],
+        [50, 200],
+      ],
+      'the late call was looked up, not repeated',
+    );
     assert.equal(result.inFlightRecovered, 50);
     assertExactlyOnce(t, 100);
   });
@@ -201,7 +229,11 @@ describe('relay answers: real replies on real campaigns', function () {
     const result = await (await t.launch(id, audience(100), { providers: ['mailgun', 'smtp-primary'], batchSize: 50 })).result();
     assert.deepEqual(result.acceptedByProvider, { mailgun: 100 });
     assert.equal(result.switches.length, 0);
-    assert.deepEqual(mg.calls.map((c) => c.status), [502, 200], 'the 502 call was not repeated');
+    assert.deepEqual(
+      mg.calls.map((c) => c.status),
+      [502, 200],
+      'the 502 call was not repeated',
+    );
     assertExactlyOnce(t, 100);
   });
 
@@ -210,7 +242,14 @@ describe('relay answers: real replies on real campaigns', function () {
     const t = h;
     const bundlePath = await writeWorkflowBundle(t.dir);
     const start = async () => {
-      const w = await WorkerProcess.start({ address: env.address, taskQueue: t.taskQueue, dir: t.dir, providers: t.providerDefs, sqlitePath: `${t.dir}/mailover.db`, bundlePath });
+      const w = await WorkerProcess.start({
+        address: env.address,
+        taskQueue: t.taskQueue,
+        dir: t.dir,
+        providers: t.providerDefs,
+        sqlitePath: `${t.dir}/mailover.db`,
+        bundlePath,
+      });
       workers.push(w);
       return w;
     };
@@ -224,7 +263,14 @@ describe('relay answers: real replies on real campaigns', function () {
     await start();
     const result = await handle.result();
     assert.deepEqual(result.acceptedByProvider, { mailgun: 100 });
-    assert.deepEqual(mg.calls.map((c) => [c.recipients, c.status]), [[50, 0], [50, 200]], 'the slow call was accepted by Mailgun after the worker died, and not repeated');
+    assert.deepEqual(
+      mg.calls.map((c) => [c.recipients, c.status]),
+      [
+        [50, 0],
+        [50, 200],
+      ],
+      'the slow call was accepted by Mailgun after the worker died, and not repeated',
+    );
     assertExactlyOnce(t, 100);
   });
 });

@@ -44,10 +44,7 @@ function messages(n: number, campaign = 'camp-1'): OutgoingMessage[] {
 }
 
 /** Runs sendBatch and collects what was reported, and what it threw (if anything). */
-async function run(
-  p: SmtpProvider,
-  batch: OutgoingMessage[],
-): Promise<{ reports: Map<number, SendResult>; error: unknown }> {
+async function run(p: SmtpProvider, batch: OutgoingMessage[]): Promise<{ reports: Map<number, SendResult>; error: unknown }> {
   const reports = new Map<number, SendResult>();
   let error: unknown;
   try {
@@ -131,7 +128,12 @@ describe('smtp provider', function () {
     const p = provider(sink);
     const { reports, error } = await run(p, messages(3));
     assert.equal(error, undefined);
-    assert.deepEqual(reports.get(2), { status: 'rejected', reason: 'smtp-a: mailbox full (552 5.2.2) at RCPT TO: "mailbox full"', hardBounce: false, signature: '552 5.2.2' });
+    assert.deepEqual(reports.get(2), {
+      status: 'rejected',
+      reason: 'smtp-a: mailbox full (552 5.2.2) at RCPT TO: "mailbox full"',
+      hardBounce: false,
+      signature: '552 5.2.2',
+    });
     assert.equal(sink.acceptedCount, 2);
   });
 
@@ -194,7 +196,10 @@ describe('smtp provider', function () {
     assert.equal([...reports.values()].filter((r) => r.status === 'accepted').length, sink.acceptedCount);
 
     // The retry (what the activity does next) sends the unreported rest: every address exactly once.
-    const retry = await run(p, batch.filter((m) => !reports.has(m.seq)));
+    const retry = await run(
+      p,
+      batch.filter((m) => !reports.has(m.seq)),
+    );
     assert.equal(retry.error, undefined);
     assert.equal(sink.acceptedCount, 40);
     assert.ok([...sink.countByRecipient().values()].every((n) => n === 1));
@@ -343,17 +348,41 @@ describe('smtp provider classify', () => {
     ['535 at AUTH', { code: 'EAUTH', responseCode: 535, response: '535 5.7.8 bad credentials', command: 'AUTH PLAIN' }, ProviderUnavailableError],
     ['530 at MAIL FROM', { code: 'EENVELOPE', responseCode: 530, response: '530 authentication required', command: 'MAIL FROM' }, ProviderUnavailableError],
     ['EAUTH without a reply', { code: 'EAUTH', message: 'Missing credentials for "PLAIN"', command: 'API' }, ProviderUnavailableError],
-    ['ECONNREFUSED (wrapped as ESOCKET)', { code: 'ESOCKET', originalCode: 'ECONNREFUSED', message: 'connect ECONNREFUSED 127.0.0.1:2525', command: 'CONN' }, ProviderUnavailableError],
+    [
+      'ECONNREFUSED (wrapped as ESOCKET)',
+      { code: 'ESOCKET', originalCode: 'ECONNREFUSED', message: 'connect ECONNREFUSED 127.0.0.1:2525', command: 'CONN' },
+      ProviderUnavailableError,
+    ],
     ['ENOTFOUND', { code: 'EDNS', originalCode: 'ENOTFOUND', message: 'getaddrinfo ENOTFOUND mx.example' }, ProviderUnavailableError],
     ['EHOSTUNREACH', { code: 'ESOCKET', originalCode: 'EHOSTUNREACH' }, ProviderUnavailableError],
     ['554 at the greeting', { code: 'EPROTOCOL', responseCode: 554, response: '554 no service', command: 'CONN' }, ProviderUnavailableError],
     ['421 at MAIL FROM', { code: 'EENVELOPE', responseCode: 421, response: '421 try later', command: 'MAIL FROM' }, TransientProviderError],
-    ['450 at RCPT TO (one recipient greylisted)', { code: 'EENVELOPE', responseCode: 450, response: '450 greylisted', command: 'RCPT TO' }, RecipientDeferredError],
-    ['452 4.2.2 at RCPT TO (mailbox full)', { code: 'EENVELOPE', responseCode: 452, response: '452 4.2.2 Mailbox full', command: 'RCPT TO' }, RecipientDeferredError],
-    ['550 5.7.1 relay access denied at RCPT TO', { code: 'EENVELOPE', responseCode: 550, response: '550 5.7.1 <bob@example.org>: Relay access denied', command: 'RCPT TO' }, ProviderUnavailableError],
-    ['553 5.7.1 sender rejected at MAIL FROM', { code: 'EENVELOPE', responseCode: 553, response: '553 5.7.1 <news@example.org>: Sender address rejected: not owned by user', command: 'MAIL FROM' }, ProviderUnavailableError],
+    [
+      '450 at RCPT TO (one recipient greylisted)',
+      { code: 'EENVELOPE', responseCode: 450, response: '450 greylisted', command: 'RCPT TO' },
+      RecipientDeferredError,
+    ],
+    [
+      '452 4.2.2 at RCPT TO (mailbox full)',
+      { code: 'EENVELOPE', responseCode: 452, response: '452 4.2.2 Mailbox full', command: 'RCPT TO' },
+      RecipientDeferredError,
+    ],
+    [
+      '550 5.7.1 relay access denied at RCPT TO',
+      { code: 'EENVELOPE', responseCode: 550, response: '550 5.7.1 <bob@example.org>: Relay access denied', command: 'RCPT TO' },
+      ProviderUnavailableError,
+    ],
+    [
+      '553 5.7.1 sender rejected at MAIL FROM',
+      { code: 'EENVELOPE', responseCode: 553, response: '553 5.7.1 <news@example.org>: Sender address rejected: not owned by user', command: 'MAIL FROM' },
+      ProviderUnavailableError,
+    ],
     ['451 at DATA', { code: 'EMESSAGE', responseCode: 451, response: '451 local error', command: 'DATA' }, TransientProviderError],
-    ['452 at RCPT TO without an enhanced code (system storage)', { code: 'EENVELOPE', responseCode: 452, response: '452 too many', command: 'RCPT TO' }, TransientProviderError],
+    [
+      '452 at RCPT TO without an enhanced code (system storage)',
+      { code: 'EENVELOPE', responseCode: 452, response: '452 too many', command: 'RCPT TO' },
+      TransientProviderError,
+    ],
     ['ETIMEDOUT', { code: 'ETIMEDOUT', message: 'Timeout', command: 'CONN' }, TransientProviderError],
     ['ECONNRESET', { code: 'ESOCKET', originalCode: 'ECONNRESET', message: 'read ECONNRESET' }, TransientProviderError],
     ['ECONNECTION (dropped)', { code: 'ECONNECTION', message: 'Connection closed unexpectedly', command: 'CONN' }, TransientProviderError],
@@ -362,9 +391,22 @@ describe('smtp provider classify', () => {
     ['551 at RCPT TO', { code: 'EENVELOPE', responseCode: 551, response: '551 user not local', command: 'RCPT TO' }, RecipientPermanentError, true],
     ['553 at RCPT TO', { code: 'EENVELOPE', responseCode: 553, response: '553 bad mailbox name', command: 'RCPT TO' }, RecipientPermanentError, true],
     ['552 at DATA', { code: 'EMESSAGE', responseCode: 552, response: '552 too big', command: 'DATA' }, RecipientPermanentError, false],
-    ['554 after the data (the message is refused for the sender or content)', { code: 'EMESSAGE', responseCode: 554, response: '554 spam', command: 'DATA' }, ProviderUnavailableError],
-    ['554 relay denied at RCPT TO (no enhanced code)', { code: 'EENVELOPE', responseCode: 554, response: '554 relay denied', command: 'RCPT TO' }, ProviderUnavailableError],
-    ['552 5.3.4 after the data (this message too large)', { code: 'EMESSAGE', responseCode: 552, response: '552 5.3.4 Message size exceeds fixed limit', command: 'DATA' }, RecipientPermanentError, false],
+    [
+      '554 after the data (the message is refused for the sender or content)',
+      { code: 'EMESSAGE', responseCode: 554, response: '554 spam', command: 'DATA' },
+      ProviderUnavailableError,
+    ],
+    [
+      '554 relay denied at RCPT TO (no enhanced code)',
+      { code: 'EENVELOPE', responseCode: 554, response: '554 relay denied', command: 'RCPT TO' },
+      ProviderUnavailableError,
+    ],
+    [
+      '552 5.3.4 after the data (this message too large)',
+      { code: 'EMESSAGE', responseCode: 552, response: '552 5.3.4 Message size exceeds fixed limit', command: 'DATA' },
+      RecipientPermanentError,
+      false,
+    ],
     ['an invalid address nodemailer will not send', { code: 'EENVELOPE', message: 'Invalid recipient "x"', command: 'API' }, RecipientPermanentError, false],
     ['something unknown', { message: 'weird' }, TransientProviderError],
   ];

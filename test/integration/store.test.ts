@@ -194,7 +194,10 @@ function storeSuite(name: 'sqlite' | 'postgres', makeBackend: () => Promise<Back
       await store.addSuppression(`USER2.${tag}@Example.com`, 'unsubscribed', 'test');
 
       const r = await store.claimRange(cid, 1, 4, 'a', 'tok-a');
-      assert.deepEqual(r.claimed.map((x) => x.seq), [1, 3, 4]);
+      assert.deepEqual(
+        r.claimed.map((x) => x.seq),
+        [1, 3, 4],
+      );
       assert.equal(r.suppressed, 1);
       assert.deepEqual(r.inFlight, []);
       for (const row of r.claimed) {
@@ -205,7 +208,10 @@ function storeSuite(name: 'sqlite' | 'postgres', makeBackend: () => Promise<Back
         assert.deepEqual(row.fields, { first: `U${row.seq}`, city: 'Paris' });
       }
       const rows = await store.listRecipients(cid);
-      assert.deepEqual(rows.map((x) => x.state), ['sending', 'suppressed', 'sending', 'sending', 'pending', 'pending']);
+      assert.deepEqual(
+        rows.map((x) => x.state),
+        ['sending', 'suppressed', 'sending', 'sending', 'pending', 'pending'],
+      );
       assert.match(rows[1]!.lastError ?? '', /suppressed/);
       assert.equal(rows[1]!.attempts, 0);
     });
@@ -233,8 +239,15 @@ function storeSuite(name: 'sqlite' | 'postgres', makeBackend: () => Promise<Back
       await store.settleAccepted(cid, 2, 'a', 'msg-2'); // then "crash": 1 and 3 never settled
 
       const r = await store.claimRange(cid, 1, 6, 'b', 'tok-b');
-      assert.deepEqual(r.inFlight.map((x) => x.seq), [1, 3]);
-      assert.deepEqual(r.claimed.map((x) => x.seq), [4, 5, 6], 'a row claimed but never dispatched is certainly unsent: claimed again');
+      assert.deepEqual(
+        r.inFlight.map((x) => x.seq),
+        [1, 3],
+      );
+      assert.deepEqual(
+        r.claimed.map((x) => x.seq),
+        [4, 5, 6],
+        'a row claimed but never dispatched is certainly unsent: claimed again',
+      );
       assert.equal(r.suppressed, 0);
       for (const row of r.inFlight) {
         assert.equal(row.state, 'sending');
@@ -247,7 +260,16 @@ function storeSuite(name: 'sqlite' | 'postgres', makeBackend: () => Promise<Back
       await store.markDispatched(cid, [4, 5, 6], 'b', 'tok-b');
       const again = await store.claimRange(cid, 1, 6, 'b', 'tok-b');
       assert.deepEqual(again.claimed, []);
-      assert.deepEqual(again.inFlight.map((x) => [x.seq, x.inFlightRecoveries]), [[1, 2], [3, 2], [4, 1], [5, 1], [6, 1]]);
+      assert.deepEqual(
+        again.inFlight.map((x) => [x.seq, x.inFlightRecoveries]),
+        [
+          [1, 2],
+          [3, 2],
+          [4, 1],
+          [5, 1],
+          [6, 1],
+        ],
+      );
       const accepted = (await store.listRecipients(cid))[1]!;
       assert.equal(accepted.state, 'accepted');
       assert.equal(accepted.inFlightRecoveries, 0);
@@ -304,11 +326,14 @@ function storeSuite(name: 'sqlite' | 'postgres', makeBackend: () => Promise<Back
       await store.settleRejected(cid, 2, 'mailgun', '550 again', true); // idempotent
 
       const rows = await store.listRecipients(cid);
-      assert.deepEqual(rows.map((r) => [r.state, r.lastError]), [
-        ['rejected', '552 mailbox full'],
-        ['rejected', '550 no such user'],
-        ['sending', null],
-      ]);
+      assert.deepEqual(
+        rows.map((r) => [r.state, r.lastError]),
+        [
+          ['rejected', '552 mailbox full'],
+          ['rejected', '550 no such user'],
+          ['sending', null],
+        ],
+      );
       assert.equal(await store.isSuppressed(`user1.${tag}@example.com`), false);
       assert.equal(await store.isSuppressed(`USER2.${tag}@example.com`), true);
       const sup = (await store.listSuppressions()).find((s) => s.email === `user2.${tag}@example.com`);
@@ -331,13 +356,22 @@ function storeSuite(name: 'sqlite' | 'postgres', makeBackend: () => Promise<Back
       await store.release(cid, [1, 2, 3], 'connection refused', 'tok-a');
       await store.release(cid, [], 'nothing', 'tok-a');
       let rows = await store.listRecipients(cid);
-      assert.deepEqual(rows.map((r) => [r.state, r.lastError]), [
-        ['pending', 'connection refused'],
-        ['pending', 'connection refused'],
-        ['accepted', null],
-      ]);
+      assert.deepEqual(
+        rows.map((r) => [r.state, r.lastError]),
+        [
+          ['pending', 'connection refused'],
+          ['pending', 'connection refused'],
+          ['accepted', null],
+        ],
+      );
       const r = await store.claimRange(cid, 1, 3, 'b', 'tok-b');
-      assert.deepEqual(r.claimed.map((x) => [x.seq, x.attempts, x.provider]), [[1, 2, 'b'], [2, 2, 'b']]);
+      assert.deepEqual(
+        r.claimed.map((x) => [x.seq, x.attempts, x.provider]),
+        [
+          [1, 2, 'b'],
+          [2, 2, 'b'],
+        ],
+      );
       rows = await store.listRecipients(cid);
       assert.equal(rows[2]!.provider, 'a');
     });
@@ -410,7 +444,12 @@ function storeSuite(name: 'sqlite' | 'postgres', makeBackend: () => Promise<Back
       const dispatchedBy = new Map<number, string>();
       const claimAndDispatch = async (s: Store, who: string, from: number, to: number) => {
         const r = await s.claimRange(cid, from, to, who, `tok-${who}`);
-        const sent = await s.markDispatched(cid, r.claimed.map((x) => x.seq), who, `tok-${who}`);
+        const sent = await s.markDispatched(
+          cid,
+          r.claimed.map((x) => x.seq),
+          who,
+          `tok-${who}`,
+        );
         for (const seq of sent) {
           assert.equal(dispatchedBy.get(seq), undefined, `seq ${seq} dispatched by ${dispatchedBy.get(seq)} and ${who}`);
           dispatchedBy.set(seq, who);
@@ -447,10 +486,16 @@ function storeSuite(name: 'sqlite' | 'postgres', makeBackend: () => Promise<Back
       await store.settleAccepted(cid, 2, 'a', '<id-2>');
       // Not due yet: a sweep at t0 takes nothing; at its time it takes it (back to sending).
       const early = await store.claimSweep(cid, 'a', 'tok-s1', { upToSeq: 2, limit: 10, now: t0 });
-      assert.deepEqual([...early.claimed, ...early.inFlight].map((r) => r.seq), []);
+      assert.deepEqual(
+        [...early.claimed, ...early.inFlight].map((r) => r.seq),
+        [],
+      );
       const t1 = new Date(t0.getTime() + 60_000);
       const due = await store.claimSweep(cid, 'a', 'tok-s2', { upToSeq: 2, limit: 10, now: t1 });
-      assert.deepEqual(due.claimed.map((r) => r.seq), [1]);
+      assert.deepEqual(
+        due.claimed.map((r) => r.seq),
+        [1],
+      );
       assert.equal(due.fromDeferred, 1);
       assert.equal(due.fromPending, 0);
       const second = await store.settleDeferred(cid, 1, 'a', 'a: mailbox full (452 4.2.2)', policy, t1);
@@ -463,7 +508,10 @@ function storeSuite(name: 'sqlite' | 'postgres', makeBackend: () => Promise<Back
       await store.claimSweep(cid, 'a', 'tok-s4', { upToSeq: 1, limit: 10, now: t3 });
       const last = await store.settleDeferred(cid, 1, 'a', 'a: mailbox full (452 4.2.2)', policy, t3);
       assert.equal(last.state, 'rejected');
-      assert.match(last.state === 'rejected' ? last.reason : '', /^soft bounce: deferred 4 times over 10 min \(deferral window 10 min\); last answer: a: mailbox full \(452 4\.2\.2\)$/);
+      assert.match(
+        last.state === 'rejected' ? last.reason : '',
+        /^soft bounce: deferred 4 times over 10 min \(deferral window 10 min\); last answer: a: mailbox full \(452 4\.2\.2\)$/,
+      );
       row = (await store.getRecipients(cid, [1]))[0]!;
       assert.equal(row.state, 'rejected');
       assert.equal(await store.isSuppressed(row.email), false, 'a soft bounce is never suppressed');
@@ -476,14 +524,24 @@ function storeSuite(name: 'sqlite' | 'postgres', makeBackend: () => Promise<Back
       await store.markDispatched(cid, [1, 2, 3, 4, 5], 'a', 'tok-a');
       await store.holdRows(cid, [2, 3, 5], 'in doubt: reply lost');
       const held = await store.listHeld(cid);
-      assert.deepEqual(held.map((h) => [h.seq, h.provider, h.reason]), [[2, 'a', 'in doubt: reply lost'], [3, 'a', 'in doubt: reply lost'], [5, 'a', 'in doubt: reply lost']]);
+      assert.deepEqual(
+        held.map((h) => [h.seq, h.provider, h.reason]),
+        [
+          [2, 'a', 'in doubt: reply lost'],
+          [3, 'a', 'in doubt: reply lost'],
+          [5, 'a', 'in doubt: reply lost'],
+        ],
+      );
       assert.ok(held.every((h) => h.heldAt instanceof Date && h.email.includes('@')));
       const tally = await store.tallyRange(cid, 1, 6);
       assert.equal(tally.held, 3);
       // A held row is not claimed again by a later attempt on its range, nor swept.
       const again = await store.claimRange(cid, 1, 6, 'a', 'tok-b');
       assert.deepEqual([...again.claimed, ...again.inFlight].map((r) => r.seq).sort(), [1, 4, 6]);
-      assert.deepEqual((await store.claimSweep(cid, 'a', 'tok-c', { upToSeq: 6, limit: 10, now: new Date() })).claimed.map((r) => r.seq), [6]);
+      assert.deepEqual(
+        (await store.claimSweep(cid, 'a', 'tok-c', { upToSeq: 6, limit: 10, now: new Date() })).claimed.map((r) => r.seq),
+        [6],
+      );
 
       const marked = await store.releaseHeld(cid, { action: 'mark-sent', fromSeq: 1, toSeq: 2, by: 'alice' });
       assert.deepEqual(marked, { released: 1, acceptedByProvider: { a: 1 }, ranges: [[2, 2]] });
@@ -494,14 +552,28 @@ function storeSuite(name: 'sqlite' | 'postgres', makeBackend: () => Promise<Back
       assert.match(two.lastError ?? '', /^marked sent by alice at .* \(held: in doubt: reply lost\)$/);
 
       const resent = await store.releaseHeld(cid, { action: 'resend', by: 'bob' });
-      assert.deepEqual(resent, { released: 2, acceptedByProvider: {}, ranges: [[3, 3], [5, 5]] });
+      assert.deepEqual(resent, {
+        released: 2,
+        acceptedByProvider: {},
+        ranges: [
+          [3, 3],
+          [5, 5],
+        ],
+      });
       const rows = await store.getRecipients(cid, [3, 5]);
       assert.ok(rows.every((r) => r.state === 'pending' && r.releasedBy === 'bob' && r.dispatchedAt === null));
       assert.deepEqual(await store.listHeld(cid), []);
-      assert.deepEqual(await store.releaseHeld(cid, { action: 'resend', by: 'bob' }), { released: 0, acceptedByProvider: {}, ranges: [] }, 'nothing left to release');
+      assert.deepEqual(
+        await store.releaseHeld(cid, { action: 'resend', by: 'bob' }),
+        { released: 0, acceptedByProvider: {}, ranges: [] },
+        'nothing left to release',
+      );
       // Released rows behind the cursor are what a sweep sends.
       const sweep = await store.claimSweep(cid, 'a', 'tok-d', { upToSeq: 6, limit: 10, now: new Date() });
-      assert.deepEqual(sweep.claimed.map((r) => r.seq), [3, 5, 6]);
+      assert.deepEqual(
+        sweep.claimed.map((r) => r.seq),
+        [3, 5, 6],
+      );
       assert.equal(sweep.fromPending, 2);
       assert.deepEqual((await store.tallyRows(cid, [2, 3, 5])).accepted, { a: 1 });
     });
@@ -511,11 +583,20 @@ function storeSuite(name: 'sqlite' | 'postgres', makeBackend: () => Promise<Back
       await store.claimRange(cid, 1, 3, 'a', 'tok-a');
       assert.deepEqual(await store.markDispatched(cid, [1], 'a', 'tok-a'), [1]);
       const b = await store.claimRange(cid, 1, 3, 'b', 'tok-b'); // a crashed or stalled: b takes over
-      assert.deepEqual(b.claimed.map((x) => x.seq), [2, 3]);
-      assert.deepEqual(b.inFlight.map((x) => x.seq), [1]);
+      assert.deepEqual(
+        b.claimed.map((x) => x.seq),
+        [2, 3],
+      );
+      assert.deepEqual(
+        b.inFlight.map((x) => x.seq),
+        [1],
+      );
       assert.deepEqual(await store.markDispatched(cid, [2, 3], 'a', 'tok-a'), [], 'the old attempt may not send rows taken over');
       await store.release(cid, [2, 3], 'old attempt gave up', 'tok-a');
-      assert.ok((await store.listRecipients(cid)).slice(1).every((r) => r.state === 'sending'), 'release by the old attempt leaves the new claim alone');
+      assert.ok(
+        (await store.listRecipients(cid)).slice(1).every((r) => r.state === 'sending'),
+        'release by the old attempt leaves the new claim alone',
+      );
       assert.deepEqual(await store.markDispatched(cid, [2, 3], 'b', 'tok-b'), [2, 3]);
     });
 
@@ -525,7 +606,11 @@ function storeSuite(name: 'sqlite' | 'postgres', makeBackend: () => Promise<Back
       assert.deepEqual(await store.reserveSends(provider, 15, { perSecond: 10 }, t0), { granted: 10, retryAfterMs: 1_000 });
       assert.deepEqual(await store.reserveSends(provider, 5, { perSecond: 10 }, t0 + 400), { granted: 0, retryAfterMs: 600 });
       assert.deepEqual(await store.reserveSends(provider, 5, { perSecond: 10 }, t0 + 1_000), { granted: 5, retryAfterMs: 0 });
-      assert.deepEqual(await store.reserveSends(id('rate-other'), 10, { perSecond: 10 }, t0 + 1_000), { granted: 10, retryAfterMs: 0 }, 'limits are per provider');
+      assert.deepEqual(
+        await store.reserveSends(id('rate-other'), 10, { perSecond: 10 }, t0 + 1_000),
+        { granted: 10, retryAfterMs: 0 },
+        'limits are per provider',
+      );
     });
 
     it('reserveSends holds a sliding window (e.g. per hour) together with the per-second limit', async () => {
@@ -552,7 +637,16 @@ function storeSuite(name: 'sqlite' | 'postgres', makeBackend: () => Promise<Back
 
     it('campaign compliance fields (transactional, postal address, list) round-trip', async () => {
       const cid = id('compliance');
-      await store.createCampaign({ id: cid, from: 'a@example.com', template: { subject: 's', text: 't' }, providers: ['p'], batchSize: 10, postalAddress: '1 Main St', list: 'weekly', transactional: true });
+      await store.createCampaign({
+        id: cid,
+        from: 'a@example.com',
+        template: { subject: 's', text: 't' },
+        providers: ['p'],
+        batchSize: 10,
+        postalAddress: '1 Main St',
+        list: 'weekly',
+        transactional: true,
+      });
       const c = await store.getCampaign(cid);
       assert.equal(c?.postalAddress, '1 Main St');
       assert.equal(c?.list, 'weekly');
@@ -570,7 +664,14 @@ function storeSuite(name: 'sqlite' | 'postgres', makeBackend: () => Promise<Back
       assert.equal(before?.transactional, undefined);
       assert.equal(before?.postalAddress, undefined);
       const fresh = id('after-migrate');
-      await store.createCampaign({ id: fresh, from: 'a@example.com', template: { subject: 's', text: 't' }, providers: ['p'], batchSize: 10, postalAddress: '2 High St' });
+      await store.createCampaign({
+        id: fresh,
+        from: 'a@example.com',
+        template: { subject: 's', text: 't' },
+        providers: ['p'],
+        batchSize: 10,
+        postalAddress: '2 High St',
+      });
       assert.equal((await store.getCampaign(fresh))?.postalAddress, '2 High St');
     });
 
@@ -579,7 +680,16 @@ function storeSuite(name: 'sqlite' | 'postgres', makeBackend: () => Promise<Back
       await store.createCampaign({ id: cid, from: 'a@example.com', template: { subject: 's', text: 't' }, providers: ['p'], batchSize: 10 });
       await store.importAudience(cid, audience(cid, 3));
       const email = `user2.${cid}@example.com`;
-      const event = { provider: 'mailgun', providerEventId: `ev-${cid}`, type: 'complained' as const, occurredAt: new Date('2026-01-02T03:04:05Z'), email: email.toUpperCase(), campaignId: cid, seq: 2, reason: 'abuse' };
+      const event = {
+        provider: 'mailgun',
+        providerEventId: `ev-${cid}`,
+        type: 'complained' as const,
+        occurredAt: new Date('2026-01-02T03:04:05Z'),
+        email: email.toUpperCase(),
+        campaignId: cid,
+        seq: 2,
+        reason: 'abuse',
+      };
       const first = await store.recordEvent(event, { reason: 'complaint (mailgun): abuse', source: 'mailgun' });
       assert.deepEqual(first, { recorded: true, linked: true, suppressed: true });
       assert.equal(await store.isSuppressed(email), true);
@@ -587,7 +697,20 @@ function storeSuite(name: 'sqlite' | 'postgres', makeBackend: () => Promise<Back
       assert.deepEqual(again, { recorded: false, linked: true, suppressed: false }, 'a repeated event changes nothing');
       const events = await store.listEvents({ campaignId: cid });
       assert.equal(events.length, 1);
-      assert.deepEqual({ ...events[0], receivedAt: undefined }, { id: `mailgun:ev-${cid}`, provider: 'mailgun', type: 'complained', occurredAt: new Date('2026-01-02T03:04:05Z'), receivedAt: undefined, email, campaignId: cid, seq: 2, reason: 'abuse' });
+      assert.deepEqual(
+        { ...events[0], receivedAt: undefined },
+        {
+          id: `mailgun:ev-${cid}`,
+          provider: 'mailgun',
+          type: 'complained',
+          occurredAt: new Date('2026-01-02T03:04:05Z'),
+          receivedAt: undefined,
+          email,
+          campaignId: cid,
+          seq: 2,
+          reason: 'abuse',
+        },
+      );
       // An identity naming another address's row links nothing.
       const wrong = await store.recordEvent({ ...event, providerEventId: `ev2-${cid}`, email: `someone.${cid}@example.com`, seq: 1 });
       assert.deepEqual(wrong, { recorded: true, linked: false, suppressed: false });
@@ -599,13 +722,19 @@ function storeSuite(name: 'sqlite' | 'postgres', makeBackend: () => Promise<Back
       const list = id('newsletter');
       await store.createCampaign({ id: a, from: 'a@example.com', template: { subject: 's', text: 't' }, providers: ['p'], batchSize: 10, list });
       await store.createCampaign({ id: b, from: 'a@example.com', template: { subject: 's', text: 't' }, providers: ['p'], batchSize: 10 });
-      const shared = [{ email: `shared.${list}@example.com`, fields: {} }, { email: `other.${list}@example.com`, fields: {} }];
+      const shared = [
+        { email: `shared.${list}@example.com`, fields: {} },
+        { email: `other.${list}@example.com`, fields: {} },
+      ];
       await store.importAudience(a, shared);
       await store.importAudience(b, shared);
       await store.addListSuppression(list, shared[0].email, 'unsubscribed', 'test');
       const inList = await store.claimRange(a, 1, 2, 'p', 't1');
       assert.equal(inList.suppressed, 1);
-      assert.deepEqual(inList.claimed.map((r) => r.email), [shared[1].email]);
+      assert.deepEqual(
+        inList.claimed.map((r) => r.email),
+        [shared[1].email],
+      );
       assert.match((await store.listRecipients(a))[0].lastError ?? '', new RegExp(`suppressed for list ${list}: unsubscribed`));
       const otherList = await store.claimRange(b, 1, 2, 'p', 't2');
       assert.equal(otherList.suppressed, 0, 'a campaign of another list still sends to it');
@@ -683,7 +812,14 @@ describe('store (sqlite, two processes)', function () {
     const mine: number[] = [];
     for (let from = 1; from <= n; from += step) {
       const r = await store.claimRange(cid, from, from + step - 1, 'parent', 'tok-parent');
-      mine.push(...(await store.markDispatched(cid, r.claimed.map((x) => x.seq), 'parent', 'tok-parent')));
+      mine.push(
+        ...(await store.markDispatched(
+          cid,
+          r.claimed.map((x) => x.seq),
+          'parent',
+          'tok-parent',
+        )),
+      );
     }
     const code = await exited;
     assert.equal(code, 0, err);
@@ -743,7 +879,11 @@ describe('store (sqlite, fault injection)', function () {
   });
 
   /** In a child process: open the store (with `faults`), import an audience (transaction 1), claim it (transaction 2). */
-  function importAndClaim(cid: string, faults: unknown, env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; signal: NodeJS.Signals | null; err: string }> {
+  function importAndClaim(
+    cid: string,
+    faults: unknown,
+    env: NodeJS.ProcessEnv = {},
+  ): Promise<{ code: number | null; signal: NodeJS.Signals | null; err: string }> {
     const storeModule = path.resolve(__dirname, '../../src/store/open-store.js');
     const script = `
       const { openStore } = require(${JSON.stringify(storeModule)});
@@ -768,7 +908,10 @@ describe('store (sqlite, fault injection)', function () {
     try {
       const rows = await store.listRecipients(cid);
       assert.equal(rows.length, 10, 'the import (transaction 1) was committed');
-      assert.ok(rows.every((row) => row.state === 'pending' && row.attempts === 0), 'the claim (transaction 2) was rolled back');
+      assert.ok(
+        rows.every((row) => row.state === 'pending' && row.attempts === 0),
+        'the claim (transaction 2) was rolled back',
+      );
     } finally {
       await store.close();
     }

@@ -43,7 +43,10 @@ describe('failure taxonomy (each class on a real campaign)', function () {
     for (const [addr, n] of h.deliveries()) assert.equal(n, 1, addr);
     assert.equal(h.deliveries().size, 200);
     const rows = await h.store.listRecipients(id);
-    assert.ok(rows.some((r) => r.attempts > 1), 'some rows needed a second attempt');
+    assert.ok(
+      rows.some((r) => r.attempts > 1),
+      'some rows needed a second attempt',
+    );
   });
 
   it('recipient permanent: 550 for one address rejects it with the reason and suppresses it; no retry, no switch', async () => {
@@ -149,7 +152,7 @@ describe('failure taxonomy (each class on a real campaign)', function () {
     assert.match(held.pauseReason ?? '', /^batch from recipient #\d+ failed: ledger unavailable: connection terminated$/);
     assert.equal(held.status, 'holding');
     assert.equal(held.hold?.kind, 'store-or-bug');
-    assert.equal(held.switches.length, 0, 'a store failure is not the provider\'s fault');
+    assert.equal(held.switches.length, 0, "a store failure is not the provider's fault");
     assert.equal((await handle.describe()).status.name, 'RUNNING');
     ledgerDown = false;
     await resumeCampaign(h.client, id);
@@ -176,10 +179,14 @@ describe('failure taxonomy (each class on a real campaign)', function () {
     );
     const id = uniqueId('prepare-down');
     const handle = await h.launch(id, audience(50));
-    const held = await waitUntil(async () => {
-      const p = await campaignProgress(h.client, id);
-      return p.status === 'holding' ? p : undefined;
-    }, 'the campaign to hold while it cannot be checked', 90_000);
+    const held = await waitUntil(
+      async () => {
+        const p = await campaignProgress(h.client, id);
+        return p.status === 'holding' ? p : undefined;
+      },
+      'the campaign to hold while it cannot be checked',
+      90_000,
+    );
     assert.equal(held.hold?.kind, 'store-or-bug');
     assert.match(held.pauseReason ?? '', /^checking the campaign failed: ledger unavailable: connection refused$/);
     const desc = await handle.describe();
@@ -200,7 +207,14 @@ describe('failure taxonomy (each class on a real campaign)', function () {
     const id = uniqueId('invalid');
     const rows = audience(30);
     rows[11].fields = {};
-    await h.store.createCampaign({ id, from: 'news@mailover.test', template: TEMPLATE, postalAddress: POSTAL_ADDRESS, providers: ['smtp-primary'], batchSize: 10 });
+    await h.store.createCampaign({
+      id,
+      from: 'news@mailover.test',
+      template: TEMPLATE,
+      postalAddress: POSTAL_ADDRESS,
+      providers: ['smtp-primary'],
+      batchSize: 10,
+    });
     await h.store.importAudience(id, rows);
     const handle = await startCampaign(h.client, { campaignId: id, providers: ['smtp-primary'], batchSize: 10, taskQueue: h.taskQueue, options: FAST });
     await assert.rejects(handle.result(), (err: unknown) => {
@@ -216,9 +230,22 @@ describe('failure taxonomy (each class on a real campaign)', function () {
 
   it('invalid campaign: a provider the worker does not know fails the campaign before any send', async () => {
     const id = uniqueId('unknown-provider');
-    await h.store.createCampaign({ id, from: 'news@mailover.test', template: TEMPLATE, postalAddress: POSTAL_ADDRESS, providers: ['smtp-primary', 'ses-eu'], batchSize: 10 });
+    await h.store.createCampaign({
+      id,
+      from: 'news@mailover.test',
+      template: TEMPLATE,
+      postalAddress: POSTAL_ADDRESS,
+      providers: ['smtp-primary', 'ses-eu'],
+      batchSize: 10,
+    });
     await h.store.importAudience(id, audience(5));
-    const handle = await startCampaign(h.client, { campaignId: id, providers: ['smtp-primary', 'ses-eu'], batchSize: 10, taskQueue: h.taskQueue, options: FAST });
+    const handle = await startCampaign(h.client, {
+      campaignId: id,
+      providers: ['smtp-primary', 'ses-eu'],
+      batchSize: 10,
+      taskQueue: h.taskQueue,
+      options: FAST,
+    });
     await assert.rejects(handle.result(), (err: unknown) => {
       assert.ok(err instanceof WorkflowFailedError);
       assert.match(String((err.cause?.cause as Error | undefined)?.message), /unknown provider 'ses-eu'/);

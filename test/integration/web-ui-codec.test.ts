@@ -48,12 +48,20 @@ describe('Temporal Web UI with encrypted payloads (headless Chromium, codec serv
     ui = `http://127.0.0.1:${uiPort}`;
     const token = randomBytes(24).toString('hex');
     server = await startCodecServer({ codec: counting, token, uiOrigins: [ui, `http://localhost:${uiPort}`] });
-    env = await startDevServer({ uiPort, extraArgs: ["--ui-codec-endpoint", `${server.url}/${token}`] });
+    env = await startDevServer({ uiPort, extraArgs: ['--ui-codec-endpoint', `${server.url}/${token}`] });
     h = await Harness.create({ env, dataConverter: encryptingDataConverter(codec) });
     await h.startWorker();
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
   });
   after(async () => {

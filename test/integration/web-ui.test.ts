@@ -31,7 +31,15 @@ describe('Temporal Web UI (headless Chromium)', function () {
     await h.startWorker();
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
   });
   after(async () => {
@@ -61,13 +69,24 @@ describe('Temporal Web UI (headless Chromium)', function () {
       await page.getByText('sendBatch • batch 4: recipients #151–200 via mailgun').waitFor();
       const overview = await page.locator('body').innerText();
       assert.match(overview, /"activeProvider": "mailgun"/, 'the result shows the active provider');
-      const shot = process.env.MAILOVER_UPDATE_SCREENSHOT === '1' ? join(__dirname, '..', '..', '..', 'docs', 'web-ui-campaign.png') : join(h.dir, 'web-ui-campaign.png');
+      const shot =
+        process.env.MAILOVER_UPDATE_SCREENSHOT === '1' ? join(__dirname, '..', '..', '..', 'docs', 'web-ui-campaign.png') : join(h.dir, 'web-ui-campaign.png');
       await page.screenshot({ path: shot });
       assert.ok(existsSync(shot));
       // Summary and current details, in words.
       await page.getByText('User Metadata', { exact: true }).click();
       // Current details render in a frame of their own: read every frame.
-      const everyFrame = async () => (await Promise.all(page.frames().map((f) => f.locator('body').innerText().catch(() => '')))).join('\n');
+      const everyFrame = async () =>
+        (
+          await Promise.all(
+            page.frames().map((f) =>
+              f
+                .locator('body')
+                .innerText()
+                .catch(() => ''),
+            ),
+          )
+        ).join('\n');
       let metadata = '';
       for (let i = 0; i < 60 && !/switched smtp-primary/.test(metadata); i++) {
         metadata = await everyFrame();

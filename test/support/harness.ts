@@ -56,9 +56,18 @@ export const TEST_BOUNCE_KEY = 'test-bounce-key-0123456789abcdef';
 export const TEST_WEBHOOK_KEY = 'test-webhook-signing-key-0123456789';
 
 /** The worker's compliance settings in tests: unsubscribe links on a placeholder base URL unless a test serves them. */
-export function testCompliance(over: { unsubscribe?: Partial<UnsubscribeSettings>; bounces?: BounceSettings } = {}): { unsubscribe: UnsubscribeSettings; bounces?: BounceSettings } {
+export function testCompliance(over: { unsubscribe?: Partial<UnsubscribeSettings>; bounces?: BounceSettings } = {}): {
+  unsubscribe: UnsubscribeSettings;
+  bounces?: BounceSettings;
+} {
   return {
-    unsubscribe: { baseUrl: 'http://unsubscribe.mailover.test', signingKey: TEST_UNSUBSCRIBE_KEY, scope: 'all', mailto: 'unsubscribe@bounces.mailover.test', ...over.unsubscribe },
+    unsubscribe: {
+      baseUrl: 'http://unsubscribe.mailover.test',
+      signingKey: TEST_UNSUBSCRIBE_KEY,
+      scope: 'all',
+      mailto: 'unsubscribe@bounces.mailover.test',
+      ...over.unsubscribe,
+    },
     ...(over.bounces ? { bounces: over.bounces } : {}),
   };
 }
@@ -131,7 +140,9 @@ export class Harness {
 
   static async create(opts: HarnessOptions): Promise<Harness> {
     const dir = mkdtempSync(join(tmpdir(), 'mailover-test-'));
-    const store = await openStore(opts.database && opts.database !== 'sqlite' ? { databaseUrl: opts.database } : { databaseUrl: '', sqlitePath: join(dir, 'mailover.db') });
+    const store = await openStore(
+      opts.database && opts.database !== 'sqlite' ? { databaseUrl: opts.database } : { databaseUrl: '', sqlitePath: join(dir, 'mailover.db') },
+    );
     const sinks = smtpModule.emulator!;
     const primary = await sinks.start({ name: 'smtp-primary', credentials: opts.sinkAuth });
     const secondary = await sinks.start({ name: 'smtp-secondary', credentials: opts.sinkAuth });
@@ -197,12 +208,31 @@ export class Harness {
   }
 
   /** Store the campaign and its audience, then start its workflow. */
-  async launch(campaignId: string, rows: AudienceRow[], opts: { providers?: string[]; batchSize?: number; options?: CampaignOptions; list?: string; template?: CampaignTemplate } = {}) {
+  async launch(
+    campaignId: string,
+    rows: AudienceRow[],
+    opts: { providers?: string[]; batchSize?: number; options?: CampaignOptions; list?: string; template?: CampaignTemplate } = {},
+  ) {
     const providers = opts.providers ?? [this.primary.name, this.secondary.name];
     const batchSize = opts.batchSize ?? 50;
-    await this.store.createCampaign({ id: campaignId, from: 'News <news@mailover.test>', template: opts.template ?? TEMPLATE, providers, batchSize, postalAddress: POSTAL_ADDRESS, ...(opts.list ? { list: opts.list } : {}) });
+    await this.store.createCampaign({
+      id: campaignId,
+      from: 'News <news@mailover.test>',
+      template: opts.template ?? TEMPLATE,
+      providers,
+      batchSize,
+      postalAddress: POSTAL_ADDRESS,
+      ...(opts.list ? { list: opts.list } : {}),
+    });
     await this.store.importAudience(campaignId, rows);
-    return startCampaign(this.client, { campaignId, providers, batchSize, total: rows.length, taskQueue: this.taskQueue, options: { ...FAST, ...opts.options } });
+    return startCampaign(this.client, {
+      campaignId,
+      providers,
+      batchSize,
+      total: rows.length,
+      taskQueue: this.taskQueue,
+      options: { ...FAST, ...opts.options },
+    });
   }
 
   /**

@@ -15,9 +15,13 @@ export async function maybeRecordHistory(name: string, handle: WorkflowHandle, a
   if (process.env.MAILOVER_RECORD_HISTORIES !== '1') return;
   const cli = ensureTemporalCli().path;
   if (!cli) throw new Error('recording histories needs the Temporal CLI binary');
-  const json = execFileSync(cli, ['workflow', 'show', '--address', address, '--workflow-id', handle.workflowId, ...(runId ? ['--run-id', runId] : []), '--output', 'json'], {
-    encoding: 'utf8',
-    maxBuffer: 64 * 1024 * 1024,
-  });
+  const json = execFileSync(
+    cli,
+    ['workflow', 'show', '--address', address, '--workflow-id', handle.workflowId, ...(runId ? ['--run-id', runId] : []), '--output', 'json'],
+    {
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+    },
+  );
   writeFileSync(join(HISTORIES_DIR, `${name}.json`), json);
 }

@@ -15,7 +15,9 @@ async function onAdmin<T>(fn: (c: Client) => Promise<T>): Promise<T> {
   try {
     await client.connect();
   } catch (err) {
-    throw new Error(`PostgreSQL is not reachable at ${PG_URL} (${(err as Error).message}): the store must pass on both dialects; set MAILOVER_TEST_PG_URL`, { cause: err });
+    throw new Error(`PostgreSQL is not reachable at ${PG_URL} (${(err as Error).message}): the store must pass on both dialects; set MAILOVER_TEST_PG_URL`, {
+      cause: err,
+    });
   }
   try {
     return await fn(client);

@@ -20,7 +20,10 @@ export class TcpProxy {
   private readonly sockets = new Set<Socket>();
   resets = 0;
 
-  private constructor(private readonly server: Server, readonly port: number) {}
+  private constructor(
+    private readonly server: Server,
+    readonly port: number,
+  ) {}
 
   static async start(target: { host: string; port: number }): Promise<TcpProxy> {
     const server = createServer((client) => proxy.handle(client, target));

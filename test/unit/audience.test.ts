@@ -72,7 +72,10 @@ describe('audience CSV parsing', () => {
   it('reports invalid addresses with their line number, value and reason', () => {
     const csv = ['email,name', 'ok@example.com,A', 'not-an-address,B', '', 'x@localhost,C', 'ok2@example.com,D'].join('\n');
     const r = parseAudience(csv, 'csv');
-    assert.deepEqual(r.rows.map((x) => x.email), ['ok@example.com', 'ok2@example.com']);
+    assert.deepEqual(
+      r.rows.map((x) => x.email),
+      ['ok@example.com', 'ok2@example.com'],
+    );
     assert.deepEqual(r.rejected, [
       { line: 3, value: 'not-an-address', reason: 'missing @' },
       { line: 5, value: 'x@localhost', reason: 'domain has no dot' },
@@ -131,7 +134,10 @@ describe('audience CSV parsing', () => {
 
   it('rejects rows with the wrong number of columns, naming the line', () => {
     const r = parseAudience('email,a,b\nx@example.com,1,2\ny@example.com,1\nz@example.com,1,2,3\n', 'csv');
-    assert.deepEqual(r.rows.map((x) => x.email), ['x@example.com']);
+    assert.deepEqual(
+      r.rows.map((x) => x.email),
+      ['x@example.com'],
+    );
     assert.deepEqual(
       r.rejected.map((x) => [x.line, x.reason]),
       [
@@ -144,8 +150,7 @@ describe('audience CSV parsing', () => {
   it('fails on a header without an email column, listing the columns', () => {
     assert.throws(
       () => parseAudience('name,city\nAnn,Paris\n', 'csv'),
-      (err: Error) =>
-        err instanceof InvalidCampaignError && err.message === "audience: no 'email' column in header (columns: name, city)",
+      (err: Error) => err instanceof InvalidCampaignError && err.message === "audience: no 'email' column in header (columns: name, city)",
     );
     assert.throws(() => parseAudience('email,EMAIL\na@example.com,b@example.com\n', 'csv', 'list.csv'), /list\.csv line 1: more than one 'email' column/);
     assert.throws(() => parseAudience('email,x,x\na@example.com,1,2\n', 'csv'), /duplicate column 'x'/);
@@ -153,7 +158,10 @@ describe('audience CSV parsing', () => {
 
   it('fails on an empty file', () => {
     for (const content of ['', '\n\n', '\r\n']) {
-      assert.throws(() => parseAudience(content, 'csv', 'empty.csv'), (err: Error) => err instanceof InvalidCampaignError && /empty\.csv: empty file/.test(err.message));
+      assert.throws(
+        () => parseAudience(content, 'csv', 'empty.csv'),
+        (err: Error) => err instanceof InvalidCampaignError && /empty\.csv: empty file/.test(err.message),
+      );
     }
   });
 
@@ -175,12 +183,7 @@ describe('audience CSV parsing', () => {
 
 describe('audience JSONL parsing', () => {
   it('parses one object per line; non-string values become strings; blank lines skipped', () => {
-    const jsonl = [
-      '{"email":"Ann@Example.com","first":"Ann","age":41,"vip":true,"note":null}',
-      '',
-      '  ',
-      '{"EMAIL":"bob@example.com"}',
-    ].join('\n');
+    const jsonl = ['{"email":"Ann@Example.com","first":"Ann","age":41,"vip":true,"note":null}', '', '  ', '{"EMAIL":"bob@example.com"}'].join('\n');
     const r = parseAudience(jsonl, 'jsonl');
     assert.deepEqual(r.rows, [
       { email: 'ann@example.com', fields: { first: 'Ann', age: '41', vip: 'true', note: '' } },
@@ -201,7 +204,10 @@ describe('audience JSONL parsing', () => {
       '{"email":"A@example.com"}',
     ].join('\r\n');
     const r = parseAudience(jsonl, 'jsonl');
-    assert.deepEqual(r.rows.map((x) => x.email), ['a@example.com']);
+    assert.deepEqual(
+      r.rows.map((x) => x.email),
+      ['a@example.com'],
+    );
     assert.deepEqual(r.duplicates, [{ line: 8, email: 'a@example.com', firstLine: 1 }]);
     const got = r.rejected.map((x) => [x.line, x.reason]);
     assert.equal(got.length, 6);
@@ -303,7 +309,10 @@ describe('audience files read as a stream', function () {
     return { rows, lines, rejected: scan.rejected, duplicates: scan.duplicates };
   }
 
-  for (const [name, eol] of [['LF', '\n'], ['CRLF', '\r\n']] as const) {
+  for (const [name, eol] of [
+    ['LF', '\n'],
+    ['CRLF', '\r\n'],
+  ] as const) {
     it(`a ${name} file of many reads gives exactly the rows, lines, rejections and duplicates of the same text parsed whole`, async () => {
       const text = bigCsv(30_000, eol);
       assert.ok(Buffer.byteLength(text) > 4 * 256 * 1024, 'spans several reads');
@@ -379,12 +388,18 @@ describe('audience files read as a stream', function () {
       fs.writeFileSync(file, 'email\na@example.com\nb@example.com\n');
       const scan = await scanAudienceFile(file);
       fs.writeFileSync(file, 'email\na@example.com\n');
-      await assert.rejects(insertAudienceFile(store, 'changed', file, scan), /^InvalidCampaignError: changing\.csv changed while it was being imported \(2 valid rows when checked, 1 now\); 0 row\(s\) of campaign 'changed' were inserted$/);
+      await assert.rejects(
+        insertAudienceFile(store, 'changed', file, scan),
+        /^InvalidCampaignError: changing\.csv changed while it was being imported \(2 valid rows when checked, 1 now\); 0 row\(s\) of campaign 'changed' were inserted$/,
+      );
       // The same number of rows, but not the rows that were checked.
       fs.writeFileSync(file, 'email\na@example.com\nb@example.com\n');
       const again = await scanAudienceFile(file);
       fs.writeFileSync(file, 'email\nx@example.com\ny@example.com\n');
-      await assert.rejects(insertAudienceFile(store, 'changed', file, again), /^InvalidCampaignError: changing\.csv changed while it was being imported \(its content differs from what was checked\); 0 row\(s\) of campaign 'changed' were inserted$/);
+      await assert.rejects(
+        insertAudienceFile(store, 'changed', file, again),
+        /^InvalidCampaignError: changing\.csv changed while it was being imported \(its content differs from what was checked\); 0 row\(s\) of campaign 'changed' were inserted$/,
+      );
       assert.equal(await store.countAudience('changed'), 0);
     } finally {
       await store.close();

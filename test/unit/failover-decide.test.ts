@@ -77,19 +77,31 @@ describe('failover decision (decide)', () => {
         title: 'back on a recovered higher-priority provider: a "failback" switch, raised as a failback',
         given: state({ lastProvider: 'b' }),
         event: { type: 'batch-starting', atSeq: 31, at: AT, recordMoves: true },
-        expect: { provider: 'a', switch: { from: 'b', to: 'a', reason: 'failback: a is healthy again', at: AT, atSeq: 31 }, announce: { failback: true, cause: 'failback' } },
+        expect: {
+          provider: 'a',
+          switch: { from: 'b', to: 'a', reason: 'failback: a is healthy again', at: AT, atSeq: 31 },
+          announce: { failback: true, cause: 'failback' },
+        },
       },
       {
         title: 'the last provider is no longer in the order: counted as a failback to the new one',
         given: state({ plan: { order: ['b', 'c'], down: {} }, lastProvider: 'a' }),
         event: { type: 'batch-starting', atSeq: 5, at: AT, recordMoves: true },
-        expect: { provider: 'b', switch: { from: 'a', to: 'b', reason: 'failback: b is healthy again', at: AT, atSeq: 5 }, announce: { failback: true, cause: 'failback' } },
+        expect: {
+          provider: 'b',
+          switch: { from: 'a', to: 'b', reason: 'failback: b is healthy again', at: AT, atSeq: 5 },
+          announce: { failback: true, cause: 'failback' },
+        },
       },
       {
         title: 'moved down the order for another reason (the last one kept out here): "moved to"',
         given: state({ plan: { order: ['a', 'b'], down: { a: 'recovered; failback is manual' } }, lastProvider: 'a' }),
         event: { type: 'batch-starting', atSeq: 7, at: AT, recordMoves: true },
-        expect: { provider: 'b', switch: { from: 'a', to: 'b', reason: 'moved to b', at: AT, atSeq: 7 }, announce: { failback: false, cause: 'shared-health' } },
+        expect: {
+          provider: 'b',
+          switch: { from: 'a', to: 'b', reason: 'moved to b', at: AT, atSeq: 7 },
+          announce: { failback: false, cause: 'shared-health' },
+        },
       },
       {
         title: 'runs recorded before shared health record no move (the provider is still remembered)',
@@ -171,7 +183,10 @@ describe('failover decision (decide)', () => {
         given: state({ lastProvider: 'a' }),
         event: { type: 'batch-failed', provider: 'a', failure: 'message-refused', reason: "400 'from' parameter is not a valid address", atSeq: 11, at: AT },
         expect: {
-          state: state({ lastProvider: 'a', hold: { kind: 'message-refused', reason: "batch from recipient #11: 400 'from' parameter is not a valid address", since: AT } }),
+          state: state({
+            lastProvider: 'a',
+            hold: { kind: 'message-refused', reason: "batch from recipient #11: 400 'from' parameter is not a valid address", since: AT },
+          }),
           hold: { kind: 'message-refused', reason: "batch from recipient #11: 400 'from' parameter is not a valid address", since: AT },
         },
       },
@@ -180,12 +195,15 @@ describe('failover decision (decide)', () => {
         given: state({ lastProvider: 'a' }),
         event: { type: 'batch-failed', provider: 'a', failure: 'store-or-bug', reason: 'SQLITE_BUSY: database is locked', atSeq: 6, at: AT },
         expect: {
-          state: state({ lastProvider: 'a', hold: { kind: 'store-or-bug', reason: 'batch from recipient #6 failed: SQLITE_BUSY: database is locked', since: AT } }),
+          state: state({
+            lastProvider: 'a',
+            hold: { kind: 'store-or-bug', reason: 'batch from recipient #6 failed: SQLITE_BUSY: database is locked', since: AT },
+          }),
           hold: { kind: 'store-or-bug', reason: 'batch from recipient #6 failed: SQLITE_BUSY: database is locked', since: AT },
         },
       },
       {
-        title: 'a worker timeout is not the provider\'s fault: nothing changes, the same batch goes again on the same provider',
+        title: "a worker timeout is not the provider's fault: nothing changes, the same batch goes again on the same provider",
         given: state({ lastProvider: 'a' }),
         event: { type: 'batch-failed', provider: 'a', failure: 'worker-timeout', reason: 'heartbeat timeout', atSeq: 6, at: AT },
         expect: { state: state({ lastProvider: 'a' }) },
@@ -194,7 +212,7 @@ describe('failover decision (decide)', () => {
     for (const c of cases) it(`batch: ${c.title}`, () => check(c));
   });
 
-  describe('drill-forced: a drill\'s failure takes the path a real one does', () => {
+  describe("drill-forced: a drill's failure takes the path a real one does", () => {
     const reason = 'failover drill: primary forced down';
     const cases: Case[] = [
       {
@@ -310,7 +328,10 @@ describe('failover decision (decide)', () => {
         title: 'pause: an operator hold with the reason given',
         given: state({ lastProvider: 'a' }),
         event: { type: 'pause', reason: 'waiting for legal', at: AT },
-        expect: { state: state({ lastProvider: 'a', hold: { kind: 'operator', reason: 'waiting for legal', since: AT } }), hold: { kind: 'operator', reason: 'waiting for legal', since: AT } },
+        expect: {
+          state: state({ lastProvider: 'a', hold: { kind: 'operator', reason: 'waiting for legal', since: AT } }),
+          hold: { kind: 'operator', reason: 'waiting for legal', since: AT },
+        },
       },
       {
         title: 'pause without a reason: "paused by operator"',
@@ -359,10 +380,12 @@ describe('failover decision (decide)', () => {
 
     for (const kind of ['operator', 'message-refused', 'store-or-bug', 'review'] as const) {
       it(`operator: resume ends a ${kind} hold`, () => assert.equal(run(state({ hold: hold(kind) }), { type: 'resume' }).state.hold, undefined));
-      it(`operator: a new provider order does not end a ${kind} hold`, () => assert.deepEqual(run(state({ hold: hold(kind) }), { type: 'operator-order', providers: ['b'] }).state.hold, hold(kind)));
+      it(`operator: a new provider order does not end a ${kind} hold`, () =>
+        assert.deepEqual(run(state({ hold: hold(kind) }), { type: 'operator-order', providers: ['b'] }).state.hold, hold(kind)));
     }
     for (const kind of ['operator', 'no-provider', 'message-refused', 'store-or-bug'] as const) {
-      it(`operator: released rows do not end a ${kind} hold`, () => assert.deepEqual(run(state({ hold: hold(kind) }), { type: 'rows-released' }).state.hold, hold(kind)));
+      it(`operator: released rows do not end a ${kind} hold`, () =>
+        assert.deepEqual(run(state({ hold: hold(kind) }), { type: 'rows-released' }).state.hold, hold(kind)));
     }
   });
 
@@ -402,7 +425,14 @@ describe('failover decision (decide)', () => {
 
     it('sequence: a drill forced down at #11 switches once and the next batch on the secondary records nothing more', () => {
       const reason = 'failover drill: primary forced down';
-      const r = feed(state({ plan: { order: ['a', 'b'], down: {} } }), [start(1), start(6), start(11), { type: 'drill-forced', provider: 'a', reason, atSeq: 11, at: AT }, start(11), start(16)]);
+      const r = feed(state({ plan: { order: ['a', 'b'], down: {} } }), [
+        start(1),
+        start(6),
+        start(11),
+        { type: 'drill-forced', provider: 'a', reason, atSeq: 11, at: AT },
+        start(11),
+        start(16),
+      ]);
       assert.deepEqual(r.switches, [{ from: 'a', to: 'b', reason, at: AT, atSeq: 11 }], 'not announced');
       assert.equal(r.state.lastProvider, 'b');
     });
@@ -427,7 +457,14 @@ describe('failover decision (decide)', () => {
   });
 
   describe('switch causes: from what happened, never from the reason text', () => {
-    const opened = (by: 'failures' | 'operator' | 'probe' | undefined, reason: string): FailoverEvent => ({ type: 'health-changed', provider: 'a', circuit: 'open', reason, failback: 'auto', ...(by ? { by } : {}) });
+    const opened = (by: 'failures' | 'operator' | 'probe' | undefined, reason: string): FailoverEvent => ({
+      type: 'health-changed',
+      provider: 'a',
+      circuit: 'open',
+      reason,
+      failback: 'auto',
+      ...(by ? { by } : {}),
+    });
     const start = (atSeq: number): FailoverEvent => ({ type: 'batch-starting', atSeq, at: AT, recordMoves: true });
     const causeAfter = (given: FailoverState, events: FailoverEvent[]) => {
       let s = given;
@@ -442,7 +479,15 @@ describe('failover decision (decide)', () => {
     const onA = state({ plan: { order: ['a', 'b'], down: {} }, lastProvider: 'a' });
 
     it('monitoring: its own batch refused by the provider is provider-refused; transient errors until the retries were spent is retries-exhausted', () => {
-      const failed = (cause?: 'provider-refused' | 'retries-exhausted'): FailoverEvent => ({ type: 'batch-failed', provider: 'a', failure: 'provider', reason: 'drill', atSeq: 6, at: AT, ...(cause ? { cause } : {}) });
+      const failed = (cause?: 'provider-refused' | 'retries-exhausted'): FailoverEvent => ({
+        type: 'batch-failed',
+        provider: 'a',
+        failure: 'provider',
+        reason: 'drill',
+        atSeq: 6,
+        at: AT,
+        ...(cause ? { cause } : {}),
+      });
       assert.deepEqual(causeAfter(onA, [failed('retries-exhausted')]), ['retries-exhausted']);
       assert.deepEqual(causeAfter(onA, [failed('provider-refused')]), ['provider-refused']);
       assert.deepEqual(causeAfter(onA, [failed()]), ['provider-refused'], 'recorded before causes: a provider-level failure is a refusal');
@@ -457,14 +502,18 @@ describe('failover decision (decide)', () => {
       assert.deepEqual(causeAfter(onA, [{ type: 'health-known', down: { a: 'maintenance' }, operatorDown: ['a'] }, start(6)]), ['operator']);
     });
 
-    it('monitoring: a circuit opened by other campaigns\' failures or a probe is shared-health, even when its reason names a drill or an operator', () => {
+    it("monitoring: a circuit opened by other campaigns' failures or a probe is shared-health, even when its reason names a drill or an operator", () => {
       assert.deepEqual(causeAfter(onA, [opened('failures', 'failover drill d-7; marked down by an operator'), start(6)]), ['shared-health']);
       assert.deepEqual(causeAfter(onA, [opened('probe', 'probe failed'), start(6)]), ['shared-health']);
       assert.deepEqual(causeAfter(onA, [opened(undefined, 'opened'), start(6)]), ['shared-health'], 'a notice from before `by`');
       assert.deepEqual(causeAfter(onA, [{ type: 'health-known', down: { a: 'operator drill' } }, start(6)]), ['shared-health']);
       // Held down by an operator once, reopened later by failures: the failures' switch.
       const closed: FailoverEvent = { type: 'health-changed', provider: 'a', circuit: 'closed', reason: 'up', failback: 'auto', by: 'operator' };
-      assert.deepEqual(causeAfter(onA, [opened('operator', 'x'), start(6), closed, start(11), opened('failures', 'y'), start(16)]), ['operator', 'failback', 'shared-health']);
+      assert.deepEqual(causeAfter(onA, [opened('operator', 'x'), start(6), closed, start(11), opened('failures', 'y'), start(16)]), [
+        'operator',
+        'failback',
+        'shared-health',
+      ]);
     });
 
     it('monitoring: back on a recovered higher-priority provider is failback', () => {
@@ -478,7 +527,14 @@ describe('failover decision (decide)', () => {
     const events: FailoverEvent[] = [
       { type: 'batch-starting', atSeq: 3, at: AT, recordMoves: true },
       { type: 'batch-succeeded', provider: 'a' },
-      ...(['provider', 'message-refused', 'store-or-bug', 'worker-timeout'] as const).map((failure): FailoverEvent => ({ type: 'batch-failed', provider: 'a', failure, reason: 'x', atSeq: 3, at: AT })),
+      ...(['provider', 'message-refused', 'store-or-bug', 'worker-timeout'] as const).map((failure): FailoverEvent => ({
+        type: 'batch-failed',
+        provider: 'a',
+        failure,
+        reason: 'x',
+        atSeq: 3,
+        at: AT,
+      })),
       { type: 'drill-forced', provider: 'a', reason: 'forced', atSeq: 3, at: AT },
       { type: 'health-changed', provider: 'b', circuit: 'closed', reason: 'ok', failback: 'manual' },
       { type: 'health-changed', provider: 'c', circuit: 'closed', reason: 'ok', failback: 'auto' },

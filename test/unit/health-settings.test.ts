@@ -23,7 +23,18 @@ describe('provider health settings', () => {
 
   it('config: health settings are read with defaults, and bad ones are refused naming the field', () => {
     assert.deepEqual(parseConfig({ providers: PROVIDERS }, {}).health, DEFAULT_HEALTH_SETTINGS);
-    const h = parseConfig({ providers: PROVIDERS, health: { consecutiveFailures: 2, failback: 'manual', failureRate: { threshold: 0.5, window: 20 }, probe: { to: 'ops@example.org', from: 'mailover <probe@example.org>' } } }, {}).health;
+    const h = parseConfig(
+      {
+        providers: PROVIDERS,
+        health: {
+          consecutiveFailures: 2,
+          failback: 'manual',
+          failureRate: { threshold: 0.5, window: 20 },
+          probe: { to: 'ops@example.org', from: 'mailover <probe@example.org>' },
+        },
+      },
+      {},
+    ).health;
     assert.equal(h.consecutiveFailures, 2);
     assert.equal(h.failback, 'manual');
     assert.deepEqual(h.failureRate, { threshold: 0.5, window: 20, minReports: 20 });
@@ -41,7 +52,10 @@ describe('provider health settings', () => {
   it('config: a provider rateLimit needs whole numbers above 0 and names the field', () => {
     const ok = parseConfig({ providers: [{ ...PROVIDERS[0], rateLimit: { perSecond: 50, perWindow: { max: 1000, windowMs: 3_600_000 } } }] }, {});
     assert.deepEqual(ok.providers[0].rateLimit, { perSecond: 50, perWindow: { max: 1000, windowMs: 3_600_000 } });
-    assert.throws(() => parseConfig({ providers: [{ ...PROVIDERS[0], rateLimit: { perSecond: 0 } }] }, {}), /providers\[0\]\.rateLimit\.perSecond: expected a whole number of messages above 0, got 0/);
+    assert.throws(
+      () => parseConfig({ providers: [{ ...PROVIDERS[0], rateLimit: { perSecond: 0 } }] }, {}),
+      /providers\[0\]\.rateLimit\.perSecond: expected a whole number of messages above 0, got 0/,
+    );
     assert.throws(() => parseConfig({ providers: [{ ...PROVIDERS[0], rateLimit: {} }] }, {}), /providers\[0\]\.rateLimit: set perSecond, perWindow or both/);
   });
 });

@@ -116,10 +116,7 @@ describe('MIME built by the SMTP provider', () => {
   });
 
   it('mime: envelopeFrom (VERP) is the SMTP envelope sender, the Return-Path; without it the From address is', async () => {
-    const [verp, plain] = await deliver(
-      message({ envelopeFrom: 'bounces+camp-mime.1=reader@bounce.shop.example' }),
-      message(),
-    );
+    const [verp, plain] = await deliver(message({ envelopeFrom: 'bounces+camp-mime.1=reader@bounce.shop.example' }), message());
     assert.equal(verp!.from, 'bounces+camp-mime.1=reader@bounce.shop.example');
     assert.equal(verp!.headers['from'], 'News <news@shop.example>', 'the From header is unchanged');
     assert.equal(plain!.from, 'news@shop.example');

@@ -178,7 +178,8 @@ export function kindNames(file: string, source: string, kinds: Array<{ kind: str
     for (const s of strings) if (s.text === kind) problems.push(`${file}:${s.line}: the string '${kind}' names a provider kind`);
     const titleRe = new RegExp(`(^|[^A-Za-z0-9])${title.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}($|[^A-Za-z0-9])`, 'i');
     for (const s of strings) if (titleRe.test(s.text)) problems.push(`${file}:${s.line}: the string ${JSON.stringify(s.text.slice(0, 80))} names ${title}`);
-    for (const imp of imports) if (new RegExp(`(^|/)providers/${kind}(/|$)`).test(imp.spec)) problems.push(`${file}:${imp.line}: imports ${imp.spec}, a file of the ${kind} module`);
+    for (const imp of imports)
+      if (new RegExp(`(^|/)providers/${kind}(/|$)`).test(imp.spec)) problems.push(`${file}:${imp.line}: imports ${imp.spec}, a file of the ${kind} module`);
     if (!protocolNames.includes(kind)) {
       const idRe = new RegExp(`[A-Za-z_$][A-Za-z0-9_$]*`, 'g');
       code.split('\n').forEach((text, n) => {
@@ -212,10 +213,22 @@ describe('provider kinds stay in src/providers/', () => {
       'const ok = /^https?:\\/\\//.test(url);',
     ].join('\n');
     const found = kindNames('x.ts', bad, kinds);
-    assert.ok(found.some((p) => p.includes("imports ../providers/smtp/emulator")), found.join('\n'));
-    assert.ok(found.some((p) => p.includes('identifier SmtpSink')), found.join('\n'));
-    assert.ok(found.some((p) => p.includes("x.ts:4: the string 'mailgun' names a provider kind")), found.join('\n'));
-    assert.ok(found.some((p) => p.includes('x.ts:6') && p.includes('names Mailgun')), found.join('\n'));
+    assert.ok(
+      found.some((p) => p.includes('imports ../providers/smtp/emulator')),
+      found.join('\n'),
+    );
+    assert.ok(
+      found.some((p) => p.includes('identifier SmtpSink')),
+      found.join('\n'),
+    );
+    assert.ok(
+      found.some((p) => p.includes("x.ts:4: the string 'mailgun' names a provider kind")),
+      found.join('\n'),
+    );
+    assert.ok(
+      found.some((p) => p.includes('x.ts:6') && p.includes('names Mailgun')),
+      found.join('\n'),
+    );
     assert.ok(!found.some((p) => /x\.ts:[2357]:/.test(p)), `comments, template expressions and regex literals are not kind names:\n${found.join('\n')}`);
     for (const [id, kind, named] of [
       ['SmtpSink', 'smtp', true],

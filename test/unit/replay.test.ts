@@ -19,7 +19,9 @@ const histories = readdirSync(HISTORIES_DIR)
   .map((f) => ({ workflowId: f.replace(/\.json$/, ''), history: historyFromJSON(JSON.parse(readFileSync(join(HISTORIES_DIR, f), 'utf8'))) }));
 
 function allHistoryFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? allHistoryFiles(join(dir, e.name)) : e.name.endsWith('.json') ? [join(dir, e.name)] : []));
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? allHistoryFiles(join(dir, e.name)) : e.name.endsWith('.json') ? [join(dir, e.name)] : [],
+  );
 }
 
 async function replayAll(path: string) {
@@ -35,12 +37,26 @@ describe('replay of committed workflow histories', function () {
 
   it('replay: the committed histories include an SMTP failover, a Mailgun failover, a pause and resume, a continue-as-new run, failover drills that pass and fail, a provider health workflow and a campaign failing back after shared health', () => {
     const names = histories.map((h) => h.workflowId);
-    for (const expected of ['continue-as-new', 'failover', 'mailgun-failover', 'pause-resume', 'drill-pass', 'drill-fail', 'drill-hold', 'provider-health', 'shared-health-failback']) assert.ok(names.includes(expected), `test/histories/${expected}.json is committed`);
+    for (const expected of [
+      'continue-as-new',
+      'failover',
+      'mailgun-failover',
+      'pause-resume',
+      'drill-pass',
+      'drill-fail',
+      'drill-hold',
+      'provider-health',
+      'shared-health-failback',
+    ])
+      assert.ok(names.includes(expected), `test/histories/${expected}.json is committed`);
   });
 
   it('replay: the histories hold ids, counts and provider names only: no e-mail address (any domain), merge value or body anywhere, payloads decoded or not, encrypted ones included', () => {
     const files = allHistoryFiles(HISTORIES_DIR);
-    assert.ok(files.some((f) => f.includes(`${sep}encrypted${sep}`)), 'the encrypted histories are checked too');
+    assert.ok(
+      files.some((f) => f.includes(`${sep}encrypted${sep}`)),
+      'the encrypted histories are checked too',
+    );
     for (const f of files) {
       const json = readFileSync(f, 'utf8');
       const payloads = decodedPayloads(JSON.parse(json));
@@ -52,7 +68,8 @@ describe('replay of committed workflow histories', function () {
   });
 
   it('replay: the address check finds an address of any domain, in a payload or in a failure message', () => {
-    for (const text of ['rcpt bob@example.org refused', '550 5.7.1 <Jane.Doe+news@mail.co.uk>: Relay access denied', 'x:émile@exämple.fr']) assert.ok(ANY_ADDRESS.test(text), text);
+    for (const text of ['rcpt bob@example.org refused', '550 5.7.1 <Jane.Doe+news@mail.co.uk>: Relay access denied', 'x:émile@exämple.fr'])
+      assert.ok(ANY_ADDRESS.test(text), text);
     for (const text of ['@temporalio/worker@1.24.0+2edc', '26933@vm', 'mo.campaign-1.17@mailover']) assert.ok(!ANY_ADDRESS.test(text), text);
   });
 
@@ -66,6 +83,9 @@ describe('replay of committed workflow histories', function () {
     const results = await replayAll(require.resolve('../fixtures/incompatible-workflows'));
     const failover = results.find((r) => r.workflowId === 'failover');
     assert.ok(failover?.error, 'the incompatible workflow must fail replay');
-    assert.ok(failover.error instanceof DeterminismViolationError, `expected DeterminismViolationError, got ${failover.error?.name}: ${failover.error?.message}`);
+    assert.ok(
+      failover.error instanceof DeterminismViolationError,
+      `expected DeterminismViolationError, got ${failover.error?.name}: ${failover.error?.message}`,
+    );
   });
 });

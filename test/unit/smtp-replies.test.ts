@@ -44,10 +44,16 @@ describe('smtp replies: the rules', () => {
     // The relay refuses us.
     ['rcpt', '550 5.7.1 <bob@example.org>: Relay access denied', 'provider', false, 'is the relay refusing us'],
     ['rcpt', '530 5.7.0 Authentication required', 'provider', false, 'is authentication required of us'],
-    ['rcpt', '550 5.7.26 Unauthenticated email from example.com is not accepted due to domain\'s DMARC policy', 'provider', false, 'is our DMARC failing'],
+    ['rcpt', "550 5.7.26 Unauthenticated email from example.com is not accepted due to domain's DMARC policy", 'provider', false, 'is our DMARC failing'],
     ['rcpt', '550 5.7.27 Sender address has null MX', 'provider', false, 'is our sender domain refused'],
     ['rcpt', '550 5.7.1 Service unavailable; Client host [203.0.113.7] blocked using zen.spamhaus.org', 'provider', false, 'is our blocklisted IP refused'],
-    ['rcpt', "550 5.7.1 RESOLVER.RST.NotAuthorized; not authorized to send to this recipient", 'rejected', false, "is that one recipient's policy (one recipient never takes a provider down)"],
+    [
+      'rcpt',
+      '550 5.7.1 RESOLVER.RST.NotAuthorized; not authorized to send to this recipient',
+      'rejected',
+      false,
+      "is that one recipient's policy (one recipient never takes a provider down)",
+    ],
     ['rcpt', '554 5.7.1 message refused', 'rejected', false, "is that one recipient's policy when nothing says it is about us"],
     ['rcpt', '451 4.3.5 Server configuration problem', 'deferred', false, 'is a temporary problem for this recipient (4.3.5 is not system storage)'],
     ['rcpt', '553 5.1.8 <us@example.com>: Sender address rejected: Domain not found', 'provider', false, 'is our sender domain, not the mailbox (X.1.8)'],
@@ -84,7 +90,13 @@ describe('smtp replies: the rules', () => {
     ['rcpt', '554 Recipient refused', 'rejected', false, 'is rejected but not a hard bounce'],
     ['rcpt', '552 Requested mail action aborted', 'rejected', false, 'is rejected but not a hard bounce'],
     ['message', '550 5.1.1 The email account that you tried to reach does not exist', 'rejected', true, 'is a mailbox that does not exist'],
-    ['message', '554 delivery error: dd This user doesn\'t have a example.com account', 'rejected', true, 'without an enhanced code still says the account does not exist'],
+    [
+      'message',
+      "554 delivery error: dd This user doesn't have a example.com account",
+      'rejected',
+      true,
+      'without an enhanced code still says the account does not exist',
+    ],
     // Disabled or full.
     ['rcpt', '550 5.2.1 The email account that you tried to reach is disabled', 'rejected', true, 'is a disabled mailbox'],
     ['rcpt', '552 5.2.2 Mailbox full', 'rejected', false, 'is a full mailbox, never suppressed'],
@@ -160,7 +172,14 @@ describe('smtp replies: the rules', () => {
       for (const raw of ['550 5.1.1 User unknown', '450 4.2.2 Mailbox full', '421 4.7.0 Try again later', '550 User unknown']) {
         const verdict = classifyRaw(phase, raw);
         if (verdict.action !== 'rejected') assert.equal(verdict.hardBounce, false, `${phase} ${raw}`);
-        assert.equal(verdict.signature, raw.split(' ').slice(0, /^\d\.\d/.test(raw.split(' ')[1]!) ? 2 : 1).join(' '), `${phase} ${raw}`);
+        assert.equal(
+          verdict.signature,
+          raw
+            .split(' ')
+            .slice(0, /^\d\.\d/.test(raw.split(' ')[1]!) ? 2 : 1)
+            .join(' '),
+          `${phase} ${raw}`,
+        );
       }
     }
     assert.equal(classifySmtpReply('rcpt', { code: 550, text: 'User unknown' }).signature, '550');
@@ -198,7 +217,9 @@ describe('smtp replies: the real-reply corpus', () => {
       }
       const verdict = classifySmtpReply(entry.phase, reply);
       if (verdict.action !== entry.expect.action || verdict.hardBounce !== entry.expect.hardBounce) {
-        mismatches.push(`${where}: expected ${entry.expect.action}${entry.expect.hardBounce ? ' (hard)' : ''}, got ${verdict.action}${verdict.hardBounce ? ' (hard)' : ''}: ${verdict.meaning}`);
+        mismatches.push(
+          `${where}: expected ${entry.expect.action}${entry.expect.hardBounce ? ' (hard)' : ''}, got ${verdict.action}${verdict.hardBounce ? ' (hard)' : ''}: ${verdict.meaning}`,
+        );
       }
     });
     assert.equal(mismatches.length, 0, `${mismatches.length} of ${corpus.length} replies classified otherwise:\n${mismatches.join('\n')}`);
@@ -207,9 +228,7 @@ describe('smtp replies: the real-reply corpus', () => {
   it('relay answers: no meaning in the corpus contains an address, though many replies echo one', () => {
     const echoing = corpus.filter((entry) => entry.reply.includes('@'));
     assert.ok(echoing.length >= 10, `replies echoing an address: ${echoing.length}`);
-    const leaks = corpus
-      .map((entry) => classifySmtpReply(entry.phase, parseSmtpReply(entry.reply)!).meaning)
-      .filter((meaning) => meaning.includes('@'));
+    const leaks = corpus.map((entry) => classifySmtpReply(entry.phase, parseSmtpReply(entry.reply)!).meaning).filter((meaning) => meaning.includes('@'));
     assert.deepEqual(leaks, []);
   });
 });
@@ -218,7 +237,7 @@ describe('smtp replies: parseSmtpReply', () => {
   it('parse: a multi-line reply is one line, continuation prefixes (code and enhanced code) removed', () => {
     assert.deepEqual(parseSmtpReply('550-5.7.1 a\r\n550 5.7.1 b'), { code: 550, enhanced: '5.7.1', text: 'a b' });
     const gmail = parseSmtpReply(
-      '550-5.1.1 The email account that you tried to reach does not exist. Please try\n550-5.1.1 double-checking the recipient\'s email address for typos or\n550-5.1.1 unnecessary spaces. Learn more at\n550 5.1.1  https://support.google.com/mail/?p=NoSuchUser x1 - gsmtp',
+      "550-5.1.1 The email account that you tried to reach does not exist. Please try\n550-5.1.1 double-checking the recipient's email address for typos or\n550-5.1.1 unnecessary spaces. Learn more at\n550 5.1.1  https://support.google.com/mail/?p=NoSuchUser x1 - gsmtp",
     );
     assert.deepEqual(gmail, {
       code: 550,
@@ -278,7 +297,7 @@ describe('smtp replies: scrubAddresses', () => {
     assert.equal(scrubAddresses('RCPT TO:< bob@x.org >'), 'RCPT TO:[address]');
   });
 
-  it('scrub: a bare address, with the sentence\'s full stop kept', () => {
+  it("scrub: a bare address, with the sentence's full stop kept", () => {
     assert.equal(scrubAddresses('Recipient bob.smith+news@mail.x.org not found.'), 'Recipient [address] not found.');
     assert.equal(scrubAddresses('region EU-WEST-1: root@ip-172-31-38-21.eu-west-1.compute.internal'), 'region EU-WEST-1: [address]');
     assert.equal(scrubAddresses('(el*****@yahoo.com) [0]'), '([address]) [0]');
@@ -298,7 +317,12 @@ describe('smtp replies: scrubAddresses', () => {
   });
 
   it('scrub: a text without any address is unchanged', () => {
-    for (const text of ['550 5.7.1 Service unavailable; Client host [203.0.113.7] blocked', 'Greylisted, see http://postgrey.schweikert.ch/help/aful.org.html', 'ratio 5 @ 10 minutes', '']) {
+    for (const text of [
+      '550 5.7.1 Service unavailable; Client host [203.0.113.7] blocked',
+      'Greylisted, see http://postgrey.schweikert.ch/help/aful.org.html',
+      'ratio 5 @ 10 minutes',
+      '',
+    ]) {
       assert.equal(scrubAddresses(text), text);
     }
   });

@@ -21,18 +21,35 @@ describe('templates', () => {
   });
 
   it('template: a merge value that starts a link must be http, https, mailto or tel; javascript: and data: are refused however they are spelled', () => {
-    const linked = compileTemplate({ subject: 'Hi', text: 'Go: {{link}}', html: '<a class="x" href="{{link}}">go</a> <img src={{pic}}> <a href="https://example.org/?u={{id}}">me</a> {{note}}' });
+    const linked = compileTemplate({
+      subject: 'Hi',
+      text: 'Go: {{link}}',
+      html: '<a class="x" href="{{link}}">go</a> <img src={{pic}}> <a href="https://example.org/?u={{id}}">me</a> {{note}}',
+    });
     assert.deepEqual(linked.urlFields, ['link', 'pic']);
     const ok = { link: 'https://example.org/a?b=1&c=2', pic: 'http://img.example/p.png', id: 'javascript:1', note: 'javascript:2' };
-    assert.equal(linked.render(ok).html, '<a class="x" href="https://example.org/a?b=1&amp;c=2">go</a> <img src=http://img.example/p.png> <a href="https://example.org/?u=javascript:1">me</a> javascript:2');
+    assert.equal(
+      linked.render(ok).html,
+      '<a class="x" href="https://example.org/a?b=1&amp;c=2">go</a> <img src=http://img.example/p.png> <a href="https://example.org/?u=javascript:1">me</a> javascript:2',
+    );
     assert.deepEqual(linked.problemsWith(ok), []);
     assert.deepEqual(linked.problemsWith({ ...ok, link: 'mailto:a@example.org' }), []);
     assert.deepEqual(linked.problemsWith({ ...ok, link: '/relative/path' }), []);
-    for (const evil of ['javascript:alert(1)', ' JavaScript:alert(1)', 'java\tscript:alert(1)', '\u0001javascript:x', 'vbscript:x', 'data:text/html,<script>1</script>']) {
+    for (const evil of [
+      'javascript:alert(1)',
+      ' JavaScript:alert(1)',
+      'java\tscript:alert(1)',
+      '\u0001javascript:x',
+      'vbscript:x',
+      'data:text/html,<script>1</script>',
+    ]) {
       assert.throws(() => linked.render({ ...ok, link: evil }), /unsafe link in merge field 'link'/, evil);
       assert.equal(linked.problemsWith({ ...ok, link: evil }).length, 1, evil);
     }
-    assert.throws(() => linked.render({ ...ok, pic: 'javascript:alert(1)' }), /unsafe link in merge field 'pic': "javascript:alert\(1\)" \(scheme 'javascript:'; allowed: http, https, mailto, tel\)/);
+    assert.throws(
+      () => linked.render({ ...ok, pic: 'javascript:alert(1)' }),
+      /unsafe link in merge field 'pic': "javascript:alert\(1\)" \(scheme 'javascript:'; allowed: http, https, mailto, tel\)/,
+    );
     // The text part shows a link as text: nothing executes it there.
     assert.equal(compileTemplate({ subject: 'Hi', text: 'Go: {{link}}' }).render({ link: 'javascript:1' }).text, 'Go: javascript:1');
     assert.deepEqual(linked.problemsWith({ link: 'https://x', pic: 'https://y', id: '' }), ["has no value for merge field 'id', 'note'"]);
@@ -46,7 +63,11 @@ describe('templates', () => {
     const t = compileTemplate({ subject: 'Hi', text: 'Hi', html });
     const message = unsafeMessage(fields, link, scheme);
     assert.deepEqual(t.problemsWith(values), [`has an ${message}`], `${html} with ${JSON.stringify(values)}`);
-    assert.throws(() => t.render(values), (err: Error) => err.name === 'TemplateError' && err.message === message, `${html} with ${JSON.stringify(values)}`);
+    assert.throws(
+      () => t.render(values),
+      (err: Error) => err.name === 'TemplateError' && err.message === message,
+      `${html} with ${JSON.stringify(values)}`,
+    );
   };
   /** Asserts that these values pass at launch and render to `expected`. */
   const passes = (html: string, values: Record<string, string>, expected: string) => {
@@ -84,7 +105,15 @@ describe('templates', () => {
 
   it('template: http, https, mailto, tel and relative links in unquoted attributes pass and render escaped', () => {
     for (const html of UNQUOTED_FORMS) {
-      for (const link of ['https://example.org/a?b=1&c=2', 'http://example.org/', 'mailto:ann@example.org', 'tel:+15551234', '/relative/path', '?q=1', '#top']) {
+      for (const link of [
+        'https://example.org/a?b=1&c=2',
+        'http://example.org/',
+        'mailto:ann@example.org',
+        'tel:+15551234',
+        '/relative/path',
+        '?q=1',
+        '#top',
+      ]) {
         passes(html, { link }, html.replace(/\{\{ ?link ?\}\}/g, link.replace(/&/g, '&amp;')));
       }
     }
@@ -171,22 +200,36 @@ describe('templates', () => {
   it('template: a merge value in an unquoted attribute cannot end it and add an attribute (onmouseover=...): its spaces become character references', () => {
     // The scheme is https, so the link check passes; the space must not start an event handler attribute.
     passes('<a href={{link}}>go</a>', { link: 'https://example.org/ onmouseover=alert(1)' }, '<a href=https://example.org/&#32;onmouseover=alert(1)>go</a>');
-    passes('<a href={{a}}{{b}}>go</a>', { a: 'https://example.org/', b: '\tonfocus=alert(1)\nautofocus' }, '<a href=https://example.org/&#9;onfocus=alert(1)&#10;autofocus>go</a>');
-    passes('<td class={{c}} title = {{c}}>x</td>', { c: 'x\fonclick=alert(1)\r' }, '<td class=x&#12;onclick=alert(1)&#13; title = x&#12;onclick=alert(1)&#13;>x</td>');
+    passes(
+      '<a href={{a}}{{b}}>go</a>',
+      { a: 'https://example.org/', b: '\tonfocus=alert(1)\nautofocus' },
+      '<a href=https://example.org/&#9;onfocus=alert(1)&#10;autofocus>go</a>',
+    );
+    passes(
+      '<td class={{c}} title = {{c}}>x</td>',
+      { c: 'x\fonclick=alert(1)\r' },
+      '<td class=x&#12;onclick=alert(1)&#13; title = x&#12;onclick=alert(1)&#13;>x</td>',
+    );
     // A leading space decodes back too: the link check sees it, as a mail client would.
     refused('<a href={{link}}>go</a>', { link: ' javascript:alert(1)' }, ['link'], ' javascript:alert(1)');
-    assert.equal(compileTemplate({ subject: 'Hi', text: 'Hi', html: '<a href={{link}}>go</a>' }).render({ link: ' /a b' }).html, '<a href=&#32;/a&#32;b>go</a>');
+    assert.equal(
+      compileTemplate({ subject: 'Hi', text: 'Hi', html: '<a href={{link}}>go</a>' }).render({ link: ' /a b' }).html,
+      '<a href=&#32;/a&#32;b>go</a>',
+    );
     // Quoted values, text, subject and text part are escaped as before.
     const t = compileTemplate({ subject: 'Hi {{v}}', text: 'Hi {{v}}', html: '<p title="{{v}}" class=\'{{v}}\'>{{v}}</p>' });
     const v = 'a b/c=d';
-    assert.deepEqual(t.render({ v }), { subject: 'Hi a b/c=d', text: 'Hi a b/c=d', html: "<p title=\"a b/c=d\" class='a b/c=d'>a b/c=d</p>" });
+    assert.deepEqual(t.render({ v }), { subject: 'Hi a b/c=d', text: 'Hi a b/c=d', html: '<p title="a b/c=d" class=\'a b/c=d\'>a b/c=d</p>' });
   });
 
   it('template: a merge value where a tag or attribute name goes stays one inert name: spaces, / and = become character references', () => {
     const t = compileTemplate({ subject: 'Hi', text: 'Hi', html: '<td {{attrs}}>x</td><{{tag}} title="t">y</{{tag}}><p{{more}}>z</p>' });
     assert.deepEqual(t.urlFields, []);
     const out = t.render({ attrs: 'onclick=alert(1) href=javascript:1', tag: 'a/href=javascript:1', more: '\tonclick=1' }).html;
-    assert.equal(out, '<td onclick&#61;alert(1)&#32;href&#61;javascript:1>x</td><a&#47;href&#61;javascript:1 title="t">y</a&#47;href&#61;javascript:1><p&#9;onclick&#61;1>z</p>');
+    assert.equal(
+      out,
+      '<td onclick&#61;alert(1)&#32;href&#61;javascript:1>x</td><a&#47;href&#61;javascript:1 title="t">y</a&#47;href&#61;javascript:1><p&#9;onclick&#61;1>z</p>',
+    );
   });
 
   it('template: malformed merge fields are reported with the part and position', () => {
@@ -202,7 +245,10 @@ describe('templates', () => {
     const sink = await SmtpSink.start();
     const provider = new SmtpProvider({ name: 'smtp-test', host: sink.host, port: sink.port });
     try {
-      await provider.sendBatch([{ campaignId: 'c', seq: 1, to: 'bob@example.com', from: 'news@example.org', ...r, messageId: '<c.1@example.org>' }], async () => undefined);
+      await provider.sendBatch(
+        [{ campaignId: 'c', seq: 1, to: 'bob@example.com', from: 'news@example.org', ...r, messageId: '<c.1@example.org>' }],
+        async () => undefined,
+      );
       assert.equal(sink.messages.length, 1);
       assert.deepEqual(sink.messages[0].to, ['bob@example.com']);
       assert.equal(sink.messages[0].headers['x-evil'] ?? sink.messages[0].headers['X-Evil'], undefined);

@@ -380,7 +380,13 @@ export class MailgunServer extends EventEmitter implements EspEmulator {
    * `timeoutMs` (default 5000) saying what arrived.
    */
   waitFor(predicate: (server: MailgunServer) => boolean, timeoutMs = 5000): Promise<void> {
-    return waitForEvents(this, ['message', 'call', 'pending'], () => predicate(this), timeoutMs, () => `${this.name}: condition not met within ${timeoutMs} ms (${this.recorded.length} messages accepted, ${this.callLog.length} calls)`);
+    return waitForEvents(
+      this,
+      ['message', 'call', 'pending'],
+      () => predicate(this),
+      timeoutMs,
+      () => `${this.name}: condition not met within ${timeoutMs} ms (${this.recorded.length} messages accepted, ${this.callLog.length} calls)`,
+    );
   }
 
   /** Resolves once at least `n` messages (recipients) have been accepted in total. */
@@ -404,7 +410,11 @@ export class MailgunServer extends EventEmitter implements EspEmulator {
   }
 
   /** Puts an address on a domain's list (as Mailgun does after a hard bounce, complaint or unsubscribe). */
-  addSuppression(list: MailgunSuppressionList, domain: string, entry: { address: string; code?: number | string; error?: string; tags?: string[]; createdAt?: Date }): void {
+  addSuppression(
+    list: MailgunSuppressionList,
+    domain: string,
+    entry: { address: string; code?: number | string; error?: string; tags?: string[]; createdAt?: Date },
+  ): void {
     const address = entry.address.trim().toLowerCase();
     const item: MailgunSuppression = { address, created_at: (entry.createdAt ?? new Date()).toUTCString().replace('GMT', 'UTC') };
     if (list === 'bounces') {
@@ -429,7 +439,11 @@ export class MailgunServer extends EventEmitter implements EspEmulator {
    * user-variables): written to the events API, put on the suppression lists as Mailgun does, and
    * POSTed to the webhook when one is set. Resolves with the event and the webhook's HTTP status.
    */
-  async simulateEvent(recipient: string, kind: SimulatedEventKind, opts: SimulateEventOptions = {}): Promise<{ event: MailgunEvent; webhookStatus?: number; webhookBody?: string }> {
+  async simulateEvent(
+    recipient: string,
+    kind: SimulatedEventKind,
+    opts: SimulateEventOptions = {},
+  ): Promise<{ event: MailgunEvent; webhookStatus?: number; webhookBody?: string }> {
     const lower = recipient.toLowerCase();
     const sent = [...this.recorded].reverse().find((m) => m.to.toLowerCase() === lower);
     if (!sent) throw new Error(`${this.name}: no message to ${recipient} was accepted, so there is nothing to report about`);
@@ -452,7 +466,8 @@ export class MailgunServer extends EventEmitter implements EspEmulator {
       event.severity = severity;
       event.reason = severity === 'permanent' ? 'bounce' : 'generic';
       const code = opts.code ?? (severity === 'permanent' ? 550 : 451);
-      const message = opts.message ?? (severity === 'permanent' ? '5.1.1 The email account that you tried to reach does not exist' : '4.2.0 mailbox temporarily unavailable');
+      const message =
+        opts.message ?? (severity === 'permanent' ? '5.1.1 The email account that you tried to reach does not exist' : '4.2.0 mailbox temporarily unavailable');
       event['delivery-status'] = { code, message, description: '' };
       if (severity === 'permanent') this.addSuppression('bounces', sent.domain, { address: sent.to, code, error: message });
     } else if (kind === 'delivered') {
@@ -472,7 +487,9 @@ export class MailgunServer extends EventEmitter implements EspEmulator {
   async postWebhook(body: Record<string, unknown>, signedAt = new Date(), token = randomBytes(25).toString('hex')): Promise<{ status: number; body: string }> {
     if (!this.webhook) throw new Error(`${this.name}: no webhook URL set`);
     const timestamp = String(Math.floor(signedAt.getTime() / 1000));
-    const signature = createHmac('sha256', this.webhook.signingKey).update(timestamp + token).digest('hex');
+    const signature = createHmac('sha256', this.webhook.signingKey)
+      .update(timestamp + token)
+      .digest('hex');
     const res = await fetch(this.webhook.url, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -731,7 +748,8 @@ export class MailgunServer extends EventEmitter implements EspEmulator {
   private handleListGet(res: http.ServerResponse, domain: string, list: MailgunSuppressionList, query: URLSearchParams): void {
     const limitText = query.get('limit');
     const limit = limitText === null || limitText === '' ? 100 : Number(limitText);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new BadRequest(`'limit' parameter must be an integer between 1 and 10000, got ${JSON.stringify(limitText)}`);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000)
+      throw new BadRequest(`'limit' parameter must be an integer between 1 and 10000, got ${JSON.stringify(limitText)}`);
     const all = this.suppressions(list, domain);
     const page = query.get('page') ?? 'first';
     const cursor = (query.get('address') ?? '').toLowerCase();
@@ -773,7 +791,8 @@ export class MailgunServer extends EventEmitter implements EspEmulator {
       entries = [one];
     }
     for (const [i, e] of entries.entries()) {
-      if (!e || typeof e !== 'object' || typeof e.address !== 'string' || !isAddress(e.address.trim())) throw new BadRequest(`'address' parameter is not a valid address (entry ${i + 1})`);
+      if (!e || typeof e !== 'object' || typeof e.address !== 'string' || !isAddress(e.address.trim()))
+        throw new BadRequest(`'address' parameter is not a valid address (entry ${i + 1})`);
     }
     for (const e of entries) {
       const tags = Array.isArray(e.tags) ? e.tags.map(String) : typeof e.tag === 'string' ? [e.tag] : undefined;
@@ -787,7 +806,13 @@ export class MailgunServer extends EventEmitter implements EspEmulator {
       });
     }
     const one = entries.length === 1;
-    sendJson(res, 200, one ? { message: `Address has been added to the ${list} table`, address: String(entries[0].address) } : { message: `${entries.length} addresses have been added to the ${list} table` });
+    sendJson(
+      res,
+      200,
+      one
+        ? { message: `Address has been added to the ${list} table`, address: String(entries[0].address) }
+        : { message: `${entries.length} addresses have been added to the ${list} table` },
+    );
   }
 
   private authorized(req: http.IncomingMessage): boolean {
@@ -1263,7 +1288,12 @@ function parseEventFilters(query: URLSearchParams): EventFilters {
 /** `a OR b` -> {a, b} (lower-cased); undefined when no filter. */
 function orSet(value: string | undefined): Set<string> | undefined {
   if (value === undefined) return undefined;
-  return new Set(value.split(/\s+OR\s+/i).map((s) => s.trim().toLowerCase()).filter((s) => s !== ''));
+  return new Set(
+    value
+      .split(/\s+OR\s+/i)
+      .map((s) => s.trim().toLowerCase())
+      .filter((s) => s !== ''),
+  );
 }
 
 /** Keeps only well-typed filters from a token (tokens come back from clients). */

@@ -27,21 +27,28 @@ export const mailgunModule: ProviderModule<MailgunProviderDefinition, MailgunSer
   title: 'Mailgun',
 
   parseConfig(raw, path, problems) {
-    if (typeof raw.domain !== 'string' || !/^[A-Za-z0-9.-]+\.[A-Za-z]{2,}$/.test(raw.domain)) problems.push(`${path}.domain: expected the sending domain (e.g. mg.example.org), got ${quote(raw.domain)}`);
-    if (typeof raw.apiKey !== 'string' || raw.apiKey === '') problems.push(`${path}.apiKey: expected the API key, as a reference to an environment variable: apiKey: "\${MAILGUN_API_KEY}"`);
-    if (raw.region !== undefined && !(typeof raw.region === 'string' && raw.region in MAILGUN_REGIONS)) problems.push(`${path}.region: expected us or eu, got ${quote(raw.region)}`);
-    if (raw.url !== undefined && (typeof raw.url !== 'string' || !/^https?:\/\//.test(raw.url))) problems.push(`${path}.url: expected an http(s) URL, got ${quote(raw.url)}`);
+    if (typeof raw.domain !== 'string' || !/^[A-Za-z0-9.-]+\.[A-Za-z]{2,}$/.test(raw.domain))
+      problems.push(`${path}.domain: expected the sending domain (e.g. mg.example.org), got ${quote(raw.domain)}`);
+    if (typeof raw.apiKey !== 'string' || raw.apiKey === '')
+      problems.push(`${path}.apiKey: expected the API key, as a reference to an environment variable: apiKey: "\${MAILGUN_API_KEY}"`);
+    if (raw.region !== undefined && !(typeof raw.region === 'string' && raw.region in MAILGUN_REGIONS))
+      problems.push(`${path}.region: expected us or eu, got ${quote(raw.region)}`);
+    if (raw.url !== undefined && (typeof raw.url !== 'string' || !/^https?:\/\//.test(raw.url)))
+      problems.push(`${path}.url: expected an http(s) URL, got ${quote(raw.url)}`);
     const intField = (key: string, min: number, max: number) => {
       if (raw[key] === undefined) return;
       const v = raw[key];
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) problems.push(`${path}.${key}: expected a whole number from ${min} to ${max}, got ${quote(v)}`);
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+        problems.push(`${path}.${key}: expected a whole number from ${min} to ${max}, got ${quote(v)}`);
     };
     intField('callSize', 1, MAILGUN_MAX_RECIPIENTS_PER_CALL);
     intField('concurrency', 1, 32);
     intField('timeoutMs', 100, 600_000);
     intField('lookupSettleMs', 0, 3_600_000);
     if (raw.webhookSigningKey !== undefined && (typeof raw.webhookSigningKey !== 'string' || raw.webhookSigningKey.length < 8)) {
-      problems.push(`${path}.webhookSigningKey: expected Mailgun's HTTP webhook signing key, as an environment reference: webhookSigningKey: "\${MAILGUN_WEBHOOK_SIGNING_KEY}"`);
+      problems.push(
+        `${path}.webhookSigningKey: expected Mailgun's HTTP webhook signing key, as an environment reference: webhookSigningKey: "\${MAILGUN_WEBHOOK_SIGNING_KEY}"`,
+      );
     }
     return raw as unknown as MailgunProviderDefinition;
   },
@@ -82,7 +89,8 @@ export const mailgunModule: ProviderModule<MailgunProviderDefinition, MailgunSer
   emulator: {
     description: 'a Mailgun-compatible API',
     // Loaded only when started: a worker or the CLI never loads the emulator.
-    start: async (opts) => (await import('./emulator')).MailgunServer.start({ name: opts.name, port: opts.port, apiKey: opts.credentials?.pass ?? EMULATOR_API_KEY }),
+    start: async (opts) =>
+      (await import('./emulator')).MailgunServer.start({ name: opts.name, port: opts.port, apiKey: opts.credentials?.pass ?? EMULATOR_API_KEY }),
     config: (server, opts = {}) => ({
       kind: 'mailgun',
       name: server.name,

@@ -159,7 +159,11 @@ export class MailgunProvider implements Provider {
   }
 
   /** One API call; 413 splits it in halves. Reports every recipient of a call that was accepted. */
-  private async sendCall(call: OutgoingMessage[], report: (message: OutgoingMessage, result: SendResult) => Promise<void>, signal?: AbortSignal): Promise<void> {
+  private async sendCall(
+    call: OutgoingMessage[],
+    report: (message: OutgoingMessage, result: SendResult) => Promise<void>,
+    signal?: AbortSignal,
+  ): Promise<void> {
     let response: Response;
     let text: string;
     const form = multipartBody(this.fields(call));
@@ -202,11 +206,20 @@ export class MailgunProvider implements Provider {
     } catch {
       // plain-text body (Mailgun answers 401 with "Forbidden")
     }
-    const error = this.classify({ kind: 'http', status: response.status, message: message || response.statusText, retryAfterMs: parseRetryAfter(response.headers.get('retry-after')) } satisfies CallError);
+    const error = this.classify({
+      kind: 'http',
+      status: response.status,
+      message: message || response.statusText,
+      retryAfterMs: parseRetryAfter(response.headers.get('retry-after')),
+    } satisfies CallError);
     if (response.status >= 500 && error instanceof TransientProviderError) {
       // The whole body was sent before this answer: Mailgun (or the gateway in front of it) may have
       // taken the call. Its recipients are in doubt: looked up, never resent blindly.
-      throw new TransientProviderError(`${error.message}; ${call.length} recipient(s) in doubt`, error.retryAfterMs, call.map((m) => m.seq));
+      throw new TransientProviderError(
+        `${error.message}; ${call.length} recipient(s) in doubt`,
+        error.retryAfterMs,
+        call.map((m) => m.seq),
+      );
     }
     throw error;
   }
@@ -249,17 +262,31 @@ export class MailgunProvider implements Provider {
       return new ProviderUnavailableError(`${this.name}: cannot reach ${where} (${code})`);
     }
     // The request may have reached Mailgun: its recipients are in doubt until looked up.
-    const what = code === 'ETIMEDOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' ? `no answer within ${this.timeoutMs} ms` : `connection lost (${code ?? (err as Error)?.message ?? 'unknown'})`;
-    return new TransientProviderError(`${this.name}: ${what} from ${where}; ${call.length} recipient(s) in doubt`, undefined, call.map((m) => m.seq));
+    const what =
+      code === 'ETIMEDOUT' || code === 'UND_ERR_HEADERS_TIMEOUT'
+        ? `no answer within ${this.timeoutMs} ms`
+        : `connection lost (${code ?? (err as Error)?.message ?? 'unknown'})`;
+    return new TransientProviderError(
+      `${this.name}: ${what} from ${where}; ${call.length} recipient(s) in doubt`,
+      undefined,
+      call.map((m) => m.seq),
+    );
   }
 
   classify(err: unknown): ClassifiedError {
-    if (err instanceof TransientProviderError || err instanceof ProviderUnavailableError || err instanceof RecipientPermanentError || err instanceof InvalidMessageError) return err;
+    if (
+      err instanceof TransientProviderError ||
+      err instanceof ProviderUnavailableError ||
+      err instanceof RecipientPermanentError ||
+      err instanceof InvalidMessageError
+    )
+      return err;
     const e = err as Partial<CallError> & { status?: number; message?: string; details?: string };
     const status = typeof e.status === 'number' ? e.status : undefined;
     const msg = (e.message || e.details || 'no message').split(this.config.apiKey).join('***');
     if (status === undefined) return new TransientProviderError(`${this.name}: ${msg}`);
-    if (status === 401 || status === 403) return new ProviderUnavailableError(`${this.name}: authentication failed (${status} ${msg}): check the API key for ${this.config.domain}`);
+    if (status === 401 || status === 403)
+      return new ProviderUnavailableError(`${this.name}: authentication failed (${status} ${msg}): check the API key for ${this.config.domain}`);
     if (status === 404) return new ProviderUnavailableError(`${this.name}: domain ${this.config.domain} not found at ${this.baseUrl} (404 ${msg})`);
     if (status === 429) {
       const wait = e.retryAfterMs !== undefined ? `; retry after ${Math.ceil(e.retryAfterMs / 1000)} s` : '';
@@ -343,7 +370,12 @@ export class MailgunProvider implements Provider {
     } catch {
       // plain-text body
     }
-    throw this.classify({ kind: 'http', status: response.status, message: message || response.statusText, retryAfterMs: parseRetryAfter(response.headers.get('retry-after')) } satisfies CallError);
+    throw this.classify({
+      kind: 'http',
+      status: response.status,
+      message: message || response.statusText,
+      retryAfterMs: parseRetryAfter(response.headers.get('retry-after')),
+    } satisfies CallError);
   }
 
   async close(): Promise<void> {

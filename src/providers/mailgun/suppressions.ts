@@ -81,7 +81,9 @@ export async function pullMailgunSuppressions(store: Store, config: MailgunProvi
       const items = res.items as unknown as Array<Record<string, unknown>>;
       if (!items.length) break;
       for (const item of items) {
-        const address = String(item.address ?? '').trim().toLowerCase();
+        const address = String(item.address ?? '')
+          .trim()
+          .toLowerCase();
         if (!address.includes('@')) continue;
         report.read[list]++;
         const tags = list === 'unsubscribes' ? tagsOf(item) : [];

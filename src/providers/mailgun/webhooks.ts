@@ -22,7 +22,9 @@ export interface MailgunSignature {
 }
 
 export function signMailgunWebhook(signingKey: string, timestamp: string, token: string): string {
-  return createHmac('sha256', signingKey).update(timestamp + token).digest('hex');
+  return createHmac('sha256', signingKey)
+    .update(timestamp + token)
+    .digest('hex');
 }
 
 export function mailgunSignatureValid(signingKey: string, s: MailgunSignature): boolean {

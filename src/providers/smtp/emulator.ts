@@ -244,7 +244,13 @@ export class SmtpSink extends EventEmitter implements EspEmulator {
    * Rejects after `timeoutMs` (default 5000) with an error saying how many messages arrived.
    */
   waitFor(predicate: (sink: SmtpSink) => boolean, timeoutMs = 5000): Promise<void> {
-    return waitForEvents(this, ['message'], () => predicate(this), timeoutMs, () => `${this.name}: condition not met within ${timeoutMs} ms (${this.recorded.length} messages accepted)`);
+    return waitForEvents(
+      this,
+      ['message'],
+      () => predicate(this),
+      timeoutMs,
+      () => `${this.name}: condition not met within ${timeoutMs} ms (${this.recorded.length} messages accepted)`,
+    );
   }
 
   /** Resolves once at least `n` messages have been accepted in total. */
@@ -415,10 +421,15 @@ export class SmtpSink extends EventEmitter implements EspEmulator {
   /** Resolves once every socket open now has emitted 'close'. */
   private socketsClosed(): Promise<void> {
     const open = [...this.sockets];
-    return Promise.all(open.map((socket) => new Promise<void>((resolve) => {
-      if (!this.sockets.has(socket)) return resolve();
-      socket.once('close', () => resolve());
-    }))).then(() => undefined);
+    return Promise.all(
+      open.map(
+        (socket) =>
+          new Promise<void>((resolve) => {
+            if (!this.sockets.has(socket)) return resolve();
+            socket.once('close', () => resolve());
+          }),
+      ),
+    ).then(() => undefined);
   }
 
   private onSocket(socket: net.Socket): void {

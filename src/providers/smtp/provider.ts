@@ -25,13 +25,7 @@
  */
 import { combineFailures } from '../batch-failure';
 import MailComposer from 'nodemailer/lib/mail-composer';
-import {
-  ProviderUnavailableError,
-  RecipientDeferredError,
-  RecipientPermanentError,
-  TransientProviderError,
-  type ClassifiedError,
-} from '../../errors';
+import { ProviderUnavailableError, RecipientDeferredError, RecipientPermanentError, TransientProviderError, type ClassifiedError } from '../../errors';
 import { buildMime, type RawMessage } from '../mime-message';
 import type { OutgoingMessage, Provider, SendResult } from '../provider';
 import { scrubAddresses } from '../refusals';
@@ -200,7 +194,12 @@ export class SmtpProvider implements Provider {
   }
 
   /** One message on one session: its result, 'withdrawn' when `beforeData` said no, or a thrown provider-level error. */
-  private async sendOne(pool: SmtpSessionPool, message: OutgoingMessage, signal: AbortSignal | undefined, beforeData: () => Promise<boolean>): Promise<SendResult | 'withdrawn'> {
+  private async sendOne(
+    pool: SmtpSessionPool,
+    message: OutgoingMessage,
+    signal: AbortSignal | undefined,
+    beforeData: () => Promise<boolean>,
+  ): Promise<SendResult | 'withdrawn'> {
     const built = buildMime(message) ?? (await composeWithNodemailer(message));
     for (let attempt = 1; ; attempt++) {
       let acquired: { session: SmtpSession; reused: boolean };
@@ -261,7 +260,12 @@ export class SmtpProvider implements Provider {
     if (unreachable) return { kind: 'error', error: new ProviderUnavailableError(`${name}: ${unreachable(this.config.host, where)}`) };
     const detail = this.shown(f.message);
     if (f.replyLost) {
-      return { kind: 'error', error: new TransientProviderError(`${name}: no reply after the message data (${f.code ?? 'connection lost'}: ${detail}); the relay may have it, so it is in doubt`) };
+      return {
+        kind: 'error',
+        error: new TransientProviderError(
+          `${name}: no reply after the message data (${f.code ?? 'connection lost'}: ${detail}); the relay may have it, so it is in doubt`,
+        ),
+      };
     }
     switch (f.code) {
       case 'EAUTH':
@@ -280,7 +284,10 @@ export class SmtpProvider implements Provider {
         return { kind: 'error', error: new TransientProviderError(`${name}: connection to ${where} closed unexpectedly at ${at}`) };
       default: {
         const code = f.systemCode && f.systemCode !== f.code ? `${f.code ?? 'error'}/${f.systemCode}` : f.code;
-        return { kind: 'error', error: new TransientProviderError(`${name}: connection to ${where} failed at ${at}${code ? ` (${code}: ${detail})` : ` (${detail})`}`) };
+        return {
+          kind: 'error',
+          error: new TransientProviderError(`${name}: connection to ${where} failed at ${at}${code ? ` (${code}: ${detail})` : ` (${detail})`}`),
+        };
       }
     }
   }
@@ -337,11 +344,9 @@ export class SmtpProvider implements Provider {
   private redact(text: string): string {
     const auth = this.config.auth;
     if (!auth?.pass) return text;
-    const secrets = [
-      auth.pass,
-      Buffer.from(auth.pass).toString('base64'),
-      Buffer.from(`\u0000${auth.user}\u0000${auth.pass}`).toString('base64'),
-    ].filter((s) => s.length >= 3);
+    const secrets = [auth.pass, Buffer.from(auth.pass).toString('base64'), Buffer.from(`\u0000${auth.user}\u0000${auth.pass}`).toString('base64')].filter(
+      (s) => s.length >= 3,
+    );
     let out = text;
     for (const secret of secrets) out = out.split(secret).join('***');
     return out;
@@ -353,7 +358,8 @@ function failureOf(err: unknown): SmtpStepFailure {
   const e = (typeof err === 'object' && err !== null ? err : { message: String(err) }) as Record<string, unknown>;
   const code = typeof e.code === 'string' ? e.code : undefined;
   const command = typeof e.command === 'string' ? e.command.toUpperCase() : undefined;
-  const phase: SmtpPhase = code === 'EMESSAGE' && command === 'DATA' ? 'message' : code === 'EENVELOPE' && command === 'DATA' ? 'data' : phaseOfCommand(command, 'connect');
+  const phase: SmtpPhase =
+    code === 'EMESSAGE' && command === 'DATA' ? 'message' : code === 'EENVELOPE' && command === 'DATA' ? 'data' : phaseOfCommand(command, 'connect');
   const response = typeof e.response === 'string' && /^[2-5]\d\d/.test(e.response.trim()) ? e.response.trim() : undefined;
   const systemCandidates = [e.originalCode, e.errno, code, (e.cause as Record<string, unknown> | undefined)?.code];
   let systemCode = systemCandidates.find((c): c is string => typeof c === 'string' && c in UNREACHABLE);
@@ -361,7 +367,14 @@ function failureOf(err: unknown): SmtpStepFailure {
     const m = /\b(ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|ECONNRESET|EPIPE)\b/.exec(typeof e.message === 'string' ? e.message : '');
     systemCode = m?.[1] ?? (typeof e.originalCode === 'string' ? e.originalCode : undefined);
   }
-  return { phase, reply: response, code, systemCode, replyLost: false, message: typeof e.message === 'string' ? e.message : String(e.message ?? 'unknown error') };
+  return {
+    phase,
+    reply: response,
+    code,
+    systemCode,
+    replyLost: false,
+    message: typeof e.message === 'string' ? e.message : String(e.message ?? 'unknown error'),
+  };
 }
 
 /** The unusual message ./mime-message leaves out (non-ASCII addresses...): nodemailer composes it. */

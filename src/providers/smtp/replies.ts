@@ -99,10 +99,13 @@ export function parseSmtpReply(raw: string): SmtpReply | undefined {
 const REFUSES_US: Array<{ pattern: RegExp; meaning: string }> = [
   // Postfix reject_unauth_destination "Relay access denied"; Exim "relay not permitted";
   // Sendmail "Relaying denied"; Exchange "Unable to relay"; cPanel/Exim "not permitted to relay".
-  { pattern: /\brelay(?:ing)? (?:access )?(?:denied|not permitted|not allowed|prohibited)\b|\bunable to relay\b|\bnot permitted to relay\b/i, meaning: 'relay access denied: the relay refuses us' },
+  {
+    pattern: /\brelay(?:ing)? (?:access )?(?:denied|not permitted|not allowed|prohibited)\b|\bunable to relay\b|\bnot permitted to relay\b/i,
+    meaning: 'relay access denied: the relay refuses us',
+  },
   // Exim sender verification callout ("550 Sender verify failed"); its text also quotes the
   // callout's "User unknown", which is about OUR sender, so this comes before MAILBOX_GONE.
-  { pattern: /\bsender verify failed\b/i, meaning: 'our sender address failed the server\'s verification' },
+  { pattern: /\bsender verify failed\b/i, meaning: "our sender address failed the server's verification" },
   // Postfix sender restrictions ("Sender address rejected: ..."); SendGrid "Unauthenticated
   // senders not allowed" and "does not match a verified Sender Identity"; Postal
   // "From/Sender name is not valid"; Amazon SES "Email address is not verified"; Exchange
@@ -114,12 +117,19 @@ const REFUSES_US: Array<{ pattern: RegExp; meaning: string }> = [
   },
   // Our own sending limits: Amazon SES "454 Throttling failure: Daily message quota exceeded"
   // (which would otherwise read as a full mailbox), Purelymail "contact support for a rate limit increase".
-  { pattern: /\bthrottling\b|\b(?:daily|hourly|sending) (?:message |sending )?(?:quota|limit|rate)\b|\brate limit (?:increase|exceeded)\b/i, meaning: 'our sending rate or quota is exceeded' },
+  {
+    pattern: /\bthrottling\b|\b(?:daily|hourly|sending) (?:message |sending )?(?:quota|limit|rate)\b|\brate limit (?:increase|exceeded)\b/i,
+    meaning: 'our sending rate or quota is exceeded',
+  },
   // Exchange "530 5.7.1 Client was not authenticated"; Amazon SES "530 Authentication required".
   { pattern: /\bclient was not authenticated\b|\bauthentication required\b/i, meaning: 'the server requires us to authenticate' },
   // Our sending IP's reputation: Postfix RBL rejects "Client host [203.0.113.7] blocked using
   // zen.spamhaus.org", Gmail "unusual rate of unsolicited mail originating from your IP address".
-  { pattern: /\bblocked using\b|\b(?:client host|your IP(?: address)?|sending IP)\b[^.;]{0,60}?\b(?:blocked|blacklisted|blocklisted|listed|banned|rejected)\b|\bunsolicited mail originating from your\b/i, meaning: 'our sending IP is refused' },
+  {
+    pattern:
+      /\bblocked using\b|\b(?:client host|your IP(?: address)?|sending IP)\b[^.;]{0,60}?\b(?:blocked|blacklisted|blocklisted|listed|banned|rejected)\b|\bunsolicited mail originating from your\b/i,
+    meaning: 'our sending IP is refused',
+  },
 ];
 
 /**
@@ -245,7 +255,10 @@ export function classifySmtpReply(phase: SmtpPhase, reply: SmtpReply): ReplyVerd
       // 5.7.x policy, blocklisted IP) refuses us; any 4xx is throttling (Yahoo "421 4.7.0
       // [TSS04]", Exchange back pressure "452 4.3.1").
       if (temporary) return verdict('transient', 'temporary refusal at MAIL FROM');
-      return verdict('provider', isSenderCode(e) ? 'our sender address is refused' : (refusesUs(text) ?? 'the server refuses our sender or sending IP at MAIL FROM'));
+      return verdict(
+        'provider',
+        isSenderCode(e) ? 'our sender address is refused' : (refusesUs(text) ?? 'the server refuses our sender or sending IP at MAIL FROM'),
+      );
     case 'rcpt':
       return classifyRecipient(code, e, text, verdict);
     case 'data':
@@ -305,7 +318,7 @@ function classifyRecipient(code: number, e: Enhanced | undefined, text: string, 
       case 5:
         return verdict('rejected', 'the server refuses this recipient (protocol or syntax)');
       case 6:
-        return verdict('rejected', 'the server refuses this message\'s content');
+        return verdict('rejected', "the server refuses this message's content");
       case 7:
         // X.7.x security or policy at RCPT TO. Codes that are about us whatever the recipient:
         // authentication (5.7.0, 5.7.8, 5.7.9, 5.7.11), our account (5.7.13), sender
@@ -315,7 +328,8 @@ function classifyRecipient(code: number, e: Enhanced | undefined, text: string, 
         // recipient is that recipient's policy (Exchange "5.7.1 ... Access denied" for a group
         // that takes no outside mail, RESOLVER.RST.*): one recipient never takes a provider down,
         // and a batch refused alike is the provider's (alikeRefusal).
-        if (US_POLICY_DETAILS.has(e.detail) || (e.detail >= 600 && e.detail <= 649)) return verdict('provider', 'policy refusal of us (authentication, sender or IP)');
+        if (US_POLICY_DETAILS.has(e.detail) || (e.detail >= 600 && e.detail <= 649))
+          return verdict('provider', 'policy refusal of us (authentication, sender or IP)');
         return verdict('rejected', "the recipient's policy refuses this message");
       default:
         break;
@@ -380,7 +394,8 @@ function classifyAfterData(code: number, e: Enhanced | undefined, text: string, 
     // 4.2.x (full, receiving too fast), 4.7.x (greylisting, reputation delay), 4.4.x (routing),
     // 4.1.x and 4.6.x: this recipient later. 4.3.x (system), 4.0.x, 4.5.x and no enhanced code
     // say nothing about the recipient: retry the batch.
-    if (isGeneric(e)) return says(MAILBOX_FULL, text) ? verdict('deferred', 'mailbox full, try later') : verdict('transient', 'temporary failure after the data');
+    if (isGeneric(e))
+      return says(MAILBOX_FULL, text) ? verdict('deferred', 'mailbox full, try later') : verdict('transient', 'temporary failure after the data');
     if (e!.subject === 3) return verdict('transient', 'the receiving system is not accepting mail for now');
     if (e!.subject === 5) return verdict('transient', 'temporary protocol failure after the data');
     return verdict('deferred', recipientLater(e, text));

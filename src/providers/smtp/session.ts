@@ -200,7 +200,8 @@ export class SmtpSession {
       let phase: SmtpPhase;
       if (code === 'EMESSAGE' && command === 'DATA') phase = 'message';
       else if (code === 'EENVELOPE' && command === 'DATA') phase = 'data';
-      else if (command === 'MAIL FROM' && code === 'EMESSAGE') phase = 'message'; // too large for the relay's SIZE
+      else if (command === 'MAIL FROM' && code === 'EMESSAGE')
+        phase = 'message'; // too large for the relay's SIZE
       else phase = phaseOfCommand(command, dataWritten ? 'message' : started ? 'data' : 'mail');
       // A connection lost with no reply after the data was written: the relay may have the message.
       const replyLost = dataWritten && phase === 'message' && (code === 'ECONNECTION' || code === 'ETIMEDOUT' || code === 'ESOCKET' || code === 'EPROTOCOL');
@@ -340,18 +341,21 @@ export class SmtpSessionPool {
 
   private scheduleIdleSweep(): void {
     if (this.idleTimer || this.closed) return;
-    this.idleTimer = setTimeout(() => {
-      this.idleTimer = undefined;
-      const cutoff = Date.now() - this.settings.idleMs;
-      for (let i = this.idle.length - 1; i >= 0; i--) {
-        const s = this.idle[i]!;
-        if (!s.usable || s.lastUsed <= cutoff) {
-          this.idle.splice(i, 1);
-          if (s.usable) s.quit();
+    this.idleTimer = setTimeout(
+      () => {
+        this.idleTimer = undefined;
+        const cutoff = Date.now() - this.settings.idleMs;
+        for (let i = this.idle.length - 1; i >= 0; i--) {
+          const s = this.idle[i]!;
+          if (!s.usable || s.lastUsed <= cutoff) {
+            this.idle.splice(i, 1);
+            if (s.usable) s.quit();
+          }
         }
-      }
-      if (this.idle.length) this.scheduleIdleSweep();
-    }, Math.max(50, this.settings.idleMs));
+        if (this.idle.length) this.scheduleIdleSweep();
+      },
+      Math.max(50, this.settings.idleMs),
+    );
     this.idleTimer.unref();
   }
 }
