@@ -74,32 +74,39 @@ async function main(): Promise<void> {
     const tty = process.stdout.isTTY;
     let lastPrinted = -1;
     let lastSwitches = 0;
-    const poll = setInterval(() => {
-      campaignProgress(env.client, definition.id)
-        .then((p) => {
-          if (p.switches.length > lastSwitches) {
-            const s = p.switches[p.switches.length - 1];
-            if (tty) process.stdout.write('\r\x1b[2K');
-            say(`⚠ switched ${s.from} → ${s.to ?? 'none'} at recipient #${s.atSeq}: ${s.reason}`);
-            lastSwitches = p.switches.length;
-          }
-          const line = progressBar(p);
-          if (tty) process.stdout.write(`\r\x1b[2K${line}`);
-          else {
-            const decile = Math.floor(((p.accepted + p.rejected + p.suppressed) / Math.max(1, p.total)) * 4);
-            if (decile > lastPrinted) {
-              say(line);
-              lastPrinted = decile;
-            }
-          }
-        })
-        .catch(() => undefined);
-    }, 150);
+    // One progress query at a time, and the last one finished before the stack stops: a query
+    // still in flight (or in its gRPC retry) when the connection closes would crash the process.
+    let polling = true;
+    const showProgress = async () => {
+      const p = await campaignProgress(env.client, definition.id);
+      if (p.switches.length > lastSwitches) {
+        const s = p.switches[p.switches.length - 1];
+        if (tty) process.stdout.write('\r\x1b[2K');
+        say(`⚠ switched ${s.from} → ${s.to ?? 'none'} at recipient #${s.atSeq}: ${s.reason}`);
+        lastSwitches = p.switches.length;
+      }
+      const line = progressBar(p);
+      if (tty) process.stdout.write(`\r\x1b[2K${line}`);
+      else {
+        const decile = Math.floor(((p.accepted + p.rejected + p.suppressed) / Math.max(1, p.total)) * 4);
+        if (decile > lastPrinted) {
+          say(line);
+          lastPrinted = decile;
+        }
+      }
+    };
+    const pollLoop = (async () => {
+      while (polling) {
+        await showProgress().catch(() => undefined);
+        await new Promise((res) => setTimeout(res, 150));
+      }
+    })();
     let result: CampaignResult;
     try {
       result = await handle.result();
     } finally {
-      clearInterval(poll);
+      polling = false;
+      await pollLoop;
     }
     if (tty) process.stdout.write('\r\x1b[2K');
     say(progressBar({ ...result, paused: false, batchInFlight: false }));
