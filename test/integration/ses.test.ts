@@ -19,8 +19,9 @@ import { pullSesSuppressions, pushSesSuppressions } from '../../src/providers/se
 import { snsWebhooks } from '../../src/providers/ses/webhooks';
 import { DEFAULT_HEALTH_SETTINGS } from '../../workflows/provider-health-api';
 import { assertExactlyOnce, audience, Harness, type HarnessOptions, uniqueId } from '../support/harness';
-import { startDevServer } from '../support/temporal';
+import { startDevServer, writeWorkflowBundle } from '../support/temporal';
 import { waitUntil } from '../support/wait';
+import { WorkerProcess } from '../support/worker-process';
 
 const health = (over: Partial<HealthConfig>): HealthConfig => ({ ...DEFAULT_HEALTH_SETTINGS, ...over });
 
@@ -220,6 +221,62 @@ describe('ses provider (SES v2 emulator on loopback, real Temporal dev server)',
     assert.equal(result.status, 'completed');
     assert.deepEqual(result.acceptedByProvider, { ses: 30 });
     assertExactlyOnce(h, 30);
+  });
+
+  it('ses: worker killed while SES calls are open, under inFlight hold: nobody sent twice, the sends SES may have taken held; released by what SES holds, nobody lost', async () => {
+    const { h, ses } = await create({ concurrency: 4 }, { inFlightPolicy: 'hold' });
+    const bundlePath = await writeWorkflowBundle(h.dir);
+    const workers: WorkerProcess[] = [];
+    const start = async () => {
+      const w = await WorkerProcess.start({
+        address: env.address,
+        taskQueue: h.taskQueue,
+        dir: h.dir,
+        providers: h.providerDefs,
+        inFlight: 'hold',
+        sqlitePath: `${h.dir}/mailover.db`,
+        bundlePath,
+      });
+      workers.push(w);
+      return w;
+    };
+    try {
+      const first = await start();
+      let accepted = 0;
+      ses.on('message', () => {
+        if (++accepted === 51) process.kill(first.pid, 'SIGKILL');
+      });
+      const id = uniqueId('ses-kill');
+      const handle = await h.launch(id, audience(200), { providers: ['ses', 'smtp-primary'], batchSize: 20 });
+      await waitUntil(() => first.child.exitCode !== null || first.child.signalCode !== null, 'the worker to die');
+      await start();
+      const holding = await waitUntil(
+        async () => {
+          const p = await campaignProgress(h.client, id);
+          return p.status === 'holding' && p.hold?.kind === 'review' ? p : undefined;
+        },
+        'the campaign to hold the sends in doubt for review',
+        90_000,
+      );
+      // SES cannot be asked: every row dispatched but not settled at the kill is held, never resent.
+      assert.ok(holding.heldForReview >= 1 && holding.heldForReview <= 4, `held ${holding.heldForReview} (at most the 4 calls open)`);
+      const byRecipient = ses.countByRecipient();
+      assert.ok(
+        [...byRecipient.values()].every((n) => n === 1),
+        'nobody sent twice',
+      );
+      // The operator checks SES's own records: what it has is marked sent, the rest resent.
+      for (const row of await h.store.listHeld(id)) {
+        const action = byRecipient.get(row.email) ? 'mark-sent' : 'resend';
+        await releaseHeldRows(h.client, id, { action, fromSeq: row.seq, toSeq: row.seq, by: 'ops@test' });
+      }
+      const result = await handle.result();
+      assert.equal(result.status, 'completed');
+      assert.deepEqual(result.acceptedByProvider, { ses: 200 });
+      assertExactlyOnce(h, 200);
+    } finally {
+      await Promise.all(workers.map((w) => w.kill()));
+    }
   });
 
   it('ses: SNS bounce and complaint notifications suppress their addresses; forged, stale and replayed ones are refused; a subscription is confirmed', async () => {
