@@ -152,7 +152,7 @@ describe('mailgun provider (Mailgun-compatible API on loopback, real Temporal de
     assertExactlyOnce(h, 1000);
   });
 
-  it('mailgun: a call accepted but answered with a dropped connection is looked up in the events API, not sent again', async () => {
+  it('mailgun: a call accepted but answered with a dropped connection is looked up in the Logs API, not sent again', async () => {
     await h.startWorker();
     const id = uniqueId('mg-drop');
     const mg = h.mailgun!;

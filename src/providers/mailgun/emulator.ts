@@ -29,6 +29,12 @@
  *   otherwise `ascending` decides. Ascending: begin <= timestamp <= end; descending:
  *   end <= timestamp <= begin (each bound optional).
  *
+ * - POST /v1/analytics/logs, Mailgun's Logs API (the events API is deprecated in its favour), over
+ *   the same event log, account-wide (all domains): JSON query with start/end, events, filter.AND
+ *   predicates and token paging; see emulator-logs.ts for what is implemented and from which reference.
+ *   `logQueries` holds the query bodies received. The events endpoint stays for `verify()`, a
+ *   domain-scoped read (the Logs API is account-wide, so it cannot tell an unknown domain).
+ *
  * - Suppression lists, as Mailgun keeps them per domain: GET /v3/:domain/bounces|unsubscribes|complaints
  *   with `limit` (1..10000, default 100) and Mailgun's paging (`paging.next` is
  *   `<url>/v3/<domain>/<list>?page=next&address=<last address>&limit=N`, so mailgun.js's
@@ -64,7 +70,7 @@
  *   acceptThenFailNext(n, status) is answered `status` (JSON `{message}`, optional Retry-After):
  *                                 Mailgun took the call but the answer says error;
  *   otherwise                     answered 200 `{ id, message: 'Queued. Thank you.' }`.
- * GET /events (and /events/:page) checks in this order: setAuthFailure / key 401 `Forbidden`;
+ * GET /events (and /events/:page) and POST /v1/analytics/logs check in this order: setAuthFailure / key 401 `Forbidden`;
  * failEvents(status) every request answers `status` until failEvents(null); failEventsNext(n,
  * status) the next n requests that get this far answer `status` (both JSON `{message}`, optional
  * Retry-After); parameter errors 400; then the page. The suppression-list endpoints are only
@@ -95,6 +101,7 @@ import type { EspEmulator, ReceivedMessage } from '../provider-module';
 import http from 'node:http';
 import type net from 'node:net';
 import { createHmac, randomBytes } from 'node:crypto';
+import { answerLogsQuery, LogsQueryError } from './emulator-logs';
 
 export interface MailgunServerOptions {
   /** The API key clients must send as the password of HTTP basic auth with user `api`. */
@@ -271,6 +278,7 @@ export class MailgunServer extends EventEmitter implements EspEmulator {
   private readonly recorded: MailgunMessage[] = [];
   private readonly callLog: MailgunCall[] = [];
   private readonly eventLog: StoredEvent[] = [];
+  private readonly logQueryLog: unknown[] = [];
   /** domain (lower case) -> list -> address (lower case) -> entry */
   private readonly lists = new Map<string, Map<MailgunSuppressionList, Map<string, MailgunSuppression>>>();
   private webhook: { url: string; signingKey: string } | null = null;
@@ -344,6 +352,11 @@ export class MailgunServer extends EventEmitter implements EspEmulator {
   /** Every POST /messages call, in arrival order (faulted, hung and dropped ones included). */
   get calls(): readonly MailgunCall[] {
     return this.callLog;
+  }
+
+  /** Every POST /v1/analytics/logs body past the auth check (faulted ones too), parsed (undefined: not JSON), in arrival order. */
+  get logQueries(): readonly unknown[] {
+    return this.logQueryLog;
   }
 
   /** The event log (oldest first), as GET /events would return the items. */
@@ -503,6 +516,7 @@ export class MailgunServer extends EventEmitter implements EspEmulator {
     this.recorded.length = 0;
     this.callLog.length = 0;
     this.eventLog.length = 0;
+    this.logQueryLog.length = 0;
   }
 
   // ---------------------------------------------------------------------------------------
@@ -552,12 +566,12 @@ export class MailgunServer extends EventEmitter implements EspEmulator {
     this.acceptThenFailFault = n > 0 ? { remaining: n, ...fault(status, opts) } : null;
   }
 
-  /** GET /events answers `status` with JSON `{ message }` until `failEvents(null)` (or `heal()`). */
+  /** GET /events and POST /v1/analytics/logs answer `status` with JSON `{ message }` until `failEvents(null)` (or `heal()`). */
   failEvents(status: number | null, opts: MailgunFaultOptions = {}): void {
     this.eventsFailAll = status === null ? null : fault(status, opts);
   }
 
-  /** The next `n` GET /events requests (past the auth check) answer `status` with JSON `{ message }`. */
+  /** The next `n` GET /events or POST /v1/analytics/logs requests (past the auth check) answer `status` with JSON `{ message }`. */
   failEventsNext(n: number, status: number, opts: MailgunFaultOptions = {}): void {
     this.eventsFailNext = n > 0 ? { remaining: n, ...fault(status, opts) } : null;
   }
@@ -700,18 +714,22 @@ export class MailgunServer extends EventEmitter implements EspEmulator {
       if (req.method !== 'GET') return void sendJson(res, 405, { message: 'Method not allowed' }, { allow: 'GET' });
       req.resume();
       if (!this.authorized(req)) return void forbidden(res);
-      if (this.eventsFailAll) return void sendFault(res, this.eventsFailAll);
-      if (this.eventsFailNext) {
-        const f = this.eventsFailNext;
-        if (--f.remaining <= 0) this.eventsFailNext = null;
-        return void sendFault(res, f);
-      }
+      const f = this.eventLogFault();
+      if (f) return void sendFault(res, f);
       try {
         this.handleEvents(res, decodeSegment(events[1] ?? ''), url.searchParams, events[2]);
       } catch (err) {
         if (err instanceof BadRequest) sendJson(res, 400, { message: err.message });
         else sendJson(res, 500, { message: 'Internal server error' });
       }
+      return;
+    }
+    if (/^\/v1\/analytics\/logs\/?$/.test(url.pathname)) {
+      if (req.method !== 'POST') {
+        req.resume();
+        return void sendJson(res, 405, { message: 'Method not allowed' }, { allow: 'POST' });
+      }
+      void this.handleLogs(req, res).catch(() => sendJson(res, 500, { message: 'Internal server error' }));
       return;
     }
     const lists = /^\/v3\/([^/]+)\/(bounces|unsubscribes|complaints)\/?$/.exec(url.pathname);
@@ -989,6 +1007,41 @@ export class MailgunServer extends EventEmitter implements EspEmulator {
     call.status = status;
     sendJson(res, status, body, headers);
     if (emit) this.emit('call', call);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // POST /v1/analytics/logs (emulator-logs.ts)
+
+  private async handleLogs(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const body = await readBody(req, MAX_BODY_BYTES).catch(() => null);
+    if (!this.authorized(req)) return forbidden(res);
+    let query: unknown;
+    try {
+      query = JSON.parse(body ? body.toString('utf8') : '');
+    } catch {
+      query = undefined;
+    }
+    this.logQueryLog.push(query);
+    const f = this.eventLogFault();
+    if (f) return sendFault(res, f);
+    if (query === undefined) return sendJson(res, 400, { message: 'the body must be JSON' });
+    try {
+      sendJson(res, 200, answerLogsQuery(query, this.eventLog));
+    } catch (err) {
+      if (err instanceof LogsQueryError) sendJson(res, 400, { message: err.message });
+      else throw err;
+    }
+  }
+
+  /** failEvents / failEventsNext, consumed by a request to either event log endpoint. */
+  private eventLogFault(): Fault | null {
+    if (this.eventsFailAll) return this.eventsFailAll;
+    if (this.eventsFailNext) {
+      const f = this.eventsFailNext;
+      if (--f.remaining <= 0) this.eventsFailNext = null;
+      return f;
+    }
+    return null;
   }
 
   // ---------------------------------------------------------------------------------------

@@ -97,7 +97,7 @@ export const mailgunModule: ProviderModule<MailgunProviderDefinition, MailgunSer
       domain: EMULATOR_DOMAIN,
       apiKey: server.apiKey,
       url: server.url,
-      // Its events API has every accepted message at once.
+      // Its event log (Logs API) has every accepted message at once.
       lookupSettleMs: 0,
       ...(opts.webhookSigningKey ? { webhookSigningKey: opts.webhookSigningKey } : {}),
     }),

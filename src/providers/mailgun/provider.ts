@@ -1,7 +1,7 @@
 /**
  * Mailgun provider: batch sending (up to 1,000 recipients per API call with
  * recipient-variables), a deterministic identity per message, and look-ups through the
- * events API (mailgun.js, Mailgun's official client) for sends left in flight.
+ * Logs API (mailgun.js `logs.list`, Mailgun's official client) for sends left in flight.
  *
  * - Every recipient's rendered subject, text and html travel as its recipient variables;
  *   the call's template is `%recipient.subject%` etc., so any rendering (escaping included)
@@ -17,7 +17,7 @@
  *   400 → invalid message (the campaign holds with the reason); 413 → the call is split in halves.
  * - A call is tied to the send attempt's cancellation, and times out after `timeoutMs`. A message
  *   dispatched less than `timeoutMs + lookupSettleMs` ago may still be in an open call (or not in
- *   the events API yet): `inDoubtWindowMs` tells the engine to wait that long before looking it up.
+ *   the Logs API yet): `inDoubtWindowMs` tells the engine to wait that long before looking it up.
  */
 import { combineFailures } from '../batch-failure';
 import { randomBytes } from 'crypto';
@@ -31,6 +31,29 @@ export const MAILGUN_MAX_RECIPIENTS_PER_CALL = 1000;
 const LOOKUP_CONCURRENCY = 8;
 /** Tries of one look-up (a transient failure is retried after 250 ms, then 1 s). */
 const LOOKUP_ATTEMPTS = 3;
+/** Log entries per Logs API page (Mailgun's maximum), and pages read per recipient at most. */
+const LOOKUP_PAGE_SIZE = 100;
+const LOOKUP_MAX_PAGES = 10;
+
+type MailgunLogsPage = Awaited<ReturnType<ReturnType<Mailgun['client']>['logs']['list']>>;
+
+/** A Logs API filter predicate: `attribute` equals `value`. */
+function logsEquals(attribute: string, value: string) {
+  return { attribute, comparator: '=', values: [{ label: value, value }] };
+}
+
+/** A log entry's user variables: a JSON string in the Logs API (an object in the old events API). */
+function userVariables(raw: unknown): Record<string, unknown> {
+  let value = raw;
+  if (typeof value === 'string') {
+    try {
+      value = JSON.parse(value);
+    } catch {
+      return {};
+    }
+  }
+  return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+}
 
 export interface MailgunProviderConfig {
   name: string;
@@ -47,7 +70,7 @@ export interface MailgunProviderConfig {
   /** Per-call timeout (default 30 s). */
   timeoutMs?: number;
   /**
-   * How long after a call its accepted events may still be missing from the events API.
+   * How long after a call its accepted events may still be missing from the Logs API.
    * A message in flight for less than this, and not found, is "unknown": looked up again later
    * rather than resent. Default 10 s (0 for a server whose events are immediate).
    */
@@ -124,12 +147,7 @@ export class MailgunProvider implements Provider {
   }
 
   private mg(): ReturnType<Mailgun['client']> {
-    if (!this.client) {
-      this.client = new Mailgun(FormData).client({ username: 'api', key: this.config.apiKey, url: this.baseUrl, timeout: this.timeoutMs });
-      // mailgun.js 14 logs a deprecation notice (events.get → logs.list) on every look-up through
-      // console; the events API is what in-flight look-ups need (filter by recipient), so keep it quiet.
-      (this.client.events as unknown as { logger: Pick<Console, 'warn' | 'info' | 'error'> }).logger = { warn() {}, info() {}, error: console.error };
-    }
+    this.client ??= new Mailgun(FormData).client({ username: 'api', key: this.config.apiKey, url: this.baseUrl, timeout: this.timeoutMs });
     return this.client;
   }
 
@@ -298,7 +316,7 @@ export class MailgunProvider implements Provider {
   }
 
   /**
-   * Accepted events by recipient, matched on the campaign identity (`v:mailover-campaign`). A
+   * Accepted log entries by recipient, matched on the campaign identity (`v:mailover-campaign`). A
    * recipient whose look-up keeps failing (after two quick retries of a transient failure) is
    * 'failed'; the others are still answered.
    */
@@ -330,28 +348,57 @@ export class MailgunProvider implements Provider {
     }
   }
 
+  /**
+   * One recipient's `accepted` log entries on this domain, from a minute before the message was
+   * handed over (a recipient's older campaigns stay out), oldest first, page by page until the
+   * campaign's entry turns up or the pages run out. Mailgun's Logs API (POST /v1/analytics/logs,
+   * mailgun.js `logs.list`), which replaces the deprecated events API: it is account-wide, so the
+   * domain is a filter; `user-variables` come as a JSON string.
+   */
   private async lookupOne(message: OutgoingMessage, dispatchedAt: Date | null): Promise<LookupResult> {
-    let page;
-    try {
-      // From a minute before the message was handed over: a recipient's older campaigns stay out of the page.
-      const since = Math.floor(((dispatchedAt?.getTime() ?? Date.now() - 3 * 86_400_000) - 60_000) / 1000);
-      page = await this.mg().events.get(this.config.domain, { event: 'accepted', recipient: message.to, begin: String(since), ascending: 'yes', limit: 300 });
-    } catch (err) {
-      throw this.classify(err);
-    }
-    for (const item of page.items as Array<{ 'user-variables'?: Record<string, unknown>; message?: { headers?: Record<string, string> } }>) {
-      if (item['user-variables']?.['mailover-campaign'] === message.campaignId) {
-        const id = item.message?.headers?.['message-id'];
-        return { status: 'accepted', providerMessageId: id ? `<${id.replace(/^<|>$/g, '')}>` : message.messageId };
+    const start = new Date((dispatchedAt?.getTime() ?? Date.now() - 3 * 86_400_000) - 60_000);
+    // mailgun.js sends whole seconds (RFC 2822): a second ahead keeps this second's entries in.
+    const end = new Date(Date.now() + 1_000);
+    let token: string | undefined;
+    for (let page = 1; page <= LOOKUP_MAX_PAGES; page++) {
+      let list: MailgunLogsPage;
+      try {
+        list = await this.mg().logs.list({
+          start,
+          end,
+          events: ['accepted'],
+          filter: { AND: [logsEquals('domain', this.config.domain), logsEquals('recipient', message.to)] },
+          pagination: { sort: 'timestamp:asc', limit: LOOKUP_PAGE_SIZE, ...(token ? { token } : {}) },
+        });
+      } catch (err) {
+        throw this.classify(err);
+      }
+      for (const item of list.items) {
+        if (userVariables(item['user-variables'])['mailover-campaign'] === message.campaignId) {
+          const id = item.message?.headers?.['message-id'];
+          return { status: 'accepted', providerMessageId: id ? `<${id.replace(/^<|>$/g, '')}>` : message.messageId };
+        }
+      }
+      token = list.pagination?.next;
+      if (!token || list.items.length === 0) {
+        // Its call may still be open, or Mailgun's log may not show it yet.
+        const age = dispatchedAt ? Date.now() - dispatchedAt.getTime() : Infinity;
+        if (age < this.inDoubtWindowMs) return { status: 'unknown', retryAfterMs: this.inDoubtWindowMs - age };
+        return { status: 'not-found' };
       }
     }
-    // Its call may still be open, or Mailgun's event log may not show it yet.
-    const age = dispatchedAt ? Date.now() - dispatchedAt.getTime() : Infinity;
-    if (age < this.inDoubtWindowMs) return { status: 'unknown', retryAfterMs: this.inDoubtWindowMs - age };
-    return { status: 'not-found' };
+    // Not found in the pages read, and more remain: not proof that it was never accepted.
+    return {
+      status: 'failed',
+      reason: `look-up failed: ${this.name}: more than ${LOOKUP_MAX_PAGES * LOOKUP_PAGE_SIZE} accepted log entries for one recipient since the send; not resent`,
+    };
   }
 
-  /** An authenticated read of the domain's event log (one item): reachable, key accepted, domain known. */
+  /**
+   * An authenticated read of the domain's event log (one item): reachable, key accepted, domain
+   * known. Still the events API: it is scoped to the domain (404 for an unknown one), which the
+   * account-wide Logs API is not.
+   */
   async verify(): Promise<void> {
     let response: Response;
     try {
