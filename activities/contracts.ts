@@ -183,6 +183,10 @@ export interface DrillLedgerCheck {
   misplacedSeqs: number[];
   /** rows found in flight after a crash (their message may have gone out twice) */
   inFlightRecovered: number;
+  /**
+   * Accepted rows with a provider message id, counted once per (provider, id, recipient): ESPs
+   * that send a call's recipients together (Mailgun, SendGrid) give them all that call's one id.
+   */
   distinctMessageIds: number;
   acceptedByProvider: Record<string, number>;
 }

@@ -145,7 +145,8 @@ export function drillActivities(deps: ActivityDeps) {
         if (r.state === 'accepted') {
           check.accepted++;
           if (r.provider) check.acceptedByProvider[r.provider] = (check.acceptedByProvider[r.provider] ?? 0) + 1;
-          if (r.providerMessageId) ids.add(`${r.provider}:${r.providerMessageId}`);
+          // Per recipient: a batch ESP's one id per call covers several rows.
+          if (r.providerMessageId) ids.add(`${r.provider}:${r.providerMessageId}:${r.email}`);
         }
         if (r.state === 'accepted' && r.provider === expected) check.inPlace++;
         else if (check.misplacedSeqs.length < 10) check.misplacedSeqs.push(r.seq);

@@ -27,7 +27,7 @@
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type net from 'node:net';
-import { WebhookBodyError, type ParsedWebhook, type WebhookSupport } from '../providers/provider-module';
+import { WebhookBodyError, type ParsedWebhook, type ProviderDefinitionBase, type WebhookSupport } from '../providers/provider-module';
 import type { DeliveryEventInput, DeliveryEventType, Store } from '../store/types';
 import { escapeHtml } from '../template';
 import { counterText, DeliveryEventCounts, SERVER_COUNTER_HELP, snakeCase } from './metrics';
@@ -51,6 +51,8 @@ export interface ComplianceServerOptions {
 export interface ProviderWebhook {
   signingKey: string;
   webhooks: WebhookSupport;
+  /** The provider's definition, handed to its reader (absent: the reader's defaults). */
+  config?: ProviderDefinitionBase;
 }
 
 /** Event types that put the address on the suppression list at once. */
@@ -208,7 +210,7 @@ export class ComplianceServer {
     }
     let parsed: ParsedWebhook;
     try {
-      parsed = await hook.webhooks.parse(await this.readBody(req), hook.signingKey, req.headers);
+      parsed = await hook.webhooks.parse(await this.readBody(req), hook.signingKey, req.headers, hook.config);
     } catch (err) {
       if (err instanceof TooLarge) {
         this.count('webhook_refused_too_large');

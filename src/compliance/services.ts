@@ -23,7 +23,7 @@ export function providerWebhooks(config: { providers: readonly ProviderDefinitio
   for (const p of config.providers) {
     const webhooks = findProviderModule(p.kind)?.webhooks;
     const signingKey = webhooks?.signingKey(p);
-    if (webhooks && signingKey) hooks.set(p.name, { signingKey, webhooks });
+    if (webhooks && signingKey) hooks.set(p.name, { signingKey, webhooks, config: p });
   }
   return hooks;
 }

@@ -74,8 +74,9 @@ export interface WebhookSupport<C extends ProviderDefinitionBase = ProviderDefin
    * replayed requests, then records the event. `headers` (lower-case names, as Node gives them):
    * for ESPs whose proof is in a header (HTTP basic auth as Postmark, a signature header as SendGrid).
    * May answer a promise (an ESP whose signature check fetches a certificate: SES through SNS).
+   * `config`: the provider's definition, when the caller has it (SES reads `sns.certificateHosts`).
    */
-  parse(body: Buffer, signingKey: string, headers: WebhookHeaders): ParsedWebhook | Promise<ParsedWebhook>;
+  parse(body: Buffer, signingKey: string, headers: WebhookHeaders, config?: C): ParsedWebhook | Promise<ParsedWebhook>;
 }
 
 /** A webhook request's headers, lower-case names (Node's IncomingHttpHeaders). */

@@ -258,4 +258,18 @@ describe('ses: SNS notifications (signatures, subscriptions, SES events)', () =>
     assert.equal(urlOnHosts('https://sns.eu-west-1.amazonaws.com/x.pem', ['sns.eu-west-1.amazonaws.com'], true), true);
     assert.equal(urlOnHosts('https://user@sns.eu-west-1.amazonaws.com/x.pem', ['sns.eu-west-1.amazonaws.com'], true), false);
   });
+
+  it('ses: a loopback host:port (a local emulator, sns.certificateHosts) takes http on exactly that port; the AWS hosts never do', () => {
+    const local = ['127.0.0.1:4566'];
+    assert.equal(urlOnHosts('http://127.0.0.1:4566/SimpleNotificationService-1.pem', local, true), true);
+    assert.equal(urlOnHosts('http://127.0.0.1:4567/SimpleNotificationService-1.pem', local, true), false);
+    assert.equal(urlOnHosts('http://localhost:4566/SimpleNotificationService-1.pem', local, true), false);
+    assert.equal(urlOnHosts('https://sns.eu-west-1.amazonaws.com/x.pem', local, true), false, 'the AWS host is not trusted besides a local one');
+    assert.equal(urlOnHosts('http://127.0.0.1:4566/SimpleNotificationService-1.pem', ['sns.eu-west-1.amazonaws.com'], true), false);
+    assert.equal(
+      urlOnHosts('http://sns.eu-west-1.amazonaws.com:4566/x.pem', ['sns.eu-west-1.amazonaws.com:4566'], true),
+      false,
+      'only loopback entries take a port',
+    );
+  });
 });

@@ -40,7 +40,11 @@
  * of SES event publishing (eventType, mail with its tags), wrapped in an SNS Notification
  * signed with the emulator's certificate (SignatureVersion 1 or 2). Its SigningCertURL is on
  * the real SNS host of its region; `fetchCertificate` is the fetcher that serves that
- * certificate, to give the receiving side in tests. `confirmSubscription()` posts a
+ * certificate, to give the receiving side in tests; after `serveCertificateLocally()` (the dev
+ * stack) the URL is on the emulator's own address, which serves it (`GET /SimpleNotificationService-<hash>.pem`),
+ * for a receiver whose `sns.certificateHosts` lists that address. `bounceRecipients(a)`: their
+ * messages are accepted, then bounced (a Permanent Bounce posted, the address suppressed).
+ * `confirmSubscription()` posts a
  * SubscriptionConfirmation; `subscriptionConfirmed` says whether its SubscribeURL was fetched
  * through `confirmSubscriptionUrl`.
  */
@@ -140,7 +144,9 @@ export class SesServer extends EventEmitter implements EspEmulator {
   readonly accessKeyId: string;
   readonly secretAccessKey = 'emulator-secret-0123456789abcdefghijklmnop';
   readonly certificate: TestCertificate;
-  readonly signingCertUrl: string;
+  /** Where its SNS messages say their certificate is: the real SNS host (default), or its own address (serveCertificateLocally). */
+  signingCertUrl: string;
+  private readonly certificatePath: string;
   readonly messages: SesMessage[] = [];
   readonly calls: SesCall[] = [];
   private readonly suppressed = new Map<string, { reason: 'BOUNCE' | 'COMPLAINT'; at: Date }>();
@@ -158,6 +164,8 @@ export class SesServer extends EventEmitter implements EspEmulator {
   private confirmedUrls = new Set<string>();
   private rejected = new Map<string, string>();
   private openSends = 0;
+  /** How many times its certificate was fetched from its own address. */
+  certificateRequests = 0;
   /** The most SendEmail calls it had open at once. */
   peakConcurrentSends = 0;
 
@@ -172,7 +180,8 @@ export class SesServer extends EventEmitter implements EspEmulator {
     this.maxSendRate = opts.maxSendRate ?? 14;
     this.certificate = selfSignedCertificate('sns.amazonaws.com');
     const hash = createHash('sha256').update(this.certificate.certificatePem).digest('hex').slice(0, 32);
-    this.signingCertUrl = `https://sns.${this.region}.amazonaws.com/SimpleNotificationService-${hash}.pem`;
+    this.certificatePath = `/SimpleNotificationService-${hash}.pem`;
+    this.signingCertUrl = `https://sns.${this.region}.amazonaws.com${this.certificatePath}`;
   }
 
   static async start(opts: SesServerOptions = {}): Promise<SesServer> {
@@ -297,6 +306,19 @@ export class SesServer extends EventEmitter implements EspEmulator {
     this.webhook = url ? { url, topicArn: topicArn || this.topicArn } : null;
   }
 
+  /** Its own address as `sns.certificateHosts` lists it: `127.0.0.1:<port>`. */
+  get certificateHost(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  /**
+   * From now on its SNS messages name its certificate on its own address (GET <url>/SimpleNotificationService-<hash>.pem,
+   * served without credentials), for a receiver that trusts that address (`sns.certificateHosts`: the dev stack).
+   */
+  serveCertificateLocally(): void {
+    this.signingCertUrl = `http://${this.certificateHost}${this.certificatePath}`;
+  }
+
   /** Serves the emulator's signing certificate at its SigningCertURL (and nothing else). */
   readonly fetchCertificate: CertificateFetcher = async (url) => {
     if (url !== this.signingCertUrl) throw new Error(`${url}: not found (404)`);
@@ -418,6 +440,19 @@ export class SesServer extends EventEmitter implements EspEmulator {
     return { ...(await this.post(message)), message };
   }
 
+  /**
+   * SES takes these recipients' messages and then bounces them: a Permanent Bounce posted to the
+   * webhook for each (once accepted), and the address on the account's suppression list.
+   */
+  bounceRecipients(addresses: string[]): void {
+    const pending = new Set(addresses.map((a) => a.toLowerCase()));
+    this.on('message', (m: SesMessage) => {
+      if (!pending.has(m.to.toLowerCase())) return;
+      this.addSuppression(m.to, 'BOUNCE');
+      if (this.webhook) void this.notify(m.to, 'Bounce').catch(() => undefined);
+    });
+  }
+
   async reportComplaint(recipient: string): Promise<{ webhookStatus?: number }> {
     if (!this.webhook) return {};
     return { webhookStatus: (await this.notify(recipient, 'Complaint')).status };
@@ -450,6 +485,11 @@ export class SesServer extends EventEmitter implements EspEmulator {
     const body = Buffer.concat(chunks).toString('utf8');
     const url = new URL(req.url ?? '/', 'http://localhost');
     const route = `${req.method} ${url.pathname.replace(/\/+$/, '')}`;
+    if (route === `GET ${this.certificatePath}`) {
+      this.certificateRequests++;
+      res.writeHead(200, { 'content-type': 'application/x-pem-file', 'content-length': Buffer.byteLength(this.certificate.certificatePem) });
+      return void res.end(this.certificate.certificatePem);
+    }
     const sending = route === 'POST /v2/email/outbound-emails';
     const call: SesCall | undefined = sending ? { status: 0, recipients: 0, at: new Date() } : undefined;
     if (call) {

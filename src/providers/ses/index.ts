@@ -9,7 +9,7 @@ import type { RateLimit } from '../../config';
 import type { ProviderModule } from '../provider-module';
 import type { SesServer } from './emulator';
 import { SesProvider, type SesProviderConfig } from './provider';
-import { topicRegion } from './sns';
+import { isLoopbackHost, topicRegion } from './sns';
 import { pullSesSuppressions, pushSesSuppressions } from './suppressions';
 import { snsWebhooks } from './webhooks';
 
@@ -59,6 +59,19 @@ export const sesModule: ProviderModule<SesProviderDefinition, SesServer> = {
           `${path}.sns.topicArn: expected the ARN of the SNS topic SES publishes events to (arn:aws:sns:<region>:<account>:<name>), got ${shown(isObject(raw.sns) ? raw.sns.topicArn : raw.sns)}`,
         );
       }
+      const hosts = isObject(raw.sns) ? raw.sns.certificateHosts : undefined;
+      if (hosts !== undefined) {
+        // Only a local emulator's address: in production SNS certificates come from the AWS host of the topic's region.
+        if (!Array.isArray(hosts) || hosts.length === 0)
+          problems.push(`${path}.sns.certificateHosts: expected a list of loopback host:port addresses of a local SES emulator, got ${shown(hosts)}`);
+        else
+          hosts.forEach((h, i) => {
+            if (typeof h !== 'string' || !isLoopbackHost(h))
+              problems.push(
+                `${path}.sns.certificateHosts[${i}]: expected a loopback address of a local SES emulator (127.0.0.1:<port>, localhost:<port> or [::1]:<port>; in production leave certificateHosts out), got ${shown(h)}`,
+              );
+          });
+      }
     }
     return raw as unknown as SesProviderDefinition;
   },
@@ -93,16 +106,22 @@ export const sesModule: ProviderModule<SesProviderDefinition, SesServer> = {
     // Loaded only when started: a worker or the CLI never loads the emulator.
     start: async (opts) =>
       (await import('./emulator')).SesServer.start({ name: opts.name, port: opts.port, ...(opts.credentials ? { accessKeyId: opts.credentials.user } : {}) }),
-    // No `sns`: the emulator's notifications are signed with its own certificate, which only tests
-    // trust (they give the webhook reader the emulator's certificate fetcher).
-    config: (server) => ({
-      kind: 'ses',
-      name: server.name,
-      region: server.region,
-      endpoint: server.url,
-      accessKeyId: server.accessKeyId,
-      secretAccessKey: server.secretAccessKey,
-      timeoutMs: 2_000,
-    }),
+    // The emulator signs its notifications with a certificate of its own. Asked for webhooks (the dev
+    // stack), it serves that certificate on its own address and the definition trusts that address
+    // only (`sns.certificateHosts`); otherwise no `sns` (tests give the reader the emulator's fetcher).
+    config: (server, opts) => {
+      const def: SesProviderDefinition = {
+        kind: 'ses',
+        name: server.name,
+        region: server.region,
+        endpoint: server.url,
+        accessKeyId: server.accessKeyId,
+        secretAccessKey: server.secretAccessKey,
+        timeoutMs: 2_000,
+      };
+      if (opts?.webhookSigningKey === undefined) return def;
+      server.serveCertificateLocally();
+      return { ...def, sns: { topicArn: server.topicArn, certificateHosts: [server.certificateHost] } };
+    },
   },
 };

@@ -40,7 +40,14 @@ export interface SesProviderConfig {
   /** Per-call timeout (default 30 s). */
   timeoutMs?: number;
   /** The SNS topic SES publishes this provider's events to: `mailover webhooks` takes its notifications. */
-  sns?: { topicArn: string };
+  sns?: {
+    topicArn: string;
+    /**
+     * Only for a local SES emulator (`mailover dev` sets it): loopback `host:port`s its signing
+     * certificates are taken from instead of `sns.<region>.amazonaws.com`. Absent in production.
+     */
+    certificateHosts?: string[];
+  };
 }
 
 /** How long an account read (its send rate) is used before it is read again. */

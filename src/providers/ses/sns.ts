@@ -13,6 +13,8 @@
  *   region (`sns.<region>.amazonaws.com`, `.amazonaws.com.cn` in China): any other URL is refused
  *   without being fetched, so a forger cannot bring its own certificate.
  * - A subscription is confirmed by fetching SubscribeURL, which must be on that same host.
+ * - Only for a local SES emulator (`mailover dev`): a provider's `sns.certificateHosts` may list
+ *   loopback `host:port`s to take certificates from instead (nothing else is accepted there).
  */
 import { createVerify, X509Certificate } from 'node:crypto';
 import { WebhookBodyError } from '../provider-module';
@@ -106,7 +108,18 @@ export function snsHosts(region: string): string[] {
   return region.startsWith('cn-') ? [`sns.${region}.amazonaws.com.cn`] : [`sns.${region}.amazonaws.com`];
 }
 
-/** Whether `url` is HTTPS on one of `hosts` (default port), and for a certificate, a .pem path. */
+const LOOPBACK_HOST = /^(?:127\.0\.0\.1|localhost|\[::1\]):\d{1,5}$/;
+
+/** Whether a host is a loopback `host:port` (127.0.0.1, localhost or [::1] with a port): the only kind `sns.certificateHosts` may list. */
+export function isLoopbackHost(host: string): boolean {
+  return LOOPBACK_HOST.test(host);
+}
+
+/**
+ * Whether `url` is HTTPS on one of `hosts` (default port), and for a certificate, a .pem path.
+ * A loopback `host:port` among `hosts` (a local SES emulator, `sns.certificateHosts`) also takes
+ * plain HTTP on exactly that port; any other entry is a host name on HTTPS's default port.
+ */
 export function urlOnHosts(url: string, hosts: readonly string[], pem = false): boolean {
   let u: URL;
   try {
@@ -114,8 +127,9 @@ export function urlOnHosts(url: string, hosts: readonly string[], pem = false): 
   } catch {
     return false;
   }
-  if (u.protocol !== 'https:' || u.port !== '' || u.username || u.password) return false;
-  if (!hosts.includes(u.hostname.toLowerCase())) return false;
+  if (u.username || u.password) return false;
+  const local = (u.protocol === 'http:' || u.protocol === 'https:') && hosts.some((h) => isLoopbackHost(h) && h === u.host.toLowerCase());
+  if (!local && (u.protocol !== 'https:' || u.port !== '' || !hosts.includes(u.hostname.toLowerCase()))) return false;
   return !pem || u.pathname.endsWith('.pem');
 }
 

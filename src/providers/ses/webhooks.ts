@@ -4,7 +4,8 @@
  * The SNS envelope is read and its signature checked by ./sns.ts. The provider's "signing key"
  * (WebhookSupport.signingKey) is the ARN of the SNS topic its events are published to
  * (`sns.topicArn`): a message from any other topic is refused like a forged one, and the topic's
- * region names the only host its signing certificate may come from. SNS's MessageId is the
+ * region names the only host its signing certificate may come from (a local emulator's loopback
+ * address instead when `sns.certificateHosts` lists it: `mailover dev`). SNS's MessageId is the
  * replay token, its Timestamp the signing time (stale outside webhooks.maxAgeSeconds).
  *
  * - SubscriptionConfirmation: confirmed by fetching SubscribeURL (only on the topic's SNS host),
@@ -28,6 +29,7 @@ import type { DeliveryEventInput, DeliveryEventType } from '../../store/types';
 import { WebhookBodyError, type ParsedWebhook, type ProviderDefinitionBase, type WebhookSupport } from '../provider-module';
 import {
   confirmOverHttps,
+  isLoopbackHost,
   parseSnsMessage,
   snsHosts,
   snsVerifier,
@@ -145,16 +147,20 @@ export interface SnsWebhookOptions {
  * The `webhooks` of the SES module: WebhookSupport reading SNS messages. `signingKey` is the
  * topic ARN (see the top of this file). Options are for tests (their own certificate and host).
  */
-export function snsWebhooks<C extends ProviderDefinitionBase & { sns?: { topicArn: string } }>(opts: SnsWebhookOptions = {}): WebhookSupport<C> {
+export function snsWebhooks<C extends ProviderDefinitionBase & { sns?: { topicArn: string; certificateHosts?: string[] } }>(
+  opts: SnsWebhookOptions = {},
+): WebhookSupport<C> {
   const verifier = snsVerifier(opts.fetchCertificate);
   const confirm = opts.confirmSubscription ?? confirmOverHttps;
   return {
     signingKey: (config) => config.sns?.topicArn || undefined,
-    async parse(body, topicArn) {
+    async parse(body, topicArn, _headers, config) {
       const m: SnsMessage = parseSnsMessage(body);
       const region = topicRegion(topicArn);
       if (!region) throw new WebhookBodyError(`the configured sns.topicArn ${JSON.stringify(topicArn.slice(0, 100))} is not an SNS topic ARN`);
-      const hosts = snsHosts(region);
+      // The AWS host of the topic's region, unless the provider lists a local emulator's address (loopback only).
+      const local = (config?.sns?.certificateHosts ?? []).filter(isLoopbackHost);
+      const hosts = local.length ? local : snsHosts(region);
       // A message from another topic is not ours, whoever signed it.
       const verdict = m.TopicArn !== topicArn ? { valid: false as const, why: 'another topic' } : await verifier.verify(m, hosts);
       const notification = m.Type === 'Notification' ? parseSesNotification(m.Message) : undefined;
