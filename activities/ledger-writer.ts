@@ -4,6 +4,12 @@
  * call's whole batch; SMTP replies and next dispatches arriving together) goes into one
  * transaction. Each caller's promise resolves only once its rows are written, so the order
  * the ledger protocol needs (dispatched before handed over) holds.
+ *
+ * One write at a time (group commit): what is asked for while a write is in flight waits for it
+ * and then goes in the next write, all together. On PostgreSQL, where the write is an await on
+ * the network and a commit, the SMTP path's replies and dispatch marks from its parallel
+ * sessions then share commits instead of each taking its own (SQLite's synchronous writes
+ * block the event loop, which grouped them there already).
  */
 export interface LedgerWrites {
   accepted: Array<{ seq: number; providerMessageId: string }>;
@@ -14,6 +20,7 @@ export class LedgerWriter {
   private accepted: Array<{ seq: number; providerMessageId: string; done: () => void; fail: (err: unknown) => void }> = [];
   private dispatches: Array<{ seqs: number[]; done: (marked: Set<number>) => void; fail: (err: unknown) => void }> = [];
   private scheduled = false;
+  private writing = false;
 
   /** Writes both kinds in one transaction; returns the seqs it marked dispatched. */
   constructor(private readonly write: (w: LedgerWrites) => Promise<number[]>) {}
@@ -34,13 +41,14 @@ export class LedgerWriter {
   }
 
   private schedule(): void {
-    if (this.scheduled) return;
+    if (this.scheduled || this.writing) return;
     this.scheduled = true;
     setImmediate(() => void this.flush());
   }
 
   private async flush(): Promise<void> {
     this.scheduled = false;
+    this.writing = true;
     const accepted = this.accepted.splice(0);
     const dispatches = this.dispatches.splice(0);
     try {
@@ -55,6 +63,10 @@ export class LedgerWriter {
     } catch (err) {
       for (const a of accepted) a.fail(err);
       for (const d of dispatches) d.fail(err);
+    } finally {
+      this.writing = false;
+      // What came in meanwhile: the next write.
+      if (this.accepted.length + this.dispatches.length) this.schedule();
     }
   }
 }

@@ -1,13 +1,16 @@
 /**
- * `npm run bench [-- --large | --n N]`: mailover against a raw send, side by side.
+ * `npm run bench [-- --large | --n N] [-- --store postgres]`: mailover against a raw send, side by side.
  *
  * The SMTP sinks and the Mailgun-compatible API run in processes of their own, the worker in
  * its own, the Temporal dev server as the tests use it. Figures: raw and engine SMTP messages
  * per second and their ratio, the Mailgun batch path, the worker's peak RSS, Temporal history
  * events per 10,000 recipients, and the failover switch time. Audience import is timed apart.
+ * With `--store postgres` the SMTP campaign runs a second time on a PostgreSQL ledger (a scratch
+ * database on MAILOVER_BENCH_PG_URL, created and dropped), compared against the SQLite run.
  * Last line: one JSON object with the figures.
  */
 import { fork, spawn, type ChildProcess } from 'child_process';
+import { Client } from 'pg';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import { loadavg, tmpdir } from 'os';
 import { join } from 'path';
@@ -36,6 +39,29 @@ const TEMPLATE = {
 const FROM = 'Bench <bench@example.org>';
 const POOL = 5;
 const BATCH = 1000;
+
+/** The PostgreSQL server `--store postgres` creates its scratch database on (any database name: it connects to `postgres`). */
+const PG_URL = process.env.MAILOVER_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+/** A scratch database for the PostgreSQL run: its URL, and how to drop it. */
+async function createScratchDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  const onAdmin = async (text: string) => {
+    const admin = new URL(PG_URL);
+    admin.pathname = '/postgres';
+    const client = new Client({ connectionString: admin.toString() });
+    await client.connect();
+    try {
+      await client.query(text);
+    } finally {
+      await client.end();
+    }
+  };
+  const name = `mailover_bench_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+  await onAdmin(`create database ${name}`);
+  const url = new URL(PG_URL);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => onAdmin(`drop database if exists ${name} with (force)`) };
+}
 
 interface Esp {
   child: ChildProcess;
@@ -272,6 +298,9 @@ async function main(): Promise<void> {
   const nArg = args.indexOf('--n');
   const n = nArg >= 0 ? Number(args[nArg + 1]) : args.includes('--large') ? 100_000 : 10_000;
   if (!Number.isInteger(n) || n < 1000) throw new Error(`--n: expected a whole number of at least 1000, got ${args[nArg + 1]}`);
+  const storeArg = args.indexOf('--store');
+  const storeKind = storeArg >= 0 ? args[storeArg + 1] : 'sqlite';
+  if (storeKind !== 'sqlite' && storeKind !== 'postgres') throw new Error(`--store: expected 'sqlite' or 'postgres', got '${storeKind}'`);
   const loadStart = Number(loadavg()[0]!.toFixed(2));
   Runtime.install({ logger: new DefaultLogger('ERROR') });
   const dir = mkdtempSync(join(tmpdir(), 'mailover-bench-'));
@@ -293,6 +322,8 @@ async function main(): Promise<void> {
   const smtpB = await startEsp('smtp', 'smtp-b');
   const mailgun = await startEsp('mailgun', 'mailgun');
   const store = await openStore({ databaseUrl: '', sqlitePath: join(dir, 'bench.db') });
+  const pg = storeKind === 'postgres' ? await createScratchDatabase() : undefined;
+  const pgStore = pg ? await openStore({ databaseUrl: pg.url }) : undefined;
   try {
     const bundlePath = join(dir, 'bundle.js');
     writeFileSync(bundlePath, (await bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: new DefaultLogger('ERROR') })).code);
@@ -325,6 +356,13 @@ async function main(): Promise<void> {
     log('engine: campaign via smtp-a');
     const smtp = await runCampaign(env, store, workerEnv, taskQueue, 'bench-smtp', ['smtp-a'], audience(n, 'smtp'), [smtpA]);
     log(`engine smtp: ${smtp.msgsPerS.toFixed(0)} msg/s`);
+    // The same campaign on a PostgreSQL ledger, right after the SQLite one (the machine's load drifts).
+    let smtpPg: CampaignRun | undefined;
+    if (pg && pgStore) {
+      log('engine: campaign via smtp-a, PostgreSQL ledger');
+      smtpPg = await runCampaign(env, pgStore, { ...workerEnv, DATABASE_URL: pg.url }, taskQueue, 'bench-smtp-pg', ['smtp-a'], audience(n, 'smtppg'), [smtpA]);
+      log(`engine smtp (PostgreSQL): ${smtpPg.msgsPerS.toFixed(0)} msg/s`);
+    }
     // The ledger's durability costs: the same campaign with SQLite synchronous=NORMAL (the worker's
     // explicit opt-out; FULL, the default, syncs the WAL on every commit).
     log('engine: campaign via smtp-a, ledger synchronous=NORMAL');
@@ -376,6 +414,13 @@ async function main(): Promise<void> {
       worker_cpu_ms_per_msg_mailgun: Number(mg.workerCpuMsPerMsg.toFixed(3)),
       mailgun_server_cpu_ms_per_msg: Number(mg.espCpuMsPerMsg.toFixed(3)),
       temporal_cpu_ms_per_msg_mailgun: Number(mg.temporalCpuMsPerMsg.toFixed(3)),
+      ...(smtpPg
+        ? {
+            pg_smtp_msgs_per_s: Math.round(smtpPg.msgsPerS),
+            ratio_pg_sqlite: Number((smtpPg.msgsPerS / smtp.msgsPerS).toFixed(3)),
+            worker_cpu_ms_per_msg_smtp_pg: Number(smtpPg.workerCpuMsPerMsg.toFixed(3)),
+          }
+        : {}),
       load_1m_start: loadStart,
       load_1m_end: Number(loadavg()[0]!.toFixed(2)),
       eager_activities: eager,
@@ -416,6 +461,16 @@ async function main(): Promise<void> {
           '',
         ],
         ['audience import (SQLite)', `${(n / smtp.importSeconds).toFixed(0)} rows/s`, '', ''],
+        ...(smtpPg
+          ? [
+              [
+                'engine SMTP, PostgreSQL ledger; ratio PostgreSQL / SQLite',
+                `${Math.round(smtpPg.msgsPerS)} msg/s; ${(smtpPg.msgsPerS / smtp.msgsPerS).toFixed(3)}`,
+                '≥ 0.8',
+                goal(smtpPg.msgsPerS / smtp.msgsPerS >= 0.8),
+              ],
+            ]
+          : []),
       ]),
     );
     console.log(
@@ -424,6 +479,8 @@ async function main(): Promise<void> {
     console.log(JSON.stringify(figures));
   } finally {
     await store.close();
+    await pgStore?.close();
+    await pg?.drop();
     await Promise.all([smtpA.stop(), smtpB.stop(), mailgun.stop()]);
     await env.teardown();
     rmSync(dir, { recursive: true, force: true });

@@ -8,6 +8,7 @@ import { sql, type CompiledQuery } from 'kysely';
 import { bySeq, now, toRecipient } from './columns';
 import { exec, IN_CHUNK, rows, type Compilable, type StoreConnection } from './connection';
 import { claimBody, type RecipientScope } from './ledger-claim';
+import { sendWritesStatement } from './ledger-sends-pg';
 import { QueryTemplate } from './query-template';
 import type {
   ClaimResult,
@@ -101,6 +102,15 @@ export class Ledger implements LedgerStore {
   ): Promise<number[]> {
     const db = this.conn.db;
     const ts = now();
+    if (writes.accepted.length + writes.dispatch.length === 0) return [];
+    if (this.conn.dialect === 'postgres') {
+      // One statement, one round trip (see ledger-sends-pg.ts); a row both accepted and dispatched here takes the path below.
+      const statement = sendWritesStatement(campaignId, provider, claimToken, ts, writes);
+      if (statement) {
+        const rs = await this.conn.db.executeQuery(statement);
+        return (rs.rows as Array<{ seq: number }>).map((r) => Number(r.seq)).sort((a, b) => a - b);
+      }
+    }
     // From pending too: the provider accepted it, so the ledger must say so (never resend).
     this.#acceptQuery ??= QueryTemplate.build(['ts', 'provider', 'providerMessageId', 'campaignId', 'seq'], (v) =>
       db

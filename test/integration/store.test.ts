@@ -317,6 +317,33 @@ function storeSuite(name: 'sqlite' | 'postgres', makeBackend: () => Promise<Back
       assert.deepEqual([tally.accepted['a'], tally.rejected, tally.sending], [995, 1, 4]);
     });
 
+    it('recordSends: SMTP replies and next dispatch marks in one write settle and mark; a row both accepted and dispatched in one write is accepted, not marked', async () => {
+      const cid = await campaignWith(audience(id('smtpw'), 6));
+      await store.claimRange(cid, 1, 6, 'a', 'tok-s');
+      assert.deepEqual(await store.recordSends(cid, 'a', 'tok-s', { accepted: [], dispatch: [1, 2] }), [1, 2]);
+      const marked = await store.recordSends(cid, 'a', 'tok-s', {
+        accepted: [
+          { seq: 1, providerMessageId: '<a"b\\c,{1}@x>' },
+          { seq: 2, providerMessageId: '<m2>' },
+        ],
+        dispatch: [4, 3],
+      });
+      assert.deepEqual(marked, [3, 4]);
+      assert.deepEqual(await store.recordSends(cid, 'a', 'tok-s', { accepted: [{ seq: 5, providerMessageId: '<m5>' }], dispatch: [5, 6] }), [6]);
+      const bySeq = new Map((await store.listRecipients(cid)).map((r) => [r.seq, r]));
+      assert.deepEqual(
+        [1, 2, 3, 4, 5, 6].map((s) => [bySeq.get(s)!.state, bySeq.get(s)!.providerMessageId, bySeq.get(s)!.dispatchedAt !== null]),
+        [
+          ['accepted', '<a"b\\c,{1}@x>', true],
+          ['accepted', '<m2>', true],
+          ['sending', null, true],
+          ['sending', null, true],
+          ['accepted', '<m5>', false],
+          ['sending', null, true],
+        ],
+      );
+    });
+
     it('settleRejected records the reason; a hard bounce adds the address to the suppression list', async () => {
       const tag = id('rej');
       const cid = await campaignWith(audience(tag, 3));
