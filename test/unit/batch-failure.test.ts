@@ -5,7 +5,7 @@
  */
 import { strict as assert } from 'assert';
 import { ProviderUnavailableError, TransientProviderError } from '../../src/errors';
-import { combineFailures } from '../../src/providers/batch-failure';
+import { combineFailures } from '../../src/providers/parallel-calls';
 
 describe('batch failures from calls in parallel', () => {
   it('one failure is thrown as it is', () => {

@@ -19,7 +19,7 @@
  *   dispatched less than `timeoutMs + lookupSettleMs` ago may still be in an open call (or not in
  *   the Logs API yet): `inDoubtWindowMs` tells the engine to wait that long before looking it up.
  */
-import { combineFailures } from '../batch-failure';
+import { callsOf, sendCallsInParallel } from '../parallel-calls';
 import { randomBytes } from 'crypto';
 import Mailgun from 'mailgun.js';
 import { InvalidMessageError, ProviderUnavailableError, RecipientPermanentError, TransientProviderError, type ClassifiedError } from '../../errors';
@@ -157,23 +157,8 @@ export class MailgunProvider implements Provider {
     dispatching?: (messages: OutgoingMessage[]) => Promise<OutgoingMessage[]>,
     signal?: AbortSignal,
   ): Promise<void> {
-    const calls: OutgoingMessage[][] = [];
-    for (let i = 0; i < messages.length; i += this.callSize) calls.push(messages.slice(i, i + this.callSize));
-    let next = 0;
-    const failures: unknown[] = [];
-    const worker = async (): Promise<void> => {
-      while (failures.length === 0 && next < calls.length) {
-        const call = calls[next++];
-        try {
-          const mine = dispatching ? await dispatching(call) : call;
-          if (mine.length) await this.sendCall(mine, report, signal);
-        } catch (err) {
-          failures.push(err);
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.concurrency, calls.length) }, worker));
-    if (failures.length) throw combineFailures(failures);
+    const calls = callsOf(messages, this.callSize);
+    await sendCallsInParallel(calls, this.concurrency, dispatching, (call) => this.sendCall(call, report, signal));
   }
 
   /** One API call; 413 splits it in halves. Reports every recipient of a call that was accepted. */

@@ -17,7 +17,7 @@
  *   never resent blindly); connection refused → provider unavailable (nothing was sent).
  *   413 (payload too large) and ErrorCode 410 (too many batch messages) split the call in halves.
  */
-import { combineFailures } from '../batch-failure';
+import { callsOf, sendCallsInParallel } from '../parallel-calls';
 import { createHash } from 'crypto';
 import { ServerClient } from 'postmark';
 import { InvalidMessageError, ProviderUnavailableError, RecipientPermanentError, TransientProviderError, type ClassifiedError } from '../../errors';
@@ -217,23 +217,8 @@ export class PostmarkProvider implements Provider {
     dispatching?: (messages: OutgoingMessage[]) => Promise<OutgoingMessage[]>,
     signal?: AbortSignal,
   ): Promise<void> {
-    const calls: OutgoingMessage[][] = [];
-    for (let i = 0; i < messages.length; i += this.callSize) calls.push(messages.slice(i, i + this.callSize));
-    let next = 0;
-    const failures: unknown[] = [];
-    const worker = async (): Promise<void> => {
-      while (failures.length === 0 && next < calls.length) {
-        const call = calls[next++];
-        try {
-          const mine = dispatching ? await dispatching(call) : call;
-          if (mine.length) await this.sendCall(mine, report, signal);
-        } catch (err) {
-          failures.push(err);
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.concurrency, calls.length) }, worker));
-    if (failures.length) throw combineFailures(failures);
+    const calls = callsOf(messages, this.callSize);
+    await sendCallsInParallel(calls, this.concurrency, dispatching, (call) => this.sendCall(call, report, signal));
   }
 
   /** The message as /email/batch takes it. */

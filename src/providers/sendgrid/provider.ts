@@ -17,7 +17,7 @@
  *   page (1,000 messages) is asked recipient by recipient. Without it the provider has no
  *   look-up and the provider file's `inFlight` policy applies.
  */
-import { combineFailures } from '../batch-failure';
+import { sendCallsInParallel } from '../parallel-calls';
 import { InvalidMessageError, ProviderUnavailableError, RecipientPermanentError, TransientProviderError, type ClassifiedError } from '../../errors';
 import type { InFlightMessage, LookupResult, OutgoingMessage, Provider, SendResult } from '../provider';
 import { sendGridBaseUrl, sendGridRequest, type SendGridApiConfig } from './api';
@@ -169,21 +169,7 @@ export class SendGridProvider implements Provider {
     signal?: AbortSignal,
   ): Promise<void> {
     const calls = planCalls(messages, this.callSize);
-    let next = 0;
-    const failures: unknown[] = [];
-    const worker = async (): Promise<void> => {
-      while (failures.length === 0 && next < calls.length) {
-        const call = calls[next++];
-        try {
-          const mine = dispatching ? await dispatching(call) : call;
-          if (mine.length) await this.sendCall(mine, report, signal);
-        } catch (err) {
-          failures.push(err);
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.concurrency, calls.length) }, worker));
-    if (failures.length) throw combineFailures(failures);
+    await sendCallsInParallel(calls, this.concurrency, dispatching, (call) => this.sendCall(call, report, signal));
   }
 
   /** One Mail Send call; 413 splits it in halves. Reports every recipient of a call that was accepted. */

@@ -23,7 +23,7 @@
  * Error messages name the provider, the phase, what the reply means and the server's text with
  * addresses scrubbed; they never contain the password.
  */
-import { combineFailures } from '../batch-failure';
+import { combineFailures } from '../parallel-calls';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import { ProviderUnavailableError, RecipientDeferredError, RecipientPermanentError, TransientProviderError, type ClassifiedError } from '../../errors';
 import { buildMime, type RawMessage } from '../mime-message';
