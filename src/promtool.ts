@@ -7,8 +7,8 @@
  * One place used by tests and `npm test` (scripts/ensure-promtool.js), like src/temporal-cli.ts.
  */
 import { spawnSync } from 'child_process';
-import { accessSync, constants, existsSync, rmSync, writeFileSync } from 'fs';
-import { delimiter, join } from 'path';
+import { existsSync, rmSync, writeFileSync } from 'fs';
+import { findOnPath, isExecutable } from './executables';
 
 export const PROMTOOL_PACKAGE = 'prometheus';
 export const PROMTOOL_INSTALL_COMMAND = `sudo apt-get install -y --no-install-recommends ${PROMTOOL_PACKAGE}`;
@@ -22,22 +22,6 @@ export interface PromtoolHost {
   log(line: string): void;
 }
 
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function onPath(name: string, env: NodeJS.ProcessEnv): string | undefined {
-  for (const dir of (env.PATH ?? '').split(delimiter)) {
-    if (dir && isExecutable(join(dir, name))) return join(dir, name);
-  }
-  return undefined;
-}
-
 /** The promtool to use, or undefined when none is installed. */
 export function findPromtool(env: NodeJS.ProcessEnv = process.env): string | undefined {
   const fromEnv = env.PROMTOOL;
@@ -45,7 +29,7 @@ export function findPromtool(env: NodeJS.ProcessEnv = process.env): string | und
     if (!isExecutable(fromEnv)) throw new Error(`PROMTOOL=${fromEnv} is not an executable file`);
     return fromEnv;
   }
-  return onPath('promtool', env);
+  return findOnPath('promtool', env);
 }
 
 const defaultHost = (): PromtoolHost => ({
@@ -85,7 +69,7 @@ function aptInstall(host: PromtoolHost): boolean {
 export function ensurePromtool(host: PromtoolHost = defaultHost()): string {
   const found = findPromtool(host.env);
   if (found) return found;
-  const apt = onPath('apt-get', host.env);
+  const apt = findOnPath('apt-get', host.env);
   if (!apt || !host.isRoot) {
     throw new Error(`promtool is not installed; install it with: ${PROMTOOL_INSTALL_COMMAND} (or set PROMTOOL to its path)`);
   }

@@ -5,8 +5,9 @@
  * One place used by tests, CI (scripts/ensure-temporal.js) and the demo.
  */
 import { execFileSync, spawnSync } from 'child_process';
-import { accessSync, constants, existsSync } from 'fs';
+import { existsSync } from 'fs';
 import { delimiter, join } from 'path';
+import { findOnPath, isExecutable } from './executables';
 import type { EphemeralServerExecutable } from '@temporalio/testing/lib/ephemeral-server';
 
 export const TEMPORAL_CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal';
@@ -14,21 +15,8 @@ export const TEMPORAL_CLI_VERSION = 'v1.5.1';
 /** The Go toolchain named by the CLI's go.mod, used if the machine's Go cannot build it. */
 const FALLBACK_TOOLCHAIN = 'go1.25.0';
 
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function findGo(): string | undefined {
-  for (const dir of [...(process.env.PATH ?? '').split(delimiter), '/usr/local/go/bin']) {
-    const candidate = join(dir, 'go');
-    if (dir && isExecutable(candidate)) return candidate;
-  }
-  return undefined;
+  return findOnPath('go', process.env, ['/usr/local/go/bin']);
 }
 
 function goBinDir(go: string | undefined): string {
