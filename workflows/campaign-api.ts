@@ -46,6 +46,11 @@ export interface CampaignOptions {
   sendMaxIntervalMs?: number;
   /** Continue-as-new after this many batches (besides Temporal's own suggestion). Default 500. */
   batchesPerRun?: number;
+  /**
+   * The window: up to this many batches of the campaign in flight at once, spread over every worker
+   * on the task queue (per-provider concurrency and rate limits still hold). 1 sends one batch at a time.
+   */
+  batchesInFlight?: number;
   /** A recipient the provider answers "later" (4xx) is first retried after this. Default 5 minutes. */
   deferralFirstRetryMs?: number;
   /** Its retries double up to this. Default 1 hour. */

@@ -426,6 +426,7 @@ const DEFAULTS: Required<CampaignOptions> = {
   sendInitialIntervalMs: 1_000,
   sendMaxIntervalMs: 30_000,
   batchesPerRun: 500,
+  batchesInFlight: 4,
   deferralFirstRetryMs: DEFAULT_DEFERRAL.firstRetryMs,
   deferralMaxRetryMs: DEFAULT_DEFERRAL.maxRetryMs,
   deferralWindowMs: DEFAULT_DEFERRAL.windowMs,
