@@ -421,7 +421,9 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     const ended = batchesEnded;
     await wf.condition(() => batchesEnded !== ended || cancelled);
   };
-  const continueAsNewDue = () => !finished() && !cancelled && (batchesThisRun >= opts.batchesPerRun || wf.workflowInfo().continueAsNewSuggested);
+  /** Time for a fresh history: batchesPerRun batches settled (with the window, settled or in flight), or Temporal suggests it. */
+  const continueAsNewDue = () =>
+    !finished() && !cancelled && (batchesThisRun + (windowed ? inFlight.size : 0) >= opts.batchesPerRun || wf.workflowInfo().continueAsNewSuggested);
 
   // ── Check the campaign ───────────────────────────────────────────────────────────────────
   // An invalid one fails here, before anything is sent; anything else (the store is down, a

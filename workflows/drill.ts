@@ -230,8 +230,11 @@ export async function drillWorkflow(input: DrillInput = {}): Promise<DrillReport
         ? `switched at recipient #${switchSeq} as forced (${sw[0].reason})`
         : `expected one switch ${pair} at #${switchSeq}, got: ${switchesText}`,
     });
+    const order = result.providers;
     const byProvider =
+      // In provider order: batches in flight settle in any order, the counters' keys with them.
       Object.entries(result.acceptedByProvider)
+        .sort(([a], [b]) => rank(order, a) - rank(order, b))
         .map(([p, n]) => `${n} via ${p}`)
         .join(', ') || 'none via any provider';
     const delivered = result.status === 'completed' && result.accepted === total && result.rejected === 0 && result.suppressed === 0;
@@ -280,4 +283,10 @@ function detailsOf(r: DrillReport): string {
     '| --- | --- | --- | --- |',
     ...r.checks.map((c) => `| ${c.check} | ${c.provider} | ${c.passed ? 'pass' : 'FAIL'} | ${c.detail.replace(/\|/g, '/')} |`),
   ].join('\n');
+}
+
+/** Where a provider is in the order (those not in it last). */
+function rank(order: string[], provider: string): number {
+  const i = order.indexOf(provider);
+  return i < 0 ? order.length : i;
 }
