@@ -199,6 +199,8 @@ function batchFailed(
       return { state };
     case 'reputation':
       // The list is the problem, not the provider: another ESP would only burn its reputation too. Hold until an operator resumes.
+      // Other batches in flight that find the breach too leave the hold as it started (its figures, its since).
+      if (state.hold?.kind === 'reputation') return { state };
       return holding(state, { kind: 'reputation', reason, since: at });
   }
 }

@@ -62,9 +62,9 @@ describe('routing: reputation breaker end to end (Temporal, Mailgun API with web
 
   it('routing: a complaint surge posted to the webhooks server while the campaign sends pauses it (holding, kind reputation) with the rates in the reason, raises an alert, counts it; resumed, it completes with every recipient exactly once', async () => {
     const id = uniqueId('complaints');
-    const n = 300;
-    // A slow provider: 30 batches of 10 take seconds, so the complaints land long before the end.
-    h.mailgun!.setLatency(100);
+    const n = 500;
+    // A slow provider: 50 batches of 10, four in flight at 200 ms a call, take seconds, so the complaints land long before the end.
+    h.mailgun!.setLatency(200);
     const handle = await h.launch(id, audience(n), { batchSize: 10, providers: ['mailgun', 'smtp-primary'] });
     await h.mailgun!.waitForCount(40, 30_000);
     // Five recipients already sent report the message as spam: signed Mailgun webhooks, a real HTTP POST each.
@@ -125,11 +125,13 @@ describe('routing: reputation breaker end to end (Temporal, Mailgun API with web
     const rows = audience(100, 'bounces.example');
     // Every fifth address does not exist: 20 % hard bounces, far over 5 % (and never most of a batch alike).
     h.primary.rejectRecipients(rows.filter((_, i) => i % 5 === 4).map((r) => r.email));
-    const handle = await h.launch(id, rows, { batchSize: 10, providers: ['smtp-primary', 'smtp-secondary'] });
+    // One batch at a time, so the check before each batch sees every earlier batch settled.
+    const handle = await h.launch(id, rows, { batchSize: 10, providers: ['smtp-primary', 'smtp-secondary'], options: { batchesInFlight: 1 } });
     const p = await holding(id);
     assert.match(p.hold!.reason, new RegExp(`^reputation: hard bounces 20 % \\(\\d+ of \\d+ sends, threshold 5 %\\) on smtp-primary for campaign ${id}$`));
     // Judged once the window held 20 sends: after the second batch, before the rest.
     assert.equal(p.cursor, 20);
+    assert.equal(p.remaining, 80);
     assert.deepEqual(p.switches, []);
     assert.deepEqual(
       [...h.secondary.countByRecipient().keys()].filter((a) => a.endsWith('@bounces.example')),

@@ -126,6 +126,17 @@ describe('reputation breaker (pure)', () => {
     assert.deepEqual(d.hold, { kind: 'reputation', reason, since: at });
     assert.equal(d.switch, undefined);
     assert.deepEqual(d.state.plan, given.plan);
+    // Another batch in flight finding the breach too leaves the hold as it started.
+    const again = decide(d.state, {
+      type: 'batch-failed',
+      provider: 'mailgun',
+      failure: 'reputation',
+      reason: 'reputation: later figures',
+      atSeq: 5011,
+      at: '2026-12-02T10:00:01.000Z',
+    });
+    assert.equal(again.hold, undefined);
+    assert.equal(again.state, d.state);
     // Only an operator ends it: a recovered provider does not, resume does.
     const h = decide(d.state, { type: 'health-changed', provider: 'ses', circuit: 'closed', reason: 'probe', failback: 'auto' });
     assert.equal(h.state.hold?.kind, 'reputation');
