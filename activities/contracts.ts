@@ -25,6 +25,8 @@ export const ERROR_TYPES = {
   invalidMessage: 'InvalidMessageError',
   /** The worker has no `drills:` config (non-retryable). */
   drillNotConfigured: 'DrillNotConfiguredError',
+  /** The campaign's hard-bounce or complaint rate crossed its threshold: pause it (non-retryable; details: the ReputationBreach). */
+  reputationBreach: 'ReputationBreachError',
   /** An operational event did not reach every alert target (retryable). */
   alertDelivery: 'AlertDeliveryError',
 } as const;
@@ -60,6 +62,11 @@ export interface SendBatchInput {
   limit?: number;
   /** How recipients the provider answers "later" are retried (default DEFAULT_DEFERRAL). */
   deferral?: DeferralPolicy;
+  /**
+   * The reputation breaker judges only sends from this time on (ISO 8601): an operator resumed the
+   * campaign from a reputation hold then. Absent: the whole window.
+   */
+  reputationSince?: string;
 }
 
 /** Final states of one batch's rows (recomputed from the ledger, so retries never double count). */

@@ -1,6 +1,7 @@
 /**
  * Sends one batch (a seq range of a campaign, or a sweep of rows behind its cursor) through one
- * provider.
+ * provider. First the reputation breaker (./reputation-check): a campaign whose hard-bounce or
+ * complaint rate crossed its threshold sends nothing (the workflow pauses it).
  *
  * Ledger protocol (design.md invariant 1): rows are claimed (pending -> sending) before the
  * provider call, marked dispatched right before they are handed over, and settled one by one as
@@ -29,6 +30,7 @@ import type { CampaignCache, LoadedCampaign } from './campaign-cache';
 import { LedgerWriter } from './ledger-writer';
 import { acquireSends } from './rate-limit';
 import { reconcileInFlight } from './reconcile-in-flight';
+import { checkReputation } from './reputation-check';
 import { toApplicationFailure } from './failures';
 import type { BatchTally, SendBatchInput } from './contracts';
 import type { ActivityDeps } from './index';
@@ -110,6 +112,8 @@ async function sendBatchAttempt(deps: ActivityDeps, cache: CampaignCache, input:
     throw new ProviderUnavailableError(`provider '${input.provider}' is not configured on this worker`);
   }
   const provider = deps.providers.get(input.provider);
+  // The reputation breaker: a campaign whose bounce or complaint rate crossed its threshold sends nothing more.
+  await checkReputation(deps, campaign, input);
   const claimToken = randomUUID();
   const sweep = input.mode === 'sweep';
   const claim: ClaimResult & { fromDeferred?: number; fromPending?: number } = sweep

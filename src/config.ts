@@ -11,6 +11,7 @@ import { parseDrillSettings, type DrillSettings } from './drill-settings';
 import { OPS_EVENT_KINDS, type OpsEventKind } from './ops-events';
 import { COMPLIANCE_SECRET_FIELDS, parseComplianceSettings, type ComplianceSettings } from './compliance/settings';
 import { quote } from './quote-value';
+import { parseReputationSettings, type ReputationSettings } from './reputation';
 
 export type InFlightPolicy = 'resend' | 'hold';
 
@@ -64,6 +65,8 @@ export interface MailoverConfig {
   metrics?: MetricsConfig;
   /** unsubscribe:, webhooks:, bounces: (docs/compliance.md). */
   compliance: ComplianceSettings;
+  /** The reputation breaker's thresholds and window (`reputation:`, src/reputation.ts); defaults when absent. */
+  reputation: ReputationSettings;
 }
 
 export interface HealthConfig extends HealthSettings {
@@ -323,8 +326,18 @@ export function parseConfig(source: unknown, env: NodeJS.ProcessEnv = process.en
   }
   const metrics = validateMetrics(resolved.metrics, problems);
   const compliance = parseComplianceSettings(resolved, problems);
+  const reputation = parseReputationSettings(resolved.reputation, problems);
   if (problems.length) throw new ConfigError(`${origin}: ${problems.join('; ')}`);
-  return { providers, inFlight: inFlight as InFlightPolicy, health, alerts, compliance, ...(drills ? { drills } : {}), ...(metrics ? { metrics } : {}) };
+  return {
+    providers,
+    inFlight: inFlight as InFlightPolicy,
+    health,
+    alerts,
+    compliance,
+    reputation,
+    ...(drills ? { drills } : {}),
+    ...(metrics ? { metrics } : {}),
+  };
 }
 
 export function loadConfig(path = process.env.MAILOVER_CONFIG ?? './mailover.yaml', env: NodeJS.ProcessEnv = process.env): MailoverConfig {

@@ -9,6 +9,7 @@ import { activityFailureCounter } from './metrics/activity-failures';
 import type { MailoverMetrics } from './metrics/metrics';
 import type { BounceSettings, UnsubscribeSettings } from './compliance/settings';
 import type { ProviderRegistry } from './providers/registry';
+import type { ReputationSettings } from './reputation';
 import type { Store } from './store/types';
 
 export const DEFAULT_TASK_QUEUE = 'mailover';
@@ -28,6 +29,8 @@ export interface CampaignWorkerOptions {
   alerts?: AlertTarget[];
   /** Prometheus metrics the activities count into. */
   metrics?: MailoverMetrics;
+  /** The reputation breaker's thresholds and window (`reputation:`); defaults when absent. */
+  reputation?: ReputationSettings;
   /** Unsubscribe links and VERP bounce addresses (the config's unsubscribe: and bounces: sections). */
   compliance?: { unsubscribe?: UnsubscribeSettings; bounces?: BounceSettings };
   /** A prebuilt workflow bundle (tests share one); by default workflows/ is bundled at start. */
@@ -52,6 +55,7 @@ export async function createCampaignWorker(opts: CampaignWorkerOptions): Promise
     alerts: opts.alerts,
     metrics: opts.metrics,
     compliance: opts.compliance,
+    ...(opts.reputation ? { reputation: opts.reputation } : {}),
   });
   if (opts.metrics) opts.metrics.knowActivities(Object.keys(activities));
   return Worker.create({

@@ -13,9 +13,11 @@ export type CampaignStatus = 'starting' | 'running' | 'paused' | 'holding' | 'co
  * - `no-provider`: every provider is down (ends by itself when one recovers);
  * - `message-refused`: the provider refused the message itself (its text says why);
  * - `store-or-bug`: the store, Temporal or a bug failed a step after its retries;
- * - `review`: recipients are held for review (outcome unknown): `mailover campaign held` / `release`.
+ * - `review`: recipients are held for review (outcome unknown): `mailover campaign held` / `release`;
+ * - `reputation`: the campaign's hard-bounce or complaint rate crossed its threshold (the reason has
+ *   the figures); it never fails over for that. Resuming starts a fresh window from then on.
  */
-export type HoldKind = 'operator' | 'no-provider' | 'message-refused' | 'store-or-bug' | 'review';
+export type HoldKind = 'operator' | 'no-provider' | 'message-refused' | 'store-or-bug' | 'review' | 'reputation';
 
 export interface CampaignHold {
   kind: HoldKind;
@@ -126,6 +128,8 @@ export interface CarriedState {
   lastProvider?: string;
   /** Ranges of the first pass settled above the cursor (batches settle out of order with several in flight; absent before the window). */
   settledAbove?: Array<[fromSeq: number, toSeq: number]>;
+  /** When an operator last resumed a reputation hold (ISO 8601, workflow time): the breaker judges sends from then on. */
+  reputationSince?: string;
 }
 
 export interface CampaignProgress {

@@ -14,6 +14,7 @@ import * as wf from '@temporalio/workflow';
 import { ActivityFailure, ApplicationFailure, TimeoutFailure } from '@temporalio/workflow';
 import { ERROR_TYPES, type BatchTally, type CampaignActivities } from '../activities/contracts';
 import type { OpsEvent } from '../src/ops-events';
+import type { ReputationBreach } from '../src/reputation';
 import {
   cancelSignal,
   DEFAULT_BATCHES_IN_FLIGHT,
@@ -205,7 +206,8 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   };
   const holdStarted = (hold: Hold) => {
     if (hold.kind === 'operator') return;
-    raise({ kind: 'campaign-holding', campaignId, reason: hold.reason });
+    // A reputation pause is raised with its figures where its batch failed (reputation-paused).
+    if (hold.kind !== 'reputation') raise({ kind: 'campaign-holding', campaignId, reason: hold.reason });
     void tellDrill({ status: 'holding', reason: hold.reason });
   };
   const apply = (event: FailoverEvent): Decision => {
@@ -225,6 +227,8 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   wf.setHandler(resumeSignal, () => {
     // Resuming a review hold means: done reviewing, complete with whatever is still held.
     if (holdKindOf(state) === 'review') state.reviewDone = true;
+    // Resuming a reputation hold: the breaker judges the sends from now on (a fresh window).
+    if (holdKindOf(state) === 'reputation') state.reputationSince = nowIso();
     apply({ type: 'resume' });
   });
   wf.setHandler(cancelSignal, () => {
@@ -278,6 +282,13 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     if (input.notifyParent) await tellDrill({ status: 'failed', reason: errorMessage(err) });
     await Promise.all(pendingEvents);
     throw err;
+  };
+
+  /** The reputation breaker paused the campaign: raised with the breach's provider and measure (the failure's details). */
+  const raiseReputationPaused = (err: unknown, provider: string, reason: string) => {
+    const breach = reputationBreachOf(err);
+    raise({ kind: 'reputation-paused', campaignId, provider: breach?.provider || provider, measure: breach?.measure ?? 'complaints', reason });
+    wf.log.warn('reputation breaker paused the campaign', { campaignId, reason });
   };
 
   /** Subscribe to the providers' shared health and learn their circuits; false (holding) when that failed. */
@@ -337,6 +348,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       mode: 'sweep',
       limit: input.batchSize,
       deferral: deferralOf(opts),
+      ...reputationOf(state),
     });
     const swept = tally.swept ?? { deferred: 0, pending: 0 };
     state.counts = addTally({ ...state.counts, deferred: Math.max(0, deferredCount(state) - swept.deferred) }, tally);
@@ -356,6 +368,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       fromSeq,
       toSeq,
       deferral: deferralOf(opts),
+      ...reputationOf(state),
     });
     if (tally.incomplete) {
       // Rows of the batch are still in flight (their look-up did not fit the attempt): the same batch again.
@@ -392,6 +405,8 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       if (failure === 'invalid-campaign') return await failInvalid(err);
       const reason = providerFailureReason(err) ?? errorMessage(err);
       if (failure === 'provider') tellHealth(provider, { ok: false, reason });
+      // Several batches in flight may all find the breach: one pause, raised once.
+      if (failure === 'reputation' && holdKindOf(state) !== 'reputation') raiseReputationPaused(err, provider, reason);
       apply({
         type: 'batch-failed',
         provider,
@@ -613,7 +628,20 @@ function batchFailure(err: unknown, holdKinds: boolean): BatchFailure | 'invalid
   // Before hold kinds, a message the provider refused held the campaign as any other failure did.
   if (holdKinds && isInvalidMessage(err)) return 'message-refused';
   if (isWorkerTimeout(err)) return 'worker-timeout';
+  if (reputationBreachOf(err) !== undefined) return 'reputation';
   return 'store-or-bug';
+}
+
+/** The reputation breach a batch failed on (its failure's details), undefined for other failures. */
+function reputationBreachOf(err: unknown): Pick<ReputationBreach, 'provider' | 'measure'> | undefined {
+  if (!(err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === ERROR_TYPES.reputationBreach)) return undefined;
+  const d = err.cause.details?.[0] as Partial<ReputationBreach> | undefined;
+  return { provider: typeof d?.provider === 'string' ? d.provider : '', measure: d?.measure === 'hard-bounces' ? 'hard-bounces' : 'complaints' };
+}
+
+/** The activity input that tells the reputation breaker since when to judge (absent until a reputation hold was resumed). */
+function reputationOf(s: CarriedState): { reputationSince?: string } {
+  return s.reputationSince ? { reputationSince: s.reputationSince } : {};
 }
 
 function errorMessage(err: unknown): string {

@@ -59,7 +59,9 @@ export type BatchFailure =
   /** the store, Temporal or a bug failed the batch after its retries: hold with the reason */
   | 'store-or-bug'
   /** the worker died or hung (heartbeat or start-to-close timeout): the same batch again, same provider */
-  | 'worker-timeout';
+  | 'worker-timeout'
+  /** the reputation breaker: the campaign's hard-bounce or complaint rate crossed its threshold (the reason has the figures): pause, never switch */
+  | 'reputation';
 
 export type FailoverEvent =
   /** The campaign is about to send the batch from `atSeq`: on which provider (and did it move since the last batch)? */
@@ -203,6 +205,11 @@ function batchFailed(
     case 'worker-timeout':
       // A crashed or hung worker is not the provider's fault: the same range again on the same provider.
       return { state };
+    case 'reputation':
+      // The list is the problem, not the provider: another ESP would only burn its reputation too. Hold until an operator resumes.
+      // Other batches in flight that find the breach too leave the hold as it started (its figures, its since).
+      if (state.hold?.kind === 'reputation') return { state };
+      return holding(state, { kind: 'reputation', reason, since: at });
   }
 }
 

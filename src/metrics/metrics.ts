@@ -3,7 +3,8 @@
  *
  * Counted where things happen: messages and batch latency in the sendBatch activity (only rows
  * a send attempt settled itself, so retries never double count), provider switches and alert
- * delivery attempts in the notify activity, failed activity attempts by an activity interceptor
+ * delivery attempts and reputation pauses in the notify activity, reputation rates where the
+ * sendBatch activity judges them, failed activity attempts by an activity interceptor
  * (src/worker.ts). Read at scrape time: provider circuit states, campaigns by status and ledger
  * rows in flight (see scrape-sources.ts); a source that fails leaves its samples out of that
  * scrape and counts `mailover_scrape_errors_total`, it never fails the scrape.
@@ -19,6 +20,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { CircuitState } from '../../workflows/provider-health-api';
 import type { OpsEvent } from '../ops-events';
 import { SWITCH_CAUSES, type SwitchCause } from '../../workflows/failover';
+import { ratePercent, REPUTATION_MEASURES, type SendWindow } from '../reputation';
 
 export type MessageOutcome = 'accepted' | 'rejected' | 'suppressed';
 export const MESSAGE_OUTCOMES: readonly MessageOutcome[] = ['accepted', 'rejected', 'suppressed'];
@@ -69,6 +71,8 @@ export class MailoverMetrics {
   private readonly circuit: Gauge<'provider'>;
   private readonly campaigns: Gauge<'status'>;
   private readonly inFlight: Gauge;
+  private readonly reputationRate: Gauge<'provider' | 'measure'>;
+  private readonly reputationPauses: Counter<'provider' | 'measure'>;
   private sources?: ScrapeSources;
   /** Called with (source, error) when a scrape-time source fails (the worker logs it). */
   onScrapeError: (source: string, err: unknown) => void = () => {};
@@ -129,12 +133,25 @@ export class MailoverMetrics {
       help: 'Ledger rows in state sending (claimed or handed to a provider, not settled), all campaigns in the store.',
       registers,
     });
+    this.reputationRate = new Gauge({
+      name: 'mailover_reputation_rate',
+      help: "Hard-bounce and complaint rate (0..1, by provider and measure: hard-bounces, complaints) of the last reputation window this worker judged: a campaign's last sends on the provider, once it held the minimum.",
+      labelNames: ['provider', 'measure'],
+      registers,
+    });
+    this.reputationPauses = new Counter({
+      name: 'mailover_reputation_pauses_total',
+      help: 'Campaigns paused by the reputation breaker (hold kind reputation), by provider and measure (hard-bounces, complaints).',
+      labelNames: ['provider', 'measure'],
+      registers,
+    });
     // Zero series for the known label values: dashboards show 0 rather than nothing, and
     // increase() counts the first event of a series (a series born at 1 has nothing to compare with).
     const providers = opts.providers ?? [];
     for (const provider of providers) {
       for (const outcome of MESSAGE_OUTCOMES) this.messages.inc({ provider, outcome }, 0);
       this.batchSeconds.zero({ provider });
+      for (const measure of REPUTATION_MEASURES) this.reputationPauses.inc({ provider, measure }, 0);
       for (const to of providers) if (to !== provider) for (const reason_class of SWITCH_CAUSES) this.switches.inc({ from: provider, to, reason_class }, 0);
     }
     for (const target of opts.alertTargets ?? []) for (const result of ['delivered', 'failed'] as const) this.alertAttempts.inc({ target, result }, 0);
@@ -171,6 +188,12 @@ export class MailoverMetrics {
 
   countEvent(e: OpsEvent): void {
     if (e.kind === 'provider-switched') this.switches.inc({ from: e.from, to: e.to, reason_class: switchReasonClass(e) });
+    if (e.kind === 'reputation-paused') this.reputationPauses.inc({ provider: e.provider, measure: e.measure });
+  }
+
+  /** The rates of a reputation window just judged (one campaign's last sends on its provider). */
+  setReputationRates(w: SendWindow): void {
+    for (const measure of REPUTATION_MEASURES) this.reputationRate.set({ provider: w.provider, measure }, ratePercent(w, measure) / 100);
   }
 
   countAlert(target: string, result: AlertResult): void {

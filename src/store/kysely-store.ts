@@ -9,6 +9,7 @@
  * - suppressions.ts: the suppression list and per-list suppressions;
  * - events.ts: provider events and webhook tokens;
  * - rates.ts: rate grants;
+ * - reputation.ts: the reputation breaker's windows of sends;
  * - views.ts: operators' read views (recipient outcomes, an address's history, retry rows, report figures).
  */
 import type { Database as SqliteDatabase } from 'better-sqlite3';
@@ -19,6 +20,7 @@ import { StoreConnection, type StoreFaults } from './connection';
 import { Events } from './events';
 import { Ledger } from './ledger';
 import { RateGrants } from './rates';
+import { Reputation } from './reputation';
 import type { Database } from './schema';
 import { migrate } from './schema';
 import { Suppressions } from './suppressions';
@@ -50,6 +52,7 @@ export class KyselyStore implements Store {
   readonly #events: Events;
   readonly #rates: RateGrants;
   readonly #views: LedgerViews;
+  readonly #reputation: Reputation;
 
   constructor(opts: KyselyStoreOptions) {
     this.#conn = new StoreConnection({ db: opts.db, dialect: opts.dialect, sqlite: opts.sqlite, faults: opts.faults });
@@ -63,6 +66,7 @@ export class KyselyStore implements Store {
     this.#events = new Events(this.#conn);
     this.#rates = new RateGrants(this.#conn);
     this.#views = new LedgerViews(this.#conn);
+    this.#reputation = new Reputation(this.#conn);
   }
 
   migrate(): Promise<void> {
@@ -203,6 +207,12 @@ export class KyselyStore implements Store {
 
   reserveSends(...a: Parameters<Store['reserveSends']>) {
     return this.#rates.reserveSends(...a);
+  }
+
+  // ---------------------------------------------------------------- the reputation breaker's windows
+
+  sendWindows(...a: Parameters<Store['sendWindows']>) {
+    return this.#reputation.sendWindows(...a);
   }
 
   // ---------------------------------------------------------------- operators' read views

@@ -49,6 +49,8 @@ export interface RecipientsTable {
   /** Who released a held row, and when. */
   released_by: string | null;
   released_at: string | null;
+  /** Rejected rows: 1 when the provider's answer was a hard bounce (added later: null on older rows). */
+  hard_bounce: number | null;
   created_at: string;
   updated_at: string;
 }
@@ -168,6 +170,7 @@ async function createAll(db: Kysely<Database>, dialect: Dialect): Promise<void> 
     ['held_at', 'text'],
     ['released_by', 'text'],
     ['released_at', 'text'],
+    ['hard_bounce', 'integer'],
   ] as const) {
     await addColumnIfMissing(db, dialect, 'recipients', column, type);
   }
@@ -176,6 +179,14 @@ async function createAll(db: Kysely<Database>, dialect: Dialect): Promise<void> 
 
   // `mailover recipient <address>`: every campaign row of one address.
   await db.schema.createIndex('recipients_email_idx').ifNotExists().on('recipients').column('email').execute();
+
+  // The reputation breaker's window: a campaign's last settled rows on one provider (src/store/reputation.ts).
+  await db.schema
+    .createIndex('recipients_campaign_provider_updated_idx')
+    .ifNotExists()
+    .on('recipients')
+    .columns(['campaign_id', 'provider', 'updated_at'])
+    .execute();
 
   // Partial: holds only rows in flight (few at any time), so counting them never scans the ledger.
   await db.schema.createIndex('recipients_sending_idx').ifNotExists().on('recipients').column('state').where('state', '=', 'sending').execute();

@@ -3,6 +3,7 @@
  * campaign recipient), suppression list. Same code on SQLite (embedded default)
  * and PostgreSQL (DATABASE_URL).
  */
+import type { SendWindow } from '../reputation';
 
 /**
  * A ledger row's state. Final: accepted, rejected, suppressed. Not final: pending (not sent yet),
@@ -443,8 +444,26 @@ export interface RateStore {
   reserveSends(provider: string, want: number, limits: SendRateLimits, nowMs: number): Promise<RateReservation>;
 }
 
+/** Which of a campaign's sends make a reputation window (see ReputationStore). */
+export interface SendWindowQuery {
+  /** At most this many sends, the newest. */
+  window: number;
+  /** Only sends settled at or after this time (an operator resumed a reputation hold then). */
+  since?: Date;
+}
+
+/** The reputation breaker's windows (src/store/reputation.ts; judged by src/reputation.ts). */
+export interface ReputationStore {
+  /**
+   * For each provider: the campaign's last sends through it (rows it answered for: accepted, or
+   * rejected once handed over or as a hard bounce), and how many of them hard-bounced (answer or
+   * later event) or drew a complaint.
+   */
+  sendWindows(campaignId: string, providers: string[], q: SendWindowQuery): Promise<SendWindow[]>;
+}
+
 /** The whole data plane, as activities, the CLI and compliance code use it. */
-export interface Store extends CampaignStore, AudienceStore, LedgerStore, SuppressionStore, EventStore, RateStore, LedgerViewStore {
+export interface Store extends CampaignStore, AudienceStore, LedgerStore, SuppressionStore, EventStore, RateStore, LedgerViewStore, ReputationStore {
   readonly dialect: 'sqlite' | 'postgres';
   /** Create tables if missing. Idempotent. */
   migrate(): Promise<void>;

@@ -19,6 +19,7 @@ import { DEFAULT_HEALTH_SETTINGS } from '../../workflows/provider-health-api';
 import type { AlertTarget, HealthConfig, ProviderDefinition } from '../../src/config';
 import type { DrillSettings } from '../../src/drill-settings';
 import type { MailoverMetrics } from '../../src/metrics/metrics';
+import type { ReputationSettings } from '../../src/reputation';
 import type { BounceSettings, UnsubscribeSettings } from '../../src/compliance/settings';
 import { mailgunModule } from '../../src/providers/mailgun';
 import type { MailgunServer } from '../../src/providers/mailgun/emulator';
@@ -101,6 +102,8 @@ export interface HarnessOptions {
   /** Alert targets and metrics for the in-process worker. */
   alerts?: AlertTarget[];
   metrics?: MailoverMetrics;
+  /** The worker's reputation breaker settings (defaults when absent). */
+  reputation?: ReputationSettings;
 }
 
 export type WorkerCompliance = ReturnType<typeof testCompliance>;
@@ -195,6 +198,7 @@ export class Harness {
       alerts: this.opts.alerts,
       metrics: this.opts.metrics,
       compliance: this.compliance,
+      ...(this.opts.reputation ? { reputation: this.opts.reputation } : {}),
       workflowBundle: await workflowBundle(),
     });
     this.running = this.worker.run();
