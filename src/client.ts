@@ -19,6 +19,7 @@ import {
   type CampaignProgress,
 } from '../workflows/campaign-api';
 import { CampaignIdKey, CampaignStatusKey, ActiveProviderKey, AcceptedCountKey } from '../workflows/search-attributes';
+import { describeWindow, type SendWindowSpec } from '../workflows/send-window';
 import { DEFAULT_TASK_QUEUE } from './worker';
 
 export class CampaignAlreadyStartedError extends Error {
@@ -35,10 +36,20 @@ export interface StartCampaignOptions {
   options?: CampaignOptions;
   /** The campaign this one retries (named in its Web UI summary). */
   retryOf?: string;
+  /** Send nothing before this time: the workflow starts now and waits on a timer (`campaign start --at`). */
+  startAt?: Date;
+  /** Send only inside this window (the campaign file's `window`, parsed by parseSendWindow). */
+  window?: SendWindowSpec;
 }
 
 export async function startCampaign(client: Client, opts: StartCampaignOptions): Promise<WorkflowHandleWithFirstExecutionRunId<typeof campaignWorkflow>> {
   const input: CampaignInput = { campaignId: opts.campaignId, providers: opts.providers, batchSize: opts.batchSize, options: opts.options };
+  // Only campaigns with a schedule carry these fields (the workflow's schedule is gated on them).
+  const startAt = opts.startAt?.toISOString();
+  if (startAt) input.startAt = startAt;
+  if (opts.window) input.window = opts.window;
+  const scheduled = opts.startAt !== undefined && opts.startAt.getTime() > Date.now();
+  const when = [...(startAt ? [`starts at ${startAt}`] : []), ...(opts.window ? [`sends ${describeWindow(opts.window)}`] : [])];
   try {
     return await client.workflow.start(campaignWorkflow, {
       workflowId: opts.campaignId,
@@ -47,11 +58,13 @@ export async function startCampaign(client: Client, opts: StartCampaignOptions):
       workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
       typedSearchAttributes: [
         { key: CampaignIdKey, value: opts.campaignId },
-        { key: CampaignStatusKey, value: 'running' },
+        { key: CampaignStatusKey, value: scheduled ? 'scheduled' : 'running' },
         { key: ActiveProviderKey, value: opts.providers[0] },
         { key: AcceptedCountKey, value: 0 },
       ],
-      staticSummary: `Campaign ${opts.campaignId}${opts.retryOf ? ` (retry of ${opts.retryOf})` : ''}${opts.total !== undefined ? `: ${opts.total} recipients` : ''} via ${opts.providers.join(' → ')}, batches of ${opts.batchSize}`,
+      // `campaign list` shows when a scheduled campaign starts from this memo (the workflow keeps it current).
+      ...(scheduled ? { memo: { waitingUntil: startAt } } : {}),
+      staticSummary: `Campaign ${opts.campaignId}${opts.retryOf ? ` (retry of ${opts.retryOf})` : ''}${opts.total !== undefined ? `: ${opts.total} recipients` : ''} via ${opts.providers.join(' → ')}, batches of ${opts.batchSize}${when.length ? `; ${when.join(', ')}` : ''}`,
       staticDetails: `Providers in priority order: ${opts.providers.join(', ')}. Pause/resume/cancel with signals; query "progress" for counts.`,
     });
   } catch (err) {

@@ -57,6 +57,7 @@ import {
 import { DEFAULT_DEFERRAL } from './deferral';
 import { AcceptedCountKey, ActiveProviderKey, CampaignIdKey, CampaignStatusKey, HoldKindKey } from './search-attributes';
 import { drillCampaignSignal, type DrillCampaignNotice } from './drill-api';
+import { CampaignSchedule, waitText } from './send-schedule';
 
 export async function campaignWorkflow(input: CampaignInput): Promise<CampaignResult> {
   // ── State ────────────────────────────────────────────────────────────────────────────────
@@ -79,8 +80,10 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   let watchNeeded = sharedHealth;
 
   const finished = () => isFinished(state, holdKinds);
-  const status = (): CampaignStatus => statusOf(state, { cancelled, prepared, holdKinds });
-  const progress = (): CampaignProgress => progressOf(state, campaignId, status(), batchInFlight);
+  /** Its start time and send window (./send-schedule.ts); campaigns without them never wait there. */
+  const schedule = new CampaignSchedule(input, { cancelled: () => cancelled, paused: () => state.paused, changed: () => upsertSearchAttributes() });
+  const status = (): CampaignStatus => schedule.status(statusOf(state, { cancelled, prepared, holdKinds }));
+  const progress = (): CampaignProgress => ({ ...progressOf(state, campaignId, status(), batchInFlight), ...schedule.progress() });
   const result = (): CampaignResult => {
     const { batchInFlight: _b, paused: _p, pauseReason: _r, hold: _h, ...r } = progress();
     return r;
@@ -370,6 +373,8 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       }
     }
   }
+  if (schedule.problem) return failInvalid(ApplicationFailure.nonRetryable(`campaign '${campaignId}': ${schedule.problem}`, ERROR_TYPES.invalidCampaign));
+  await schedule.untilStart();
   upsertSearchAttributes();
 
   // ── The loop: one batch per turn ─────────────────────────────────────────────────────────
@@ -387,6 +392,8 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       await waitOrHoldForReview(now);
       continue;
     }
+    // Outside its send window: it waited (or was paused or cancelled meanwhile); look again.
+    if (!(await schedule.windowOpen())) continue;
     const fromSeq = sweep ? 1 : state.cursor + 1;
     const { provider } = apply({ type: 'batch-starting', atSeq: fromSeq, at: nowIso(), recordMoves: sharedHealth });
     // No provider left (here or by shared health): holding until one comes back or an operator acts.
@@ -659,6 +666,7 @@ function progressOf(s: CarriedState, campaignId: string, status: CampaignStatus,
 function detailsOf(p: CampaignProgress, lastBatch: string): string {
   return [
     `**${p.status}**${p.pauseReason ? ` (${p.hold ? `${p.hold.kind}: ` : ''}${p.pauseReason})` : ''} · ${p.total - p.remaining} of ${p.total} done · active provider **${p.activeProvider ?? 'none'}**`,
+    ...(waitText(p) ? ['', `⏳ ${waitText(p)}`] : []),
     '',
     '| accepted | rejected | suppressed | deferred | held | remaining | switches |',
     '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
