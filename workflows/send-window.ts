@@ -141,7 +141,7 @@ function daysText(days: boolean[]): string {
   return runs.flatMap((run) => (run.length >= 3 ? [`${DAY_NAMES[run[0]]}-${DAY_NAMES[run[run.length - 1]]}`] : run.map((d) => DAY_NAMES[d]))).join(',');
 }
 
-const HOURS = /^\s*(\d{2}):(\d{2})\s*-\s*(\d{2}):(\d{2})\s*$/;
+const HOURS = /^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$/;
 
 function parseHours(raw: unknown, field: string, problems: string[]): { start: number; end: number } | undefined {
   if (raw === undefined) return { start: 0, end: 24 * 60 };

@@ -55,6 +55,7 @@ describe('send window (workflows/send-window.ts)', () => {
       assert.deepEqual(w.spec, { days: 'mon-sun', hours: '00:00-24:00', zone: 'Europe/Berlin' });
       assert.equal(win({ hours: '22:00-06:00', zone: 'UTC' }).spec.hours, '22:00-06:00');
       assert.equal(win({ hours: ' 18:00 - 24:00 ', zone: 'UTC' }).spec.hours, '18:00-24:00');
+      assert.equal(win({ hours: '9:00-17:30', zone: 'UTC' }).spec.hours, '09:00-17:30');
     });
 
     it('routing: bad hours name window.hours and the value', () => {
