@@ -7,6 +7,7 @@ import { WorkflowIdReusePolicy } from '@temporalio/common';
 import { campaignWorkflow } from '../workflows/campaign';
 import {
   cancelSignal,
+  DEFAULT_BATCHES_IN_FLIGHT,
   pauseSignal,
   progressQuery,
   releaseHeldUpdate,
@@ -64,7 +65,7 @@ export async function startCampaign(client: Client, opts: StartCampaignOptions):
       ],
       // `campaign list` shows when a scheduled campaign starts from this memo (the workflow keeps it current).
       ...(scheduled ? { memo: { waitingUntil: startAt } } : {}),
-      staticSummary: `Campaign ${opts.campaignId}${opts.retryOf ? ` (retry of ${opts.retryOf})` : ''}${opts.total !== undefined ? `: ${opts.total} recipients` : ''} via ${opts.providers.join(' → ')}, batches of ${opts.batchSize}${when.length ? `; ${when.join(', ')}` : ''}`,
+      staticSummary: `Campaign ${opts.campaignId}${opts.retryOf ? ` (retry of ${opts.retryOf})` : ''}${opts.total !== undefined ? `: ${opts.total} recipients` : ''} via ${opts.providers.join(' → ')}, batches of ${opts.batchSize}, up to ${opts.options?.batchesInFlight ?? DEFAULT_BATCHES_IN_FLIGHT} in flight${when.length ? `; ${when.join(', ')}` : ''}`,
       staticDetails: `Providers in priority order: ${opts.providers.join(', ')}. Pause/resume/cancel with signals; query "progress" for counts.`,
     });
   } catch (err) {

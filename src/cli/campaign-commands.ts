@@ -35,7 +35,7 @@ export async function campaignState(client: Client, id: string): Promise<Campaig
   if (desc.status.name === 'RUNNING') return campaignProgress(client, id);
   if (desc.status.name === 'COMPLETED') {
     const r = (await handle.result()) as CampaignResult;
-    return { ...r, paused: false, batchInFlight: false };
+    return { ...r, paused: false, batchInFlight: false, batchesInFlight: 0 };
   }
   let reason = desc.status.name.toLowerCase();
   try {
@@ -79,7 +79,7 @@ const start: Command = {
   usage: '--file campaign.yaml --audience list.csv [--at TIME] [--wait | --dry-run]',
   details: [
     'Options:',
-    '  --file PATH       campaign definition (YAML or JSON): id, name, from, template, providers, batchSize, window',
+    '  --file PATH       campaign definition (YAML or JSON): id, name, from, template, providers, batchSize, batchesInFlight, window',
     '  --audience PATH   recipients, .csv (with an email column) or .jsonl',
     '  --at TIME         send nothing before TIME, ISO 8601 with its offset (2026-12-02T09:00:00+01:00): the campaign',
     '                    is checked, imported and started now, and waits (status scheduled) until then; cancel works meanwhile',
