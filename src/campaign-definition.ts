@@ -11,7 +11,11 @@ import { readYamlFile } from './yaml-file';
 import { clip, quote } from './quote-value';
 import { parseSendWindow, type SendWindowSpec } from '../workflows/send-window';
 
-export type CampaignDefinition = Omit<CampaignRecord, 'createdAt'>;
+/** A campaign file: what the store keeps, and how the workflow sends it (`batchesInFlight`, the window). */
+export type CampaignDefinition = Omit<CampaignRecord, 'createdAt'> & { batchesInFlight?: number };
+
+/** The most batches one campaign may have in flight at once (each holds a worker's activity slot and provider connections). */
+export const MAX_BATCHES_IN_FLIGHT = 32;
 
 export const DEFAULT_BATCH_SIZE = 100;
 export const MAX_BATCH_SIZE = 1000;
@@ -103,11 +107,16 @@ export function parseCampaignDefinition(raw: unknown, knownProviders?: string[],
     problems.push(`batchSize: expected a whole number from 1 to ${MAX_BATCH_SIZE}, got ${show(raw.batchSize)}`);
   }
 
+  const window = raw.batchesInFlight;
+  if (window !== undefined && (typeof window !== 'number' || !Number.isInteger(window) || window < 1 || window > MAX_BATCHES_IN_FLIGHT)) {
+    problems.push(`batchesInFlight: expected a whole number from 1 to ${MAX_BATCHES_IN_FLIGHT} (batches in flight at once), got ${show(window)}`);
+  }
+
   // When it may send: checked here (field by field), normalized for the store and the workflow.
-  let window: SendWindowSpec | undefined;
+  let sendWindow: SendWindowSpec | undefined;
   if (raw.window !== undefined) {
     const w = parseSendWindow(raw.window);
-    if (w.window) window = w.window.spec;
+    if (w.window) sendWindow = w.window.spec;
     else problems.push(...w.problems);
   }
 
@@ -127,11 +136,12 @@ export function parseCampaignDefinition(raw: unknown, knownProviders?: string[],
     ...(transactional === true ? { transactional: true } : {}),
     ...(typeof postal === 'string' ? { postalAddress: postal.trim() } : {}),
     ...(typeof list === 'string' ? { list } : {}),
-    ...(window ? { window } : {}),
+    ...(typeof window === 'number' ? { batchesInFlight: window } : {}),
+    ...(sendWindow ? { window: sendWindow } : {}),
   };
 }
 
-const FIELDS = ['id', 'name', 'from', 'template', 'providers', 'batchSize', 'transactional', 'postalAddress', 'list', 'window'];
+const FIELDS = ['id', 'name', 'from', 'template', 'providers', 'batchSize', 'batchesInFlight', 'transactional', 'postalAddress', 'list', 'window'];
 
 /**
  * What a marketing campaign (not `transactional: true`) must carry before anything is sent:

@@ -120,7 +120,7 @@ export async function launchCampaign(opts: LaunchOptions): Promise<LaunchResult>
     batchSize: def.batchSize,
     total: report.inserted,
     taskQueue: opts.taskQueue,
-    options: opts.options,
+    options: def.batchesInFlight !== undefined ? { ...opts.options, batchesInFlight: def.batchesInFlight } : opts.options,
     retryOf: def.retryOf,
     ...(opts.startAt ? { startAt: opts.startAt } : {}),
     ...(def.window ? { window: def.window } : {}),
