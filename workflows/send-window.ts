@@ -61,10 +61,15 @@ const FIELDS = ['days', 'hours', 'zone'];
  * to the whole day, but a window needs its zone. Problems name the field under `field`.
  */
 export function parseSendWindow(raw: unknown, field = 'window'): { window: SendWindow; problems?: undefined } | { window?: undefined; problems: string[] } {
-  if (!isObject(raw))
+  if (!isObject(raw)) {
+    // The window of batches in flight at once is another field.
+    const hint = typeof raw === 'number' ? ' (how many batches are in flight at once is batchesInFlight)' : '';
     return {
-      problems: [`${field}: expected a mapping with days, hours and zone (e.g. { days: mon-fri, hours: 09:00-17:00, zone: Europe/Berlin }), got ${show(raw)}`],
+      problems: [
+        `${field}: expected a mapping with days, hours and zone (e.g. { days: mon-fri, hours: 09:00-17:00, zone: Europe/Berlin }), got ${show(raw)}${hint}`,
+      ],
     };
+  }
   const problems: string[] = [];
   for (const key of Object.keys(raw)) if (!FIELDS.includes(key)) problems.push(`${field}.${key}: unknown field (expected ${FIELDS.join(', ')})`);
   const days = parseDays(raw.days, `${field}.days`, problems);

@@ -95,6 +95,7 @@ describe('send window (workflows/send-window.ts)', () => {
       assert.deepEqual(problems({ ...BERLIN_OFFICE, timezone: 'UTC' }), ['window.timezone: unknown field (expected days, hours, zone)']);
       assert.match(problems('mon-fri 09:00-17:00')[0], /^window: expected a mapping with days, hours and zone .*got "mon-fri 09:00-17:00"$/);
       assert.equal(problems({ days: 'x', hours: 'y', zone: 'z' }).length, 3);
+      assert.match(problems(4)[0], /got 4 \(how many batches are in flight at once is batchesInFlight\)$/);
       assert.match(parseSendWindow({ zone: 1 }, 'campaign.yaml: window').problems?.[0] ?? '', /^campaign\.yaml: window\.zone:/);
     });
 
