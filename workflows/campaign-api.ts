@@ -4,8 +4,14 @@
  * the client, the CLI and tests; the workflow itself is in ./campaign.ts.
  */
 import * as wf from '@temporalio/workflow';
+import type { SendWindowSpec } from './send-window';
 
-export type CampaignStatus = 'starting' | 'running' | 'paused' | 'holding' | 'completed' | 'cancelled';
+/**
+ * `scheduled`: started with a start time still ahead (`campaign start --at`); `waiting`: outside its
+ * send window, sending nothing until it opens (batches already sent finish). Both go on by
+ * themselves; `running` is sending.
+ */
+export type CampaignStatus = 'starting' | 'scheduled' | 'running' | 'waiting' | 'paused' | 'holding' | 'completed' | 'cancelled';
 
 /**
  * Why a campaign is not sending. `operator`: paused by a person (status `paused`); every other
@@ -82,6 +88,10 @@ export interface CampaignInput {
    * and when it ends (drillCampaignSignal in ./drill-api.ts), so the drill need not poll it.
    */
   notifyParent?: boolean;
+  /** Send nothing before this time (ISO 8601; `campaign start --at`). Absent: at once. */
+  startAt?: string;
+  /** Send only inside this window (the campaign file's `window`, normalized). Absent: any time. */
+  window?: SendWindowSpec;
   /** State carried over continue-as-new; absent on the first run. */
   carried?: CarriedState;
 }
@@ -174,9 +184,22 @@ export interface CampaignProgress {
   window?: number;
   /** continue-as-new runs so far */
   runs: number;
+  /** Its start time, when it was started with one (ISO 8601). */
+  scheduledFor?: string;
+  /** Its send window: `mon-fri 09:00-17:00 Europe/Berlin`. */
+  sendWindow?: string;
+  /** While it waits (status scheduled or waiting): when it starts or its window opens (ISO 8601). */
+  waitingUntil?: string;
+  /** What it waits for: its start time, or its send window to open. */
+  waitingFor?: 'start' | 'send-window';
+  /** Why, for people: `to start at 2026-12-02 08:00:00 UTC`, `for its send window (mon-fri 09:00-17:00 Europe/Berlin) until …`. */
+  waitReason?: string;
 }
 
-export type CampaignResult = Omit<CampaignProgress, 'batchInFlight' | 'batchesInFlight' | 'paused' | 'pauseReason' | 'hold'>;
+export type CampaignResult = Omit<
+  CampaignProgress,
+  'batchInFlight' | 'batchesInFlight' | 'paused' | 'pauseReason' | 'hold' | 'waitingUntil' | 'waitingFor' | 'waitReason'
+>;
 
 export interface ReleaseHeldRequest {
   /** resend: the campaign sends them again; mark-sent: settled as accepted (the operator knows they went out). */

@@ -62,6 +62,7 @@ import { DEFAULT_DEFERRAL } from './deferral';
 import { nextRange, settle, type SeqRange } from './batch-window';
 import { AcceptedCountKey, ActiveProviderKey, CampaignIdKey, CampaignStatusKey, HoldKindKey } from './search-attributes';
 import { drillCampaignSignal, type DrillCampaignNotice } from './drill-api';
+import { CampaignSchedule, waitText } from './send-schedule';
 import { routingProgress, routingDetails, validateProviderChoices, parseProviderChoices, type ProviderChoice } from './routing-view';
 
 export async function campaignWorkflow(input: CampaignInput): Promise<CampaignResult> {
@@ -94,8 +95,10 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   let watchNeeded = sharedHealth;
 
   const finished = () => isFinished(state, holdKinds);
-  const status = (): CampaignStatus => statusOf(state, { cancelled, prepared, holdKinds });
-  const progress = (): CampaignProgress => progressOf(state, campaignId, status(), inFlight.size, windowSize);
+  /** Its start time and send window (./send-schedule.ts); campaigns without them never wait there. */
+  const schedule = new CampaignSchedule(input, { cancelled: () => cancelled, paused: () => state.paused, changed: () => upsertSearchAttributes() });
+  const status = (): CampaignStatus => schedule.status(statusOf(state, { cancelled, prepared, holdKinds }));
+  const progress = (): CampaignProgress => ({ ...progressOf(state, campaignId, status(), inFlight.size, windowSize), ...schedule.progress() });
   const result = (): CampaignResult => {
     const { batchInFlight: _b, batchesInFlight: _n, paused: _p, pauseReason: _r, hold: _h, ...r } = progress();
     return r;
@@ -461,6 +464,8 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       }
     }
   }
+  if (schedule.problem) return failInvalid(ApplicationFailure.nonRetryable(`campaign '${campaignId}': ${schedule.problem}`, ERROR_TYPES.invalidCampaign));
+  await schedule.untilStart();
   upsertSearchAttributes();
 
   // ── The loop: fill the window, one batch per turn ────────────────────────────────────────
@@ -489,6 +494,8 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       else await waitOrHoldForReview(now);
       continue;
     }
+    // Outside its send window: it waited (batches in flight finish; pause and cancel end the wait); look again.
+    if (!(await schedule.windowOpen())) continue;
     const fromSeq = range ? range[0] : 1;
     const { provider } = apply({ type: 'batch-starting', atSeq: fromSeq, at: nowIso(), recordMoves: sharedHealth, batchSize: input.batchSize });
     // No provider left (here or by shared health): holding until one comes back or an operator acts.
@@ -795,6 +802,7 @@ function progressOf(s: CarriedState, campaignId: string, status: CampaignStatus,
 function detailsOf(p: CampaignProgress, lastBatch: string): string {
   return [
     `**${p.status}**${p.pauseReason ? ` (${p.hold ? `${p.hold.kind}: ` : ''}${p.pauseReason})` : ''} · ${p.total - p.remaining} of ${p.total} done · active provider **${p.activeProvider ?? 'none'}**`,
+    ...(waitText(p) ? ['', `⏳ ${waitText(p)}`] : []),
     '',
     '| accepted | rejected | suppressed | deferred | held | remaining | switches |',
     '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |',

@@ -44,7 +44,7 @@ export type AlertResult = 'delivered' | 'failed';
 export const CIRCUIT_STATE_VALUE: Record<CircuitState, number> = { closed: 0, 'half-open': 1, open: 2 };
 
 /** Campaign statuses of running campaign workflows (the CampaignStatus search attribute). */
-export const RUNNING_CAMPAIGN_STATUSES = ['starting', 'running', 'paused', 'holding'] as const;
+export const RUNNING_CAMPAIGN_STATUSES = ['starting', 'scheduled', 'running', 'waiting', 'paused', 'holding'] as const;
 export type RunningCampaignStatus = (typeof RUNNING_CAMPAIGN_STATUSES)[number];
 
 /** What the scrape-time gauges read (Temporal and the store); see scrape-sources.ts. */
@@ -124,7 +124,7 @@ export class MailoverMetrics {
     });
     this.campaigns = new Gauge({
       name: 'mailover_campaigns',
-      help: 'Running campaign workflows on this task queue, by CampaignStatus (starting, running, paused, holding).',
+      help: 'Running campaign workflows on this task queue, by CampaignStatus (starting, scheduled, running, waiting, paused, holding).',
       labelNames: ['status'],
       registers,
     });

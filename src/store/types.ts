@@ -11,6 +11,8 @@ import type { SendWindow } from '../reputation';
  * provider answered this recipient "later": retried at `deferUntil`), held (its outcome is unknown
  * and cannot be settled by the engine: an operator releases it, see `mailover campaign held`).
  */
+import type { SendWindowSpec } from '../../workflows/send-window';
+
 export type RecipientState = 'pending' | 'sending' | 'deferred' | 'held' | 'accepted' | 'rejected' | 'suppressed';
 
 export interface CampaignTemplate {
@@ -38,6 +40,8 @@ export interface CampaignRecord {
   list?: string;
   /** The campaign this one retries (`mailover campaign retry`): its rows came from that campaign's ledger. */
   retryOf?: string;
+  /** When it may send (days, hours, zone), normalized; absent: any time. A retry keeps it. */
+  window?: SendWindowSpec;
   createdAt: Date;
 }
 

@@ -33,6 +33,7 @@ import { openStore } from '../../src/store/open-store';
 import type { AudienceRow, CampaignTemplate, Store } from '../../src/store/types';
 import { createCampaignWorker } from '../../src/worker';
 import type { CampaignOptions } from '../../workflows/campaign-api';
+import type { SendWindowSpec } from '../../workflows/send-window';
 import { TcpProxy } from './tcp-proxy';
 import { workflowBundle } from './temporal';
 
@@ -215,7 +216,17 @@ export class Harness {
   async launch(
     campaignId: string,
     rows: AudienceRow[],
-    opts: { providers?: string[]; batchSize?: number; options?: CampaignOptions; list?: string; template?: CampaignTemplate } = {},
+    opts: {
+      providers?: string[];
+      batchSize?: number;
+      options?: CampaignOptions;
+      list?: string;
+      template?: CampaignTemplate;
+      /** Send nothing before this time (`campaign start --at`). */
+      startAt?: Date;
+      /** Send only inside this window (as parsed from a campaign file). */
+      window?: SendWindowSpec;
+    } = {},
   ) {
     const providers = opts.providers ?? [this.primary.name, this.secondary.name];
     const batchSize = opts.batchSize ?? 50;
@@ -227,6 +238,7 @@ export class Harness {
       batchSize,
       postalAddress: POSTAL_ADDRESS,
       ...(opts.list ? { list: opts.list } : {}),
+      ...(opts.window ? { window: opts.window } : {}),
     });
     await this.store.importAudience(campaignId, rows);
     return startCampaign(this.client, {
@@ -236,6 +248,8 @@ export class Harness {
       total: rows.length,
       taskQueue: this.taskQueue,
       options: { ...FAST, ...opts.options },
+      ...(opts.startAt ? { startAt: opts.startAt } : {}),
+      ...(opts.window ? { window: opts.window } : {}),
     });
   }
 
