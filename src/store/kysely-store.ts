@@ -9,6 +9,7 @@
  * - suppressions.ts: the suppression list and per-list suppressions;
  * - events.ts: provider events and webhook tokens;
  * - rates.ts: rate grants;
+ * - quota.ts: providers' hourly, daily and warm-up counters;
  * - views.ts: operators' read views (recipient outcomes, an address's history, retry rows, report figures).
  */
 import type { Database as SqliteDatabase } from 'better-sqlite3';
@@ -18,6 +19,7 @@ import { Campaigns } from './campaigns';
 import { StoreConnection, type StoreFaults } from './connection';
 import { Events } from './events';
 import { Ledger } from './ledger';
+import { QuotaCounters } from './quota';
 import { RateGrants } from './rates';
 import type { Database } from './schema';
 import { migrate } from './schema';
@@ -49,6 +51,7 @@ export class KyselyStore implements Store {
   readonly #suppressions: Suppressions;
   readonly #events: Events;
   readonly #rates: RateGrants;
+  readonly #quota: QuotaCounters;
   readonly #views: LedgerViews;
 
   constructor(opts: KyselyStoreOptions) {
@@ -62,6 +65,7 @@ export class KyselyStore implements Store {
     this.#suppressions = new Suppressions(this.#conn);
     this.#events = new Events(this.#conn);
     this.#rates = new RateGrants(this.#conn);
+    this.#quota = new QuotaCounters(this.#conn);
     this.#views = new LedgerViews(this.#conn);
   }
 
@@ -203,6 +207,15 @@ export class KyselyStore implements Store {
 
   reserveSends(...a: Parameters<Store['reserveSends']>) {
     return this.#rates.reserveSends(...a);
+  }
+
+  // ---------------------------------------------------------------- quota counters
+
+  takeQuota(...a: Parameters<Store['takeQuota']>) {
+    return this.#quota.takeQuota(...a);
+  }
+  quotaUsage(...a: Parameters<Store['quotaUsage']>) {
+    return this.#quota.quotaUsage(...a);
   }
 
   // ---------------------------------------------------------------- operators' read views
