@@ -13,9 +13,10 @@ export type CampaignStatus = 'starting' | 'running' | 'paused' | 'holding' | 'co
  * - `no-provider`: every provider is down (ends by itself when one recovers);
  * - `message-refused`: the provider refused the message itself (its text says why);
  * - `store-or-bug`: the store, Temporal or a bug failed a step after its retries;
- * - `review`: recipients are held for review (outcome unknown): `mailover campaign held` / `release`.
+ * - `review`: recipients are held for review (outcome unknown): `mailover campaign held` / `release`;
+ * - `quota`: a provider's quota or warm-up allowance is spent and its `onQuota` is `wait` (ends by itself at the reset).
  */
-export type HoldKind = 'operator' | 'no-provider' | 'message-refused' | 'store-or-bug' | 'review';
+export type HoldKind = 'operator' | 'no-provider' | 'message-refused' | 'store-or-bug' | 'review' | 'quota';
 
 export interface CampaignHold {
   kind: HoldKind;
@@ -119,6 +120,23 @@ export interface CarriedState {
   failback?: 'auto' | 'manual';
   /** The provider the last batch was sent through. */
   lastProvider?: string;
+  /** Providers whose quota is spent (overflowed or waited for), until their reset (./quota-routing.ts); absent before quotas. */
+  quota?: Record<string, QuotaWatch>;
+}
+
+/** A spent quota the campaign overflowed or waits for: until when (workflow time), and what moved meanwhile. */
+export interface QuotaWatch {
+  /** The limit spent and its allowance, as the reason says it. */
+  limit: 'day' | 'hour' | 'second' | 'warmup';
+  allowance: number;
+  onQuota: 'overflow' | 'wait';
+  /** When the campaign goes back (epoch ms, workflow time: now + the quota's time to its reset). */
+  until: number;
+  /** Overflow: the index of its switch in the switch log, and accepted on the other providers when it was recorded. */
+  switchIndex?: number;
+  acceptedElsewhereBefore?: number;
+  /** Recipients accepted on the other providers since the overflow. */
+  moved?: number;
 }
 
 export interface CampaignProgress {
