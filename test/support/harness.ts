@@ -101,6 +101,8 @@ export interface HarnessOptions {
   /** Alert targets and metrics for the in-process worker. */
   alerts?: AlertTarget[];
   metrics?: MailoverMetrics;
+  /** The quotas' clock of the in-process worker (tests move it to reach a quota's reset); default the wall clock. */
+  quotaClock?: () => number;
 }
 
 export type WorkerCompliance = ReturnType<typeof testCompliance>;
@@ -195,6 +197,7 @@ export class Harness {
       alerts: this.opts.alerts,
       metrics: this.opts.metrics,
       compliance: this.compliance,
+      quotaClock: this.opts.quotaClock,
       workflowBundle: await workflowBundle(),
     });
     this.running = this.worker.run();
