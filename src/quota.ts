@@ -249,6 +249,21 @@ export function quotaPeriods(q: ProviderQuotaFields, nowMs: number): QuotaPeriod
   return periods;
 }
 
+/** Every counted limit today, each on its own (perDay and the warm-up ramp both shown, on the day counter they share), with the ramp's day. */
+export function quotaLimitsNow(q: ProviderQuotaFields, nowMs: number): Array<QuotaPeriod & { warmupDay?: number }> {
+  const zone = q.quota?.zone ?? DEFAULT_QUOTA_ZONE;
+  const out: Array<QuotaPeriod & { warmupDay?: number }> = [];
+  const day = { key: dayKey(nowMs, zone), resetAt: nextDayStart(nowMs, zone) };
+  if (q.quota?.perDay !== undefined) out.push({ limit: 'day', allowance: q.quota.perDay, ...day });
+  if (q.warmup) {
+    const d = warmupDay(q.warmup, localTime(nowMs, zone).date);
+    const allowance = warmupAllowance(q.warmup, d);
+    if (allowance !== undefined) out.push({ limit: 'warmup', allowance, warmupDay: d, ...day });
+  }
+  if (q.quota?.perHour !== undefined) out.push({ limit: 'hour', key: hourKey(nowMs, zone), allowance: q.quota.perHour, resetAt: nextHourStart(nowMs, zone) });
+  return out;
+}
+
 /** Whether a provider has any counted limit (per hour, per day or a warm-up ramp). */
 export function hasCountedQuota(q: ProviderQuotaFields): boolean {
   return q.warmup !== undefined || q.quota?.perDay !== undefined || q.quota?.perHour !== undefined;

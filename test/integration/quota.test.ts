@@ -5,6 +5,7 @@
  * campaigns on two workers that share only the store.
  */
 import { strict as assert } from 'assert';
+import { spawn } from 'child_process';
 import { join } from 'path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
@@ -14,8 +15,22 @@ import { ProviderRegistry } from '../../src/providers/registry';
 import { openStore } from '../../src/store/open-store';
 import { createCampaignWorker } from '../../src/worker';
 import { assertExactlyOnce, audience, FAST, Harness, POSTAL_ADDRESS, TEMPLATE, uniqueId } from '../support/harness';
+import { writeProviderFile } from '../support/provider-file';
 import { startDevServer, workflowBundle } from '../support/temporal';
 import { waitUntil } from '../support/wait';
+
+const CLI = join(__dirname, '..', '..', 'src', 'cli', 'main.js');
+
+function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
 
 const quota = (over: Partial<QuotaSettings>): QuotaSettings => ({ zone: 'UTC', onQuota: 'overflow', ...over });
 
@@ -63,6 +78,28 @@ describe('routing: provider quotas and warm-up (overflow, wait for the reset, sh
     assert.equal(sw.atSeq, 41, 'the batch the quota ran out in (#41-60) went on from the next provider');
     const used = await h.store.quotaUsage('smtp-primary', quotaPeriods({ quota: quota({ perDay: 50 }) }, Date.now()));
     assert.equal(used[0].used, 50);
+
+    // `mailover provider status` shows today's quota and its use, from the store's counters.
+    const configPath = join(h.dir, 'mailover.yaml');
+    const cliEnv = {
+      ...writeProviderFile(configPath, h.providerDefs),
+      MAILOVER_CONFIG: configPath,
+      MAILOVER_DB: join(h.dir, 'mailover.db'),
+      TEMPORAL_ADDRESS: env.address,
+      MAILOVER_TASK_QUEUE: h.taskQueue,
+    };
+    const status = await cli(['provider', 'status'], cliEnv);
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, /Quotas today/);
+    assert.match(status.stdout, /│ smtp-primary\s+│ per day\s+│\s+50 │\s+50 │\s+0 │ \d{4}-\d{2}-\d{2}T00:00:00\.000Z/);
+    assert.doesNotMatch(status.stdout, /│ smtp-secondary\s+│ per/, 'a provider without quotas has no quota row');
+    const json = JSON.parse((await cli(['provider', 'status', 'smtp-primary', '--json'], cliEnv)).stdout) as Array<{
+      quota?: Array<{ limit: string; used: number; allowance: number; left: number }>;
+    }>;
+    assert.deepEqual(
+      json[0].quota?.map((q) => [q.limit, q.used, q.allowance, q.left]),
+      [['day', 50, 50, 0]],
+    );
   });
 
   it("routing: a daily quota with onQuota wait holds the campaign visibly until its reset; moving the quota's clock past midnight lets it complete on the same provider", async () => {
