@@ -15,6 +15,7 @@ import { ProviderRegistry } from '../../src/providers/registry';
 import { openStore } from '../../src/store/open-store';
 import { createCampaignWorker } from '../../src/worker';
 import { assertExactlyOnce, audience, FAST, Harness, POSTAL_ADDRESS, TEMPLATE, uniqueId } from '../support/harness';
+import { maybeRecordHistory } from '../support/histories';
 import { writeProviderFile } from '../support/provider-file';
 import { startDevServer, workflowBundle } from '../support/temporal';
 import { waitUntil } from '../support/wait';
@@ -65,7 +66,9 @@ describe('routing: provider quotas and warm-up (overflow, wait for the reset, sh
     h = await Harness.create({ env, providerExtras: { 'smtp-primary': { quota: quota({ perDay: 50 }) } } });
     await h.startWorker();
     const id = uniqueId('quota-overflow');
-    const r = await (await h.launch(id, audience(120), { batchSize: 20 })).result();
+    const handle = await h.launch(id, audience(120), { batchSize: 20 });
+    const r = await handle.result();
+    await maybeRecordHistory('quota-overflow', handle, env.address);
     assert.equal(r.status, 'completed');
     assert.deepEqual(r.acceptedByProvider, { 'smtp-primary': 50, 'smtp-secondary': 70 });
     assertExactlyOnce(h, 120);
@@ -119,6 +122,7 @@ describe('routing: provider quotas and warm-up (overflow, wait for the reset, sh
 
     quotaNow = Date.parse('2026-12-03T00:00:01Z');
     const r = await handle.result();
+    await maybeRecordHistory('quota-wait', handle, env.address);
     assert.equal(r.status, 'completed');
     assert.deepEqual(r.acceptedByProvider, { 'smtp-primary': 80 });
     assert.deepEqual(r.switches, []);

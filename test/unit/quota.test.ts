@@ -17,6 +17,7 @@ import {
   warmupDay,
   type WarmupSettings,
 } from '../../src/quota';
+import { MailoverMetrics } from '../../src/metrics/metrics';
 import { decide, type FailoverState } from '../../workflows/failover';
 
 const at = (iso: string) => Date.parse(iso);
@@ -235,6 +236,24 @@ describe('routing: quotas and warm-up (allowances, resets, settings)', () => {
       const back = decide(d.state, { type: 'quota-reset', provider: 'ses', atSeq: 101, at: RESET });
       assert.equal(back.state.hold, undefined);
       assert.equal(back.switch, undefined);
+    });
+  });
+
+  describe('metrics', () => {
+    it("routing: a take's use and allowance are gauges per provider and limit (the day's series is day or warmup, whichever holds), held-back recipients a counter", async () => {
+      const m = new MailoverMetrics({ providers: ['ses'], defaultMetrics: false });
+      m.observeQuota('ses', [
+        { limit: 'warmup', used: 400, allowance: 500 },
+        { limit: 'hour', used: 40, allowance: 100 },
+      ]);
+      m.observeQuota('ses', [{ limit: 'day', used: 700, allowance: 750 }]);
+      m.countQuotaHeldBack('ses', 'day', 12);
+      const text = await m.text();
+      assert.match(text, /^mailover_provider_quota_used\{provider="ses",limit="day"\} 700$/m);
+      assert.match(text, /^mailover_provider_quota_allowance\{provider="ses",limit="day"\} 750$/m);
+      assert.match(text, /^mailover_provider_quota_used\{provider="ses",limit="hour"\} 40$/m);
+      assert.doesNotMatch(text, /limit="warmup"/, 'the day counter shows under one limit at a time');
+      assert.match(text, /^mailover_quota_held_back_total\{provider="ses",limit="day"\} 12$/m);
     });
   });
 });
