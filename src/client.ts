@@ -7,6 +7,7 @@ import { WorkflowIdReusePolicy } from '@temporalio/common';
 import { campaignWorkflow } from '../workflows/campaign';
 import {
   cancelSignal,
+  DEFAULT_BATCHES_IN_FLIGHT,
   pauseSignal,
   progressQuery,
   releaseHeldUpdate,
@@ -51,7 +52,7 @@ export async function startCampaign(client: Client, opts: StartCampaignOptions):
         { key: ActiveProviderKey, value: opts.providers[0] },
         { key: AcceptedCountKey, value: 0 },
       ],
-      staticSummary: `Campaign ${opts.campaignId}${opts.retryOf ? ` (retry of ${opts.retryOf})` : ''}${opts.total !== undefined ? `: ${opts.total} recipients` : ''} via ${opts.providers.join(' → ')}, batches of ${opts.batchSize}`,
+      staticSummary: `Campaign ${opts.campaignId}${opts.retryOf ? ` (retry of ${opts.retryOf})` : ''}${opts.total !== undefined ? `: ${opts.total} recipients` : ''} via ${opts.providers.join(' → ')}, batches of ${opts.batchSize}, up to ${opts.options?.batchesInFlight ?? DEFAULT_BATCHES_IN_FLIGHT} in flight`,
       staticDetails: `Providers in priority order: ${opts.providers.join(', ')}. Pause/resume/cancel with signals; query "progress" for counts.`,
     });
   } catch (err) {

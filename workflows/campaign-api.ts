@@ -36,6 +36,9 @@ export interface ProviderSwitch {
   atSeq: number;
 }
 
+/** The window when a campaign does not set `batchesInFlight` (chosen from the benchmark: BENCHMARKS.md, the window). */
+export const DEFAULT_BATCHES_IN_FLIGHT = 4;
+
 export interface CampaignOptions {
   /** Heartbeat timeout of a batch send: how fast a crashed worker's batch is retried. Default 20 s. */
   heartbeatTimeoutMs?: number;
@@ -120,6 +123,8 @@ export interface CarriedState {
   failback?: 'auto' | 'manual';
   /** The provider the last batch was sent through. */
   lastProvider?: string;
+  /** Ranges of the first pass settled above the cursor (batches settle out of order with several in flight; absent before the window). */
+  settledAbove?: Array<[fromSeq: number, toSeq: number]>;
   /** Providers whose quota is spent (overflowed or waited for), until their reset (./quota-routing.ts); absent before quotas. */
   quota?: Record<string, QuotaWatch>;
 }
@@ -164,14 +169,21 @@ export interface CampaignProgress {
   /** Providers whose shared circuit is open (every campaign avoids them), with why. */
   sharedDown: Record<string, string>;
   switches: ProviderSwitch[];
-  /** last seq whose batch is settled */
+  /** Every seq up to the cursor is settled (its batch is done). */
   cursor: number;
+  /** Ranges settled above the cursor (several batches in flight settle out of order), inclusive. */
+  settledAbove?: Array<[fromSeq: number, toSeq: number]>;
+  /** At least one batch is in flight. */
   batchInFlight: boolean;
+  /** How many batches are in flight now (at most the window, `batchesInFlight` in the options). */
+  batchesInFlight: number;
+  /** The window: how many batches the campaign may have in flight at once (1 for runs started before the window). */
+  window?: number;
   /** continue-as-new runs so far */
   runs: number;
 }
 
-export type CampaignResult = Omit<CampaignProgress, 'batchInFlight' | 'paused' | 'pauseReason' | 'hold'>;
+export type CampaignResult = Omit<CampaignProgress, 'batchInFlight' | 'batchesInFlight' | 'paused' | 'pauseReason' | 'hold'>;
 
 export interface ReleaseHeldRequest {
   /** resend: the campaign sends them again; mark-sent: settled as accepted (the operator knows they went out). */
@@ -196,11 +208,11 @@ export interface ProviderPlan {
   down: Record<string, string>;
 }
 
-/** Operator: finish the current batch, then send nothing until resumed (hold kind `operator`). */
+/** Operator: let the batches in flight finish, then send nothing until resumed (hold kind `operator`). */
 export const pauseSignal = wf.defineSignal<[reason?: string]>('pause');
 /** Operator: go on (after a no-provider hold, the order is retried from the top; after a review hold, finish). */
 export const resumeSignal = wf.defineSignal('resume');
-/** Operator: stop after the current batch; unsent rows stay pending. */
+/** Operator: stop once the batches in flight finish; unsent rows stay pending. */
 export const cancelSignal = wf.defineSignal('cancel');
 export const progressQuery = wf.defineQuery<CampaignProgress>('progress');
 /** Operator: a new provider order (validated against the worker's providers); answered with the order in use. */
@@ -211,5 +223,11 @@ export const releaseHeldUpdate = wf.defineUpdate<ReleaseHeldOutcome, [ReleaseHel
 
 /** Patch id of shared provider health, failback and operational events (histories recorded before it replay without). */
 export const SHARED_HEALTH_PATCH = 'shared-provider-health';
+/**
+ * Patch id of the window: several batches in flight (`batchesInFlight`), settled ranges above the cursor,
+ * outcomes told to shared health in aggregate, and the AcceptedCount attribute updated every few batches.
+ * Runs recorded before it send one batch at a time and tell health every batch, as they did.
+ */
+export const BATCH_WINDOW_PATCH = 'batch-window';
 /** Patch id of hold kinds (every hold but an operator's pause is `holding`), the HoldKind attribute, deferrals and review holds. */
 export const HOLD_KINDS_PATCH = 'hold-kinds';

@@ -2,8 +2,9 @@
  * A campaign is one workflow (workflow id = campaign id). Its history holds ids,
  * cursors, counts and provider names only: never addresses, merge data, bodies or secrets.
  *
- * Loop: hold while paused; send the next batch (a seq range) on the active provider;
- * on a provider-level failure switch to the next provider and retry the same range;
+ * Loop: hold while paused; keep up to `batchesInFlight` batches (seq ranges) in flight on the
+ * active provider (the window, ./batch-window.ts); on a provider-level failure switch to the next
+ * provider: the failed range and every range not yet started go there;
  * with no provider left, hold with the reason until resumed or given a new order.
  * Which provider, which switch and which hold is decided in one place (./failover.ts);
  * this file keeps the state, the handlers, the loop and continue-as-new, in that order.
@@ -15,6 +16,8 @@ import { ERROR_TYPES, type BatchTally, type CampaignActivities } from '../activi
 import type { OpsEvent } from '../src/ops-events';
 import {
   cancelSignal,
+  DEFAULT_BATCHES_IN_FLIGHT,
+  BATCH_WINDOW_PATCH,
   HOLD_KINDS_PATCH,
   pauseSignal,
   progressQuery,
@@ -55,6 +58,7 @@ import {
   type OutcomeReport,
 } from './provider-health-api';
 import { DEFAULT_DEFERRAL } from './deferral';
+import { nextRange, settle, type SeqRange } from './batch-window';
 import { AcceptedCountKey, ActiveProviderKey, CampaignIdKey, CampaignStatusKey, HoldKindKey } from './search-attributes';
 import { drillCampaignSignal, type DrillCampaignNotice } from './drill-api';
 import { quotaHook } from './quota-routing';
@@ -69,21 +73,30 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   let state: CarriedState = input.carried ? { ...input.carried, runs: input.carried.runs + 1 } : firstRunState(input.providers);
   let prepared = input.carried !== undefined;
   let cancelled = false;
-  let batchInFlight = false;
   let batchesThisRun = 0;
   /** One line on the last batch, for the Web UI. */
   let lastBatch = '';
   const sharedHealth = wf.patched(SHARED_HEALTH_PATCH);
   /** Hold kinds (status holding for every hold but the operator's, the HoldKind attribute), deferrals and reviews. */
   const holdKinds = wf.patched(HOLD_KINDS_PATCH);
+  /** Several batches in flight, health told in aggregate (runs recorded before it send one batch at a time). */
+  const windowed = wf.patched(BATCH_WINDOW_PATCH);
+  const windowSize = windowed ? Math.max(1, Math.floor(opts.batchesInFlight)) : 1;
+  /** The batches in flight, by dispatch number; a sweep (rows behind the cursor) has no range and runs alone. */
+  const inFlight = new Map<number, { range?: SeqRange; provider: string }>();
+  let dispatched = 0;
+  /** Bumped whenever a batch ends, however it ended: wakes the loop waiting for a slot or for the window to drain. */
+  let batchesEnded = 0;
+  const sweepInFlight = () => [...inFlight.values()].some((b) => b.range === undefined);
+  const inFlightRanges = () => [...inFlight.values()].flatMap((b) => (b.range ? [b.range] : []));
   /** Set when the provider order changed: subscribe to the new providers' health before the next batch. */
   let watchNeeded = sharedHealth;
 
   const finished = () => isFinished(state, holdKinds);
   const status = (): CampaignStatus => statusOf(state, { cancelled, prepared, holdKinds });
-  const progress = (): CampaignProgress => progressOf(state, campaignId, status(), batchInFlight);
+  const progress = (): CampaignProgress => progressOf(state, campaignId, status(), inFlight.size, windowSize);
   const result = (): CampaignResult => {
-    const { batchInFlight: _b, paused: _p, pauseReason: _r, hold: _h, ...r } = progress();
+    const { batchInFlight: _b, batchesInFlight: _n, paused: _p, pauseReason: _r, hold: _h, ...r } = progress();
     return r;
   };
 
@@ -101,13 +114,39 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     pendingEvents.add(p);
   };
   const healthId = (provider: string) => providerHealthWorkflowId(wf.workflowInfo().taskQueue, provider);
-  /** Tell the provider's health workflow how a batch went (not awaited: the campaign never waits on health). */
-  const reportOutcome = (provider: string, report: OutcomeReport) => {
-    if (!sharedHealth) return;
-    wf.getExternalWorkflowHandle(healthId(provider))
+  /** Tell the provider's health workflow how batches went (not awaited but where the run ends: the campaign never waits on health). */
+  const reportOutcome = (provider: string, report: OutcomeReport): Promise<void> => {
+    if (!sharedHealth) return Promise.resolve();
+    return wf
+      .getExternalWorkflowHandle(healthId(provider))
       .signal(reportOutcomeSignal, report)
       .catch((err) => wf.log.warn('provider health not told', { provider, error: errorMessage(err) }));
   };
+  // With the window, successes are told in aggregate: at once when they follow a failure (or are the
+  // first on the provider in this run), else every HEALTH_OK_EVERY of them and before the run ends.
+  // Failures are told at once, after the successes before them.
+  const okUntold: Record<string, number> = {};
+  const lastTold: Record<string, 'ok' | 'failed'> = {};
+  const tellOks = (provider: string): Promise<void> => {
+    const count = okUntold[provider] ?? 0;
+    if (count === 0) return Promise.resolve();
+    okUntold[provider] = 0;
+    lastTold[provider] = 'ok';
+    return reportOutcome(provider, { ok: true, campaignId, ...(count > 1 ? { count } : {}) });
+  };
+  const tellHealth = (provider: string, outcome: { ok: true } | { ok: false; reason: string }) => {
+    if (!windowed) return void reportOutcome(provider, { ...outcome, campaignId });
+    if (outcome.ok) {
+      okUntold[provider] = (okUntold[provider] ?? 0) + 1;
+      if (lastTold[provider] !== 'ok' || okUntold[provider] >= HEALTH_OK_EVERY) void tellOks(provider);
+      return;
+    }
+    void tellOks(provider);
+    lastTold[provider] = 'failed';
+    void reportOutcome(provider, { ...outcome, campaignId });
+  };
+  /** Successes not yet told, told now (awaited before the run ends: Temporal drops signals initiated in the closing task). */
+  const tellAllOks = () => Promise.all(Object.keys(okUntold).map(tellOks));
   /**
    * A drill's synthetic campaign (started with notifyParent) tells its drill when it starts holding
    * and when it ends; failures are logged (a drill that is gone has nothing to be told).
@@ -121,12 +160,22 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       .catch((err) => wf.log.warn('drill not told', { campaignId, status: notice.status, error: errorMessage(err) }));
   };
   let lastUpsert = '';
+  let lastUpsertState = '';
+  let batchesSinceUpsert = 0;
   const upsertSearchAttributes = () => {
     const p = progress();
     wf.setCurrentDetails(detailsOf(p, lastBatch));
     const kind = p.hold?.kind ?? 'none';
     const key = `${p.status}|${p.activeProvider ?? ''}|${p.accepted}${holdKinds ? `|${kind}` : ''}`;
     if (key === lastUpsert) return;
+    if (windowed) {
+      // The AcceptedCount attribute follows every ACCEPTED_EVERY batches (the Web UI's details follow each one);
+      // a change of status, provider or hold is written at once.
+      const stateKey = `${p.status}|${p.activeProvider ?? ''}|${kind}`;
+      if (stateKey === lastUpsertState && batchesSinceUpsert < ACCEPTED_EVERY && p.status === 'running') return;
+      lastUpsertState = stateKey;
+      batchesSinceUpsert = 0;
+    }
     lastUpsert = key;
     wf.upsertSearchAttributes([
       { key: CampaignIdKey, value: campaignId },
@@ -303,9 +352,9 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     lastBatch = `retry of ${swept.deferred + swept.pending} deferred or released recipient(s) via ${provider}: ${sum(tally.acceptedByProvider)} accepted, ${tally.rejected} rejected, ${tally.deferred ?? 0} deferred again`;
   };
 
-  /** The next range of the audience's first pass. */
+  /** A range of the audience's first pass. */
   const sendRange = async (provider: string, fromSeq: number, toSeq: number) => {
-    const batchNo = Math.floor(state.cursor / input.batchSize) + 1;
+    const batchNo = Math.floor((fromSeq - 1) / input.batchSize) + 1;
     const tally = await sendBatchAs(`batch ${batchNo}: recipients #${fromSeq}–${toSeq} via ${provider}`)({
       campaignId,
       provider,
@@ -324,25 +373,35 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       return;
     }
     state.counts = addTally(state.counts, tally);
-    state.cursor = toSeq;
+    if (windowed) {
+      const pass = settle({ cursor: state.cursor, settledAbove: state.settledAbove ?? [] }, fromSeq, toSeq);
+      state.cursor = pass.cursor;
+      state.settledAbove = pass.settledAbove;
+      // Batches settle out of order and each tells the store's next deferral as it saw it: keep the earliest
+      // (one too early costs a sweep that finds nothing due; sweeps run alone and say what is left).
+      if (tally.nextDeferredAt !== undefined) state.nextDeferredAt = Math.min(state.nextDeferredAt ?? Infinity, tally.nextDeferredAt);
+    } else {
+      state.cursor = toSeq;
+      if (tally.nextDeferredAt !== undefined || tally.deferred !== undefined) state.nextDeferredAt = tally.nextDeferredAt;
+    }
     batchesThisRun++;
-    if (tally.nextDeferredAt !== undefined || tally.deferred !== undefined) state.nextDeferredAt = tally.nextDeferredAt;
+    batchesSinceUpsert++;
     lastBatch = `batch ${batchNo}: ${toSeq - fromSeq + 1} recipients via ${provider}, ${sum(tally.acceptedByProvider)} accepted, ${tally.rejected} rejected, ${tally.suppressed} suppressed${tally.deferred ? `, ${tally.deferred} deferred` : ''}`;
   };
 
-  /** One batch on `provider`; its outcome goes to shared health and to the failover decision. */
-  const sendBatch = async (provider: string, fromSeq: number, sweep: boolean) => {
-    batchInFlight = true;
+  /** One batch on `provider` (a range of the first pass, or a sweep); its outcome goes to shared health and to the failover decision. */
+  const sendBatch = async (provider: string, range: SeqRange | undefined) => {
+    const fromSeq = range ? range[0] : 1;
     try {
-      if (sweep) await sendSweep(provider, state.cursor);
-      else await sendRange(provider, fromSeq, Math.min(state.cursor + input.batchSize, state.maxSeq));
-      reportOutcome(provider, { ok: true, campaignId });
+      if (range === undefined) await sendSweep(provider, state.cursor);
+      else await sendRange(provider, range[0], range[1]);
+      tellHealth(provider, { ok: true });
       apply({ type: 'batch-succeeded', provider });
     } catch (err) {
       const failure = batchFailure(err, holdKinds);
       if (failure === 'invalid-campaign') return await failInvalid(err);
       const reason = providerFailureReason(err) ?? errorMessage(err);
-      if (failure === 'provider') reportOutcome(provider, { ok: false, campaignId, reason });
+      if (failure === 'provider') tellHealth(provider, { ok: false, reason });
       apply({
         type: 'batch-failed',
         provider,
@@ -354,10 +413,26 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       });
       if (failure === 'message-refused') wf.log.error('provider refused the message; campaign holds', { campaignId, fromSeq, error: reason });
       if (failure === 'store-or-bug') wf.log.error('batch failed; campaign holds', { campaignId, fromSeq, error: reason });
-    } finally {
-      batchInFlight = false;
     }
   };
+
+  /** Start a batch; with the window it runs on while the loop starts others (its end updates the state when it comes). */
+  const dispatch = (provider: string, range: SeqRange | undefined): Promise<void> => {
+    const id = ++dispatched;
+    inFlight.set(id, { range, provider });
+    return sendBatch(provider, range).finally(() => {
+      inFlight.delete(id);
+      batchesEnded++;
+      quotas.afterBatch();
+      if (windowed) upsertSearchAttributes();
+    });
+  };
+  /** Wait until a batch in flight ends (or the campaign is cancelled). */
+  const aBatchEnds = async () => {
+    const ended = batchesEnded;
+    await wf.condition(() => batchesEnded !== ended || cancelled);
+  };
+  const continueAsNewDue = () => !finished() && !cancelled && (batchesThisRun >= opts.batchesPerRun || wf.workflowInfo().continueAsNewSuggested);
 
   // ── Check the campaign ───────────────────────────────────────────────────────────────────
   // An invalid one fails here, before anything is sent; anything else (the store is down, a
@@ -382,9 +457,10 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   }
   upsertSearchAttributes();
 
-  // ── The loop: one batch per turn ─────────────────────────────────────────────────────────
+  // ── The loop: fill the window, one batch per turn ────────────────────────────────────────
   while (!cancelled) {
-    await wf.condition(() => !state.paused || cancelled);
+    // A slot in the window (runs before the window: the last batch has ended); no batch while paused or a sweep runs.
+    await wf.condition(() => cancelled || (!state.paused && inFlight.size < windowSize && !sweepInFlight()));
     upsertSearchAttributes();
     if (cancelled || finished()) break;
     if (watchNeeded && !(await watchHealth())) continue;
@@ -393,30 +469,51 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     const now = Date.now();
     const deferredDue = deferredCount(state) > 0 && (state.nextDeferredAt === undefined || state.nextDeferredAt <= now);
     const sweep = (state.releasedPending ?? 0) > 0 || deferredDue;
-    if (state.cursor >= state.maxSeq && !sweep) {
-      await waitOrHoldForReview(now);
+    // A sweep runs alone: it settles what the counters say is left behind the cursor.
+    if (sweep && inFlight.size > 0) {
+      await wf.condition(() => inFlight.size === 0 || cancelled);
       continue;
     }
-    const fromSeq = sweep ? 1 : state.cursor + 1;
+    const range = sweep
+      ? undefined
+      : nextRange({ cursor: state.cursor, settledAbove: state.settledAbove ?? [] }, state.maxSeq, input.batchSize, inFlightRanges());
+    if (!sweep && range === undefined) {
+      // Every recipient of the first pass is settled or in flight.
+      if (inFlight.size > 0) await aBatchEnds();
+      else await waitOrHoldForReview(now);
+      continue;
+    }
+    const fromSeq = range ? range[0] : 1;
     const { provider } = apply({ type: 'batch-starting', atSeq: fromSeq, at: nowIso(), recordMoves: sharedHealth });
     // No provider left (here or by shared health): holding until one comes back or an operator acts.
     if (provider === undefined) continue;
     if (drillForced(provider, fromSeq)) continue;
-    await sendBatch(provider, fromSeq, sweep);
-    quotas.afterBatch();
-    upsertSearchAttributes();
+    const sent = dispatch(provider, range);
+    if (!windowed) {
+      await sent;
+      upsertSearchAttributes();
+    }
 
     // ── Continue-as-new: a fresh history every batchesPerRun batches (or when Temporal suggests it) ──
-    if (!finished() && !cancelled && (batchesThisRun >= opts.batchesPerRun || wf.workflowInfo().continueAsNewSuggested)) {
+    if (continueAsNewDue()) {
+      // The window drains first: the next run starts with nothing in flight and carries the settled ranges.
+      if (windowed) {
+        await wf.condition(() => inFlight.size === 0);
+        if (!continueAsNewDue()) continue;
+        await tellAllOks();
+      }
       await wf.condition(wf.allHandlersFinished);
       await Promise.all(pendingEvents);
       return await wf.continueAsNew<typeof campaignWorkflow>({ ...input, providers: state.plan.order, carried: state });
     }
   }
+  // Cancelled (or done): the batches in flight finish first.
+  await wf.condition(() => inFlight.size === 0);
 
   // ── Done (completed or cancelled) ────────────────────────────────────────────────────────
   upsertSearchAttributes();
   const goodbyes: Array<Promise<unknown>> = [];
+  if (windowed) goodbyes.push(tellAllOks());
   if (sharedHealth)
     goodbyes.push(
       ...state.plan.order.map((provider) => wf.getExternalWorkflowHandle(healthId(provider)).signal(unsubscribeSignal, wf.workflowInfo().workflowId)),
@@ -431,13 +528,18 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
 
 // ── Options and activities ─────────────────────────────────────────────────────────────────
 
+/** With the window, successes are told to shared health once per this many batches (or sooner after a failure). */
+const HEALTH_OK_EVERY = 10;
+/** With the window, the AcceptedCount search attribute follows once per this many settled batches (besides every change of status). */
+const ACCEPTED_EVERY = 10;
+
 const DEFAULTS: Required<CampaignOptions> = {
   heartbeatTimeoutMs: 20_000,
   sendMaxAttempts: 6,
   sendInitialIntervalMs: 1_000,
   sendMaxIntervalMs: 30_000,
   batchesPerRun: 500,
-  batchesInFlight: 4,
+  batchesInFlight: DEFAULT_BATCHES_IN_FLIGHT,
   deferralFirstRetryMs: DEFAULT_DEFERRAL.firstRetryMs,
   deferralMaxRetryMs: DEFAULT_DEFERRAL.maxRetryMs,
   deferralWindowMs: DEFAULT_DEFERRAL.windowMs,
@@ -636,7 +738,7 @@ function statusOf(s: CarriedState, run: { cancelled: boolean; prepared: boolean;
   return 'running';
 }
 
-function progressOf(s: CarriedState, campaignId: string, status: CampaignStatus, batchInFlight: boolean): CampaignProgress {
+function progressOf(s: CarriedState, campaignId: string, status: CampaignStatus, batchesInFlight: number, window: number): CampaignProgress {
   const accepted = sum(s.counts.acceptedByProvider);
   const kind = holdKindOf(s);
   return {
@@ -661,7 +763,10 @@ function progressOf(s: CarriedState, campaignId: string, status: CampaignStatus,
     sharedDown: sharedDownOf(s),
     switches: s.switches,
     cursor: s.cursor,
-    batchInFlight,
+    settledAbove: s.settledAbove ?? [],
+    batchInFlight: batchesInFlight > 0,
+    batchesInFlight,
+    window,
     runs: s.runs,
   };
 }

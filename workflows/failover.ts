@@ -256,6 +256,9 @@ function batchFailed(
 ): Decision {
   switch (failure) {
     case 'provider':
+      // With several batches in flight, the others on a provider already found down fail alike: the campaign
+      // has moved already (their ranges go to the active provider); nothing new to record.
+      if (state.plan.down[provider] !== undefined) return { state };
       return failOver(state, provider, reason, atSeq, at, cause);
     case 'message-refused':
       // No other provider is likelier to take the message: hold with the provider's words.

@@ -32,7 +32,7 @@ export async function campaignState(client: Client, id: string): Promise<Campaig
   if (desc.status.name === 'RUNNING') return campaignProgress(client, id);
   if (desc.status.name === 'COMPLETED') {
     const r = (await handle.result()) as CampaignResult;
-    return { ...r, paused: false, batchInFlight: false };
+    return { ...r, paused: false, batchInFlight: false, batchesInFlight: 0 };
   }
   let reason = desc.status.name.toLowerCase();
   try {
@@ -73,7 +73,7 @@ const start: Command = {
   usage: '--file campaign.yaml --audience list.csv [--wait | --dry-run]',
   details: [
     'Options:',
-    '  --file PATH       campaign definition (YAML or JSON): id, name, from, template, providers, batchSize',
+    '  --file PATH       campaign definition (YAML or JSON): id, name, from, template, providers, batchSize, batchesInFlight',
     '  --audience PATH   recipients, .csv (with an email column) or .jsonl',
     '  --wait            show a live progress bar until the campaign ends',
     '  --dry-run         run every check a launch and a worker would (provider file included) and say what would be',
