@@ -105,7 +105,8 @@ export function parseQuota(raw: unknown, path: string, problems: string[]): Quot
     const v = raw[key];
     if (v !== undefined && !isPositiveInt(v)) problems.push(`${path}.${key}: expected a whole number of messages above 0, got ${quote(v)}`);
   }
-  if (raw.perSecond === undefined && raw.perHour === undefined && raw.perDay === undefined) problems.push(`${path}: set perSecond, perHour, perDay or several`);
+  // Without a limit it still sets the clock and onQuota of a warm-up ramp.
+  if (!known.some((k) => raw[k] !== undefined)) problems.push(`${path}: set perSecond, perHour, perDay (or the zone and onQuota of a warm-up)`);
   if (raw.zone !== undefined && !isTimeZone(raw.zone))
     problems.push(`${path}.zone: expected an IANA time zone (e.g. UTC, America/New_York, Europe/Berlin), got ${quote(raw.zone)}`);
   if (raw.onQuota !== undefined && !ON_QUOTA.includes(raw.onQuota as OnQuota))

@@ -156,8 +156,8 @@ describe('routing: quotas and warm-up (allowances, resets, settings)', () => {
         ['w.until: expected at least first (500), got 100'],
       );
       assert.deepEqual(
-        problemsOf((p) => parseQuota({ zone: 'UTC' }, 'q', p)),
-        ['q: set perSecond, perHour, perDay or several'],
+        problemsOf((p) => parseQuota({}, 'q', p)),
+        ['q: set perSecond, perHour, perDay (or the zone and onQuota of a warm-up)'],
       );
     });
 
