@@ -68,7 +68,7 @@ describe('routing: provider quotas and warm-up (overflow, wait for the reset, sh
     const id = uniqueId('quota-overflow');
     const handle = await h.launch(id, audience(120), { batchSize: 20 });
     const r = await handle.result();
-    await maybeRecordHistory('quota-overflow', handle, env.address);
+    await maybeRecordHistory('quota-window-overflow', handle, env.address);
     assert.equal(r.status, 'completed');
     assert.deepEqual(r.acceptedByProvider, { 'smtp-primary': 50, 'smtp-secondary': 70 });
     assertExactlyOnce(h, 120);
@@ -78,7 +78,8 @@ describe('routing: provider quotas and warm-up (overflow, wait for the reset, sh
     assert.equal(sw.from, 'smtp-primary');
     assert.equal(sw.to, 'smtp-secondary');
     assert.match(sw.reason, /^quota: 50\/day spent on smtp-primary; 70 moved to smtp-secondary until \d{4}-\d{2}-\d{2}T00:00:00\.000Z$/);
-    assert.equal(sw.atSeq, 41, 'the batch the quota ran out in (#41-60) went on from the next provider');
+    // Several batches are in flight (the window): the first to find the quota spent is where the switch is recorded.
+    assert.equal((sw.atSeq - 1) % 20, 0, `the switch is recorded at the start of the batch the quota ran out in (#${sw.atSeq})`);
     const used = await h.store.quotaUsage('smtp-primary', quotaPeriods({ quota: quota({ perDay: 50 }) }, Date.now()));
     assert.equal(used[0].used, 50);
 
@@ -122,7 +123,7 @@ describe('routing: provider quotas and warm-up (overflow, wait for the reset, sh
 
     quotaNow = Date.parse('2026-12-03T00:00:01Z');
     const r = await handle.result();
-    await maybeRecordHistory('quota-wait', handle, env.address);
+    await maybeRecordHistory('quota-window-wait', handle, env.address);
     assert.equal(r.status, 'completed');
     assert.deepEqual(r.acceptedByProvider, { 'smtp-primary': 80 });
     assert.deepEqual(r.switches, []);
