@@ -18,6 +18,7 @@ import {
   type WarmupSettings,
 } from '../../src/quota';
 import { MailoverMetrics } from '../../src/metrics/metrics';
+import { ProviderRegistry } from '../../src/providers/registry';
 import { decide, type FailoverState } from '../../workflows/failover';
 
 const at = (iso: string) => Date.parse(iso);
@@ -110,6 +111,20 @@ describe('routing: quotas and warm-up (allowances, resets, settings)', () => {
         ],
       );
       assert.deepEqual(quotaPeriods({ quota: { perSecond: 10, zone: 'UTC', onQuota: 'overflow' } }, now), [], 'perSecond only paces');
+      // ...with the rate limit: the lower per-second figure holds, the rate limit's window is kept.
+      const registry = new ProviderRegistry([
+        {
+          name: 'a',
+          kind: 'smtp',
+          quota: { perSecond: 5, zone: 'UTC', onQuota: 'overflow' },
+          rateLimit: { perSecond: 10, perWindow: { max: 100, windowMs: 60_000 } },
+        },
+        { name: 'b', kind: 'smtp', quota: { perSecond: 20, zone: 'UTC', onQuota: 'overflow' }, rateLimit: { perSecond: 10 } },
+        { name: 'c', kind: 'smtp', quota: { perDay: 20, zone: 'UTC', onQuota: 'overflow' } },
+      ]);
+      assert.deepEqual(registry.rateLimit('a'), { perSecond: 5, perWindow: { max: 100, windowMs: 60_000 } });
+      assert.deepEqual(registry.rateLimit('b'), { perSecond: 10 });
+      assert.equal(registry.rateLimit('c'), undefined);
     });
   });
 
