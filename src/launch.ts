@@ -113,7 +113,7 @@ export async function launchCampaign(opts: LaunchOptions): Promise<LaunchResult>
     batchSize: def.batchSize,
     total: report.inserted,
     taskQueue: opts.taskQueue,
-    options: opts.options,
+    options: def.batchesInFlight !== undefined ? { ...opts.options, batchesInFlight: def.batchesInFlight } : opts.options,
     retryOf: def.retryOf,
   });
   return { ...report, workflowId: handle.workflowId, runId: handle.firstExecutionRunId };
