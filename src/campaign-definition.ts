@@ -9,6 +9,7 @@ import type { CampaignRecord } from './store/types';
 import { templateProblems, usesField } from './template';
 import { readYamlFile } from './yaml-file';
 import { clip, quote } from './quote-value';
+import { parseProviderList } from '../workflows/weighted-routing';
 
 /** A campaign file: what the store keeps, and how the workflow sends it (`batchesInFlight`, the window). */
 export type CampaignDefinition = Omit<CampaignRecord, 'createdAt'> & { batchesInFlight?: number };
@@ -77,8 +78,11 @@ export function parseCampaignDefinition(raw: unknown, knownProviders?: string[],
   }
 
   const providers = raw.providers;
+  // Names in priority order, or every entry { name, weight } (weighted routing).
+  const parsedProviders = parseProviderList(providers, { known: knownProviders });
   if (!Array.isArray(providers) || providers.length === 0)
-    problems.push(`providers: expected a non-empty list of provider names in priority order, got ${show(providers)}`);
+    problems.push(`providers: expected a non-empty list of provider names in priority order (or of { name, weight }), got ${show(providers)}`);
+  else if (providers.some((p) => typeof p === 'object' && p !== null)) problems.push(...parsedProviders.problems);
   else {
     const seen = new Set<string>();
     providers.forEach((p, i) => {
@@ -122,7 +126,8 @@ export function parseCampaignDefinition(raw: unknown, knownProviders?: string[],
     ...(typeof name === 'string' ? { name } : {}),
     from,
     template: { subject: tpl.subject, text: tpl.text, ...(tpl.html !== undefined ? { html: tpl.html } : {}) },
-    providers: providers as string[],
+    providers: parsedProviders.order,
+    ...(parsedProviders.weights ? { weights: parsedProviders.weights } : {}),
     batchSize: batchSize as number,
     ...(transactional === true ? { transactional: true } : {}),
     ...(typeof postal === 'string' ? { postalAddress: postal.trim() } : {}),

@@ -110,6 +110,7 @@ export async function launchCampaign(opts: LaunchOptions): Promise<LaunchResult>
   const handle = await startCampaign(opts.client, {
     campaignId: def.id,
     providers: def.providers,
+    ...(def.weights ? { weights: def.weights } : {}),
     batchSize: def.batchSize,
     total: report.inserted,
     taskQueue: opts.taskQueue,

@@ -65,8 +65,10 @@ export interface CampaignOptions {
 
 export interface CampaignInput {
   campaignId: string;
-  /** Provider names in priority order. */
+  /** Provider names in priority order (with `weights`: the order the weighted schedule lists them in). */
   providers: string[];
+  /** Weighted routing: provider name -> weight (a whole number above 0) for every provider; absent: priority order. */
+  weights?: Record<string, number>;
   batchSize: number;
   options?: CampaignOptions;
   /**
@@ -163,8 +165,13 @@ export interface CampaignProgress {
   pauseReason?: string;
   /** Why it is not sending, when it is paused or holding. */
   hold?: CampaignHold;
+  /** The provider batches go to; in a weighted campaign, the healthy providers sharing them ("ses+postmark"). */
   activeProvider?: string;
   providers: string[];
+  /** Weighted campaigns: provider -> weight. */
+  weights?: Record<string, number>;
+  /** Weighted campaigns: each provider's intended share now, in percent (0 while it is down); acceptedByProvider is the split so far. */
+  intendedShare?: Record<string, number>;
   providersDown: Record<string, string>;
   /** Providers whose shared circuit is open (every campaign avoids them), with why. */
   sharedDown: Record<string, string>;
@@ -206,6 +213,13 @@ export interface ProviderPlan {
   order: string[];
   /** provider name -> reason it was found down during this campaign */
   down: Record<string, string>;
+  /**
+   * Weighted routing (./weighted-routing.ts): provider name -> weight, for every provider in `order`.
+   * Absent: priority order (the first healthy provider takes every batch), as in every run before weights.
+   */
+  weights?: Record<string, number>;
+  /** Weighted plans: the healthy providers the last batch was split among (a change is recorded as one switch). */
+  sharing?: string[];
 }
 
 /** Operator: let the batches in flight finish, then send nothing until resumed (hold kind `operator`). */
@@ -215,8 +229,11 @@ export const resumeSignal = wf.defineSignal('resume');
 /** Operator: stop once the batches in flight finish; unsent rows stay pending. */
 export const cancelSignal = wf.defineSignal('cancel');
 export const progressQuery = wf.defineQuery<CampaignProgress>('progress');
-/** Operator: a new provider order (validated against the worker's providers); answered with the order in use. */
-export const setProvidersUpdate = wf.defineUpdate<string[], [string[]]>('setProviders');
+/**
+ * Operator: a new provider plan (validated against the worker's providers); answered with the order in use.
+ * Names set a priority order; `{ name, weight }` entries set weighted routing (either form replaces the plan).
+ */
+export const setProvidersUpdate = wf.defineUpdate<string[], [Array<string | { name: string; weight: number }>]>('setProviders');
 
 /** Releases rows held for review; answered once the ledger has them (and the counters moved). */
 export const releaseHeldUpdate = wf.defineUpdate<ReleaseHeldOutcome, [ReleaseHeldRequest]>('releaseHeld');

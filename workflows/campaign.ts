@@ -61,6 +61,7 @@ import { DEFAULT_DEFERRAL } from './deferral';
 import { nextRange, settle, type SeqRange } from './batch-window';
 import { AcceptedCountKey, ActiveProviderKey, CampaignIdKey, CampaignStatusKey, HoldKindKey } from './search-attributes';
 import { drillCampaignSignal, type DrillCampaignNotice } from './drill-api';
+import { routingProgress, routingDetails, validateProviderChoices, parseProviderChoices, type ProviderChoice } from './routing-view';
 import { quotaHook } from './quota-routing';
 
 export async function campaignWorkflow(input: CampaignInput): Promise<CampaignResult> {
@@ -70,7 +71,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   const campaignId = input.campaignId;
   // Handlers answer from the first workflow task on; until prepareCampaign returns, the
   // campaign is `starting` with no counts yet.
-  let state: CarriedState = input.carried ? { ...input.carried, runs: input.carried.runs + 1 } : firstRunState(input.providers);
+  let state: CarriedState = input.carried ? { ...input.carried, runs: input.carried.runs + 1 } : firstRunState(input.providers, input.weights);
   let prepared = input.carried !== undefined;
   let cancelled = false;
   let batchesThisRun = 0;
@@ -235,16 +236,15 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   });
   wf.setHandler(
     setProvidersUpdate,
-    (providers: string[]) => {
-      apply({ type: 'operator-order', providers });
+    (providers: ProviderChoice[]) => {
+      apply({ type: 'operator-order', ...parseProviderChoices(providers) });
       watchNeeded = sharedHealth;
       return state.plan.order;
     },
     {
-      validator: (providers: string[]) => {
+      validator: (providers: ProviderChoice[]) => {
         if (!prepared) throw new Error('the campaign is still starting (checking its audience and providers); try again in a moment');
-        const problems = providerOrderProblems(providers, state.knownProviders);
-        if (problems.length) throw new Error(problems.join('; '));
+        validateProviderChoices(providers, state.knownProviders, providerOrderProblems);
       },
     },
   );
@@ -432,7 +432,9 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     const ended = batchesEnded;
     await wf.condition(() => batchesEnded !== ended || cancelled);
   };
-  const continueAsNewDue = () => !finished() && !cancelled && (batchesThisRun >= opts.batchesPerRun || wf.workflowInfo().continueAsNewSuggested);
+  /** Time for a fresh history: batchesPerRun batches settled (with the window, settled or in flight), or Temporal suggests it. */
+  const continueAsNewDue = () =>
+    !finished() && !cancelled && (batchesThisRun + (windowed ? inFlight.size : 0) >= opts.batchesPerRun || wf.workflowInfo().continueAsNewSuggested);
 
   // ── Check the campaign ───────────────────────────────────────────────────────────────────
   // An invalid one fails here, before anything is sent; anything else (the store is down, a
@@ -484,7 +486,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       continue;
     }
     const fromSeq = range ? range[0] : 1;
-    const { provider } = apply({ type: 'batch-starting', atSeq: fromSeq, at: nowIso(), recordMoves: sharedHealth });
+    const { provider } = apply({ type: 'batch-starting', atSeq: fromSeq, at: nowIso(), recordMoves: sharedHealth, batchSize: input.batchSize });
     // No provider left (here or by shared health): holding until one comes back or an operator acts.
     if (provider === undefined) continue;
     if (drillForced(provider, fromSeq)) continue;
@@ -648,14 +650,14 @@ function validateRelease(request: ReleaseHeldRequest, prepared: boolean): void {
 /** Workflow time, ISO 8601. */
 const nowIso = () => new Date().toISOString();
 
-function firstRunState(providers: string[]): CarriedState {
+function firstRunState(providers: string[], weights?: Record<string, number>): CarriedState {
   return {
     total: 0,
     maxSeq: 0,
     knownProviders: [],
     cursor: 0,
     counts: { acceptedByProvider: {}, rejected: 0, suppressed: 0, inFlightRecovered: 0, heldForReview: 0 },
-    plan: initialPlan(providers),
+    plan: initialPlan(providers, weights),
     switches: [],
     paused: false,
     runs: 1,
@@ -759,6 +761,7 @@ function progressOf(s: CarriedState, campaignId: string, status: CampaignStatus,
     ...(kind ? { hold: { kind, reason: s.pauseReason ?? '', since: s.holdSince ?? '' } } : {}),
     activeProvider: activeProvider(s.plan, sharedDownOf(s)),
     providers: s.plan.order,
+    ...routingProgress(s.plan, sharedDownOf(s)),
     providersDown: s.plan.down,
     sharedDown: sharedDownOf(s),
     switches: s.switches,
@@ -779,7 +782,7 @@ function detailsOf(p: CampaignProgress, lastBatch: string): string {
     '| accepted | rejected | suppressed | deferred | held | remaining | switches |',
     '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     `| ${p.accepted} | ${p.rejected} | ${p.suppressed} | ${p.deferred} | ${p.heldForReview} | ${p.remaining} | ${p.switches.length} |`,
-    ...Object.entries(p.acceptedByProvider).map(([name, n]) => `- accepted via ${name}: ${n}`),
+    ...routingDetails(p),
     ...(p.deferred ? ['', `${p.deferred} recipient(s) deferred (the provider said "later" for them); next retry ${p.nextDeferredAt ?? 'soon'}`] : []),
     ...(p.heldForReview ? ['', `${p.heldForReview} recipient(s) held for review: \`mailover campaign held ${p.campaignId}\``] : []),
     ...(lastBatch ? ['', `Last: ${lastBatch}`] : []),
