@@ -16,7 +16,7 @@
  */
 import type { HoldKind, ProviderPlan, ProviderSwitch } from './campaign-api';
 import { weightedBatchStarting, weightedFailOver, weightedFailback } from './weighted-failover';
-import { isWeighted } from './weighted-routing';
+import { healthyProviders, intendedShare, isWeighted, splitMove, splitText } from './weighted-routing';
 
 export type { ProviderPlan };
 
@@ -224,7 +224,19 @@ export function quotaChanged(state: FailoverState, event: Extract<FailoverEvent,
       return holding(state, { kind: 'quota', reason, since: at });
     }
     if (downForQuota) return { state };
-    const plan = { order: state.plan.order, down: { ...state.plan.down, [provider]: `${spent} (until ${event.resetAt})` } };
+    const downReason = `${spent} (until ${event.resetAt})`;
+    if (isWeighted(state.plan)) {
+      // Its share goes to the others until the reset (one switch, as for a failure; the reason says the split now).
+      const d = weightedFailOver(state, provider, downReason, atSeq, at, undefined, noProviderLeft);
+      if (!d.switch?.to) return d;
+      const split = d.switch.reason.slice(downReason.length);
+      return {
+        ...d,
+        switch: { ...d.switch, reason: `${spent}; moved to ${d.switch.to} until ${event.resetAt}${split}` },
+        announce: { failback: false, cause: 'quota' },
+      };
+    }
+    const plan = { ...state.plan, down: { ...state.plan.down, [provider]: downReason } };
     const next = activeProvider(plan, state.sharedDown);
     const moved: FailoverState = { ...state, plan, lastProvider: next };
     const reason = next === undefined ? `${spent}; no provider left until ${event.resetAt}` : `${spent}; moved to ${next} until ${event.resetAt}`;
@@ -239,9 +251,29 @@ export function quotaChanged(state: FailoverState, event: Extract<FailoverEvent,
   let next: FailoverState = state.hold?.kind === 'quota' ? { ...state, hold: undefined } : state;
   if (!downForQuota) return { state: next };
   const { [provider]: _was, ...down } = state.plan.down;
-  const plan = { ...state.plan, down };
+  const plan: ProviderPlan = { ...state.plan, down };
   next = { ...next, plan };
   if (next.hold?.kind === 'no-provider' && activeProvider(plan, next.sharedDown) !== undefined) next = { ...next, hold: undefined };
+  if (isWeighted(plan)) {
+    // Its share comes back: recorded now, from the provider whose share falls most.
+    const before = plan.sharing ?? [];
+    const healthy = healthyProviders(plan, next.sharedDown);
+    const { from } = splitMove(plan.weights, plan.order, before, healthy);
+    next = { ...next, plan: { ...plan, sharing: healthy } };
+    if (from === undefined || before.length === 0 || !healthy.includes(provider)) return { state: next };
+    const meanwhile = event.moved !== undefined ? `; ${thousands(event.moved)} sent elsewhere meanwhile` : '';
+    return {
+      state: next,
+      switch: {
+        from,
+        to: provider,
+        reason: `${QUOTA_REASON_PREFIX}${provider}'s quota reset${meanwhile}; split now ${splitText(intendedShare(plan, next.sharedDown))}`,
+        at,
+        atSeq,
+      },
+      announce: { failback: true, cause: 'quota' },
+    };
+  }
   const active = activeProvider(plan, next.sharedDown);
   const last = state.lastProvider;
   if (active !== provider || last === undefined || last === provider) return { state: next };

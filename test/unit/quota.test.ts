@@ -244,6 +244,31 @@ describe('routing: quotas and warm-up (allowances, resets, settings)', () => {
       assert.equal(back.state.hold, undefined);
     });
 
+    it("routing: in a weighted plan the spent provider's share goes to the others until the reset, then comes back (one switch each, weights kept)", () => {
+      const weighted = s0({ plan: { order: ['ses', 'postmark'], down: {}, weights: { ses: 70, postmark: 30 }, sharing: ['ses', 'postmark'] } });
+      const d = decide(weighted, spent('overflow'));
+      assert.deepEqual(d.switch, {
+        from: 'ses',
+        to: 'postmark',
+        reason: `quota: 50,000/day spent on ses; moved to postmark until ${RESET}; split now postmark 100 %`,
+        at: AT,
+        atSeq: 101,
+      });
+      assert.deepEqual(d.announce, { failback: false, cause: 'quota' });
+      assert.deepEqual(d.state.plan.weights, { ses: 70, postmark: 30 });
+      assert.equal(decide(d.state, spent('overflow')).switch, undefined, 'batches in flight reporting it too record nothing more');
+      const back = decide(d.state, { type: 'quota-reset', provider: 'ses', moved: 12, atSeq: 301, at: RESET });
+      assert.deepEqual(back.switch, {
+        from: 'postmark',
+        to: 'ses',
+        reason: "quota: ses's quota reset; 12 sent elsewhere meanwhile; split now ses 70 %, postmark 30 %",
+        at: RESET,
+        atSeq: 301,
+      });
+      assert.deepEqual(back.state.plan.sharing, ['ses', 'postmark']);
+      assert.deepEqual(back.state.plan.down, {});
+    });
+
     it('routing: wait holds the campaign (kind quota) with the reason and the reset, and the reset ends the hold', () => {
       const d = decide(s0(), spent('wait'));
       assert.deepEqual(d.hold, { kind: 'quota', reason: `50,000/day spent on ses; waiting for the quota's reset at ${RESET}`, since: AT });
