@@ -306,8 +306,8 @@ const providers: Command = {
   summary: 'Give a running campaign a new provider order, or weights (takes effect at its next batch; ends a hold).',
   usage: '<id> <name,name,...> | <name=weight,name=weight,...>',
   details: [
-    'Names in priority order (ses,postmark): the first healthy provider takes every batch.',
-    'name=weight entries (ses=70,postmark=30): batches are split by weight. Either form replaces the plan.',
+    'Names in priority order (primary,backup): the first healthy provider takes every batch.',
+    'name=weight entries (primary=70,backup=30): batches are split by weight. Either form replaces the plan.',
   ].join('\n'),
   args: ['id', 'providers'],
   async run(ctx, _values, [id, names]) {
