@@ -7,6 +7,7 @@
  * ids, seq ranges, counts, provider names and reasons: never addresses, merge data or secrets.
  */
 import type { OpsEvent } from '../src/ops-events';
+import type { QuotaSpent } from '../src/quota';
 import type { DeferralPolicy, ReleaseHeldInput, ReleaseHeldResult } from '../src/store/types';
 import type { CircuitState } from '../workflows/provider-health-api';
 
@@ -88,6 +89,12 @@ export interface BatchTally {
    * workflow sends the same batch again (it is not a failure).
    */
   incomplete?: boolean;
+  /**
+   * A quota or warm-up allowance of the provider was spent during the batch: its rows beyond the
+   * grant were not sent (back to pending). The workflow overflows to the next provider or waits for
+   * the reset (`onQuota`). Absent in results recorded before quotas.
+   */
+  quotaSpent?: QuotaSpent;
 }
 
 // releaseHeld

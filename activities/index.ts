@@ -35,6 +35,8 @@ export interface ActivityDeps {
   reputation?: ReputationSettings;
   /** Signed unsubscribe links (List-Unsubscribe, `{{unsubscribe_url}}`) and VERP bounce addresses. */
   compliance?: { unsubscribe?: UnsubscribeSettings; bounces?: BounceSettings };
+  /** The quotas' clock (epoch ms): providers' hours, days and warm-up days are counted on it. Default the wall clock; tests move it. */
+  quotaClock?: () => number;
 }
 
 export function createActivities(deps: ActivityDeps): CampaignActivities {

@@ -12,6 +12,7 @@ import { OPS_EVENT_KINDS, type OpsEventKind } from './ops-events';
 import { COMPLIANCE_SECRET_FIELDS, parseComplianceSettings, type ComplianceSettings } from './compliance/settings';
 import { quote } from './quote-value';
 import { parseReputationSettings, type ReputationSettings } from './reputation';
+import { parseQuota, parseWarmup, type ProviderQuotaFields } from './quota';
 
 export type InFlightPolicy = 'resend' | 'hold';
 
@@ -111,8 +112,13 @@ function validateProvider(raw: unknown, path: string, problems: string[]): Provi
     problems.push(`${path}.name: expected a provider name (letters, digits, _ . -), got ${quote(name)}`);
   }
   if (raw.rateLimit !== undefined) validateRateLimit(raw.rateLimit, `${path}.rateLimit`, problems);
+  const quota = raw.quota !== undefined ? parseQuota(raw.quota, `${path}.quota`, problems) : undefined;
+  const warmup = raw.warmup !== undefined ? parseWarmup(raw.warmup, `${path}.warmup`, problems) : undefined;
   const module = findProviderModule(raw.kind);
-  if (module) return module.parseConfig(raw, path, problems) as ProviderDefinition;
+  if (module) {
+    const def = module.parseConfig(raw, path, problems) as ProviderDefinition;
+    return { ...def, ...(quota ? { quota } : {}), ...(warmup ? { warmup } : {}) } as ProviderDefinition;
+  }
   problems.push(`${path}.kind: expected one of ${providerKinds().join(', ')}, got ${quote(raw.kind)}`);
   return undefined;
 }
@@ -352,6 +358,20 @@ export function loadProviderNames(path: string): string[] {
   const names = providers.map((p) => (isObject(p) && typeof p.name === 'string' ? p.name : '')).filter(Boolean);
   if (!names.length) throw new ConfigError(`${path}: providers: expected a non-empty list of providers with names`);
   return names;
+}
+
+/** Each provider's quotas and warm-up ramp from a config file (for `provider status`, which never needs the secrets). */
+export function loadProviderQuotas(path: string): Array<{ name: string } & ProviderQuotaFields> {
+  const doc = readYamlFile(path, 'config file', (m) => new ConfigError(m));
+  const providers = isObject(doc) && Array.isArray(doc.providers) ? doc.providers : [];
+  const problems: string[] = [];
+  const out = providers.filter(isObject).map((p, i) => {
+    const quota = p.quota !== undefined ? parseQuota(p.quota, `providers[${i}].quota`, problems) : undefined;
+    const warmup = p.warmup !== undefined ? parseWarmup(p.warmup, `providers[${i}].warmup`, problems) : undefined;
+    return { name: String(p.name ?? ''), ...(quota ? { quota } : {}), ...(warmup ? { warmup } : {}) };
+  });
+  if (problems.length) throw new ConfigError(`${path}: ${problems.join('; ')}`);
+  return out;
 }
 
 /** The health settings of a config file (for the CLI, which starts health workflows without the secrets). */

@@ -33,6 +33,8 @@ export interface CampaignWorkerOptions {
   reputation?: ReputationSettings;
   /** Unsubscribe links and VERP bounce addresses (the config's unsubscribe: and bounces: sections). */
   compliance?: { unsubscribe?: UnsubscribeSettings; bounces?: BounceSettings };
+  /** The quotas' clock (epoch ms); default the wall clock. Tests move it to reach a quota's reset. */
+  quotaClock?: () => number;
   /** A prebuilt workflow bundle (tests share one); by default workflows/ is bundled at start. */
   workflowBundle?: { code: string } | { codePath: string };
   /** Payload encryption (src/codec/data-converter.ts); clients must use the same one. */
@@ -56,6 +58,7 @@ export async function createCampaignWorker(opts: CampaignWorkerOptions): Promise
     metrics: opts.metrics,
     compliance: opts.compliance,
     ...(opts.reputation ? { reputation: opts.reputation } : {}),
+    quotaClock: opts.quotaClock,
   });
   if (opts.metrics) opts.metrics.knowActivities(Object.keys(activities));
   return Worker.create({

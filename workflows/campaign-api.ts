@@ -22,8 +22,9 @@ export type CampaignStatus = 'starting' | 'scheduled' | 'running' | 'waiting' | 
  * - `review`: recipients are held for review (outcome unknown): `mailover campaign held` / `release`;
  * - `reputation`: the campaign's hard-bounce or complaint rate crossed its threshold (the reason has
  *   the figures); it never fails over for that. Resuming starts a fresh window from then on.
+ * - `quota`: a provider's quota or warm-up allowance is spent and its `onQuota` is `wait` (ends by itself at the reset).
  */
-export type HoldKind = 'operator' | 'no-provider' | 'message-refused' | 'store-or-bug' | 'review' | 'reputation';
+export type HoldKind = 'operator' | 'no-provider' | 'message-refused' | 'store-or-bug' | 'review' | 'reputation' | 'quota';
 
 export interface CampaignHold {
   kind: HoldKind;
@@ -140,6 +141,23 @@ export interface CarriedState {
   settledAbove?: Array<[fromSeq: number, toSeq: number]>;
   /** When an operator last resumed a reputation hold (ISO 8601, workflow time): the breaker judges sends from then on. */
   reputationSince?: string;
+  /** Providers whose quota is spent (overflowed or waited for), until their reset (./quota-routing.ts); absent before quotas. */
+  quota?: Record<string, QuotaWatch>;
+}
+
+/** A spent quota the campaign overflowed or waits for: until when (workflow time), and what moved meanwhile. */
+export interface QuotaWatch {
+  /** The limit spent and its allowance, as the reason says it. */
+  limit: 'day' | 'hour' | 'second' | 'warmup';
+  allowance: number;
+  onQuota: 'overflow' | 'wait';
+  /** When the campaign goes back (epoch ms, workflow time: now + the quota's time to its reset). */
+  until: number;
+  /** Overflow: the index of its switch in the switch log, and accepted on the other providers when it was recorded. */
+  switchIndex?: number;
+  acceptedElsewhereBefore?: number;
+  /** Recipients accepted on the other providers since the overflow. */
+  moved?: number;
 }
 
 export interface CampaignProgress {

@@ -64,6 +64,7 @@ import { AcceptedCountKey, ActiveProviderKey, CampaignIdKey, CampaignStatusKey, 
 import { drillCampaignSignal, type DrillCampaignNotice } from './drill-api';
 import { CampaignSchedule, waitText } from './send-schedule';
 import { routingProgress, routingDetails, validateProviderChoices, parseProviderChoices, type ProviderChoice } from './routing-view';
+import { quotaHook } from './quota-routing';
 
 export async function campaignWorkflow(input: CampaignInput): Promise<CampaignResult> {
   // ── State ────────────────────────────────────────────────────────────────────────────────
@@ -221,6 +222,9 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     if (d.hold) holdStarted(d.hold);
     return d;
   };
+  // Spent quotas: overflow or wait, and their resets (./quota-routing.ts).
+  const quotas = quotaHook({ state: () => state, apply, changed: () => upsertSearchAttributes() });
+  quotas.resume();
 
   // ── Handlers ─────────────────────────────────────────────────────────────────────────────
   wf.setHandler(progressQuery, progress);
@@ -356,6 +360,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     const swept = tally.swept ?? { deferred: 0, pending: 0 };
     state.counts = addTally({ ...state.counts, deferred: Math.max(0, deferredCount(state) - swept.deferred) }, tally);
     state.releasedPending = swept.deferred + swept.pending === 0 ? 0 : Math.max(0, (state.releasedPending ?? 0) - swept.pending);
+    if (quotas.heldBack(provider, tally, 1)) state.releasedPending = (state.releasedPending ?? 0) + (tally.quotaSpent?.heldBack ?? 0);
     state.nextDeferredAt = tally.nextDeferredAt;
     // The store has no deferred row left: nothing to wait for, whatever the counters thought.
     if (tally.nextDeferredAt === undefined) state.counts = { ...state.counts, deferred: 0 };
@@ -376,6 +381,11 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     if (tally.incomplete) {
       // Rows of the batch are still in flight (their look-up did not fit the attempt): the same batch again.
       lastBatch = `batch ${batchNo}: looking up messages in flight on ${provider}; the batch goes on`;
+      return;
+    }
+    if (quotas.heldBack(provider, tally, fromSeq)) {
+      // Its rows past the quota are back to pending: the same batch again, on the next provider or after the reset.
+      lastBatch = `batch ${batchNo}: ${provider}'s quota is spent; ${tally.quotaSpent?.heldBack ?? 0} recipient(s) not sent yet`;
       return;
     }
     state.counts = addTally(state.counts, tally);
@@ -431,6 +441,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     return sendBatch(provider, range).finally(() => {
       inFlight.delete(id);
       batchesEnded++;
+      quotas.afterBatch();
       if (windowed) upsertSearchAttributes();
     });
   };

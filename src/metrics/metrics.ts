@@ -73,6 +73,9 @@ export class MailoverMetrics {
   private readonly inFlight: Gauge;
   private readonly reputationRate: Gauge<'provider' | 'measure'>;
   private readonly reputationPauses: Counter<'provider' | 'measure'>;
+  private readonly quotaUsed: Gauge<'provider' | 'limit'>;
+  private readonly quotaAllowance: Gauge<'provider' | 'limit'>;
+  private readonly quotaHeldBack: Counter<'provider' | 'limit'>;
   private sources?: ScrapeSources;
   /** Called with (source, error) when a scrape-time source fails (the worker logs it). */
   onScrapeError: (source: string, err: unknown) => void = () => {};
@@ -145,6 +148,24 @@ export class MailoverMetrics {
       labelNames: ['provider', 'measure'],
       registers,
     });
+    this.quotaUsed = new Gauge({
+      name: 'mailover_provider_quota_used',
+      help: "Sends taken from a provider's current hour or day (limit: hour, day, warmup), as this worker last saw the store's counter (shared by every worker).",
+      labelNames: ['provider', 'limit'],
+      registers,
+    });
+    this.quotaAllowance = new Gauge({
+      name: 'mailover_provider_quota_allowance',
+      help: "A provider's allowance for its current hour or day (limit: hour, day, or warmup: the warm-up ramp's allowance today).",
+      labelNames: ['provider', 'limit'],
+      registers,
+    });
+    this.quotaHeldBack = new Counter({
+      name: 'mailover_quota_held_back_total',
+      help: 'Recipients a send attempt on this worker held back because a quota or warm-up allowance of the provider was spent (sent later or elsewhere), by provider and limit.',
+      labelNames: ['provider', 'limit'],
+      registers,
+    });
     // Zero series for the known label values: dashboards show 0 rather than nothing, and
     // increase() counts the first event of a series (a series born at 1 has nothing to compare with).
     const providers = opts.providers ?? [];
@@ -180,6 +201,24 @@ export class MailoverMetrics {
 
   countMessages(provider: string, outcome: MessageOutcome, n = 1): void {
     if (n > 0) this.messages.inc({ provider, outcome }, n);
+  }
+
+  /** A quota take's answer: each counted period's use and allowance (the day counter's limit is day or warmup, whichever holds). */
+  observeQuota(provider: string, usage: ReadonlyArray<{ limit: string; used: number; allowance: number }>): void {
+    for (const u of usage) {
+      // The day counter's series is one of day/warmup at a time: the other one is removed.
+      if (u.limit === 'day' || u.limit === 'warmup') {
+        const other = u.limit === 'day' ? 'warmup' : 'day';
+        this.quotaUsed.remove({ provider, limit: other });
+        this.quotaAllowance.remove({ provider, limit: other });
+      }
+      this.quotaUsed.set({ provider, limit: u.limit }, u.used);
+      this.quotaAllowance.set({ provider, limit: u.limit }, u.allowance);
+    }
+  }
+
+  countQuotaHeldBack(provider: string, limit: string, n: number): void {
+    if (n > 0) this.quotaHeldBack.inc({ provider, limit }, n);
   }
 
   observeBatch(provider: string, seconds: number): void {

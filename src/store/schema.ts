@@ -70,6 +70,16 @@ export interface RateGrantsTable {
   count: number;
 }
 
+/** Sends taken from a provider's hourly or daily quota (or warm-up allowance), per period of its clock (src/store/quota.ts). */
+export interface QuotaUsageTable {
+  provider: string;
+  /** `day:2026-12-02` or `hour:2026-12-02T13+01:00` (the provider's local time) */
+  period: string;
+  used: number;
+  /** epoch milliseconds when the period ends */
+  reset_at_ms: number;
+}
+
 /** Suppressions that apply only to campaigns of one list (unsubscribe scope `list`). */
 export interface ListSuppressionsTable {
   list: string;
@@ -105,6 +115,7 @@ export interface Database {
   recipients: RecipientsTable;
   suppressions: SuppressionsTable;
   rate_grants: RateGrantsTable;
+  quota_usage: QuotaUsageTable;
   list_suppressions: ListSuppressionsTable;
   events: EventsTable;
   webhook_tokens: WebhookTokensTable;
@@ -209,6 +220,16 @@ async function createAll(db: Kysely<Database>, dialect: Dialect): Promise<void> 
     .execute();
 
   await db.schema.createIndex('rate_grants_provider_at_idx').ifNotExists().on('rate_grants').columns(['provider', 'at_ms']).execute();
+
+  await db.schema
+    .createTable('quota_usage')
+    .ifNotExists()
+    .addColumn('provider', 'text', (c) => c.notNull())
+    .addColumn('period', 'text', (c) => c.notNull())
+    .addColumn('used', 'integer', (c) => c.notNull())
+    .addColumn('reset_at_ms', 'bigint', (c) => c.notNull())
+    .addPrimaryKeyConstraint('quota_usage_pk', ['provider', 'period'])
+    .execute();
 
   await db.schema
     .createTable('list_suppressions')

@@ -4,6 +4,7 @@
  * and PostgreSQL (DATABASE_URL).
  */
 import type { SendWindow } from '../reputation';
+import type { QuotaPeriod, QuotaUsage } from '../quota';
 
 /**
  * A ledger row's state. Final: accepted, rejected, suppressed. Not final: pending (not sent yet),
@@ -466,8 +467,29 @@ export interface ReputationStore {
   sendWindows(campaignId: string, providers: string[], q: SendWindowQuery): Promise<SendWindow[]>;
 }
 
+/** What a quota take got: how many sends, each counted period's use after it, and the limit that ran out when short. */
+export interface QuotaTake {
+  /** Sends that may go (0..want); already counted. */
+  granted: number;
+  usage: QuotaUsage[];
+  /** When granted < want: the limit that binds (its use, allowance and reset). */
+  spent?: QuotaUsage;
+}
+
+/** Providers' hourly, daily and warm-up counters, shared by every worker and campaign on the store. */
+export interface QuotaStore {
+  /**
+   * Take up to `want` sends through `provider` from each of `periods` (computed on the caller's
+   * quota clock by quotaPeriods in src/quota.ts), atomically across every worker and campaign.
+   */
+  takeQuota(provider: string, want: number, periods: QuotaPeriod[]): Promise<QuotaTake>;
+  /** The periods' use so far (nothing taken). */
+  quotaUsage(provider: string, periods: QuotaPeriod[]): Promise<QuotaUsage[]>;
+}
+
 /** The whole data plane, as activities, the CLI and compliance code use it. */
-export interface Store extends CampaignStore, AudienceStore, LedgerStore, SuppressionStore, EventStore, RateStore, LedgerViewStore, ReputationStore {
+export interface Store
+  extends CampaignStore, AudienceStore, LedgerStore, SuppressionStore, EventStore, RateStore, QuotaStore, LedgerViewStore, ReputationStore {
   readonly dialect: 'sqlite' | 'postgres';
   /** Create tables if missing. Idempotent. */
   migrate(): Promise<void>;

@@ -105,6 +105,8 @@ export interface HarnessOptions {
   metrics?: MailoverMetrics;
   /** The worker's reputation breaker settings (defaults when absent). */
   reputation?: ReputationSettings;
+  /** The quotas' clock of the in-process worker (tests move it to reach a quota's reset); default the wall clock. */
+  quotaClock?: () => number;
 }
 
 export type WorkerCompliance = ReturnType<typeof testCompliance>;
@@ -200,6 +202,7 @@ export class Harness {
       metrics: this.opts.metrics,
       compliance: this.compliance,
       ...(this.opts.reputation ? { reputation: this.opts.reputation } : {}),
+      quotaClock: this.opts.quotaClock,
       workflowBundle: await workflowBundle(),
     });
     this.running = this.worker.run();
