@@ -85,11 +85,15 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   /** Several batches in flight, health told in aggregate (runs recorded before it send one batch at a time). */
   const windowed = wf.patched(BATCH_WINDOW_PATCH);
   const windowSize = windowed ? Math.max(1, Math.floor(opts.batchesInFlight)) : 1;
+  /** With more than one batch in flight, shared health hears successes in aggregate and AcceptedCount follows every few batches. */
+  const aggregated = windowSize > 1;
   /** The batches in flight, by dispatch number; a sweep (rows behind the cursor) has no range and runs alone. */
   const inFlight = new Map<number, { range?: SeqRange; provider: string }>();
   let dispatched = 0;
   /** Bumped whenever a batch ends, however it ended: wakes the loop waiting for a slot or for the window to drain. */
   let batchesEnded = 0;
+  /** The cursor at which the last sweep found due rows it could not reach (they are above it); undefined otherwise. */
+  let sweepStuckAt: number | undefined;
   const sweepInFlight = () => [...inFlight.values()].some((b) => b.range === undefined);
   const inFlightRanges = () => [...inFlight.values()].flatMap((b) => (b.range ? [b.range] : []));
   /** Set when the provider order changed: subscribe to the new providers' health before the next batch. */
@@ -140,7 +144,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     return reportOutcome(provider, { ok: true, campaignId, ...(count > 1 ? { count } : {}) });
   };
   const tellHealth = (provider: string, outcome: { ok: true } | { ok: false; reason: string }) => {
-    if (!windowed) return void reportOutcome(provider, { ...outcome, campaignId });
+    if (!aggregated) return void reportOutcome(provider, { ...outcome, campaignId });
     if (outcome.ok) {
       okUntold[provider] = (okUntold[provider] ?? 0) + 1;
       if (lastTold[provider] !== 'ok' || okUntold[provider] >= HEALTH_OK_EVERY) void tellOks(provider);
@@ -173,7 +177,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     const kind = p.hold?.kind ?? 'none';
     const key = `${p.status}|${p.activeProvider ?? ''}|${p.accepted}${holdKinds ? `|${kind}` : ''}`;
     if (key === lastUpsert) return;
-    if (windowed) {
+    if (aggregated) {
       // The AcceptedCount attribute follows every ACCEPTED_EVERY batches (the Web UI's details follow each one);
       // a change of status, provider or hold is written at once.
       const stateKey = `${p.status}|${p.activeProvider ?? ''}|${kind}`;
@@ -358,6 +362,10 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       ...reputationOf(state),
     });
     const swept = tally.swept ?? { deferred: 0, pending: 0 };
+    // With the window, rows due may sit in ranges settled above the cursor, out of a sweep's reach: sweep
+    // again only once the cursor has moved (else the loop would sweep for nothing and never move it).
+    if (windowed)
+      sweepStuckAt = swept.deferred + swept.pending === 0 && tally.nextDeferredAt !== undefined && tally.nextDeferredAt <= Date.now() ? toSeq : undefined;
     state.counts = addTally({ ...state.counts, deferred: Math.max(0, deferredCount(state) - swept.deferred) }, tally);
     state.releasedPending = swept.deferred + swept.pending === 0 ? 0 : Math.max(0, (state.releasedPending ?? 0) - swept.pending);
     if (quotas.heldBack(provider, tally, 1)) state.releasedPending = (state.releasedPending ?? 0) + (tally.quotaSpent?.heldBack ?? 0);
@@ -489,7 +497,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     // What is left: the first pass through the audience, then rows behind the cursor (released ones
     // at once, deferred ones when due), then rows held for review.
     const now = Date.now();
-    const deferredDue = deferredCount(state) > 0 && (state.nextDeferredAt === undefined || state.nextDeferredAt <= now);
+    const deferredDue = deferredCount(state) > 0 && (state.nextDeferredAt === undefined || state.nextDeferredAt <= now) && sweepStuckAt !== state.cursor;
     const sweep = (state.releasedPending ?? 0) > 0 || deferredDue;
     // A sweep runs alone: it settles what the counters say is left behind the cursor.
     if (sweep && inFlight.size > 0) {

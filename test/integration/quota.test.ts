@@ -66,7 +66,7 @@ describe('routing: provider quotas and warm-up (overflow, wait for the reset, sh
     h = await Harness.create({ env, providerExtras: { 'smtp-primary': { quota: quota({ perDay: 50 }) } } });
     await h.startWorker();
     const id = uniqueId('quota-overflow');
-    const handle = await h.launch(id, audience(120), { batchSize: 20 });
+    const handle = await h.launch(id, audience(120), { batchSize: 20, options: { batchesInFlight: 4 } });
     const r = await handle.result();
     await maybeRecordHistory('quota-window-overflow', handle, env.address);
     assert.equal(r.status, 'completed');
@@ -111,7 +111,7 @@ describe('routing: provider quotas and warm-up (overflow, wait for the reset, sh
     h = await Harness.create({ env, quotaClock: () => quotaNow, providerExtras: { 'smtp-primary': { quota: quota({ perDay: 50, onQuota: 'wait' }) } } });
     await h.startWorker();
     const id = uniqueId('quota-wait');
-    const handle = await h.launch(id, audience(80), { batchSize: 20 });
+    const handle = await h.launch(id, audience(80), { batchSize: 20, options: { batchesInFlight: 4 } });
     const held = await waitUntil(async () => {
       const p = await campaignProgress(h!.client, id);
       return p.hold?.kind === 'quota' && !p.batchInFlight ? p : undefined;
