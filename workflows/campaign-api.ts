@@ -35,6 +35,9 @@ export interface ProviderSwitch {
   atSeq: number;
 }
 
+/** Batches of a campaign in flight at once unless its options say otherwise (`batchesInFlight`). */
+export const DEFAULT_BATCHES_IN_FLIGHT = 4;
+
 export interface CampaignOptions {
   /** Heartbeat timeout of a batch send: how fast a crashed worker's batch is retried. Default 20 s. */
   heartbeatTimeoutMs?: number;

@@ -34,6 +34,7 @@ import {
   type ReleaseHeldOutcome,
   type ReleaseHeldRequest,
 } from './campaign-api';
+import { DEFAULT_BATCHES_IN_FLIGHT } from './campaign-api';
 import {
   activeProvider,
   decide,
@@ -426,7 +427,7 @@ const DEFAULTS: Required<CampaignOptions> = {
   sendInitialIntervalMs: 1_000,
   sendMaxIntervalMs: 30_000,
   batchesPerRun: 500,
-  batchesInFlight: 4,
+  batchesInFlight: DEFAULT_BATCHES_IN_FLIGHT,
   deferralFirstRetryMs: DEFAULT_DEFERRAL.firstRetryMs,
   deferralMaxRetryMs: DEFAULT_DEFERRAL.maxRetryMs,
   deferralWindowMs: DEFAULT_DEFERRAL.windowMs,
