@@ -381,7 +381,8 @@ async function sideBySide(args: BenchArgs): Promise<void> {
 
 async function main(): Promise<void> {
   const args = parseBenchArgs(process.argv.slice(2));
-  Runtime.install({ logger: new DefaultLogger('ERROR') });
+  // No shutdown signals for the SDK's runtime: the scale-out run handles SIGINT and SIGTERM itself.
+  Runtime.install({ logger: new DefaultLogger('ERROR'), shutdownSignals: [] });
   if (args.scale) await runScale(args);
   else await sideBySide(args);
 }

@@ -11,6 +11,8 @@
  * sink's count of lost and duplicated recipients (counted per seq). The Temporal dev server runs
  * without eager activity execution here (MAILOVER_BENCH_EAGER_ACTIVITIES=1 turns it on): eager
  * hands each batch back to the worker whose workflow task scheduled it, which is the sticky one.
+ * SIGINT or SIGTERM ends the run early: the campaign is terminated and the figures so far are
+ * reported with `interrupted: true` (rates over the recipients sent so far).
  */
 import { mkdtempSync, rmSync } from 'fs';
 import { hostname, tmpdir } from 'os';
@@ -100,14 +102,30 @@ export async function runScale(args: BenchArgs): Promise<void> {
         progress.update(Math.min(s.accepted, n), s.accepted / elapsed, elapsed);
       });
     }, 1000);
-    let result;
+    // SIGINT or SIGTERM (a run stopped before it ends): the campaign is terminated and the figures
+    // so far are reported, marked `interrupted`, before everything is stopped.
+    let onSignal: (() => void) | undefined;
+    const interrupted = new Promise<'interrupted'>((resolve) => {
+      onSignal = () => resolve('interrupted');
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+    });
+    let outcome;
     try {
-      result = await handle.result();
+      outcome = await Promise.race([handle.result(), interrupted]);
     } finally {
       clearInterval(timer);
       progress.end();
+      process.off('SIGINT', onSignal!);
+      process.off('SIGTERM', onSignal!);
     }
     const wallS = (performance.now() - started) / 1000;
+    if (outcome === 'interrupted') {
+      log(`interrupted after ${wallS.toFixed(0)} s: terminating the campaign`);
+      await handle.terminate('bench interrupted');
+    }
+    const result = outcome === 'interrupted' ? undefined : outcome;
+    const sent = result ? n : (await sink.stats()).accepted;
     // Read before the workers stop: VmHWM is the peak resident set of the process's life.
     const peakRss = procs.map((p) => statusMb(p.pid, 'VmHWM') ?? NaN);
     const cpuMs = procs.map((p, i) => cpuMsOf(p.pid) - cpuBefore[i]!);
@@ -124,21 +142,23 @@ export async function runScale(args: BenchArgs): Promise<void> {
       n,
       workers: k,
       batch_size: BATCH,
+      ...(result ? {} : { interrupted: true, sent_so_far: sent }),
       wall_s: Number(wallS.toFixed(1)),
-      rcpt_per_s: Math.round(n / wallS),
+      rcpt_per_s: Math.round(sent / wallS),
       worker_batches: batches,
       worker_batch_share: batches.map((b) => Number((b / Math.max(1, totalBatches)).toFixed(3))),
       other_batches: totalBatches - batches.reduce((a, b) => a + b, 0),
       worker_peak_rss_mb: peakRss.map((mb) => Math.round(mb)),
-      worker_cpu_ms_per_rcpt: cpuMs.map((ms) => Number((ms / n).toFixed(3))),
-      history_events_per_10k_mailgun: Math.round(((history.events + healthEvents) * 10_000) / n),
+      worker_cpu_ms_per_rcpt: cpuMs.map((ms) => Number((ms / sent).toFixed(3))),
+      history_events_per_10k_mailgun: Math.round(((history.events + healthEvents) * 10_000) / sent),
       campaign_history_events: history.events,
       health_history_events: healthEvents,
       campaign_runs: history.runs,
-      sink_lost: tally.lost,
+      // Interrupted: the recipients not sent yet are not lost.
+      ...(result ? { sink_lost: tally.lost } : { sink_not_sent_yet: tally.lost }),
       sink_duplicated: tally.duplicated,
       sink_extra_copies: tally.extraCopies,
-      accepted: result.accepted,
+      accepted: result?.accepted,
       import_s: Number(importS.toFixed(1)),
       import_rows_per_s: Math.round(n / importS),
       latency_ms: args.latencyMs,
@@ -163,7 +183,9 @@ export async function runScale(args: BenchArgs): Promise<void> {
           '≤ 100',
           goal(figures.history_events_per_10k_mailgun <= 100),
         ],
-        ['sink: lost / duplicated recipients', `${tally.lost} / ${tally.duplicated}`, '0 / 0', goal(tally.lost === 0 && tally.duplicated === 0)],
+        result
+          ? ['sink: lost / duplicated recipients', `${tally.lost} / ${tally.duplicated}`, '0 / 0', goal(tally.lost === 0 && tally.duplicated === 0)]
+          : ['sink: not sent yet (interrupted) / duplicated recipients', `${tally.lost} / ${tally.duplicated}`, '', ''],
         ['audience import (PostgreSQL)', `${figures.import_s} s (${figures.import_rows_per_s} rows/s)`, '', ''],
       ]),
     );
