@@ -143,6 +143,8 @@ export interface DrillPlan {
   recipients: number;
   batchSize: number;
   timeoutMs: number;
+  /** Weighted drill (drills.providers with weights): provider -> weight; the synthetic campaign splits by weight. */
+  weights?: Record<string, number>;
 }
 
 export interface ProbeDrillSeedsInput {
@@ -172,12 +174,15 @@ export interface VerifyDrillInput {
   secondary: string;
   /** First seq sent on the secondary. */
   switchSeq: number;
+  /** Weighted drill: rows before switchSeq are split between primary and secondary by these weights, batch by batch. */
+  weights?: Record<string, number>;
+  batchSize?: number;
 }
 
 export interface DrillLedgerCheck {
   rows: number;
   accepted: number;
-  /** accepted rows on the primary before switchSeq and on the secondary from it */
+  /** accepted rows on the primary before switchSeq (weighted: on the provider the weights gave their batch) and on the secondary from it */
   inPlace: number;
   /** seqs whose row is not accepted, or accepted on the wrong side of the switch (at most 10) */
   misplacedSeqs: number[];

@@ -22,6 +22,7 @@ import {
 } from './contracts';
 import type { ActivityDeps } from './index';
 import { probeProvider } from './probe';
+import { weightedDrillProvider } from '../workflows/weighted-drill';
 
 export const DRILL_NOT_CONFIGURED = ERROR_TYPES.drillNotConfigured;
 
@@ -66,7 +67,14 @@ export function drillActivities(deps: ActivityDeps) {
     /** What to drill, from the worker config (counts and names only). */
     async drillPlan(): Promise<DrillPlan> {
       const s = settingsOf(deps);
-      return { providers: s.providers, seedCount: s.seeds.length, recipients: s.recipients, batchSize: s.batchSize, timeoutMs: s.timeoutMs };
+      return {
+        providers: s.providers,
+        seedCount: s.seeds.length,
+        recipients: s.recipients,
+        batchSize: s.batchSize,
+        timeoutMs: s.timeoutMs,
+        ...(s.weights ? { weights: s.weights } : {}),
+      };
     },
 
     /** One message per seed through one provider. */
@@ -139,9 +147,13 @@ export function drillActivities(deps: ActivityDeps) {
         acceptedByProvider: {},
       };
       const ids = new Set<string>();
+      const weighted =
+        input.weights && input.batchSize
+          ? { primary: input.primary, secondary: input.secondary, weights: input.weights, batchSize: input.batchSize }
+          : undefined;
       for (const r of rows) {
         check.inFlightRecovered += r.inFlightRecoveries > 0 ? 1 : 0;
-        const expected = r.seq < input.switchSeq ? input.primary : input.secondary;
+        const expected = weighted ? weightedDrillProvider(weighted, input.switchSeq, r.seq) : r.seq < input.switchSeq ? input.primary : input.secondary;
         if (r.state === 'accepted') {
           check.accepted++;
           if (r.provider) check.acceptedByProvider[r.provider] = (check.acceptedByProvider[r.provider] ?? 0) + 1;

@@ -9,8 +9,13 @@ import type { CampaignRecord } from './store/types';
 import { templateProblems, usesField } from './template';
 import { readYamlFile } from './yaml-file';
 import { clip, quote } from './quote-value';
+import { parseProviderList } from '../workflows/weighted-routing';
 
-export type CampaignDefinition = Omit<CampaignRecord, 'createdAt'>;
+/** A campaign file: what the store keeps, and how the workflow sends it (`batchesInFlight`, the window). */
+export type CampaignDefinition = Omit<CampaignRecord, 'createdAt'> & { batchesInFlight?: number };
+
+/** The most batches one campaign may have in flight at once (each holds a worker's activity slot and provider connections). */
+export const MAX_BATCHES_IN_FLIGHT = 32;
 
 export const DEFAULT_BATCH_SIZE = 100;
 export const MAX_BATCH_SIZE = 1000;
@@ -73,8 +78,11 @@ export function parseCampaignDefinition(raw: unknown, knownProviders?: string[],
   }
 
   const providers = raw.providers;
+  // Names in priority order, or every entry { name, weight } (weighted routing).
+  const parsedProviders = parseProviderList(providers, { known: knownProviders });
   if (!Array.isArray(providers) || providers.length === 0)
-    problems.push(`providers: expected a non-empty list of provider names in priority order, got ${show(providers)}`);
+    problems.push(`providers: expected a non-empty list of provider names in priority order (or of { name, weight }), got ${show(providers)}`);
+  else if (providers.some((p) => typeof p === 'object' && p !== null)) problems.push(...parsedProviders.problems);
   else {
     const seen = new Set<string>();
     providers.forEach((p, i) => {
@@ -102,6 +110,11 @@ export function parseCampaignDefinition(raw: unknown, knownProviders?: string[],
     problems.push(`batchSize: expected a whole number from 1 to ${MAX_BATCH_SIZE}, got ${show(raw.batchSize)}`);
   }
 
+  const window = raw.batchesInFlight;
+  if (window !== undefined && (typeof window !== 'number' || !Number.isInteger(window) || window < 1 || window > MAX_BATCHES_IN_FLIGHT)) {
+    problems.push(`batchesInFlight: expected a whole number from 1 to ${MAX_BATCHES_IN_FLIGHT} (batches in flight at once), got ${show(window)}`);
+  }
+
   for (const key of Object.keys(raw)) {
     if (!FIELDS.includes(key)) problems.push(`${key}: unknown field (expected ${FIELDS.join(', ')})`);
   }
@@ -113,15 +126,17 @@ export function parseCampaignDefinition(raw: unknown, knownProviders?: string[],
     ...(typeof name === 'string' ? { name } : {}),
     from,
     template: { subject: tpl.subject, text: tpl.text, ...(tpl.html !== undefined ? { html: tpl.html } : {}) },
-    providers: providers as string[],
+    providers: parsedProviders.order,
+    ...(parsedProviders.weights ? { weights: parsedProviders.weights } : {}),
     batchSize: batchSize as number,
     ...(transactional === true ? { transactional: true } : {}),
     ...(typeof postal === 'string' ? { postalAddress: postal.trim() } : {}),
     ...(typeof list === 'string' ? { list } : {}),
+    ...(typeof window === 'number' ? { batchesInFlight: window } : {}),
   };
 }
 
-const FIELDS = ['id', 'name', 'from', 'template', 'providers', 'batchSize', 'transactional', 'postalAddress', 'list'];
+const FIELDS = ['id', 'name', 'from', 'template', 'providers', 'batchSize', 'batchesInFlight', 'transactional', 'postalAddress', 'list'];
 
 /**
  * What a marketing campaign (not `transactional: true`) must carry before anything is sent:

@@ -7,6 +7,7 @@ import { WorkflowIdReusePolicy } from '@temporalio/common';
 import { campaignWorkflow } from '../workflows/campaign';
 import {
   cancelSignal,
+  DEFAULT_BATCHES_IN_FLIGHT,
   pauseSignal,
   progressQuery,
   releaseHeldUpdate,
@@ -20,6 +21,7 @@ import {
 } from '../workflows/campaign-api';
 import { CampaignIdKey, CampaignStatusKey, ActiveProviderKey, AcceptedCountKey } from '../workflows/search-attributes';
 import { DEFAULT_TASK_QUEUE } from './worker';
+import { providersText, type ProviderChoice } from '../workflows/weighted-routing';
 
 export class CampaignAlreadyStartedError extends Error {
   override readonly name = 'CampaignAlreadyStartedError';
@@ -28,6 +30,8 @@ export class CampaignAlreadyStartedError extends Error {
 export interface StartCampaignOptions {
   campaignId: string;
   providers: string[];
+  /** Weighted routing: provider name -> weight for every provider (absent: priority order). */
+  weights?: Record<string, number>;
   batchSize: number;
   /** Audience size, for the summary shown in the Web UI. */
   total?: number;
@@ -38,7 +42,14 @@ export interface StartCampaignOptions {
 }
 
 export async function startCampaign(client: Client, opts: StartCampaignOptions): Promise<WorkflowHandleWithFirstExecutionRunId<typeof campaignWorkflow>> {
-  const input: CampaignInput = { campaignId: opts.campaignId, providers: opts.providers, batchSize: opts.batchSize, options: opts.options };
+  const input: CampaignInput = {
+    campaignId: opts.campaignId,
+    providers: opts.providers,
+    ...(opts.weights ? { weights: opts.weights } : {}),
+    batchSize: opts.batchSize,
+    options: opts.options,
+  };
+  const via = opts.weights ? `split by weight ${providersText(opts.providers, opts.weights)}` : `via ${opts.providers.join(' → ')}`;
   try {
     return await client.workflow.start(campaignWorkflow, {
       workflowId: opts.campaignId,
@@ -48,11 +59,11 @@ export async function startCampaign(client: Client, opts: StartCampaignOptions):
       typedSearchAttributes: [
         { key: CampaignIdKey, value: opts.campaignId },
         { key: CampaignStatusKey, value: 'running' },
-        { key: ActiveProviderKey, value: opts.providers[0] },
+        { key: ActiveProviderKey, value: opts.weights ? opts.providers.join('+') : opts.providers[0] },
         { key: AcceptedCountKey, value: 0 },
       ],
-      staticSummary: `Campaign ${opts.campaignId}${opts.retryOf ? ` (retry of ${opts.retryOf})` : ''}${opts.total !== undefined ? `: ${opts.total} recipients` : ''} via ${opts.providers.join(' → ')}, batches of ${opts.batchSize}`,
-      staticDetails: `Providers in priority order: ${opts.providers.join(', ')}. Pause/resume/cancel with signals; query "progress" for counts.`,
+      staticSummary: `Campaign ${opts.campaignId}${opts.retryOf ? ` (retry of ${opts.retryOf})` : ''}${opts.total !== undefined ? `: ${opts.total} recipients` : ''} ${via}, batches of ${opts.batchSize}, up to ${opts.options?.batchesInFlight ?? DEFAULT_BATCHES_IN_FLIGHT} in flight`,
+      staticDetails: `${opts.weights ? `Providers by weight: ${providersText(opts.providers, opts.weights)}` : `Providers in priority order: ${opts.providers.join(', ')}`}. Pause/resume/cancel with signals; query "progress" for counts.`,
     });
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {
@@ -70,8 +81,11 @@ export const pauseCampaign = (client: Client, campaignId: string, reason?: strin
 export const resumeCampaign = (client: Client, campaignId: string) => handle(client, campaignId).signal(resumeSignal);
 export const cancelCampaign = (client: Client, campaignId: string) => handle(client, campaignId).signal(cancelSignal);
 export const campaignProgress = (client: Client, campaignId: string): Promise<CampaignProgress> => handle(client, campaignId).query(progressQuery);
-/** Change the provider order of a running campaign; a rejected order throws with the validator's reason. */
-export async function setCampaignProviders(client: Client, campaignId: string, providers: string[]): Promise<string[]> {
+/**
+ * Change the provider plan of a running campaign: names set a priority order, `{ name, weight }` entries
+ * weighted routing. A rejected plan throws with the validator's reason.
+ */
+export async function setCampaignProviders(client: Client, campaignId: string, providers: ProviderChoice[]): Promise<string[]> {
   try {
     return await handle(client, campaignId).executeUpdate(setProvidersUpdate, { args: [providers] });
   } catch (err) {

@@ -109,7 +109,7 @@ async function main(): Promise<void> {
       await pollLoop;
     }
     if (tty) process.stdout.write('\r\x1b[2K');
-    say(progressBar({ ...result, paused: false, batchInFlight: false }));
+    say(progressBar({ ...result, paused: false, batchInFlight: false, batchesInFlight: 0 }));
     say();
     say(summaryTable(result));
     say(switchesTable(result));

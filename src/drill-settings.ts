@@ -7,6 +7,7 @@
 import { msToNumber } from '@temporalio/common';
 import { normaliseAddress, parseSender } from './address';
 import { quote } from './quote-value';
+import { parseProviderList } from '../workflows/weighted-routing';
 
 export interface DrillSettings {
   /** Sender of probe and synthetic messages ("Name <addr>" or addr). */
@@ -19,6 +20,11 @@ export interface DrillSettings {
   batchSize: number;
   /** Providers to drill, in priority order (the first two are primary and secondary). Default: all configured, in config order. */
   providers: string[];
+  /**
+   * Weighted drill (`providers: [{ name, weight }, ...]`): provider -> weight. The synthetic campaign
+   * splits its batches between primary and secondary by weight until the primary is forced down.
+   */
+  weights?: Record<string, number>;
   /** How long the synthetic campaign may take before the drill gives up on it. Default 10 minutes. */
   timeoutMs: number;
 }
@@ -100,9 +106,16 @@ export function parseDrillSettings(raw: unknown, providerNames: string[], proble
     );
 
   let providers = providerNames;
+  let weights: Record<string, number> | undefined;
   if (raw.providers !== undefined) {
     if (!Array.isArray(raw.providers)) problems.push(`drills.providers: expected a list of provider names in priority order, got ${show(raw.providers)}`);
-    else {
+    else if (raw.providers.some((p) => typeof p === 'object' && p !== null)) {
+      // Weighted: { name, weight } entries.
+      const parsed = parseProviderList(raw.providers, { field: 'drills.providers', known: providerNames });
+      problems.push(...parsed.problems);
+      providers = parsed.order;
+      weights = parsed.weights;
+    } else {
       const seen = new Set<string>();
       raw.providers.forEach((p, i) => {
         if (typeof p !== 'string' || !providerNames.includes(p))
@@ -122,5 +135,5 @@ export function parseDrillSettings(raw: unknown, providerNames: string[], proble
   if (timeoutMs === undefined) problems.push(`drills.timeout: expected a duration like 90s, 10m or 1h, got ${show(raw.timeout)}`);
 
   if (problems.length > before) return undefined;
-  return { from, seeds, recipients, batchSize, providers: [...providers], timeoutMs: timeoutMs! };
+  return { from, seeds, recipients, batchSize, providers: [...providers], ...(weights ? { weights } : {}), timeoutMs: timeoutMs! };
 }

@@ -110,10 +110,11 @@ export async function launchCampaign(opts: LaunchOptions): Promise<LaunchResult>
   const handle = await startCampaign(opts.client, {
     campaignId: def.id,
     providers: def.providers,
+    ...(def.weights ? { weights: def.weights } : {}),
     batchSize: def.batchSize,
     total: report.inserted,
     taskQueue: opts.taskQueue,
-    options: opts.options,
+    options: def.batchesInFlight !== undefined ? { ...opts.options, batchesInFlight: def.batchesInFlight } : opts.options,
     retryOf: def.retryOf,
   });
   return { ...report, workflowId: handle.workflowId, runId: handle.firstExecutionRunId };

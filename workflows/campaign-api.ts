@@ -35,7 +35,7 @@ export interface ProviderSwitch {
   atSeq: number;
 }
 
-/** Batches of a campaign in flight at once unless its options say otherwise (`batchesInFlight`). */
+/** The window when a campaign does not set `batchesInFlight` (chosen from the benchmark: BENCHMARKS.md, the window). */
 export const DEFAULT_BATCHES_IN_FLIGHT = 4;
 
 export interface CampaignOptions {
@@ -64,8 +64,10 @@ export interface CampaignOptions {
 
 export interface CampaignInput {
   campaignId: string;
-  /** Provider names in priority order. */
+  /** Provider names in priority order (with `weights`: the order the weighted schedule lists them in). */
   providers: string[];
+  /** Weighted routing: provider name -> weight (a whole number above 0) for every provider; absent: priority order. */
+  weights?: Record<string, number>;
   batchSize: number;
   options?: CampaignOptions;
   /**
@@ -122,6 +124,8 @@ export interface CarriedState {
   failback?: 'auto' | 'manual';
   /** The provider the last batch was sent through. */
   lastProvider?: string;
+  /** Ranges of the first pass settled above the cursor (batches settle out of order with several in flight; absent before the window). */
+  settledAbove?: Array<[fromSeq: number, toSeq: number]>;
 }
 
 export interface CampaignProgress {
@@ -143,20 +147,32 @@ export interface CampaignProgress {
   pauseReason?: string;
   /** Why it is not sending, when it is paused or holding. */
   hold?: CampaignHold;
+  /** The provider batches go to; in a weighted campaign, the healthy providers sharing them ("ses+postmark"). */
   activeProvider?: string;
   providers: string[];
+  /** Weighted campaigns: provider -> weight. */
+  weights?: Record<string, number>;
+  /** Weighted campaigns: each provider's intended share now, in percent (0 while it is down); acceptedByProvider is the split so far. */
+  intendedShare?: Record<string, number>;
   providersDown: Record<string, string>;
   /** Providers whose shared circuit is open (every campaign avoids them), with why. */
   sharedDown: Record<string, string>;
   switches: ProviderSwitch[];
-  /** last seq whose batch is settled */
+  /** Every seq up to the cursor is settled (its batch is done). */
   cursor: number;
+  /** Ranges settled above the cursor (several batches in flight settle out of order), inclusive. */
+  settledAbove?: Array<[fromSeq: number, toSeq: number]>;
+  /** At least one batch is in flight. */
   batchInFlight: boolean;
+  /** How many batches are in flight now (at most the window, `batchesInFlight` in the options). */
+  batchesInFlight: number;
+  /** The window: how many batches the campaign may have in flight at once (1 for runs started before the window). */
+  window?: number;
   /** continue-as-new runs so far */
   runs: number;
 }
 
-export type CampaignResult = Omit<CampaignProgress, 'batchInFlight' | 'paused' | 'pauseReason' | 'hold'>;
+export type CampaignResult = Omit<CampaignProgress, 'batchInFlight' | 'batchesInFlight' | 'paused' | 'pauseReason' | 'hold'>;
 
 export interface ReleaseHeldRequest {
   /** resend: the campaign sends them again; mark-sent: settled as accepted (the operator knows they went out). */
@@ -179,22 +195,38 @@ export interface ProviderPlan {
   order: string[];
   /** provider name -> reason it was found down during this campaign */
   down: Record<string, string>;
+  /**
+   * Weighted routing (./weighted-routing.ts): provider name -> weight, for every provider in `order`.
+   * Absent: priority order (the first healthy provider takes every batch), as in every run before weights.
+   */
+  weights?: Record<string, number>;
+  /** Weighted plans: the healthy providers the last batch was split among (a change is recorded as one switch). */
+  sharing?: string[];
 }
 
-/** Operator: finish the current batch, then send nothing until resumed (hold kind `operator`). */
+/** Operator: let the batches in flight finish, then send nothing until resumed (hold kind `operator`). */
 export const pauseSignal = wf.defineSignal<[reason?: string]>('pause');
 /** Operator: go on (after a no-provider hold, the order is retried from the top; after a review hold, finish). */
 export const resumeSignal = wf.defineSignal('resume');
-/** Operator: stop after the current batch; unsent rows stay pending. */
+/** Operator: stop once the batches in flight finish; unsent rows stay pending. */
 export const cancelSignal = wf.defineSignal('cancel');
 export const progressQuery = wf.defineQuery<CampaignProgress>('progress');
-/** Operator: a new provider order (validated against the worker's providers); answered with the order in use. */
-export const setProvidersUpdate = wf.defineUpdate<string[], [string[]]>('setProviders');
+/**
+ * Operator: a new provider plan (validated against the worker's providers); answered with the order in use.
+ * Names set a priority order; `{ name, weight }` entries set weighted routing (either form replaces the plan).
+ */
+export const setProvidersUpdate = wf.defineUpdate<string[], [Array<string | { name: string; weight: number }>]>('setProviders');
 
 /** Releases rows held for review; answered once the ledger has them (and the counters moved). */
 export const releaseHeldUpdate = wf.defineUpdate<ReleaseHeldOutcome, [ReleaseHeldRequest]>('releaseHeld');
 
 /** Patch id of shared provider health, failback and operational events (histories recorded before it replay without). */
 export const SHARED_HEALTH_PATCH = 'shared-provider-health';
+/**
+ * Patch id of the window: several batches in flight (`batchesInFlight`), settled ranges above the cursor,
+ * outcomes told to shared health in aggregate, and the AcceptedCount attribute updated every few batches.
+ * Runs recorded before it send one batch at a time and tell health every batch, as they did.
+ */
+export const BATCH_WINDOW_PATCH = 'batch-window';
 /** Patch id of hold kinds (every hold but an operator's pause is `holding`), the HoldKind attribute, deferrals and review holds. */
 export const HOLD_KINDS_PATCH = 'hold-kinds';

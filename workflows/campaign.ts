@@ -2,8 +2,9 @@
  * A campaign is one workflow (workflow id = campaign id). Its history holds ids,
  * cursors, counts and provider names only: never addresses, merge data, bodies or secrets.
  *
- * Loop: hold while paused; send the next batch (a seq range) on the active provider;
- * on a provider-level failure switch to the next provider and retry the same range;
+ * Loop: hold while paused; keep up to `batchesInFlight` batches (seq ranges) in flight on the
+ * active provider (the window, ./batch-window.ts); on a provider-level failure switch to the next
+ * provider: the failed range and every range not yet started go there;
  * with no provider left, hold with the reason until resumed or given a new order.
  * Which provider, which switch and which hold is decided in one place (./failover.ts);
  * this file keeps the state, the handlers, the loop and continue-as-new, in that order.
@@ -15,6 +16,8 @@ import { ERROR_TYPES, type BatchTally, type CampaignActivities } from '../activi
 import type { OpsEvent } from '../src/ops-events';
 import {
   cancelSignal,
+  DEFAULT_BATCHES_IN_FLIGHT,
+  BATCH_WINDOW_PATCH,
   HOLD_KINDS_PATCH,
   pauseSignal,
   progressQuery,
@@ -34,7 +37,6 @@ import {
   type ReleaseHeldOutcome,
   type ReleaseHeldRequest,
 } from './campaign-api';
-import { DEFAULT_BATCHES_IN_FLIGHT } from './campaign-api';
 import {
   activeProvider,
   decide,
@@ -56,8 +58,10 @@ import {
   type OutcomeReport,
 } from './provider-health-api';
 import { DEFAULT_DEFERRAL } from './deferral';
+import { nextRange, settle, type SeqRange } from './batch-window';
 import { AcceptedCountKey, ActiveProviderKey, CampaignIdKey, CampaignStatusKey, HoldKindKey } from './search-attributes';
 import { drillCampaignSignal, type DrillCampaignNotice } from './drill-api';
+import { routingProgress, routingDetails, validateProviderChoices, parseProviderChoices, type ProviderChoice } from './routing-view';
 
 export async function campaignWorkflow(input: CampaignInput): Promise<CampaignResult> {
   // ── State ────────────────────────────────────────────────────────────────────────────────
@@ -66,24 +70,33 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   const campaignId = input.campaignId;
   // Handlers answer from the first workflow task on; until prepareCampaign returns, the
   // campaign is `starting` with no counts yet.
-  let state: CarriedState = input.carried ? { ...input.carried, runs: input.carried.runs + 1 } : firstRunState(input.providers);
+  let state: CarriedState = input.carried ? { ...input.carried, runs: input.carried.runs + 1 } : firstRunState(input.providers, input.weights);
   let prepared = input.carried !== undefined;
   let cancelled = false;
-  let batchInFlight = false;
   let batchesThisRun = 0;
   /** One line on the last batch, for the Web UI. */
   let lastBatch = '';
   const sharedHealth = wf.patched(SHARED_HEALTH_PATCH);
   /** Hold kinds (status holding for every hold but the operator's, the HoldKind attribute), deferrals and reviews. */
   const holdKinds = wf.patched(HOLD_KINDS_PATCH);
+  /** Several batches in flight, health told in aggregate (runs recorded before it send one batch at a time). */
+  const windowed = wf.patched(BATCH_WINDOW_PATCH);
+  const windowSize = windowed ? Math.max(1, Math.floor(opts.batchesInFlight)) : 1;
+  /** The batches in flight, by dispatch number; a sweep (rows behind the cursor) has no range and runs alone. */
+  const inFlight = new Map<number, { range?: SeqRange; provider: string }>();
+  let dispatched = 0;
+  /** Bumped whenever a batch ends, however it ended: wakes the loop waiting for a slot or for the window to drain. */
+  let batchesEnded = 0;
+  const sweepInFlight = () => [...inFlight.values()].some((b) => b.range === undefined);
+  const inFlightRanges = () => [...inFlight.values()].flatMap((b) => (b.range ? [b.range] : []));
   /** Set when the provider order changed: subscribe to the new providers' health before the next batch. */
   let watchNeeded = sharedHealth;
 
   const finished = () => isFinished(state, holdKinds);
   const status = (): CampaignStatus => statusOf(state, { cancelled, prepared, holdKinds });
-  const progress = (): CampaignProgress => progressOf(state, campaignId, status(), batchInFlight);
+  const progress = (): CampaignProgress => progressOf(state, campaignId, status(), inFlight.size, windowSize);
   const result = (): CampaignResult => {
-    const { batchInFlight: _b, paused: _p, pauseReason: _r, hold: _h, ...r } = progress();
+    const { batchInFlight: _b, batchesInFlight: _n, paused: _p, pauseReason: _r, hold: _h, ...r } = progress();
     return r;
   };
 
@@ -101,13 +114,39 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     pendingEvents.add(p);
   };
   const healthId = (provider: string) => providerHealthWorkflowId(wf.workflowInfo().taskQueue, provider);
-  /** Tell the provider's health workflow how a batch went (not awaited: the campaign never waits on health). */
-  const reportOutcome = (provider: string, report: OutcomeReport) => {
-    if (!sharedHealth) return;
-    wf.getExternalWorkflowHandle(healthId(provider))
+  /** Tell the provider's health workflow how batches went (not awaited but where the run ends: the campaign never waits on health). */
+  const reportOutcome = (provider: string, report: OutcomeReport): Promise<void> => {
+    if (!sharedHealth) return Promise.resolve();
+    return wf
+      .getExternalWorkflowHandle(healthId(provider))
       .signal(reportOutcomeSignal, report)
       .catch((err) => wf.log.warn('provider health not told', { provider, error: errorMessage(err) }));
   };
+  // With the window, successes are told in aggregate: at once when they follow a failure (or are the
+  // first on the provider in this run), else every HEALTH_OK_EVERY of them and before the run ends.
+  // Failures are told at once, after the successes before them.
+  const okUntold: Record<string, number> = {};
+  const lastTold: Record<string, 'ok' | 'failed'> = {};
+  const tellOks = (provider: string): Promise<void> => {
+    const count = okUntold[provider] ?? 0;
+    if (count === 0) return Promise.resolve();
+    okUntold[provider] = 0;
+    lastTold[provider] = 'ok';
+    return reportOutcome(provider, { ok: true, campaignId, ...(count > 1 ? { count } : {}) });
+  };
+  const tellHealth = (provider: string, outcome: { ok: true } | { ok: false; reason: string }) => {
+    if (!windowed) return void reportOutcome(provider, { ...outcome, campaignId });
+    if (outcome.ok) {
+      okUntold[provider] = (okUntold[provider] ?? 0) + 1;
+      if (lastTold[provider] !== 'ok' || okUntold[provider] >= HEALTH_OK_EVERY) void tellOks(provider);
+      return;
+    }
+    void tellOks(provider);
+    lastTold[provider] = 'failed';
+    void reportOutcome(provider, { ...outcome, campaignId });
+  };
+  /** Successes not yet told, told now (awaited before the run ends: Temporal drops signals initiated in the closing task). */
+  const tellAllOks = () => Promise.all(Object.keys(okUntold).map(tellOks));
   /**
    * A drill's synthetic campaign (started with notifyParent) tells its drill when it starts holding
    * and when it ends; failures are logged (a drill that is gone has nothing to be told).
@@ -121,12 +160,22 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       .catch((err) => wf.log.warn('drill not told', { campaignId, status: notice.status, error: errorMessage(err) }));
   };
   let lastUpsert = '';
+  let lastUpsertState = '';
+  let batchesSinceUpsert = 0;
   const upsertSearchAttributes = () => {
     const p = progress();
     wf.setCurrentDetails(detailsOf(p, lastBatch));
     const kind = p.hold?.kind ?? 'none';
     const key = `${p.status}|${p.activeProvider ?? ''}|${p.accepted}${holdKinds ? `|${kind}` : ''}`;
     if (key === lastUpsert) return;
+    if (windowed) {
+      // The AcceptedCount attribute follows every ACCEPTED_EVERY batches (the Web UI's details follow each one);
+      // a change of status, provider or hold is written at once.
+      const stateKey = `${p.status}|${p.activeProvider ?? ''}|${kind}`;
+      if (stateKey === lastUpsertState && batchesSinceUpsert < ACCEPTED_EVERY && p.status === 'running') return;
+      lastUpsertState = stateKey;
+      batchesSinceUpsert = 0;
+    }
     lastUpsert = key;
     wf.upsertSearchAttributes([
       { key: CampaignIdKey, value: campaignId },
@@ -183,16 +232,15 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   });
   wf.setHandler(
     setProvidersUpdate,
-    (providers: string[]) => {
-      apply({ type: 'operator-order', providers });
+    (providers: ProviderChoice[]) => {
+      apply({ type: 'operator-order', ...parseProviderChoices(providers) });
       watchNeeded = sharedHealth;
       return state.plan.order;
     },
     {
-      validator: (providers: string[]) => {
+      validator: (providers: ProviderChoice[]) => {
         if (!prepared) throw new Error('the campaign is still starting (checking its audience and providers); try again in a moment');
-        const problems = providerOrderProblems(providers, state.knownProviders);
-        if (problems.length) throw new Error(problems.join('; '));
+        validateProviderChoices(providers, state.knownProviders, providerOrderProblems);
       },
     },
   );
@@ -299,9 +347,9 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     lastBatch = `retry of ${swept.deferred + swept.pending} deferred or released recipient(s) via ${provider}: ${sum(tally.acceptedByProvider)} accepted, ${tally.rejected} rejected, ${tally.deferred ?? 0} deferred again`;
   };
 
-  /** The next range of the audience's first pass. */
+  /** A range of the audience's first pass. */
   const sendRange = async (provider: string, fromSeq: number, toSeq: number) => {
-    const batchNo = Math.floor(state.cursor / input.batchSize) + 1;
+    const batchNo = Math.floor((fromSeq - 1) / input.batchSize) + 1;
     const tally = await sendBatchAs(`batch ${batchNo}: recipients #${fromSeq}–${toSeq} via ${provider}`)({
       campaignId,
       provider,
@@ -315,25 +363,35 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       return;
     }
     state.counts = addTally(state.counts, tally);
-    state.cursor = toSeq;
+    if (windowed) {
+      const pass = settle({ cursor: state.cursor, settledAbove: state.settledAbove ?? [] }, fromSeq, toSeq);
+      state.cursor = pass.cursor;
+      state.settledAbove = pass.settledAbove;
+      // Batches settle out of order and each tells the store's next deferral as it saw it: keep the earliest
+      // (one too early costs a sweep that finds nothing due; sweeps run alone and say what is left).
+      if (tally.nextDeferredAt !== undefined) state.nextDeferredAt = Math.min(state.nextDeferredAt ?? Infinity, tally.nextDeferredAt);
+    } else {
+      state.cursor = toSeq;
+      if (tally.nextDeferredAt !== undefined || tally.deferred !== undefined) state.nextDeferredAt = tally.nextDeferredAt;
+    }
     batchesThisRun++;
-    if (tally.nextDeferredAt !== undefined || tally.deferred !== undefined) state.nextDeferredAt = tally.nextDeferredAt;
+    batchesSinceUpsert++;
     lastBatch = `batch ${batchNo}: ${toSeq - fromSeq + 1} recipients via ${provider}, ${sum(tally.acceptedByProvider)} accepted, ${tally.rejected} rejected, ${tally.suppressed} suppressed${tally.deferred ? `, ${tally.deferred} deferred` : ''}`;
   };
 
-  /** One batch on `provider`; its outcome goes to shared health and to the failover decision. */
-  const sendBatch = async (provider: string, fromSeq: number, sweep: boolean) => {
-    batchInFlight = true;
+  /** One batch on `provider` (a range of the first pass, or a sweep); its outcome goes to shared health and to the failover decision. */
+  const sendBatch = async (provider: string, range: SeqRange | undefined) => {
+    const fromSeq = range ? range[0] : 1;
     try {
-      if (sweep) await sendSweep(provider, state.cursor);
-      else await sendRange(provider, fromSeq, Math.min(state.cursor + input.batchSize, state.maxSeq));
-      reportOutcome(provider, { ok: true, campaignId });
+      if (range === undefined) await sendSweep(provider, state.cursor);
+      else await sendRange(provider, range[0], range[1]);
+      tellHealth(provider, { ok: true });
       apply({ type: 'batch-succeeded', provider });
     } catch (err) {
       const failure = batchFailure(err, holdKinds);
       if (failure === 'invalid-campaign') return await failInvalid(err);
       const reason = providerFailureReason(err) ?? errorMessage(err);
-      if (failure === 'provider') reportOutcome(provider, { ok: false, campaignId, reason });
+      if (failure === 'provider') tellHealth(provider, { ok: false, reason });
       apply({
         type: 'batch-failed',
         provider,
@@ -345,10 +403,27 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       });
       if (failure === 'message-refused') wf.log.error('provider refused the message; campaign holds', { campaignId, fromSeq, error: reason });
       if (failure === 'store-or-bug') wf.log.error('batch failed; campaign holds', { campaignId, fromSeq, error: reason });
-    } finally {
-      batchInFlight = false;
     }
   };
+
+  /** Start a batch; with the window it runs on while the loop starts others (its end updates the state when it comes). */
+  const dispatch = (provider: string, range: SeqRange | undefined): Promise<void> => {
+    const id = ++dispatched;
+    inFlight.set(id, { range, provider });
+    return sendBatch(provider, range).finally(() => {
+      inFlight.delete(id);
+      batchesEnded++;
+      if (windowed) upsertSearchAttributes();
+    });
+  };
+  /** Wait until a batch in flight ends (or the campaign is cancelled). */
+  const aBatchEnds = async () => {
+    const ended = batchesEnded;
+    await wf.condition(() => batchesEnded !== ended || cancelled);
+  };
+  /** Time for a fresh history: batchesPerRun batches settled (with the window, settled or in flight), or Temporal suggests it. */
+  const continueAsNewDue = () =>
+    !finished() && !cancelled && (batchesThisRun + (windowed ? inFlight.size : 0) >= opts.batchesPerRun || wf.workflowInfo().continueAsNewSuggested);
 
   // ── Check the campaign ───────────────────────────────────────────────────────────────────
   // An invalid one fails here, before anything is sent; anything else (the store is down, a
@@ -373,9 +448,10 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   }
   upsertSearchAttributes();
 
-  // ── The loop: one batch per turn ─────────────────────────────────────────────────────────
+  // ── The loop: fill the window, one batch per turn ────────────────────────────────────────
   while (!cancelled) {
-    await wf.condition(() => !state.paused || cancelled);
+    // A slot in the window (runs before the window: the last batch has ended); no batch while paused or a sweep runs.
+    await wf.condition(() => cancelled || (!state.paused && inFlight.size < windowSize && !sweepInFlight()));
     upsertSearchAttributes();
     if (cancelled || finished()) break;
     if (watchNeeded && !(await watchHealth())) continue;
@@ -384,29 +460,51 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     const now = Date.now();
     const deferredDue = deferredCount(state) > 0 && (state.nextDeferredAt === undefined || state.nextDeferredAt <= now);
     const sweep = (state.releasedPending ?? 0) > 0 || deferredDue;
-    if (state.cursor >= state.maxSeq && !sweep) {
-      await waitOrHoldForReview(now);
+    // A sweep runs alone: it settles what the counters say is left behind the cursor.
+    if (sweep && inFlight.size > 0) {
+      await wf.condition(() => inFlight.size === 0 || cancelled);
       continue;
     }
-    const fromSeq = sweep ? 1 : state.cursor + 1;
-    const { provider } = apply({ type: 'batch-starting', atSeq: fromSeq, at: nowIso(), recordMoves: sharedHealth });
+    const range = sweep
+      ? undefined
+      : nextRange({ cursor: state.cursor, settledAbove: state.settledAbove ?? [] }, state.maxSeq, input.batchSize, inFlightRanges());
+    if (!sweep && range === undefined) {
+      // Every recipient of the first pass is settled or in flight.
+      if (inFlight.size > 0) await aBatchEnds();
+      else await waitOrHoldForReview(now);
+      continue;
+    }
+    const fromSeq = range ? range[0] : 1;
+    const { provider } = apply({ type: 'batch-starting', atSeq: fromSeq, at: nowIso(), recordMoves: sharedHealth, batchSize: input.batchSize });
     // No provider left (here or by shared health): holding until one comes back or an operator acts.
     if (provider === undefined) continue;
     if (drillForced(provider, fromSeq)) continue;
-    await sendBatch(provider, fromSeq, sweep);
-    upsertSearchAttributes();
+    const sent = dispatch(provider, range);
+    if (!windowed) {
+      await sent;
+      upsertSearchAttributes();
+    }
 
     // ── Continue-as-new: a fresh history every batchesPerRun batches (or when Temporal suggests it) ──
-    if (!finished() && !cancelled && (batchesThisRun >= opts.batchesPerRun || wf.workflowInfo().continueAsNewSuggested)) {
+    if (continueAsNewDue()) {
+      // The window drains first: the next run starts with nothing in flight and carries the settled ranges.
+      if (windowed) {
+        await wf.condition(() => inFlight.size === 0);
+        if (!continueAsNewDue()) continue;
+        await tellAllOks();
+      }
       await wf.condition(wf.allHandlersFinished);
       await Promise.all(pendingEvents);
       return await wf.continueAsNew<typeof campaignWorkflow>({ ...input, providers: state.plan.order, carried: state });
     }
   }
+  // Cancelled (or done): the batches in flight finish first.
+  await wf.condition(() => inFlight.size === 0);
 
   // ── Done (completed or cancelled) ────────────────────────────────────────────────────────
   upsertSearchAttributes();
   const goodbyes: Array<Promise<unknown>> = [];
+  if (windowed) goodbyes.push(tellAllOks());
   if (sharedHealth)
     goodbyes.push(
       ...state.plan.order.map((provider) => wf.getExternalWorkflowHandle(healthId(provider)).signal(unsubscribeSignal, wf.workflowInfo().workflowId)),
@@ -420,6 +518,11 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
 }
 
 // ── Options and activities ─────────────────────────────────────────────────────────────────
+
+/** With the window, successes are told to shared health once per this many batches (or sooner after a failure). */
+const HEALTH_OK_EVERY = 10;
+/** With the window, the AcceptedCount search attribute follows once per this many settled batches (besides every change of status). */
+const ACCEPTED_EVERY = 10;
 
 const DEFAULTS: Required<CampaignOptions> = {
   heartbeatTimeoutMs: 20_000,
@@ -536,14 +639,14 @@ function validateRelease(request: ReleaseHeldRequest, prepared: boolean): void {
 /** Workflow time, ISO 8601. */
 const nowIso = () => new Date().toISOString();
 
-function firstRunState(providers: string[]): CarriedState {
+function firstRunState(providers: string[], weights?: Record<string, number>): CarriedState {
   return {
     total: 0,
     maxSeq: 0,
     knownProviders: [],
     cursor: 0,
     counts: { acceptedByProvider: {}, rejected: 0, suppressed: 0, inFlightRecovered: 0, heldForReview: 0 },
-    plan: initialPlan(providers),
+    plan: initialPlan(providers, weights),
     switches: [],
     paused: false,
     runs: 1,
@@ -626,7 +729,7 @@ function statusOf(s: CarriedState, run: { cancelled: boolean; prepared: boolean;
   return 'running';
 }
 
-function progressOf(s: CarriedState, campaignId: string, status: CampaignStatus, batchInFlight: boolean): CampaignProgress {
+function progressOf(s: CarriedState, campaignId: string, status: CampaignStatus, batchesInFlight: number, window: number): CampaignProgress {
   const accepted = sum(s.counts.acceptedByProvider);
   const kind = holdKindOf(s);
   return {
@@ -647,11 +750,15 @@ function progressOf(s: CarriedState, campaignId: string, status: CampaignStatus,
     ...(kind ? { hold: { kind, reason: s.pauseReason ?? '', since: s.holdSince ?? '' } } : {}),
     activeProvider: activeProvider(s.plan, sharedDownOf(s)),
     providers: s.plan.order,
+    ...routingProgress(s.plan, sharedDownOf(s)),
     providersDown: s.plan.down,
     sharedDown: sharedDownOf(s),
     switches: s.switches,
     cursor: s.cursor,
-    batchInFlight,
+    settledAbove: s.settledAbove ?? [],
+    batchInFlight: batchesInFlight > 0,
+    batchesInFlight,
+    window,
     runs: s.runs,
   };
 }
@@ -664,7 +771,7 @@ function detailsOf(p: CampaignProgress, lastBatch: string): string {
     '| accepted | rejected | suppressed | deferred | held | remaining | switches |',
     '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     `| ${p.accepted} | ${p.rejected} | ${p.suppressed} | ${p.deferred} | ${p.heldForReview} | ${p.remaining} | ${p.switches.length} |`,
-    ...Object.entries(p.acceptedByProvider).map(([name, n]) => `- accepted via ${name}: ${n}`),
+    ...routingDetails(p),
     ...(p.deferred ? ['', `${p.deferred} recipient(s) deferred (the provider said "later" for them); next retry ${p.nextDeferredAt ?? 'soon'}`] : []),
     ...(p.heldForReview ? ['', `${p.heldForReview} recipient(s) held for review: \`mailover campaign held ${p.campaignId}\``] : []),
     ...(lastBatch ? ['', `Last: ${lastBatch}`] : []),

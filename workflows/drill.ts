@@ -30,6 +30,8 @@ import {
   type DrillInput,
   type DrillReport,
 } from './drill-api';
+import { weightedSwitchSeq, type WeightedDrill } from './weighted-drill';
+import { providersText } from './weighted-routing';
 
 /** A drill id made from its workflow id (schedules append a timestamp): letters, digits, '-' and '_' only, short enough to plus-address. */
 export function drillIdFrom(workflowId: string, runId: string): string {
@@ -150,7 +152,18 @@ export async function drillWorkflow(input: DrillInput = {}): Promise<DrillReport
       add({ check: 'failover switch', provider: pair, passed: false, detail: `synthetic campaign not prepared: ${failureMessage(err)}` });
       return;
     }
-    const switchSeq = forcedSwitchSeq(total, plan.batchSize);
+    // Weighted: the pair splits the batches by weight until the primary is forced down at one of its own batches.
+    const weighted: WeightedDrill | undefined = plan.weights
+      ? { primary, secondary, weights: { [primary]: plan.weights[primary], [secondary]: plan.weights[secondary] }, batchSize: plan.batchSize }
+      : undefined;
+    const halfway = forcedSwitchSeq(total, plan.batchSize);
+    const switchSeq = weighted ? weightedSwitchSeq(weighted, halfway, total) : halfway;
+    if (switchSeq === undefined) {
+      const detail = `not run: the weights (${providersText([primary, secondary], weighted?.weights)}) give ${primary} no batch of ${total} recipients to force down`;
+      add({ check: 'failover switch', provider: pair, passed: false, detail });
+      return;
+    }
+    const split = weighted ? ` split by weight (${providersText([primary, secondary], weighted.weights)})` : '';
     let result: CampaignResult | undefined;
     let childError: unknown;
     let settled = false;
@@ -162,13 +175,14 @@ export async function drillWorkflow(input: DrillInput = {}): Promise<DrillReport
           {
             campaignId,
             providers: [primary, secondary],
+            ...(weighted ? { weights: weighted.weights } : {}),
             batchSize: plan.batchSize,
             forcedDown: { provider: primary, fromSeq: switchSeq, reason: DRILL_FORCED_REASON },
             ...(signalled ? { notifyParent: true } : {}),
           },
         ],
         parentClosePolicy: 'TERMINATE',
-        staticSummary: `Failover drill ${drillId}: ${total} synthetic recipients via ${pair}, ${primary} forced down from #${switchSeq}`,
+        staticSummary: `Failover drill ${drillId}: ${total} synthetic recipients via ${pair}${split}, ${primary} forced down from #${switchSeq}`,
       });
       child.result().then(
         (r) => {
@@ -230,8 +244,11 @@ export async function drillWorkflow(input: DrillInput = {}): Promise<DrillReport
         ? `switched at recipient #${switchSeq} as forced (${sw[0].reason})`
         : `expected one switch ${pair} at #${switchSeq}, got: ${switchesText}`,
     });
+    const order = result.providers;
     const byProvider =
+      // In provider order: batches in flight settle in any order, the counters' keys with them.
       Object.entries(result.acceptedByProvider)
+        .sort(([a], [b]) => rank(order, a) - rank(order, b))
         .map(([p, n]) => `${n} via ${p}`)
         .join(', ') || 'none via any provider';
     const delivered = result.status === 'completed' && result.accepted === total && result.rejected === 0 && result.suppressed === 0;
@@ -247,7 +264,13 @@ export async function drillWorkflow(input: DrillInput = {}): Promise<DrillReport
     });
     let ledger: DrillLedgerCheck;
     try {
-      ledger = await verifyDrillLedger({ campaignId, primary, secondary, switchSeq });
+      ledger = await verifyDrillLedger({
+        campaignId,
+        primary,
+        secondary,
+        switchSeq,
+        ...(weighted ? { weights: weighted.weights, batchSize: plan.batchSize } : {}),
+      });
     } catch (err) {
       add({ check: 'exactly once', provider: pair, passed: false, detail: `ledger not readable: ${failureMessage(err)}` });
       return;
@@ -265,7 +288,7 @@ export async function drillWorkflow(input: DrillInput = {}): Promise<DrillReport
       provider: pair,
       passed: once,
       detail: once
-        ? `ledger: ${total} rows accepted once each (#1–#${switchSeq - 1} via ${primary}, #${switchSeq}–#${total} via ${secondary}), ${ledger.distinctMessageIds} distinct message ids`
+        ? `ledger: ${total} rows accepted once each (#1–#${switchSeq - 1} via ${weighted ? `${primary} and ${secondary} by weight` : primary}, #${switchSeq}–#${total} via ${secondary}), ${ledger.distinctMessageIds} distinct message ids`
         : `ledger: ${problems.join('; ') || `${ledger.rows} rows for ${total} recipients`}`,
     });
   }
@@ -280,4 +303,10 @@ function detailsOf(r: DrillReport): string {
     '| --- | --- | --- | --- |',
     ...r.checks.map((c) => `| ${c.check} | ${c.provider} | ${c.passed ? 'pass' : 'FAIL'} | ${c.detail.replace(/\|/g, '/')} |`),
   ].join('\n');
+}
+
+/** Where a provider is in the order (those not in it last). */
+function rank(order: string[], provider: string): number {
+  const i = order.indexOf(provider);
+  return i < 0 ? order.length : i;
 }

@@ -15,6 +15,8 @@
  * The current hold, whatever its kind, is part of the state, so what ends which hold is decided here too.
  */
 import type { HoldKind, ProviderPlan, ProviderSwitch } from './campaign-api';
+import { weightedBatchStarting, weightedFailOver, weightedFailback } from './weighted-failover';
+import { isWeighted } from './weighted-routing';
 
 export type { ProviderPlan };
 
@@ -66,6 +68,7 @@ export type FailoverEvent =
       atSeq: number;
       at: string;
       /** record moves without a failure (shared health; not in runs recorded before it) */ recordMoves: boolean;
+      /** the campaign's batch size: a weighted plan picks the provider by the batch's index (required for one) */ batchSize?: number;
     }
   | { type: 'batch-succeeded'; provider: string }
   | {
@@ -91,8 +94,8 @@ export type FailoverEvent =
     }
   /** The providers' shared circuits as the campaign found them when it (re)subscribed: provider -> why open; which of them an operator holds down. */
   | { type: 'health-known'; down: Record<string, string>; operatorDown?: string[] }
-  /** An operator set a new provider order (setProviders). */
-  | { type: 'operator-order'; providers: string[] }
+  /** An operator set a new provider order (setProviders), weighted when `weights` is given. */
+  | { type: 'operator-order'; providers: string[]; weights?: Record<string, number> }
   | { type: 'pause'; reason?: string; at: string }
   | { type: 'resume' }
   /** A step other than a batch holds the campaign: checking it or watching shared health failed (store-or-bug), or rows wait for review. */
@@ -112,8 +115,8 @@ export interface Decision {
   provider?: string;
 }
 
-export function initialPlan(order: string[]): ProviderPlan {
-  return { order: [...order], down: {} };
+export function initialPlan(order: string[], weights?: Record<string, number>): ProviderPlan {
+  return weights ? { order: [...order], down: {}, weights: { ...weights } } : { order: [...order], down: {} };
 }
 
 /** The first provider in order that this campaign has not found down and whose shared circuit is not open. */
@@ -139,7 +142,7 @@ export function providerOrderProblems(order: unknown, known: string[]): string[]
 export function decide(state: FailoverState, event: FailoverEvent): Decision {
   switch (event.type) {
     case 'batch-starting':
-      return batchStarting(state, event.atSeq, event.at, event.recordMoves);
+      return batchStarting(state, event.atSeq, event.at, event.recordMoves, event.batchSize);
     case 'batch-succeeded':
       // The campaign stays where it is (its provider's shared health hears of it from the campaign).
       return { state };
@@ -155,13 +158,18 @@ export function decide(state: FailoverState, event: FailoverEvent): Decision {
     case 'operator-order':
       // Everything in the new order gets a fresh chance; an operator's order is not a switch (nothing recorded for it).
       return {
-        state: { ...state, plan: initialPlan(event.providers), lastProvider: undefined, hold: state.hold?.kind === 'no-provider' ? undefined : state.hold },
+        state: {
+          ...state,
+          plan: initialPlan(event.providers, event.weights),
+          lastProvider: undefined,
+          hold: state.hold?.kind === 'no-provider' ? undefined : state.hold,
+        },
       };
     case 'pause':
       return holding(state, { kind: 'operator', reason: event.reason ?? 'paused by operator', since: event.at });
     case 'resume': {
       // With no provider left, try the order again from the top.
-      const plan = activeProvider(state.plan, state.sharedDown) === undefined ? initialPlan(state.plan.order) : state.plan;
+      const plan = activeProvider(state.plan, state.sharedDown) === undefined ? initialPlan(state.plan.order, state.plan.weights) : state.plan;
       return { state: { ...state, plan, hold: undefined } };
     }
     case 'hold':
@@ -182,6 +190,9 @@ function batchFailed(
 ): Decision {
   switch (failure) {
     case 'provider':
+      // With several batches in flight, the others on a provider already found down fail alike: the campaign
+      // has moved already (their ranges go to the active provider); nothing new to record.
+      if (state.plan.down[provider] !== undefined) return { state };
       return failOver(state, provider, reason, atSeq, at, cause);
     case 'message-refused':
       // No other provider is likelier to take the message: hold with the provider's words.
@@ -212,6 +223,7 @@ function noProviderLeft(state: FailoverState, at: string): Hold {
 
 /** `provider` failed at the provider level at `atSeq`: mark it down here and move on to the next, or hold with none left. Raised with `cause` (a drill's forced failure has none: not raised). */
 function failOver(state: FailoverState, provider: string, reason: string, atSeq: number, at: string, cause?: ProviderFailureCause): Decision {
+  if (isWeighted(state.plan)) return weightedFailOver(state, provider, reason, atSeq, at, cause, noProviderLeft);
   const plan = { order: state.plan.order, down: { ...state.plan.down, [provider]: reason } };
   const next = activeProvider(plan, state.sharedDown);
   const moved: FailoverState = { ...state, plan, lastProvider: next };
@@ -223,10 +235,11 @@ function failOver(state: FailoverState, provider: string, reason: string, atSeq:
   return { state: moved, switch: sw, ...(cause ? { announce: { failback: false, cause } } : {}) };
 }
 
-function batchStarting(state: FailoverState, atSeq: number, at: string, recordMoves: boolean): Decision {
+function batchStarting(state: FailoverState, atSeq: number, at: string, recordMoves: boolean, batchSize?: number): Decision {
   const provider = activeProvider(state.plan, state.sharedDown);
   // Every provider is down (here or by shared health): hold until one comes back or an operator acts.
   if (provider === undefined) return holding(state, noProviderLeft(state, at));
+  if (isWeighted(state.plan)) return weightedBatchStarting(state, atSeq, at, recordMoves, batchSize);
   const last = state.lastProvider;
   const next: FailoverState = last === provider ? state : { ...state, lastProvider: provider };
   if (!recordMoves || last === undefined || provider === last) return { state: next, provider };
@@ -255,7 +268,9 @@ function healthChanged(
     const current = activeProvider(state.plan, state.sharedDown);
     const order = state.plan.order;
     delete sharedDown[provider];
-    const higher = current !== undefined && order.includes(provider) && order.indexOf(provider) < order.indexOf(current);
+    const higher = isWeighted(plan)
+      ? weightedFailback(plan, state.sharedDown, current, provider)
+      : current !== undefined && order.includes(provider) && order.indexOf(provider) < order.indexOf(current);
     if (failback === 'manual' && higher) {
       // Stay on the current provider until told (campaign providers / resume): keep the recovered one out.
       plan = { ...plan, down: { ...plan.down, [provider]: `recovered (${reason}); failback is manual: set the provider order to go back` } };

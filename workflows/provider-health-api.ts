@@ -60,6 +60,8 @@ export interface ProviderHealthState {
 export interface OutcomeReport {
   ok: boolean;
   campaignId: string;
+  /** How many batch outcomes alike this report stands for (campaigns tell successes in aggregate); 1 when absent. */
+  count?: number;
   /** Provider-level failure reason (when !ok). */
   reason?: string;
 }

@@ -103,7 +103,8 @@ export async function providerHealthWorkflow(input: ProviderHealthInput): Promis
 
   wf.setHandler(healthStateQuery, () => ({ ...state, settings }));
   wf.setHandler(reportOutcomeSignal, (r: OutcomeReport) => {
-    window = [...window, r.ok].slice(-windowSize());
+    const count = typeof r.count === 'number' && r.count > 1 ? Math.min(Math.floor(r.count), windowSize()) : 1;
+    window = [...window, ...Array<boolean>(count).fill(r.ok)].slice(-windowSize());
     state.recent = { ok: window.filter(Boolean).length, failed: window.filter((ok) => !ok).length };
     if (r.ok) {
       state.consecutiveFailures = 0;

@@ -16,6 +16,7 @@ import { helpText, requireOption, type Command } from './command';
 import { configPath, type CliContext } from './context';
 import { LiveLine } from './live-line';
 import { UsageError } from './usage';
+import { providersText, splitText, type ProviderChoice } from '../../workflows/weighted-routing';
 
 const STATUSES = ['running', 'paused', 'holding', 'completed', 'cancelled'];
 
@@ -32,7 +33,7 @@ export async function campaignState(client: Client, id: string): Promise<Campaig
   if (desc.status.name === 'RUNNING') return campaignProgress(client, id);
   if (desc.status.name === 'COMPLETED') {
     const r = (await handle.result()) as CampaignResult;
-    return { ...r, paused: false, batchInFlight: false };
+    return { ...r, paused: false, batchInFlight: false, batchesInFlight: 0 };
   }
   let reason = desc.status.name.toLowerCase();
   try {
@@ -43,15 +44,22 @@ export async function campaignState(client: Client, id: string): Promise<Campaig
   throw new Error(`campaign '${id}' ${reason}`);
 }
 
-function statusTable(p: CampaignProgress): string {
+const sharePercent = (n: number, of: number) => (of > 0 ? `${((n * 100) / of).toFixed(1)} %` : '-');
+
+export function statusTable(p: CampaignProgress): string {
   const rows: string[][] = [
     ['campaign', p.campaignId],
     ['status', p.status + (p.hold && p.hold.kind !== 'operator' ? ` (${p.hold.kind}: ${p.hold.reason})` : p.pauseReason ? ` (${p.pauseReason})` : '')],
     ['active provider', p.activeProvider ?? 'none'],
-    ['provider order', p.providers.join(' → ')],
+    ...(p.weights
+      ? [
+          ['providers by weight', providersText(p.providers, p.weights)],
+          ['intended split now', splitText(p.intendedShare ?? {})],
+        ]
+      : [['provider order', p.providers.join(' → ')]]),
     ['recipients', String(p.total)],
     ['accepted', String(p.accepted)],
-    ...Object.entries(p.acceptedByProvider).map(([name, n]) => [`  via ${name}`, String(n)]),
+    ...Object.entries(p.acceptedByProvider).map(([name, n]) => [`  via ${name}`, p.weights ? `${n} (${sharePercent(n, p.accepted)})` : String(n)]),
     ['rejected', String(p.rejected)],
     ['suppressed', String(p.suppressed)],
     ['remaining', String(p.remaining)],
@@ -73,7 +81,7 @@ const start: Command = {
   usage: '--file campaign.yaml --audience list.csv [--wait | --dry-run]',
   details: [
     'Options:',
-    '  --file PATH       campaign definition (YAML or JSON): id, name, from, template, providers, batchSize',
+    '  --file PATH       campaign definition (YAML or JSON): id, name, from, template, providers, batchSize, batchesInFlight',
     '  --audience PATH   recipients, .csv (with an email column) or .jsonl',
     '  --wait            show a live progress bar until the campaign ends',
     '  --dry-run         run every check a launch and a worker would (provider file included) and say what would be',
@@ -295,18 +303,37 @@ const list: Command = {
 
 const providers: Command = {
   name: 'campaign providers',
-  summary: 'Give a running campaign a new provider order (takes effect at its next batch; ends a hold).',
-  usage: '<id> <name,name,...>',
+  summary: 'Give a running campaign a new provider order, or weights (takes effect at its next batch; ends a hold).',
+  usage: '<id> <name,name,...> | <name=weight,name=weight,...>',
+  details: [
+    'Names in priority order (primary,backup): the first healthy provider takes every batch.',
+    'name=weight entries (primary=70,backup=30): batches are split by weight. Either form replaces the plan.',
+  ].join('\n'),
   args: ['id', 'providers'],
   async run(ctx, _values, [id, names]) {
-    const order = names
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean);
-    const accepted = await setCampaignProviders(await ctx.temporal(), id, order);
-    console.log(`campaign ${id} now sends via ${accepted.join(' → ')}`);
+    const choices = parseProvidersArg(names, providers);
+    const accepted = await setCampaignProviders(await ctx.temporal(), id, choices);
+    const weights = Object.fromEntries(choices.flatMap((c) => (typeof c === 'string' ? [] : [[c.name, c.weight]])));
+    console.log(
+      `campaign ${id} now sends ${choices.some((c) => typeof c !== 'string') ? `split by weight: ${providersText(accepted, weights)}` : `via ${accepted.join(' → ')}`}`,
+    );
   },
 };
+
+/** `ses,postmark` (priority order) or `ses=70,postmark=30` (weights; the workflow checks them and names any bad one). */
+export function parseProvidersArg(value: string, cmd: Command): ProviderChoice[] {
+  const parts = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  return parts.map((part, i) => {
+    const eq = part.indexOf('=');
+    if (eq < 0) return part;
+    const weight = part.slice(eq + 1).trim();
+    if (!/^-?\d+(\.\d+)?$/.test(weight)) throw new UsageError(`providers[${i}].weight: expected a whole number above 0, got '${clip(weight)}'`, helpText(cmd));
+    return { name: part.slice(0, eq).trim(), weight: Number(weight) };
+  });
+}
 
 /** `--seq 12` or `--seq 10-20`: an inclusive range of recipient numbers. */
 export function parseSeqRange(value: string, cmd: Command): { fromSeq: number; toSeq: number } {

@@ -4,6 +4,13 @@
 import { now } from './columns';
 import type { StoreConnection } from './connection';
 import type { CampaignRecord, CampaignStore } from './types';
+import { parseProviderList, providerChoices } from '../../workflows/weighted-routing';
+
+/** providers_json: names in priority order, or { name, weight } entries for a weighted campaign. */
+function providersOf(json: string): Pick<CampaignRecord, 'providers' | 'weights'> {
+  const { order, weights } = parseProviderList(JSON.parse(json));
+  return weights ? { providers: order, weights } : { providers: order };
+}
 
 export class Campaigns implements CampaignStore {
   constructor(private readonly conn: StoreConnection) {}
@@ -16,7 +23,7 @@ export class Campaigns implements CampaignStore {
         name: c.name ?? null,
         from_address: c.from,
         template_json: JSON.stringify(c.template),
-        providers_json: JSON.stringify(c.providers),
+        providers_json: JSON.stringify(providerChoices(c.providers, c.weights)),
         batch_size: c.batchSize,
         compliance_json: complianceJson(c),
         retry_of: c.retryOf ?? null,
@@ -36,7 +43,7 @@ export class Campaigns implements CampaignStore {
       id: r.id,
       from: r.from_address,
       template: JSON.parse(r.template_json),
-      providers: JSON.parse(r.providers_json),
+      ...providersOf(r.providers_json),
       batchSize: Number(r.batch_size),
       createdAt: new Date(r.created_at),
     };

@@ -24,8 +24,10 @@ export interface CampaignRecord {
   name?: string;
   from: string;
   template: CampaignTemplate;
-  /** Provider names in priority order. */
+  /** Provider names in priority order (with `weights`: the order of the weighted list). */
   providers: string[];
+  /** Weighted routing: provider name -> weight, for every provider; absent: priority order. */
+  weights?: Record<string, number>;
   batchSize: number;
   /** Receipts and other non-marketing mail: no unsubscribe link or postal address required, no List-Unsubscribe. */
   transactional?: boolean;

@@ -487,6 +487,26 @@ describe('bad input corpus', function () {
       assert.deepEqual((err as InvalidCampaignError).problems, ['batchSize: expected a whole number from 1 to 1000, got 0']);
     });
 
+    it('bad input corpus: batchesInFlight above the most a campaign may have in flight is refused naming the field and value', () => {
+      const err = errorOf(() => loadCampaignDefinition(fixture('batches-in-flight-too-many.yaml'), PROVIDERS));
+      assert.deepEqual((err as InvalidCampaignError).problems, ['batchesInFlight: expected a whole number from 1 to 32 (batches in flight at once), got 64']);
+    });
+
+    it('bad input corpus: a campaign file with batchesInFlight sends with that window', () => {
+      const def = parseCampaignDefinition(
+        {
+          id: 'window-eight',
+          from: 'News <news@example.org>',
+          template: { subject: 'Receipt', text: 'Thanks' },
+          providers: [PROVIDERS[0]],
+          transactional: true,
+          batchesInFlight: 8,
+        },
+        PROVIDERS,
+      );
+      assert.equal(def.batchesInFlight, 8);
+    });
+
     it('bad input corpus: a negative batchSize is refused', () => {
       const err = errorOf(() => loadCampaignDefinition(fixture('batch-size-negative.yaml'), PROVIDERS));
       assert.deepEqual((err as InvalidCampaignError).problems, ['batchSize: expected a whole number from 1 to 1000, got -5']);

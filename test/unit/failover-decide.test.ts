@@ -179,6 +179,12 @@ describe('failover decision (decide)', () => {
         },
       },
       {
+        title: 'window: another batch in flight on a provider already found down fails too: no second switch, the campaign stays on the next provider',
+        given: state({ plan: { order: ['a', 'b', 'c'], down: { a: 'a: 535 authentication failed' } }, lastProvider: 'b' }),
+        event: { type: 'batch-failed', provider: 'a', failure: 'provider', reason: 'a: 535 authentication failed', atSeq: 21, at: AT },
+        expect: { state: state({ plan: { order: ['a', 'b', 'c'], down: { a: 'a: 535 authentication failed' } }, lastProvider: 'b' }) },
+      },
+      {
         title: 'the provider refused the message itself: a message-refused hold with its words; no provider is marked down',
         given: state({ lastProvider: 'a' }),
         event: { type: 'batch-failed', provider: 'a', failure: 'message-refused', reason: "400 'from' parameter is not a valid address", atSeq: 11, at: AT },

@@ -35,7 +35,7 @@ async function replayAll(path: string) {
 describe('replay of committed workflow histories', function () {
   this.timeout(120_000);
 
-  it('replay: the committed histories include an SMTP failover, a Mailgun failover, a pause and resume, a continue-as-new run, failover drills that pass and fail, a provider health workflow and a campaign failing back after shared health', () => {
+  it('replay: the committed histories include an SMTP failover, a Mailgun failover, a pause and resume, a continue-as-new run, failover drills that pass and fail, a provider health workflow, a campaign failing back after shared health, and campaigns with several batches in flight (the window), one failing over', () => {
     const names = histories.map((h) => h.workflowId);
     for (const expected of [
       'continue-as-new',
@@ -47,6 +47,8 @@ describe('replay of committed workflow histories', function () {
       'drill-hold',
       'provider-health',
       'shared-health-failback',
+      'window',
+      'window-failover',
     ])
       assert.ok(names.includes(expected), `test/histories/${expected}.json is committed`);
   });
