@@ -7,6 +7,7 @@
  * ids, seq ranges, counts, provider names and reasons: never addresses, merge data or secrets.
  */
 import type { OpsEvent } from '../src/ops-events';
+import type { QuotaSpent } from '../src/quota';
 import type { DeferralPolicy, ReleaseHeldInput, ReleaseHeldResult } from '../src/store/types';
 import type { CircuitState } from '../workflows/provider-health-api';
 
@@ -25,6 +26,8 @@ export const ERROR_TYPES = {
   invalidMessage: 'InvalidMessageError',
   /** The worker has no `drills:` config (non-retryable). */
   drillNotConfigured: 'DrillNotConfiguredError',
+  /** The campaign's hard-bounce or complaint rate crossed its threshold: pause it (non-retryable; details: the ReputationBreach). */
+  reputationBreach: 'ReputationBreachError',
   /** An operational event did not reach every alert target (retryable). */
   alertDelivery: 'AlertDeliveryError',
 } as const;
@@ -60,6 +63,11 @@ export interface SendBatchInput {
   limit?: number;
   /** How recipients the provider answers "later" are retried (default DEFAULT_DEFERRAL). */
   deferral?: DeferralPolicy;
+  /**
+   * The reputation breaker judges only sends from this time on (ISO 8601): an operator resumed the
+   * campaign from a reputation hold then. Absent: the whole window.
+   */
+  reputationSince?: string;
 }
 
 /** Final states of one batch's rows (recomputed from the ledger, so retries never double count). */
@@ -81,6 +89,12 @@ export interface BatchTally {
    * workflow sends the same batch again (it is not a failure).
    */
   incomplete?: boolean;
+  /**
+   * A quota or warm-up allowance of the provider was spent during the batch: its rows beyond the
+   * grant were not sent (back to pending). The workflow overflows to the next provider or waits for
+   * the reset (`onQuota`). Absent in results recorded before quotas.
+   */
+  quotaSpent?: QuotaSpent;
 }
 
 // releaseHeld

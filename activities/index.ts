@@ -8,6 +8,7 @@ import type { DrillSettings } from '../src/drill-settings';
 import type { MailoverMetrics } from '../src/metrics/metrics';
 import type { BounceSettings, UnsubscribeSettings } from '../src/compliance/settings';
 import type { ProviderRegistry } from '../src/providers/registry';
+import type { ReputationSettings } from '../src/reputation';
 import type { Store } from '../src/store/types';
 import { CampaignCache } from './campaign-cache';
 import type { CampaignActivities } from './contracts';
@@ -30,8 +31,12 @@ export interface ActivityDeps {
   alerts?: AlertTarget[];
   /** This worker's Prometheus metrics (none: nothing is counted). */
   metrics?: MailoverMetrics;
+  /** The reputation breaker's thresholds and window (`reputation:` in the worker config); defaults when absent. */
+  reputation?: ReputationSettings;
   /** Signed unsubscribe links (List-Unsubscribe, `{{unsubscribe_url}}`) and VERP bounce addresses. */
   compliance?: { unsubscribe?: UnsubscribeSettings; bounces?: BounceSettings };
+  /** The quotas' clock (epoch ms): providers' hours, days and warm-up days are counted on it. Default the wall clock; tests move it. */
+  quotaClock?: () => number;
 }
 
 export function createActivities(deps: ActivityDeps): CampaignActivities {

@@ -1,6 +1,7 @@
 /**
  * Sends one batch (a seq range of a campaign, or a sweep of rows behind its cursor) through one
- * provider.
+ * provider. First the reputation breaker (./reputation-check): a campaign whose hard-bounce or
+ * complaint rate crossed its threshold sends nothing (the workflow pauses it).
  *
  * Ledger protocol (design.md invariant 1): rows are claimed (pending -> sending) before the
  * provider call, marked dispatched right before they are handed over, and settled one by one as
@@ -28,7 +29,9 @@ import { AttemptClock } from './attempt-clock';
 import type { CampaignCache, LoadedCampaign } from './campaign-cache';
 import { LedgerWriter } from './ledger-writer';
 import { acquireSends } from './rate-limit';
+import { QuotaGate } from './quota-gate';
 import { reconcileInFlight } from './reconcile-in-flight';
+import { checkReputation } from './reputation-check';
 import { toApplicationFailure } from './failures';
 import type { BatchTally, SendBatchInput } from './contracts';
 import type { ActivityDeps } from './index';
@@ -110,6 +113,8 @@ async function sendBatchAttempt(deps: ActivityDeps, cache: CampaignCache, input:
     throw new ProviderUnavailableError(`provider '${input.provider}' is not configured on this worker`);
   }
   const provider = deps.providers.get(input.provider);
+  // The reputation breaker: a campaign whose bounce or complaint rate crossed its threshold sends nothing more.
+  await checkReputation(deps, campaign, input);
   const claimToken = randomUUID();
   const sweep = input.mode === 'sweep';
   const claim: ClaimResult & { fromDeferred?: number; fromPending?: number } = sweep
@@ -154,11 +159,15 @@ async function sendBatchAttempt(deps: ActivityDeps, cache: CampaignCache, input:
         )
       : undefined;
   const limits = deps.providers.rateLimit(input.provider);
-  const dispatching = async (ms: OutgoingMessage[]) => {
+  const quota = new QuotaGate(deps, input.provider);
+  const dispatching = async (all: OutgoingMessage[]) => {
     // A batch Temporal has given up on (heartbeat timeout, cancellation) stops handing out messages.
     clock.signal?.throwIfAborted();
     const alike = alikeSoFar();
     if (alike) throw alikeFailure(input.provider, alike, reported.size, refusals);
+    // The provider's hourly, daily and warm-up counters (in the store): the rest of a spent quota's batch is not sent.
+    const ms = await quota.take(all);
+    if (!ms.length) return ms;
     // The provider's plan limits hold across every campaign and worker (grants live in the store).
     if (limits)
       await acquireSends(deps.store, input.provider, limits, ms.length, {
@@ -208,6 +217,8 @@ async function sendBatchAttempt(deps: ActivityDeps, cache: CampaignCache, input:
     // Anything else (a ledger write failed) leaves rows as they are: the retry reconciles them.
     throw failure;
   }
+  // Rows held back by a spent quota go back to pending (never sent, never lost): the workflow sends them on.
+  if (quota.heldBack.length) await deps.store.release(campaignId, quota.heldBack, quota.reason(), claimToken);
 
   const seqs = sweep ? [...claim.claimed, ...claim.inFlight].map((r) => r.seq) : [];
   const tally = sweep ? await deps.store.tallyRows(campaignId, seqs) : await deps.store.tallyRange(campaignId, fromSeq, toSeq);
@@ -223,6 +234,7 @@ async function sendBatchAttempt(deps: ActivityDeps, cache: CampaignCache, input:
     ...(next ? { nextDeferredAt: next.getTime() } : {}),
     ...(sweep ? { swept: { deferred: claim.fromDeferred ?? 0, pending: claim.fromPending ?? 0 } } : {}),
     ...(reconciled.remaining > 0 || tally.sending > 0 ? { incomplete: true } : {}),
+    ...(quota.spent && quota.heldBack.length ? { quotaSpent: { ...quota.spent, heldBack: quota.heldBack.length } } : {}),
   };
 }
 

@@ -9,6 +9,7 @@ import type { CampaignRecord } from './store/types';
 import { templateProblems, usesField } from './template';
 import { readYamlFile } from './yaml-file';
 import { clip, quote } from './quote-value';
+import { parseSendWindow, type SendWindowSpec } from '../workflows/send-window';
 import { parseProviderList } from '../workflows/weighted-routing';
 
 /** A campaign file: what the store keeps, and how the workflow sends it (`batchesInFlight`, the window). */
@@ -115,6 +116,14 @@ export function parseCampaignDefinition(raw: unknown, knownProviders?: string[],
     problems.push(`batchesInFlight: expected a whole number from 1 to ${MAX_BATCHES_IN_FLIGHT} (batches in flight at once), got ${show(window)}`);
   }
 
+  // When it may send: checked here (field by field), normalized for the store and the workflow.
+  let sendWindow: SendWindowSpec | undefined;
+  if (raw.window !== undefined) {
+    const w = parseSendWindow(raw.window);
+    if (w.window) sendWindow = w.window.spec;
+    else problems.push(...w.problems);
+  }
+
   for (const key of Object.keys(raw)) {
     if (!FIELDS.includes(key)) problems.push(`${key}: unknown field (expected ${FIELDS.join(', ')})`);
   }
@@ -133,10 +142,11 @@ export function parseCampaignDefinition(raw: unknown, knownProviders?: string[],
     ...(typeof postal === 'string' ? { postalAddress: postal.trim() } : {}),
     ...(typeof list === 'string' ? { list } : {}),
     ...(typeof window === 'number' ? { batchesInFlight: window } : {}),
+    ...(sendWindow ? { window: sendWindow } : {}),
   };
 }
 
-const FIELDS = ['id', 'name', 'from', 'template', 'providers', 'batchSize', 'batchesInFlight', 'transactional', 'postalAddress', 'list'];
+const FIELDS = ['id', 'name', 'from', 'template', 'providers', 'batchSize', 'batchesInFlight', 'transactional', 'postalAddress', 'list', 'window'];
 
 /**
  * What a marketing campaign (not `transactional: true`) must carry before anything is sent:
@@ -164,6 +174,7 @@ export function assertSendable(def: CampaignDefinition): void {
   const sender = typeof def.from === 'string' ? parseSender(def.from) : undefined;
   if (!sender?.ok) problems.push(`from: invalid sender address ${show(def.from)}${sender ? ` (${sender.reason})` : ''}`);
   if (!def.transactional) problems.push(...marketingProblems(def.template as unknown as Record<string, unknown>, def.postalAddress));
+  if (def.window !== undefined) problems.push(...(parseSendWindow(def.window).problems ?? []));
   if (problems.length) throw new InvalidCampaignError(`campaign '${def.id}' is invalid:\n  - ${problems.join('\n  - ')}`, problems);
 }
 

@@ -20,6 +20,7 @@ import {
   type CampaignProgress,
 } from '../workflows/campaign-api';
 import { CampaignIdKey, CampaignStatusKey, ActiveProviderKey, AcceptedCountKey } from '../workflows/search-attributes';
+import { describeWindow, type SendWindowSpec } from '../workflows/send-window';
 import { DEFAULT_TASK_QUEUE } from './worker';
 import { providersText, type ProviderChoice } from '../workflows/weighted-routing';
 
@@ -39,6 +40,10 @@ export interface StartCampaignOptions {
   options?: CampaignOptions;
   /** The campaign this one retries (named in its Web UI summary). */
   retryOf?: string;
+  /** Send nothing before this time: the workflow starts now and waits on a timer (`campaign start --at`). */
+  startAt?: Date;
+  /** Send only inside this window (the campaign file's `window`, parsed by parseSendWindow). */
+  window?: SendWindowSpec;
 }
 
 export async function startCampaign(client: Client, opts: StartCampaignOptions): Promise<WorkflowHandleWithFirstExecutionRunId<typeof campaignWorkflow>> {
@@ -50,6 +55,12 @@ export async function startCampaign(client: Client, opts: StartCampaignOptions):
     options: opts.options,
   };
   const via = opts.weights ? `split by weight ${providersText(opts.providers, opts.weights)}` : `via ${opts.providers.join(' → ')}`;
+  // Only campaigns with a schedule carry these fields (the workflow's schedule is gated on them).
+  const startAt = opts.startAt?.toISOString();
+  if (startAt) input.startAt = startAt;
+  if (opts.window) input.window = opts.window;
+  const scheduled = opts.startAt !== undefined && opts.startAt.getTime() > Date.now();
+  const when = [...(startAt ? [`starts at ${startAt}`] : []), ...(opts.window ? [`sends ${describeWindow(opts.window)}`] : [])];
   try {
     return await client.workflow.start(campaignWorkflow, {
       workflowId: opts.campaignId,
@@ -58,11 +69,13 @@ export async function startCampaign(client: Client, opts: StartCampaignOptions):
       workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
       typedSearchAttributes: [
         { key: CampaignIdKey, value: opts.campaignId },
-        { key: CampaignStatusKey, value: 'running' },
+        { key: CampaignStatusKey, value: scheduled ? 'scheduled' : 'running' },
         { key: ActiveProviderKey, value: opts.weights ? opts.providers.join('+') : opts.providers[0] },
         { key: AcceptedCountKey, value: 0 },
       ],
-      staticSummary: `Campaign ${opts.campaignId}${opts.retryOf ? ` (retry of ${opts.retryOf})` : ''}${opts.total !== undefined ? `: ${opts.total} recipients` : ''} ${via}, batches of ${opts.batchSize}, up to ${opts.options?.batchesInFlight ?? DEFAULT_BATCHES_IN_FLIGHT} in flight`,
+      // `campaign list` shows when a scheduled campaign starts from this memo (the workflow keeps it current).
+      ...(scheduled ? { memo: { waitingUntil: startAt } } : {}),
+      staticSummary: `Campaign ${opts.campaignId}${opts.retryOf ? ` (retry of ${opts.retryOf})` : ''}${opts.total !== undefined ? `: ${opts.total} recipients` : ''} ${via}, batches of ${opts.batchSize}, up to ${opts.options?.batchesInFlight ?? DEFAULT_BATCHES_IN_FLIGHT} in flight${when.length ? `; ${when.join(', ')}` : ''}`,
       staticDetails: `${opts.weights ? `Providers by weight: ${providersText(opts.providers, opts.weights)}` : `Providers in priority order: ${opts.providers.join(', ')}`}. Pause/resume/cancel with signals; query "progress" for counts.`,
     });
   } catch (err) {

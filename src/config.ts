@@ -11,6 +11,8 @@ import { parseDrillSettings, type DrillSettings } from './drill-settings';
 import { OPS_EVENT_KINDS, type OpsEventKind } from './ops-events';
 import { COMPLIANCE_SECRET_FIELDS, parseComplianceSettings, type ComplianceSettings } from './compliance/settings';
 import { quote } from './quote-value';
+import { parseReputationSettings, type ReputationSettings } from './reputation';
+import { parseQuota, parseWarmup, type ProviderQuotaFields } from './quota';
 
 export type InFlightPolicy = 'resend' | 'hold';
 
@@ -64,6 +66,8 @@ export interface MailoverConfig {
   metrics?: MetricsConfig;
   /** unsubscribe:, webhooks:, bounces: (docs/compliance.md). */
   compliance: ComplianceSettings;
+  /** The reputation breaker's thresholds and window (`reputation:`, src/reputation.ts); defaults when absent. */
+  reputation: ReputationSettings;
 }
 
 export interface HealthConfig extends HealthSettings {
@@ -108,8 +112,13 @@ function validateProvider(raw: unknown, path: string, problems: string[]): Provi
     problems.push(`${path}.name: expected a provider name (letters, digits, _ . -), got ${quote(name)}`);
   }
   if (raw.rateLimit !== undefined) validateRateLimit(raw.rateLimit, `${path}.rateLimit`, problems);
+  const quota = raw.quota !== undefined ? parseQuota(raw.quota, `${path}.quota`, problems) : undefined;
+  const warmup = raw.warmup !== undefined ? parseWarmup(raw.warmup, `${path}.warmup`, problems) : undefined;
   const module = findProviderModule(raw.kind);
-  if (module) return module.parseConfig(raw, path, problems) as ProviderDefinition;
+  if (module) {
+    const def = module.parseConfig(raw, path, problems) as ProviderDefinition;
+    return { ...def, ...(quota ? { quota } : {}), ...(warmup ? { warmup } : {}) } as ProviderDefinition;
+  }
   problems.push(`${path}.kind: expected one of ${providerKinds().join(', ')}, got ${quote(raw.kind)}`);
   return undefined;
 }
@@ -323,8 +332,18 @@ export function parseConfig(source: unknown, env: NodeJS.ProcessEnv = process.en
   }
   const metrics = validateMetrics(resolved.metrics, problems);
   const compliance = parseComplianceSettings(resolved, problems);
+  const reputation = parseReputationSettings(resolved.reputation, problems);
   if (problems.length) throw new ConfigError(`${origin}: ${problems.join('; ')}`);
-  return { providers, inFlight: inFlight as InFlightPolicy, health, alerts, compliance, ...(drills ? { drills } : {}), ...(metrics ? { metrics } : {}) };
+  return {
+    providers,
+    inFlight: inFlight as InFlightPolicy,
+    health,
+    alerts,
+    compliance,
+    reputation,
+    ...(drills ? { drills } : {}),
+    ...(metrics ? { metrics } : {}),
+  };
 }
 
 export function loadConfig(path = process.env.MAILOVER_CONFIG ?? './mailover.yaml', env: NodeJS.ProcessEnv = process.env): MailoverConfig {
@@ -339,6 +358,20 @@ export function loadProviderNames(path: string): string[] {
   const names = providers.map((p) => (isObject(p) && typeof p.name === 'string' ? p.name : '')).filter(Boolean);
   if (!names.length) throw new ConfigError(`${path}: providers: expected a non-empty list of providers with names`);
   return names;
+}
+
+/** Each provider's quotas and warm-up ramp from a config file (for `provider status`, which never needs the secrets). */
+export function loadProviderQuotas(path: string): Array<{ name: string } & ProviderQuotaFields> {
+  const doc = readYamlFile(path, 'config file', (m) => new ConfigError(m));
+  const providers = isObject(doc) && Array.isArray(doc.providers) ? doc.providers : [];
+  const problems: string[] = [];
+  const out = providers.filter(isObject).map((p, i) => {
+    const quota = p.quota !== undefined ? parseQuota(p.quota, `providers[${i}].quota`, problems) : undefined;
+    const warmup = p.warmup !== undefined ? parseWarmup(p.warmup, `providers[${i}].warmup`, problems) : undefined;
+    return { name: String(p.name ?? ''), ...(quota ? { quota } : {}), ...(warmup ? { warmup } : {}) };
+  });
+  if (problems.length) throw new ConfigError(`${path}: ${problems.join('; ')}`);
+  return out;
 }
 
 /** The health settings of a config file (for the CLI, which starts health workflows without the secrets). */

@@ -21,6 +21,8 @@ export interface LaunchOptions {
   audienceFile: string;
   taskQueue?: string;
   options?: CampaignOptions;
+  /** Send nothing before this time (must be ahead when the launch begins; once the audience is in, a time gone by means at once). */
+  startAt?: Date;
   /** Rows checked so far in the first pass over the audience file (every 10,000 rows). */
   onCheckProgress?: (rows: number) => void;
   /** Rows inserted so far in the second pass. */
@@ -103,6 +105,11 @@ export async function checkLaunch(opts: LaunchCheckOptions): Promise<LaunchCheck
 
 export async function launchCampaign(opts: LaunchOptions): Promise<LaunchResult> {
   const { store, definition: def } = opts;
+  const startAt = opts.startAt?.getTime();
+  if (startAt !== undefined && !(startAt > Date.now())) {
+    const shown = opts.startAt && !Number.isNaN(startAt) ? opts.startAt.toISOString() : 'an invalid date';
+    throw new InvalidCampaignError(`campaign '${def.id}': startAt: ${shown} is not in the future; nothing was stored or started`);
+  }
   const scan = await checkLaunch(opts);
   await store.createCampaign(def);
   // Second pass: the rows go into the store in chunks.
@@ -116,6 +123,8 @@ export async function launchCampaign(opts: LaunchOptions): Promise<LaunchResult>
     taskQueue: opts.taskQueue,
     options: def.batchesInFlight !== undefined ? { ...opts.options, batchesInFlight: def.batchesInFlight } : opts.options,
     retryOf: def.retryOf,
+    ...(opts.startAt ? { startAt: opts.startAt } : {}),
+    ...(def.window ? { window: def.window } : {}),
   });
   return { ...report, workflowId: handle.workflowId, runId: handle.firstExecutionRunId };
 }

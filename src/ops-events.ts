@@ -4,6 +4,7 @@
  * only, never addresses or secrets, so they are safe in workflow history and in chat.
  */
 import type { SwitchCause } from '../workflows/failover';
+import type { ReputationMeasure } from './reputation';
 
 export type OpsEvent =
   /** A provider's shared circuit opened: every campaign on it moves to its next provider. */
@@ -17,6 +18,11 @@ export type OpsEvent =
   | { kind: 'provider-switched'; campaignId: string; from: string; to: string; reason: string; atSeq: number; failback: boolean; cause?: SwitchCause }
   /** A campaign stopped sending: no provider left (or something else needs an operator). */
   | { kind: 'campaign-holding'; campaignId: string; reason: string }
+  /**
+   * The reputation breaker paused a campaign: its hard-bounce or complaint rate on `provider` crossed
+   * the threshold (`reason` has the figures). It holds (kind `reputation`) until an operator resumes it.
+   */
+  | { kind: 'reputation-paused'; campaignId: string; provider: string; measure: ReputationMeasure; reason: string }
   /** A campaign workflow failed (invalid campaign found late, or a bug). */
   | { kind: 'campaign-failed'; campaignId: string; reason: string }
   /** A failover drill ended; `passed` false alerts. `summary` is a short, human table or sentence. */
@@ -29,6 +35,7 @@ export const OPS_EVENT_KINDS: readonly OpsEventKind[] = [
   'circuit-closed',
   'provider-switched',
   'campaign-holding',
+  'reputation-paused',
   'campaign-failed',
   'drill-finished',
 ];
@@ -44,6 +51,8 @@ export function describeOpsEvent(e: OpsEvent): string {
       return `campaign ${e.campaignId} ${e.failback ? 'failed back' : 'switched'} from ${e.from} to ${e.to} at recipient #${e.atSeq}: ${e.reason}`;
     case 'campaign-holding':
       return `campaign ${e.campaignId} is HOLDING (nothing is being sent): ${e.reason}`;
+    case 'reputation-paused':
+      return `campaign ${e.campaignId} is PAUSED by the reputation breaker (nothing is being sent until an operator resumes it): ${e.reason}`;
     case 'campaign-failed':
       return `campaign ${e.campaignId} FAILED: ${e.reason}`;
     case 'drill-finished':
@@ -53,5 +62,11 @@ export function describeOpsEvent(e: OpsEvent): string {
 
 /** Whether an event is bad news (alert receivers may choose to page only on these). */
 export function isAlarming(e: OpsEvent): boolean {
-  return e.kind === 'circuit-opened' || e.kind === 'campaign-holding' || e.kind === 'campaign-failed' || (e.kind === 'drill-finished' && !e.passed);
+  return (
+    e.kind === 'circuit-opened' ||
+    e.kind === 'campaign-holding' ||
+    e.kind === 'reputation-paused' ||
+    e.kind === 'campaign-failed' ||
+    (e.kind === 'drill-finished' && !e.passed)
+  );
 }

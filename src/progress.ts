@@ -1,5 +1,9 @@
 /** Human views of a campaign: a one-line progress bar and a summary table. */
 import type { CampaignProgress, CampaignResult } from '../workflows/campaign-api';
+import { waitText } from '../workflows/send-schedule';
+
+/** An ISO time for people: `2026-12-02 08:00:00 UTC`. */
+export const utcTime = (iso: string) => `${iso.replace('T', ' ').slice(0, 19)} UTC`;
 
 const done = (p: Pick<CampaignProgress, 'accepted' | 'rejected' | 'suppressed' | 'heldForReview'>) => p.accepted + p.rejected + p.suppressed + p.heldForReview;
 
@@ -9,7 +13,8 @@ export function progressBar(p: CampaignProgress, width = 30): string {
   const filled = Math.round(ratio * width);
   const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
   const via = p.activeProvider ? `via ${p.activeProvider}` : 'no provider';
-  const state = p.status === 'running' ? via : `${p.status}${p.pauseReason ? `: ${p.pauseReason}` : ''}`;
+  const waiting = p.status === 'scheduled' || p.status === 'waiting' ? waitText(p) : undefined;
+  const state = p.status === 'running' ? via : (waiting ?? `${p.status}${p.pauseReason ? `: ${p.pauseReason}` : ''}`);
   const switches = p.switches.length ? ` · ${p.switches.length} switch${p.switches.length > 1 ? 'es' : ''}` : '';
   const deferred = p.deferred ? ` · deferred ${p.deferred}` : '';
   const held = p.heldForReview ? ` · held ${p.heldForReview}` : '';

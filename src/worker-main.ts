@@ -120,6 +120,7 @@ export async function runWorker(configPath?: string): Promise<void> {
     alerts: config.alerts,
     metrics,
     compliance: config.compliance,
+    reputation: config.reputation,
     workflowBundle: bundlePath ? { codePath: bundlePath } : undefined,
     // After a worker dies, its campaigns' next workflow task waits this long on the dead worker's
     // sticky queue before any other worker may take it.

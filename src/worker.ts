@@ -9,6 +9,7 @@ import { activityFailureCounter } from './metrics/activity-failures';
 import type { MailoverMetrics } from './metrics/metrics';
 import type { BounceSettings, UnsubscribeSettings } from './compliance/settings';
 import type { ProviderRegistry } from './providers/registry';
+import type { ReputationSettings } from './reputation';
 import type { Store } from './store/types';
 
 export const DEFAULT_TASK_QUEUE = 'mailover';
@@ -28,8 +29,12 @@ export interface CampaignWorkerOptions {
   alerts?: AlertTarget[];
   /** Prometheus metrics the activities count into. */
   metrics?: MailoverMetrics;
+  /** The reputation breaker's thresholds and window (`reputation:`); defaults when absent. */
+  reputation?: ReputationSettings;
   /** Unsubscribe links and VERP bounce addresses (the config's unsubscribe: and bounces: sections). */
   compliance?: { unsubscribe?: UnsubscribeSettings; bounces?: BounceSettings };
+  /** The quotas' clock (epoch ms); default the wall clock. Tests move it to reach a quota's reset. */
+  quotaClock?: () => number;
   /** A prebuilt workflow bundle (tests share one); by default workflows/ is bundled at start. */
   workflowBundle?: { code: string } | { codePath: string };
   /** Payload encryption (src/codec/data-converter.ts); clients must use the same one. */
@@ -52,6 +57,8 @@ export async function createCampaignWorker(opts: CampaignWorkerOptions): Promise
     alerts: opts.alerts,
     metrics: opts.metrics,
     compliance: opts.compliance,
+    ...(opts.reputation ? { reputation: opts.reputation } : {}),
+    quotaClock: opts.quotaClock,
   });
   if (opts.metrics) opts.metrics.knowActivities(Object.keys(activities));
   return Worker.create({

@@ -4,8 +4,14 @@
  * the client, the CLI and tests; the workflow itself is in ./campaign.ts.
  */
 import * as wf from '@temporalio/workflow';
+import type { SendWindowSpec } from './send-window';
 
-export type CampaignStatus = 'starting' | 'running' | 'paused' | 'holding' | 'completed' | 'cancelled';
+/**
+ * `scheduled`: started with a start time still ahead (`campaign start --at`); `waiting`: outside its
+ * send window, sending nothing until it opens (batches already sent finish). Both go on by
+ * themselves; `running` is sending.
+ */
+export type CampaignStatus = 'starting' | 'scheduled' | 'running' | 'waiting' | 'paused' | 'holding' | 'completed' | 'cancelled';
 
 /**
  * Why a campaign is not sending. `operator`: paused by a person (status `paused`); every other
@@ -13,9 +19,12 @@ export type CampaignStatus = 'starting' | 'running' | 'paused' | 'holding' | 'co
  * - `no-provider`: every provider is down (ends by itself when one recovers);
  * - `message-refused`: the provider refused the message itself (its text says why);
  * - `store-or-bug`: the store, Temporal or a bug failed a step after its retries;
- * - `review`: recipients are held for review (outcome unknown): `mailover campaign held` / `release`.
+ * - `review`: recipients are held for review (outcome unknown): `mailover campaign held` / `release`;
+ * - `reputation`: the campaign's hard-bounce or complaint rate crossed its threshold (the reason has
+ *   the figures); it never fails over for that. Resuming starts a fresh window from then on.
+ * - `quota`: a provider's quota or warm-up allowance is spent and its `onQuota` is `wait` (ends by itself at the reset).
  */
-export type HoldKind = 'operator' | 'no-provider' | 'message-refused' | 'store-or-bug' | 'review';
+export type HoldKind = 'operator' | 'no-provider' | 'message-refused' | 'store-or-bug' | 'review' | 'reputation' | 'quota';
 
 export interface CampaignHold {
   kind: HoldKind;
@@ -80,6 +89,10 @@ export interface CampaignInput {
    * and when it ends (drillCampaignSignal in ./drill-api.ts), so the drill need not poll it.
    */
   notifyParent?: boolean;
+  /** Send nothing before this time (ISO 8601; `campaign start --at`). Absent: at once. */
+  startAt?: string;
+  /** Send only inside this window (the campaign file's `window`, normalized). Absent: any time. */
+  window?: SendWindowSpec;
   /** State carried over continue-as-new; absent on the first run. */
   carried?: CarriedState;
 }
@@ -126,6 +139,25 @@ export interface CarriedState {
   lastProvider?: string;
   /** Ranges of the first pass settled above the cursor (batches settle out of order with several in flight; absent before the window). */
   settledAbove?: Array<[fromSeq: number, toSeq: number]>;
+  /** When an operator last resumed a reputation hold (ISO 8601, workflow time): the breaker judges sends from then on. */
+  reputationSince?: string;
+  /** Providers whose quota is spent (overflowed or waited for), until their reset (./quota-routing.ts); absent before quotas. */
+  quota?: Record<string, QuotaWatch>;
+}
+
+/** A spent quota the campaign overflowed or waits for: until when (workflow time), and what moved meanwhile. */
+export interface QuotaWatch {
+  /** The limit spent and its allowance, as the reason says it. */
+  limit: 'day' | 'hour' | 'second' | 'warmup';
+  allowance: number;
+  onQuota: 'overflow' | 'wait';
+  /** When the campaign goes back (epoch ms, workflow time: now + the quota's time to its reset). */
+  until: number;
+  /** Overflow: the index of its switch in the switch log, and accepted on the other providers when it was recorded. */
+  switchIndex?: number;
+  acceptedElsewhereBefore?: number;
+  /** Recipients accepted on the other providers since the overflow. */
+  moved?: number;
 }
 
 export interface CampaignProgress {
@@ -170,9 +202,22 @@ export interface CampaignProgress {
   window?: number;
   /** continue-as-new runs so far */
   runs: number;
+  /** Its start time, when it was started with one (ISO 8601). */
+  scheduledFor?: string;
+  /** Its send window: `mon-fri 09:00-17:00 Europe/Berlin`. */
+  sendWindow?: string;
+  /** While it waits (status scheduled or waiting): when it starts or its window opens (ISO 8601). */
+  waitingUntil?: string;
+  /** What it waits for: its start time, or its send window to open. */
+  waitingFor?: 'start' | 'send-window';
+  /** Why, for people: `to start at 2026-12-02 08:00:00 UTC`, `for its send window (mon-fri 09:00-17:00 Europe/Berlin) until …`. */
+  waitReason?: string;
 }
 
-export type CampaignResult = Omit<CampaignProgress, 'batchInFlight' | 'batchesInFlight' | 'paused' | 'pauseReason' | 'hold'>;
+export type CampaignResult = Omit<
+  CampaignProgress,
+  'batchInFlight' | 'batchesInFlight' | 'paused' | 'pauseReason' | 'hold' | 'waitingUntil' | 'waitingFor' | 'waitReason'
+>;
 
 export interface ReleaseHeldRequest {
   /** resend: the campaign sends them again; mark-sent: settled as accepted (the operator knows they went out). */

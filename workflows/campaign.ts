@@ -14,6 +14,7 @@ import * as wf from '@temporalio/workflow';
 import { ActivityFailure, ApplicationFailure, TimeoutFailure } from '@temporalio/workflow';
 import { ERROR_TYPES, type BatchTally, type CampaignActivities } from '../activities/contracts';
 import type { OpsEvent } from '../src/ops-events';
+import type { ReputationBreach } from '../src/reputation';
 import {
   cancelSignal,
   DEFAULT_BATCHES_IN_FLIGHT,
@@ -61,7 +62,9 @@ import { DEFAULT_DEFERRAL } from './deferral';
 import { nextRange, settle, type SeqRange } from './batch-window';
 import { AcceptedCountKey, ActiveProviderKey, CampaignIdKey, CampaignStatusKey, HoldKindKey } from './search-attributes';
 import { drillCampaignSignal, type DrillCampaignNotice } from './drill-api';
+import { CampaignSchedule, waitText } from './send-schedule';
 import { routingProgress, routingDetails, validateProviderChoices, parseProviderChoices, type ProviderChoice } from './routing-view';
+import { quotaHook } from './quota-routing';
 
 export async function campaignWorkflow(input: CampaignInput): Promise<CampaignResult> {
   // ── State ────────────────────────────────────────────────────────────────────────────────
@@ -93,8 +96,10 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   let watchNeeded = sharedHealth;
 
   const finished = () => isFinished(state, holdKinds);
-  const status = (): CampaignStatus => statusOf(state, { cancelled, prepared, holdKinds });
-  const progress = (): CampaignProgress => progressOf(state, campaignId, status(), inFlight.size, windowSize);
+  /** Its start time and send window (./send-schedule.ts); campaigns without them never wait there. */
+  const schedule = new CampaignSchedule(input, { cancelled: () => cancelled, paused: () => state.paused, changed: () => upsertSearchAttributes() });
+  const status = (): CampaignStatus => schedule.status(statusOf(state, { cancelled, prepared, holdKinds }));
+  const progress = (): CampaignProgress => ({ ...progressOf(state, campaignId, status(), inFlight.size, windowSize), ...schedule.progress() });
   const result = (): CampaignResult => {
     const { batchInFlight: _b, batchesInFlight: _n, paused: _p, pauseReason: _r, hold: _h, ...r } = progress();
     return r;
@@ -205,7 +210,8 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   };
   const holdStarted = (hold: Hold) => {
     if (hold.kind === 'operator') return;
-    raise({ kind: 'campaign-holding', campaignId, reason: hold.reason });
+    // A reputation pause is raised with its figures where its batch failed (reputation-paused).
+    if (hold.kind !== 'reputation') raise({ kind: 'campaign-holding', campaignId, reason: hold.reason });
     void tellDrill({ status: 'holding', reason: hold.reason });
   };
   const apply = (event: FailoverEvent): Decision => {
@@ -216,6 +222,9 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     if (d.hold) holdStarted(d.hold);
     return d;
   };
+  // Spent quotas: overflow or wait, and their resets (./quota-routing.ts).
+  const quotas = quotaHook({ state: () => state, apply, changed: () => upsertSearchAttributes() });
+  quotas.resume();
 
   // ── Handlers ─────────────────────────────────────────────────────────────────────────────
   wf.setHandler(progressQuery, progress);
@@ -225,6 +234,8 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   wf.setHandler(resumeSignal, () => {
     // Resuming a review hold means: done reviewing, complete with whatever is still held.
     if (holdKindOf(state) === 'review') state.reviewDone = true;
+    // Resuming a reputation hold: the breaker judges the sends from now on (a fresh window).
+    if (holdKindOf(state) === 'reputation') state.reputationSince = nowIso();
     apply({ type: 'resume' });
   });
   wf.setHandler(cancelSignal, () => {
@@ -278,6 +289,13 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     if (input.notifyParent) await tellDrill({ status: 'failed', reason: errorMessage(err) });
     await Promise.all(pendingEvents);
     throw err;
+  };
+
+  /** The reputation breaker paused the campaign: raised with the breach's provider and measure (the failure's details). */
+  const raiseReputationPaused = (err: unknown, provider: string, reason: string) => {
+    const breach = reputationBreachOf(err);
+    raise({ kind: 'reputation-paused', campaignId, provider: breach?.provider || provider, measure: breach?.measure ?? 'complaints', reason });
+    wf.log.warn('reputation breaker paused the campaign', { campaignId, reason });
   };
 
   /** Subscribe to the providers' shared health and learn their circuits; false (holding) when that failed. */
@@ -337,10 +355,12 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       mode: 'sweep',
       limit: input.batchSize,
       deferral: deferralOf(opts),
+      ...reputationOf(state),
     });
     const swept = tally.swept ?? { deferred: 0, pending: 0 };
     state.counts = addTally({ ...state.counts, deferred: Math.max(0, deferredCount(state) - swept.deferred) }, tally);
     state.releasedPending = swept.deferred + swept.pending === 0 ? 0 : Math.max(0, (state.releasedPending ?? 0) - swept.pending);
+    if (quotas.heldBack(provider, tally, 1)) state.releasedPending = (state.releasedPending ?? 0) + (tally.quotaSpent?.heldBack ?? 0);
     state.nextDeferredAt = tally.nextDeferredAt;
     // The store has no deferred row left: nothing to wait for, whatever the counters thought.
     if (tally.nextDeferredAt === undefined) state.counts = { ...state.counts, deferred: 0 };
@@ -356,10 +376,16 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       fromSeq,
       toSeq,
       deferral: deferralOf(opts),
+      ...reputationOf(state),
     });
     if (tally.incomplete) {
       // Rows of the batch are still in flight (their look-up did not fit the attempt): the same batch again.
       lastBatch = `batch ${batchNo}: looking up messages in flight on ${provider}; the batch goes on`;
+      return;
+    }
+    if (quotas.heldBack(provider, tally, fromSeq)) {
+      // Its rows past the quota are back to pending: the same batch again, on the next provider or after the reset.
+      lastBatch = `batch ${batchNo}: ${provider}'s quota is spent; ${tally.quotaSpent?.heldBack ?? 0} recipient(s) not sent yet`;
       return;
     }
     state.counts = addTally(state.counts, tally);
@@ -392,6 +418,8 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       if (failure === 'invalid-campaign') return await failInvalid(err);
       const reason = providerFailureReason(err) ?? errorMessage(err);
       if (failure === 'provider') tellHealth(provider, { ok: false, reason });
+      // Several batches in flight may all find the breach: one pause, raised once.
+      if (failure === 'reputation' && holdKindOf(state) !== 'reputation') raiseReputationPaused(err, provider, reason);
       apply({
         type: 'batch-failed',
         provider,
@@ -413,6 +441,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     return sendBatch(provider, range).finally(() => {
       inFlight.delete(id);
       batchesEnded++;
+      quotas.afterBatch();
       if (windowed) upsertSearchAttributes();
     });
   };
@@ -446,6 +475,8 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       }
     }
   }
+  if (schedule.problem) return failInvalid(ApplicationFailure.nonRetryable(`campaign '${campaignId}': ${schedule.problem}`, ERROR_TYPES.invalidCampaign));
+  await schedule.untilStart();
   upsertSearchAttributes();
 
   // ── The loop: fill the window, one batch per turn ────────────────────────────────────────
@@ -474,6 +505,8 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       else await waitOrHoldForReview(now);
       continue;
     }
+    // Outside its send window: it waited (batches in flight finish; pause and cancel end the wait); look again.
+    if (!(await schedule.windowOpen())) continue;
     const fromSeq = range ? range[0] : 1;
     const { provider } = apply({ type: 'batch-starting', atSeq: fromSeq, at: nowIso(), recordMoves: sharedHealth, batchSize: input.batchSize });
     // No provider left (here or by shared health): holding until one comes back or an operator acts.
@@ -613,7 +646,20 @@ function batchFailure(err: unknown, holdKinds: boolean): BatchFailure | 'invalid
   // Before hold kinds, a message the provider refused held the campaign as any other failure did.
   if (holdKinds && isInvalidMessage(err)) return 'message-refused';
   if (isWorkerTimeout(err)) return 'worker-timeout';
+  if (reputationBreachOf(err) !== undefined) return 'reputation';
   return 'store-or-bug';
+}
+
+/** The reputation breach a batch failed on (its failure's details), undefined for other failures. */
+function reputationBreachOf(err: unknown): Pick<ReputationBreach, 'provider' | 'measure'> | undefined {
+  if (!(err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === ERROR_TYPES.reputationBreach)) return undefined;
+  const d = err.cause.details?.[0] as Partial<ReputationBreach> | undefined;
+  return { provider: typeof d?.provider === 'string' ? d.provider : '', measure: d?.measure === 'hard-bounces' ? 'hard-bounces' : 'complaints' };
+}
+
+/** The activity input that tells the reputation breaker since when to judge (absent until a reputation hold was resumed). */
+function reputationOf(s: CarriedState): { reputationSince?: string } {
+  return s.reputationSince ? { reputationSince: s.reputationSince } : {};
 }
 
 function errorMessage(err: unknown): string {
@@ -767,6 +813,7 @@ function progressOf(s: CarriedState, campaignId: string, status: CampaignStatus,
 function detailsOf(p: CampaignProgress, lastBatch: string): string {
   return [
     `**${p.status}**${p.pauseReason ? ` (${p.hold ? `${p.hold.kind}: ` : ''}${p.pauseReason})` : ''} · ${p.total - p.remaining} of ${p.total} done · active provider **${p.activeProvider ?? 'none'}**`,
+    ...(waitText(p) ? ['', `⏳ ${waitText(p)}`] : []),
     '',
     '| accepted | rejected | suppressed | deferred | held | remaining | switches |',
     '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |',

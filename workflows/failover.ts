@@ -16,7 +16,7 @@
  */
 import type { HoldKind, ProviderPlan, ProviderSwitch } from './campaign-api';
 import { weightedBatchStarting, weightedFailOver, weightedFailback } from './weighted-failover';
-import { isWeighted } from './weighted-routing';
+import { healthyProviders, intendedShare, isWeighted, splitMove, splitText } from './weighted-routing';
 
 export type { ProviderPlan };
 
@@ -42,10 +42,11 @@ export interface FailoverState {
  * - `retries-exhausted`: its own batch; transient errors until the retry budget was spent;
  * - `shared-health`: the provider's shared circuit opened on other campaigns' failures (or a failed probe);
  * - `operator`: an operator marked the provider down;
- * - `failback`: back to a recovered higher-priority provider.
+ * - `failback`: back to a recovered higher-priority provider;
+ * - `quota`: a quota or warm-up allowance was spent (overflow to the next provider), or reset (back to it).
  */
-export type SwitchCause = 'provider-refused' | 'retries-exhausted' | 'shared-health' | 'operator' | 'failback';
-export const SWITCH_CAUSES: readonly SwitchCause[] = ['provider-refused', 'retries-exhausted', 'shared-health', 'operator', 'failback'];
+export type SwitchCause = 'provider-refused' | 'retries-exhausted' | 'shared-health' | 'operator' | 'failback' | 'quota';
+export const SWITCH_CAUSES: readonly SwitchCause[] = ['provider-refused', 'retries-exhausted', 'shared-health', 'operator', 'failback', 'quota'];
 
 /** How a batch failed at the provider level: the provider refused us, or transient errors spent the retry budget. */
 export type ProviderFailureCause = Extract<SwitchCause, 'provider-refused' | 'retries-exhausted'>;
@@ -59,7 +60,9 @@ export type BatchFailure =
   /** the store, Temporal or a bug failed the batch after its retries: hold with the reason */
   | 'store-or-bug'
   /** the worker died or hung (heartbeat or start-to-close timeout): the same batch again, same provider */
-  | 'worker-timeout';
+  | 'worker-timeout'
+  /** the reputation breaker: the campaign's hard-bounce or complaint rate crossed its threshold (the reason has the figures): pause, never switch */
+  | 'reputation';
 
 export type FailoverEvent =
   /** The campaign is about to send the batch from `atSeq`: on which provider (and did it move since the last batch)? */
@@ -101,7 +104,21 @@ export type FailoverEvent =
   /** A step other than a batch holds the campaign: checking it or watching shared health failed (store-or-bug), or rows wait for review. */
   | { type: 'hold'; kind: 'store-or-bug' | 'review'; reason: string; at: string }
   /** Held rows were released (releaseHeld). */
-  | { type: 'rows-released' };
+  | { type: 'rows-released' }
+  /** A batch found `provider`'s quota (or warm-up allowance) spent: overflow to the next provider, or hold until `resetAt` (ISO 8601). */
+  | {
+      type: 'quota-spent';
+      provider: string;
+      limit: 'day' | 'hour' | 'second' | 'warmup';
+      used: number;
+      allowance: number;
+      resetAt: string;
+      onQuota: 'overflow' | 'wait';
+      atSeq: number;
+      at: string;
+    }
+  /** `provider`'s spent quota has reset: back to it (with how many recipients went elsewhere meanwhile), or end the wait. */
+  | { type: 'quota-reset'; provider: string; moved?: number; atSeq: number; at: string };
 
 export interface Decision {
   state: FailoverState;
@@ -176,7 +193,98 @@ export function decide(state: FailoverState, event: FailoverEvent): Decision {
       return holding(state, { kind: event.kind, reason: event.reason, since: event.at });
     case 'rows-released':
       return state.hold?.kind === 'review' ? { state: { ...state, hold: undefined } } : { state };
+    case 'quota-spent':
+    case 'quota-reset':
+      return quotaChanged(state, event);
   }
+}
+
+/** Why a provider is down for its quota: the reason starts so (plan.down), which is how a quota reset knows its own. */
+export const QUOTA_REASON_PREFIX = 'quota: ';
+
+const thousands = (n: number): string => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+const limitText = (limit: string, allowance: number) =>
+  limit === 'warmup' ? `${thousands(allowance)}/day warm-up allowance` : `${thousands(allowance)}/${limit}`;
+
+/**
+ * A provider's quota was spent or reset. Spent, `overflow`: the provider counts as down for the
+ * campaign (reason `quota: ...`) until its reset, and the campaign moves to the next one, recorded
+ * as a switch (none left: the no-provider hold, which ends at the first reset). Spent, `wait`: a
+ * `quota` hold until the reset. A quota already spent is not spent again (batches in flight
+ * together report it alike). Reset: the provider is back, and the campaign with it when it comes
+ * first (recorded as a switch with how many went elsewhere); a quota hold ends.
+ */
+export function quotaChanged(state: FailoverState, event: Extract<FailoverEvent, { type: 'quota-spent' | 'quota-reset' }>): Decision {
+  const { provider, atSeq, at } = event;
+  const downForQuota = state.plan.down[provider]?.startsWith(QUOTA_REASON_PREFIX) === true;
+  if (event.type === 'quota-spent') {
+    const spent = `${QUOTA_REASON_PREFIX}${limitText(event.limit, event.allowance)} spent on ${provider}`;
+    if (event.onQuota === 'wait') {
+      if (state.hold?.kind === 'quota') return { state };
+      // The hold's kind says `quota`: its reason starts with the limit.
+      const reason = `${limitText(event.limit, event.allowance)} spent on ${provider}; waiting for the quota's reset at ${event.resetAt}`;
+      return holding(state, { kind: 'quota', reason, since: at });
+    }
+    if (downForQuota) return { state };
+    const downReason = `${spent} (until ${event.resetAt})`;
+    if (isWeighted(state.plan)) {
+      // Its share goes to the others until the reset (one switch, as for a failure; the reason says the split now).
+      const d = weightedFailOver(state, provider, downReason, atSeq, at, undefined, noProviderLeft);
+      if (!d.switch?.to) return d;
+      const split = d.switch.reason.slice(downReason.length);
+      return {
+        ...d,
+        switch: { ...d.switch, reason: `${spent}; moved to ${d.switch.to} until ${event.resetAt}${split}` },
+        announce: { failback: false, cause: 'quota' },
+      };
+    }
+    const plan = { ...state.plan, down: { ...state.plan.down, [provider]: downReason } };
+    const next = activeProvider(plan, state.sharedDown);
+    const moved: FailoverState = { ...state, plan, lastProvider: next };
+    const reason = next === undefined ? `${spent}; no provider left until ${event.resetAt}` : `${spent}; moved to ${next} until ${event.resetAt}`;
+    const sw: ProviderSwitch = { from: provider, to: next, reason, at, atSeq };
+    if (next === undefined) {
+      const hold = noProviderLeft(moved, at);
+      return { state: { ...moved, hold }, switch: sw, hold };
+    }
+    return { state: moved, switch: sw, announce: { failback: false, cause: 'quota' } };
+  }
+  // Reset.
+  let next: FailoverState = state.hold?.kind === 'quota' ? { ...state, hold: undefined } : state;
+  if (!downForQuota) return { state: next };
+  const { [provider]: _was, ...down } = state.plan.down;
+  const plan: ProviderPlan = { ...state.plan, down };
+  next = { ...next, plan };
+  if (next.hold?.kind === 'no-provider' && activeProvider(plan, next.sharedDown) !== undefined) next = { ...next, hold: undefined };
+  if (isWeighted(plan)) {
+    // Its share comes back: recorded now, from the provider whose share falls most.
+    const before = plan.sharing ?? [];
+    const healthy = healthyProviders(plan, next.sharedDown);
+    const { from } = splitMove(plan.weights, plan.order, before, healthy);
+    next = { ...next, plan: { ...plan, sharing: healthy } };
+    if (from === undefined || before.length === 0 || !healthy.includes(provider)) return { state: next };
+    const meanwhile = event.moved !== undefined ? `; ${thousands(event.moved)} sent elsewhere meanwhile` : '';
+    return {
+      state: next,
+      switch: {
+        from,
+        to: provider,
+        reason: `${QUOTA_REASON_PREFIX}${provider}'s quota reset${meanwhile}; split now ${splitText(intendedShare(plan, next.sharedDown))}`,
+        at,
+        atSeq,
+      },
+      announce: { failback: true, cause: 'quota' },
+    };
+  }
+  const active = activeProvider(plan, next.sharedDown);
+  const last = state.lastProvider;
+  if (active !== provider || last === undefined || last === provider) return { state: next };
+  const meanwhile = event.moved !== undefined ? `; ${thousands(event.moved)} moved to ${last} meanwhile` : '';
+  return {
+    state: { ...next, lastProvider: provider },
+    switch: { from: last, to: provider, reason: `${QUOTA_REASON_PREFIX}${provider}'s quota reset${meanwhile}; back to ${provider}`, at, atSeq },
+    announce: { failback: true, cause: 'quota' },
+  };
 }
 
 function batchFailed(
@@ -203,6 +311,11 @@ function batchFailed(
     case 'worker-timeout':
       // A crashed or hung worker is not the provider's fault: the same range again on the same provider.
       return { state };
+    case 'reputation':
+      // The list is the problem, not the provider: another ESP would only burn its reputation too. Hold until an operator resumes.
+      // Other batches in flight that find the breach too leave the hold as it started (its figures, its since).
+      if (state.hold?.kind === 'reputation') return { state };
+      return holding(state, { kind: 'reputation', reason, since: at });
   }
 }
 

@@ -10,7 +10,7 @@ export const CampaignIdKey = defineSearchAttributeKey('CampaignId', SearchAttrib
 export const CampaignStatusKey = defineSearchAttributeKey('CampaignStatus', SearchAttributeType.KEYWORD);
 export const ActiveProviderKey = defineSearchAttributeKey('ActiveProvider', SearchAttributeType.KEYWORD);
 export const AcceptedCountKey = defineSearchAttributeKey('AcceptedCount', SearchAttributeType.INT);
-/** Why a paused or holding campaign is not sending (operator, no-provider, message-refused, store-or-bug, review); `none` otherwise. */
+/** Why a paused or holding campaign is not sending (operator, no-provider, message-refused, store-or-bug, review, reputation); `none` otherwise. */
 export const HoldKindKey = defineSearchAttributeKey('HoldKind', SearchAttributeType.KEYWORD);
 
 export const campaignSearchAttributes = [CampaignIdKey, CampaignStatusKey, ActiveProviderKey, AcceptedCountKey, HoldKindKey];

@@ -4,7 +4,10 @@ import { loadCampaignDefinition } from '../campaign-definition';
 import { userInfo, hostname } from 'os';
 import { cancelCampaign, campaignProgress, pauseCampaign, releaseHeldRows, resumeCampaign, setCampaignProviders } from '../client';
 import { checkLaunch, launchCampaign } from '../launch';
-import { progressBar, rejectedRowLines, summaryTable, switchesTable, table } from '../progress';
+import { progressBar, rejectedRowLines, summaryTable, switchesTable, table, utcTime } from '../progress';
+import { parseStartAt } from '../start-at';
+import { waitText } from '../../workflows/send-schedule';
+import { describeWindow } from '../../workflows/send-window';
 import { clip } from '../quote-value';
 import type { CampaignProgress, CampaignResult } from '../../workflows/campaign-api';
 import { ActiveProviderKey, AcceptedCountKey, CampaignStatusKey } from '../../workflows/search-attributes';
@@ -18,7 +21,7 @@ import { LiveLine } from './live-line';
 import { UsageError } from './usage';
 import { providersText, splitText, type ProviderChoice } from '../../workflows/weighted-routing';
 
-const STATUSES = ['running', 'paused', 'holding', 'completed', 'cancelled'];
+const STATUSES = ['scheduled', 'running', 'waiting', 'paused', 'holding', 'completed', 'cancelled'];
 
 /** Progress of a campaign, running or closed (a closed one answers from its result, no worker needed). */
 export async function campaignState(client: Client, id: string): Promise<CampaignProgress> {
@@ -50,6 +53,9 @@ export function statusTable(p: CampaignProgress): string {
   const rows: string[][] = [
     ['campaign', p.campaignId],
     ['status', p.status + (p.hold && p.hold.kind !== 'operator' ? ` (${p.hold.kind}: ${p.hold.reason})` : p.pauseReason ? ` (${p.pauseReason})` : '')],
+    ...(waitText(p) ? [['', waitText(p) as string]] : []),
+    ...(p.scheduledFor ? [['scheduled for', utcTime(p.scheduledFor)]] : []),
+    ...(p.sendWindow ? [['send window', p.sendWindow]] : []),
     ['active provider', p.activeProvider ?? 'none'],
     ...(p.weights
       ? [
@@ -78,22 +84,37 @@ export function statusTable(p: CampaignProgress): string {
 const start: Command = {
   name: 'campaign start',
   summary: 'Validate a campaign file, import its audience, and start its workflow.',
-  usage: '--file campaign.yaml --audience list.csv [--wait | --dry-run]',
+  usage: '--file campaign.yaml --audience list.csv [--at TIME] [--wait | --dry-run]',
   details: [
     'Options:',
-    '  --file PATH       campaign definition (YAML or JSON): id, name, from, template, providers, batchSize, batchesInFlight',
+    '  --file PATH       campaign definition (YAML or JSON): id, name, from, template, providers, batchSize, batchesInFlight, window',
     '  --audience PATH   recipients, .csv (with an email column) or .jsonl',
+    '  --at TIME         send nothing before TIME, ISO 8601 with its offset (2026-12-02T09:00:00+01:00): the campaign',
+    '                    is checked, imported and started now, and waits (status scheduled) until then; cancel works meanwhile',
     '  --wait            show a live progress bar until the campaign ends',
     '  --dry-run         run every check a launch and a worker would (provider file included) and say what would be',
     '                    imported and what could not be checked (the ESPs, Temporal); write nothing, start nothing',
     'Nothing is stored or sent if the file, the audience or a merge field is wrong.',
   ].join('\n'),
-  options: { file: { type: 'string', short: 'f' }, audience: { type: 'string', short: 'a' }, wait: { type: 'boolean' }, 'dry-run': { type: 'boolean' } },
+  options: {
+    file: { type: 'string', short: 'f' },
+    audience: { type: 'string', short: 'a' },
+    at: { type: 'string' },
+    wait: { type: 'boolean' },
+    'dry-run': { type: 'boolean' },
+  },
   async run(ctx, values) {
     const file = requireOption(values, 'file', start);
     const audienceFile = requireOption(values, 'audience', start);
     if (values['dry-run'] && values.wait) throw new UsageError('--dry-run and --wait cannot go together (a dry run starts nothing)', helpText(start));
-    if (values['dry-run']) return dryRun(ctx, file, audienceFile);
+    // Before anything is read, stored or started: a start time that is unclear or gone by is refused.
+    let startAt: Date | undefined;
+    if (values.at !== undefined) {
+      const when = parseStartAt(values.at, Date.now());
+      if (when.problem !== undefined) throw new UsageError(`${when.problem}; nothing was started`, helpText(start));
+      startAt = when.at;
+    }
+    if (values['dry-run']) return dryRun(ctx, file, audienceFile, startAt);
     const definition = loadCampaignDefinition(file, ctx.providerNames());
     const store = await ctx.openStore();
     const bar = new LiveLine(process.stderr);
@@ -105,6 +126,7 @@ const start: Command = {
       definition,
       audienceFile,
       taskQueue: ctx.settings.taskQueue,
+      startAt,
       onCheckProgress,
       onImportProgress: (done, total) => bar.update(`importing ${progressFraction(done, total)}`),
     });
@@ -112,6 +134,11 @@ const start: Command = {
     console.log(`imported ${launched.inserted} recipients (${launched.duplicates} duplicates dropped, ${launched.rejected.length} rejected)`);
     for (const line of rejectedRowLines(launched.rejected)) console.log(line);
     console.log(`started campaign ${launched.workflowId} (workflow id ${launched.workflowId}, run ${launched.runId})`);
+    if (startAt)
+      console.log(
+        `scheduled: it sends nothing before ${utcTime(startAt.toISOString())} (${values.at}); cancel it meanwhile with: mailover campaign cancel ${launched.workflowId}`,
+      );
+    if (definition.window) console.log(`send window: ${describeWindow(definition.window)} (outside it the campaign waits)`);
     console.log(`Web UI: ${ctx.webUiLink(launched.workflowId)}`);
     if (values.wait) return watchUntilDone(client, launched.workflowId);
   },
@@ -123,7 +150,7 @@ const start: Command = {
  * resolves them from its own) and against the campaign. It writes nothing, anywhere (the store is
  * only read, never created), reaches no ESP and no Temporal server, and says what it so left unchecked.
  */
-async function dryRun(ctx: CliContext, file: string, audienceFile: string): Promise<void> {
+async function dryRun(ctx: CliContext, file: string, audienceFile: string, startAt: Date | undefined): Promise<void> {
   const config = configPath(ctx.options);
   const worker = workerStartup(config);
   const providerNames = worker.config.providers.map((p) => p.name);
@@ -147,6 +174,8 @@ async function dryRun(ctx: CliContext, file: string, audienceFile: string): Prom
     `campaign ${definition.id} is ready to start: ${scan.valid} recipients would be imported (${scan.duplicates.length} duplicates dropped, ${scan.rejected.length} rejected)`,
   );
   for (const line of rejectedRowLines(scan.rejected)) console.log(line);
+  if (startAt) console.log(`it would send nothing before ${utcTime(startAt.toISOString())}`);
+  if (definition.window) console.log(`it would send only inside its window: ${describeWindow(definition.window)}`);
   const esps = definition.providers;
   const { address, taskQueue } = worker.settings;
   const they = esps.length === 1 ? 'it accepts' : 'they accept';
@@ -231,7 +260,7 @@ function signalCommand(name: 'pause' | 'resume' | 'cancel', summary: string): Co
 }
 
 /** CampaignStatus values a campaign has while its workflow runs (the others once it has completed). */
-const RUNNING_STATUSES = ['starting', 'running', 'paused', 'holding'];
+const RUNNING_STATUSES = ['starting', 'scheduled', 'running', 'waiting', 'paused', 'holding'];
 
 /**
  * The visibility query of `campaign list`: each campaign's latest run only (a run that continued as
@@ -252,11 +281,17 @@ export function listedStatus(execution: string, campaignStatus: unknown): string
   return execution.toLowerCase();
 }
 
+/** When a scheduled or waiting campaign goes on, from its memo (set at start and kept by its workflow): `{ until }`, or nothing. */
+export function waitingUntil(status: string, memo: Record<string, unknown> | undefined): { until?: string } {
+  const until = memo?.waitingUntil;
+  return (status === 'scheduled' || status === 'waiting') && typeof until === 'string' ? { until } : {};
+}
+
 const list: Command = {
   name: 'campaign list',
   summary:
     "Campaigns from Temporal visibility, newest first, each once with its latest run's status (the synthetic campaigns of failover drills only with --drills).",
-  usage: '[--status running|paused|holding|completed|cancelled] [--limit N] [--drills] [--json]',
+  usage: `[--status ${STATUSES.join('|')}] [--limit N] [--drills] [--json]`,
   options: { status: { type: 'string' }, limit: { type: 'string' }, drills: { type: 'boolean' }, json: { type: 'boolean' } },
   async run(ctx, values) {
     const wanted = values.status;
@@ -267,7 +302,7 @@ const list: Command = {
     if (!Number.isInteger(limit) || limit < 1)
       throw new UsageError(`--limit: expected a positive whole number, got '${clip(String(values.limit))}'`, helpText(list));
     const client = await ctx.temporal();
-    const rows: Array<{ id: string; status: string; provider: string; accepted: number; started: string }> = [];
+    const rows: Array<{ id: string; status: string; until?: string; provider: string; accepted: number; started: string }> = [];
     const seen = new Set<string>();
     let hiddenDrills = 0;
     for await (const wf of client.workflow.list({ query: campaignListQuery(wanted) })) {
@@ -279,9 +314,11 @@ const list: Command = {
         hiddenDrills++;
         continue;
       }
+      const status = listedStatus(wf.status.name, wf.typedSearchAttributes.get(CampaignStatusKey));
       rows.push({
         id: wf.workflowId,
-        status: listedStatus(wf.status.name, wf.typedSearchAttributes.get(CampaignStatusKey)),
+        status,
+        ...waitingUntil(status, wf.memo),
         provider: String(wf.typedSearchAttributes.get(ActiveProviderKey) ?? ''),
         accepted: Number(wf.typedSearchAttributes.get(AcceptedCountKey) ?? 0),
         started: wf.startTime.toISOString().replace('T', ' ').slice(0, 19),
@@ -294,7 +331,7 @@ const list: Command = {
       console.log(
         table([
           ['campaign', 'status', 'active provider', 'accepted', 'started (UTC)'],
-          ...rows.map((r) => [r.id, r.status, r.provider, String(r.accepted), r.started]),
+          ...rows.map((r) => [r.id, r.until ? `${r.status} until ${utcTime(r.until)}` : r.status, r.provider, String(r.accepted), r.started]),
         ]),
       );
     if (!values.json && hiddenDrills) console.log(`(${hiddenDrills} drill campaign(s) not shown; --drills shows them)`);

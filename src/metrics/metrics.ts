@@ -3,7 +3,8 @@
  *
  * Counted where things happen: messages and batch latency in the sendBatch activity (only rows
  * a send attempt settled itself, so retries never double count), provider switches and alert
- * delivery attempts in the notify activity, failed activity attempts by an activity interceptor
+ * delivery attempts and reputation pauses in the notify activity, reputation rates where the
+ * sendBatch activity judges them, failed activity attempts by an activity interceptor
  * (src/worker.ts). Read at scrape time: provider circuit states, campaigns by status and ledger
  * rows in flight (see scrape-sources.ts); a source that fails leaves its samples out of that
  * scrape and counts `mailover_scrape_errors_total`, it never fails the scrape.
@@ -19,6 +20,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { CircuitState } from '../../workflows/provider-health-api';
 import type { OpsEvent } from '../ops-events';
 import { SWITCH_CAUSES, type SwitchCause } from '../../workflows/failover';
+import { ratePercent, REPUTATION_MEASURES, type SendWindow } from '../reputation';
 
 export type MessageOutcome = 'accepted' | 'rejected' | 'suppressed';
 export const MESSAGE_OUTCOMES: readonly MessageOutcome[] = ['accepted', 'rejected', 'suppressed'];
@@ -42,7 +44,7 @@ export type AlertResult = 'delivered' | 'failed';
 export const CIRCUIT_STATE_VALUE: Record<CircuitState, number> = { closed: 0, 'half-open': 1, open: 2 };
 
 /** Campaign statuses of running campaign workflows (the CampaignStatus search attribute). */
-export const RUNNING_CAMPAIGN_STATUSES = ['starting', 'running', 'paused', 'holding'] as const;
+export const RUNNING_CAMPAIGN_STATUSES = ['starting', 'scheduled', 'running', 'waiting', 'paused', 'holding'] as const;
 export type RunningCampaignStatus = (typeof RUNNING_CAMPAIGN_STATUSES)[number];
 
 /** What the scrape-time gauges read (Temporal and the store); see scrape-sources.ts. */
@@ -69,6 +71,11 @@ export class MailoverMetrics {
   private readonly circuit: Gauge<'provider'>;
   private readonly campaigns: Gauge<'status'>;
   private readonly inFlight: Gauge;
+  private readonly reputationRate: Gauge<'provider' | 'measure'>;
+  private readonly reputationPauses: Counter<'provider' | 'measure'>;
+  private readonly quotaUsed: Gauge<'provider' | 'limit'>;
+  private readonly quotaAllowance: Gauge<'provider' | 'limit'>;
+  private readonly quotaHeldBack: Counter<'provider' | 'limit'>;
   private sources?: ScrapeSources;
   /** Called with (source, error) when a scrape-time source fails (the worker logs it). */
   onScrapeError: (source: string, err: unknown) => void = () => {};
@@ -120,7 +127,7 @@ export class MailoverMetrics {
     });
     this.campaigns = new Gauge({
       name: 'mailover_campaigns',
-      help: 'Running campaign workflows on this task queue, by CampaignStatus (starting, running, paused, holding).',
+      help: 'Running campaign workflows on this task queue, by CampaignStatus (starting, scheduled, running, waiting, paused, holding).',
       labelNames: ['status'],
       registers,
     });
@@ -129,12 +136,43 @@ export class MailoverMetrics {
       help: 'Ledger rows in state sending (claimed or handed to a provider, not settled), all campaigns in the store.',
       registers,
     });
+    this.reputationRate = new Gauge({
+      name: 'mailover_reputation_rate',
+      help: "Hard-bounce and complaint rate (0..1, by provider and measure: hard-bounces, complaints) of the last reputation window this worker judged: a campaign's last sends on the provider, once it held the minimum.",
+      labelNames: ['provider', 'measure'],
+      registers,
+    });
+    this.reputationPauses = new Counter({
+      name: 'mailover_reputation_pauses_total',
+      help: 'Campaigns paused by the reputation breaker (hold kind reputation), by provider and measure (hard-bounces, complaints).',
+      labelNames: ['provider', 'measure'],
+      registers,
+    });
+    this.quotaUsed = new Gauge({
+      name: 'mailover_provider_quota_used',
+      help: "Sends taken from a provider's current hour or day (limit: hour, day, warmup), as this worker last saw the store's counter (shared by every worker).",
+      labelNames: ['provider', 'limit'],
+      registers,
+    });
+    this.quotaAllowance = new Gauge({
+      name: 'mailover_provider_quota_allowance',
+      help: "A provider's allowance for its current hour or day (limit: hour, day, or warmup: the warm-up ramp's allowance today).",
+      labelNames: ['provider', 'limit'],
+      registers,
+    });
+    this.quotaHeldBack = new Counter({
+      name: 'mailover_quota_held_back_total',
+      help: 'Recipients a send attempt on this worker held back because a quota or warm-up allowance of the provider was spent (sent later or elsewhere), by provider and limit.',
+      labelNames: ['provider', 'limit'],
+      registers,
+    });
     // Zero series for the known label values: dashboards show 0 rather than nothing, and
     // increase() counts the first event of a series (a series born at 1 has nothing to compare with).
     const providers = opts.providers ?? [];
     for (const provider of providers) {
       for (const outcome of MESSAGE_OUTCOMES) this.messages.inc({ provider, outcome }, 0);
       this.batchSeconds.zero({ provider });
+      for (const measure of REPUTATION_MEASURES) this.reputationPauses.inc({ provider, measure }, 0);
       for (const to of providers) if (to !== provider) for (const reason_class of SWITCH_CAUSES) this.switches.inc({ from: provider, to, reason_class }, 0);
     }
     for (const target of opts.alertTargets ?? []) for (const result of ['delivered', 'failed'] as const) this.alertAttempts.inc({ target, result }, 0);
@@ -165,12 +203,36 @@ export class MailoverMetrics {
     if (n > 0) this.messages.inc({ provider, outcome }, n);
   }
 
+  /** A quota take's answer: each counted period's use and allowance (the day counter's limit is day or warmup, whichever holds). */
+  observeQuota(provider: string, usage: ReadonlyArray<{ limit: string; used: number; allowance: number }>): void {
+    for (const u of usage) {
+      // The day counter's series is one of day/warmup at a time: the other one is removed.
+      if (u.limit === 'day' || u.limit === 'warmup') {
+        const other = u.limit === 'day' ? 'warmup' : 'day';
+        this.quotaUsed.remove({ provider, limit: other });
+        this.quotaAllowance.remove({ provider, limit: other });
+      }
+      this.quotaUsed.set({ provider, limit: u.limit }, u.used);
+      this.quotaAllowance.set({ provider, limit: u.limit }, u.allowance);
+    }
+  }
+
+  countQuotaHeldBack(provider: string, limit: string, n: number): void {
+    if (n > 0) this.quotaHeldBack.inc({ provider, limit }, n);
+  }
+
   observeBatch(provider: string, seconds: number): void {
     this.batchSeconds.observe({ provider }, seconds);
   }
 
   countEvent(e: OpsEvent): void {
     if (e.kind === 'provider-switched') this.switches.inc({ from: e.from, to: e.to, reason_class: switchReasonClass(e) });
+    if (e.kind === 'reputation-paused') this.reputationPauses.inc({ provider: e.provider, measure: e.measure });
+  }
+
+  /** The rates of a reputation window just judged (one campaign's last sends on its provider). */
+  setReputationRates(w: SendWindow): void {
+    for (const measure of REPUTATION_MEASURES) this.reputationRate.set({ provider: w.provider, measure }, ratePercent(w, measure) / 100);
   }
 
   countAlert(target: string, result: AlertResult): void {

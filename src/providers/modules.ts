@@ -7,6 +7,7 @@
  * BUILT_IN below; or, without touching this file, `registerProviderModule(module)` before the
  * configuration is read.
  */
+import type { ProviderQuotaFields } from '../quota';
 import type { ProviderModule, ProviderDefinitionBase, SecretField } from './provider-module';
 import { fieldAt, withFieldAt } from './provider-module';
 import { mailgunModule } from './mailgun';
@@ -28,7 +29,8 @@ type DefinitionOf<M> = M extends ProviderModule<infer C, infer _E> ? C : never;
  * built-in modules: narrow it with `def.kind === '<kind>'`. A kind registered at run time has its
  * own module's definition type (a ProviderDefinitionBase).
  */
-export type ProviderDefinition = DefinitionOf<(typeof BUILT_IN)[number]>;
+/** Every definition may also carry quotas and a warm-up ramp (checked by src/config.ts for every kind). */
+export type ProviderDefinition = DefinitionOf<(typeof BUILT_IN)[number]> & ProviderQuotaFields;
 
 const KIND_RE = /^[a-z][a-z0-9-]{0,31}$/;
 const registered = new Map<string, AnyModule>(BUILT_IN.map((m) => [m.kind, m as AnyModule]));

@@ -8,6 +8,7 @@
  * `registerProviderModule(module)` at run time.
  */
 import type { RateLimit } from '../config';
+import type { QuotaSettings, WarmupSettings } from '../quota';
 import type { DeliveryEventInput, Store } from '../store/types';
 import type { Provider } from './provider';
 
@@ -17,6 +18,10 @@ export interface ProviderDefinitionBase {
   kind: string;
   /** The ESP plan's sending limits; held across all campaigns and all workers. */
   rateLimit?: RateLimit;
+  /** Quotas per hour and day (and a per-second pace) on the provider's clock; shared by every worker through the store. */
+  quota?: QuotaSettings;
+  /** A daily warm-up ramp (src/quota.ts). */
+  warmup?: WarmupSettings;
 }
 
 /**

@@ -3,6 +3,7 @@
  * every activity on the worker (one pooled transport per provider).
  */
 import type { RateLimit } from '../config';
+import type { ProviderQuotaFields } from '../quota';
 import { moduleOf } from './modules';
 import type { Provider } from './provider';
 import type { ProviderDefinitionBase } from './provider-module';
@@ -27,9 +28,19 @@ export class ProviderRegistry {
     return [...this.defs.keys()];
   }
 
-  /** The provider's configured sending limits, if any. */
+  /** The provider's configured sending pace, if any: its rate limit, with a quota's perSecond (the lower one holds). */
   rateLimit(name: string): RateLimit | undefined {
-    return this.defs.get(name)?.rateLimit;
+    const def = this.defs.get(name);
+    const perSecond = def?.quota?.perSecond;
+    if (perSecond === undefined) return def?.rateLimit;
+    const own = def?.rateLimit?.perSecond;
+    return { ...def?.rateLimit, perSecond: own === undefined ? perSecond : Math.min(own, perSecond) };
+  }
+
+  /** The provider's quotas and warm-up ramp (src/quota.ts), if any. */
+  quota(name: string): ProviderQuotaFields {
+    const def = this.defs.get(name);
+    return { ...(def?.quota ? { quota: def.quota } : {}), ...(def?.warmup ? { warmup: def.warmup } : {}) };
   }
 
   has(name: string): boolean {

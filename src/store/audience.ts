@@ -97,6 +97,7 @@ export class Audience implements AudienceStore {
           held_at: null,
           released_by: null,
           released_at: null,
+          hard_bounce: null,
           created_at: ts,
           updated_at: ts,
         }));

@@ -50,10 +50,11 @@ export class Campaigns implements CampaignStore {
     if (r.name !== null) rec.name = r.name;
     if (r.retry_of) rec.retryOf = r.retry_of;
     if (r.compliance_json) {
-      const c = JSON.parse(r.compliance_json) as Pick<CampaignRecord, 'transactional' | 'postalAddress' | 'list'>;
+      const c = JSON.parse(r.compliance_json) as Pick<CampaignRecord, 'transactional' | 'postalAddress' | 'list' | 'window'>;
       if (c.transactional) rec.transactional = true;
       if (typeof c.postalAddress === 'string') rec.postalAddress = c.postalAddress;
       if (typeof c.list === 'string') rec.list = c.list;
+      if (c.window) rec.window = c.window;
     }
     return rec;
   }
@@ -64,11 +65,13 @@ export class Campaigns implements CampaignStore {
   }
 }
 
+/** The compliance fields (and the send window, which rules when it may send) as one JSON column; null when none is set. */
 function complianceJson(c: Omit<CampaignRecord, 'createdAt'>): string | null {
   const v: Record<string, unknown> = {};
   if (c.transactional) v.transactional = true;
   if (c.postalAddress !== undefined) v.postalAddress = c.postalAddress;
   if (c.list !== undefined) v.list = c.list;
+  if (c.window !== undefined) v.window = c.window;
   return Object.keys(v).length ? JSON.stringify(v) : null;
 }
 

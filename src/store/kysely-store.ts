@@ -9,6 +9,8 @@
  * - suppressions.ts: the suppression list and per-list suppressions;
  * - events.ts: provider events and webhook tokens;
  * - rates.ts: rate grants;
+ * - reputation.ts: the reputation breaker's windows of sends;
+ * - quota.ts: providers' hourly, daily and warm-up counters;
  * - views.ts: operators' read views (recipient outcomes, an address's history, retry rows, report figures).
  */
 import type { Database as SqliteDatabase } from 'better-sqlite3';
@@ -18,7 +20,9 @@ import { Campaigns } from './campaigns';
 import { StoreConnection, type StoreFaults } from './connection';
 import { Events } from './events';
 import { Ledger } from './ledger';
+import { QuotaCounters } from './quota';
 import { RateGrants } from './rates';
+import { Reputation } from './reputation';
 import type { Database } from './schema';
 import { migrate } from './schema';
 import { Suppressions } from './suppressions';
@@ -49,7 +53,9 @@ export class KyselyStore implements Store {
   readonly #suppressions: Suppressions;
   readonly #events: Events;
   readonly #rates: RateGrants;
+  readonly #quota: QuotaCounters;
   readonly #views: LedgerViews;
+  readonly #reputation: Reputation;
 
   constructor(opts: KyselyStoreOptions) {
     this.#conn = new StoreConnection({ db: opts.db, dialect: opts.dialect, sqlite: opts.sqlite, faults: opts.faults });
@@ -62,7 +68,9 @@ export class KyselyStore implements Store {
     this.#suppressions = new Suppressions(this.#conn);
     this.#events = new Events(this.#conn);
     this.#rates = new RateGrants(this.#conn);
+    this.#quota = new QuotaCounters(this.#conn);
     this.#views = new LedgerViews(this.#conn);
+    this.#reputation = new Reputation(this.#conn);
   }
 
   migrate(): Promise<void> {
@@ -203,6 +211,21 @@ export class KyselyStore implements Store {
 
   reserveSends(...a: Parameters<Store['reserveSends']>) {
     return this.#rates.reserveSends(...a);
+  }
+
+  // ---------------------------------------------------------------- the reputation breaker's windows
+
+  sendWindows(...a: Parameters<Store['sendWindows']>) {
+    return this.#reputation.sendWindows(...a);
+  }
+
+  // ---------------------------------------------------------------- quota counters
+
+  takeQuota(...a: Parameters<Store['takeQuota']>) {
+    return this.#quota.takeQuota(...a);
+  }
+  quotaUsage(...a: Parameters<Store['quotaUsage']>) {
+    return this.#quota.quotaUsage(...a);
   }
 
   // ---------------------------------------------------------------- operators' read views

@@ -192,7 +192,7 @@ export class Ledger implements LedgerStore {
     const ts = now();
     const update = db
       .updateTable('recipients')
-      .set({ state: 'rejected', provider, last_error: reason, updated_at: ts })
+      .set({ state: 'rejected', provider, last_error: reason, hard_bounce: hardBounce ? 1 : 0, updated_at: ts })
       .where('campaign_id', '=', campaignId)
       .where('seq', '=', seq)
       .where('state', 'in', ['pending', 'sending']);

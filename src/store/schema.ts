@@ -49,6 +49,8 @@ export interface RecipientsTable {
   /** Who released a held row, and when. */
   released_by: string | null;
   released_at: string | null;
+  /** Rejected rows: 1 when the provider's answer was a hard bounce (added later: null on older rows). */
+  hard_bounce: number | null;
   created_at: string;
   updated_at: string;
 }
@@ -66,6 +68,16 @@ export interface RateGrantsTable {
   /** epoch milliseconds of the grant */
   at_ms: number;
   count: number;
+}
+
+/** Sends taken from a provider's hourly or daily quota (or warm-up allowance), per period of its clock (src/store/quota.ts). */
+export interface QuotaUsageTable {
+  provider: string;
+  /** `day:2026-12-02` or `hour:2026-12-02T13+01:00` (the provider's local time) */
+  period: string;
+  used: number;
+  /** epoch milliseconds when the period ends */
+  reset_at_ms: number;
 }
 
 /** Suppressions that apply only to campaigns of one list (unsubscribe scope `list`). */
@@ -103,6 +115,7 @@ export interface Database {
   recipients: RecipientsTable;
   suppressions: SuppressionsTable;
   rate_grants: RateGrantsTable;
+  quota_usage: QuotaUsageTable;
   list_suppressions: ListSuppressionsTable;
   events: EventsTable;
   webhook_tokens: WebhookTokensTable;
@@ -168,6 +181,7 @@ async function createAll(db: Kysely<Database>, dialect: Dialect): Promise<void> 
     ['held_at', 'text'],
     ['released_by', 'text'],
     ['released_at', 'text'],
+    ['hard_bounce', 'integer'],
   ] as const) {
     await addColumnIfMissing(db, dialect, 'recipients', column, type);
   }
@@ -176,6 +190,14 @@ async function createAll(db: Kysely<Database>, dialect: Dialect): Promise<void> 
 
   // `mailover recipient <address>`: every campaign row of one address.
   await db.schema.createIndex('recipients_email_idx').ifNotExists().on('recipients').column('email').execute();
+
+  // The reputation breaker's window: a campaign's last settled rows on one provider (src/store/reputation.ts).
+  await db.schema
+    .createIndex('recipients_campaign_provider_updated_idx')
+    .ifNotExists()
+    .on('recipients')
+    .columns(['campaign_id', 'provider', 'updated_at'])
+    .execute();
 
   // Partial: holds only rows in flight (few at any time), so counting them never scans the ledger.
   await db.schema.createIndex('recipients_sending_idx').ifNotExists().on('recipients').column('state').where('state', '=', 'sending').execute();
@@ -198,6 +220,16 @@ async function createAll(db: Kysely<Database>, dialect: Dialect): Promise<void> 
     .execute();
 
   await db.schema.createIndex('rate_grants_provider_at_idx').ifNotExists().on('rate_grants').columns(['provider', 'at_ms']).execute();
+
+  await db.schema
+    .createTable('quota_usage')
+    .ifNotExists()
+    .addColumn('provider', 'text', (c) => c.notNull())
+    .addColumn('period', 'text', (c) => c.notNull())
+    .addColumn('used', 'integer', (c) => c.notNull())
+    .addColumn('reset_at_ms', 'bigint', (c) => c.notNull())
+    .addPrimaryKeyConstraint('quota_usage_pk', ['provider', 'period'])
+    .execute();
 
   await db.schema
     .createTable('list_suppressions')

@@ -3,6 +3,8 @@
  * campaign recipient), suppression list. Same code on SQLite (embedded default)
  * and PostgreSQL (DATABASE_URL).
  */
+import type { SendWindow } from '../reputation';
+import type { QuotaPeriod, QuotaUsage } from '../quota';
 
 /**
  * A ledger row's state. Final: accepted, rejected, suppressed. Not final: pending (not sent yet),
@@ -10,6 +12,8 @@
  * provider answered this recipient "later": retried at `deferUntil`), held (its outcome is unknown
  * and cannot be settled by the engine: an operator releases it, see `mailover campaign held`).
  */
+import type { SendWindowSpec } from '../../workflows/send-window';
+
 export type RecipientState = 'pending' | 'sending' | 'deferred' | 'held' | 'accepted' | 'rejected' | 'suppressed';
 
 export interface CampaignTemplate {
@@ -37,6 +41,8 @@ export interface CampaignRecord {
   list?: string;
   /** The campaign this one retries (`mailover campaign retry`): its rows came from that campaign's ledger. */
   retryOf?: string;
+  /** When it may send (days, hours, zone), normalized; absent: any time. A retry keeps it. */
+  window?: SendWindowSpec;
   createdAt: Date;
 }
 
@@ -443,8 +449,47 @@ export interface RateStore {
   reserveSends(provider: string, want: number, limits: SendRateLimits, nowMs: number): Promise<RateReservation>;
 }
 
+/** Which of a campaign's sends make a reputation window (see ReputationStore). */
+export interface SendWindowQuery {
+  /** At most this many sends, the newest. */
+  window: number;
+  /** Only sends settled at or after this time (an operator resumed a reputation hold then). */
+  since?: Date;
+}
+
+/** The reputation breaker's windows (src/store/reputation.ts; judged by src/reputation.ts). */
+export interface ReputationStore {
+  /**
+   * For each provider: the campaign's last sends through it (rows it answered for: accepted, or
+   * rejected once handed over or as a hard bounce), and how many of them hard-bounced (answer or
+   * later event) or drew a complaint.
+   */
+  sendWindows(campaignId: string, providers: string[], q: SendWindowQuery): Promise<SendWindow[]>;
+}
+
+/** What a quota take got: how many sends, each counted period's use after it, and the limit that ran out when short. */
+export interface QuotaTake {
+  /** Sends that may go (0..want); already counted. */
+  granted: number;
+  usage: QuotaUsage[];
+  /** When granted < want: the limit that binds (its use, allowance and reset). */
+  spent?: QuotaUsage;
+}
+
+/** Providers' hourly, daily and warm-up counters, shared by every worker and campaign on the store. */
+export interface QuotaStore {
+  /**
+   * Take up to `want` sends through `provider` from each of `periods` (computed on the caller's
+   * quota clock by quotaPeriods in src/quota.ts), atomically across every worker and campaign.
+   */
+  takeQuota(provider: string, want: number, periods: QuotaPeriod[]): Promise<QuotaTake>;
+  /** The periods' use so far (nothing taken). */
+  quotaUsage(provider: string, periods: QuotaPeriod[]): Promise<QuotaUsage[]>;
+}
+
 /** The whole data plane, as activities, the CLI and compliance code use it. */
-export interface Store extends CampaignStore, AudienceStore, LedgerStore, SuppressionStore, EventStore, RateStore, LedgerViewStore {
+export interface Store
+  extends CampaignStore, AudienceStore, LedgerStore, SuppressionStore, EventStore, RateStore, QuotaStore, LedgerViewStore, ReputationStore {
   readonly dialect: 'sqlite' | 'postgres';
   /** Create tables if missing. Idempotent. */
   migrate(): Promise<void>;

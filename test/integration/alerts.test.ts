@@ -85,7 +85,7 @@ describe('alerts (config)', () => {
     };
     assert.match(
       problems([{ name: 'a', kind: 'slack', url: '${U}', events: ['circuit-opend'] }]),
-      /alerts\[0\]\.events\[0\]: unknown event kind "circuit-opend" \(expected one of circuit-opened, circuit-closed, provider-switched, campaign-holding, campaign-failed, drill-finished\)/,
+      /alerts\[0\]\.events\[0\]: unknown event kind "circuit-opend" \(expected one of circuit-opened, circuit-closed, provider-switched, campaign-holding, reputation-paused, campaign-failed, drill-finished\)/,
     );
     assert.match(problems([{ name: 'a', kind: 'pager', url: '${U}' }]), /alerts\[0\]\.kind: expected one of slack, webhook, got "pager"/);
     assert.match(problems([{ name: 'a', kind: 'slack', url: '${NOPE}' }]), /alerts\[0\]\.url: environment variable NOPE is not set/);

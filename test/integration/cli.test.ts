@@ -396,7 +396,7 @@ describe('mailover CLI (each command as a process)', function () {
       assert.match(table.stdout, new RegExp(`│ ${id}\\s+│ completed\\s+│ (smtp-primary|mailgun)\\s+│\\s+10 │`));
       const bad = await run(['campaign', 'list', '--status', 'done'], cliEnv);
       assert.equal(bad.code, 2);
-      assert.match(bad.stderr, /--status: expected one of running, paused, holding, completed, cancelled, got 'done'/);
+      assert.match(bad.stderr, /--status: expected one of scheduled, running, waiting, paused, holding, completed, cancelled, got 'done'/);
     });
 
     it("monitoring: campaign list shows a campaign that continued as new once, with its latest run's status; a terminated run shows as terminated, not by its last CampaignStatus", async () => {

@@ -19,6 +19,7 @@ import { DEFAULT_HEALTH_SETTINGS } from '../../workflows/provider-health-api';
 import type { AlertTarget, HealthConfig, ProviderDefinition } from '../../src/config';
 import type { DrillSettings } from '../../src/drill-settings';
 import type { MailoverMetrics } from '../../src/metrics/metrics';
+import type { ReputationSettings } from '../../src/reputation';
 import type { BounceSettings, UnsubscribeSettings } from '../../src/compliance/settings';
 import { mailgunModule } from '../../src/providers/mailgun';
 import type { MailgunServer } from '../../src/providers/mailgun/emulator';
@@ -32,6 +33,7 @@ import { openStore } from '../../src/store/open-store';
 import type { AudienceRow, CampaignTemplate, Store } from '../../src/store/types';
 import { createCampaignWorker } from '../../src/worker';
 import type { CampaignOptions } from '../../workflows/campaign-api';
+import type { SendWindowSpec } from '../../workflows/send-window';
 import { TcpProxy } from './tcp-proxy';
 import { workflowBundle } from './temporal';
 
@@ -101,6 +103,10 @@ export interface HarnessOptions {
   /** Alert targets and metrics for the in-process worker. */
   alerts?: AlertTarget[];
   metrics?: MailoverMetrics;
+  /** The worker's reputation breaker settings (defaults when absent). */
+  reputation?: ReputationSettings;
+  /** The quotas' clock of the in-process worker (tests move it to reach a quota's reset); default the wall clock. */
+  quotaClock?: () => number;
 }
 
 export type WorkerCompliance = ReturnType<typeof testCompliance>;
@@ -195,6 +201,8 @@ export class Harness {
       alerts: this.opts.alerts,
       metrics: this.opts.metrics,
       compliance: this.compliance,
+      ...(this.opts.reputation ? { reputation: this.opts.reputation } : {}),
+      quotaClock: this.opts.quotaClock,
       workflowBundle: await workflowBundle(),
     });
     this.running = this.worker.run();
@@ -211,7 +219,17 @@ export class Harness {
   async launch(
     campaignId: string,
     rows: AudienceRow[],
-    opts: { providers?: string[]; batchSize?: number; options?: CampaignOptions; list?: string; template?: CampaignTemplate } = {},
+    opts: {
+      providers?: string[];
+      batchSize?: number;
+      options?: CampaignOptions;
+      list?: string;
+      template?: CampaignTemplate;
+      /** Send nothing before this time (`campaign start --at`). */
+      startAt?: Date;
+      /** Send only inside this window (as parsed from a campaign file). */
+      window?: SendWindowSpec;
+    } = {},
   ) {
     const providers = opts.providers ?? [this.primary.name, this.secondary.name];
     const batchSize = opts.batchSize ?? 50;
@@ -223,6 +241,7 @@ export class Harness {
       batchSize,
       postalAddress: POSTAL_ADDRESS,
       ...(opts.list ? { list: opts.list } : {}),
+      ...(opts.window ? { window: opts.window } : {}),
     });
     await this.store.importAudience(campaignId, rows);
     return startCampaign(this.client, {
@@ -232,6 +251,8 @@ export class Harness {
       total: rows.length,
       taskQueue: this.taskQueue,
       options: { ...FAST, ...opts.options },
+      ...(opts.startAt ? { startAt: opts.startAt } : {}),
+      ...(opts.window ? { window: opts.window } : {}),
     });
   }
 

@@ -35,7 +35,7 @@ async function replayAll(path: string) {
 describe('replay of committed workflow histories', function () {
   this.timeout(120_000);
 
-  it('replay: the committed histories include an SMTP failover, a Mailgun failover, a pause and resume, a continue-as-new run, failover drills that pass and fail, a provider health workflow, a campaign failing back after shared health, and campaigns with several batches in flight (the window), one failing over', () => {
+  it('replay: the committed histories include an SMTP failover, a Mailgun failover, a pause and resume, a continue-as-new run, failover drills that pass and fail, a provider health workflow, a campaign failing back after shared health, campaigns with several batches in flight (the window), one failing over, and quotas that overflow and wait for their reset (one batch and several in flight)', () => {
     const names = histories.map((h) => h.workflowId);
     for (const expected of [
       'continue-as-new',
@@ -49,6 +49,10 @@ describe('replay of committed workflow histories', function () {
       'shared-health-failback',
       'window',
       'window-failover',
+      'quota-overflow',
+      'quota-wait',
+      'quota-window-overflow',
+      'quota-window-wait',
     ])
       assert.ok(names.includes(expected), `test/histories/${expected}.json is committed`);
   });
