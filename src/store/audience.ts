@@ -2,11 +2,41 @@
  * A campaign's audience: recipient rows appended at import (seq in file order), and the
  * checks run on them before any send (count, merge fields present, rows missing fields).
  */
-import { sql } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { isBlank, now, parseFields } from './columns';
 import { exec, IN_CHUNK, INSERT_CHUNK, rows, type StoreConnection } from './connection';
-import type { RecipientsTable } from './schema';
+import type { Database, RecipientsTable } from './schema';
 import type { AudienceRow, AudienceStore } from './types';
+
+/**
+ * The PostgreSQL import of one deduplicated batch, inside the caller's transaction (which holds
+ * the campaign's advisory lock): the addresses already there in one statement (`= any`), the
+ * fresh rows in one `INSERT ... SELECT FROM unnest(...)`. Three round trips for any batch size,
+ * where the portable path sends one statement per 900 lookups and per 500 rows.
+ */
+function* importPg(db: Kysely<Database>, campaignId: string, batch: AudienceRow[], inBatchDuplicates: number) {
+  const found = yield* rows<{ email: string }>({
+    compile: () =>
+      sql<{ email: string }>`select email from recipients where campaign_id = ${campaignId} and email = any(${batch.map((r) => r.email)}::text[])`.compile(db),
+  });
+  const existing = new Set(found.map((f) => f.email));
+  const fresh = batch.filter((r) => !existing.has(r.email));
+  const [max] = yield* rows<{ max: number | null }>({
+    compile: () => sql<{ max: number | null }>`select max(seq) as max from recipients where campaign_id = ${campaignId}`.compile(db),
+  });
+  const first = Number(max?.max ?? 0) + 1;
+  if (fresh.length > 0) {
+    const ts = now();
+    yield* exec({
+      compile: () =>
+        sql`insert into recipients (campaign_id, seq, email, fields_json, state, attempts, in_flight_recoveries, deferrals, created_at, updated_at)
+          select ${campaignId}, u.seq, u.email, u.fields_json, 'pending', 0, 0, 0, ${ts}, ${ts}
+          from unnest(${fresh.map((_, i) => first + i)}::integer[], ${fresh.map((r) => r.email)}::text[], ${fresh.map((r) => JSON.stringify(r.fields ?? {}))}::text[])
+            as u(seq, email, fields_json)`.compile(db),
+    });
+  }
+  return { inserted: fresh.length, duplicates: inBatchDuplicates + existing.size };
+}
 
 export class Audience implements AudienceStore {
   constructor(private readonly conn: StoreConnection) {}
@@ -31,6 +61,7 @@ export class Audience implements AudienceStore {
         // Serialise concurrent imports into one campaign (seq allocation).
         yield* rows({ compile: () => sql`select pg_advisory_xact_lock(hashtext(${campaignId}))`.compile(db) });
       }
+      if (dialect === 'postgres') return yield* importPg(db, campaignId, batch, inBatchDuplicates);
       const existing = new Set<string>();
       for (let i = 0; i < batch.length; i += IN_CHUNK) {
         const emails = batch.slice(i, i + IN_CHUNK).map((r) => r.email);
