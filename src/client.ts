@@ -75,7 +75,7 @@ export async function startCampaign(client: Client, opts: StartCampaignOptions):
       ],
       // `campaign list` shows when a scheduled campaign starts from this memo (the workflow keeps it current).
       ...(scheduled ? { memo: { waitingUntil: startAt } } : {}),
-      staticSummary: `Campaign ${opts.campaignId}${opts.retryOf ? ` (retry of ${opts.retryOf})` : ''}${opts.total !== undefined ? `: ${opts.total} recipients` : ''} ${via}, batches of ${opts.batchSize}, up to ${opts.options?.batchesInFlight ?? DEFAULT_BATCHES_IN_FLIGHT} in flight${when.length ? `; ${when.join(', ')}` : ''}`,
+      staticSummary: `Campaign ${opts.campaignId}${opts.retryOf ? ` (retry of ${opts.retryOf})` : ''}${opts.total !== undefined ? `: ${opts.total} recipients` : ''} ${via}, batches of ${opts.batchSize}${inFlightNote(opts.options?.batchesInFlight ?? DEFAULT_BATCHES_IN_FLIGHT)}${when.length ? `; ${when.join(', ')}` : ''}`,
       staticDetails: `${opts.weights ? `Providers by weight: ${providersText(opts.providers, opts.weights)}` : `Providers in priority order: ${opts.providers.join(', ')}`}. Pause/resume/cancel with signals; query "progress" for counts.`,
     });
   } catch (err) {
@@ -120,4 +120,9 @@ export async function releaseHeldRows(client: Client, campaignId: string, reques
       throw new Error(`campaign '${campaignId}': release refused: ${err.cause.message}`, { cause: err });
     throw err;
   }
+}
+
+/** The window in the Web UI's summary, when it is more than one batch at a time. */
+function inFlightNote(batchesInFlight: number): string {
+  return batchesInFlight > 1 ? `, up to ${batchesInFlight} in flight` : '';
 }
