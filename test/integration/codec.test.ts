@@ -400,7 +400,10 @@ describe('payload encryption (AES-256-GCM codec, codec server, encrypted campaig
       for (const { path, payload } of payloads) {
         // Patch markers (workflow.patched) are written by the SDK core, not through the codec; they hold only the patch id.
         if (/markerRecordedEventAttributes\.details\.patch-data/.test(path)) {
-          assert.match(Buffer.from(payload.data ?? new Uint8Array()).toString('utf8'), /^\{"id":"(?:shared-provider-health|hold-kinds|batch-window)","deprecated":false\}$/);
+          assert.match(
+            Buffer.from(payload.data ?? new Uint8Array()).toString('utf8'),
+            /^\{"id":"(?:shared-provider-health|hold-kinds|batch-window)","deprecated":false\}$/,
+          );
           continue;
         }
         assert.equal(meta(payload, 'encoding'), ENCRYPTED_ENCODING, `${path} is encrypted`);
