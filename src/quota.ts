@@ -12,6 +12,7 @@
  *
  * Pure: no I/O, no clock (callers pass the instant). The store keeps the counters (src/store/quota.ts).
  */
+import { offsetAt, wallAt } from '../workflows/zoned-time';
 import { quote } from './quote-value';
 
 export type OnQuota = 'overflow' | 'wait';
@@ -157,31 +158,13 @@ export function parseWarmup(raw: unknown, path: string, problems: string[]): War
 
 // ── The provider's clock ────────────────────────────────────────────────────────────────────
 
-const formatters = new Map<string, Intl.DateTimeFormat>();
-
-function formatter(zone: string): Intl.DateTimeFormat {
-  let f = formatters.get(zone);
-  if (!f) {
-    f = new Intl.DateTimeFormat('en-US', {
-      timeZone: zone,
-      year: 'numeric',
-      month: '2-digit',
-      day: '2-digit',
-      hour: '2-digit',
-      hourCycle: 'h23',
-      timeZoneName: 'longOffset',
-    });
-    formatters.set(zone, f);
-  }
-  return f;
-}
-
 /** The local date (YYYY-MM-DD), hour (00-23) and UTC offset ("+01:00") of an instant in a zone. */
 export function localTime(ms: number, zone: string): { date: string; hour: string; offset: string } {
-  const parts: Record<string, string> = {};
-  for (const p of formatter(zone).formatToParts(new Date(ms))) parts[p.type] = p.value;
-  const offset = parts.timeZoneName === 'GMT' ? '+00:00' : parts.timeZoneName.replace(/^GMT/, '');
-  return { date: `${parts.year}-${parts.month}-${parts.day}`, hour: parts.hour, offset };
+  const wall = new Date(wallAt(ms, zone)).toISOString();
+  const minutes = Math.round(offsetAt(ms, zone) / 60_000);
+  const abs = Math.abs(minutes);
+  const offset = `${minutes < 0 ? '-' : '+'}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
+  return { date: wall.slice(0, 10), hour: wall.slice(11, 13), offset };
 }
 
 const dayKey = (ms: number, zone: string) => `day:${localTime(ms, zone).date}`;

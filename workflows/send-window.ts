@@ -15,6 +15,7 @@
  *   skip) means the instant the clocks jump to, and one that happens twice (the hour they repeat)
  *   means the first of them; the window's length in real time changes accordingly.
  */
+import { offsetAt, wallAt } from './zoned-time';
 
 export const DAY_NAMES = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
 /** The order days are listed in (the working week first). */
@@ -187,39 +188,7 @@ function parseZone(raw: unknown, field: string, problems: string[]): string | un
   }
 }
 
-// ── Time in a zone ─────────────────────────────────────────────────────────────────────────
-
-const formatters = new Map<string, Intl.DateTimeFormat>();
-
-function formatter(zone: string): Intl.DateTimeFormat {
-  let f = formatters.get(zone);
-  if (!f) {
-    f = new Intl.DateTimeFormat('en-US', {
-      timeZone: zone,
-      hourCycle: 'h23',
-      year: 'numeric',
-      month: 'numeric',
-      day: 'numeric',
-      hour: 'numeric',
-      minute: 'numeric',
-      second: 'numeric',
-    });
-    formatters.set(zone, f);
-  }
-  return f;
-}
-
-/** The local wall clock at instant t, as epoch ms read as if it were UTC (whole seconds). */
-function wallAt(t: number, zone: string): number {
-  const p: Record<string, number> = {};
-  for (const part of formatter(zone).formatToParts(new Date(t))) if (part.type !== 'literal') p[part.type] = Number(part.value);
-  return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second);
-}
-
-/** The zone's offset from UTC at instant t, in ms. */
-function offsetAt(t: number, zone: string): number {
-  return wallAt(t, zone) - Math.floor(t / 1000) * 1000;
-}
+// ── Time in a zone (./zoned-time.ts) ─────────────────────────────────────────────────────
 
 /**
  * The first instant at which the local clock reads `wall` or later: the wall time itself when it
