@@ -47,12 +47,14 @@ export interface StartCampaignOptions {
 }
 
 export async function startCampaign(client: Client, opts: StartCampaignOptions): Promise<WorkflowHandleWithFirstExecutionRunId<typeof campaignWorkflow>> {
+  const batchesInFlight = opts.options?.batchesInFlight ?? DEFAULT_BATCHES_IN_FLIGHT;
   const input: CampaignInput = {
     campaignId: opts.campaignId,
     providers: opts.providers,
     ...(opts.weights ? { weights: opts.weights } : {}),
     batchSize: opts.batchSize,
-    options: opts.options,
+    // The window is written into the input: a later change of the default never changes this campaign.
+    options: { ...opts.options, batchesInFlight },
   };
   const via = opts.weights ? `split by weight ${providersText(opts.providers, opts.weights)}` : `via ${opts.providers.join(' → ')}`;
   // Only campaigns with a schedule carry these fields (the workflow's schedule is gated on them).
@@ -75,7 +77,7 @@ export async function startCampaign(client: Client, opts: StartCampaignOptions):
       ],
       // `campaign list` shows when a scheduled campaign starts from this memo (the workflow keeps it current).
       ...(scheduled ? { memo: { waitingUntil: startAt } } : {}),
-      staticSummary: `Campaign ${opts.campaignId}${opts.retryOf ? ` (retry of ${opts.retryOf})` : ''}${opts.total !== undefined ? `: ${opts.total} recipients` : ''} ${via}, batches of ${opts.batchSize}${inFlightNote(opts.options?.batchesInFlight ?? DEFAULT_BATCHES_IN_FLIGHT)}${when.length ? `; ${when.join(', ')}` : ''}`,
+      staticSummary: `Campaign ${opts.campaignId}${opts.retryOf ? ` (retry of ${opts.retryOf})` : ''}${opts.total !== undefined ? `: ${opts.total} recipients` : ''} ${via}, batches of ${opts.batchSize}${inFlightNote(opts.total !== undefined ? Math.min(batchesInFlight, Math.ceil(opts.total / opts.batchSize)) : batchesInFlight)}${when.length ? `; ${when.join(', ')}` : ''}`,
       staticDetails: `${opts.weights ? `Providers by weight: ${providersText(opts.providers, opts.weights)}` : `Providers in priority order: ${opts.providers.join(', ')}`}. Pause/resume/cancel with signals; query "progress" for counts.`,
     });
   } catch (err) {
@@ -122,7 +124,7 @@ export async function releaseHeldRows(client: Client, campaignId: string, reques
   }
 }
 
-/** The window in the Web UI's summary, when it is more than one batch at a time. */
+/** The window in the Web UI's summary, when it is more than one batch at a time (and the campaign has more than one batch). */
 function inFlightNote(batchesInFlight: number): string {
   return batchesInFlight > 1 ? `, up to ${batchesInFlight} in flight` : '';
 }

@@ -17,7 +17,7 @@ import type { OpsEvent } from '../src/ops-events';
 import type { ReputationBreach } from '../src/reputation';
 import {
   cancelSignal,
-  DEFAULT_BATCHES_IN_FLIGHT,
+  UNSET_BATCHES_IN_FLIGHT,
   BATCH_WINDOW_PATCH,
   HOLD_KINDS_PATCH,
   pauseSignal,
@@ -571,7 +571,7 @@ const DEFAULTS: Required<CampaignOptions> = {
   sendInitialIntervalMs: 1_000,
   sendMaxIntervalMs: 30_000,
   batchesPerRun: 500,
-  batchesInFlight: DEFAULT_BATCHES_IN_FLIGHT,
+  batchesInFlight: UNSET_BATCHES_IN_FLIGHT,
   deferralFirstRetryMs: DEFAULT_DEFERRAL.firstRetryMs,
   deferralMaxRetryMs: DEFAULT_DEFERRAL.maxRetryMs,
   deferralWindowMs: DEFAULT_DEFERRAL.windowMs,

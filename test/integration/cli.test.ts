@@ -263,7 +263,13 @@ describe('mailover CLI (each command as a process)', function () {
       h.primary.setAcceptDelay(20);
       try {
         assert.equal(
-          (await run(['campaign', 'start', '--file', campaignFile(id, { batchSize: 10 }), '--audience', audienceFile('steer.csv', 400)], cliEnv)).code,
+          // One batch at a time (the campaign file's batchesInFlight): the 400 take long enough for each command to land mid-campaign.
+          (
+            await run(
+              ['campaign', 'start', '--file', campaignFile(id, { batchSize: 10, batchesInFlight: 1 }), '--audience', audienceFile('steer.csv', 400)],
+              cliEnv,
+            )
+          ).code,
           0,
         );
         await h.primary.waitForCount(20, 30_000);

@@ -17,7 +17,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { campaignProgress, resumeCampaign } from '../../src/client';
 import { table } from '../../src/progress';
 import type { CampaignOptions } from '../../workflows/campaign-api';
-import { audience, Harness, uniqueId, type HarnessOptions } from '../support/harness';
+import { audience, Harness, ONE_AT_A_TIME, uniqueId, type HarnessOptions } from '../support/harness';
 import { freePort } from '../support/ports';
 import { createScratchDatabase } from '../support/postgres';
 import { startDevServer, writeWorkflowBundle } from '../support/temporal';
@@ -128,6 +128,10 @@ describe(`fault suite (${FULL ? 'full' : 'representative subset; npm run test:fa
       const { result, row } = await campaign(h, 'mixed 4xx/5xx (HTTP 503, 401; SMTP 451, 550, 554)', 600, {
         providers: ['mailgun', 'smtp-primary'],
         batchSize: 100,
+        // One batch at a time: the 503s are the first batch's retries, answered before the 401 starts. With
+        // several batches in flight they are three batches' in-doubt calls, whose look-ups then meet the 401:
+        // those recipients are held for review (never sent twice), a scenario of its own.
+        options: ONE_AT_A_TIME,
       });
       assert.equal(row.rejected, 3);
       assert.equal(result.switches.length, 1);

@@ -9,6 +9,7 @@ import type { temporal } from '@temporalio/proto';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { campaignProgress, cancelCampaign, pauseCampaign, resumeCampaign } from '../../src/client';
+import { DEFAULT_BATCHES_IN_FLIGHT } from '../../workflows/campaign-api';
 import { providerHealthWorkflowId } from '../../workflows/provider-health-api';
 import { assertExactlyOnce, audience, Harness, uniqueId } from '../support/harness';
 import { maybeRecordHistory } from '../support/histories';
@@ -68,15 +69,19 @@ describe('the window: several batches in flight per campaign', function () {
       await h?.close();
     });
 
-    it('window: 2,000 recipients with 4 batches in flight are each accepted once; health hears of the batches in aggregate', async () => {
+    it('window: 2,000 recipients with the default 4 batches in flight are each accepted once; health hears of the batches in aggregate', async () => {
       const id = uniqueId('window');
       h.primary.setAcceptDelay(2);
-      const handle = await h.launch(id, audience(2000), { batchSize: 50, options: { batchesInFlight: 4 } });
+      // No batchesInFlight: the client writes the default into the workflow input.
+      const handle = await h.launch(id, audience(2000), { batchSize: 50 });
       const seen = await waitUntil(async () => {
         const p = await campaignProgress(h.client, id);
         return p.batchesInFlight > 1 ? p : undefined;
       }, 'more than one batch in flight');
-      assert.equal(seen.window, 4);
+      assert.equal(seen.window, DEFAULT_BATCHES_IN_FLIGHT);
+      assert.equal(DEFAULT_BATCHES_IN_FLIGHT, 4);
+      const description = await handle.describe();
+      assert.match((await description.staticSummary()) ?? '', /up to 4 in flight/, 'the Web UI summary names the window');
       const result = await handle.result();
       assert.equal(result.status, 'completed');
       assert.equal(result.accepted, 2000);

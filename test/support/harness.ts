@@ -75,6 +75,11 @@ export function testCompliance(over: { unsubscribe?: Partial<UnsubscribeSettings
 }
 
 /** Fast timings for tests: a killed worker's batch is retried after 2 s, transient retries start at 100 ms. */
+/**
+ * One batch in flight, in seq order: for tests that count an ESP's calls or aim a fault at the call
+ * after another (the window itself, several batches at once, is tested in window.test.ts).
+ */
+export const ONE_AT_A_TIME: CampaignOptions = { batchesInFlight: 1 };
 export const FAST: CampaignOptions = { heartbeatTimeoutMs: 2_000, sendInitialIntervalMs: 100, sendMaxIntervalMs: 500, sendMaxAttempts: 4 };
 
 export interface HarnessOptions {
