@@ -282,5 +282,11 @@ export const SHARED_HEALTH_PATCH = 'shared-provider-health';
  * Runs recorded before it send one batch at a time and tell health every batch, as they did.
  */
 export const BATCH_WINDOW_PATCH = 'batch-window';
+/**
+ * Patch id of old news in the window: a provider failure of a batch dispatched before its provider was last
+ * found down (by another batch) records no switch and tells health nothing, even when the provider is
+ * back by then (failback): the batch's range is sent again on the active provider.
+ */
+export const STALE_FAILURE_PATCH = 'window-stale-failure';
 /** Patch id of hold kinds (every hold but an operator's pause is `holding`), the HoldKind attribute, deferrals and review holds. */
 export const HOLD_KINDS_PATCH = 'hold-kinds';

@@ -26,6 +26,7 @@ import {
   resumeSignal,
   setProvidersUpdate,
   SHARED_HEALTH_PATCH,
+  STALE_FAILURE_PATCH,
   type CampaignCounts,
   type CampaignInput,
   type CampaignOptions,
@@ -96,6 +97,8 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   let sweepStuckAt: number | undefined;
   const sweepInFlight = () => [...inFlight.values()].some((b) => b.range === undefined);
   const inFlightRanges = () => [...inFlight.values()].flatMap((b) => (b.range ? [b.range] : []));
+  /** Per provider, the dispatch number of the last batch started before it was last found down (by a batch of this run). */
+  const foundDownAfter = new Map<string, number>();
   /** Set when the provider order changed: subscribe to the new providers' health before the next batch. */
   let watchNeeded = sharedHealth;
 
@@ -414,7 +417,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   };
 
   /** One batch on `provider` (a range of the first pass, or a sweep); its outcome goes to shared health and to the failover decision. */
-  const sendBatch = async (provider: string, range: SeqRange | undefined) => {
+  const sendBatch = async (provider: string, range: SeqRange | undefined, dispatchNo: number) => {
     const fromSeq = range ? range[0] : 1;
     try {
       if (range === undefined) await sendSweep(provider, state.cursor);
@@ -425,6 +428,13 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       const failure = batchFailure(err, holdKinds);
       if (failure === 'invalid-campaign') return await failInvalid(err);
       const reason = providerFailureReason(err) ?? errorMessage(err);
+      if (failure === 'provider' && windowed) {
+        // Old news: another batch found the provider down after this one started (its attempts ran meanwhile).
+        // The campaign has moved already, and the provider may be back since: its range goes to the active one.
+        const downAfter = foundDownAfter.get(provider);
+        if (downAfter !== undefined && dispatchNo <= downAfter && wf.patched(STALE_FAILURE_PATCH)) return;
+        foundDownAfter.set(provider, dispatched);
+      }
       if (failure === 'provider') tellHealth(provider, { ok: false, reason });
       // Several batches in flight may all find the breach: one pause, raised once.
       if (failure === 'reputation' && holdKindOf(state) !== 'reputation') raiseReputationPaused(err, provider, reason);
@@ -446,7 +456,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   const dispatch = (provider: string, range: SeqRange | undefined): Promise<void> => {
     const id = ++dispatched;
     inFlight.set(id, { range, provider });
-    return sendBatch(provider, range).finally(() => {
+    return sendBatch(provider, range, id).finally(() => {
       inFlight.delete(id);
       batchesEnded++;
       quotas.afterBatch();

@@ -402,7 +402,7 @@ describe('payload encryption (AES-256-GCM codec, codec server, encrypted campaig
         if (/markerRecordedEventAttributes\.details\.patch-data/.test(path)) {
           assert.match(
             Buffer.from(payload.data ?? new Uint8Array()).toString('utf8'),
-            /^\{"id":"(?:shared-provider-health|hold-kinds|batch-window)","deprecated":false\}$/,
+            /^\{"id":"(?:shared-provider-health|hold-kinds|batch-window|window-stale-failure)","deprecated":false\}$/,
           );
           continue;
         }
