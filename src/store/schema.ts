@@ -186,7 +186,18 @@ async function createAll(db: Kysely<Database>, dialect: Dialect): Promise<void> 
     await addColumnIfMissing(db, dialect, 'recipients', column, type);
   }
 
-  await db.schema.createIndex('recipients_campaign_state_idx').ifNotExists().on('recipients').columns(['campaign_id', 'state']).execute();
+  // A campaign's rows by state, in seq order. With seq in it, a statement that names seqs and states
+  // (`seq in (...) and state in ('pending', 'sending')`: settling a call's acceptances, dispatch marks)
+  // finds each row directly; on (campaign_id, state) alone SQLite picked that index and walked every
+  // pending row of the campaign for each statement (26 ms instead of 4 ms for 900 rows of 100,000, and
+  // quadratic in the audience). It replaces that index.
+  await db.schema
+    .createIndex('recipients_campaign_state_seq_idx')
+    .ifNotExists()
+    .on('recipients')
+    .columns(['campaign_id', 'state', 'seq'])
+    .execute();
+  await db.schema.dropIndex('recipients_campaign_state_idx').ifExists().execute();
 
   // `mailover recipient <address>`: every campaign row of one address.
   await db.schema.createIndex('recipients_email_idx').ifNotExists().on('recipients').column('email').execute();
