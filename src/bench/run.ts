@@ -33,7 +33,7 @@ import { childrenNamed, cpuMsOf, load1m, rssSampler } from './proc-stats';
 import { rawMailgun, RAW_MAILGUN_CALLS_IN_FLIGHT } from './raw-mailgun';
 import { runScale } from './scale';
 import { audience, FROM, log, startTemporal, TEMPLATE, workerFiles } from './stack';
-import { WorkerProc } from './worker-proc';
+import { WorkerProc, workerFlags } from './worker-proc';
 
 const POOL = 5;
 const BATCH = 1000;
@@ -354,6 +354,7 @@ async function sideBySide(args: BenchArgs): Promise<void> {
       load_1m_start: loadStart,
       load_1m_end: load1m(),
       eager_activities: eager,
+      worker_flags: workerFlags().join(' '),
       n,
       date: new Date().toISOString().slice(0, 16) + 'Z',
     };

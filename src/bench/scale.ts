@@ -28,7 +28,7 @@ import { allRunsEvents, campaignHistory } from './history';
 import { createScratchDatabase } from './pg-scratch';
 import { cpuMsOf, load1m, statusMb } from './proc-stats';
 import { audienceRange, FROM, log, startTemporal, TEMPLATE, workerFiles } from './stack';
-import { WorkerProc } from './worker-proc';
+import { WorkerProc, workerFlags } from './worker-proc';
 
 const BATCH = 1000;
 /** Audience rows generated and imported at a time. */
@@ -64,7 +64,9 @@ export async function runScale(args: BenchArgs): Promise<void> {
   const loadStart = load1m();
   const window = args.window ?? DEFAULT_BATCHES_IN_FLIGHT;
   const eager = process.env.MAILOVER_BENCH_EAGER_ACTIVITIES === '1';
-  log(`scale-out: N = ${n}, ${k} workers, PostgreSQL, Mailgun sink, batches of ${BATCH}, window ${window}, latency ${args.latencyMs} ms`);
+  log(
+    `scale-out: N = ${n}, ${k} workers, PostgreSQL, Mailgun sink, batches of ${BATCH}, window ${window}, latency ${args.latencyMs} ms, worker flags '${workerFlags().join(' ')}'`,
+  );
   const dir = mkdtempSync(join(tmpdir(), 'mailover-bench-scale-'));
   const env = await startTemporal(eager);
   const sink = await startEsp('mailgun-sink', 'mailgun', args.latencyMs);
@@ -164,6 +166,7 @@ export async function runScale(args: BenchArgs): Promise<void> {
       latency_ms: args.latencyMs,
       window,
       eager_activities: eager,
+      worker_flags: workerFlags().join(' '),
       load_1m_start: loadStart,
       load_1m_end: load1m(),
       date: new Date().toISOString().slice(0, 16) + 'Z',

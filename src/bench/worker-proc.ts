@@ -2,6 +2,17 @@
 import { spawn, type ChildProcess } from 'child_process';
 import { join } from 'path';
 
+/**
+ * The worker's Node flags, as the production image runs it (the Dockerfile's CMD): a heap cap keeps
+ * its memory flat however large the campaign. MAILOVER_BENCH_WORKER_FLAGS replaces them ('' for
+ * Node's defaults, as the bench ran before 2026-12-02).
+ */
+export const IMAGE_WORKER_FLAGS = '--max-old-space-size=256';
+
+export function workerFlags(): string[] {
+  return (process.env.MAILOVER_BENCH_WORKER_FLAGS ?? IMAGE_WORKER_FLAGS).split(/\s+/).filter(Boolean);
+}
+
 export class WorkerProc {
   private constructor(readonly child: ChildProcess) {}
 
@@ -12,8 +23,7 @@ export class WorkerProc {
   /** Starts a worker with `env` added to this process's environment; resolves once it is polling. */
   static async start(env: NodeJS.ProcessEnv): Promise<WorkerProc> {
     const profile = process.env.MAILOVER_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.MAILOVER_BENCH_PROFILE}`] : [];
-    // e.g. MAILOVER_BENCH_WORKER_FLAGS=--max-old-space-size=128: is the worker's RSS a leak or a lazy heap?
-    const flags = (process.env.MAILOVER_BENCH_WORKER_FLAGS ?? '').split(/\s+/).filter(Boolean);
+    const flags = workerFlags();
     const child = spawn(process.execPath, [...profile, ...flags, join(__dirname, '..', 'worker-main.js')], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'inherit'],
