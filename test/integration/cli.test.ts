@@ -317,7 +317,15 @@ describe('mailover CLI (each command as a process)', function () {
         assert.equal(
           (
             await run(
-              ['campaign', 'start', '--file', campaignFile(id, { providers: ['mailgun'], batchSize: 20 }), '--audience', audienceFile('held.csv', 40)],
+              // One batch at a time: the lost answer is the first call's (recipients 1-20).
+              [
+                'campaign',
+                'start',
+                '--file',
+                campaignFile(id, { providers: ['mailgun'], batchSize: 20, batchesInFlight: 1 }),
+                '--audience',
+                audienceFile('held.csv', 40),
+              ],
               cliEnv,
             )
           ).code,
