@@ -11,8 +11,8 @@
  * address: `hard_bounce` = 1), or a `failed-permanent` event (webhook, DSN) is linked to it.
  * A complaint: a `complained` event is linked to it. Each row counts once, however many events it has.
  * One statement per provider on both dialects; the window's rows come from the
- * (campaign_id, provider, updated_at) index (a settled row is not updated again), the events from
- * (campaign_id, seq).
+ * (campaign_id, provider, updated_at, seq) index read backwards, in the window's own order (a
+ * settled row is not updated again), the events from (campaign_id, seq).
  */
 import { sql } from 'kysely';
 import type { SendWindow } from '../reputation';

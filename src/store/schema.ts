@@ -191,24 +191,24 @@ async function createAll(db: Kysely<Database>, dialect: Dialect): Promise<void> 
   // finds each row directly; on (campaign_id, state) alone SQLite picked that index and walked every
   // pending row of the campaign for each statement (26 ms instead of 4 ms for 900 rows of 100,000, and
   // quadratic in the audience). It replaces that index.
-  await db.schema
-    .createIndex('recipients_campaign_state_seq_idx')
-    .ifNotExists()
-    .on('recipients')
-    .columns(['campaign_id', 'state', 'seq'])
-    .execute();
+  await db.schema.createIndex('recipients_campaign_state_seq_idx').ifNotExists().on('recipients').columns(['campaign_id', 'state', 'seq']).execute();
   await db.schema.dropIndex('recipients_campaign_state_idx').ifExists().execute();
 
   // `mailover recipient <address>`: every campaign row of one address.
   await db.schema.createIndex('recipients_email_idx').ifNotExists().on('recipients').column('email').execute();
 
-  // The reputation breaker's window: a campaign's last settled rows on one provider (src/store/reputation.ts).
+  // The reputation breaker's window: a campaign's last settled rows on one provider, newest first
+  // (src/store/reputation.ts: `order by updated_at desc, seq desc limit N`). With seq in the index the
+  // order is the index's, read backwards and stopped after N rows; without it PostgreSQL sorted every
+  // row of the campaign on that provider before each batch (3.3 s a check at 470,000 sent, quadratic
+  // over a campaign). It replaces the index without seq.
   await db.schema
-    .createIndex('recipients_campaign_provider_updated_idx')
+    .createIndex('recipients_campaign_provider_updated_seq_idx')
     .ifNotExists()
     .on('recipients')
-    .columns(['campaign_id', 'provider', 'updated_at'])
+    .columns(['campaign_id', 'provider', 'updated_at', 'seq'])
     .execute();
+  await db.schema.dropIndex('recipients_campaign_provider_updated_idx').ifExists().execute();
 
   // Partial: holds only rows in flight (few at any time), so counting them never scans the ledger.
   await db.schema.createIndex('recipients_sending_idx').ifNotExists().on('recipients').column('state').where('state', '=', 'sending').execute();

@@ -17,7 +17,14 @@ describe('ledger query plans (SQLite)', () => {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'mailover-plan-'));
     const store = await openStore({ sqlitePath: join(dir, 'ledger.db') });
-    await store.createCampaign({ id: 'c', from: 'News <news@example.org>', template: { subject: 's', text: 't' }, providers: ['p'], batchSize: 100, transactional: true });
+    await store.createCampaign({
+      id: 'c',
+      from: 'News <news@example.org>',
+      template: { subject: 's', text: 't' },
+      providers: ['p'],
+      batchSize: 100,
+      transactional: true,
+    });
     await store.importAudience(
       'c',
       Array.from({ length: 5000 }, (_, i) => ({ email: `user${i + 1}@example.com`, fields: {} })),
@@ -46,15 +53,27 @@ describe('ledger query plans (SQLite)', () => {
 
   it("ledger: a dispatch mark (seq in ..., state sending, this claim's token) looks each row up by campaign, state and seq", () => {
     const sql = `update recipients set dispatched_at = ?, provider = ?, updated_at = ? where campaign_id = ? and seq in (${list}) and state = 'sending' and claim_token = ? returning seq`;
-    assert.match(plan(sql, ['now', 'p', 'now', 'c', ...seqs, 'token']), /USING INDEX recipients_campaign_state_seq_idx \(campaign_id=\? AND state=\? AND seq=\?\)/);
+    assert.match(
+      plan(sql, ['now', 'p', 'now', 'c', ...seqs, 'token']),
+      /USING INDEX recipients_campaign_state_seq_idx \(campaign_id=\? AND state=\? AND seq=\?\)/,
+    );
   });
 
-  it('ledger: the old (campaign_id, state) index is gone (a store opened by an older version drops it)', () => {
+  it("routing: the reputation breaker's window (a campaign's last N sends on a provider, newest first) is read from an index in its own order, never sorted", () => {
+    const sql = `select r.seq from recipients r where r.campaign_id = ? and r.provider = ? and (r.state = 'accepted' or (r.state = 'rejected' and (r.dispatched_at is not null or r.hard_bounce = 1))) order by r.updated_at desc, r.seq desc limit 5000`;
+    const p = plan(sql, ['c', 'p']);
+    assert.match(p, /USING INDEX recipients_campaign_provider_updated_seq_idx \(campaign_id=\? AND provider=\?\)/);
+    assert.doesNotMatch(p, /TEMP B-TREE/, p);
+  });
+
+  it('ledger: the indexes they replace, (campaign_id, state) and (campaign_id, provider, updated_at), are gone (a store opened by an older version drops them)', () => {
     const names = db
       .prepare(`select name from sqlite_master where type = 'index' and tbl_name = 'recipients'`)
       .all()
       .map((r) => (r as { name: string }).name);
     assert.ok(names.includes('recipients_campaign_state_seq_idx'));
     assert.ok(!names.includes('recipients_campaign_state_idx'), names.join(', '));
+    assert.ok(names.includes('recipients_campaign_provider_updated_seq_idx'));
+    assert.ok(!names.includes('recipients_campaign_provider_updated_idx'), names.join(', '));
   });
 });
