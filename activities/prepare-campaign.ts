@@ -22,6 +22,7 @@ export async function prepareCampaign(deps: ActivityDeps, cache: CampaignCache, 
       for (const m of missing) problems.push(`audience: recipient #${m.seq} has no value for merge field ${m.missing.map((f) => `'${f}'`).join(', ')}`);
     }
     if (problems.length) throw new InvalidCampaignError(`campaign '${input.campaignId}' is invalid: ${problems.join('; ')}`, problems);
+    await deps.store.refreshPlannerStats();
     return { total, maxSeq: await deps.store.maxSeq(input.campaignId), knownProviders: known };
   } catch (err) {
     throw toApplicationFailure(err);

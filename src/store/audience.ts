@@ -116,6 +116,13 @@ export class Audience implements AudienceStore {
     return Number(r?.n ?? 0);
   }
 
+  async refreshPlannerStats(): Promise<void> {
+    // Without it, right after a bulk import PostgreSQL believes the table nearly empty (autovacuum
+    // analyzes later): the reputation window's last 5,000 sends were then planned as a sort of every
+    // sent row (1.3 s a batch at 400,000 sent in the million-recipient bench) instead of an index scan.
+    if (this.conn.dialect === 'postgres') await sql`analyze recipients`.execute(this.conn.db);
+  }
+
   async maxSeq(campaignId: string): Promise<number> {
     const r = await this.conn.db
       .selectFrom('recipients')

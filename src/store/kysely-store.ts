@@ -98,6 +98,9 @@ export class KyselyStore implements Store {
   importAudience(...a: Parameters<Store['importAudience']>) {
     return this.#audience.importAudience(...a);
   }
+  refreshPlannerStats() {
+    return this.#audience.refreshPlannerStats();
+  }
   countAudience(...a: Parameters<Store['countAudience']>) {
     return this.#audience.countAudience(...a);
   }

@@ -245,6 +245,12 @@ export interface AudienceStore {
   importAudience(campaignId: string, rows: AudienceRow[]): Promise<{ inserted: number; duplicates: number }>;
   countAudience(campaignId: string): Promise<number>;
   maxSeq(campaignId: string): Promise<number>;
+  /**
+   * Before a campaign sends: the query planner's statistics of the ledger brought up to date
+   * (PostgreSQL: ANALYZE recipients), so a freshly imported audience is planned on its indexes.
+   * SQLite: nothing (its plans do not depend on statistics it has not been asked to gather).
+   */
+  refreshPlannerStats(): Promise<void>;
   /** Union of merge-field names present across the audience (for template validation). */
   audienceFieldNames(campaignId: string): Promise<string[]>;
   /** Rows in a seq range (inclusive) missing any of the given fields (empty or absent); returns at most `limit`. */

@@ -14,6 +14,8 @@ interface Backend {
   /** Open a new, independent store (own connection / pool) on the same database. */
   open(): Promise<Store>;
   cleanup(): Promise<void>;
+  /** PostgreSQL: the scratch database's URL. */
+  url?: string;
 }
 
 let uniq = 0;
@@ -41,7 +43,7 @@ async function sqliteBackend(): Promise<Backend & { file: string }> {
 
 async function postgresBackend(): Promise<Backend> {
   const db = await createScratchDatabase();
-  return { open: () => openStore({ databaseUrl: db.url }), cleanup: () => db.drop() };
+  return { url: db.url, open: () => openStore({ databaseUrl: db.url }), cleanup: () => db.drop() };
 }
 
 function storeSuite(name: 'sqlite' | 'postgres', makeBackend: () => Promise<Backend>): void {
@@ -167,6 +169,21 @@ function storeSuite(name: 'sqlite' | 'postgres', makeBackend: () => Promise<Back
       const r = await store.importAudience(cid, audience('big', 2500));
       assert.deepEqual(r, { inserted: 2500, duplicates: 0 });
       assert.equal(await store.maxSeq(cid), 2500);
+    });
+
+    it('refreshPlannerStats before a campaign sends: PostgreSQL has statistics of a freshly imported ledger (SQLite: nothing to do)', async () => {
+      const cid = await campaignWith(audience('stats', 1200));
+      await store.refreshPlannerStats();
+      if (!backend.url) return;
+      const pg = new PgClient({ connectionString: backend.url });
+      await pg.connect();
+      try {
+        // ANALYZE sets pg_class.reltuples at once (-1 for a table never analyzed or vacuumed).
+        const { rows } = await pg.query<{ tuples: number }>(`select reltuples as tuples from pg_class where relname = 'recipients'`);
+        assert.ok(Number(rows[0]?.tuples) >= 1200, `the planner knows the rows (${rows[0]?.tuples}) of ${cid}`);
+      } finally {
+        await pg.end();
+      }
     });
 
     it('lists merge-field names and rows missing fields', async () => {
