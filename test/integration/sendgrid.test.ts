@@ -57,10 +57,7 @@ describe('sendgrid provider (SendGrid-compatible API on loopback, real Temporal 
     const result = await (await h.launch(id, rows, { providers: ['sendgrid'], batchSize: 1000 })).result();
     assert.equal(result.accepted, 2500);
     // The three batches are in flight at once: their calls arrive in any order.
-    assert.deepEqual(
-      sg.calls.map((c) => `${c.personalizations}:${c.status}`).sort(),
-      ['1000:202', '1000:202', '500:202'],
-    );
+    assert.deepEqual(sg.calls.map((c) => `${c.personalizations}:${c.status}`).sort(), ['1000:202', '1000:202', '500:202']);
     assertExactlyOnce(h, 2500);
     const byTo = new Map(sg.messages.map((m) => [m.to, m]));
     const m7 = byTo.get('user7@example.com')!;
