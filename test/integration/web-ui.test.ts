@@ -9,7 +9,7 @@ import { existsSync } from 'fs';
 import { join } from 'path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { chromium, type Browser } from 'playwright-core';
-import { audience, Harness, uniqueId } from '../support/harness';
+import { audience, Harness, ONE_AT_A_TIME, uniqueId } from '../support/harness';
 import { freePort } from '../support/ports';
 import { startDevServer } from '../support/temporal';
 
@@ -51,7 +51,8 @@ describe('Temporal Web UI (headless Chromium)', function () {
   it('web ui: a finished failover campaign is found by CampaignId and shows its status, active provider and what happened', async () => {
     const id = uniqueId('webui');
     h.primary.failAfter(150, 'refuse');
-    const handle = await h.launch(id, audience(400), { providers: ['smtp-primary', 'mailgun'], batchSize: 50 });
+    // One batch at a time: the relay's refusals start with batch 4 (#151), which the details name.
+    const handle = await h.launch(id, audience(400), { providers: ['smtp-primary', 'mailgun'], batchSize: 50, options: ONE_AT_A_TIME });
     const result = await handle.result();
     assert.equal(result.activeProvider, 'mailgun');
 
