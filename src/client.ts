@@ -77,7 +77,7 @@ export async function startCampaign(client: Client, opts: StartCampaignOptions):
       ],
       // `campaign list` shows when a scheduled campaign starts from this memo (the workflow keeps it current).
       ...(scheduled ? { memo: { waitingUntil: startAt } } : {}),
-      staticSummary: `Campaign ${opts.campaignId}${opts.retryOf ? ` (retry of ${opts.retryOf})` : ''}${opts.total !== undefined ? `: ${opts.total} recipients` : ''} ${via}, batches of ${opts.batchSize}${inFlightNote(opts.total !== undefined ? Math.min(batchesInFlight, Math.ceil(opts.total / opts.batchSize)) : batchesInFlight)}${when.length ? `; ${when.join(', ')}` : ''}`,
+      staticSummary: `Campaign ${opts.campaignId}${opts.retryOf ? ` (retry of ${opts.retryOf})` : ''}${opts.total !== undefined ? `: ${opts.total} recipients` : ''} ${via}, batches of ${opts.batchSize}${inFlightNote(batchesInFlight, opts.batchSize, opts.total)}${when.length ? `; ${when.join(', ')}` : ''}`,
       staticDetails: `${opts.weights ? `Providers by weight: ${providersText(opts.providers, opts.weights)}` : `Providers in priority order: ${opts.providers.join(', ')}`}. Pause/resume/cancel with signals; query "progress" for counts.`,
     });
   } catch (err) {
@@ -124,7 +124,8 @@ export async function releaseHeldRows(client: Client, campaignId: string, reques
   }
 }
 
-/** The window in the Web UI's summary, when it is more than one batch at a time (and the campaign has more than one batch). */
-function inFlightNote(batchesInFlight: number): string {
-  return batchesInFlight > 1 ? `, up to ${batchesInFlight} in flight` : '';
+/** The window in the Web UI's summary, when more than one batch can be in flight (a known total caps it at its batch count). */
+function inFlightNote(batchesInFlight: number, batchSize: number, total?: number): string {
+  const most = total === undefined ? batchesInFlight : Math.min(batchesInFlight, Math.ceil(total / batchSize));
+  return most > 1 ? `, up to ${most} in flight` : '';
 }
