@@ -2,6 +2,7 @@ import { strict as assert } from 'assert';
 import { parseBenchArgs } from '../../src/bench/args';
 import { parseBenchAddress, RecipientCounter, recipientsOfForm } from '../../src/bench/mailgun-sink';
 import { multipartBody } from '../../src/providers/mailgun/provider';
+import { workerFlags } from '../../src/bench/worker-proc';
 
 describe('bench Mailgun sink: recipients of a send form', () => {
   it('finds every to field of the form the Mailgun provider posts, and nothing from recipient-variables', () => {
@@ -90,5 +91,20 @@ describe('bench command line', () => {
     assert.throws(() => parseBenchArgs(['--workers', '2']), /--workers: only with --scale/);
     assert.throws(() => parseBenchArgs(['--scale', '--store', 'sqlite']), /--scale: .*--store and --only do not apply/);
     assert.throws(() => parseBenchArgs(['--fast']), /unknown argument '--fast'/);
+  });
+
+  it("bench workers run with the image's heap cap unless MAILOVER_BENCH_WORKER_FLAGS replaces it ('' for Node's defaults)", () => {
+    const saved = process.env.MAILOVER_BENCH_WORKER_FLAGS;
+    try {
+      delete process.env.MAILOVER_BENCH_WORKER_FLAGS;
+      assert.deepEqual(workerFlags(), ['--max-old-space-size=256']);
+      process.env.MAILOVER_BENCH_WORKER_FLAGS = ' --max-old-space-size=128  --expose-gc ';
+      assert.deepEqual(workerFlags(), ['--max-old-space-size=128', '--expose-gc']);
+      process.env.MAILOVER_BENCH_WORKER_FLAGS = '';
+      assert.deepEqual(workerFlags(), []);
+    } finally {
+      if (saved === undefined) delete process.env.MAILOVER_BENCH_WORKER_FLAGS;
+      else process.env.MAILOVER_BENCH_WORKER_FLAGS = saved;
+    }
   });
 });
